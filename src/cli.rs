@@ -1,0 +1,339 @@
+//! The command line: clap definitions that are the one source of `--help`,
+//! the man pages and the shell completions (DESIGN.md §7).
+
+// Flattened argument groups are documented by their own types; doc comments
+// on the `flatten` fields themselves would be dropped by clap.
+#![allow(missing_docs)]
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXAMPLES_GMR: &str = "\
+Examples:
+  Word count over a directory of logs, on all cores, into out/:
+    gmr run -m ./map.sh -r ./reduce.sh -R 4 -o out/ logs/
+  Shell pipelines as mapper and reducer, result on stdout:
+    gmr run -m 'tr -s \" \" \"\\n\"' -r @count big.txt > counts.txt
+  The same job stage by stage:
+    gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w |
+      gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/";
+
+const EXAMPLES_RUN: &str = "\
+Examples:
+  gmr run -m ./map.sh -r ./reduce.sh -R 4 -o out/ logs/
+  gmr run -m 'tr -s \" \" \"\\n\"' -r @count big.txt > counts.txt
+  gmr run -m ./tok.py -c @sum -r @sum -j 8 --split-size 16M data/
+  zcat x.gz | gmr run -m ./map.sh -r ./reduce.sh -R 0      # map-only, stdin";
+
+const EXAMPLES_SPLIT: &str = "\
+Examples:
+  gmr split --split-size 64M big.txt
+  gmr split logs/ | gmr map -m ./map.sh -R 4 --workdir w";
+
+const EXAMPLES_MAP: &str = "\
+Examples:
+  gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w
+  gmr split big.txt | gmr map -m ./map.sh -c @sum -R 8 --workdir w";
+
+const EXAMPLES_SHUFFLE: &str = "\
+Examples:
+  gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w | gmr shuffle --workdir w";
+
+const EXAMPLES_REDUCE: &str = "\
+Examples:
+  ... | gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/
+  ... | gmr map -m ./map.sh --workdir w | gmr reduce -r @count > counts.txt";
+
+/// gmr — MapReduce for the shell.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gmr",
+    version,
+    about = "MapReduce for the shell: your mapper and reducer executables, on all cores",
+    long_about = "MapReduce for the shell. Bring mapper and reducer executables (any language, \
+or shell pipelines), as with Hadoop Streaming; gmr splits the input, runs mappers in parallel, \
+partitions and sorts their output by key, and runs reducers. `gmr run` does the whole job; \
+`gmr split | gmr map | gmr shuffle | gmr reduce` does it stage by stage.",
+    after_help = EXAMPLES_GMR,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole job: split, map, shuffle and reduce
+    #[command(after_help = EXAMPLES_RUN)]
+    Run(RunArgs),
+    /// Cut inputs into splits on record boundaries; print one JSON line per split
+    #[command(after_help = EXAMPLES_SPLIT)]
+    Split(SplitArgs),
+    /// Run the mapper on each split (JSON lines on stdin); partition and sort its output
+    #[command(after_help = EXAMPLES_MAP)]
+    Map(MapArgs),
+    /// Merge the sorted runs of each partition (map JSON lines on stdin)
+    #[command(after_help = EXAMPLES_SHUFFLE)]
+    Shuffle(ShuffleArgs),
+    /// Run the reducer on each merged partition and commit the part files
+    #[command(after_help = EXAMPLES_REDUCE)]
+    Reduce(ReduceArgs),
+    /// Run one task of a job (used by executors on remote hosts)
+    #[command(hide = true)]
+    Task(TaskArgs),
+}
+
+/// Input files and how they are split.
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Input files or directories (every regular file inside, in name
+    /// order, skipping names starting with `.` or `_`); none or `-` reads stdin
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub split_size: Option<u64>,
+}
+
+/// How records split into key and value.
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// The byte between key and value (one character, or \t)
+    #[arg(long, value_name = "CHAR", default_value = "\\t", value_parser = parse_separator)]
+    pub separator: u8,
+
+    /// How many leading fields form the key
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub key_fields: u32,
+}
+
+/// The map side of a job.
+#[derive(Debug, Clone, Args)]
+pub struct MapperArgs {
+    /// The mapper: a command run by `sh -c` (a pipeline is fine) or @identity
+    #[arg(short = 'm', long, value_name = "CMD")]
+    pub mapper: String,
+
+    /// A combiner run on each sorted map-side run: a command or a built-in
+    /// (@count, @sum, @min, @max); it must be safe to apply zero or more times
+    #[arg(short = 'c', long, value_name = "CMD")]
+    pub combiner: Option<String>,
+
+    /// Number of reduce partitions (default: the number of jobs); 0 makes a
+    /// map-only job whose mapper output is the output, order kept
+    #[arg(short = 'R', long, value_name = "N")]
+    pub reducers: Option<u32>,
+
+    /// Mapper output a map task sorts in memory before spilling a sorted run
+    /// to disk, with K, M or G suffix (shared by the running tasks)
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub sort_buffer: u64,
+}
+
+/// Where the output goes.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Write part-00000 … and _SUCCESS into DIR (default: the output on stdout, in partition order)
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Replace an existing, non-empty output directory
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// How and where tasks run.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// Tasks to run at once (default: the number of cores)
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
+    /// Retries of a failed task before the job fails
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+
+    /// No progress display and no summary on stderr
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `gmr run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub map: MapperArgs,
+
+    /// The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)
+    #[arg(
+        short = 'r',
+        long,
+        value_name = "CMD",
+        required_unless_present = "reducers"
+    )]
+    pub reducer: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+
+    /// The work directory (default: a new one in $TMPDIR, removed after a successful run)
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+}
+
+/// `gmr split`.
+#[derive(Debug, Clone, Args)]
+pub struct SplitArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read)
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// The number of jobs the default split size plans for (default: the number of cores)
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+}
+
+/// `gmr map`.
+#[derive(Debug, Clone, Args)]
+pub struct MapArgs {
+    #[command(flatten)]
+    pub map: MapperArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+
+    /// The work directory (default: the one in the split lines, else a new one in $TMPDIR)
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+}
+
+/// `gmr shuffle`.
+#[derive(Debug, Clone, Args)]
+pub struct ShuffleArgs {
+    #[command(flatten)]
+    pub exec: ExecArgs,
+
+    /// The work directory (default: the one in the map lines on stdin)
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+}
+
+/// `gmr reduce`.
+#[derive(Debug, Clone, Args)]
+pub struct ReduceArgs {
+    /// The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)
+    #[arg(short = 'r', long, value_name = "CMD")]
+    pub reducer: String,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+
+    /// The work directory (default: the one in the lines on stdin)
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+}
+
+/// `gmr task` (hidden).
+#[derive(Debug, Clone, Args)]
+pub struct TaskArgs {
+    /// The job's work directory
+    #[arg(long, value_name = "DIR")]
+    pub workdir: PathBuf,
+
+    /// The attempt number
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub attempt: u32,
+
+    /// The task id: map-N, shuffle-N or reduce-N
+    #[arg(value_name = "TASK")]
+    pub task: String,
+}
+
+/// Parses `64M`, `1G`, `512K`, `100` (binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult: u64 = match c.to_ascii_uppercase() {
+                'B' => 1,
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("`{s}`: unknown size suffix `{c}` (use K, M or G)")),
+            };
+            (&t[..i], mult)
+        }
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 64M, 1G, 4096)"))?;
+    if !(n > 0.0) {
+        return Err(format!("`{s}`: a size must be positive"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// Parses a separator: one byte, or the escapes `\t`, `\0`, `\xHH`.
+pub fn parse_separator(s: &str) -> Result<u8, String> {
+    let b = match s {
+        "\\t" | "tab" | "TAB" => b'\t',
+        "\\0" => 0,
+        _ if s.len() == 4 && s.starts_with("\\x") => {
+            u8::from_str_radix(&s[2..], 16).map_err(|_| format!("`{s}` is not a \\xHH escape"))?
+        }
+        _ if s.len() == 1 => s.as_bytes()[0],
+        _ => {
+            return Err(format!(
+                "`{s}`: the separator must be one byte (e.g. ',', ' ', \\t)"
+            ));
+        }
+    };
+    if b == b'\n' {
+        return Err("the separator cannot be a newline: records are lines".into());
+    }
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_separators() {
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("0.5K").unwrap(), 512);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("0").is_err());
+        assert_eq!(parse_separator("\\t").unwrap(), b'\t');
+        assert_eq!(parse_separator(",").unwrap(), b',');
+        assert_eq!(parse_separator("\\x1f").unwrap(), 0x1f);
+        assert!(parse_separator("ab").is_err());
+    }
+}

@@ -1,0 +1,533 @@
+//! One function per subcommand: turn parsed arguments into a job, run its
+//! phases through the coordinator, and deliver the output.
+
+use crate::cli::{
+    Cli, Command, ExecArgs, KeyArgs, MapArgs, MapperArgs, OutputArgs, ReduceArgs, RunArgs,
+    ShuffleArgs, SplitArgs, TaskArgs,
+};
+use crate::coordinator::{self, Policy};
+use crate::error::{Error, Result};
+use crate::exec::Executor;
+use crate::exec::local::LocalExecutor;
+use crate::manifest::{self, Entry};
+use crate::program::Program;
+use crate::progress::Progress;
+use crate::record::KeySpec;
+use crate::report::{Counters, PhaseTotals, TaskReport, add_counters};
+use crate::split::{self, Split};
+use crate::task::{self, TaskId};
+use crate::workdir::{self, FORMAT_VERSION, JobSpec, WorkDir, part_name};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Runs a parsed command line.
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Split(args) => split_stage(args),
+        Command::Map(args) => map_stage(args),
+        Command::Shuffle(args) => shuffle_stage(args),
+        Command::Reduce(args) => reduce_stage(args),
+        Command::Task(args) => task_command(args),
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn jobs(exec: &ExecArgs) -> usize {
+    exec.jobs.map_or_else(cores, |j| j as usize)
+}
+
+fn cwd() -> Result<PathBuf> {
+    std::env::current_dir()
+        .map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))
+}
+
+/// A work directory for a job: the one given, or a new one in $TMPDIR.
+/// Returns whether gmr created it (and so removes it after success).
+fn open_workdir(given: Option<&Path>, fresh: bool) -> Result<(WorkDir, bool)> {
+    let (wd, created) = match given {
+        Some(dir) => {
+            let wd = WorkDir::new(
+                std::path::absolute(dir).map_err(|e| Error::input("bad work directory", dir, e))?,
+            );
+            if fresh && wd.spec_path().exists() {
+                return Err(Error::Usage(format!(
+                    "work directory {} already holds a job; remove it or choose another --workdir",
+                    dir.display()
+                )));
+            }
+            (wd, false)
+        }
+        None => {
+            let base = std::env::temp_dir();
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let root = base.join(format!(
+                "gmr-{}-{:x}",
+                std::process::id(),
+                stamp & 0xffff_ffff
+            ));
+            (WorkDir::new(root), true)
+        }
+    };
+    wd.create()?;
+    Ok((wd, created))
+}
+
+/// Checks the output directory and makes it ready (empty). Nothing in an
+/// existing non-empty directory is touched unless `--force`.
+fn prepare_output(out: &OutputArgs) -> Result<Option<PathBuf>> {
+    let Some(dir) = &out.output else {
+        return Ok(None);
+    };
+    if let Ok(mut entries) = fs::read_dir(dir) {
+        if entries.next().is_some() {
+            if !out.force {
+                return Err(Error::Usage(format!(
+                    "output directory {} exists and is not empty; remove it, choose another, or pass --force to replace it",
+                    dir.display()
+                )));
+            }
+            fs::remove_dir_all(dir)
+                .map_err(|e| Error::input("cannot replace output directory", dir, e))?;
+        }
+    } else if dir.exists() {
+        return Err(Error::Usage(format!(
+            "output {} exists and is not a directory",
+            dir.display()
+        )));
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::input("cannot create output directory", dir, e))?;
+    std::path::absolute(dir)
+        .map(Some)
+        .map_err(|e| Error::input("bad output directory", dir, e))
+}
+
+fn key_spec(k: &KeyArgs) -> KeySpec {
+    KeySpec {
+        separator: k.separator,
+        key_fields: k.key_fields,
+    }
+}
+
+/// Parses and checks every command of the job before anything runs.
+fn check_programs(cwd: &Path, programs: &[(&str, Option<&str>)]) -> Result<()> {
+    for (role, text) in programs {
+        if let Some(text) = text {
+            Program::parse(text)?.check(role, cwd)?;
+        }
+    }
+    Ok(())
+}
+
+/// The spec of a new job.
+fn new_spec(
+    wd: &WorkDir,
+    cwd: PathBuf,
+    splits: Vec<Split>,
+    map: &MapperArgs,
+    key: &KeyArgs,
+    jobs: usize,
+    output: Option<PathBuf>,
+) -> JobSpec {
+    JobSpec {
+        version: FORMAT_VERSION,
+        cwd,
+        splits,
+        mapper: map.mapper.clone(),
+        combiner: map.combiner.clone(),
+        reducer: None,
+        reducers: map.reducers.unwrap_or(jobs as u32),
+        key: key_spec(key),
+        // The buffer is shared by the map tasks that run at once.
+        sort_buffer: (map.sort_buffer / jobs as u64).max(64 << 10),
+        output: output.unwrap_or_else(|| wd.default_output()),
+    }
+}
+
+/// Runs one phase's tasks on `exec` with a progress display.
+fn run_phase(
+    exec: &dyn Executor,
+    name: &'static str,
+    tasks: &[TaskId],
+    bytes: Option<u64>,
+    ex: &ExecArgs,
+) -> Result<(Vec<TaskReport>, PhaseTotals)> {
+    let started = Instant::now();
+    let progress = Progress::new(name, tasks.len() as u64, bytes, !ex.quiet);
+    let outcome = coordinator::run_phase(
+        exec,
+        tasks,
+        Policy {
+            retries: ex.retries,
+        },
+        &progress,
+    );
+    progress.finish();
+    let outcome = outcome?;
+    let mut totals = PhaseTotals {
+        retries: outcome.retries,
+        ..PhaseTotals::default()
+    };
+    for r in &outcome.reports {
+        totals.add(r);
+    }
+    totals.millis = started.elapsed().as_millis() as u64;
+    Ok((outcome.reports, totals))
+}
+
+/// Makes sure no record went missing between map and reduce.
+fn check_counts(spec: &JobSpec, map: &PhaseTotals, reduce: Option<&PhaseTotals>) -> Result<()> {
+    if spec.combiner.is_none() && map.command_records_out != map.records_out {
+        return Err(Error::Job(format!(
+            "internal error: mappers printed {} records but {} were written to runs; please report this",
+            map.command_records_out, map.records_out
+        )));
+    }
+    if let Some(reduce) = reduce
+        && reduce.records_in != map.records_out
+    {
+        return Err(Error::Job(format!(
+            "internal error: map tasks wrote {} records but reducers read {}; please report this (the work directory is kept)",
+            map.records_out, reduce.records_in
+        )));
+    }
+    Ok(())
+}
+
+/// Finishes the output: `_SUCCESS` in an output directory, or the parts on
+/// stdout in order. A closed stdout (`| head`) is not an error.
+fn deliver_output(spec: &JobSpec, parts: usize, to_stdout: bool) -> Result<()> {
+    if !to_stdout {
+        let marker = spec.output.join("_SUCCESS");
+        return File::create(&marker)
+            .map(drop)
+            .map_err(|e| Error::io("cannot write", &marker, e));
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    for p in 0..parts {
+        let path = spec.output.join(part_name(p));
+        let mut f = File::open(&path).map_err(|e| Error::io("cannot read part", &path, e))?;
+        match io::copy(&mut f, &mut out) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(Error::io("cannot copy to stdout", &path, e)),
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Error::Job(format!("cannot write stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Runs `body`; when it fails after the work directory was made, says
+/// where the work directory is kept (or removes it after a usage error).
+fn keeping_workdir<T>(wd: &WorkDir, created: bool, body: impl FnOnce() -> Result<T>) -> Result<T> {
+    let result = body();
+    match &result {
+        Ok(_) if created => workdir::remove_path(wd.root()),
+        Err(Error::Usage(_)) if created => workdir::remove_path(wd.root()),
+        Err(_) => eprintln!(
+            "gmr: the work directory is kept for inspection: {}",
+            wd.root().display()
+        ),
+        Ok(_) => {}
+    }
+    result
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let started = Instant::now();
+    let cwd = cwd()?;
+    let jobs = jobs(&args.exec);
+    let reducers = args.map.reducers.unwrap_or(jobs as u32);
+    let reducer = if reducers == 0 {
+        None
+    } else {
+        args.reducer.as_deref()
+    };
+    check_programs(
+        &cwd,
+        &[
+            ("mapper", Some(&args.map.mapper)),
+            ("combiner", args.map.combiner.as_deref()),
+            ("reducer", reducer),
+        ],
+    )?;
+    if reducers > 0 && reducer.is_none() {
+        return Err(Error::Usage(
+            "a reducer (-r CMD) is needed unless -R 0".into(),
+        ));
+    }
+    let output = prepare_output(&args.output)?;
+    let to_stdout = output.is_none();
+    let (wd, created) = open_workdir(args.workdir.as_deref(), true)?;
+    keeping_workdir(&wd, created, || {
+        let files = split::resolve_inputs(&args.input.inputs, &wd.input_dir())?;
+        let total = split::total_size(&files);
+        let size = args
+            .input
+            .split_size
+            .unwrap_or_else(|| split::default_split_size(total, jobs));
+        let splits = split::plan_splits(&files, size)?;
+        let mut spec = new_spec(
+            &wd,
+            cwd.clone(),
+            splits,
+            &args.map,
+            &args.key,
+            jobs,
+            output.clone(),
+        );
+        spec.reducer = reducer.map(str::to_string);
+        fs::create_dir_all(&spec.output)
+            .map_err(|e| Error::io("cannot create", &spec.output, e))?;
+        wd.save_spec(&spec)?;
+        let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs);
+        let map_tasks: Vec<TaskId> = (0..spec.splits.len()).map(TaskId::Map).collect();
+        let input_bytes = spec.splits.iter().map(Split::len).sum();
+        let (map_reports, map) =
+            run_phase(&exec, "map", &map_tasks, Some(input_bytes), &args.exec)?;
+        let mut counters = Counters::new();
+        map_reports
+            .iter()
+            .for_each(|r| add_counters(&mut counters, &r.counters));
+        let (parts, reduce) = if spec.reducers == 0 {
+            (spec.splits.len(), None)
+        } else {
+            let tasks: Vec<TaskId> = (0..spec.reducers).map(TaskId::Reduce).collect();
+            let (reports, totals) = run_phase(&exec, "reduce", &tasks, None, &args.exec)?;
+            reports
+                .iter()
+                .for_each(|r| add_counters(&mut counters, &r.counters));
+            (spec.reducers as usize, Some(totals))
+        };
+        check_counts(&spec, &map, reduce.as_ref())?;
+        deliver_output(&spec, parts, to_stdout)?;
+        if !args.exec.quiet {
+            eprint!(
+                "{}",
+                crate::report::summary(started.elapsed(), &map, reduce.as_ref(), &counters)
+            );
+        }
+        Ok(())
+    })
+}
+
+fn split_stage(args: SplitArgs) -> Result<()> {
+    let reads_stdin =
+        args.input.inputs.is_empty() || args.input.inputs.iter().any(|p| p.as_os_str() == "-");
+    let wd = if reads_stdin || args.workdir.is_some() {
+        Some(open_workdir(args.workdir.as_deref(), false)?.0)
+    } else {
+        None
+    };
+    let spool = wd
+        .as_ref()
+        .map_or_else(|| PathBuf::from("."), WorkDir::input_dir);
+    let files = split::resolve_inputs(&args.input.inputs, &spool)?;
+    let jobs = args.jobs.map_or_else(cores, |j| j as usize);
+    let size = args
+        .input
+        .split_size
+        .unwrap_or_else(|| split::default_split_size(split::total_size(&files), jobs));
+    let entries: Vec<Entry> = split::plan_splits(&files, size)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, split)| Entry::Split {
+            workdir: wd.as_ref().map(|w| w.root().to_path_buf()),
+            index,
+            split,
+        })
+        .collect();
+    print_manifest(&entries)
+}
+
+fn print_manifest(entries: &[Entry]) -> Result<()> {
+    match manifest::write(&mut io::stdout().lock(), entries) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Error::Job(format!("cannot write stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The work directory a stage uses: `--workdir`, else the one the manifest
+/// names.
+fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result<WorkDir> {
+    if let Some(dir) = given {
+        return Ok(open_workdir(Some(dir), false)?.0);
+    }
+    match entries.iter().find_map(Entry::workdir) {
+        Some(dir) => Ok(WorkDir::new(dir.clone())),
+        None => Err(Error::Usage(format!(
+            "{stage}: no work directory: pass --workdir DIR, or pipe in the previous stage's lines"
+        ))),
+    }
+}
+
+fn map_stage(args: MapArgs) -> Result<()> {
+    let cwd = cwd()?;
+    check_programs(
+        &cwd,
+        &[
+            ("mapper", Some(&args.map.mapper)),
+            ("combiner", args.map.combiner.as_deref()),
+        ],
+    )?;
+    let entries = manifest::read(io::stdin().lock(), "gmr map")?;
+    let mut splits: Vec<(usize, Split)> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Split { index, split, .. } => Some((*index, split.clone())),
+            _ => None,
+        })
+        .collect();
+    if splits.len() != entries.len() {
+        return Err(Error::Usage(
+            "gmr map: stdin must hold the split lines of `gmr split`".into(),
+        ));
+    }
+    splits.sort_by_key(|(i, _)| *i);
+    let wd = match (&args.workdir, entries.iter().find_map(Entry::workdir)) {
+        (None, Some(dir)) => WorkDir::new(dir.clone()),
+        (given, _) => open_workdir(given.as_deref(), false)?.0,
+    };
+    wd.create()?;
+    let jobs = jobs(&args.exec);
+    let splits = splits.into_iter().map(|(_, s)| s).collect();
+    let spec = new_spec(&wd, cwd, splits, &args.map, &args.key, jobs, None);
+    fs::create_dir_all(&spec.output).map_err(|e| Error::io("cannot create", &spec.output, e))?;
+    wd.save_spec(&spec)?;
+    let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs);
+    let tasks: Vec<TaskId> = (0..spec.splits.len()).map(TaskId::Map).collect();
+    let bytes = spec.splits.iter().map(Split::len).sum();
+    let (reports, totals) = run_phase(&exec, "map", &tasks, Some(bytes), &args.exec)?;
+    check_counts(&spec, &totals, None)?;
+    let lines: Vec<Entry> = if spec.reducers == 0 {
+        reports
+            .iter()
+            .enumerate()
+            .map(|(i, r)| part_entry(&spec, i, r))
+            .collect()
+    } else {
+        reports
+            .iter()
+            .map(|r| Entry::Map {
+                workdir: wd.root().to_path_buf(),
+                task: r.task.clone(),
+                records_in: r.records_in,
+                records_out: r.records_out,
+                bytes_out: r.bytes_out,
+            })
+            .collect()
+    };
+    print_manifest(&lines)
+}
+
+fn part_entry(spec: &JobSpec, p: usize, r: &TaskReport) -> Entry {
+    Entry::Part {
+        partition: p as u32,
+        path: spec.output.join(part_name(p)),
+        records: r.records_out,
+        bytes: r.bytes_out,
+    }
+}
+
+fn shuffle_stage(args: ShuffleArgs) -> Result<()> {
+    let entries = manifest::read(io::stdin().lock(), "gmr shuffle")?;
+    let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr shuffle")?;
+    let spec = wd.load_spec()?;
+    let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs(&args.exec));
+    let tasks: Vec<TaskId> = (0..spec.reducers).map(TaskId::Shuffle).collect();
+    let (reports, _) = run_phase(&exec, "shuffle", &tasks, None, &args.exec)?;
+    let lines: Vec<Entry> = reports
+        .iter()
+        .enumerate()
+        .map(|(p, r)| Entry::Partition {
+            workdir: wd.root().to_path_buf(),
+            partition: p as u32,
+            path: wd.shuffle_part(p as u32),
+            records: r.records_out,
+            bytes: r.bytes_out,
+        })
+        .collect();
+    print_manifest(&lines)
+}
+
+fn reduce_stage(args: ReduceArgs) -> Result<()> {
+    let started = Instant::now();
+    let cwd = cwd()?;
+    check_programs(&cwd, &[("reducer", Some(&args.reducer))])?;
+    let entries = manifest::read(io::stdin().lock(), "gmr reduce")?;
+    let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr reduce")?;
+    let mut spec = wd.load_spec()?;
+    if spec.reducers == 0 {
+        return Err(Error::Usage(
+            "gmr reduce: the job is map-only (-R 0); its output is already in the parts".into(),
+        ));
+    }
+    let output = prepare_output(&args.output)?;
+    let to_stdout = output.is_none();
+    spec.reducer = Some(args.reducer.clone());
+    spec.output = output.unwrap_or_else(|| wd.default_output());
+    fs::create_dir_all(&spec.output).map_err(|e| Error::io("cannot create", &spec.output, e))?;
+    wd.save_spec(&spec)?;
+    let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs(&args.exec));
+    let tasks: Vec<TaskId> = (0..spec.reducers).map(TaskId::Reduce).collect();
+    let (reports, totals) = run_phase(&exec, "reduce", &tasks, None, &args.exec)?;
+    let mut map = PhaseTotals::default();
+    for i in 0..spec.splits.len() {
+        if let Some(r) = task::committed_report(&wd, TaskId::Map(i)) {
+            map.add(&r);
+        }
+    }
+    check_counts(&spec, &map, Some(&totals))?;
+    deliver_output(&spec, spec.reducers as usize, to_stdout)?;
+    if to_stdout {
+        if !args.exec.quiet {
+            let mut counters = Counters::new();
+            reports
+                .iter()
+                .for_each(|r| add_counters(&mut counters, &r.counters));
+            eprint!(
+                "{}",
+                crate::report::summary(started.elapsed(), &map, Some(&totals), &counters)
+            );
+        }
+        return Ok(());
+    }
+    let lines: Vec<Entry> = reports
+        .iter()
+        .enumerate()
+        .map(|(p, r)| part_entry(&spec, p, r))
+        .collect();
+    print_manifest(&lines)
+}
+
+/// `gmr task`: run one attempt of one task and print its report as one
+/// JSON line; the protocol between the coordinator and remote hosts.
+fn task_command(args: TaskArgs) -> Result<()> {
+    let wd = WorkDir::new(args.workdir);
+    let spec = wd.load_spec()?;
+    let id: TaskId = args.task.parse()?;
+    match task::run(&wd, &spec, id, args.attempt) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string(&report).expect("serializable"));
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("{}", serde_json::to_string(&e).expect("serializable"));
+            Err(Error::Job(format!("task {id} failed: {}", e.message)))
+        }
+    }
+}

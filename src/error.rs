@@ -1,0 +1,136 @@
+//! Error types of the library and the exit codes they map to (DESIGN.md §7).
+//!
+//! Every error carries a message that says what failed, where, and what to
+//! do; `main` prints it as one `gmr: …` line and exits with [`Error::exit_code`].
+
+use std::io;
+use std::path::Path;
+
+/// Process exit status, as documented in DESIGN.md §7 and the man pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// The job (or command) succeeded.
+    Success = 0,
+    /// The job failed: a task failed too often, or no host could run tasks.
+    JobFailed = 1,
+    /// Usage or input error: bad flag, missing input, output exists, …
+    Usage = 2,
+    /// Interrupted by SIGINT or SIGTERM.
+    Interrupted = 130,
+}
+
+/// An error of gmr's library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user asked for something that cannot work (exit 2). Nothing ran.
+    #[error("{0}")]
+    Usage(String),
+    /// The job ran and failed (exit 1).
+    #[error("{0}")]
+    Job(String),
+    /// The job was interrupted by a signal (exit 130).
+    #[error("interrupted; running tasks were stopped and their partial output removed")]
+    Interrupted,
+}
+
+impl Error {
+    /// The exit status this error ends the process with.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage(_) => ExitCode::Usage,
+            Error::Job(_) => ExitCode::JobFailed,
+            Error::Interrupted => ExitCode::Interrupted,
+        }
+    }
+
+    /// An I/O error on `path` while doing `what`, as a job failure.
+    pub fn io(what: &str, path: &Path, err: io::Error) -> Error {
+        Error::Job(io_message(what, path, &err))
+    }
+
+    /// An I/O error on a user-named input, as a usage error.
+    pub fn input(what: &str, path: &Path, err: io::Error) -> Error {
+        Error::Usage(io_message(what, path, &err))
+    }
+}
+
+/// "cannot read input /x/y: No such file or directory (os error 2); hint".
+pub fn io_message(what: &str, path: &Path, err: &io::Error) -> String {
+    let hint = match err.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            "; free some space or point --workdir at a larger filesystem"
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) => "; check the permissions",
+        Some(libc::ENOENT) => "; check the path",
+        _ => "",
+    };
+    format!("{what} {}: {err}{hint}", path.display())
+}
+
+/// Result with gmr's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why one attempt of a task failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The task's own work failed (a command exited non-zero, bad output):
+    /// retry it, elsewhere if possible.
+    Task,
+    /// The place it ran failed (connection lost, host unusable): retry it
+    /// elsewhere and count it against the host.
+    Host,
+    /// The job is being interrupted: do not retry.
+    Interrupted,
+}
+
+/// One failed attempt of a task.
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[error("{message}")]
+pub struct TaskError {
+    /// What kind of failure it was.
+    pub kind: FailureKind,
+    /// What failed, in one line.
+    pub message: String,
+    /// The last lines the task wrote to stderr.
+    #[serde(default)]
+    pub stderr_tail: String,
+}
+
+impl TaskError {
+    /// A failure of the task itself.
+    pub fn task(message: impl Into<String>) -> TaskError {
+        TaskError {
+            kind: FailureKind::Task,
+            message: message.into(),
+            stderr_tail: String::new(),
+        }
+    }
+
+    /// A failure of the host the task ran on.
+    pub fn host(message: impl Into<String>) -> TaskError {
+        TaskError {
+            kind: FailureKind::Host,
+            message: message.into(),
+            stderr_tail: String::new(),
+        }
+    }
+
+    /// The job is being interrupted.
+    pub fn interrupted() -> TaskError {
+        TaskError {
+            kind: FailureKind::Interrupted,
+            message: "interrupted".into(),
+            stderr_tail: String::new(),
+        }
+    }
+}
+
+impl From<Error> for TaskError {
+    fn from(e: Error) -> TaskError {
+        match e {
+            Error::Interrupted => TaskError::interrupted(),
+            other => TaskError::task(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! gmr: MapReduce for the shell.
+//!
+//! Users bring mapper and reducer executables, as with Hadoop Streaming;
+//! gmr splits the input, runs the mappers in parallel, partitions and sorts
+//! their output, and runs the reducers — on all local cores, or on SSH
+//! hosts sharing a work directory. The modules follow the data:
+//! [`split`] → [`task`] (with [`program`], [`sort`], [`partition`],
+//! [`merge`]) → output, with [`coordinator`] and [`exec`] deciding when and
+//! where tasks run, and [`commands`] tying it to the [`cli`].
+
+#![warn(missing_docs)]
+
+pub mod builtin;
+pub mod cli;
+pub mod commands;
+pub mod coordinator;
+pub mod error;
+pub mod exec;
+pub mod interrupt;
+pub mod manifest;
+pub mod merge;
+pub mod partition;
+pub mod process;
+pub mod program;
+pub mod progress;
+pub mod record;
+pub mod report;
+pub mod sort;
+pub mod split;
+pub mod task;
+pub mod workdir;

@@ -1,0 +1,31 @@
+//! The `gmr` binary: parse the command line, run the command, turn the
+//! result into one `gmr: …` line and an exit status (DESIGN.md §7).
+
+use clap::Parser;
+use gmr::cli::Cli;
+use gmr::error::ExitCode;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and errors to
+            // stderr (exit 2, our usage status).
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() {
+                ExitCode::Usage as i32
+            } else {
+                0
+            });
+        }
+    };
+    gmr::interrupt::install();
+    let code = match gmr::commands::dispatch(cli) {
+        Ok(()) => ExitCode::Success,
+        Err(e) => {
+            eprintln!("gmr: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code as i32);
+}

@@ -1,0 +1,132 @@
+//! k-way merge of sorted runs, streaming: memory is one buffered reader and
+//! one record per run, whatever the runs' sizes (DESIGN.md §6).
+//!
+//! A run is a segment of a runs file (see [`crate::sort::Segment`]) or a
+//! whole merged partition; each holds `\n`-terminated records already in
+//! (key, value, line) order.
+
+use crate::record::{Fields, KeySpec, compare};
+use crate::sort::Segment;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// A sorted run being read.
+pub type Run = Box<dyn BufRead + Send>;
+
+/// Buffer size per run: large enough for sequential reads, small enough for
+/// hundreds of runs.
+const RUN_BUFFER: usize = 256 << 10;
+
+/// Opens one segment of a runs file.
+pub fn open_segment(path: &Path, seg: Segment) -> io::Result<Run> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(seg.start))?;
+    Ok(Box::new(BufReader::with_capacity(
+        RUN_BUFFER,
+        file.take(seg.end - seg.start),
+    )))
+}
+
+/// Opens a whole file as one run.
+pub fn open_file(path: &Path) -> io::Result<Run> {
+    Ok(Box::new(BufReader::with_capacity(
+        RUN_BUFFER,
+        File::open(path)?,
+    )))
+}
+
+struct Head {
+    line: Vec<u8>,
+    fields: Fields,
+    run: usize,
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // BinaryHeap is a max-heap: reverse, so the smallest record is on top.
+        compare(&other.line, other.fields, &self.line, self.fields).then(other.run.cmp(&self.run))
+    }
+}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+
+/// Reads the next record of `run` into `line` (without `\n`); false at end.
+fn next_record(run: &mut Run, line: &mut Vec<u8>) -> io::Result<bool> {
+    line.clear();
+    if run.read_until(b'\n', line)? == 0 {
+        return Ok(false);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(true)
+}
+
+/// Merges `runs` and calls `emit` with each record (without `\n`) in order.
+/// Returns the number of records.
+pub fn merge(
+    key: KeySpec,
+    mut runs: Vec<Run>,
+    mut emit: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<u64> {
+    let mut heap = BinaryHeap::with_capacity(runs.len());
+    for (i, run) in runs.iter_mut().enumerate() {
+        let mut line = Vec::new();
+        if next_record(run, &mut line)? {
+            heap.push(Head {
+                fields: key.fields(&line),
+                line,
+                run: i,
+            });
+        }
+    }
+    let mut count = 0u64;
+    while let Some(mut top) = heap.peek_mut() {
+        emit(&top.line)?;
+        count += 1;
+        let run = top.run;
+        if next_record(&mut runs[run], &mut top.line)? {
+            top.fields = key.fields(&top.line);
+        } else {
+            PeekMut::pop(top);
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_in_key_value_order() {
+        let runs: Vec<Run> = vec![
+            Box::new(io::Cursor::new(b"a\t1\nc\t1\n".to_vec())),
+            Box::new(io::Cursor::new(b"a\t0\nb\t5\nd\t0\n".to_vec())),
+            Box::new(io::Cursor::new(Vec::new())),
+            Box::new(io::Cursor::new(b"b\t4\nz".to_vec())),
+        ];
+        let mut out = Vec::new();
+        let n = merge(KeySpec::default(), runs, |l| {
+            out.extend_from_slice(l);
+            out.push(b'\n');
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 7);
+        assert_eq!(out, b"a\t0\na\t1\nb\t4\nb\t5\nc\t1\nd\t0\nz\n");
+    }
+}

@@ -1,0 +1,173 @@
+//! Running a user command (mapper, combiner, reducer) as a child process:
+//! feed its stdin, drain its stdout and stderr concurrently, collect its
+//! counters, and turn its exit into a task result.
+//!
+//! Commands run under `sh -c`, so a shell pipeline is a command. stdin is fed
+//! from its own thread, stdout is read on the caller's thread and stderr on a
+//! third, so no pipe can fill up and deadlock: a mapper that never reads its
+//! stdin, or that writes megabytes to stderr, is fine. Each child leads its
+//! own process group, so an interrupt kills the whole pipeline.
+
+use crate::error::TaskError;
+use crate::interrupt;
+use crate::report::{Counters, parse_reporter_line};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// How many stderr lines a failure message shows.
+const TAIL_LINES: usize = 20;
+/// How much of one stderr line a failure message shows.
+const TAIL_LINE_BYTES: usize = 400;
+/// The size of reads from the child's stdout.
+const READ_CHUNK: usize = 1 << 20;
+
+/// What a finished child left besides its output.
+#[derive(Debug, Default)]
+pub struct ChildOutcome {
+    /// `reporter:counter:` lines, summed.
+    pub counters: Counters,
+    /// The last `reporter:status:` message.
+    pub status: Option<String>,
+}
+
+/// One command to run.
+pub struct Child<'a> {
+    /// What the command is, for messages ("mapper", "reducer", …).
+    pub role: &'a str,
+    /// The shell command.
+    pub command: &'a str,
+    /// The directory it runs in.
+    pub cwd: &'a Path,
+    /// Extra environment.
+    pub env: &'a [(String, String)],
+    /// Where its whole stderr is kept.
+    pub log: &'a Path,
+}
+
+impl Child<'_> {
+    /// Runs the command: `feed` writes its stdin (from another thread),
+    /// `on_stdout` gets its stdout in chunks. An error from either ends the
+    /// child. Succeeds only when the child exits 0.
+    pub fn run<F, G>(&self, feed: F, mut on_stdout: G) -> Result<ChildOutcome, TaskError>
+    where
+        F: FnOnce(&mut dyn Write) -> io::Result<()> + Send,
+        G: FnMut(&[u8]) -> io::Result<()>,
+    {
+        interrupt::check()?;
+        let log = File::create(self.log).map_err(|e| {
+            TaskError::host(format!("cannot create log {}: {e}", self.log.display()))
+        })?;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(self.command)
+            .current_dir(self.cwd)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| TaskError::host(format!("cannot start sh for {}: {e}", self.role)))?;
+        let pid = child.id() as i32;
+        interrupt::register_child(pid);
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+
+        let (fed, drained, stderr_result) = std::thread::scope(|s| {
+            let feeder = s.spawn(move || {
+                let mut w = BufWriter::with_capacity(READ_CHUNK, stdin);
+                let r = feed(&mut w).and_then(|()| w.flush());
+                // A child that exits without reading all its input is not an
+                // error: plenty of filters stop early (head, grep -m).
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                    other => other,
+                }
+            });
+            let errs = s.spawn(move || drain_stderr(stderr, log));
+            let mut buf = vec![0u8; READ_CHUNK];
+            let drained = loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        if let Err(e) = on_stdout(&buf[..n]) {
+                            interrupt::kill_group(pid);
+                            break Err(e);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            if drained.is_err() {
+                interrupt::kill_group(pid);
+            }
+            drop(stdout);
+            let fed = feeder.join().expect("feeder thread");
+            if fed.is_err() {
+                interrupt::kill_group(pid);
+            }
+            (fed, drained, errs.join().expect("stderr thread"))
+        });
+        let status = child.wait();
+        interrupt::unregister_child(pid);
+        let (outcome, tail) = stderr_result;
+        let with_tail = |mut e: TaskError| {
+            e.stderr_tail = tail.clone();
+            e
+        };
+        interrupt::check().map_err(|e| with_tail(e.into()))?;
+        let status =
+            status.map_err(|e| TaskError::host(format!("cannot wait for {}: {e}", self.role)))?;
+        drained.map_err(|e| with_tail(TaskError::task(format!("{} output: {e}", self.role))))?;
+        fed.map_err(|e| with_tail(TaskError::task(format!("{} input: {e}", self.role))))?;
+        if !status.success() {
+            let how = match (status.code(), status.signal()) {
+                (Some(127), _) => "exited with status 127 (command not found)".to_string(),
+                (Some(126), _) => "exited with status 126 (not executable)".to_string(),
+                (Some(code), _) => format!("exited with status {code}"),
+                (None, Some(sig)) => format!("was killed by signal {sig}"),
+                _ => "failed".to_string(),
+            };
+            return Err(with_tail(TaskError::task(format!(
+                "{} `{}` {how}",
+                self.role, self.command
+            ))));
+        }
+        Ok(outcome)
+    }
+}
+
+/// Reads stderr to the end: reporter lines become counters and status,
+/// every line goes to the log, the last few are kept for error messages.
+fn drain_stderr(stderr: impl Read, log: File) -> (ChildOutcome, String) {
+    let mut outcome = ChildOutcome::default();
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
+    let mut log = BufWriter::new(log);
+    let mut reader = BufReader::with_capacity(64 << 10, stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let _ = log.write_all(&line);
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if parse_reporter_line(text, &mut outcome.counters, &mut outcome.status) {
+            continue;
+        }
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        let shown = &text[..text.len().min(TAIL_LINE_BYTES)];
+        tail.push_back(String::from_utf8_lossy(shown).into_owned());
+    }
+    let _ = log.flush();
+    (outcome, Vec::from(tail).join("\n"))
+}

@@ -1,0 +1,235 @@
+//! What runs as mapper, combiner or reducer: a shell command (run as a child
+//! process) or a built-in (run in-process). Both take their input through the
+//! same `feed` callback and give their output to the same `on_stdout`
+//! callback, so task code does not care which it has.
+
+use crate::builtin::{Builtin, Sink};
+use crate::error::{Error, Result, TaskError};
+use crate::process::{Child, ChildOutcome};
+use crate::record::KeySpec;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// A mapper, combiner or reducer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A command line for `sh -c`.
+    Shell(String),
+    /// A built-in reducer.
+    Builtin(Builtin),
+}
+
+/// Where and how a program runs.
+pub struct Context<'a> {
+    /// "mapper", "combiner" or "reducer", for messages.
+    pub role: &'a str,
+    /// The directory commands run in.
+    pub cwd: &'a Path,
+    /// Extra environment for commands.
+    pub env: &'a [(String, String)],
+    /// Where a command's stderr is kept.
+    pub log: &'a Path,
+    /// The job's key spec (built-ins group by key).
+    pub key: KeySpec,
+}
+
+impl Program {
+    /// Parses a program as given on the command line: `@name` is a
+    /// built-in, anything else a shell command.
+    pub fn parse(text: &str) -> Result<Program> {
+        let trimmed = text.trim();
+        if trimmed.starts_with('@') {
+            return Builtin::from_name(trimmed)
+                .map(Program::Builtin)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = Builtin::ALL.iter().map(|(_, n, _)| *n).collect();
+                    Error::Usage(format!(
+                        "unknown built-in `{trimmed}`; the built-ins are {}",
+                        names.join(", ")
+                    ))
+                });
+        }
+        if trimmed.is_empty() {
+            return Err(Error::Usage("an empty command cannot run".into()));
+        }
+        Ok(Program::Shell(text.to_string()))
+    }
+
+    /// Checks, before any task runs, that a command's program exists and is
+    /// executable, so a typo is a usage error rather than N failed tasks.
+    pub fn check(&self, role: &str, cwd: &Path) -> Result<()> {
+        let Program::Shell(cmd) = self else {
+            return Ok(());
+        };
+        let Some(word) = first_program_word(cmd) else {
+            return Ok(());
+        };
+        let found = if word.contains('/') {
+            let path = cwd.join(&word);
+            if !path.is_file() {
+                return Err(Error::Usage(format!(
+                    "{role} `{word}` not found (looked at {}); check the path",
+                    path.display()
+                )));
+            }
+            is_executable(&path)
+                .then_some(())
+                .ok_or_else(|| Error::Usage(format!(
+                    "{role} `{word}` is not executable; run `chmod +x {word}` or name its interpreter (e.g. `sh {word}`)"
+                )))
+        } else {
+            let in_path = std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|dir| {
+                    let p = cwd.join(dir).join(&word);
+                    p.is_file() && is_executable(&p)
+                })
+            });
+            in_path.then_some(()).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{role} `{word}` not found in PATH; give its path (e.g. `./{word}`) or install it"
+                ))
+            })
+        };
+        found
+    }
+
+    /// Runs the program: `feed` writes its input, `on_stdout` takes its
+    /// output.
+    pub fn run<F, G>(
+        &self,
+        ctx: &Context,
+        feed: F,
+        mut on_stdout: G,
+    ) -> Result<ChildOutcome, TaskError>
+    where
+        F: FnOnce(&mut dyn Write) -> io::Result<()> + Send,
+        G: FnMut(&[u8]) -> io::Result<()>,
+    {
+        match self {
+            Program::Shell(command) => Child {
+                role: ctx.role,
+                command,
+                cwd: ctx.cwd,
+                env: ctx.env,
+                log: ctx.log,
+            }
+            .run(feed, on_stdout),
+            Program::Builtin(b) => {
+                let mut sink = Sink::new(*b, ctx.key, &mut on_stdout);
+                feed(&mut sink)
+                    .and_then(|()| sink.finish())
+                    .map_err(|e| TaskError::task(format!("{} {}: {e}", ctx.role, b.name())))?;
+                Ok(ChildOutcome::default())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Program::Shell(c) => f.write_str(c),
+            Program::Builtin(b) => f.write_str(b.name()),
+        }
+    }
+}
+
+/// The program a shell command line starts with, when it is a plain word we
+/// can look up; None when the line starts with shell syntax we do not
+/// second-guess (builtins, keywords, subshells, expansions).
+fn first_program_word(cmd: &str) -> Option<String> {
+    const SHELL_WORDS: &[&str] = &[
+        "exec", "cd", "if", "for", "while", "until", "case", "export", "set", "eval", "read",
+        "echo", "printf", "test", "[", "true", "false", ":", ".", "source", "trap", "exit",
+        "command", "builtin", "local", "ulimit", "umask", "wait", "time", "!", "{", "(",
+    ];
+    let mut words = cmd.split_whitespace();
+    let mut word = words.next()?;
+    // Skip leading VAR=value assignments.
+    while word.contains('=') && !word.starts_with('=') && !word.contains('/') {
+        word = words.next()?;
+    }
+    let word = word.trim_matches(|c| c == '\'' || c == '"');
+    let special = |c: char| "$`\\*?;|&<>(){}~".contains(c);
+    if word.is_empty() || SHELL_WORDS.contains(&word) || word.chars().any(special) {
+        return None;
+    }
+    Some(word.to_string())
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_words() {
+        assert_eq!(
+            first_program_word("./map.sh -x").as_deref(),
+            Some("./map.sh")
+        );
+        assert_eq!(
+            first_program_word("LC_ALL=C sort -k1").as_deref(),
+            Some("sort")
+        );
+        assert_eq!(first_program_word("'tr' -s x").as_deref(), Some("tr"));
+        assert_eq!(first_program_word("(cd x; ls)"), None);
+        assert_eq!(first_program_word("$HOME/bin/x"), None);
+        assert_eq!(first_program_word("exec awk 1"), None);
+    }
+
+    #[test]
+    fn builtins_parse_and_unknown_ones_are_refused() {
+        assert_eq!(
+            Program::parse("@count").unwrap(),
+            Program::Builtin(Builtin::Count)
+        );
+        assert!(
+            Program::parse("@nope")
+                .unwrap_err()
+                .to_string()
+                .contains("@count")
+        );
+        assert!(matches!(
+            Program::parse("wc -l").unwrap(),
+            Program::Shell(_)
+        ));
+    }
+
+    #[test]
+    fn missing_and_non_executable_commands_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("m.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let p = Program::parse("./m.sh").unwrap();
+        assert!(
+            p.check("mapper", dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("chmod +x")
+        );
+        assert!(
+            Program::parse("./nope.sh")
+                .unwrap()
+                .check("mapper", dir.path())
+                .is_err()
+        );
+        assert!(
+            Program::parse("no-such-program-xyz")
+                .unwrap()
+                .check("mapper", dir.path())
+                .is_err()
+        );
+        assert!(
+            Program::parse("sh -c true")
+                .unwrap()
+                .check("mapper", dir.path())
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The progress display: one indicatif bar per phase, on stderr, only when
+//! stderr is a terminal and `--quiet` is off (DESIGN.md §7). In a pipe or a
+//! log file nothing is drawn, so no escape codes end up there.
+
+use crate::coordinator::Observer;
+use crate::error::TaskError;
+use crate::report::TaskReport;
+use crate::task::TaskId;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Progress of one phase.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    failed: AtomicU64,
+    phase: &'static str,
+}
+
+impl Progress {
+    /// A display for a phase of `tasks` tasks, drawing only when `enabled`
+    /// and stderr is a terminal. `bytes` is the phase's input size when the
+    /// phase is measured in bytes (map), for throughput and ETA.
+    pub fn new(phase: &'static str, tasks: u64, bytes: Option<u64>, enabled: bool) -> Progress {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let (len, template) = match bytes {
+                Some(b) => (
+                    b,
+                    "{prefix:>7} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+                ),
+                None => (tasks, "{prefix:>7} [{bar:30}] {pos}/{len} {msg}"),
+            };
+            let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(phase);
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            failed: AtomicU64::new(0),
+            phase,
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Advances by `n` units (tasks, or bytes for a byte-measured phase).
+    pub fn advance(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn finished(
+        &self,
+        _task: TaskId,
+        _attempt: u32,
+        host: &str,
+        result: &Result<TaskReport, TaskError>,
+        _elapsed: Duration,
+    ) {
+        let Some(bar) = &self.bar else { return };
+        match result {
+            Ok(r) => {
+                let by_bytes = bar.length() != Some(0) && self.phase == "map";
+                bar.inc(if by_bytes { r.bytes_in.max(1) } else { 1 });
+            }
+            Err(_) => {
+                let n = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                bar.set_message(format!("{n} failed attempt(s), retrying (last on {host})"));
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The key/value view of a record: one line of bytes, split into key and
+//! value by a separator byte (DESIGN.md §2), and the order records sort in.
+//!
+//! The key is the text before the `key_fields`-th separator; the value is the
+//! rest. A line with fewer separators is all key, with an empty value. The
+//! order is key bytewise, then value bytewise, then the whole line — the last
+//! step only separates lines such as `a` and `a<TAB>` that have equal key and
+//! value but different bytes, so that the order is total and output is
+//! reproducible.
+
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+
+/// How a line splits into key and value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySpec {
+    /// The separator byte (TAB by default).
+    pub separator: u8,
+    /// How many leading fields make the key (1 by default).
+    pub key_fields: u32,
+}
+
+impl Default for KeySpec {
+    fn default() -> Self {
+        KeySpec {
+            separator: b'\t',
+            key_fields: 1,
+        }
+    }
+}
+
+/// Where key and value lie inside a line (without its `\n`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fields {
+    /// The key is `line[..key_end]`.
+    pub key_end: usize,
+    /// The value is `line[value_start..]`.
+    pub value_start: usize,
+}
+
+impl KeySpec {
+    /// Finds key and value in `line` (which must not include its `\n`).
+    #[inline]
+    pub fn fields(&self, line: &[u8]) -> Fields {
+        let mut seen = 0;
+        for pos in memchr::memchr_iter(self.separator, line) {
+            seen += 1;
+            if seen == self.key_fields {
+                return Fields {
+                    key_end: pos,
+                    value_start: pos + 1,
+                };
+            }
+        }
+        Fields {
+            key_end: line.len(),
+            value_start: line.len(),
+        }
+    }
+
+    /// The key of `line`.
+    #[inline]
+    pub fn key<'a>(&self, line: &'a [u8]) -> &'a [u8] {
+        &line[..self.fields(line).key_end]
+    }
+}
+
+/// Compares two lines whose fields are already known: key, value, line.
+#[inline]
+pub fn compare(a: &[u8], fa: Fields, b: &[u8], fb: Fields) -> Ordering {
+    a[..fa.key_end]
+        .cmp(&b[..fb.key_end])
+        .then_with(|| a[fa.value_start..].cmp(&b[fb.value_start..]))
+        .then_with(|| a.cmp(b))
+}
+
+/// The first eight key bytes as a big-endian number, zero-padded: comparing
+/// two prefixes orders keys correctly unless the prefixes are equal.
+#[inline]
+pub fn key_prefix(key: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = key.len().min(8);
+    buf[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(buf)
+}
+
+/// Calls `f` with every record of `data`, without its `\n`; a last line
+/// without `\n` is a record too.
+#[inline]
+pub fn for_each_line(data: &[u8], mut f: impl FnMut(&[u8])) {
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', data) {
+        f(&data[start..end]);
+        start = end + 1;
+    }
+    if start < data.len() {
+        f(&data[start..]);
+    }
+}
+
+/// Cuts a stream of chunks into records: a record may span chunks.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Calls `f` with each record completed by `chunk` (without `\n`).
+    #[inline]
+    pub fn feed<E>(
+        &mut self,
+        chunk: &[u8],
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut rest = chunk;
+        if !self.partial.is_empty() {
+            let Some(i) = memchr::memchr(b'\n', rest) else {
+                self.partial.extend_from_slice(rest);
+                return Ok(());
+            };
+            self.partial.extend_from_slice(&rest[..i]);
+            f(&self.partial)?;
+            self.partial.clear();
+            rest = &rest[i + 1..];
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', rest) {
+            f(&rest[start..end])?;
+            start = end + 1;
+        }
+        self.partial.extend_from_slice(&rest[start..]);
+        Ok(())
+    }
+
+    /// Ends the stream: calls `f` with a last record that had no `\n`.
+    pub fn finish<E>(&mut self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        if self.partial.is_empty() {
+            return Ok(());
+        }
+        let last = std::mem::take(&mut self.partial);
+        f(&last)
+    }
+}
+
+/// The number of records in `data`.
+pub fn count_records(data: &[u8]) -> u64 {
+    let newlines = memchr::memchr_iter(b'\n', data).count() as u64;
+    newlines + u64::from(data.last().is_some_and(|&b| b != b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmp(spec: KeySpec, a: &[u8], b: &[u8]) -> Ordering {
+        compare(a, spec.fields(a), b, spec.fields(b))
+    }
+
+    #[test]
+    fn key_is_before_the_nth_separator() {
+        let two = KeySpec {
+            separator: b',',
+            key_fields: 2,
+        };
+        assert_eq!(two.key(b"a,b,c"), b"a,b");
+        assert_eq!(two.key(b"a,b"), b"a,b");
+        assert_eq!(KeySpec::default().key(b"k\tv\tw"), b"k");
+        assert_eq!(KeySpec::default().key(b"no-sep"), b"no-sep");
+    }
+
+    #[test]
+    fn order_is_key_then_value_not_line() {
+        let spec = KeySpec::default();
+        // Bytewise on whole lines, "a\x01\tz" < "a\tb"; by key, "a" < "a\x01".
+        assert_eq!(cmp(spec, b"a\tb", b"a\x01\tz"), Ordering::Less);
+        assert_eq!(cmp(spec, b"a\tb", b"a\tc"), Ordering::Less);
+        assert_eq!(cmp(spec, b"b\ta", b"a\tz"), Ordering::Greater);
+        // Equal key and value, different bytes: still a total order.
+        assert_eq!(cmp(spec, b"a", b"a\t"), Ordering::Less);
+    }
+
+    #[test]
+    fn prefixes_order_like_keys() {
+        assert!(key_prefix(b"ab") < key_prefix(b"b"));
+        assert!(key_prefix(b"abcdefgh1") == key_prefix(b"abcdefgh2"));
+        assert!(key_prefix(b"\xff") > key_prefix(b"zzzz"));
+    }
+
+    #[test]
+    fn records_without_final_newline_count() {
+        assert_eq!(count_records(b""), 0);
+        assert_eq!(count_records(b"a\nb"), 2);
+        assert_eq!(count_records(b"a\nb\n"), 2);
+        let mut seen = Vec::new();
+        for_each_line(b"a\n\nb", |l| seen.push(l.to_vec()));
+        assert_eq!(seen, vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec()]);
+        let mut split = LineSplitter::default();
+        let mut pieces = Vec::new();
+        for chunk in [&b"ab"[..], b"c\nd", b"", b"\n\ne", b"f"] {
+            split
+                .feed(chunk, |l| -> Result<(), ()> {
+                    pieces.push(l.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+        }
+        split
+            .finish(|l| -> Result<(), ()> {
+                pieces.push(l.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            pieces,
+            vec![b"abc".to_vec(), b"d".to_vec(), b"".to_vec(), b"ef".to_vec()]
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! What tasks report and what the job adds up: records and bytes per stage,
+//! user counters from `reporter:counter:` lines, and the job summary.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// User counters, keyed `GROUP,NAME` (Hadoop Streaming's reporter syntax).
+pub type Counters = BTreeMap<String, i64>;
+
+/// What one committed task did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    /// The task id, e.g. `map-00003`.
+    pub task: String,
+    /// The attempt that committed (1-based).
+    pub attempt: u32,
+    /// Where it ran.
+    pub host: String,
+    /// Records read (split lines for a map task, merged records for a reduce).
+    pub records_in: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Records written (after the combiner, for a map task).
+    pub records_out: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Lines the user's command printed (the mapper, for a map task).
+    pub command_records_out: u64,
+    /// Sorted runs spilled to disk past the sort buffer (map tasks).
+    pub spills: u64,
+    /// Records into and out of the combiner (map tasks with `-c`).
+    pub combine_in: u64,
+    /// Records out of the combiner.
+    pub combine_out: u64,
+    /// User counters.
+    pub counters: Counters,
+    /// The last `reporter:status:` message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Wall time of the attempt, in milliseconds.
+    pub millis: u64,
+}
+
+/// Parses one stderr line; returns true when it was a reporter line.
+///
+/// `reporter:counter:GROUP,NAME,AMOUNT` adds AMOUNT to `GROUP,NAME`;
+/// `reporter:status:MSG` sets the status.
+pub fn parse_reporter_line(
+    line: &[u8],
+    counters: &mut Counters,
+    status: &mut Option<String>,
+) -> bool {
+    if let Some(rest) = line.strip_prefix(b"reporter:counter:") {
+        let rest = String::from_utf8_lossy(rest);
+        if let Some((name, amount)) = rest.rsplit_once(',')
+            && let Ok(amount) = amount.trim().parse::<i64>()
+            && name.contains(',')
+        {
+            *counters.entry(name.to_string()).or_default() += amount;
+            return true;
+        }
+        false
+    } else if let Some(msg) = line.strip_prefix(b"reporter:status:") {
+        *status = Some(String::from_utf8_lossy(msg).into_owned());
+        true
+    } else {
+        false
+    }
+}
+
+/// Adds `from` into `into`.
+pub fn add_counters(into: &mut Counters, from: &Counters) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_default() += v;
+    }
+}
+
+/// The totals of one phase (map, shuffle or reduce).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTotals {
+    /// Tasks committed.
+    pub tasks: u64,
+    /// Failed attempts that were retried.
+    pub retries: u64,
+    /// Sum of the tasks' `records_in`.
+    pub records_in: u64,
+    /// Sum of the tasks' `bytes_in`.
+    pub bytes_in: u64,
+    /// Sum of the tasks' `records_out`.
+    pub records_out: u64,
+    /// Sum of the tasks' `bytes_out`.
+    pub bytes_out: u64,
+    /// Sum of the tasks' `command_records_out`.
+    pub command_records_out: u64,
+    /// Sum of the tasks' spills.
+    pub spills: u64,
+    /// Sum of combiner input records.
+    pub combine_in: u64,
+    /// Sum of combiner output records.
+    pub combine_out: u64,
+    /// Wall time of the phase, in milliseconds.
+    pub millis: u64,
+}
+
+impl PhaseTotals {
+    /// Adds one committed task.
+    pub fn add(&mut self, r: &TaskReport) {
+        self.tasks += 1;
+        self.records_in += r.records_in;
+        self.bytes_in += r.bytes_in;
+        self.records_out += r.records_out;
+        self.bytes_out += r.bytes_out;
+        self.command_records_out += r.command_records_out;
+        self.spills += r.spills;
+        self.combine_in += r.combine_in;
+        self.combine_out += r.combine_out;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reporter_lines_are_parsed() {
+        let mut c = Counters::new();
+        let mut s = None;
+        assert!(parse_reporter_line(
+            b"reporter:counter:Words,Seen,3",
+            &mut c,
+            &mut s
+        ));
+        assert!(parse_reporter_line(
+            b"reporter:counter:Words,Seen,-1",
+            &mut c,
+            &mut s
+        ));
+        assert!(parse_reporter_line(
+            b"reporter:status:half way",
+            &mut c,
+            &mut s
+        ));
+        assert!(!parse_reporter_line(
+            b"reporter:counter:bad",
+            &mut c,
+            &mut s
+        ));
+        assert!(!parse_reporter_line(b"warning: x", &mut c, &mut s));
+        assert_eq!(c.get("Words,Seen"), Some(&2));
+        assert_eq!(s.as_deref(), Some("half way"));
+    }
+}
+
+/// The job summary printed on stderr at the end of a run.
+pub fn summary(
+    elapsed: std::time::Duration,
+    map: &PhaseTotals,
+    reduce: Option<&PhaseTotals>,
+    counters: &Counters,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "gmr: job done in {:.2} s", elapsed.as_secs_f64());
+    let mut phase = |name: &str, t: &PhaseTotals| {
+        let _ = write!(
+            s,
+            "  {name:<7}{:>6} tasks {:>12} records in ({}) {:>12} records out ({}) {:>6.2} s",
+            t.tasks,
+            t.records_in,
+            human_bytes(t.bytes_in),
+            t.records_out,
+            human_bytes(t.bytes_out),
+            t.millis as f64 / 1000.0
+        );
+        if t.spills > 0 {
+            let _ = write!(s, ", {} spills", t.spills);
+        }
+        if t.combine_in > 0 {
+            let _ = write!(s, ", combiner {} → {}", t.combine_in, t.combine_out);
+        }
+        if t.retries > 0 {
+            let _ = write!(s, ", {} retried attempts", t.retries);
+        }
+        s.push('\n');
+    };
+    phase("map", map);
+    if let Some(r) = reduce {
+        phase("reduce", r);
+    }
+    for (name, value) in counters {
+        let _ = writeln!(s, "  counter {name} = {value}");
+    }
+    s
+}
+
+/// `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

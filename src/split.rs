@@ -1,0 +1,219 @@
+//! Inputs and splits: expand input paths, spool stdin, and cut files into
+//! byte ranges that end on record boundaries (DESIGN.md §1–2).
+//!
+//! Splitting memory-maps each file and looks only at the pages around each
+//! cut, so it reads almost nothing and copies nothing. A split ends just
+//! after a `\n` (or at the end of the file), so no record is ever cut, and a
+//! line longer than the split size simply makes that split longer.
+//! Compressed files (`.gz`) cannot be cut: each is one split.
+
+use crate::error::{Error, Result};
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One map task's input: the bytes `start..end` of `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    /// The input file (absolute, so that every host sees the same path).
+    pub path: PathBuf,
+    /// First byte of the split.
+    pub start: u64,
+    /// One past the last byte of the split.
+    pub end: u64,
+    /// The file is gzip-compressed; the split is the whole file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gzip: bool,
+}
+
+impl Split {
+    /// Bytes of (possibly compressed) input in this split.
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// True when the split holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// Whether a file is read through gzip, by its name.
+pub fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
+/// Expands the user's inputs into the list of files to read, in order.
+///
+/// A directory stands for the regular files directly inside it, in name
+/// order, skipping names that start with `.` or `_` (as Hadoop does, so that
+/// a job's output directory, with its `_SUCCESS`, can be the next job's
+/// input). `-`, or no input at all, is standard input, spooled to
+/// `spool_dir` because a pipe cannot be mapped.
+pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path) -> Result<Vec<PathBuf>> {
+    let stdin_only = [PathBuf::from("-")];
+    let inputs = if inputs.is_empty() {
+        &stdin_only[..]
+    } else {
+        inputs
+    };
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.as_os_str() == "-" {
+            files.push(spool_stdin(spool_dir)?);
+            continue;
+        }
+        let meta = fs::metadata(input).map_err(|e| Error::input("cannot read input", input, e))?;
+        if meta.is_dir() {
+            let mut names = Vec::new();
+            let entries =
+                fs::read_dir(input).map_err(|e| Error::input("cannot list input", input, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::input("cannot list input", input, e))?;
+                let name = entry.file_name();
+                let hidden = name
+                    .as_encoded_bytes()
+                    .first()
+                    .is_some_and(|&b| b == b'.' || b == b'_');
+                let path = entry.path();
+                if !hidden && fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                    names.push(path);
+                }
+            }
+            names.sort();
+            files.extend(names);
+        } else {
+            // Open now, so that an unreadable file is a usage error before
+            // anything runs, not a task failure later.
+            File::open(input).map_err(|e| Error::input("cannot read input", input, e))?;
+            files.push(input.clone());
+        }
+    }
+    files
+        .into_iter()
+        .map(|f| std::path::absolute(&f).map_err(|e| Error::input("cannot resolve input", &f, e)))
+        .collect()
+}
+
+fn spool_stdin(spool_dir: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(spool_dir)
+        .map_err(|e| Error::io("cannot create spool directory", spool_dir, e))?;
+    let path = spool_dir.join("stdin");
+    let mut out = File::create(&path).map_err(|e| Error::io("cannot spool stdin to", &path, e))?;
+    io::copy(&mut io::stdin().lock(), &mut out)
+        .map_err(|e| Error::io("cannot spool stdin to", &path, e))?;
+    Ok(path)
+}
+
+/// Cuts `files` into splits of about `split_size` bytes each.
+pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
+    let split_size = split_size.max(1);
+    let mut splits = Vec::new();
+    for path in files {
+        let file = File::open(path).map_err(|e| Error::input("cannot read input", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::input("cannot read input", path, e))?
+            .len();
+        if len == 0 {
+            continue;
+        }
+        if is_gzip(path) {
+            splits.push(Split {
+                path: path.clone(),
+                start: 0,
+                end: len,
+                gzip: true,
+            });
+            continue;
+        }
+        // SAFETY: the map is read-only and dropped before we return; a file
+        // truncated under us would fault, the usual caveat of mmap tools.
+        let map =
+            unsafe { Mmap::map(&file) }.map_err(|e| Error::input("cannot map input", path, e))?;
+        let mut start = 0u64;
+        while start < len {
+            let end = cut_after(&map, start + split_size);
+            splits.push(Split {
+                path: path.clone(),
+                start,
+                end,
+                gzip: false,
+            });
+            start = end;
+        }
+    }
+    Ok(splits)
+}
+
+/// The end of a split that should end near `target`: just past the first
+/// `\n` at or after `target - 1`, or the end of the data.
+fn cut_after(data: &[u8], target: u64) -> u64 {
+    let len = data.len() as u64;
+    if target >= len {
+        return len;
+    }
+    match memchr::memchr(b'\n', &data[(target - 1) as usize..]) {
+        Some(i) => target + i as u64,
+        None => len,
+    }
+}
+
+/// A split size that gives every one of `jobs` slots several tasks (for
+/// balance) without making tasks so small that start-up costs dominate.
+pub fn default_split_size(total_bytes: u64, jobs: usize) -> u64 {
+    const MIN: u64 = 1 << 20;
+    const MAX: u64 = 64 << 20;
+    (total_bytes / (jobs as u64 * 4).max(1)).clamp(MIN, MAX)
+}
+
+/// Total bytes of `files`.
+pub fn total_size(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .filter_map(|f| fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_land_after_newlines() {
+        let data = b"aaaa\nbb\ncccccccccc\nd";
+        assert_eq!(cut_after(data, 1), 5);
+        assert_eq!(cut_after(data, 5), 5);
+        assert_eq!(cut_after(data, 6), 8);
+        assert_eq!(cut_after(data, 10), 19);
+        assert_eq!(cut_after(data, 19), 19);
+        assert_eq!(cut_after(data, 20), 20);
+        assert_eq!(cut_after(data, 100), 20);
+    }
+
+    #[test]
+    fn splits_cover_the_file_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in");
+        let mut text = Vec::new();
+        for i in 0..1000 {
+            text.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 37)).as_bytes());
+        }
+        text.extend_from_slice(b"no newline at the end");
+        fs::write(&path, &text).unwrap();
+        for size in [1, 7, 100, 4096, 1 << 20] {
+            let splits = plan_splits(std::slice::from_ref(&path), size).unwrap();
+            let mut pos = 0;
+            for s in &splits {
+                assert_eq!(s.start, pos);
+                assert!(s.end > s.start);
+                assert!(s.end as usize == text.len() || text[s.end as usize - 1] == b'\n');
+                pos = s.end;
+            }
+            assert_eq!(pos as usize, text.len());
+        }
+    }
+}

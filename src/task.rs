@@ -1,0 +1,650 @@
+//! What a task does, given the work directory, the job spec and its id
+//! (DESIGN.md §5): a pure function of its inputs, so any attempt on any host
+//! makes the same bytes, and the first attempt to commit wins.
+//!
+//! - `map-NNNNN`: feed split N to the mapper; partition and sort its output
+//!   in the sort buffer, spilling sorted runs past it; combine; write one
+//!   runs file with every partition back to back, and its index. With
+//!   `-R 0`, the mapper's output is the job's part N, order kept.
+//! - `shuffle-NNNNN`: merge partition N of every map output into one file.
+//! - `reduce-NNNNN`: merge partition N (from the shuffle, or straight from
+//!   the map outputs) into the reducer; its output is part N.
+
+use crate::error::{Error, FailureKind, TaskError};
+use crate::interrupt;
+use crate::merge::{self, Run};
+use crate::process::ChildOutcome;
+use crate::program::{Context, Program};
+use crate::record::{LineSplitter, count_records};
+use crate::report::TaskReport;
+use crate::sort::{Segment, SortBuffer};
+use crate::split::Split;
+use crate::workdir::{self, AttemptGuard, JobSpec, WorkDir, part_name};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+/// Bytes handed to a mapper per write.
+const FEED_CHUNK: usize = 1 << 20;
+/// Buffer for writing runs and parts.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Identifies a task within a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskId {
+    /// Map split N.
+    Map(usize),
+    /// Merge partition N into one file.
+    Shuffle(u32),
+    /// Reduce partition N.
+    Reduce(u32),
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskId::Map(i) => write!(f, "map-{i:05}"),
+            TaskId::Shuffle(p) => write!(f, "shuffle-{p:05}"),
+            TaskId::Reduce(p) => write!(f, "reduce-{p:05}"),
+        }
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TaskId, Error> {
+        let bad = || {
+            Error::Usage(format!(
+                "`{s}` is not a task id (map-N, shuffle-N or reduce-N)"
+            ))
+        };
+        let (kind, n) = s.split_once('-').ok_or_else(bad)?;
+        let n: u32 = n.parse().map_err(|_| bad())?;
+        match kind {
+            "map" => Ok(TaskId::Map(n as usize)),
+            "shuffle" => Ok(TaskId::Shuffle(n)),
+            "reduce" => Ok(TaskId::Reduce(n)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The index of a committed map output: where each partition lies in `out`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MapIndex {
+    /// Segment `p` of `out` holds partition `p`, sorted.
+    pub segments: Vec<Segment>,
+}
+
+/// True when `task` committed already (its report exists): it need not run.
+pub fn committed_report(wd: &WorkDir, task: TaskId) -> Option<TaskReport> {
+    let path = wd.report_path(&task.to_string());
+    path.exists()
+        .then(|| workdir::read_json(&path).ok())
+        .flatten()
+}
+
+/// Runs one attempt of `task` and commits its output.
+pub fn run(
+    wd: &WorkDir,
+    spec: &JobSpec,
+    task: TaskId,
+    attempt: u32,
+) -> Result<TaskReport, TaskError> {
+    let started = Instant::now();
+    let name = task.to_string();
+    let mut report = match task {
+        TaskId::Map(i) => {
+            let split = spec
+                .splits
+                .get(i)
+                .ok_or_else(|| TaskError::task(format!("{name}: the job has no split {i}")))?;
+            MapTask {
+                wd,
+                spec,
+                index: i,
+                split,
+                name: &name,
+                attempt,
+            }
+            .run()?
+        }
+        TaskId::Shuffle(p) => run_shuffle(wd, spec, p)?,
+        TaskId::Reduce(p) => run_reduce(wd, spec, p, &name, attempt)?,
+    };
+    report.task = name.clone();
+    report.attempt = attempt;
+    report.host = workdir::hostname();
+    report.millis = started.elapsed().as_millis() as u64;
+    let path = wd.report_path(&name);
+    let tmp = workdir::attempt_path(&path, attempt);
+    workdir::write_json(&tmp, &report).map_err(TaskError::from)?;
+    workdir::commit(&tmp, &path).map_err(TaskError::from)?;
+    Ok(report)
+}
+
+/// The environment a task's commands see (Hadoop Streaming names too).
+fn task_env(wd: &WorkDir, name: &str, attempt: u32, partition: usize) -> Vec<(String, String)> {
+    vec![
+        ("GMR_TASK".into(), name.into()),
+        ("GMR_ATTEMPT".into(), attempt.to_string()),
+        ("GMR_WORKDIR".into(), wd.root().display().to_string()),
+        ("mapreduce_task_id".into(), name.into()),
+        (
+            "mapreduce_task_attempt_id".into(),
+            format!("{name}_{attempt}"),
+        ),
+        ("mapreduce_task_partition".into(), partition.to_string()),
+    ]
+}
+
+fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> TaskError {
+    let message = format!("{what} {}", path.display());
+    move |e| match e.kind() {
+        _ if interrupt::is_set() => TaskError::interrupted(),
+        _ => TaskError::task(
+            crate::error::io_message(&message, Path::new(""), &e).replace(" : ", ": "),
+        ),
+    }
+}
+
+struct MapTask<'a> {
+    wd: &'a WorkDir,
+    spec: &'a JobSpec,
+    index: usize,
+    split: &'a Split,
+    name: &'a str,
+    attempt: u32,
+}
+
+impl MapTask<'_> {
+    fn run(&self) -> Result<TaskReport, TaskError> {
+        let mapper = Program::parse(&self.spec.mapper)?;
+        let mut env = task_env(self.wd, self.name, self.attempt, self.index);
+        let input = self.split.path.display().to_string();
+        env.extend([
+            ("GMR_INPUT_FILE".into(), input.clone()),
+            ("mapreduce_map_input_file".into(), input.clone()),
+            ("map_input_file".into(), input),
+            (
+                "mapreduce_map_input_start".into(),
+                self.split.start.to_string(),
+            ),
+            (
+                "mapreduce_map_input_length".into(),
+                self.split.len().to_string(),
+            ),
+        ]);
+        let log = self.wd.log_path(self.name, self.attempt);
+        let ctx = Context {
+            role: "mapper",
+            cwd: &self.spec.cwd,
+            env: &env,
+            log: &log,
+            key: self.spec.key,
+        };
+        let mut records_in = 0u64;
+        let mut bytes_in = 0u64;
+        let feed = |w: &mut dyn Write| feed_split(self.split, w, &mut records_in, &mut bytes_in);
+        let with_split = |mut e: TaskError| {
+            if e.kind == FailureKind::Task {
+                e.message = format!(
+                    "{}: {} (input {} bytes {}..{})",
+                    self.name,
+                    e.message,
+                    self.split.path.display(),
+                    self.split.start,
+                    self.split.end
+                );
+            }
+            e
+        };
+        let mut report = if self.spec.reducers == 0 {
+            self.run_map_only(&mapper, &ctx, feed).map_err(with_split)?
+        } else {
+            self.run_sorted(&mapper, &ctx, feed).map_err(with_split)?
+        };
+        report.records_in = records_in;
+        report.bytes_in = bytes_in;
+        Ok(report)
+    }
+
+    /// `-R 0`: the mapper's output is part N of the job, as it printed it.
+    fn run_map_only<F>(
+        &self,
+        mapper: &Program,
+        ctx: &Context,
+        feed: F,
+    ) -> Result<TaskReport, TaskError>
+    where
+        F: FnOnce(&mut dyn Write) -> io::Result<()> + Send,
+    {
+        let target = self.spec.output.join(part_name(self.index));
+        let (outcome, records, bytes) = write_part(&target, self.attempt, |out| {
+            let mut counts = (0u64, 0u64, false);
+            let outcome = mapper.run(ctx, feed, |chunk| {
+                counts.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                counts.1 += chunk.len() as u64;
+                counts.2 = chunk.last() != Some(&b'\n');
+                out.write_all(chunk)
+            })?;
+            Ok((outcome, counts.0 + u64::from(counts.2), counts.1))
+        })?;
+        Ok(TaskReport {
+            records_out: records,
+            command_records_out: records,
+            bytes_out: bytes,
+            counters: outcome.counters,
+            status: outcome.status,
+            ..TaskReport::default()
+        })
+    }
+
+    /// The mapper's output partitioned, sorted, spilled and combined into
+    /// one runs file.
+    fn run_sorted<F>(
+        &self,
+        mapper: &Program,
+        ctx: &Context,
+        feed: F,
+    ) -> Result<TaskReport, TaskError>
+    where
+        F: FnOnce(&mut dyn Write) -> io::Result<()> + Send,
+    {
+        let target = self.wd.map_dir(self.index);
+        let attempt_dir = AttemptGuard::new(workdir::attempt_path(&target, self.attempt));
+        fs::create_dir_all(attempt_dir.path())
+            .map_err(io_err("cannot create", attempt_dir.path()))?;
+        let combiner = self
+            .spec
+            .combiner
+            .as_deref()
+            .map(Program::parse)
+            .transpose()?;
+        let combine_env = task_env(self.wd, self.name, self.attempt, self.index);
+        let combine_log = self
+            .wd
+            .log_path(&format!("{}.combiner", self.name), self.attempt);
+        let combine_ctx = Context {
+            role: "combiner",
+            cwd: &self.spec.cwd,
+            env: &combine_env,
+            log: &combine_log,
+            key: self.spec.key,
+        };
+        let mut sorter = Sorter {
+            buffer: SortBuffer::new(self.spec.key, self.spec.reducers),
+            limit: self.spec.sort_buffer as usize,
+            dir: attempt_dir.path(),
+            spills: Vec::new(),
+            combiner: combiner.as_ref().map(|c| (c, &combine_ctx)),
+            report: TaskReport::default(),
+        };
+        let mut lines = LineSplitter::default();
+        let mut spill_error = None;
+        let outcome = mapper.run(ctx, feed, |chunk| {
+            lines.feed(chunk, |line| {
+                sorter.report.command_records_out += 1;
+                sorter.buffer.push(line);
+                Ok::<(), io::Error>(())
+            })?;
+            if sorter.buffer.bytes() >= sorter.limit {
+                sorter.spill().map_err(|e| {
+                    let msg = e.message.clone();
+                    spill_error = Some(e);
+                    io::Error::other(msg)
+                })?;
+            }
+            Ok(())
+        });
+        if let Some(e) = spill_error {
+            return Err(e);
+        }
+        let outcome: ChildOutcome = outcome?;
+        lines
+            .finish(|line| {
+                sorter.report.command_records_out += 1;
+                sorter.buffer.push(line);
+                Ok::<(), io::Error>(())
+            })
+            .expect("infallible");
+        let segments = sorter.finish()?;
+        let index = MapIndex { segments };
+        workdir::write_json(&attempt_dir.path().join("index.json"), &index)?;
+        let mut report = sorter.report;
+        report.records_out = index.segments.iter().map(|s| s.records).sum();
+        report.bytes_out = index.segments.last().map_or(0, |s| s.end);
+        report.counters = outcome.counters;
+        report.status = outcome.status;
+        workdir::commit(attempt_dir.path(), &target)?;
+        attempt_dir.keep();
+        Ok(report)
+    }
+}
+
+/// Writes the split's bytes to the mapper, counting records and bytes.
+fn feed_split(
+    split: &Split,
+    w: &mut dyn Write,
+    records: &mut u64,
+    bytes: &mut u64,
+) -> io::Result<()> {
+    let file = File::open(&split.path)?;
+    let mut last = b'\n';
+    let mut take = |chunk: &[u8], w: &mut dyn Write| -> io::Result<()> {
+        *records += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        *bytes += chunk.len() as u64;
+        if let Some(&b) = chunk.last() {
+            last = b;
+        }
+        w.write_all(chunk)
+    };
+    if split.gzip {
+        let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+        let mut buf = vec![0u8; FEED_CHUNK];
+        loop {
+            let n = match dec.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("decompressing: {e}"))),
+            };
+            take(&buf[..n], w)?;
+        }
+    } else if !split.is_empty() {
+        let map = map_range(&file, split.start, split.len())?;
+        for chunk in map.chunks(FEED_CHUNK) {
+            take(chunk, w)?;
+        }
+    }
+    if last != b'\n' {
+        *records += 1;
+    }
+    Ok(())
+}
+
+/// Maps bytes `start..start+len` of `file` (the map is page-aligned; the
+/// returned slice is exactly the range).
+pub struct MappedRange {
+    map: memmap2::Mmap,
+    skip: usize,
+}
+
+impl std::ops::Deref for MappedRange {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map[self.skip..]
+    }
+}
+
+fn map_range(file: &File, start: u64, len: u64) -> io::Result<MappedRange> {
+    // SAFETY: sysconf is always safe to call.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    let aligned = start - start % page;
+    let skip = (start - aligned) as usize;
+    // SAFETY: read-only map of an input the job does not modify; a file
+    // truncated under a running job faults, as with any mmap reader.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(aligned)
+            .len(len as usize + skip)
+            .map(file)?
+    };
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(MappedRange { map, skip })
+}
+
+/// The sort buffer of a map task and the runs it spilled.
+struct Sorter<'a> {
+    buffer: SortBuffer,
+    limit: usize,
+    dir: &'a Path,
+    spills: Vec<(PathBuf, Vec<Segment>)>,
+    combiner: Option<(&'a Program, &'a Context<'a>)>,
+    report: TaskReport,
+}
+
+impl Sorter<'_> {
+    /// Sorts (and combines) the buffer and writes it to `path`.
+    fn write_buffer(&mut self, path: &Path) -> Result<Vec<Segment>, TaskError> {
+        self.buffer.sort();
+        if let Some((combiner, ctx)) = self.combiner {
+            let mut combined = SortBuffer::new(ctx.key, self.buffer.reducers());
+            let mut lines = LineSplitter::default();
+            let buffer = &self.buffer;
+            self.report.combine_in += buffer.len() as u64;
+            combiner.run(
+                ctx,
+                |w| {
+                    buffer.for_each(|l| {
+                        w.write_all(l)?;
+                        w.write_all(b"\n")
+                    })
+                },
+                |chunk| {
+                    lines.feed(chunk, |l| {
+                        combined.push(l);
+                        Ok(())
+                    })
+                },
+            )?;
+            lines
+                .finish(|l| -> Result<(), ()> {
+                    combined.push(l);
+                    Ok(())
+                })
+                .expect("infallible");
+            // A combiner's output need not be sorted (nor keep every key in
+            // its partition): partition and sort it again.
+            combined.sort();
+            self.report.combine_out += combined.len() as u64;
+            self.buffer = combined;
+        }
+        let mut out = BufWriter::with_capacity(
+            WRITE_BUFFER,
+            File::create(path).map_err(io_err("cannot create", path))?,
+        );
+        let segments = self
+            .buffer
+            .write_runs(&mut out, 0)
+            .and_then(|s| out.flush().map(|()| s))
+            .map_err(io_err("cannot write", path))?;
+        self.buffer.clear();
+        Ok(segments)
+    }
+
+    /// Writes the buffer as one more spilled run.
+    fn spill(&mut self) -> Result<(), TaskError> {
+        let path = self.dir.join(format!("spill-{:05}", self.spills.len()));
+        let segments = self.write_buffer(&path)?;
+        self.spills.push((path, segments));
+        self.report.spills += 1;
+        Ok(())
+    }
+
+    /// Writes the final runs file `out` and returns its segments.
+    fn finish(&mut self) -> Result<Vec<Segment>, TaskError> {
+        let out_path = self.dir.join("out");
+        if self.spills.is_empty() {
+            return self.write_buffer(&out_path);
+        }
+        if !self.buffer.is_empty() {
+            self.spill()?;
+        }
+        let mut out = BufWriter::with_capacity(
+            WRITE_BUFFER,
+            File::create(&out_path).map_err(io_err("cannot create", &out_path))?,
+        );
+        let mut segments = Vec::new();
+        let mut pos = 0u64;
+        for p in 0..self.buffer.reducers() as usize {
+            let runs = self
+                .spills
+                .iter()
+                .filter(|(_, segs)| segs[p].records > 0)
+                .map(|(path, segs)| merge::open_segment(path, segs[p]))
+                .collect::<io::Result<Vec<Run>>>()
+                .map_err(io_err("cannot read spill in", self.dir))?;
+            let start = pos;
+            let records = merge::merge(self.buffer.key(), runs, |line| {
+                pos += line.len() as u64 + 1;
+                out.write_all(line)?;
+                out.write_all(b"\n")
+            })
+            .map_err(io_err("cannot merge spills into", &out_path))?;
+            segments.push(Segment {
+                start,
+                end: pos,
+                records,
+            });
+        }
+        out.flush().map_err(io_err("cannot write", &out_path))?;
+        for (path, _) in &self.spills {
+            let _ = fs::remove_file(path);
+        }
+        Ok(segments)
+    }
+}
+
+/// Opens the sorted runs of partition `p`: the shuffle's merged file when
+/// `gmr shuffle` made one, else the partition's segment of every map output.
+fn partition_runs(
+    wd: &WorkDir,
+    spec: &JobSpec,
+    p: u32,
+    from_shuffle: bool,
+) -> Result<Vec<Run>, TaskError> {
+    let merged = wd.shuffle_part(p);
+    if from_shuffle && merged.exists() {
+        return Ok(vec![
+            merge::open_file(&merged).map_err(io_err("cannot read", &merged))?,
+        ]);
+    }
+    let mut runs = Vec::new();
+    for i in 0..spec.splits.len() {
+        let dir = wd.map_dir(i);
+        let index: MapIndex = workdir::read_json(&dir.join("index.json")).map_err(|e| {
+            TaskError::task(format!(
+                "{e}; the map task map-{i:05} has not committed its output"
+            ))
+        })?;
+        let seg = *index.segments.get(p as usize).ok_or_else(|| {
+            TaskError::task(format!(
+                "{} has no partition {p}: the job's R changed",
+                dir.display()
+            ))
+        })?;
+        if seg.records > 0 {
+            let out = dir.join("out");
+            runs.push(merge::open_segment(&out, seg).map_err(io_err("cannot read", &out))?);
+        }
+    }
+    Ok(runs)
+}
+
+fn run_shuffle(wd: &WorkDir, spec: &JobSpec, p: u32) -> Result<TaskReport, TaskError> {
+    let runs = partition_runs(wd, spec, p, false)?;
+    let (records, bytes) = write_part(&wd.shuffle_part(p), 0, |out| {
+        let mut bytes = 0u64;
+        let records = merge::merge(spec.key, runs, |line| {
+            bytes += line.len() as u64 + 1;
+            out.write_all(line)?;
+            out.write_all(b"\n")
+        })
+        .map_err(|e| TaskError::task(format!("merging partition {p}: {e}")))?;
+        Ok((records, bytes))
+    })?;
+    Ok(TaskReport {
+        records_in: records,
+        bytes_in: bytes,
+        records_out: records,
+        bytes_out: bytes,
+        ..TaskReport::default()
+    })
+}
+
+fn run_reduce(
+    wd: &WorkDir,
+    spec: &JobSpec,
+    p: u32,
+    name: &str,
+    attempt: u32,
+) -> Result<TaskReport, TaskError> {
+    let reducer_text = spec
+        .reducer
+        .as_deref()
+        .ok_or_else(|| TaskError::task("the job spec names no reducer"))?;
+    let reducer = Program::parse(reducer_text)?;
+    let runs = partition_runs(wd, spec, p, true)?;
+    let env = task_env(wd, name, attempt, p as usize);
+    let log = wd.log_path(name, attempt);
+    let ctx = Context {
+        role: "reducer",
+        cwd: &spec.cwd,
+        env: &env,
+        log: &log,
+        key: spec.key,
+    };
+    let (mut records_in, mut bytes_in) = (0u64, 0u64);
+    let feed = |w: &mut dyn Write| {
+        records_in = merge::merge(spec.key, runs, |line| {
+            bytes_in += line.len() as u64 + 1;
+            w.write_all(line)?;
+            w.write_all(b"\n")
+        })?;
+        Ok(())
+    };
+    let target = spec.output.join(part_name(p as usize));
+    let (outcome, records_out, bytes_out) = write_part(&target, attempt, |out| {
+        let mut lines = (0u64, 0u64, false);
+        let outcome = reducer
+            .run(&ctx, feed, |chunk| {
+                lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                lines.1 += chunk.len() as u64;
+                lines.2 = chunk.last() != Some(&b'\n');
+                out.write_all(chunk)
+            })
+            .map_err(|mut e| {
+                if e.kind == FailureKind::Task {
+                    e.message = format!("{name}: {} (partition {p})", e.message);
+                }
+                e
+            })?;
+        Ok((outcome, lines.0 + u64::from(lines.2), lines.1))
+    })?;
+    Ok(TaskReport {
+        records_in,
+        bytes_in,
+        records_out,
+        command_records_out: records_out,
+        bytes_out,
+        counters: outcome.counters,
+        status: outcome.status,
+        ..TaskReport::default()
+    })
+}
+
+/// Writes an attempt of the file `target` with `write`, then commits it.
+fn write_part<T>(
+    target: &Path,
+    attempt: u32,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<T, TaskError>,
+) -> Result<T, TaskError> {
+    let guard = AttemptGuard::new(workdir::attempt_path(target, attempt));
+    let file = File::create(guard.path()).map_err(io_err("cannot create", guard.path()))?;
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+    let value = write(&mut out)?;
+    out.flush().map_err(io_err("cannot write", guard.path()))?;
+    workdir::commit(guard.path(), target)?;
+    guard.keep();
+    Ok(value)
+}
+
+/// The number of records in a file (tests and checks).
+pub fn count_file_records(path: &Path) -> io::Result<u64> {
+    Ok(count_records(&fs::read(path)?))
+}

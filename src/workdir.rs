@@ -1,0 +1,316 @@
+//! The work directory: its layout, the job spec stored in it, and commit by
+//! rename (DESIGN.md §4).
+//!
+//! Everything a task needs or makes lives here, so that any host that sees
+//! the directory can run any task. Nothing relies on locks or on seeing a
+//! file before its writer reported success: every output is written under a
+//! unique attempt name and then committed to its final name, where the first
+//! commit wins and later ones are discarded. Readers only open final names.
+//!
+//! ```text
+//! job.json                   the job spec (commands, R, separator, splits, …)
+//! input/stdin                standard input, spooled
+//! map/map-00003/             a committed map task: `out` (all partitions,
+//!                            sorted, back to back) and `index.json`
+//! map/.map-00003.attempt-…   a map attempt in progress
+//! shuffle/part-00003         a merged partition (only after `gmr shuffle`)
+//! reports/map-00003.json     the report of the attempt that committed
+//! logs/map-00003.1.stderr    each attempt's stderr
+//! output/part-00003          parts, when the job's output goes to stdout
+//! ```
+
+use crate::error::{Error, Result, io_message};
+use crate::record::KeySpec;
+use crate::split::Split;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Version of the work directory format; a task refuses other versions.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a job runs: everything a task needs besides its id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobSpec {
+    /// Work directory format version.
+    pub version: u32,
+    /// The directory tasks run in (the user's current directory), so that
+    /// relative paths in commands work on every host.
+    pub cwd: PathBuf,
+    /// The input splits; map task `i` reads `splits[i]`.
+    pub splits: Vec<Split>,
+    /// The mapper command.
+    pub mapper: String,
+    /// The combiner command, run on each sorted map-side run.
+    pub combiner: Option<String>,
+    /// The reducer command (set by `gmr reduce` when stages run one by one).
+    pub reducer: Option<String>,
+    /// Number of reduce partitions; 0 is a map-only job.
+    pub reducers: u32,
+    /// How records split into key and value.
+    pub key: KeySpec,
+    /// Bytes of mapper output a map task sorts in memory before spilling.
+    pub sort_buffer: u64,
+    /// Where parts are committed.
+    pub output: PathBuf,
+}
+
+/// The work directory of one job.
+#[derive(Debug, Clone)]
+pub struct WorkDir {
+    root: PathBuf,
+}
+
+impl WorkDir {
+    /// A work directory at `root` (not created).
+    pub fn new(root: impl Into<PathBuf>) -> WorkDir {
+        WorkDir { root: root.into() }
+    }
+
+    /// Creates the directory (and its subdirectories) if missing.
+    pub fn create(&self) -> Result<()> {
+        for sub in ["map", "shuffle", "reports", "logs"] {
+            let dir = self.root.join(sub);
+            fs::create_dir_all(&dir)
+                .map_err(|e| Error::io("cannot create work directory", &dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// The root of the work directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where standard input is spooled.
+    pub fn input_dir(&self) -> PathBuf {
+        self.root.join("input")
+    }
+
+    /// The job spec file.
+    pub fn spec_path(&self) -> PathBuf {
+        self.root.join("job.json")
+    }
+
+    /// The committed directory of map task `index`.
+    pub fn map_dir(&self, index: usize) -> PathBuf {
+        self.root.join("map").join(format!("map-{index:05}"))
+    }
+
+    /// The committed merged partition `p` (made by `gmr shuffle`).
+    pub fn shuffle_part(&self, p: u32) -> PathBuf {
+        self.root.join("shuffle").join(part_name(p as usize))
+    }
+
+    /// The committed report of a task.
+    pub fn report_path(&self, task: &str) -> PathBuf {
+        self.root.join("reports").join(format!("{task}.json"))
+    }
+
+    /// The stderr log of one attempt of a task.
+    pub fn log_path(&self, task: &str, attempt: u32) -> PathBuf {
+        self.root
+            .join("logs")
+            .join(format!("{task}.{attempt}.stderr"))
+    }
+
+    /// Where parts go when the job's output is standard output.
+    pub fn default_output(&self) -> PathBuf {
+        self.root.join("output")
+    }
+
+    /// Reads the job spec.
+    pub fn load_spec(&self) -> Result<JobSpec> {
+        let spec: JobSpec = read_json(&self.spec_path()).map_err(|e| {
+            Error::Usage(format!(
+                "{e}; is {} the work directory of a gmr job?",
+                self.root.display()
+            ))
+        })?;
+        if spec.version != FORMAT_VERSION {
+            return Err(Error::Usage(format!(
+                "work directory {} has format {}, this gmr reads format {FORMAT_VERSION}; \
+                 rerun the job with this version",
+                self.root.display(),
+                spec.version
+            )));
+        }
+        Ok(spec)
+    }
+
+    /// Writes the job spec (atomically, replacing an older one).
+    pub fn save_spec(&self, spec: &JobSpec) -> Result<()> {
+        let path = self.spec_path();
+        let tmp = attempt_path(&path, 0);
+        write_json(&tmp, spec)?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write job spec", &path, e))
+    }
+}
+
+/// `part-00003`.
+pub fn part_name(p: usize) -> String {
+    format!("part-{p:05}")
+}
+
+/// A unique name beside `target` for one attempt at writing it:
+/// `.NAME.attempt-A-HOST-PID-N`. Hidden, so that readers of the directory
+/// (and jobs that take it as input) skip it.
+pub fn attempt_path(target: &Path, attempt: u32) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let host = hostname();
+    let pid = std::process::id();
+    target.with_file_name(format!(".{name}.attempt-{attempt}-{host}-{pid}-{n}"))
+}
+
+/// True for names made by [`attempt_path`].
+pub fn is_attempt_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".attempt-")
+}
+
+/// This host's name, for attempt names and reports.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // on success when the name fits.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+    if ok && end > 0 {
+        String::from_utf8_lossy(&buf[..end]).replace('/', "_")
+    } else {
+        "localhost".to_string()
+    }
+}
+
+/// Commits a finished attempt (a file or a directory) to its final name.
+/// Returns false, and removes the attempt, when another attempt committed
+/// first: that one's bytes are the same, since tasks are pure.
+pub fn commit(attempt: &Path, target: &Path) -> Result<bool> {
+    let is_dir = attempt.is_dir();
+    let result = if is_dir {
+        // rename(2) of a directory onto a non-empty one fails: first wins.
+        fs::rename(attempt, target)
+    } else {
+        // link(2) never replaces: first wins. Fall back to rename where the
+        // filesystem has no hard links.
+        match fs::hard_link(attempt, target) {
+            Ok(()) => fs::remove_file(attempt),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+            Err(_) => fs::rename(attempt, target),
+        }
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(e)
+            if target.exists()
+                && (e.kind() == io::ErrorKind::AlreadyExists
+                    || e.raw_os_error() == Some(libc::ENOTEMPTY)
+                    || e.raw_os_error() == Some(libc::EEXIST)) =>
+        {
+            remove_path(attempt);
+            Ok(false)
+        }
+        Err(e) => Err(Error::io("cannot commit", target, e)),
+    }
+}
+
+/// Removes a file or directory tree, ignoring errors (cleanup paths).
+pub fn remove_path(path: &Path) {
+    if path.is_dir() {
+        let _ = fs::remove_dir_all(path);
+    } else {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// Removes an attempt's files when dropped, unless [`AttemptGuard::keep`]
+/// was called: a failed or interrupted attempt leaves nothing behind.
+pub struct AttemptGuard {
+    path: Option<PathBuf>,
+}
+
+impl AttemptGuard {
+    /// Guards `path`.
+    pub fn new(path: PathBuf) -> AttemptGuard {
+        AttemptGuard { path: Some(path) }
+    }
+
+    /// The guarded path.
+    pub fn path(&self) -> &Path {
+        self.path.as_deref().expect("guard is armed")
+    }
+
+    /// Stops guarding (the attempt was committed or discarded).
+    pub fn keep(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            remove_path(path);
+        }
+    }
+}
+
+/// Writes `value` as JSON to `path`.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("serializable");
+    bytes.push(b'\n');
+    let mut file = fs::File::create(path).map_err(|e| Error::io("cannot write", path, e))?;
+    file.write_all(&bytes)
+        .map_err(|e| Error::io("cannot write", path, e))
+}
+
+/// Reads JSON from `path`.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(|e| Error::Job(io_message("cannot read", path, &e)))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Job(format!("cannot parse {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_commit_wins_for_files_and_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("part-00000");
+        let a = attempt_path(&target, 1);
+        let b = attempt_path(&target, 2);
+        assert_ne!(a, b);
+        fs::write(&a, "first").unwrap();
+        fs::write(&b, "second").unwrap();
+        assert!(commit(&a, &target).unwrap());
+        assert!(!commit(&b, &target).unwrap());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "first");
+        assert!(!a.exists() && !b.exists());
+
+        let target = dir.path().join("map-00000");
+        let (a, b) = (attempt_path(&target, 1), attempt_path(&target, 2));
+        for (d, text) in [(&a, "first"), (&b, "second")] {
+            fs::create_dir(d).unwrap();
+            fs::write(d.join("out"), text).unwrap();
+        }
+        assert!(commit(&a, &target).unwrap());
+        assert!(!commit(&b, &target).unwrap());
+        assert_eq!(fs::read_to_string(target.join("out")).unwrap(), "first");
+        assert!(!b.exists());
+    }
+
+    #[test]
+    fn attempt_names_are_hidden() {
+        let p = attempt_path(Path::new("/x/part-00001"), 3);
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(is_attempt_name(name), "{name}");
+        assert!(!is_attempt_name("part-00001"));
+    }
+}
