@@ -286,7 +286,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let n: f64 = num
         .parse()
         .map_err(|_| format!("`{s}` is not a size (e.g. 64M, 1G, 4096)"))?;
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return Err(format!("`{s}`: a size must be positive"));
     }
     Ok((n * mult as f64) as u64)

@@ -64,7 +64,7 @@ impl Program {
         let Some(word) = first_program_word(cmd) else {
             return Ok(());
         };
-        let found = if word.contains('/') {
+        if word.contains('/') {
             let path = cwd.join(&word);
             if !path.is_file() {
                 return Err(Error::Usage(format!(
@@ -89,8 +89,7 @@ impl Program {
                     "{role} `{word}` not found in PATH; give its path (e.g. `./{word}`) or install it"
                 ))
             })
-        };
-        found
+        }
     }
 
     /// Runs the program: `feed` writes its input, `on_stdout` takes its

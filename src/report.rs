@@ -117,40 +117,6 @@ impl PhaseTotals {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reporter_lines_are_parsed() {
-        let mut c = Counters::new();
-        let mut s = None;
-        assert!(parse_reporter_line(
-            b"reporter:counter:Words,Seen,3",
-            &mut c,
-            &mut s
-        ));
-        assert!(parse_reporter_line(
-            b"reporter:counter:Words,Seen,-1",
-            &mut c,
-            &mut s
-        ));
-        assert!(parse_reporter_line(
-            b"reporter:status:half way",
-            &mut c,
-            &mut s
-        ));
-        assert!(!parse_reporter_line(
-            b"reporter:counter:bad",
-            &mut c,
-            &mut s
-        ));
-        assert!(!parse_reporter_line(b"warning: x", &mut c, &mut s));
-        assert_eq!(c.get("Words,Seen"), Some(&2));
-        assert_eq!(s.as_deref(), Some("half way"));
-    }
-}
-
 /// The job summary printed on stderr at the end of a run.
 pub fn summary(
     elapsed: std::time::Duration,
@@ -206,5 +172,39 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reporter_lines_are_parsed() {
+        let mut c = Counters::new();
+        let mut s = None;
+        assert!(parse_reporter_line(
+            b"reporter:counter:Words,Seen,3",
+            &mut c,
+            &mut s
+        ));
+        assert!(parse_reporter_line(
+            b"reporter:counter:Words,Seen,-1",
+            &mut c,
+            &mut s
+        ));
+        assert!(parse_reporter_line(
+            b"reporter:status:half way",
+            &mut c,
+            &mut s
+        ));
+        assert!(!parse_reporter_line(
+            b"reporter:counter:bad",
+            &mut c,
+            &mut s
+        ));
+        assert!(!parse_reporter_line(b"warning: x", &mut c, &mut s));
+        assert_eq!(c.get("Words,Seen"), Some(&2));
+        assert_eq!(s.as_deref(), Some("half way"));
     }
 }

@@ -1,0 +1,204 @@
+//! Test helpers: run the real `gmr` binary in a fresh temporary directory,
+//! with real scripts, and build independent reference outputs with the
+//! shell (`LC_ALL=C sort`, the mapper and reducer piped by hand).
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `gmr` binary under test.
+pub fn gmr_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gmr"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared test data beside the repository (`../shared`, or
+/// `$GMR_SHARED`).
+pub fn shared() -> PathBuf {
+    let dir = std::env::var_os("GMR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"));
+    assert!(
+        dir.join("testdata").is_dir(),
+        "test data not found at {}: check out the shared data beside the repository or set GMR_SHARED",
+        dir.display()
+    );
+    dir
+}
+
+/// A job script from `tests/jobs`.
+pub fn job(name: &str) -> String {
+    repo().join("tests/jobs").join(name).display().to_string()
+}
+
+/// A temporary directory to run gmr in.
+pub struct Dir {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        let tmp = tempfile::Builder::new()
+            .prefix("gmr-test-")
+            .tempdir()
+            .unwrap();
+        fs::create_dir(tmp.path().join("tmp")).unwrap();
+        Dir { tmp }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    /// Writes a file (creating parent directories).
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// Writes an executable script.
+    pub fn script(&self, rel: &str, body: &str) -> PathBuf {
+        let p = self.write(rel, format!("#!/bin/sh\n{body}\n"));
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    /// A `gmr` command run in this directory, with temporary work
+    /// directories inside it.
+    pub fn gmr(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(gmr_bin());
+        c.args(args)
+            .current_dir(self.tmp.path())
+            .env("TMPDIR", self.path("tmp"))
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs gmr and returns its output.
+    pub fn run(&self, args: &[&str]) -> Out {
+        Out(self.gmr(args).output().unwrap())
+    }
+
+    /// Runs gmr with `input` on stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Out {
+        let mut child = self
+            .gmr(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.to_vec();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        Out(out)
+    }
+
+    /// Runs a shell command line in this directory (for references).
+    pub fn sh(&self, cmd: &str) -> Vec<u8> {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(self.tmp.path())
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reference `{cmd}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Files left in the temporary work area (should be none after success).
+    pub fn leftover_workdirs(&self) -> Vec<String> {
+        fs::read_dir(self.path("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+/// The output of one gmr run.
+pub struct Out(pub Output);
+
+impl Out {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> &[u8] {
+        &self.0.stdout
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &[u8] {
+        assert_eq!(self.code(), 0, "gmr failed; stderr:\n{}", self.stderr());
+        &self.0.stdout
+    }
+    /// Asserts the exit code and returns stderr.
+    #[track_caller]
+    pub fn fails(&self, code: i32) -> String {
+        assert_eq!(
+            self.code(),
+            code,
+            "expected exit {code}; stderr:\n{}",
+            self.stderr()
+        );
+        self.stderr()
+    }
+}
+
+/// The lines of `bytes`, sorted bytewise (for order-free comparisons).
+pub fn sorted_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    if lines.last().is_some_and(Vec::is_empty) {
+        lines.pop();
+    }
+    lines.sort();
+    lines
+}
+
+/// Reads a file.
+pub fn read(p: impl AsRef<Path>) -> Vec<u8> {
+    fs::read(p.as_ref()).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.as_ref().display()))
+}
+
+/// Names in a directory, sorted.
+pub fn names(dir: impl AsRef<Path>) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The concatenation of `part-*` files of an output directory, in order.
+pub fn parts(dir: impl AsRef<Path>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in names(&dir) {
+        if n.starts_with("part-") {
+            out.extend(read(dir.as_ref().join(n)));
+        }
+    }
+    out
+}

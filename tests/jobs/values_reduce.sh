@@ -1,0 +1,3 @@
+#!/bin/sh
+# Prints the value of each record (everything after the first TAB).
+exec cut -f2-

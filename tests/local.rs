@@ -1,0 +1,992 @@
+//! The local engine, end to end: the real binary, real scripts, real data,
+//! compared with independent references (the course's expected files, and
+//! the same mapper and reducer piped through `LC_ALL=C sort` by hand).
+
+mod common;
+use common::*;
+use std::fs;
+
+fn eecs(sub: &str) -> String {
+    shared()
+        .join("testdata/eecs485")
+        .join(sub)
+        .display()
+        .to_string()
+}
+
+fn gutenberg() -> String {
+    shared().join("testdata/gutenberg").display().to_string()
+}
+
+#[test]
+fn eecs485_word_count_matches_expected() {
+    let d = Dir::new();
+    let expected = sorted_lines(&read(
+        shared().join("testdata/eecs485/correct/word_count_correct.txt"),
+    ));
+    for r in ["1", "3", "8"] {
+        let out = d.run(&[
+            "run",
+            "-q",
+            "-m",
+            &job("eecs_wc_map.sh"),
+            "-r",
+            &job("sum_reduce.sh"),
+            "-R",
+            r,
+            &eecs("input"),
+        ]);
+        assert_eq!(sorted_lines(out.ok()), expected, "word count with -R {r}");
+    }
+    assert!(
+        d.leftover_workdirs().is_empty(),
+        "a successful run removes its work directory"
+    );
+}
+
+#[test]
+fn eecs485_grep_is_byte_exact() {
+    let d = Dir::new();
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &job("eecs_grep_map.sh"),
+        "-r",
+        &job("values_reduce.sh"),
+        "-R",
+        "1",
+        &eecs("input"),
+    ]);
+    assert_eq!(
+        out.ok(),
+        read(shared().join("testdata/eecs485/correct/grep_correct.txt"))
+    );
+}
+
+#[test]
+fn eecs485_large_input_with_a_64k_line_and_no_final_newline() {
+    let d = Dir::new();
+    let input = eecs("input_large");
+    let file02 = read(shared().join("testdata/eecs485/input_large/file02"));
+    assert_ne!(file02.last(), Some(&b'\n'), "the data has no final newline");
+    let reference = d.sh(&format!(
+        "cat {input}/* | {} | sort | {}",
+        job("words_map.sh"),
+        job("sum_reduce.sh")
+    ));
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &job("words_map.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "1",
+        "--split-size",
+        "16K",
+        &input,
+    ]);
+    assert_eq!(out.ok(), reference);
+}
+
+#[test]
+fn eecs485_intermediate_data_reduces_like_the_reference() {
+    // Already-mapped word<TAB>1 lines: an identity mapper and a summing reducer.
+    let d = Dir::new();
+    let input = eecs("input_large_intermediate");
+    let reference = d.sh(&format!("cat {input}/* | sort | {}", job("sum_reduce.sh")));
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "4",
+        &input,
+    ]);
+    assert_eq!(sorted_lines(out.ok()), sorted_lines(&reference));
+}
+
+#[test]
+fn eecs485_partitions_hold_the_same_records_as_the_course_workers() {
+    // The course's worker files partition with md5, gmr with XXH3: compare
+    // the union, and check that gmr's partitions are sorted and disjoint.
+    let d = Dir::new();
+    let gmr = gmr_bin().display().to_string();
+    d.sh(&format!(
+        "{gmr} split {} | {gmr} map -q -m cat -R 2 --workdir w | {gmr} shuffle -q --workdir w",
+        eecs("input_large_intermediate")
+    ));
+    let ours = d.sh("cat w/shuffle/part-00000 w/shuffle/part-00001 | sort");
+    let theirs = d.sh(&format!("cat {}/* | sort", eecs("test_worker_11")));
+    assert_eq!(ours, theirs);
+    let keys = |p: &str| -> std::collections::BTreeSet<Vec<u8>> {
+        let data = read(d.path(p));
+        let lines: Vec<&[u8]> = data
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{p} is sorted");
+        lines
+            .iter()
+            .map(|l| l.split(|&b| b == b'\t').next().unwrap().to_vec())
+            .collect()
+    };
+    assert!(keys("w/shuffle/part-00000").is_disjoint(&keys("w/shuffle/part-00001")));
+}
+
+#[test]
+fn gutenberg_matches_the_unix_pipeline_byte_for_byte() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let reference = d.sh(&format!(
+        "cat {corpus}/* | {} | sort | {}",
+        job("words_map.sh"),
+        job("sum_reduce.sh")
+    ));
+    // One partition is globally sorted: byte-identical to the pipeline.
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &job("words_map.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "1",
+        &corpus,
+    ]);
+    assert_eq!(out.ok(), reference);
+}
+
+#[test]
+fn output_is_identical_whatever_jobs_and_split_size() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let mut outputs = Vec::new();
+    for (j, size) in [("1", "64M"), ("2", "100K"), ("4", "1M"), ("3", "7K")] {
+        let out = d.run(&[
+            "run",
+            "-q",
+            "-m",
+            &job("words_map.sh"),
+            "-r",
+            &job("sum_reduce.sh"),
+            "-R",
+            "5",
+            "-j",
+            j,
+            "--split-size",
+            size,
+            &corpus,
+        ]);
+        outputs.push(out.ok().to_vec());
+    }
+    assert!(
+        outputs.windows(2).all(|w| w[0] == w[1]),
+        "outputs differ across -j / --split-size"
+    );
+}
+
+#[test]
+fn spilling_with_a_tiny_sort_buffer_gives_the_same_output() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let args = [
+        "run",
+        "-m",
+        &job("words_map.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "3",
+        "-j",
+        "2",
+        &corpus,
+    ];
+    let plain = d.run(&args);
+    let mut spill_args = args.to_vec();
+    spill_args.extend(["--sort-buffer", "64K"]);
+    let spilled = d.run(&spill_args);
+    assert_eq!(spilled.ok(), plain.ok());
+    assert!(
+        spilled.stderr().contains("spills"),
+        "summary reports spills:\n{}",
+        spilled.stderr()
+    );
+    assert!(!plain.stderr().contains("spills"));
+}
+
+#[test]
+fn stages_piped_equal_run() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let run = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &job("words_map.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "4",
+        "-o",
+        "run-out",
+        &corpus,
+    ]);
+    run.ok();
+    let pipeline = format!(
+        "{gmr} split --split-size 256K {corpus} | {gmr} map -q -m {m} -R 4 --workdir w | {gmr} shuffle -q --workdir w | {gmr} reduce -q -r {r} --workdir w -o stage-out",
+        gmr = gmr_bin().display(),
+        m = job("words_map.sh"),
+        r = job("sum_reduce.sh"),
+    );
+    let manifest = String::from_utf8(d.sh(&pipeline)).unwrap();
+    assert_eq!(
+        manifest.lines().count(),
+        4,
+        "one part line per partition:\n{manifest}"
+    );
+    assert!(manifest.lines().all(|l| l.starts_with(r#"{"type":"part""#)));
+    assert_eq!(names(d.path("stage-out")), names(d.path("run-out")));
+    for n in names(d.path("run-out")) {
+        assert_eq!(
+            read(d.path("stage-out").join(&n)),
+            read(d.path("run-out").join(&n)),
+            "{n} differs"
+        );
+    }
+    // Skipping the shuffle (reduce merges straight from the map outputs) is the same too.
+    let skip = format!(
+        "{gmr} split {corpus} | {gmr} map -q -m {m} -R 4 --workdir w2 | {gmr} reduce -q -r {r}",
+        gmr = gmr_bin().display(),
+        m = job("words_map.sh"),
+        r = job("sum_reduce.sh"),
+    );
+    assert_eq!(d.sh(&skip), parts(d.path("run-out")));
+}
+
+#[test]
+fn stage_manifests_account_for_every_record() {
+    let d = Dir::new();
+    let input = eecs("input_large");
+    let lines = |cmd: &str| -> Vec<serde_json::Value> {
+        String::from_utf8(d.sh(cmd))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let gmr = gmr_bin().display().to_string();
+    let splits = lines(&format!("{gmr} split --split-size 100K {input}"));
+    assert!(splits.len() > 4);
+    let maps = lines(&format!(
+        "{gmr} split --split-size 100K {input} | {gmr} map -q -m {} -R 3 --workdir w",
+        job("words_map.sh")
+    ));
+    let records_in: u64 = maps.iter().map(|m| m["records_in"].as_u64().unwrap()).sum();
+    let records_out: u64 = maps
+        .iter()
+        .map(|m| m["records_out"].as_u64().unwrap())
+        .sum();
+    // `grep -c ''` counts a last line without newline too (none of these
+    // files ends in one).
+    let count = d.sh(&format!(
+        "for f in {input}/*; do grep -c '' \"$f\"; done | awk '{{ s += $1 }} END {{ print s }}'"
+    ));
+    let input_records: u64 = String::from_utf8(count).unwrap().trim().parse().unwrap();
+    assert_eq!(records_in, input_records);
+    let words = d.sh(&format!("cat {input}/* | {} | wc -l", job("words_map.sh")));
+    let words: u64 = String::from_utf8(words).unwrap().trim().parse().unwrap();
+    assert_eq!(records_out, words);
+    let parts = lines(&format!("{gmr} shuffle -q --workdir w < /dev/null"));
+    let merged: u64 = parts.iter().map(|p| p["records"].as_u64().unwrap()).sum();
+    assert_eq!(merged, records_out);
+}
+
+#[test]
+fn map_only_keeps_input_order() {
+    let d = Dir::new();
+    let mut text = String::new();
+    for i in 0..5000 {
+        text.push_str(&format!("line {i}\n"));
+    }
+    d.write("in/a", &text);
+    d.write("in/b", "b1\nb2");
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "sed s/^/x/",
+        "-R",
+        "0",
+        "--split-size",
+        "1K",
+        "in",
+    ]);
+    let expected = d.sh("cat in/a in/b | sed s/^/x/");
+    assert_eq!(out.ok(), expected);
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-R",
+        "0",
+        "--split-size",
+        "10K",
+        "-o",
+        "o",
+        "in",
+    ]);
+    out.ok();
+    assert!(d.path("o/_SUCCESS").exists());
+    assert!(
+        names(d.path("o"))
+            .iter()
+            .filter(|n| n.starts_with("part-"))
+            .count()
+            > 2
+    );
+    assert_eq!(
+        parts(d.path("o")),
+        read(d.path("in/a"))
+            .into_iter()
+            .chain(*b"b1\nb2")
+            .collect::<Vec<u8>>()
+    );
+}
+
+#[test]
+fn key_fields_and_separator() {
+    let d = Dir::new();
+    d.write(
+        "sales.csv",
+        "eu,fr,3\nus,ny,5\neu,fr,4\neu,de,1\nus,ny,1\nus,ca,2\n",
+    );
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "awk -F, '{k=$1\",\"$2; s[k]+=$3} END {for (k in s) print k\",\"s[k]}'",
+        "--separator",
+        ",",
+        "--key-fields",
+        "2",
+        "-R",
+        "3",
+        "sales.csv",
+    ]);
+    assert_eq!(
+        sorted_lines(out.ok()),
+        sorted_lines(b"eu,de,1\neu,fr,7\nus,ca,2\nus,ny,6\n")
+    );
+    // Every record of one key reaches one reducer: each part has distinct keys.
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "@count",
+        "--separator",
+        ",",
+        "--key-fields",
+        "2",
+        "-R",
+        "2",
+        "-o",
+        "o",
+        "sales.csv",
+    ]);
+    out.ok();
+    assert_eq!(
+        sorted_lines(&parts(d.path("o"))),
+        sorted_lines(b"eu,de,1\neu,fr,2\nus,ca,1\nus,ny,2\n")
+    );
+}
+
+#[test]
+fn values_are_sorted_within_a_key() {
+    let d = Dir::new();
+    d.write("in", "k\t3\nk\t1\nj\tz\nk\t2\nj\ta\n");
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        "-R",
+        "1",
+        "--split-size",
+        "4",
+        "in",
+    ]);
+    assert_eq!(out.ok(), b"j\ta\nj\tz\nk\t1\nk\t2\nk\t3\n");
+}
+
+#[test]
+fn combiner_gives_the_same_output_and_fewer_records() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let plain = d.run(&[
+        "run",
+        "-m",
+        &job("words_map.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "3",
+        &corpus,
+    ]);
+    let combined = d.run(&[
+        "run",
+        "-m",
+        &job("words_map.sh"),
+        "-c",
+        &job("sum_reduce.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "3",
+        &corpus,
+    ]);
+    assert_eq!(combined.ok(), plain.ok());
+    assert!(
+        combined.stderr().contains("combiner"),
+        "{}",
+        combined.stderr()
+    );
+    let builtin = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &job("words_map.sh"),
+        "-c",
+        "@sum",
+        "-r",
+        "@sum",
+        "-R",
+        "3",
+        &corpus,
+    ]);
+    assert_eq!(builtin.ok(), plain.ok());
+}
+
+#[test]
+fn builtin_reducers_match_their_scripts() {
+    let d = Dir::new();
+    d.write("in", "b 4\na 1\nb -2\nc 7\na 10\n");
+    let kv = "tr ' ' '\\t'";
+    assert_eq!(
+        d.run(&["run", "-q", "-m", kv, "-r", "@count", "-R", "1", "in"])
+            .ok(),
+        b"a\t2\nb\t2\nc\t1\n"
+    );
+    assert_eq!(
+        d.run(&["run", "-q", "-m", kv, "-r", "@sum", "-R", "1", "in"])
+            .ok(),
+        b"a\t11\nb\t2\nc\t7\n"
+    );
+    assert_eq!(
+        d.run(&["run", "-q", "-m", kv, "-r", "@max", "-R", "1", "in"])
+            .ok(),
+        b"a\t10\nb\t4\nc\t7\n"
+    );
+    assert_eq!(
+        d.run(&["run", "-q", "-m", kv, "-r", "@min", "-R", "1", "in"])
+            .ok(),
+        b"a\t1\nb\t-2\nc\t7\n"
+    );
+    assert_eq!(
+        d.run(&["run", "-q", "-m", kv, "-r", "@identity", "-R", "1", "in"])
+            .ok(),
+        b"a\t1\na\t10\nb\t-2\nb\t4\nc\t7\n"
+    );
+    let err = d
+        .run(&["run", "-q", "-m", "cat", "-r", "@nope", "in"])
+        .fails(2);
+    assert!(err.contains("@count"), "{err}");
+}
+
+#[test]
+fn non_utf8_keys_sort_bytewise() {
+    let d = Dir::new();
+    d.write(
+        "in",
+        b"\xff\xfe\t1\nabc\t1\n\x80x\t2\n\xff\xfe\t3\nABC\t1\n\x01\t1\n",
+    );
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "1",
+        "in",
+    ]);
+    assert_eq!(
+        out.ok(),
+        b"\x01\t1\nABC\t1\nabc\t1\n\x80x\t2\n\xff\xfe\t4\n"
+    );
+}
+
+#[test]
+fn lines_without_separator_are_passed_unchanged() {
+    let d = Dir::new();
+    d.write("in", "b\na\tx\na\nb\n");
+    let out = d.run(&["run", "-q", "-m", "cat", "-r", "cat", "-R", "1", "in"]);
+    assert_eq!(out.ok(), b"a\na\tx\nb\nb\n");
+}
+
+#[test]
+fn stdin_is_read_when_no_input_is_given() {
+    let d = Dir::new();
+    let out = d.run_stdin(
+        &["run", "-q", "-m", "cat", "-r", "@count", "-R", "2"],
+        b"x\ny\nx\n",
+    );
+    assert_eq!(sorted_lines(out.ok()), sorted_lines(b"x\t2\ny\t1\n"));
+    let out = d.run_stdin(
+        &["run", "-q", "-m", "cat", "-r", "@count", "-R", "1", "-"],
+        b"z\nz",
+    );
+    assert_eq!(out.ok(), b"z\t2\n");
+}
+
+#[test]
+fn tasks_see_their_context_in_the_environment() {
+    let d = Dir::new();
+    d.write("in/one", "a\n");
+    d.write("in/two", "b\n");
+    let m = d.script("m.sh", "cat >/dev/null; echo \"$GMR_TASK\t$GMR_ATTEMPT $(basename \"$GMR_INPUT_FILE\") $(basename \"$mapreduce_map_input_file\") $mapreduce_task_partition\"");
+    let r = d.script(
+        "r.sh",
+        "cat; echo \"reduce\t$GMR_TASK $mapreduce_task_partition\"",
+    );
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        m.to_str().unwrap(),
+        "-r",
+        r.to_str().unwrap(),
+        "-R",
+        "1",
+        "in",
+    ]);
+    let text = String::from_utf8(out.ok().to_vec()).unwrap();
+    assert!(text.contains("map-00000\t1 one one 0"), "{text}");
+    assert!(text.contains("map-00001\t1 two two 1"), "{text}");
+    assert!(text.contains("reduce\treduce-00000 0"), "{text}");
+}
+
+#[test]
+fn a_mapper_that_ignores_stdin_is_fine() {
+    let d = Dir::new();
+    d.write("big", "x\n".repeat(2_000_000));
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "echo hello",
+        "-r",
+        "@count",
+        "-R",
+        "1",
+        "--split-size",
+        "1M",
+        "big",
+    ]);
+    let text = String::from_utf8(out.ok().to_vec()).unwrap();
+    assert!(text.starts_with("hello\t"), "{text}");
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "head -n 1",
+        "-r",
+        "@count",
+        "-R",
+        "1",
+        "--split-size",
+        "64M",
+        "big",
+    ]);
+    assert_eq!(out.ok(), b"x\t1\n");
+}
+
+#[test]
+fn a_task_writing_megabytes_to_stderr_does_not_hang() {
+    let d = Dir::new();
+    d.write("in", "a\nb\n");
+    let m = d.script(
+        "noisy.sh",
+        "head -c 10000000 /dev/zero | tr '\\0' 'e' | fold -w 100 >&2; cat",
+    );
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        m.to_str().unwrap(),
+        "-r",
+        "cat",
+        "-R",
+        "1",
+        "in",
+    ]);
+    assert_eq!(out.ok(), b"a\nb\n");
+}
+
+#[test]
+fn a_failing_mapper_is_retried_then_fails_the_job_with_its_stderr() {
+    let d = Dir::new();
+    d.write("in/good", "ok\n");
+    d.write("in/bad", "boom\n");
+    let m = d.script("m.sh", "echo attempt >> attempts.log; if grep -q boom; then echo 'cannot parse boom' >&2; exit 3; fi; echo fine");
+    let out = d.run(&[
+        "run",
+        "-m",
+        m.to_str().unwrap(),
+        "-r",
+        "cat",
+        "--retries",
+        "2",
+        "in",
+    ]);
+    let err = out.fails(1);
+    assert!(err.contains("gmr: task map-00000 failed 3 times"), "{err}");
+    assert!(err.contains("exited with status 3"), "{err}");
+    assert!(
+        err.contains("cannot parse boom"),
+        "stderr tail shown: {err}"
+    );
+    assert!(err.contains("/in/bad"), "the split is named: {err}");
+    assert!(err.contains("work directory is kept"), "{err}");
+    // 3 attempts of the bad split, and the good split once (or not at all
+    // if the job stopped first).
+    let attempts = read(d.path("attempts.log"))
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count();
+    assert!((3..=4).contains(&attempts), "{attempts} attempts");
+}
+
+#[test]
+fn a_mapper_that_fails_once_succeeds_on_retry() {
+    let d = Dir::new();
+    d.write("in", "a\nb\n");
+    let m = d.script("m.sh", "if [ \"$GMR_ATTEMPT\" = 1 ]; then exit 1; fi; cat");
+    let out = d.run(&[
+        "run",
+        "-m",
+        m.to_str().unwrap(),
+        "-r",
+        "cat",
+        "-R",
+        "1",
+        "in",
+    ]);
+    assert_eq!(out.ok(), b"a\nb\n");
+    assert!(
+        out.stderr().contains("1 retried attempts"),
+        "{}",
+        out.stderr()
+    );
+}
+
+#[test]
+fn a_failing_reducer_fails_the_job() {
+    let d = Dir::new();
+    d.write("in", "a\n");
+    let err = d
+        .run(&[
+            "run",
+            "-m",
+            "cat",
+            "-r",
+            "echo no >&2; exit 9",
+            "--retries",
+            "0",
+            "-o",
+            "o",
+            "in",
+        ])
+        .fails(1);
+    assert!(
+        err.contains("reducer") && err.contains("status 9") && err.contains("no"),
+        "{err}"
+    );
+    assert!(!d.path("o/_SUCCESS").exists());
+    let left: Vec<String> = names(d.path("o"));
+    assert!(
+        left.iter().all(|n| !n.starts_with('.')),
+        "no attempt files left: {left:?}"
+    );
+}
+
+#[test]
+fn missing_or_unusable_commands_are_usage_errors_before_any_task() {
+    let d = Dir::new();
+    d.write("in", "a\n");
+    d.write("not-exec.sh", "#!/bin/sh\ncat\n");
+    let err = d
+        .run(&["run", "-m", "./not-exec.sh", "-r", "cat", "in"])
+        .fails(2);
+    assert!(
+        err.contains("not executable") && err.contains("chmod +x"),
+        "{err}"
+    );
+    let err = d
+        .run(&["run", "-m", "./nope.sh", "-r", "cat", "in"])
+        .fails(2);
+    assert!(
+        err.starts_with("gmr: mapper `./nope.sh` not found"),
+        "{err}"
+    );
+    let err = d
+        .run(&["run", "-m", "cat", "-r", "no-such-reducer-xyz", "in"])
+        .fails(2);
+    assert!(
+        err.contains("reducer `no-such-reducer-xyz` not found in PATH"),
+        "{err}"
+    );
+    assert!(d.leftover_workdirs().is_empty());
+}
+
+#[test]
+fn missing_input_is_a_usage_error() {
+    let d = Dir::new();
+    let err = d
+        .run(&["run", "-m", "cat", "-r", "cat", "nope.txt"])
+        .fails(2);
+    assert!(err.starts_with("gmr: cannot read input nope.txt"), "{err}");
+    assert!(err.contains("No such file"), "{err}");
+    assert!(d.leftover_workdirs().is_empty());
+}
+
+#[test]
+fn an_existing_output_directory_is_refused_unless_forced() {
+    let d = Dir::new();
+    d.write("in", "a\n");
+    d.write("o/keep.txt", "precious");
+    let err = d
+        .run(&["run", "-m", "cat", "-r", "cat", "-o", "o", "in"])
+        .fails(2);
+    assert!(
+        err.contains("output directory o exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(read(d.path("o/keep.txt")), b"precious");
+    assert_eq!(names(d.path("o")), ["keep.txt"]);
+    d.run(&[
+        "run", "-q", "-m", "cat", "-r", "cat", "-R", "2", "-o", "o", "--force", "in",
+    ])
+    .ok();
+    assert_eq!(names(d.path("o")), ["_SUCCESS", "part-00000", "part-00001"]);
+}
+
+#[test]
+fn empty_input_gives_empty_parts_and_success() {
+    let d = Dir::new();
+    d.write("empty", "");
+    d.run(&[
+        "run", "-q", "-m", "cat", "-r", "cat", "-R", "3", "-o", "o", "empty",
+    ])
+    .ok();
+    assert_eq!(
+        names(d.path("o")),
+        ["_SUCCESS", "part-00000", "part-00001", "part-00002"]
+    );
+    assert!(parts(d.path("o")).is_empty());
+    assert!(
+        d.run(&["run", "-q", "-m", "cat", "-r", "cat", "empty"])
+            .ok()
+            .is_empty()
+    );
+}
+
+#[test]
+fn output_directory_holds_parts_and_success_marker() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &job("words_map.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "4",
+        "-o",
+        "out",
+        &corpus,
+    ])
+    .ok();
+    assert_eq!(
+        names(d.path("out")),
+        [
+            "_SUCCESS",
+            "part-00000",
+            "part-00001",
+            "part-00002",
+            "part-00003"
+        ]
+    );
+    let reference = d.sh(&format!(
+        "cat {corpus}/* | {} | sort | {}",
+        job("words_map.sh"),
+        job("sum_reduce.sh")
+    ));
+    assert_eq!(
+        sorted_lines(&parts(d.path("out"))),
+        sorted_lines(&reference)
+    );
+    // Each part is sorted by key.
+    for n in ["part-00000", "part-00003"] {
+        let p = read(d.path("out").join(n));
+        let lines: Vec<&[u8]> = p.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        assert!(lines.windows(2).all(|w| w[0] < w[1]), "{n} is sorted");
+    }
+}
+
+#[test]
+fn directories_skip_hidden_and_underscore_files() {
+    let d = Dir::new();
+    d.write("in/a", "x\n");
+    d.write("in/.hidden", "h\n");
+    d.write("in/_SUCCESS", "");
+    let out = d.run(&["run", "-q", "-m", "cat", "-r", "cat", "-R", "1", "in"]);
+    assert_eq!(out.ok(), b"x\n");
+}
+
+#[test]
+fn gzip_input_equals_plain_input() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    d.sh(&format!(
+        "mkdir gz && for f in {corpus}/*; do gzip -c \"$f\" > gz/$(basename \"$f\").gz; done"
+    ));
+    let args = |input: &str| -> Vec<String> {
+        [
+            "run",
+            "-q",
+            "-m",
+            &job("words_map.sh"),
+            "-r",
+            &job("sum_reduce.sh"),
+            "-R",
+            "2",
+            input,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let plain = d.run(&args(&corpus).iter().map(String::as_str).collect::<Vec<_>>());
+    let gz = d.run(&args("gz").iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(gz.ok(), plain.ok());
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    // Megabytes of output into `head -n 1`: gmr sees EPIPE and exits 0.
+    let d = Dir::new();
+    let cmd = format!(
+        "{} run -q -m cat -R 0 {} | head -n 1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        gmr_bin().display(),
+        gutenberg()
+    );
+    let out = d.sh(&format!("bash -c '{cmd}'"));
+    assert_eq!(String::from_utf8(out).unwrap().trim(), "0");
+}
+
+#[test]
+fn version_and_help_work() {
+    let d = Dir::new();
+    let v = d.run(&["--version"]);
+    assert!(String::from_utf8_lossy(v.ok()).starts_with("gmr "));
+    let h = d.run(&["run", "--help"]);
+    let text = String::from_utf8_lossy(h.ok()).into_owned();
+    assert!(
+        text.contains("--reducers") && text.contains("Examples:"),
+        "{text}"
+    );
+    d.run(&["run", "--no-such-flag"]).fails(2);
+}
+
+#[test]
+fn interrupt_kills_children_and_leaves_no_partial_output() {
+    use std::time::{Duration, Instant};
+    let d = Dir::new();
+    d.write("in", "a\nb\nc\nd\n");
+    let m = d.script("slow.sh", "echo $$ >> pids; cat; exec sleep 60");
+    let child = d
+        .gmr(&[
+            "run",
+            "-q",
+            "-m",
+            m.to_str().unwrap(),
+            "-r",
+            "cat",
+            "-R",
+            "2",
+            "--split-size",
+            "2",
+            "-o",
+            "o",
+            "in",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !d.path("pids").exists() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(!d.path("o/_SUCCESS").exists());
+    assert!(
+        names(d.path("o")).is_empty(),
+        "no part or attempt files: {:?}",
+        names(d.path("o"))
+    );
+    // The mappers (and their sleep) are gone.
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in String::from_utf8(read(d.path("pids"))).unwrap().lines() {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .unwrap()
+                    .contains(") Z"),
+            "mapper {pid} still runs"
+        );
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
