@@ -8,7 +8,8 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-const EXAMPLES_GMR: &str = "\
+/// `--help` and man page examples.
+pub const EXAMPLES_GMR: &str = "\
 Examples:
   Word count over a directory of logs, on all cores, into out/:
     gmr run -m ./map.sh -r ./reduce.sh -R 4 -o out/ logs/
@@ -18,28 +19,33 @@ Examples:
     gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w |
       gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/";
 
-const EXAMPLES_RUN: &str = "\
+/// `--help` and man page examples.
+pub const EXAMPLES_RUN: &str = "\
 Examples:
   gmr run -m ./map.sh -r ./reduce.sh -R 4 -o out/ logs/
   gmr run -m 'tr -s \" \" \"\\n\"' -r @count big.txt > counts.txt
   gmr run -m ./tok.py -c @sum -r @sum -j 8 --split-size 16M data/
   zcat x.gz | gmr run -m ./map.sh -r ./reduce.sh -R 0      # map-only, stdin";
 
-const EXAMPLES_SPLIT: &str = "\
+/// `--help` and man page examples.
+pub const EXAMPLES_SPLIT: &str = "\
 Examples:
   gmr split --split-size 64M big.txt
   gmr split logs/ | gmr map -m ./map.sh -R 4 --workdir w";
 
-const EXAMPLES_MAP: &str = "\
+/// `--help` and man page examples.
+pub const EXAMPLES_MAP: &str = "\
 Examples:
   gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w
   gmr split big.txt | gmr map -m ./map.sh -c @sum -R 8 --workdir w";
 
-const EXAMPLES_SHUFFLE: &str = "\
+/// `--help` and man page examples.
+pub const EXAMPLES_SHUFFLE: &str = "\
 Examples:
   gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w | gmr shuffle --workdir w";
 
-const EXAMPLES_REDUCE: &str = "\
+/// `--help` and man page examples.
+pub const EXAMPLES_REDUCE: &str = "\
 Examples:
   ... | gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/
   ... | gmr map -m ./map.sh --workdir w | gmr reduce -r @count > counts.txt";

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod coordinator;
 pub mod error;
 pub mod exec;
+pub mod gendoc;
 pub mod interrupt;
 pub mod manifest;
 pub mod merge;

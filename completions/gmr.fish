@@ -1,0 +1,94 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_gmr_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_gmr_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_gmr_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_gmr_using_subcommand
+    set -l cmd (__fish_gmr_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c gmr -n "__fish_gmr_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gmr -n "__fish_gmr_needs_command" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_needs_command" -f -a "run" -d 'Run a whole job: split, map, shuffle and reduce'
+complete -c gmr -n "__fish_gmr_needs_command" -f -a "split" -d 'Cut inputs into splits on record boundaries; print one JSON line per split'
+complete -c gmr -n "__fish_gmr_needs_command" -f -a "map" -d 'Run the mapper on each split (JSON lines on stdin); partition and sort its output'
+complete -c gmr -n "__fish_gmr_needs_command" -f -a "shuffle" -d 'Merge the sorted runs of each partition (map JSON lines on stdin)'
+complete -c gmr -n "__fish_gmr_needs_command" -f -a "reduce" -d 'Run the reducer on each merged partition and commit the part files'
+complete -c gmr -n "__fish_gmr_needs_command" -f -a "task" -d 'Run one task of a job (used by executors on remote hosts)'
+complete -c gmr -n "__fish_gmr_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s m -l mapper -d 'The mapper: a command run by `sh -c` (a pipeline is fine) or @identity' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs); 0 makes a map-only job whose mapper output is the output, order kept' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s r -l reducer -d 'The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s o -l output -d 'Write part-00000 … and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l separator -d 'The byte between key and value (one character, or \\t)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l key-fields -d 'How many leading fields form the key' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l workdir -d 'The work directory (default: a new one in $TMPDIR, removed after a successful run)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l force -d 'Replace an existing, non-empty output directory'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s h -l help -d 'Print help'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_using_subcommand split" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand split" -l workdir -d 'Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand split" -s j -l jobs -d 'The number of jobs the default split size plans for (default: the number of cores)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand split" -s h -l help -d 'Print help'
+complete -c gmr -n "__fish_gmr_using_subcommand split" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s m -l mapper -d 'The mapper: a command run by `sh -c` (a pipeline is fine) or @identity' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs); 0 makes a map-only job whose mapper output is the output, order kept' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l separator -d 'The byte between key and value (one character, or \\t)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l key-fields -d 'How many leading fields form the key' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l workdir -d 'The work directory (default: the one in the split lines, else a new one in $TMPDIR)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s h -l help -d 'Print help'
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l workdir -d 'The work directory (default: the one in the map lines on stdin)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s h -l help -d 'Print help'
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s r -l reducer -d 'The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s o -l output -d 'Write part-00000 … and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l workdir -d 'The work directory (default: the one in the lines on stdin)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l force -d 'Replace an existing, non-empty output directory'
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s h -l help -d 'Print help'
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_using_subcommand task" -l workdir -d 'The job\'s work directory' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand task" -l attempt -d 'The attempt number' -r
+complete -c gmr -n "__fish_gmr_using_subcommand task" -s h -l help -d 'Print help'
+complete -c gmr -n "__fish_gmr_using_subcommand task" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "run" -d 'Run a whole job: split, map, shuffle and reduce'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "split" -d 'Cut inputs into splits on record boundaries; print one JSON line per split'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "map" -d 'Run the mapper on each split (JSON lines on stdin); partition and sort its output'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "shuffle" -d 'Merge the sorted runs of each partition (map JSON lines on stdin)'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "reduce" -d 'Run the reducer on each merged partition and commit the part files'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "task" -d 'Run one task of a job (used by executors on remote hosts)'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
