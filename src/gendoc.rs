@@ -11,6 +11,9 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::Man;
 
+/// A clap_mangen section renderer.
+type RenderSection = fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>;
+
 /// One generated file: its path relative to the repository, and its bytes.
 pub type Generated = (String, Vec<u8>);
 
@@ -111,7 +114,7 @@ pub fn man_pages() -> Vec<Generated> {
 fn render_page(cmd: clap::Command, examples: &str, full: bool) -> Vec<u8> {
     let man = Man::new(cmd.clone()).manual("gmr manual");
     let mut out = Vec::new();
-    let sections: [fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>; 4] = [
+    let sections: [RenderSection; 4] = [
         Man::render_title,
         Man::render_name_section,
         Man::render_synopsis_section,
