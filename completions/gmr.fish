@@ -44,9 +44,11 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l separator -d 'The byte b
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l key-fields -d 'How many leading fields form the key' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l workdir -d 'The work directory (default: a new one in $TMPDIR, removed after a successful run)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l force -d 'Replace an existing, non-empty output directory'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l resume -d 'Continue the failed or interrupted job in --workdir: tasks that committed are reused, only the rest run (the job must be the same: commands, inputs, R, key, output)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand split" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M)' -r
@@ -62,12 +64,14 @@ complete -c gmr -n "__fish_gmr_using_subcommand map" -l separator -d 'The byte b
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l key-fields -d 'How many leading fields form the key' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l workdir -d 'The work directory (default: the one in the split lines, else a new one in $TMPDIR)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s q -l quiet -d 'No progress display and no summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l workdir -d 'The work directory (default: the one in the map lines on stdin)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s q -l quiet -d 'No progress display and no summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s h -l help -d 'Print help'
@@ -76,6 +80,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s r -l reducer -d 'The 
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s o -l output -d 'Write part-00000 … and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l workdir -d 'The work directory (default: the one in the lines on stdin)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l force -d 'Replace an existing, non-empty output directory'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s q -l quiet -d 'No progress display and no summary on stderr'

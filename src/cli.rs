@@ -167,6 +167,11 @@ pub struct ExecArgs {
     /// No progress display and no summary on stderr
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    /// Append one JSON line per task attempt to FILE (task, attempt, host,
+    /// start, duration, status, records and bytes, error)
+    #[arg(long, value_name = "FILE")]
+    pub joblog: Option<PathBuf>,
 }
 
 /// `gmr run`.
@@ -196,6 +201,12 @@ pub struct RunArgs {
     /// The work directory (default: a new one in $TMPDIR, removed after a successful run)
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
+
+    /// Continue the failed or interrupted job in --workdir: tasks that
+    /// committed are reused, only the rest run (the job must be the same:
+    /// commands, inputs, R, key, output)
+    #[arg(long, requires = "workdir")]
+    pub resume: bool,
 }
 
 /// `gmr split`.

@@ -5,15 +5,16 @@ use crate::cli::{
     Cli, Command, ExecArgs, KeyArgs, MapArgs, MapperArgs, OutputArgs, ReduceArgs, RunArgs,
     ShuffleArgs, SplitArgs, TaskArgs,
 };
-use crate::coordinator::{self, Policy};
+use crate::coordinator::{self, Observer, Observers, Policy};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::exec::local::LocalExecutor;
+use crate::joblog::JobLog;
 use crate::manifest::{self, Entry};
 use crate::program::Program;
 use crate::progress::Progress;
 use crate::record::KeySpec;
-use crate::report::{Counters, PhaseTotals, TaskReport, add_counters};
+use crate::report::{Counters, JobReport, PhaseTotals, TaskReport, add_counters};
 use crate::split::{self, Split};
 use crate::task::{self, TaskId};
 use crate::workdir::{self, FORMAT_VERSION, JobSpec, WorkDir, part_name};
@@ -139,6 +140,7 @@ fn new_spec(
     JobSpec {
         version: FORMAT_VERSION,
         cwd,
+        inputs: Vec::new(),
         splits,
         mapper: map.mapper.clone(),
         combiner: map.combiner.clone(),
@@ -151,35 +153,78 @@ fn new_spec(
     }
 }
 
-/// Runs one phase's tasks on `exec` with a progress display.
-fn run_phase(
-    exec: &dyn Executor,
-    name: &'static str,
-    tasks: &[TaskId],
-    bytes: Option<u64>,
-    ex: &ExecArgs,
-) -> Result<(Vec<TaskReport>, PhaseTotals)> {
-    let started = Instant::now();
-    let progress = Progress::new(name, tasks.len() as u64, bytes, !ex.quiet);
-    let outcome = coordinator::run_phase(
-        exec,
-        tasks,
-        Policy {
-            retries: ex.retries,
-        },
-        &progress,
-    );
-    progress.finish();
-    let outcome = outcome?;
-    let mut totals = PhaseTotals {
-        retries: outcome.retries,
-        ..PhaseTotals::default()
-    };
-    for r in &outcome.reports {
-        totals.add(r);
+/// Runs the phases of one job on one executor.
+struct Runner<'a> {
+    exec: &'a dyn Executor,
+    args: &'a ExecArgs,
+    joblog: Option<JobLog>,
+    /// When resuming: reuse the tasks of this job that committed.
+    resume: Option<(&'a WorkDir, &'a JobSpec)>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(exec: &'a dyn Executor, args: &'a ExecArgs) -> Result<Runner<'a>> {
+        let joblog = args.joblog.as_deref().map(JobLog::open).transpose()?;
+        Ok(Runner {
+            exec,
+            args,
+            joblog,
+            resume: None,
+        })
     }
-    totals.millis = started.elapsed().as_millis() as u64;
-    Ok((outcome.reports, totals))
+
+    /// Runs a phase's tasks with a progress display, retries and the job
+    /// log; a task that committed in an earlier run is reused when resuming.
+    fn phase(
+        &self,
+        name: &'static str,
+        tasks: &[TaskId],
+        bytes: Option<u64>,
+    ) -> Result<(Vec<TaskReport>, PhaseTotals)> {
+        let started = Instant::now();
+        let reused: Vec<Option<TaskReport>> = tasks
+            .iter()
+            .map(|&t| {
+                self.resume
+                    .and_then(|(wd, spec)| task::committed_report(wd, spec, t))
+            })
+            .collect();
+        let pending: Vec<TaskId> = tasks
+            .iter()
+            .zip(&reused)
+            .filter(|(_, r)| r.is_none())
+            .map(|(t, _)| *t)
+            .collect();
+        let progress = Progress::new(name, pending.len() as u64, bytes, !self.args.quiet);
+        let mut observers: Vec<&dyn Observer> = vec![&progress];
+        if let Some(log) = &self.joblog {
+            observers.push(log);
+        }
+        let outcome = coordinator::run_phase(
+            self.exec,
+            &pending,
+            Policy {
+                retries: self.args.retries,
+            },
+            &Observers(observers),
+        );
+        progress.finish();
+        let outcome = outcome?;
+        let mut fresh = outcome.reports.into_iter();
+        let reports: Vec<TaskReport> = reused
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| fresh.next().expect("one report per pending task")))
+            .collect();
+        let mut totals = PhaseTotals {
+            retries: outcome.retries,
+            ..PhaseTotals::default()
+        };
+        for r in &reports {
+            totals.add(r);
+        }
+        totals.millis = started.elapsed().as_millis() as u64;
+        Ok((reports, totals))
+    }
 }
 
 /// Makes sure no record went missing between map and reduce.
@@ -268,35 +313,71 @@ fn run(args: RunArgs) -> Result<()> {
             "a reducer (-r CMD) is needed unless -R 0".into(),
         ));
     }
-    let output = prepare_output(&args.output)?;
+    let recorded = match (&args.workdir, args.resume) {
+        (Some(dir), true) => Some(
+            WorkDir::new(dir)
+                .load_spec()
+                .map_err(|e| Error::Usage(format!("nothing to resume: {e}")))?,
+        ),
+        _ => None,
+    };
+    let output = match (&recorded, &args.output.output) {
+        // A resumed job keeps the parts it committed in its output directory.
+        (Some(old), Some(dir)) if std::path::absolute(dir).is_ok_and(|d| d == old.output) => {
+            Some(old.output.clone())
+        }
+        _ => prepare_output(&args.output)?,
+    };
     let to_stdout = output.is_none();
-    let (wd, created) = open_workdir(args.workdir.as_deref(), true)?;
+    let (wd, created) = open_workdir(args.workdir.as_deref(), recorded.is_none())?;
     keeping_workdir(&wd, created, || {
-        let files = split::resolve_inputs(&args.input.inputs, &wd.input_dir())?;
-        let total = split::total_size(&files);
-        let size = args
-            .input
-            .split_size
-            .unwrap_or_else(|| split::default_split_size(total, jobs));
-        let splits = split::plan_splits(&files, size)?;
+        let reuse_spool = recorded.as_ref().is_some_and(|old| {
+            args.input.inputs.iter().all(|p| p.as_os_str() == "-")
+                && old
+                    .inputs
+                    .iter()
+                    .all(|i| i.path.starts_with(wd.input_dir()))
+        });
+        let files = match &recorded {
+            Some(old) if reuse_spool => old.inputs.iter().map(|i| i.path.clone()).collect(),
+            _ => split::resolve_inputs(&args.input.inputs, &wd.input_dir())?,
+        };
+        let inputs = split::stamp_inputs(&files)?;
         let mut spec = new_spec(
             &wd,
             cwd.clone(),
-            splits,
+            Vec::new(),
             &args.map,
             &args.key,
             jobs,
             output.clone(),
         );
+        spec.inputs = inputs;
         spec.reducer = reducer.map(str::to_string);
+        if let Some(old) = &recorded {
+            check_resumable(old, &spec)?;
+            // The recorded plan, not a new one: a different split size
+            // would make different tasks.
+            spec.splits = old.splits.clone();
+        } else {
+            let total = split::total_size(&files);
+            let size = args
+                .input
+                .split_size
+                .unwrap_or_else(|| split::default_split_size(total, jobs));
+            spec.splits = split::plan_splits(&files, size)?;
+        }
         fs::create_dir_all(&spec.output)
             .map_err(|e| Error::io("cannot create", &spec.output, e))?;
         wd.save_spec(&spec)?;
         let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs);
+        let mut runner = Runner::new(&exec, &args.exec)?;
+        if recorded.is_some() {
+            runner.resume = Some((&wd, &spec));
+        }
         let map_tasks: Vec<TaskId> = (0..spec.splits.len()).map(TaskId::Map).collect();
         let input_bytes = spec.splits.iter().map(Split::len).sum();
-        let (map_reports, map) =
-            run_phase(&exec, "map", &map_tasks, Some(input_bytes), &args.exec)?;
+        let (map_reports, map) = runner.phase("map", &map_tasks, Some(input_bytes))?;
         let mut counters = Counters::new();
         map_reports
             .iter()
@@ -305,22 +386,81 @@ fn run(args: RunArgs) -> Result<()> {
             (spec.splits.len(), None)
         } else {
             let tasks: Vec<TaskId> = (0..spec.reducers).map(TaskId::Reduce).collect();
-            let (reports, totals) = run_phase(&exec, "reduce", &tasks, None, &args.exec)?;
+            let (reports, totals) = runner.phase("reduce", &tasks, None)?;
             reports
                 .iter()
                 .for_each(|r| add_counters(&mut counters, &r.counters));
             (spec.reducers as usize, Some(totals))
         };
         check_counts(&spec, &map, reduce.as_ref())?;
+        let report = JobReport {
+            seconds: started.elapsed().as_secs_f64(),
+            map,
+            reduce,
+            counters,
+        };
+        workdir::write_json(&wd.job_report_path(), &report)?;
         deliver_output(&spec, parts, to_stdout)?;
         if !args.exec.quiet {
             eprint!(
                 "{}",
-                crate::report::summary(started.elapsed(), &map, reduce.as_ref(), &counters)
+                crate::report::summary(
+                    started.elapsed(),
+                    &report.map,
+                    report.reduce.as_ref(),
+                    &report.counters
+                )
             );
         }
         Ok(())
     })
+}
+
+/// Refuses to resume a job with another job's settings: its committed
+/// tasks would not fit.
+fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
+    let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
+    let mut diffs = Vec::new();
+    if old.mapper != new.mapper {
+        diffs.push(format!(
+            "the mapper (was `{}`, now `{}`)",
+            old.mapper, new.mapper
+        ));
+    }
+    if old.combiner != new.combiner {
+        diffs.push(format!(
+            "the combiner (was `{}`, now `{}`)",
+            show(&old.combiner),
+            show(&new.combiner)
+        ));
+    }
+    if old.reducer != new.reducer {
+        diffs.push(format!(
+            "the reducer (was `{}`, now `{}`)",
+            show(&old.reducer),
+            show(&new.reducer)
+        ));
+    }
+    if old.reducers != new.reducers {
+        diffs.push(format!("R (was {}, now {})", old.reducers, new.reducers));
+    }
+    if old.key != new.key {
+        diffs.push("the separator or key fields".into());
+    }
+    if old.inputs != new.inputs {
+        diffs.push("the input (other files, or files changed since)".into());
+    }
+    if old.output != new.output {
+        diffs.push(format!("the output (was {})", old.output.display()));
+    }
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "cannot resume: this work directory was made for another job: {} differ{}; run it again without --resume, with a new --workdir",
+        diffs.join(", "),
+        if diffs.len() == 1 { "s" } else { "" }
+    )))
 }
 
 fn split_stage(args: SplitArgs) -> Result<()> {
@@ -411,7 +551,7 @@ fn map_stage(args: MapArgs) -> Result<()> {
     let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs);
     let tasks: Vec<TaskId> = (0..spec.splits.len()).map(TaskId::Map).collect();
     let bytes = spec.splits.iter().map(Split::len).sum();
-    let (reports, totals) = run_phase(&exec, "map", &tasks, Some(bytes), &args.exec)?;
+    let (reports, totals) = Runner::new(&exec, &args.exec)?.phase("map", &tasks, Some(bytes))?;
     check_counts(&spec, &totals, None)?;
     let lines: Vec<Entry> = if spec.reducers == 0 {
         reports
@@ -449,7 +589,7 @@ fn shuffle_stage(args: ShuffleArgs) -> Result<()> {
     let spec = wd.load_spec()?;
     let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs(&args.exec));
     let tasks: Vec<TaskId> = (0..spec.reducers).map(TaskId::Shuffle).collect();
-    let (reports, _) = run_phase(&exec, "shuffle", &tasks, None, &args.exec)?;
+    let (reports, _) = Runner::new(&exec, &args.exec)?.phase("shuffle", &tasks, None)?;
     let lines: Vec<Entry> = reports
         .iter()
         .enumerate()
@@ -484,10 +624,10 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
     wd.save_spec(&spec)?;
     let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs(&args.exec));
     let tasks: Vec<TaskId> = (0..spec.reducers).map(TaskId::Reduce).collect();
-    let (reports, totals) = run_phase(&exec, "reduce", &tasks, None, &args.exec)?;
+    let (reports, totals) = Runner::new(&exec, &args.exec)?.phase("reduce", &tasks, None)?;
     let mut map = PhaseTotals::default();
     for i in 0..spec.splits.len() {
-        if let Some(r) = task::committed_report(&wd, TaskId::Map(i)) {
+        if let Some(r) = task::committed_report(&wd, &spec, TaskId::Map(i)) {
             map.add(&r);
         }
     }

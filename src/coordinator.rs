@@ -36,6 +36,27 @@ pub trait Observer: Sync {
     }
 }
 
+/// Several observers as one.
+pub struct Observers<'a>(pub Vec<&'a dyn Observer>);
+
+impl Observer for Observers<'_> {
+    fn started(&self, task: TaskId, attempt: u32, host: &str) {
+        self.0.iter().for_each(|o| o.started(task, attempt, host));
+    }
+    fn finished(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        host: &str,
+        result: &Result<TaskReport, TaskError>,
+        elapsed: Duration,
+    ) {
+        self.0
+            .iter()
+            .for_each(|o| o.finished(task, attempt, host, result, elapsed));
+    }
+}
+
 /// An observer that sees nothing.
 pub struct NoObserver;
 impl Observer for NoObserver {}

@@ -18,6 +18,7 @@ pub mod error;
 pub mod exec;
 pub mod gendoc;
 pub mod interrupt;
+pub mod joblog;
 pub mod manifest;
 pub mod merge;
 pub mod partition;

@@ -117,6 +117,19 @@ impl PhaseTotals {
     }
 }
 
+/// The job report, written to the work directory at the end of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobReport {
+    /// Wall time of the job.
+    pub seconds: f64,
+    /// Map phase totals.
+    pub map: PhaseTotals,
+    /// Reduce phase totals (none for a map-only job).
+    pub reduce: Option<PhaseTotals>,
+    /// User counters, summed over committed tasks.
+    pub counters: Counters,
+}
+
 /// The job summary printed on stderr at the end of a run.
 pub fn summary(
     elapsed: std::time::Duration,

@@ -40,6 +40,39 @@ impl Split {
     }
 }
 
+/// An input file as it was when the job was planned, so that a resumed job
+/// can tell whether its input changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputStamp {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size.
+    pub len: u64,
+    /// Its modification time, in nanoseconds since the epoch.
+    pub mtime_ns: u128,
+}
+
+/// Stamps of `files`.
+pub fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
+    files
+        .iter()
+        .map(|path| {
+            let meta =
+                fs::metadata(path).map_err(|e| Error::input("cannot read input", path, e))?;
+            let mtime_ns = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            Ok(InputStamp {
+                path: path.clone(),
+                len: meta.len(),
+                mtime_ns,
+            })
+        })
+        .collect()
+}
+
 /// Whether a file is read through gzip, by its name.
 pub fn is_gzip(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")

@@ -80,12 +80,19 @@ pub struct MapIndex {
     pub segments: Vec<Segment>,
 }
 
-/// True when `task` committed already (its report exists): it need not run.
-pub fn committed_report(wd: &WorkDir, task: TaskId) -> Option<TaskReport> {
-    let path = wd.report_path(&task.to_string());
-    path.exists()
-        .then(|| workdir::read_json(&path).ok())
-        .flatten()
+/// The report of `task` when it committed already (its report and its
+/// output exist), so that a resumed job need not run it again.
+pub fn committed_report(wd: &WorkDir, spec: &JobSpec, task: TaskId) -> Option<TaskReport> {
+    let output = match task {
+        TaskId::Map(i) if spec.reducers == 0 => spec.output.join(part_name(i)),
+        TaskId::Map(i) => wd.map_dir(i).join("index.json"),
+        TaskId::Shuffle(p) => wd.shuffle_part(p),
+        TaskId::Reduce(p) => spec.output.join(part_name(p as usize)),
+    };
+    if !output.exists() {
+        return None;
+    }
+    workdir::read_json(&wd.report_path(&task.to_string())).ok()
 }
 
 /// Runs one attempt of `task` and commits its output.

@@ -15,13 +15,14 @@
 //! map/.map-00003.attempt-…   a map attempt in progress
 //! shuffle/part-00003         a merged partition (only after `gmr shuffle`)
 //! reports/map-00003.json     the report of the attempt that committed
+//! report.json                the job's totals and counters, at the end
 //! logs/map-00003.1.stderr    each attempt's stderr
 //! output/part-00003          parts, when the job's output goes to stdout
 //! ```
 
 use crate::error::{Error, Result, io_message};
 use crate::record::KeySpec;
-use crate::split::Split;
+use crate::split::{InputStamp, Split};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::fs;
 use std::io::{self, Write};
@@ -39,6 +40,9 @@ pub struct JobSpec {
     /// The directory tasks run in (the user's current directory), so that
     /// relative paths in commands work on every host.
     pub cwd: PathBuf,
+    /// The input files, as they were when the job was planned.
+    #[serde(default)]
+    pub inputs: Vec<InputStamp>,
     /// The input splits; map task `i` reads `splits[i]`.
     pub splits: Vec<Split>,
     /// The mapper command.
@@ -119,6 +123,11 @@ impl WorkDir {
     /// Where parts go when the job's output is standard output.
     pub fn default_output(&self) -> PathBuf {
         self.root.join("output")
+    }
+
+    /// The job report written at the end of a run.
+    pub fn job_report_path(&self) -> PathBuf {
+        self.root.join("report.json")
     }
 
     /// Reads the job spec.

@@ -1,0 +1,111 @@
+//! `--joblog FILE`: one JSON line per task attempt — task, attempt, host,
+//! start time, duration, status, records and bytes, error — like GNU
+//! parallel's `--joblog`, but in JSON so scripts need no column parsing.
+
+use crate::coordinator::Observer;
+use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::report::TaskReport;
+use crate::task::TaskId;
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// One line of the job log.
+#[derive(Debug, Serialize)]
+pub struct Line<'a> {
+    /// The task id.
+    pub task: String,
+    /// The attempt number.
+    pub attempt: u32,
+    /// Where it ran.
+    pub host: &'a str,
+    /// Start, in seconds since the epoch.
+    pub start: f64,
+    /// Duration in seconds.
+    pub duration: f64,
+    /// `ok`, `failed`, `host_failed` or `interrupted`.
+    pub status: &'static str,
+    /// Records and bytes in and out (zero for a failed attempt).
+    pub records_in: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Records written.
+    pub records_out: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+}
+
+/// Appends attempt lines to a file.
+pub struct JobLog {
+    file: Mutex<File>,
+}
+
+impl JobLog {
+    /// Opens (appends to) the job log at `path`.
+    pub fn open(path: &Path) -> Result<JobLog> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::input("cannot open job log", path, e))?;
+        Ok(JobLog {
+            file: Mutex::new(file),
+        })
+    }
+}
+
+impl Observer for JobLog {
+    fn finished(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        host: &str,
+        result: &Result<TaskReport, TaskError>,
+        elapsed: Duration,
+    ) {
+        let start = SystemTime::now()
+            .checked_sub(elapsed)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        let empty = TaskReport::default();
+        let (report, status, error) = match result {
+            Ok(r) => (r, "ok", None),
+            Err(e) => (
+                &empty,
+                match e.kind {
+                    FailureKind::Task => "failed",
+                    FailureKind::Host => "host_failed",
+                    FailureKind::Interrupted => "interrupted",
+                },
+                Some(e.message.as_str()),
+            ),
+        };
+        let line = Line {
+            task: task.to_string(),
+            attempt,
+            host,
+            start,
+            duration: elapsed.as_secs_f64(),
+            status,
+            records_in: report.records_in,
+            bytes_in: report.bytes_in,
+            records_out: report.records_out,
+            bytes_out: report.bytes_out,
+            error,
+        };
+        let mut text = serde_json::to_vec(&line).expect("serializable");
+        text.push(b'\n');
+        // One write per line, so concurrent attempts never interleave.
+        let _ = self
+            .file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(&text);
+    }
+}

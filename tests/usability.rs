@@ -1,0 +1,348 @@
+//! What users of gmr see around a job: counters, the job log, resume, the
+//! job report, and a clean stderr in pipes.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn gutenberg() -> String {
+    shared().join("testdata/gutenberg").display().to_string()
+}
+
+/// A mapper that counts its words in a user counter and fails its first
+/// attempt on one split, recording every execution in `runs.log`.
+fn flaky_counting_mapper(d: &Dir) -> String {
+    d.script(
+        "count_map.sh",
+        r#"echo "$GMR_TASK $GMR_ATTEMPT" >> runs.log
+awk '{ for (i = 1; i <= NF; i++) { print $i "\t1"; n++ } } END { print "reporter:counter:Words,Seen," n+0 > "/dev/stderr"; print "reporter:status:done" > "/dev/stderr" }'
+if [ "$GMR_TASK" = map-00001 ] && [ ! -e failed-once ]; then touch failed-once; echo "first attempt fails" >&2; exit 1; fi"#,
+    )
+    .display()
+    .to_string()
+}
+
+fn lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn counters_count_each_committed_task_once() {
+    let d = Dir::new();
+    d.write("in/a", "one two three\nfour\n");
+    d.write("in/b", "five six\n");
+    d.write("in/c", "seven\n");
+    let m = flaky_counting_mapper(&d);
+    let out = d.run(&[
+        "run",
+        "-m",
+        &m,
+        "-r",
+        "@count",
+        "-R",
+        "2",
+        "--workdir",
+        "w",
+        "in",
+    ]);
+    out.ok();
+    let err = out.stderr();
+    // map-00001 ran twice, but its counter counts once: 7 words, not 9.
+    assert!(err.contains("counter Words,Seen = 7"), "{err}");
+    assert!(
+        !err.contains("reporter:"),
+        "reporter lines are not shown as log: {err}"
+    );
+    assert!(err.contains("1 retried attempts"), "{err}");
+    let report: Value = serde_json::from_slice(&read(d.path("w/report.json"))).unwrap();
+    assert_eq!(report["counters"]["Words,Seen"], 7);
+    assert_eq!(report["map"]["records_out"], 7);
+    assert_eq!(report["reduce"]["records_in"], 7);
+}
+
+#[test]
+fn the_job_log_has_one_line_per_attempt() {
+    let d = Dir::new();
+    d.write("in/a", "one two\n");
+    d.write("in/b", "three\n");
+    let m = flaky_counting_mapper(&d);
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &m,
+        "-r",
+        "@count",
+        "-R",
+        "3",
+        "--joblog",
+        "log.jsonl",
+        "in",
+    ])
+    .ok();
+    let log = lines(&read(d.path("log.jsonl")));
+    let runs = String::from_utf8(read(d.path("runs.log"))).unwrap();
+    let map_lines: Vec<&Value> = log
+        .iter()
+        .filter(|l| l["task"].as_str().unwrap().starts_with("map-"))
+        .collect();
+    assert_eq!(
+        map_lines.len(),
+        runs.lines().count(),
+        "one line per map execution:\n{runs}"
+    );
+    assert_eq!(log.len(), map_lines.len() + 3, "plus one per reduce task");
+    let failed: Vec<&&Value> = map_lines
+        .iter()
+        .filter(|l| l["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["task"], "map-00001");
+    assert_eq!(failed[0]["attempt"], 1);
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 1")
+    );
+    for l in &log {
+        assert!(l["start"].as_f64().unwrap() > 1.6e9 && l["duration"].as_f64().unwrap() >= 0.0);
+        assert_eq!(l["host"], "local");
+    }
+    let ok_in: u64 = map_lines
+        .iter()
+        .filter(|l| l["status"] == "ok")
+        .map(|l| l["records_in"].as_u64().unwrap())
+        .sum();
+    assert_eq!(ok_in, 2, "each input line read once by a committed attempt");
+}
+
+#[test]
+fn resume_reruns_only_missing_tasks_and_gives_identical_output() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let reference = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &job("words_map.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "3",
+        "--split-size",
+        "512K",
+        &corpus,
+    ]);
+    let m = d.script("m.sh", &format!(
+        "echo \"$GMR_TASK\" >> runs.log\nif [ \"$GMR_TASK\" = map-00002 ] && [ ! -e failed-once ]; then touch failed-once; exit 1; fi\nexec {}",
+        job("words_map.sh")
+    ));
+    let args = [
+        "run",
+        "-q",
+        "-m",
+        m.to_str().unwrap(),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "3",
+        "--split-size",
+        "512K",
+        "--retries",
+        "0",
+        "-o",
+        "out",
+        "--workdir",
+        "w",
+    ];
+    let mut full = args.to_vec();
+    full.push(&corpus);
+    let err = d.run(&full).fails(1);
+    assert!(err.contains("map-00002"), "{err}");
+    let first: Vec<String> = String::from_utf8(read(d.path("runs.log")))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut resume = full.clone();
+    resume.insert(1, "--resume");
+    d.run(&resume).ok();
+    assert_eq!(
+        parts(d.path("out")),
+        reference.ok(),
+        "resumed output equals an uninterrupted run"
+    );
+    assert!(d.path("out/_SUCCESS").exists());
+    let all: Vec<String> = String::from_utf8(read(d.path("runs.log")))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let second = &all[first.len()..];
+    let splits = names(d.path("w/map")).len();
+    // Every split ran exactly once successfully; the failed one twice.
+    assert_eq!(
+        all.len(),
+        splits + 1,
+        "first run {first:?}, resume {second:?}"
+    );
+    assert!(
+        second
+            .iter()
+            .all(|t| !first.contains(t) || t == "map-00002"),
+        "resume re-ran a committed task: {second:?}"
+    );
+    assert!(second.contains(&"map-00002".to_string()));
+    // Resuming a finished job runs nothing and gives the same output.
+    d.run(&resume).ok();
+    assert_eq!(
+        String::from_utf8(read(d.path("runs.log")))
+            .unwrap()
+            .lines()
+            .count(),
+        all.len()
+    );
+    assert_eq!(parts(d.path("out")), reference.ok());
+}
+
+#[test]
+fn resume_refuses_another_job() {
+    let d = Dir::new();
+    d.write("in", "a b\n");
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "false",
+        "-r",
+        "cat",
+        "--retries",
+        "0",
+        "--workdir",
+        "w",
+        "in",
+    ])
+    .fails(1);
+    let err = d
+        .run(&[
+            "run",
+            "--resume",
+            "-m",
+            "cat",
+            "-r",
+            "cat",
+            "--workdir",
+            "w",
+            "in",
+        ])
+        .fails(2);
+    assert!(
+        err.contains("cannot resume") && err.contains("the mapper (was `false`, now `cat`)"),
+        "{err}"
+    );
+    let err = d
+        .run(&[
+            "run",
+            "--resume",
+            "-m",
+            "false",
+            "-r",
+            "cat",
+            "-R",
+            "7",
+            "--workdir",
+            "w",
+            "in",
+        ])
+        .fails(2);
+    assert!(err.contains("R (was"), "{err}");
+    d.write("in", "changed\n");
+    let err = d
+        .run(&[
+            "run",
+            "--resume",
+            "-m",
+            "false",
+            "-r",
+            "cat",
+            "--workdir",
+            "w",
+            "in",
+        ])
+        .fails(2);
+    assert!(err.contains("the input"), "{err}");
+    let err = d
+        .run(&[
+            "run",
+            "--resume",
+            "-m",
+            "cat",
+            "-r",
+            "cat",
+            "--workdir",
+            "nothing-here",
+            "in",
+        ])
+        .fails(2);
+    assert!(err.contains("nothing to resume"), "{err}");
+    let err = d
+        .run(&["run", "-m", "cat", "-r", "cat", "--workdir", "w", "in"])
+        .fails(2);
+    assert!(err.contains("already holds a job"), "{err}");
+}
+
+#[test]
+fn stderr_in_a_pipe_has_no_escape_codes() {
+    let d = Dir::new();
+    let out = d.run(&[
+        "run",
+        "-m",
+        "sleep 0.3; cat",
+        "-r",
+        "@count",
+        "-R",
+        "2",
+        "--split-size",
+        "256K",
+        &gutenberg(),
+    ]);
+    out.ok();
+    let err = out.stderr();
+    assert!(err.contains("gmr: job done"), "the summary is shown: {err}");
+    assert!(
+        !err.contains('\x1b') && !err.contains('\r'),
+        "no progress escape codes in a pipe: {err:?}"
+    );
+    let quiet = d.run(&["run", "-q", "-m", "cat", "-r", "@count", &gutenberg()]);
+    quiet.ok();
+    assert!(
+        quiet.stderr().is_empty(),
+        "-q is silent: {}",
+        quiet.stderr()
+    );
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal() {
+    // `script` gives gmr a pseudo-terminal as stderr.
+    let d = Dir::new();
+    let cmd = format!(
+        "{} run -m 'sleep 0.5; cat' -r @count -R 2 -j 2 --split-size 256K {} > result.txt",
+        gmr_bin().display(),
+        gutenberg()
+    );
+    let screen = d.sh(&format!("script -qec \"{cmd}\" /dev/null"));
+    let screen = String::from_utf8_lossy(&screen);
+    assert!(
+        screen.contains("map") && screen.contains('\x1b'),
+        "a progress bar was drawn: {screen:?}"
+    );
+    assert!(
+        !read(d.path("result.txt")).contains(&0x1b),
+        "stdout holds only results"
+    );
+}
