@@ -4,37 +4,95 @@
 //! its input (DESIGN.md §6).
 //!
 //! Records live back to back in one byte arena; the sort moves only small
-//! fixed-size entries that carry the partition and the first eight key bytes,
-//! so most comparisons never touch the arena.
+//! fixed-size entries that carry the partition, the first eight bytes of key
+//! and value, and their lengths. Keys and values of up to eight bytes (most
+//! words, counts, ids) therefore compare without touching the arena, which
+//! matters because map output repeats keys heavily and equal keys are where
+//! a prefix alone cannot decide.
 
 use crate::partition::partition;
-use crate::record::{Fields, KeySpec, compare, key_prefix};
+use crate::record::{KeySpec, key_prefix};
 use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::io::{self, Write};
+
+/// The most bytes of records one buffer holds (entries address the arena
+/// with 32-bit offsets, which keeps them small and the sort fast).
+pub const MAX_ARENA: usize = 3 << 30;
 
 /// Bytes of bookkeeping per record, counted against the buffer's size.
 const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 /// Below this many records a parallel sort costs more than it saves.
 const PARALLEL_SORT_MIN: usize = 1 << 16;
 
+/// The bytes of `line[from..to]` past its first eight.
+#[inline]
+fn tail(line: &[u8], from: u32, to: u32) -> &[u8] {
+    &line[(from + 8).min(to) as usize..to as usize]
+}
+
+/// Set in `Entry::part_sep` when the line has a separator (so a value).
+const HAS_SEPARATOR: u32 = 1 << 31;
+
 #[derive(Clone, Copy)]
 struct Entry {
-    prefix: u64,
-    start: usize,
+    key_prefix: u64,
+    value_prefix: u64,
+    start: u32,
     len: u32,
-    key_end: u32,
-    value_start: u32,
-    part: u32,
+    key_len: u32,
+    /// The partition, and [`HAS_SEPARATOR`].
+    part_sep: u32,
 }
 
 impl Entry {
-    fn fields(&self) -> Fields {
-        Fields {
-            key_end: self.key_end as usize,
-            value_start: self.value_start as usize,
+    fn value_start(&self) -> u32 {
+        if self.part_sep & HAS_SEPARATOR != 0 {
+            self.key_len + 1
+        } else {
+            self.len
         }
+    }
+
+    fn line<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        &data[self.start as usize..(self.start + self.len) as usize]
+    }
+
+    /// The record order of [`crate::record::compare`] (key, value, line),
+    /// reading the arena only past the first eight bytes of key or value.
+    #[inline]
+    fn cmp(&self, other: &Entry, data: &[u8]) -> Ordering {
+        let by_prefix = (self.part_sep & !HAS_SEPARATOR)
+            .cmp(&(other.part_sep & !HAS_SEPARATOR))
+            .then(self.key_prefix.cmp(&other.key_prefix));
+        if by_prefix != Ordering::Equal {
+            return by_prefix;
+        }
+        let (a, b) = (self.line(data), other.line(data));
+        // Equal zero-padded prefixes: the first min(8, len) bytes are equal
+        // (and a shorter key is a prefix of the longer), so the order is
+        // that of what follows them.
+        let by_key = if self.key_len <= 8 && other.key_len <= 8 {
+            self.key_len.cmp(&other.key_len)
+        } else {
+            tail(a, 0, self.key_len).cmp(tail(b, 0, other.key_len))
+        };
+        if by_key != Ordering::Equal {
+            return by_key;
+        }
+        let (va, vb) = (self.value_start(), other.value_start());
+        let by_value = self.value_prefix.cmp(&other.value_prefix).then_with(|| {
+            let (la, lb) = (self.len - va, other.len - vb);
+            if la <= 8 && lb <= 8 {
+                la.cmp(&lb)
+            } else {
+                tail(a, va, self.len).cmp(tail(b, vb, other.len))
+            }
+        });
+        // Equal key and value: the lines differ at most by a separator with
+        // nothing after it, and the shorter sorts first.
+        by_value.then(self.len.cmp(&other.len))
     }
 }
 
@@ -68,19 +126,26 @@ impl SortBuffer {
         }
     }
 
-    /// Adds one record (without its `\n`).
+    /// Adds one record (without its `\n`). The caller spills before the
+    /// arena reaches [`MAX_ARENA`].
     #[inline]
     pub fn push(&mut self, line: &[u8]) {
         let f = self.key.fields(line);
         let key = &line[..f.key_end];
+        let start = u32::try_from(self.data.len()).expect("sort buffer over 4 GiB");
         let len = u32::try_from(line.len()).expect("a record over 4 GiB");
+        let sep = if f.value_start > f.key_end {
+            HAS_SEPARATOR
+        } else {
+            0
+        };
         self.entries.push(Entry {
-            prefix: key_prefix(key),
-            start: self.data.len(),
+            key_prefix: key_prefix(key),
+            value_prefix: key_prefix(&line[f.value_start..]),
+            start,
             len,
-            key_end: f.key_end as u32,
-            value_start: f.value_start as u32,
-            part: partition(key, self.reducers),
+            key_len: f.key_end as u32,
+            part_sep: partition(key, self.reducers) | sep,
         });
         self.data.extend_from_slice(line);
     }
@@ -113,16 +178,7 @@ impl SortBuffer {
     /// Sorts the records by partition, then key, value and line.
     pub fn sort(&mut self) {
         let data = &self.data;
-        let cmp = |a: &Entry, b: &Entry| -> Ordering {
-            a.part
-                .cmp(&b.part)
-                .then(a.prefix.cmp(&b.prefix))
-                .then_with(|| {
-                    let la = &data[a.start..a.start + a.len as usize];
-                    let lb = &data[b.start..b.start + b.len as usize];
-                    compare(la, a.fields(), lb, b.fields())
-                })
-        };
+        let cmp = |a: &Entry, b: &Entry| a.cmp(b, data);
         if self.entries.len() >= PARALLEL_SORT_MIN {
             self.entries.par_sort_unstable_by(cmp);
         } else {
@@ -133,7 +189,7 @@ impl SortBuffer {
     /// Calls `f` with each record in the current order.
     pub fn for_each(&self, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
         for e in &self.entries {
-            f(&self.data[e.start..e.start + e.len as usize])?;
+            f(e.line(&self.data))?;
         }
         Ok(())
     }
@@ -147,7 +203,8 @@ impl SortBuffer {
         let mut current = 0u32;
         let mut records = 0u64;
         for e in &self.entries {
-            while e.part != current {
+            let part = e.part_sep & !HAS_SEPARATOR;
+            while part != current {
                 segments[current as usize] = Segment {
                     start: seg_start,
                     end: pos,
@@ -157,7 +214,7 @@ impl SortBuffer {
                 seg_start = pos;
                 records = 0;
             }
-            out.write_all(&self.data[e.start..e.start + e.len as usize])?;
+            out.write_all(e.line(&self.data))?;
             out.write_all(b"\n")?;
             pos += u64::from(e.len) + 1;
             records += 1;
@@ -185,6 +242,45 @@ impl SortBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::compare;
+
+    #[test]
+    fn entry_order_equals_record_order() {
+        // Short and long keys and values, prefixes of each other, bytes
+        // below and above the separator, missing separators.
+        let atoms: [&[u8]; 8] = [
+            b"",
+            b"a",
+            b"a\x00",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefghi",
+            b"\x01",
+            b"\xff",
+        ];
+        let mut lines = Vec::new();
+        for k in atoms {
+            lines.push(k.to_vec());
+            for v in atoms {
+                lines.push([k, b"\t", v].concat());
+            }
+        }
+        let spec = KeySpec::default();
+        let mut b = SortBuffer::new(spec, 1);
+        for l in &lines {
+            b.push(l);
+        }
+        for x in &b.entries {
+            for y in &b.entries {
+                let (lx, ly) = (x.line(&b.data), y.line(&b.data));
+                assert_eq!(
+                    x.cmp(y, &b.data),
+                    compare(lx, spec.fields(lx), ly, spec.fields(ly)),
+                    "{lx:?} vs {ly:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn sorts_by_partition_then_key_then_value() {

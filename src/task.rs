@@ -285,7 +285,7 @@ impl MapTask<'_> {
         };
         let mut sorter = Sorter {
             buffer: SortBuffer::new(self.spec.key, self.spec.reducers),
-            limit: self.spec.sort_buffer as usize,
+            limit: (self.spec.sort_buffer as usize).min(crate::sort::MAX_ARENA),
             dir: attempt_dir.path(),
             spills: Vec::new(),
             combiner: combiner.as_ref().map(|c| (c, &combine_ctx)),
