@@ -60,6 +60,16 @@ impl Builtin {
             .map(|(b, _, _)| *b)
     }
 
+    /// The built-in that merges this one's partial results, when it has
+    /// any: counts are merged by summing them. `@identity` has none.
+    pub fn merge_form(self) -> Option<Builtin> {
+        match self {
+            Builtin::Count | Builtin::Sum => Some(Builtin::Sum),
+            Builtin::Min | Builtin::Max => Some(self),
+            Builtin::Identity => None,
+        }
+    }
+
     /// Its name.
     pub fn name(self) -> &'static str {
         Builtin::ALL
@@ -70,10 +80,84 @@ impl Builtin {
     }
 }
 
-enum Acc {
+/// The running result of one key: what `@count`, `@sum`, `@min` and `@max`
+/// keep per key, whether keys arrive grouped (a reducer) or in any order
+/// (map-side aggregation in a hash table).
+#[derive(Debug, Clone)]
+pub enum Acc {
+    /// Records seen.
     Count(u64),
+    /// Sum of values.
     Sum(i128),
-    Extreme { best: f64, text: Vec<u8> },
+    /// The extreme value so far, and its text.
+    Extreme {
+        /// Its numeric value (NaN before the first record).
+        best: f64,
+        /// Its text, printed as it was.
+        text: Vec<u8>,
+    },
+}
+
+impl Acc {
+    /// A fresh accumulator for `builtin` (not `@identity`).
+    pub fn new(builtin: Builtin) -> Acc {
+        match builtin {
+            Builtin::Count => Acc::Count(0),
+            Builtin::Sum => Acc::Sum(0),
+            _ => Acc::Extreme {
+                best: f64::NAN,
+                text: Vec::new(),
+            },
+        }
+    }
+
+    /// Adds one record's value.
+    #[inline]
+    pub fn add(&mut self, builtin: Builtin, key: &[u8], value: &[u8]) -> io::Result<()> {
+        match self {
+            Acc::Count(n) => *n += 1,
+            Acc::Sum(s) => {
+                *s += parse_int(value).ok_or_else(|| bad_value("@sum", "an integer", key, value))?
+            }
+            Acc::Extreme { best, text } => {
+                let max = builtin == Builtin::Max;
+                let v = parse_number(value)
+                    .ok_or_else(|| bad_value(builtin.name(), "a number", key, value))?;
+                if best.is_nan() || (max && v > *best) || (!max && v < *best) {
+                    *best = v;
+                    text.clear();
+                    text.extend_from_slice(value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `key<SEP>result\n` to `out`.
+    pub fn write_line(&self, key: &[u8], separator: u8, out: &mut Vec<u8>) {
+        out.extend_from_slice(key);
+        out.push(separator);
+        match self {
+            Acc::Count(n) => {
+                let _ = write!(Digits(out), "{n}");
+            }
+            Acc::Sum(n) => {
+                let _ = write!(Digits(out), "{n}");
+            }
+            Acc::Extreme { text, .. } => out.extend_from_slice(text),
+        }
+        out.push(b'\n');
+    }
+}
+
+/// `fmt::Write` into a byte vector, for numbers without a String.
+struct Digits<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Digits<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// A built-in running as a byte sink: write its input into it, then call
@@ -117,55 +201,16 @@ impl<'a> Sink<'a> {
         let same = matches!(&self.group, Some((k, _)) if k.as_slice() == key);
         if !same {
             self.close_group();
-            let acc = match self.builtin {
-                Builtin::Count => Acc::Count(0),
-                Builtin::Sum => Acc::Sum(0),
-                _ => Acc::Extreme {
-                    best: f64::NAN,
-                    text: Vec::new(),
-                },
-            };
-            self.group = Some((key.to_vec(), acc));
+            self.group = Some((key.to_vec(), Acc::new(self.builtin)));
         }
-        let max = self.builtin == Builtin::Max;
         let (_, acc) = self.group.as_mut().expect("group open");
-        match acc {
-            Acc::Count(n) => *n += 1,
-            Acc::Sum(s) => {
-                *s += parse_int(value).ok_or_else(|| bad_value("@sum", "an integer", key, value))?
-            }
-            Acc::Extreme { best, text } => {
-                let v = parse_number(value).ok_or_else(|| {
-                    bad_value(if max { "@max" } else { "@min" }, "a number", key, value)
-                })?;
-                if best.is_nan() || (max && v > *best) || (!max && v < *best) {
-                    *best = v;
-                    text.clear();
-                    text.extend_from_slice(value);
-                }
-            }
-        }
+        acc.add(self.builtin, key, value)?;
         self.maybe_flush()
     }
 
     fn close_group(&mut self) {
         if let Some((key, acc)) = self.group.take() {
-            self.out.extend_from_slice(&key);
-            self.out.push(self.key.separator);
-            match acc {
-                Acc::Count(n) => {
-                    let mut s = String::new();
-                    let _ = write!(s, "{n}");
-                    self.out.extend_from_slice(s.as_bytes());
-                }
-                Acc::Sum(n) => {
-                    let mut s = String::new();
-                    let _ = write!(s, "{n}");
-                    self.out.extend_from_slice(s.as_bytes());
-                }
-                Acc::Extreme { text, .. } => self.out.extend_from_slice(&text),
-            }
-            self.out.push(b'\n');
+            acc.write_line(&key, self.key.separator, &mut self.out);
         }
     }
 

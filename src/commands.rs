@@ -354,6 +354,14 @@ fn run(args: RunArgs) -> Result<()> {
         );
         spec.inputs = inputs;
         spec.reducer = reducer.map(str::to_string);
+        // A built-in reducer that can merge partial results combines
+        // map-side too, in a hash table: far fewer records to sort.
+        if spec.combiner.is_none()
+            && let Some(Program::Builtin(b)) = reducer.map(Program::parse).transpose()?
+            && b.merge_form().is_some()
+        {
+            spec.combiner = Some(b.name().to_string());
+        }
         if let Some(old) = &recorded {
             check_resumable(old, &spec)?;
             // The recorded plan, not a new one: a different split size

@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aggregate;
 pub mod builtin;
 pub mod cli;
 pub mod commands;

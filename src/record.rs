@@ -42,6 +42,20 @@ impl KeySpec {
     /// Finds key and value in `line` (which must not include its `\n`).
     #[inline]
     pub fn fields(&self, line: &[u8]) -> Fields {
+        // Most records are short words: a plain loop beats memchr's SIMD
+        // set-up there (it showed in profiles of word counts).
+        if self.key_fields == 1 && line.len() <= 32 {
+            return match line.iter().position(|&b| b == self.separator) {
+                Some(pos) => Fields {
+                    key_end: pos,
+                    value_start: pos + 1,
+                },
+                None => Fields {
+                    key_end: line.len(),
+                    value_start: line.len(),
+                },
+            };
+        }
         let mut seen = 0;
         for pos in memchr::memchr_iter(self.separator, line) {
             seen += 1;

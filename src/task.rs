@@ -10,6 +10,7 @@
 //! - `reduce-NNNNN`: merge partition N (from the shuffle, or straight from
 //!   the map outputs) into the reducer; its output is part N.
 
+use crate::aggregate::Aggregator;
 use crate::error::{Error, FailureKind, TaskError};
 use crate::interrupt;
 use crate::merge::{self, Run};
@@ -272,6 +273,15 @@ impl MapTask<'_> {
             .as_deref()
             .map(Program::parse)
             .transpose()?;
+        // A built-in combiner aggregates in a hash table as records arrive;
+        // a command combiner runs on each sorted run.
+        let (aggregate, combiner) = match combiner {
+            Some(Program::Builtin(b)) if b.merge_form().is_some() => {
+                (Some(Aggregator::new(b, self.spec.key)), None)
+            }
+            Some(Program::Builtin(_)) => (None, None),
+            other => (None, other),
+        };
         let combine_env = task_env(self.wd, self.name, self.attempt, self.index);
         let combine_log = self
             .wd
@@ -289,17 +299,14 @@ impl MapTask<'_> {
             dir: attempt_dir.path(),
             spills: Vec::new(),
             combiner: combiner.as_ref().map(|c| (c, &combine_ctx)),
+            aggregate,
             report: TaskReport::default(),
         };
         let mut lines = LineSplitter::default();
         let mut spill_error = None;
         let outcome = mapper.run(ctx, feed, |chunk| {
-            lines.feed(chunk, |line| {
-                sorter.report.command_records_out += 1;
-                sorter.buffer.push(line);
-                Ok::<(), io::Error>(())
-            })?;
-            if sorter.buffer.bytes() >= sorter.limit {
+            lines.feed(chunk, |line| sorter.push(line))?;
+            if sorter.bytes() >= sorter.limit {
                 sorter.spill().map_err(|e| {
                     let msg = e.message.clone();
                     spill_error = Some(e);
@@ -313,12 +320,8 @@ impl MapTask<'_> {
         }
         let outcome: ChildOutcome = outcome?;
         lines
-            .finish(|line| {
-                sorter.report.command_records_out += 1;
-                sorter.buffer.push(line);
-                Ok::<(), io::Error>(())
-            })
-            .expect("infallible");
+            .finish(|line| sorter.push(line))
+            .map_err(|e| TaskError::task(format!("combiner: {e}")))?;
         let segments = sorter.finish()?;
         let index = MapIndex { segments };
         workdir::write_json(&attempt_dir.path().join("index.json"), &index)?;
@@ -412,10 +415,39 @@ struct Sorter<'a> {
     dir: &'a Path,
     spills: Vec<(PathBuf, Vec<Segment>)>,
     combiner: Option<(&'a Program, &'a Context<'a>)>,
+    aggregate: Option<Aggregator>,
     report: TaskReport,
 }
 
 impl Sorter<'_> {
+    /// Takes one record of mapper output.
+    #[inline]
+    fn push(&mut self, line: &[u8]) -> io::Result<()> {
+        self.report.command_records_out += 1;
+        match &mut self.aggregate {
+            Some(agg) => {
+                self.report.combine_in += 1;
+                agg.push(line)
+            }
+            None => {
+                self.buffer.push(line);
+                Ok(())
+            }
+        }
+    }
+
+    /// Memory held: buffered records or aggregated keys.
+    fn bytes(&self) -> usize {
+        self.buffer.bytes() + self.aggregate.as_ref().map_or(0, Aggregator::bytes)
+    }
+
+    /// Moves aggregated keys into the sort buffer.
+    fn drain_aggregate(&mut self) {
+        if let Some(agg) = &mut self.aggregate {
+            self.report.combine_out += agg.drain_into(&mut self.buffer);
+        }
+    }
+
     /// Sorts (and combines) the buffer and writes it to `path`.
     fn write_buffer(&mut self, path: &Path) -> Result<Vec<Segment>, TaskError> {
         self.buffer.sort();
@@ -466,6 +498,7 @@ impl Sorter<'_> {
 
     /// Writes the buffer as one more spilled run.
     fn spill(&mut self) -> Result<(), TaskError> {
+        self.drain_aggregate();
         let path = self.dir.join(format!("spill-{:05}", self.spills.len()));
         let segments = self.write_buffer(&path)?;
         self.spills.push((path, segments));
@@ -475,6 +508,7 @@ impl Sorter<'_> {
 
     /// Writes the final runs file `out` and returns its segments.
     fn finish(&mut self) -> Result<Vec<Segment>, TaskError> {
+        self.drain_aggregate();
         let out_path = self.dir.join("out");
         if self.spills.is_empty() {
             return self.write_buffer(&out_path);
@@ -585,7 +619,7 @@ fn run_reduce(
         .reducer
         .as_deref()
         .ok_or_else(|| TaskError::task("the job spec names no reducer"))?;
-    let reducer = Program::parse(reducer_text)?;
+    let reducer = effective_reducer(Program::parse(reducer_text)?, spec)?;
     let runs = partition_runs(wd, spec, p, true)?;
     let env = task_env(wd, name, attempt, p as usize);
     let log = wd.log_path(name, attempt);
@@ -632,6 +666,19 @@ fn run_reduce(
         counters: outcome.counters,
         status: outcome.status,
         ..TaskReport::default()
+    })
+}
+
+/// The reducer that actually runs: a built-in reducer whose own built-in
+/// ran map-side as combiner gets partial results, so it runs its merge
+/// form (`@count` partials are summed).
+fn effective_reducer(reducer: Program, spec: &JobSpec) -> Result<Program, TaskError> {
+    let combiner = spec.combiner.as_deref().map(Program::parse).transpose()?;
+    Ok(match (reducer, combiner) {
+        (Program::Builtin(r), Some(Program::Builtin(c))) if r == c => {
+            Program::Builtin(r.merge_form().unwrap_or(r))
+        }
+        (reducer, _) => reducer,
     })
 }
 

@@ -990,3 +990,37 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn builtin_count_aggregates_map_side_even_when_spilling() {
+    // A per-record mapper (tr -s would squeeze newlines across a split's
+    // whole stream, so its output depends on where splits fall).
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let words = "awk '{ for (i = 1; i <= NF; i++) print $i }'";
+    let reference = d.sh(&format!(
+        "cat {corpus}/* | {words} | sort | uniq -c | sed -E 's/^ *([0-9]+) (.*)$/\\2\t\\1/'"
+    ));
+    for extra in [&[][..], &["--sort-buffer", "64K"][..]] {
+        let mut args = vec![
+            "run",
+            "-m",
+            words,
+            "-r",
+            "@count",
+            "-R",
+            "3",
+            "--split-size",
+            "300K",
+            &corpus,
+        ];
+        args.extend_from_slice(extra);
+        let out = d.run(&args);
+        assert_same_lines(out.ok(), &reference, &format!("-r @count {extra:?}"));
+        assert!(
+            out.stderr().contains("combiner"),
+            "@count combines map-side: {}",
+            out.stderr()
+        );
+    }
+}

@@ -177,6 +177,29 @@ pub fn sorted_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
     lines
 }
 
+/// Asserts that two outputs hold the same lines in any order, showing the
+/// first difference rather than both outputs.
+#[track_caller]
+pub fn assert_same_lines(got: &[u8], want: &[u8], what: &str) {
+    let (g, w) = (sorted_lines(got), sorted_lines(want));
+    if g == w {
+        return;
+    }
+    let i = g
+        .iter()
+        .zip(&w)
+        .position(|(a, b)| a != b)
+        .unwrap_or(g.len().min(w.len()));
+    let show = |v: &[Vec<u8>]| v.get(i).map(|l| String::from_utf8_lossy(l).into_owned());
+    panic!(
+        "{what}: {} lines vs {} expected; first difference at sorted line {i}: got {:?}, want {:?}",
+        g.len(),
+        w.len(),
+        show(&g),
+        show(&w)
+    );
+}
+
 /// Reads a file.
 pub fn read(p: impl AsRef<Path>) -> Vec<u8> {
     fs::read(p.as_ref()).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.as_ref().display()))
