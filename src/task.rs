@@ -367,8 +367,11 @@ fn feed_split(
         }
     } else if !split.is_empty() {
         let map = map_range(&file, split.start, split.len())?;
+        let mut fed = 0;
         for chunk in map.chunks(FEED_CHUNK) {
             take(chunk, w)?;
+            fed += chunk.len();
+            map.release_before(fed);
         }
     }
     if last != b'\n' {
@@ -382,6 +385,26 @@ fn feed_split(
 pub struct MappedRange {
     map: memmap2::Mmap,
     skip: usize,
+    page: usize,
+}
+
+impl MappedRange {
+    /// Drops the pages before byte `pos` of the range from this process's
+    /// resident memory once they have been fed: mapped input counts in RSS,
+    /// and without this a task would hold its whole split resident.
+    fn release_before(&self, pos: usize) {
+        let end = (self.skip + pos) / self.page * self.page;
+        if end > 0 {
+            // SAFETY: the map is a read-only shared file mapping, so
+            // MADV_DONTNEED only drops clean pages (reading them again would
+            // fault them back in from the file); no reference into the
+            // released bytes is used after this call.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end)
+            };
+        }
+    }
 }
 
 impl std::ops::Deref for MappedRange {
@@ -405,7 +428,11 @@ fn map_range(file: &File, start: u64, len: u64) -> io::Result<MappedRange> {
             .map(file)?
     };
     let _ = map.advise(memmap2::Advice::Sequential);
-    Ok(MappedRange { map, skip })
+    Ok(MappedRange {
+        map,
+        skip,
+        page: page as usize,
+    })
 }
 
 /// The sort buffer of a map task and the runs it spilled.
