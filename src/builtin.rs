@@ -191,11 +191,6 @@ impl<'a> Sink<'a> {
     }
 
     fn record(&mut self, line: &[u8]) -> io::Result<()> {
-        if self.builtin == Builtin::Identity {
-            self.out.extend_from_slice(line);
-            self.out.push(b'\n');
-            return self.maybe_flush();
-        }
         let f = self.key.fields(line);
         let (key, value) = (&line[..f.key_end], &line[f.value_start..]);
         let same = matches!(&self.group, Some((k, _)) if k.as_slice() == key);
@@ -237,6 +232,11 @@ impl<'a> Sink<'a> {
 
 impl Write for Sink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.builtin == Builtin::Identity {
+            // Bytes pass through as they are, like cat.
+            (self.emit)(buf)?;
+            return Ok(buf.len());
+        }
         let mut lines = std::mem::take(&mut self.lines);
         let r = lines.feed(buf, |l| self.record(l));
         self.lines = lines;
@@ -296,7 +296,8 @@ mod tests {
         assert_eq!(run(Builtin::Max, input).unwrap(), b"a\t2\nb\t-5\nc\t10\n");
         assert_eq!(
             run(Builtin::Identity, input).unwrap(),
-            b"a\t1\na\t2\nb\t-5\nc\t10\nc\t9\n"
+            input,
+            "bytes pass through, like cat"
         );
         assert_eq!(run(Builtin::Count, b"").unwrap(), b"");
         assert_eq!(run(Builtin::Count, b"x\ny\ny\n").unwrap(), b"x\t1\ny\t2\n");
