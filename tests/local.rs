@@ -75,19 +75,7 @@ fn eecs485_large_input_with_a_64k_line_and_no_final_newline() {
         job("words_map.sh"),
         job("sum_reduce.sh")
     ));
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        &job("words_map.sh"),
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "1",
-        "--split-size",
-        "16K",
-        &input,
-    ]);
+    let out = d.word_count(&["-R", "1", "--split-size", "16K", &input]);
     assert_eq!(out.ok(), reference);
 }
 
@@ -149,17 +137,7 @@ fn gutenberg_matches_the_unix_pipeline_byte_for_byte() {
         job("sum_reduce.sh")
     ));
     // One partition is globally sorted: byte-identical to the pipeline.
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        &job("words_map.sh"),
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "1",
-        &corpus,
-    ]);
+    let out = d.word_count(&["-R", "1", &corpus]);
     assert_eq!(out.ok(), reference);
 }
 
@@ -169,21 +147,7 @@ fn output_is_identical_whatever_jobs_and_split_size() {
     let corpus = gutenberg();
     let mut outputs = Vec::new();
     for (j, size) in [("1", "64M"), ("2", "100K"), ("4", "1M"), ("3", "7K")] {
-        let out = d.run(&[
-            "run",
-            "-q",
-            "-m",
-            &job("words_map.sh"),
-            "-r",
-            &job("sum_reduce.sh"),
-            "-R",
-            "5",
-            "-j",
-            j,
-            "--split-size",
-            size,
-            &corpus,
-        ]);
+        let out = d.word_count(&["-R", "5", "-j", j, "--split-size", size, &corpus]);
         outputs.push(out.ok().to_vec());
     }
     assert!(
@@ -225,19 +189,7 @@ fn spilling_with_a_tiny_sort_buffer_gives_the_same_output() {
 fn stages_piped_equal_run() {
     let d = Dir::new();
     let corpus = gutenberg();
-    let run = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        &job("words_map.sh"),
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "4",
-        "-o",
-        "run-out",
-        &corpus,
-    ]);
+    let run = d.word_count(&["-R", "4", "-o", "run-out", &corpus]);
     run.ok();
     let pipeline = format!(
         "{gmr} split --split-size 256K {corpus} | {gmr} map -q -m {m} -R 4 --workdir w | {gmr} shuffle -q --workdir w | {gmr} reduce -q -r {r} --workdir w -o stage-out",
@@ -484,32 +436,27 @@ fn combiner_gives_the_same_output_and_fewer_records() {
 fn builtin_reducers_match_their_scripts() {
     let d = Dir::new();
     d.write("in", "b 4\na 1\nb -2\nc 7\na 10\n");
-    let kv = "tr ' ' '\\t'";
-    assert_eq!(
-        d.run(&["run", "-q", "-m", kv, "-r", "@count", "-R", "1", "in"])
-            .ok(),
-        b"a\t2\nb\t2\nc\t1\n"
-    );
-    assert_eq!(
-        d.run(&["run", "-q", "-m", kv, "-r", "@sum", "-R", "1", "in"])
-            .ok(),
-        b"a\t11\nb\t2\nc\t7\n"
-    );
-    assert_eq!(
-        d.run(&["run", "-q", "-m", kv, "-r", "@max", "-R", "1", "in"])
-            .ok(),
-        b"a\t10\nb\t4\nc\t7\n"
-    );
-    assert_eq!(
-        d.run(&["run", "-q", "-m", kv, "-r", "@min", "-R", "1", "in"])
-            .ok(),
-        b"a\t1\nb\t-2\nc\t7\n"
-    );
-    assert_eq!(
-        d.run(&["run", "-q", "-m", kv, "-r", "@identity", "-R", "1", "in"])
-            .ok(),
-        b"a\t1\na\t10\nb\t-2\nb\t4\nc\t7\n"
-    );
+    let cases: [(&str, &[u8]); 5] = [
+        ("@count", b"a\t2\nb\t2\nc\t1\n"),
+        ("@sum", b"a\t11\nb\t2\nc\t7\n"),
+        ("@max", b"a\t10\nb\t4\nc\t7\n"),
+        ("@min", b"a\t1\nb\t-2\nc\t7\n"),
+        ("@identity", b"a\t1\na\t10\nb\t-2\nb\t4\nc\t7\n"),
+    ];
+    for (builtin, expected) in cases {
+        let out = d.run(&[
+            "run",
+            "-q",
+            "-m",
+            "tr ' ' '\\t'",
+            "-r",
+            builtin,
+            "-R",
+            "1",
+            "in",
+        ]);
+        assert_eq!(out.ok(), expected, "{builtin}");
+    }
     let err = d
         .run(&["run", "-q", "-m", "cat", "-r", "@nope", "in"])
         .fails(2);
@@ -819,20 +766,7 @@ fn empty_input_gives_empty_parts_and_success() {
 fn output_directory_holds_parts_and_success_marker() {
     let d = Dir::new();
     let corpus = gutenberg();
-    d.run(&[
-        "run",
-        "-q",
-        "-m",
-        &job("words_map.sh"),
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "4",
-        "-o",
-        "out",
-        &corpus,
-    ])
-    .ok();
+    d.word_count(&["-R", "4", "-o", "out", &corpus]).ok();
     assert_eq!(
         names(d.path("out")),
         [

@@ -90,6 +90,15 @@ impl Dir {
         Out(self.gmr(args).output().unwrap())
     }
 
+    /// Runs the whitespace word count job (`tests/jobs/words_map.sh` and
+    /// `sum_reduce.sh`) quietly, with `args` after the commands.
+    pub fn word_count(&self, args: &[&str]) -> Out {
+        let (m, r) = (job("words_map.sh"), job("sum_reduce.sh"));
+        let mut all = vec!["run", "-q", "-m", &m, "-r", &r];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
     /// Runs gmr with `input` on stdin.
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Out {
         let mut child = self
