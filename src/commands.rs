@@ -39,8 +39,16 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The number of tasks to run at once. It also sizes rayon's pool (the
+/// parallel sort within a task), so that `-j N` caps gmr's CPU use at N
+/// cores rather than only its task slots.
 fn jobs(exec: &ExecArgs) -> usize {
-    exec.jobs.map_or_else(cores, |j| j as usize)
+    let jobs = exec.jobs.map_or_else(cores, |j| j as usize);
+    // Fails only when the pool exists already (a second call): keep it.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build_global();
+    jobs
 }
 
 fn cwd() -> Result<PathBuf> {
