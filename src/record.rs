@@ -82,20 +82,37 @@ impl KeySpec {
 /// Compares two lines whose fields are already known: key, value, line.
 #[inline]
 pub fn compare(a: &[u8], fa: Fields, b: &[u8], fb: Fields) -> Ordering {
-    a[..fa.key_end]
-        .cmp(&b[..fb.key_end])
-        .then_with(|| a[fa.value_start..].cmp(&b[fb.value_start..]))
+    cmp_bytes(&a[..fa.key_end], &b[..fb.key_end])
+        .then_with(|| cmp_bytes(&a[fa.value_start..], &b[fb.value_start..]))
         .then_with(|| a.cmp(b))
+}
+
+/// Bytewise order, like `a.cmp(b)`, without a memcmp call for slices of up
+/// to 16 bytes (most keys and values): zero-padded big-endian words, then
+/// length, order such slices exactly as bytewise comparison does.
+#[inline]
+pub fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    if a.len() > 16 || b.len() > 16 {
+        return a.cmp(b);
+    }
+    let rest = |s: &[u8]| key_prefix(s.get(8..).unwrap_or_default());
+    key_prefix(a)
+        .cmp(&key_prefix(b))
+        .then_with(|| rest(a).cmp(&rest(b)))
+        .then(a.len().cmp(&b.len()))
 }
 
 /// The first eight key bytes as a big-endian number, zero-padded: comparing
 /// two prefixes orders keys correctly unless the prefixes are equal.
 #[inline]
 pub fn key_prefix(key: &[u8]) -> u64 {
-    let mut buf = [0u8; 8];
-    let n = key.len().min(8);
-    buf[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(buf)
+    if let Some(word) = key.first_chunk::<8>() {
+        return u64::from_be_bytes(*word);
+    }
+    // Shorter than eight bytes: a short loop, not a memcpy call.
+    key.iter()
+        .enumerate()
+        .fold(0, |v, (i, &b)| v | u64::from(b) << (56 - 8 * i))
 }
 
 /// Calls `f` with every record of `data`, without its `\n`; a last line
@@ -191,6 +208,26 @@ mod tests {
         assert_eq!(cmp(spec, b"b\ta", b"a\tz"), Ordering::Greater);
         // Equal key and value, different bytes: still a total order.
         assert_eq!(cmp(spec, b"a", b"a\t"), Ordering::Less);
+    }
+
+    #[test]
+    fn cmp_bytes_is_bytewise_order() {
+        let atoms: [&[u8]; 6] = [b"", b"\x00", b"a", b"\xff", b"abcdefgh", b"z\x00"];
+        let mut slices = vec![Vec::new()];
+        for _ in 0..3 {
+            let longer: Vec<Vec<u8>> = slices
+                .iter()
+                .flat_map(|s| atoms.iter().map(move |a| [s.as_slice(), a].concat()))
+                .collect();
+            slices.extend(longer);
+        }
+        slices.sort();
+        slices.dedup();
+        for a in &slices {
+            for b in &slices {
+                assert_eq!(cmp_bytes(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]

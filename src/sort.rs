@@ -11,7 +11,7 @@
 //! a prefix alone cannot decide.
 
 use crate::partition::partition;
-use crate::record::{KeySpec, key_prefix};
+use crate::record::{KeySpec, cmp_bytes, key_prefix};
 use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -76,7 +76,7 @@ impl Entry {
         let by_key = if self.key_len <= 8 && other.key_len <= 8 {
             self.key_len.cmp(&other.key_len)
         } else {
-            tail(a, 0, self.key_len).cmp(tail(b, 0, other.key_len))
+            cmp_bytes(tail(a, 0, self.key_len), tail(b, 0, other.key_len))
         };
         if by_key != Ordering::Equal {
             return by_key;
@@ -87,7 +87,7 @@ impl Entry {
             if la <= 8 && lb <= 8 {
                 la.cmp(&lb)
             } else {
-                tail(a, va, self.len).cmp(tail(b, vb, other.len))
+                cmp_bytes(tail(a, va, self.len), tail(b, vb, other.len))
             }
         });
         // Equal key and value: the lines differ at most by a separator with
