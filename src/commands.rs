@@ -286,14 +286,20 @@ fn deliver_output(spec: &JobSpec, parts: usize, to_stdout: bool) -> Result<()> {
 /// where the work directory is kept (or removes it after a usage error).
 fn keeping_workdir<T>(wd: &WorkDir, created: bool, body: impl FnOnce() -> Result<T>) -> Result<T> {
     let result = body();
-    match &result {
+    match result {
         Ok(_) if created => workdir::remove_path(wd.root()),
         Err(Error::Usage(_)) if created => workdir::remove_path(wd.root()),
-        Err(_) => eprintln!(
-            "gmr: the work directory is kept for inspection: {}",
+        Err(Error::Job(msg)) => {
+            return Err(Error::Job(format!(
+                "{msg}\n  the work directory is kept for inspection: {}",
+                wd.root().display()
+            )));
+        }
+        Err(Error::Interrupted) => eprintln!(
+            "gmr: the work directory is kept; continue the job with --resume --workdir {}",
             wd.root().display()
         ),
-        Ok(_) => {}
+        _ => {}
     }
     result
 }

@@ -150,13 +150,16 @@ fn task_env(wd: &WorkDir, name: &str, attempt: u32, partition: usize) -> Vec<(St
     ]
 }
 
-fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> TaskError {
-    let message = format!("{what} {}", path.display());
-    move |e| match e.kind() {
-        _ if interrupt::is_set() => TaskError::interrupted(),
-        _ => TaskError::task(
-            crate::error::io_message(&message, Path::new(""), &e).replace(" : ", ": "),
-        ),
+/// Turns an I/O error on `path` into a task failure that names the path
+/// (and says what to do for a full disk), or into an interruption when the
+/// job is being stopped.
+fn io_err<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(io::Error) -> TaskError + 'a {
+    move |e| {
+        if interrupt::is_set() {
+            TaskError::interrupted()
+        } else {
+            TaskError::task(crate::error::io_message(what, path, &e))
+        }
     }
 }
 
@@ -201,8 +204,7 @@ impl MapTask<'_> {
         let with_split = |mut e: TaskError| {
             if e.kind == FailureKind::Task {
                 e.message = format!(
-                    "{}: {} (input {} bytes {}..{})",
-                    self.name,
+                    "{} (input {} bytes {}..{})",
                     e.message,
                     self.split.path.display(),
                     self.split.start,
@@ -678,7 +680,7 @@ fn run_reduce(
             })
             .map_err(|mut e| {
                 if e.kind == FailureKind::Task {
-                    e.message = format!("{name}: {} (partition {p})", e.message);
+                    e.message = format!("{} (partition {p})", e.message);
                 }
                 e
             })?;
