@@ -958,3 +958,22 @@ fn builtin_count_aggregates_map_side_even_when_spilling() {
         );
     }
 }
+
+#[test]
+fn stages_on_stdin_pass_the_work_directory_along() {
+    // `gmr split` spools stdin into a work directory of its own and names it
+    // in its lines; the later stages find it there.
+    let d = Dir::new();
+    let gmr = gmr_bin().display().to_string();
+    let out = d.sh(&format!(
+        "printf 'b\\na\\nb\\nc\\nb\\n' | {gmr} split | {gmr} map -q -m cat -R 2 | {gmr} shuffle -q | {gmr} reduce -q -r @count"
+    ));
+    assert_eq!(sorted_lines(&out), sorted_lines(b"a\t1\nb\t3\nc\t1\n"));
+    let err = d.run_stdin(&["shuffle"], b"").fails(2);
+    assert!(err.contains("no work directory"), "{err}");
+    let err = d.run_stdin(&["map", "-m", "cat"], b"not json\n").fails(2);
+    assert!(
+        err.contains("line 1 of stdin is not a gmr manifest line"),
+        "{err}"
+    );
+}
