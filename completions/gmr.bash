@@ -311,16 +311,12 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -j -q -h -V --split-size --mapper --combiner --reducers --sort-buffer --reducer --output --force --separator --key-fields --jobs --retries --quiet --joblog --workdir --resume --help --version"
+            opts="-m -c -R -r -o -j -q -h -V --mapper --combiner --reducers --sort-buffer --reducer --split-size --output --force --separator --key-fields --jobs --retries --quiet --joblog --workdir --resume --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --split-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --mapper)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -354,6 +350,10 @@ _gmr() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --split-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -178,8 +178,6 @@ pub struct ExecArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
     pub map: MapperArgs,
 
     /// The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)
@@ -190,6 +188,9 @@ pub struct RunArgs {
         required_unless_present = "reducers"
     )]
     pub reducer: Option<String>,
+
+    #[command(flatten)]
+    pub input: InputArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
