@@ -80,7 +80,8 @@ pub enum FailureKind {
     /// The place it ran failed (connection lost, host unusable): retry it
     /// elsewhere and count it against the host.
     Host,
-    /// The job is being interrupted: do not retry.
+    /// The job is being interrupted, or the attempt was cancelled because
+    /// another attempt of its task won: do not retry.
     Interrupted,
 }
 
@@ -112,6 +113,16 @@ impl TaskError {
         TaskError {
             kind: FailureKind::Host,
             message: message.into(),
+            stderr_tail: String::new(),
+        }
+    }
+
+    /// The attempt was stopped because another attempt of its task (a
+    /// backup) finished first; it is not a failure of the task.
+    pub fn cancelled() -> TaskError {
+        TaskError {
+            kind: FailureKind::Interrupted,
+            message: "cancelled: another attempt of the task finished first".into(),
             stderr_tail: String::new(),
         }
     }

@@ -5,20 +5,34 @@
 //! running children; the threads that wait on those children then see their
 //! attempts fail, their attempt guards remove partial files, and the
 //! coordinator stops handing out work.
+//!
+//! A [`Cancel`] does the same for one task attempt only: the coordinator
+//! stops the loser of a race between a task and its backup attempt without
+//! stopping the job.
 
 use crate::error::{Error, Result};
-use std::sync::Mutex;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static CHILDREN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
+thread_local! {
+    /// The cancel handle of the attempt this thread runs, if any.
+    static CURRENT: RefCell<Option<Arc<Cancel>>> = const { RefCell::new(None) };
+}
+
 /// Installs the handler for SIGINT and SIGTERM (once per process).
 pub fn install() {
-    let _ = ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, Ordering::SeqCst);
-        kill_children();
-    });
+    let _ = ctrlc::set_handler(trigger);
+}
+
+/// Acts as if a signal arrived: `gmr task --watch-stdin` calls this when
+/// its SSH connection goes away, so a remote task dies with its connection.
+pub fn trigger() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    kill_children();
 }
 
 /// True once a signal arrived.
@@ -43,18 +57,75 @@ pub fn register_child(pid: i32) {
     if is_set() {
         kill_group(pid);
     }
+    CURRENT.with(|c| {
+        if let Some(cancel) = c.borrow().as_ref() {
+            lock(&cancel.children).push(pid);
+            // After the push: a cancel either sees the pid or is seen here.
+            if cancel.is_cancelled() {
+                kill_group(pid);
+            }
+        }
+    });
 }
 
 /// Forgets a child that has been waited for.
 pub fn unregister_child(pid: i32) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|&p| p != pid);
+    lock(&CHILDREN).retain(|&p| p != pid);
+    CURRENT.with(|c| {
+        if let Some(cancel) = c.borrow().as_ref() {
+            lock(&cancel.children).retain(|&p| p != pid);
+        }
+    });
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Stops one task attempt that runs on this machine: kills the commands it
+/// started (and those it starts later), so that it fails soon.
+#[derive(Debug, Default)]
+pub struct Cancel {
+    cancelled: AtomicBool,
+    children: Mutex<Vec<i32>>,
+}
+
+impl Cancel {
+    /// Runs one attempt, `body`, on this thread under this handle (which
+    /// starts out not cancelled).
+    pub fn run<T>(self: &Arc<Self>, body: impl FnOnce() -> T) -> T {
+        self.cancelled.store(false, Ordering::SeqCst);
+        CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(self)));
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                CURRENT.with(|c| *c.borrow_mut() = None);
+            }
+        }
+        let _reset = Reset;
+        body()
+    }
+
+    /// Cancels the attempt running under this handle.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        for &pid in lock(&self.children).iter() {
+            kill_group(pid);
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// True when the attempt this thread runs was cancelled.
+pub fn cancelled() -> bool {
+    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|c| c.is_cancelled()))
 }
 
 fn kill_children() {
-    for &pid in CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    for &pid in lock(&CHILDREN).iter() {
         kill_group(pid);
     }
 }

@@ -58,6 +58,9 @@ impl Child<'_> {
         G: FnMut(&[u8]) -> io::Result<()>,
     {
         interrupt::check()?;
+        if interrupt::cancelled() {
+            return Err(TaskError::cancelled());
+        }
         let log = File::create(self.log).map_err(|e| {
             TaskError::host(format!("cannot create log {}: {e}", self.log.display()))
         })?;
@@ -122,6 +125,9 @@ impl Child<'_> {
             e
         };
         interrupt::check().map_err(|e| with_tail(e.into()))?;
+        if interrupt::cancelled() {
+            return Err(TaskError::cancelled());
+        }
         let status =
             status.map_err(|e| TaskError::host(format!("cannot wait for {}: {e}", self.role)))?;
         drained.map_err(|e| with_tail(TaskError::task(format!("{} output: {e}", self.role))))?;

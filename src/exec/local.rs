@@ -3,15 +3,18 @@
 
 use super::Executor;
 use crate::error::TaskError;
+use crate::interrupt::Cancel;
 use crate::report::TaskReport;
 use crate::task::{self, TaskId};
 use crate::workdir::{JobSpec, WorkDir};
+use std::sync::Arc;
 
 /// Runs tasks in this process.
 pub struct LocalExecutor {
     wd: WorkDir,
     spec: JobSpec,
-    slots: usize,
+    /// One per slot: stops the commands of that slot's attempt.
+    cancels: Vec<Arc<Cancel>>,
     host: String,
 }
 
@@ -21,7 +24,7 @@ impl LocalExecutor {
         LocalExecutor {
             wd,
             spec,
-            slots: slots.max(1),
+            cancels: (0..slots.max(1)).map(|_| Arc::default()).collect(),
             host: "local".to_string(),
         }
     }
@@ -29,14 +32,18 @@ impl LocalExecutor {
 
 impl Executor for LocalExecutor {
     fn slots(&self) -> usize {
-        self.slots
+        self.cancels.len()
     }
 
     fn host_of(&self, _slot: usize) -> &str {
         &self.host
     }
 
-    fn run(&self, _slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
-        task::run(&self.wd, &self.spec, task, attempt)
+    fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
+        self.cancels[slot].run(|| task::run(&self.wd, &self.spec, task, attempt))
+    }
+
+    fn cancel(&self, slot: usize) {
+        self.cancels[slot].cancel();
     }
 }

@@ -22,4 +22,9 @@ pub trait Executor: Sync {
 
     /// Runs one attempt of `task` in `slot`.
     fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError>;
+
+    /// Stops the attempt running in `slot`, if it can: its `run` then
+    /// returns soon (its result is ignored). The coordinator calls this for
+    /// the losers once a task has committed.
+    fn cancel(&self, _slot: usize) {}
 }
