@@ -213,6 +213,7 @@ impl<'a> Runner<'a> {
             &pending,
             Policy {
                 retries: self.args.retries,
+                ..Policy::default()
             },
             &Observers(observers),
         );

@@ -1,23 +1,51 @@
-//! The coordinator: owns a phase's task queue, hands task attempts to the
-//! executor's slots, retries failures (on another host when there is one)
-//! and stops the job with a clear message when a task fails too often
-//! (DESIGN.md §5). The first attempt of a task to succeed is the one that
-//! counts; later successes of the same task are ignored.
+//! The coordinator: owns a phase's task queue and hands task attempts to
+//! the executor's slots (DESIGN.md §5).
+//!
+//! - A task that fails is retried, preferably on a host where it has not
+//!   failed, up to `--retries` times; then the job stops with its error.
+//! - A failure of the host rather than the task (lost connection, host
+//!   unusable: [`FailureKind::Host`]) does not count against `--retries`:
+//!   the task simply runs again elsewhere. The host's health counts it
+//!   instead ([`crate::health`]): after a few in a row the host is bad, gets
+//!   no work, and is tried again after a back-off; when every host is bad
+//!   or dead at once and nothing runs, the job stops, naming each host and
+//!   its last error. A task that loses its host more than
+//!   `retries + 1 + 2 × hosts` times stops the job too (it is probably what
+//!   breaks the hosts).
+//! - Stragglers: when nothing is pending and a slot is idle, it runs a
+//!   backup attempt of the longest-running task, on another host, once that
+//!   task has run longer than twice the phase's median task time and
+//!   [`Policy::backup_after`]. The first attempt of a task to succeed is the
+//!   one that counts (and commits: task output commits by rename, first
+//!   wins); the others are cancelled and their results ignored.
 
 use crate::error::{Error, FailureKind, TaskError};
 use crate::exec::Executor;
+use crate::health::{Availability, Health};
 use crate::interrupt;
 use crate::report::TaskReport;
 use crate::task::TaskId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// How failures are handled.
+/// How failures and stragglers are handled.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     /// Retries of a failed task before the job fails (attempts = retries + 1).
     pub retries: u32,
+    /// The least time a task runs before it may get a backup attempt.
+    pub backup_after: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            retries: 3,
+            backup_after: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Sees task attempts start and end (progress display, job log).
@@ -34,6 +62,8 @@ pub trait Observer: Sync {
         _elapsed: Duration,
     ) {
     }
+    /// A host went bad, stays bad, or works again.
+    fn host_event(&self, _host: &str, _message: &str) {}
 }
 
 /// Several observers as one.
@@ -55,6 +85,9 @@ impl Observer for Observers<'_> {
             .iter()
             .for_each(|o| o.finished(task, attempt, host, result, elapsed));
     }
+    fn host_event(&self, host: &str, message: &str) {
+        self.0.iter().for_each(|o| o.host_event(host, message));
+    }
 }
 
 /// An observer that sees nothing.
@@ -68,17 +101,51 @@ pub struct PhaseOutcome {
     pub reports: Vec<TaskReport>,
     /// Failed attempts that were retried.
     pub retries: u64,
+    /// Backup attempts started for stragglers.
+    pub backups: u64,
+}
+
+/// An attempt in progress.
+struct Running {
+    slot: usize,
+    task: TaskId,
+    host: String,
+    started: Instant,
 }
 
 #[derive(Default)]
 struct State {
     pending: VecDeque<TaskId>,
     attempts: HashMap<TaskId, u32>,
+    task_failures: HashMap<TaskId, u32>,
+    host_failures: HashMap<TaskId, u32>,
     failed_on: HashMap<TaskId, Vec<String>>,
     done: HashMap<TaskId, TaskReport>,
-    running: usize,
+    running: Vec<Running>,
+    backed_up: HashSet<TaskId>,
+    /// Durations of the phase's successful attempts.
+    durations: Vec<Duration>,
     retries: u64,
+    backups: u64,
     fatal: Option<Error>,
+}
+
+/// What a slot does next.
+enum Next {
+    Run(TaskId, u32),
+    Wait(Duration),
+    Exit,
+}
+
+/// What does not change during a phase.
+struct Phase<'a> {
+    exec: &'a dyn Executor,
+    health: &'a Health,
+    policy: Policy,
+    observer: &'a dyn Observer,
+    total: usize,
+    /// The distinct hosts of the slots.
+    hosts: Vec<&'a str>,
 }
 
 /// Runs every task of a phase to completion, or fails the phase.
@@ -93,83 +160,70 @@ pub fn run_phase(
         ..State::default()
     });
     let wake = Condvar::new();
-    let total = tasks.len();
-    let hosts: std::collections::HashSet<&str> =
-        (0..exec.slots()).map(|s| exec.host_of(s)).collect();
-    let several_hosts = hosts.len() > 1;
+    let mut host_names: Vec<&str> = (0..exec.slots()).map(|s| exec.host_of(s)).collect();
+    host_names.sort_unstable();
+    host_names.dedup();
+    let own_health;
+    let health = match exec.health() {
+        Some(h) => h,
+        None => {
+            own_health = Health::new(host_names.iter().copied());
+            &own_health
+        }
+    };
+    let phase = Phase {
+        exec,
+        health,
+        policy,
+        observer,
+        total: tasks.len(),
+        hosts: host_names,
+    };
     std::thread::scope(|scope| {
-        for slot in 0..exec.slots().min(total.max(1)) {
-            let (state, wake) = (&state, &wake);
+        // Every slot, even when there are fewer tasks: a task that fails on
+        // one host must find a slot of another.
+        for slot in 0..exec.slots() {
+            let (state, wake, phase) = (&state, &wake, &phase);
             scope.spawn(move || {
                 let host = exec.host_of(slot);
                 loop {
                     let (task, attempt) = {
                         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                         loop {
-                            if st.fatal.is_none() && interrupt::is_set() {
-                                st.fatal = Some(Error::Interrupted);
+                            match st.next(phase, slot, host, Instant::now()) {
+                                Next::Run(task, attempt) => break (task, attempt),
+                                Next::Exit => {
+                                    wake.notify_all();
+                                    return;
+                                }
+                                Next::Wait(d) => {
+                                    // Bounded, so that interrupts are seen.
+                                    let d = d.min(Duration::from_millis(200));
+                                    st = wake
+                                        .wait_timeout(st, d)
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .0;
+                                }
                             }
-                            if st.fatal.is_some() || st.done.len() == total {
-                                wake.notify_all();
-                                return;
-                            }
-                            // Prefer a task that has not failed on this host.
-                            let pick = st
-                                .pending
-                                .iter()
-                                .position(|t| {
-                                    !several_hosts
-                                        || !st
-                                            .failed_on
-                                            .get(t)
-                                            .is_some_and(|h| h.iter().any(|x| x == host))
-                                })
-                                .or(if st.running == 0 { Some(0) } else { None })
-                                .filter(|_| !st.pending.is_empty());
-                            if let Some(i) = pick {
-                                let task = st.pending.remove(i).expect("index valid");
-                                let n = st.attempts.entry(task).or_default();
-                                *n += 1;
-                                let attempt = *n;
-                                st.running += 1;
-                                break (task, attempt);
-                            }
-                            st = wake
-                                .wait_timeout(st, Duration::from_millis(200))
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0;
                         }
                     };
                     observer.started(task, attempt, host);
                     let t0 = Instant::now();
                     let result = exec.run(slot, task, attempt);
-                    observer.finished(task, attempt, host, &result, t0.elapsed());
+                    let elapsed = t0.elapsed();
+                    observer.finished(task, attempt, host, &result, elapsed);
                     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                    st.running -= 1;
-                    match result {
-                        Ok(report) => {
-                            st.done.entry(task).or_insert(report);
-                        }
-                        Err(_) if st.done.contains_key(&task) => {}
-                        Err(e) if e.kind == FailureKind::Interrupted || interrupt::is_set() => {
-                            st.fatal.get_or_insert(Error::Interrupted);
-                        }
-                        Err(e) => {
-                            st.failed_on.entry(task).or_default().push(host.to_string());
-                            if attempt > policy.retries {
-                                st.fatal.get_or_insert(task_failed(task, attempt, host, &e));
-                            } else {
-                                st.retries += 1;
-                                st.pending.push_back(task);
-                            }
-                        }
-                    }
+                    st.finish(phase, slot, host, task, result, elapsed);
                     wake.notify_all();
                 }
             });
         }
     });
     let mut st = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    if st.fatal.is_none() && st.done.len() < tasks.len() {
+        // Every slot gave up: their hosts are gone.
+        st.fatal = Some(no_hosts(health));
+    }
     if let Some(e) = st.fatal.take() {
         return Err(e);
     }
@@ -179,7 +233,175 @@ pub fn run_phase(
             .map(|t| st.done.remove(t).expect("every task done"))
             .collect(),
         retries: st.retries,
+        backups: st.backups,
     })
+}
+
+impl State {
+    /// Decides what `slot` of `host` does next.
+    fn next(&mut self, phase: &Phase, slot: usize, host: &str, now: Instant) -> Next {
+        if self.fatal.is_none() && interrupt::is_set() {
+            self.fatal = Some(Error::Interrupted);
+        }
+        if self.fatal.is_some() || self.done.len() == phase.total {
+            return Next::Exit;
+        }
+        match phase.health.availability(host, slot, now) {
+            Availability::Ready => {}
+            Availability::Gone => {
+                self.check_hosts(phase);
+                return Next::Exit;
+            }
+            Availability::WaitUntil(t) => {
+                self.check_hosts(phase);
+                return Next::Wait(t.saturating_duration_since(now));
+            }
+        }
+        // A task that failed on this host goes to another host, unless no
+        // good host is left where it has not failed.
+        let failed_here = |t: &TaskId, h: &str| {
+            self.failed_on
+                .get(t)
+                .is_some_and(|on| on.iter().any(|x| x == h))
+        };
+        let pick = self.pending.iter().position(|t| {
+            !failed_here(t, host)
+                || !phase
+                    .hosts
+                    .iter()
+                    .any(|&h| h != host && !failed_here(t, h) && phase.health.is_good(h))
+        });
+        let task = match pick {
+            Some(i) => self.pending.remove(i).expect("index valid"),
+            None => match self.straggler(phase, host, now) {
+                Some(task) => {
+                    self.backed_up.insert(task);
+                    self.backups += 1;
+                    task
+                }
+                None => return Next::Wait(Duration::from_millis(200)),
+            },
+        };
+        let n = self.attempts.entry(task).or_default();
+        *n += 1;
+        let attempt = *n;
+        self.running.push(Running {
+            slot,
+            task,
+            host: host.to_string(),
+            started: now,
+        });
+        Next::Run(task, attempt)
+    }
+
+    /// The task to back up on an idle slot of `host`: the longest-running
+    /// one, running once only and on another host, for longer than twice
+    /// the median task time and the policy's minimum.
+    fn straggler(&self, phase: &Phase, host: &str, now: Instant) -> Option<TaskId> {
+        if phase.hosts.len() < 2 || !self.pending.is_empty() || self.durations.is_empty() {
+            return None;
+        }
+        let mut sorted = self.durations.clone();
+        sorted.sort();
+        let threshold = phase.policy.backup_after.max(sorted[sorted.len() / 2] * 2);
+        self.running
+            .iter()
+            .filter(|r| r.host != host && !self.backed_up.contains(&r.task))
+            .filter(|r| now.duration_since(r.started) > threshold)
+            .filter(|r| self.running.iter().filter(|o| o.task == r.task).count() == 1)
+            .max_by_key(|r| now.duration_since(r.started))
+            .map(|r| r.task)
+    }
+
+    /// Stops the phase when no host can take work and nothing runs.
+    fn check_hosts(&mut self, phase: &Phase) {
+        if self.fatal.is_none() && self.running.is_empty() && phase.health.all_down() {
+            self.fatal = Some(no_hosts(phase.health));
+        }
+    }
+
+    /// Records the end of an attempt of `task` in `slot`.
+    fn finish(
+        &mut self,
+        phase: &Phase,
+        slot: usize,
+        host: &str,
+        task: TaskId,
+        result: Result<TaskReport, TaskError>,
+        elapsed: Duration,
+    ) {
+        self.running.retain(|r| r.slot != slot);
+        let another_running = self.running.iter().any(|r| r.task == task);
+        let event = match &result {
+            Err(e) if e.kind == FailureKind::Host => {
+                phase.health.failed(host, slot, &e.message, Instant::now())
+            }
+            Err(e) if e.kind == FailureKind::Interrupted => None,
+            _ => phase.health.succeeded(host),
+        };
+        if let Some(message) = event {
+            phase.observer.host_event(host, &message);
+        }
+        match result {
+            Ok(report) => {
+                self.durations.push(elapsed);
+                if let Entry::Vacant(slot) = self.done.entry(task) {
+                    slot.insert(report);
+                    // The losers of a race with a backup: stop them.
+                    for r in self.running.iter().filter(|r| r.task == task) {
+                        phase.exec.cancel(r.slot);
+                    }
+                }
+            }
+            Err(_) if self.done.contains_key(&task) => {}
+            Err(e) if e.kind == FailureKind::Interrupted || interrupt::is_set() => {
+                self.fatal.get_or_insert(Error::Interrupted);
+            }
+            Err(e) if e.kind == FailureKind::Host => {
+                self.failed_on
+                    .entry(task)
+                    .or_default()
+                    .push(host.to_string());
+                let lost = self.host_failures.entry(task).or_default();
+                *lost += 1;
+                let limit = phase.policy.retries as usize + 1 + 2 * phase.hosts.len();
+                if *lost as usize > limit {
+                    self.fatal.get_or_insert(Error::Job(format!(
+                        "task {task} lost its host {lost} times (last on {host}: {}); it may be what breaks the hosts",
+                        e.message
+                    )));
+                } else if !another_running {
+                    self.retries += 1;
+                    self.pending.push_front(task);
+                }
+            }
+            Err(e) => {
+                self.failed_on
+                    .entry(task)
+                    .or_default()
+                    .push(host.to_string());
+                let failures = self.task_failures.entry(task).or_default();
+                *failures += 1;
+                if *failures > phase.policy.retries {
+                    let n = *failures;
+                    self.fatal.get_or_insert(task_failed(task, n, host, &e));
+                } else {
+                    self.retries += 1;
+                    if !another_running {
+                        self.pending.push_back(task);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The job's end when no host is left.
+fn no_hosts(health: &Health) -> Error {
+    Error::Job(format!(
+        "no host can run tasks; each host's last error:\n{}",
+        health.report()
+    ))
 }
 
 fn task_failed(task: TaskId, attempts: u32, host: &str, e: &TaskError) -> Error {
@@ -203,7 +425,7 @@ fn task_failed(task: TaskId, attempts: u32, host: &str, e: &TaskError) -> Error 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     /// An executor whose tasks fail a scripted number of times.
     struct Flaky {
@@ -245,7 +467,16 @@ mod tests {
     fn retries_until_success() {
         let exec = flaky(2, 3);
         let tasks: Vec<TaskId> = (0..5).map(TaskId::Map).collect();
-        let out = run_phase(&exec, &tasks, Policy { retries: 2 }, &NoObserver).unwrap();
+        let out = run_phase(
+            &exec,
+            &tasks,
+            Policy {
+                retries: 2,
+                ..Policy::default()
+            },
+            &NoObserver,
+        )
+        .unwrap();
         assert_eq!(out.reports.len(), 5);
         assert!(out.reports.iter().all(|r| r.attempt == 3));
         assert_eq!(out.retries, 10);
@@ -258,12 +489,181 @@ mod tests {
         let err = run_phase(
             &exec,
             &[TaskId::Reduce(1)],
-            Policy { retries: 1 },
+            Policy {
+                retries: 1,
+                ..Policy::default()
+            },
             &NoObserver,
         )
         .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("reduce-00001 failed 2 times"), "{msg}");
         assert!(matches!(err, Error::Job(_)));
+    }
+
+    fn ok(task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
+        Ok(TaskReport {
+            task: task.to_string(),
+            attempt,
+            ..TaskReport::default()
+        })
+    }
+
+    /// Slots on hosts `h0`, `h1`, …; `broken` hosts fail every attempt as
+    /// the host's fault.
+    struct Hosts {
+        slots: Vec<String>,
+        broken: Vec<&'static str>,
+        calls_on_broken: AtomicU32,
+    }
+
+    impl Executor for Hosts {
+        fn slots(&self) -> usize {
+            self.slots.len()
+        }
+        fn host_of(&self, slot: usize) -> &str {
+            &self.slots[slot]
+        }
+        fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
+            if self.broken.contains(&self.slots[slot].as_str()) {
+                self.calls_on_broken.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+                return Err(TaskError::host(format!(
+                    "connection refused by {}",
+                    self.slots[slot]
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            ok(task, attempt)
+        }
+    }
+
+    fn hosts(slots: &[&str], broken: &[&'static str]) -> Hosts {
+        Hosts {
+            slots: slots.iter().map(|s| s.to_string()).collect(),
+            broken: broken.to_vec(),
+            calls_on_broken: AtomicU32::new(0),
+        }
+    }
+
+    #[test]
+    fn host_failures_do_not_use_up_retries_and_bad_hosts_get_no_work() {
+        let exec = hosts(&["h0", "h0", "h1", "h1"], &["h0"]);
+        let tasks: Vec<TaskId> = (0..40).map(TaskId::Map).collect();
+        let policy = Policy {
+            retries: 0,
+            ..Policy::default()
+        };
+        let out = run_phase(&exec, &tasks, policy, &NoObserver).unwrap();
+        assert_eq!(out.reports.len(), 40);
+        // Three failures in a row make h0 bad; it is not tried again within
+        // its first back-off (1 s), far longer than this phase.
+        let calls = exec.calls_on_broken.load(Ordering::SeqCst);
+        assert!(
+            (3..=4).contains(&calls),
+            "{calls} attempts on the broken host"
+        );
+    }
+
+    #[test]
+    fn a_pool_whose_hosts_all_fail_stops_naming_each_host() {
+        let exec = hosts(&["h0", "h1", "h1"], &["h0", "h1"]);
+        let tasks: Vec<TaskId> = (0..10).map(TaskId::Map).collect();
+        let t0 = Instant::now();
+        let err = run_phase(&exec, &tasks, Policy::default(), &NoObserver).unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(2), "bounded time");
+        let msg = err.to_string();
+        assert!(msg.contains("no host can run tasks"), "{msg}");
+        assert!(msg.contains("h0: connection refused by h0"), "{msg}");
+        assert!(msg.contains("h1: connection refused by h1"), "{msg}");
+    }
+
+    /// The first attempt of task 0 hangs until cancelled; everything else
+    /// is quick.
+    struct Straggler {
+        slots: Vec<String>,
+        cancelled: Vec<AtomicBool>,
+        cancels: AtomicU32,
+    }
+
+    impl Executor for Straggler {
+        fn slots(&self) -> usize {
+            self.slots.len()
+        }
+        fn host_of(&self, slot: usize) -> &str {
+            &self.slots[slot]
+        }
+        fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
+            self.cancelled[slot].store(false, Ordering::SeqCst);
+            if task == TaskId::Map(0) && attempt == 1 {
+                let t0 = Instant::now();
+                while !self.cancelled[slot].load(Ordering::SeqCst) {
+                    assert!(t0.elapsed() < Duration::from_secs(10), "never cancelled");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                return Err(TaskError::cancelled());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            ok(task, attempt)
+        }
+        fn cancel(&self, slot: usize) {
+            self.cancels.fetch_add(1, Ordering::SeqCst);
+            self.cancelled[slot].store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_straggler_gets_a_backup_on_another_host_and_the_loser_is_cancelled() {
+        let slots = ["h0", "h1"];
+        let exec = Straggler {
+            slots: slots.iter().map(|s| s.to_string()).collect(),
+            cancelled: slots.iter().map(|_| AtomicBool::new(false)).collect(),
+            cancels: AtomicU32::new(0),
+        };
+        let tasks: Vec<TaskId> = (0..6).map(TaskId::Map).collect();
+        let policy = Policy {
+            retries: 0,
+            backup_after: Duration::from_millis(100),
+        };
+        let t0 = Instant::now();
+        let out = run_phase(&exec, &tasks, policy, &NoObserver).unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(3));
+        assert_eq!(out.backups, 1);
+        assert_eq!(out.retries, 0, "the cancelled loser is no failure");
+        assert_eq!(out.reports[0].attempt, 2, "the backup won");
+        assert_eq!(exec.cancels.load(Ordering::SeqCst), 1);
+    }
+
+    /// Every task fails on host h0, as the task's fault.
+    struct FailsOnH0(Vec<String>);
+
+    impl Executor for FailsOnH0 {
+        fn slots(&self) -> usize {
+            self.0.len()
+        }
+        fn host_of(&self, slot: usize) -> &str {
+            &self.0[slot]
+        }
+        fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
+            std::thread::sleep(Duration::from_millis(2));
+            if self.0[slot] == "h0" {
+                return Err(TaskError::task("not on h0"));
+            }
+            ok(task, attempt)
+        }
+    }
+
+    #[test]
+    fn a_task_that_failed_on_a_host_goes_to_another_one() {
+        for tasks in [1, 2, 7] {
+            let exec = FailsOnH0(["h0", "h0", "h0", "h1"].map(String::from).to_vec());
+            let tasks: Vec<TaskId> = (0..tasks).map(TaskId::Map).collect();
+            let policy = Policy {
+                retries: 1,
+                ..Policy::default()
+            };
+            let out = run_phase(&exec, &tasks, policy, &NoObserver).unwrap();
+            assert!(out.reports.iter().all(|r| r.attempt <= 2));
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod coordinator;
 pub mod error;
 pub mod exec;
 pub mod gendoc;
+pub mod health;
 pub mod hosts;
 pub mod interrupt;
 pub mod joblog;

@@ -14,6 +14,8 @@ use std::time::Duration;
 /// Progress of one phase.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// Not `--quiet`: host events are shown even without a bar.
+    enabled: bool,
     failed: AtomicU64,
     phase: &'static str,
 }
@@ -43,6 +45,7 @@ impl Progress {
         });
         Progress {
             bar,
+            enabled,
             failed: AtomicU64::new(0),
             phase,
         }
@@ -82,6 +85,14 @@ impl Observer for Progress {
                 let n = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
                 bar.set_message(format!("{n} failed attempt(s), retrying (last on {host})"));
             }
+        }
+    }
+
+    fn host_event(&self, _host: &str, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("gmr: {message}")),
+            None if self.enabled => eprintln!("gmr: {message}"),
+            None => {}
         }
     }
 }

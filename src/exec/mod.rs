@@ -8,6 +8,7 @@
 pub mod local;
 
 use crate::error::TaskError;
+use crate::health::Health;
 use crate::report::TaskReport;
 use crate::task::TaskId;
 
@@ -27,4 +28,11 @@ pub trait Executor: Sync {
     /// returns soon (its result is ignored). The coordinator calls this for
     /// the losers once a task has committed.
     fn cancel(&self, _slot: usize) {}
+
+    /// The health of the executor's hosts, when it keeps it across phases
+    /// (and knows of hosts found unusable before any task ran). Without
+    /// one, the coordinator keeps a health record per phase.
+    fn health(&self) -> Option<&Health> {
+        None
+    }
 }
