@@ -191,7 +191,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__map)
-            opts="-m -c -R -j -q -h -V --mapper --combiner --reducers --sort-buffer --separator --key-fields --jobs --retries --quiet --joblog --workdir --help --version"
+            opts="-m -c -R -j -q -h -V --mapper --combiner --reducers --sort-buffer --separator --key-fields --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -249,6 +249,26 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-gmr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workdir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -261,7 +281,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__reduce)
-            opts="-r -o -j -q -h -V --reducer --output --force --jobs --retries --quiet --joblog --workdir --help --version"
+            opts="-r -o -j -q -h -V --reducer --output --force --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -299,6 +319,26 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-gmr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workdir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -311,7 +351,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -j -q -h -V --mapper --combiner --reducers --sort-buffer --reducer --split-size --output --force --separator --key-fields --jobs --retries --quiet --joblog --workdir --resume --help --version"
+            opts="-m -c -R -r -o -j -q -h -V --mapper --combiner --reducers --sort-buffer --reducer --split-size --output --force --separator --key-fields --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -389,6 +429,26 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-gmr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workdir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -401,7 +461,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__shuffle)
-            opts="-j -q -h -V --jobs --retries --quiet --joblog --workdir --help --version"
+            opts="-j -q -h -V --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -420,6 +480,26 @@ _gmr() {
                     return 0
                     ;;
                 --joblog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-gmr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -465,7 +545,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__task)
-            opts="-h -V --workdir --attempt --help --version"
+            opts="-h -V --workdir --attempt --watch-stdin --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

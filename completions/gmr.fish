@@ -42,12 +42,18 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s o -l output -d 'Write part-00000 … and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l separator -d 'The byte between key and value (one character, or \\t)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l key-fields -d 'How many leading fields form the key' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l identity -d 'The private key for SSH logins (default: the keys of ssh-agent, then ~/.ssh/id_ed25519, then ~/.ssh/id_rsa)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l known-hosts -d 'The known_hosts file every host key is checked against; an unknown or changed key refuses the host (default: ~/.ssh/known_hosts)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l remote-gmr -d 'The path of gmr on the hosts (default: the path of this gmr)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l workdir -d 'The work directory (default: a new one in $TMPDIR, removed after a successful run)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l force -d 'Replace an existing, non-empty output directory'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l accept-new-host-keys -d 'Accept the key of a host that known_hosts does not list, and add it there (trust on first use); a changed key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l resume -d 'Continue the failed or interrupted job in --workdir: tasks that committed are reused, only the rest run (the job must be the same: commands, inputs, R, key, output)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s V -l version -d 'Print version'
@@ -62,32 +68,51 @@ complete -c gmr -n "__fish_gmr_using_subcommand map" -s R -l reducers -d 'Number
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l separator -d 'The byte between key and value (one character, or \\t)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l key-fields -d 'How many leading fields form the key' -r
-complete -c gmr -n "__fish_gmr_using_subcommand map" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand map" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l identity -d 'The private key for SSH logins (default: the keys of ssh-agent, then ~/.ssh/id_ed25519, then ~/.ssh/id_rsa)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l known-hosts -d 'The known_hosts file every host key is checked against; an unknown or changed key refuses the host (default: ~/.ssh/known_hosts)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l remote-gmr -d 'The path of gmr on the hosts (default: the path of this gmr)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l workdir -d 'The work directory (default: the one in the split lines, else a new one in $TMPDIR)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l accept-new-host-keys -d 'Accept the key of a host that known_hosts does not list, and add it there (trust on first use); a changed key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l identity -d 'The private key for SSH logins (default: the keys of ssh-agent, then ~/.ssh/id_ed25519, then ~/.ssh/id_rsa)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l known-hosts -d 'The known_hosts file every host key is checked against; an unknown or changed key refuses the host (default: ~/.ssh/known_hosts)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l remote-gmr -d 'The path of gmr on the hosts (default: the path of this gmr)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l workdir -d 'The work directory (default: the one in the map lines on stdin)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l accept-new-host-keys -d 'Accept the key of a host that known_hosts does not list, and add it there (trust on first use); a changed key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s r -l reducer -d 'The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s o -l output -d 'Write part-00000 … and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s j -l jobs -d 'Tasks to run at once (default: the number of cores)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l retries -d 'Retries of a failed task before the job fails' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l identity -d 'The private key for SSH logins (default: the keys of ssh-agent, then ~/.ssh/id_ed25519, then ~/.ssh/id_rsa)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l known-hosts -d 'The known_hosts file every host key is checked against; an unknown or changed key refuses the host (default: ~/.ssh/known_hosts)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l remote-gmr -d 'The path of gmr on the hosts (default: the path of this gmr)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l workdir -d 'The work directory (default: the one in the lines on stdin)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l force -d 'Replace an existing, non-empty output directory'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l accept-new-host-keys -d 'Accept the key of a host that known_hosts does not list, and add it there (trust on first use); a changed key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l workdir -d 'The job\'s work directory' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l attempt -d 'The attempt number' -r
+complete -c gmr -n "__fish_gmr_using_subcommand task" -l watch-stdin -d 'Stop the task when stdin closes (the SSH executor keeps it open, so a task dies with its connection)'
 complete -c gmr -n "__fish_gmr_using_subcommand task" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand task" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "run" -d 'Run a whole job: split, map, shuffle and reduce'

@@ -25,7 +25,8 @@ Examples:
   gmr run -m ./map.sh -r ./reduce.sh -R 4 -o out/ logs/
   gmr run -m 'tr -s \" \" \"\\n\"' -r @count big.txt > counts.txt
   gmr run -m ./tok.py -c @sum -r @sum -j 8 --split-size 16M data/
-  zcat x.gz | gmr run -m ./map.sh -r ./reduce.sh -R 0      # map-only, stdin";
+  zcat x.gz | gmr run -m ./map.sh -r ./reduce.sh -R 0      # map-only, stdin
+  gmr run -m ./map.sh -r ./reduce.sh --hosts hosts.txt --workdir /nfs/w -o /nfs/out /nfs/in";
 
 /// `--help` and man page examples.
 pub const EXAMPLES_SPLIT: &str = "\
@@ -156,11 +157,13 @@ pub struct OutputArgs {
 /// How and where tasks run.
 #[derive(Debug, Clone, Args)]
 pub struct ExecArgs {
-    /// Tasks to run at once (default: the number of cores)
+    /// Tasks to run at once on this machine (default: the number of cores);
+    /// with --hosts, the slots of a `:` entry that gives no N/
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
 
-    /// Retries of a failed task before the job fails
+    /// Retries of a failed task before the job fails (an attempt lost with
+    /// its host, e.g. a dropped connection, is rerun elsewhere and not counted)
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
 
@@ -172,6 +175,60 @@ pub struct ExecArgs {
     /// start, duration, status, records and bytes, error)
     #[arg(long, value_name = "FILE")]
     pub joblog: Option<PathBuf>,
+
+    /// Run tasks on these hosts over SSH. HOSTS is a file with one
+    /// `[N/][user@]host[:port]` per line (N/: N tasks at once, default the
+    /// host's cores; `:` is this machine; `#` comments), or, when no such
+    /// file exists, the same entries inline, comma-separated. Needs
+    /// --workdir on a filesystem every host shares (e.g. NFS)
+    #[arg(long, value_name = "HOSTS", help_heading = "Distributed runs")]
+    pub hosts: Option<String>,
+
+    /// The private key for SSH logins (default: the keys of ssh-agent, then
+    /// ~/.ssh/id_ed25519, then ~/.ssh/id_rsa)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "hosts",
+        help_heading = "Distributed runs"
+    )]
+    pub identity: Option<PathBuf>,
+
+    /// The known_hosts file every host key is checked against; an unknown
+    /// or changed key refuses the host (default: ~/.ssh/known_hosts)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "hosts",
+        help_heading = "Distributed runs"
+    )]
+    pub known_hosts: Option<PathBuf>,
+
+    /// Accept the key of a host that known_hosts does not list, and add it
+    /// there (trust on first use); a changed key is still refused
+    #[arg(long, requires = "hosts", help_heading = "Distributed runs")]
+    pub accept_new_host_keys: bool,
+
+    /// The path of gmr on the hosts (default: the path of this gmr)
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "hosts",
+        help_heading = "Distributed runs"
+    )]
+    pub remote_gmr: Option<PathBuf>,
+
+    /// Seconds to wait when connecting to a host, and the longest a host may
+    /// stay silent (not even answering keepalives) before it counts as hung;
+    /// a quiet task on a live host is never cut short (at least 5)
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(5..),
+        help_heading = "Distributed runs"
+    )]
+    pub ssh_timeout: u64,
 }
 
 /// `gmr run`.
@@ -278,6 +335,11 @@ pub struct TaskArgs {
     /// The attempt number
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub attempt: u32,
+
+    /// Stop the task when stdin closes (the SSH executor keeps it open, so
+    /// a task dies with its connection)
+    #[arg(long)]
+    pub watch_stdin: bool,
 
     /// The task id: map-N, shuffle-N or reduce-N
     #[arg(value_name = "TASK")]

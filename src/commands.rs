@@ -7,8 +7,10 @@ use crate::cli::{
 };
 use crate::coordinator::{self, Observer, Observers, Policy};
 use crate::error::{Error, Result};
-use crate::exec::Executor;
-use crate::exec::local::LocalExecutor;
+use crate::exec::connection::Credentials;
+use crate::exec::ssh::{self, HostPool};
+use crate::exec::{Executor, Pool, Slots};
+use crate::hosts::{self, HostEntry};
 use crate::joblog::JobLog;
 use crate::manifest::{self, Entry};
 use crate::program::Program;
@@ -21,7 +23,7 @@ use crate::workdir::{self, FORMAT_VERSION, JobSpec, WorkDir, part_name};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Runs a parsed command line.
 pub fn dispatch(cli: Cli) -> Result<()> {
@@ -49,6 +51,89 @@ fn jobs(exec: &ExecArgs) -> usize {
         .num_threads(jobs)
         .build_global();
     jobs
+}
+
+/// Where a job's tasks are to run, checked before anything is made.
+enum Placement {
+    /// This machine, `-j` slots.
+    Local(usize),
+    /// The hosts of `--hosts`.
+    Hosts(Vec<HostEntry>, ssh::Options),
+}
+
+/// Reads and checks `--hosts` and the flags that go with it. `--hosts`
+/// needs an explicit work directory: remote tasks read their input and
+/// write their output there.
+fn placement(ex: &ExecArgs, workdir: Option<&Path>) -> Result<Placement> {
+    let Some(value) = &ex.hosts else {
+        return Ok(Placement::Local(jobs(ex)));
+    };
+    if workdir.is_none() {
+        return Err(Error::Usage(
+            "--hosts needs --workdir DIR, on a filesystem every host mounts at the same path (e.g. NFS): remote tasks read their input and write their output there".into(),
+        ));
+    }
+    let entries = hosts::load(value)?;
+    let ssh_dir = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh"));
+    let missing =
+        |what: &str, path: &Path| Error::Usage(format!("{what} {} does not exist", path.display()));
+    if let Some(id) = &ex.identity
+        && !id.is_file()
+    {
+        return Err(missing("the identity file", id));
+    }
+    let known_hosts = match (&ex.known_hosts, &ssh_dir) {
+        (Some(file), _) => {
+            if !file.is_file() && !ex.accept_new_host_keys {
+                return Err(missing("the known_hosts file", file));
+            }
+            file.clone()
+        }
+        (None, Some(dir)) => dir.join("known_hosts"),
+        (None, None) => {
+            return Err(Error::Usage(
+                "no $HOME, so no ~/.ssh/known_hosts: pass --known-hosts FILE".into(),
+            ));
+        }
+    };
+    let remote_gmr = match &ex.remote_gmr {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            Error::Usage(format!(
+                "cannot find the path of this gmr ({e}); pass --remote-gmr PATH"
+            ))
+        })?,
+    };
+    let options = ssh::Options {
+        credentials: Credentials {
+            identity: ex.identity.clone(),
+            default_keys: ssh_dir
+                .iter()
+                .flat_map(|d| [d.join("id_ed25519"), d.join("id_rsa")])
+                .collect(),
+            known_hosts,
+            accept_new_host_keys: ex.accept_new_host_keys,
+        },
+        remote_gmr,
+        timeout: Duration::from_secs(ex.ssh_timeout),
+        local_slots: jobs(ex),
+    };
+    Ok(Placement::Hosts(entries, options))
+}
+
+/// The slots of the job in `wd`: this machine's, or the hosts', which are
+/// connected and checked now (see [`HostPool::connect`]).
+fn open_pool(placement: Placement, wd: &WorkDir, cwd: &Path) -> Result<Pool> {
+    match placement {
+        Placement::Local(n) => Ok(Pool::Local(n)),
+        Placement::Hosts(entries, options) => {
+            let pool = HostPool::connect(&entries, wd, cwd, options)?;
+            for warning in &pool.warnings {
+                eprintln!("gmr: {warning}");
+            }
+            Ok(Pool::Hosts(Box::new(pool)))
+        }
+    }
 }
 
 fn cwd() -> Result<PathBuf> {
@@ -142,7 +227,7 @@ fn new_spec(
     splits: Vec<Split>,
     map: &MapperArgs,
     key: &KeyArgs,
-    jobs: usize,
+    slots: Slots,
     output: Option<PathBuf>,
 ) -> JobSpec {
     JobSpec {
@@ -153,10 +238,10 @@ fn new_spec(
         mapper: map.mapper.clone(),
         combiner: map.combiner.clone(),
         reducer: None,
-        reducers: map.reducers.unwrap_or(jobs as u32),
+        reducers: map.reducers.unwrap_or(slots.total as u32),
         key: key_spec(key),
-        // The buffer is shared by the map tasks that run at once.
-        sort_buffer: (map.sort_buffer / jobs as u64).max(64 << 10),
+        // The buffer is shared by the map tasks that run at once on a host.
+        sort_buffer: (map.sort_buffer / slots.per_host as u64).max(64 << 10),
         output: output.unwrap_or_else(|| wd.default_output()),
     }
 }
@@ -307,10 +392,10 @@ fn keeping_workdir<T>(wd: &WorkDir, created: bool, body: impl FnOnce() -> Result
 
 fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
+    let placement = placement(&args.exec, args.workdir.as_deref())?;
     let cwd = cwd()?;
-    let jobs = jobs(&args.exec);
-    let reducers = args.map.reducers.unwrap_or(jobs as u32);
-    let reducer = if reducers == 0 {
+    let map_only = args.map.reducers == Some(0);
+    let reducer = if map_only {
         None
     } else {
         args.reducer.as_deref()
@@ -323,7 +408,7 @@ fn run(args: RunArgs) -> Result<()> {
             ("reducer", reducer),
         ],
     )?;
-    if reducers > 0 && reducer.is_none() {
+    if !map_only && reducer.is_none() {
         return Err(Error::Usage(
             "a reducer (-r CMD) is needed unless -R 0".into(),
         ));
@@ -346,6 +431,8 @@ fn run(args: RunArgs) -> Result<()> {
     let to_stdout = output.is_none();
     let (wd, created) = open_workdir(args.workdir.as_deref(), recorded.is_none())?;
     keeping_workdir(&wd, created, || {
+        let pool = open_pool(placement, &wd, &cwd)?;
+        let slots = pool.slots();
         let reuse_spool = recorded.as_ref().is_some_and(|old| {
             args.input.inputs.iter().all(|p| p.as_os_str() == "-")
                 && old
@@ -364,7 +451,7 @@ fn run(args: RunArgs) -> Result<()> {
             Vec::new(),
             &args.map,
             &args.key,
-            jobs,
+            slots,
             output.clone(),
         );
         spec.inputs = inputs;
@@ -387,14 +474,14 @@ fn run(args: RunArgs) -> Result<()> {
             let size = args
                 .input
                 .split_size
-                .unwrap_or_else(|| split::default_split_size(total, jobs));
+                .unwrap_or_else(|| split::default_split_size(total, slots.total));
             spec.splits = split::plan_splits(&files, size)?;
         }
         fs::create_dir_all(&spec.output)
             .map_err(|e| Error::io("cannot create", &spec.output, e))?;
         wd.save_spec(&spec)?;
-        let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs);
-        let mut runner = Runner::new(&exec, &args.exec)?;
+        let exec = pool.executor(&wd, &spec);
+        let mut runner = Runner::new(exec.as_ref(), &args.exec)?;
         if recorded.is_some() {
             runner.resume = Some((&wd, &spec));
         }
@@ -423,6 +510,7 @@ fn run(args: RunArgs) -> Result<()> {
             counters,
         };
         workdir::write_json(&wd.job_report_path(), &report)?;
+        workdir::remove_attempt_files(&spec.output);
         deliver_output(&spec, parts, to_stdout)?;
         if !args.exec.quiet {
             eprint!(
@@ -539,6 +627,7 @@ fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result
 }
 
 fn map_stage(args: MapArgs) -> Result<()> {
+    let placement = placement(&args.exec, args.workdir.as_deref())?;
     let cwd = cwd()?;
     check_programs(
         &cwd,
@@ -566,16 +655,18 @@ fn map_stage(args: MapArgs) -> Result<()> {
         (given, _) => open_workdir(given.as_deref(), false)?.0,
     };
     wd.create()?;
-    let jobs = jobs(&args.exec);
+    let pool = open_pool(placement, &wd, &cwd)?;
     let splits = splits.into_iter().map(|(_, s)| s).collect();
-    let spec = new_spec(&wd, cwd, splits, &args.map, &args.key, jobs, None);
+    let spec = new_spec(&wd, cwd, splits, &args.map, &args.key, pool.slots(), None);
     fs::create_dir_all(&spec.output).map_err(|e| Error::io("cannot create", &spec.output, e))?;
     wd.save_spec(&spec)?;
-    let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs);
+    let exec = pool.executor(&wd, &spec);
     let tasks: Vec<TaskId> = (0..spec.splits.len()).map(TaskId::Map).collect();
     let bytes = spec.splits.iter().map(Split::len).sum();
-    let (reports, totals) = Runner::new(&exec, &args.exec)?.phase("map", &tasks, Some(bytes))?;
+    let (reports, totals) =
+        Runner::new(exec.as_ref(), &args.exec)?.phase("map", &tasks, Some(bytes))?;
     check_counts(&spec, &totals, None)?;
+    workdir::remove_attempt_files(&spec.output);
     let lines: Vec<Entry> = if spec.reducers == 0 {
         reports
             .iter()
@@ -607,12 +698,13 @@ fn part_entry(spec: &JobSpec, p: usize, r: &TaskReport) -> Entry {
 }
 
 fn shuffle_stage(args: ShuffleArgs) -> Result<()> {
+    let placement = placement(&args.exec, args.workdir.as_deref())?;
     let entries = manifest::read(io::stdin().lock(), "gmr shuffle")?;
     let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr shuffle")?;
     let spec = wd.load_spec()?;
-    let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs(&args.exec));
+    let exec = open_pool(placement, &wd, &spec.cwd)?.executor(&wd, &spec);
     let tasks: Vec<TaskId> = (0..spec.reducers).map(TaskId::Shuffle).collect();
-    let (reports, _) = Runner::new(&exec, &args.exec)?.phase("shuffle", &tasks, None)?;
+    let (reports, _) = Runner::new(exec.as_ref(), &args.exec)?.phase("shuffle", &tasks, None)?;
     let lines: Vec<Entry> = reports
         .iter()
         .enumerate()
@@ -629,6 +721,7 @@ fn shuffle_stage(args: ShuffleArgs) -> Result<()> {
 
 fn reduce_stage(args: ReduceArgs) -> Result<()> {
     let started = Instant::now();
+    let placement = placement(&args.exec, args.workdir.as_deref())?;
     let cwd = cwd()?;
     check_programs(&cwd, &[("reducer", Some(&args.reducer))])?;
     let entries = manifest::read(io::stdin().lock(), "gmr reduce")?;
@@ -645,9 +738,10 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
     spec.output = output.unwrap_or_else(|| wd.default_output());
     fs::create_dir_all(&spec.output).map_err(|e| Error::io("cannot create", &spec.output, e))?;
     wd.save_spec(&spec)?;
-    let exec = LocalExecutor::new(wd.clone(), spec.clone(), jobs(&args.exec));
+    let exec = open_pool(placement, &wd, &spec.cwd)?.executor(&wd, &spec);
     let tasks: Vec<TaskId> = (0..spec.reducers).map(TaskId::Reduce).collect();
-    let (reports, totals) = Runner::new(&exec, &args.exec)?.phase("reduce", &tasks, None)?;
+    let (reports, totals) =
+        Runner::new(exec.as_ref(), &args.exec)?.phase("reduce", &tasks, None)?;
     let mut map = PhaseTotals::default();
     for i in 0..spec.splits.len() {
         if let Some(r) = task::committed_report(&wd, &spec, TaskId::Map(i)) {
@@ -655,6 +749,7 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
         }
     }
     check_counts(&spec, &map, Some(&totals))?;
+    workdir::remove_attempt_files(&spec.output);
     deliver_output(&spec, spec.reducers as usize, to_stdout)?;
     if to_stdout {
         if !args.exec.quiet {
@@ -680,6 +775,14 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
 /// `gmr task`: run one attempt of one task and print its report as one
 /// JSON line; the protocol between the coordinator and remote hosts.
 fn task_command(args: TaskArgs) -> Result<()> {
+    if args.watch_stdin {
+        // The SSH executor never writes to stdin; it closes when the
+        // connection goes away (coordinator gone, attempt cancelled).
+        std::thread::spawn(|| {
+            let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+            crate::interrupt::trigger();
+        });
+    }
     let wd = WorkDir::new(args.workdir);
     let spec = wd.load_spec()?;
     let id: TaskId = args.task.parse()?;

@@ -229,6 +229,21 @@ pub fn commit(attempt: &Path, target: &Path) -> Result<bool> {
     }
 }
 
+/// Removes what attempts left in `dir` (an attempt on a host that died
+/// cannot clean up after itself), so that an output directory holds only
+/// committed parts. Run it once the job's tasks have all committed: an
+/// attempt still running on a lost host could only lose the race anyway.
+pub fn remove_attempt_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if is_attempt_name(&entry.file_name().to_string_lossy()) {
+            remove_path(&entry.path());
+        }
+    }
+}
+
 /// Removes a file or directory tree, ignoring errors (cleanup paths).
 pub fn remove_path(path: &Path) {
     if path.is_dir() {

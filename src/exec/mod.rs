@@ -4,13 +4,20 @@
 //! coordinator gives each slot one task attempt at a time. Every executor
 //! ends up calling [`crate::task::run`] — in this process, or in `gmr task`
 //! on another host — so output is the same wherever tasks run.
+//!
+//! - [`local`]: this machine's threads, `-j N` slots.
+//! - [`ssh`]: the hosts of `--hosts`, one SSH connection per slot, and this
+//!   machine's own slots when the hosts list has `:`.
 
+pub mod connection;
 pub mod local;
+pub mod ssh;
 
 use crate::error::TaskError;
 use crate::health::Health;
 use crate::report::TaskReport;
 use crate::task::TaskId;
+use crate::workdir::{JobSpec, WorkDir};
 
 /// Where tasks run.
 pub trait Executor: Sync {
@@ -34,5 +41,45 @@ pub trait Executor: Sync {
     /// one, the coordinator keeps a health record per phase.
     fn health(&self) -> Option<&Health> {
         None
+    }
+}
+
+/// How many slots a job has: in all, and on its busiest host (the sort
+/// buffer is shared by the map tasks running on one host).
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    /// All slots of all hosts.
+    pub total: usize,
+    /// The most slots one host has.
+    pub per_host: usize,
+}
+
+/// Where a job's tasks run, before the job spec exists: this machine, or
+/// the hosts of `--hosts`, already connected and checked.
+pub enum Pool {
+    /// This machine, with this many slots.
+    Local(usize),
+    /// SSH hosts (and maybe local slots).
+    Hosts(Box<ssh::HostPool>),
+}
+
+impl Pool {
+    /// The number of slots.
+    pub fn slots(&self) -> Slots {
+        match self {
+            Pool::Local(n) => Slots {
+                total: *n,
+                per_host: *n,
+            },
+            Pool::Hosts(pool) => pool.slots(),
+        }
+    }
+
+    /// The executor for the job in `wd` with `spec`.
+    pub fn executor(self, wd: &WorkDir, spec: &JobSpec) -> Box<dyn Executor> {
+        match self {
+            Pool::Local(n) => Box::new(local::LocalExecutor::new(wd.clone(), spec.clone(), n)),
+            Pool::Hosts(pool) => Box::new((*pool).executor(wd, spec)),
+        }
     }
 }

@@ -1,0 +1,909 @@
+//! One SSH connection to a host (ssh2, i.e. libssh2): connect with a
+//! timeout, check the host key against known_hosts, authenticate with the
+//! agent or a key file (never a password), and run commands on it.
+//!
+//! A libssh2 session must not be driven from two threads at once, so the
+//! thread that owns a connection reads both streams of a command itself: in
+//! non-blocking mode, stdout then stderr until neither has data, then
+//! poll(2) on the socket. So a command that fills one stream while the
+//! other is quiet cannot stall (each stream has its own SSH window). The
+//! same loop sends keepalives, which the server answers: a host from which
+//! nothing at all arrives for the idle limit is hung, while a healthy
+//! command that prints nothing for hours is not.
+//!
+//! A connection that failed, timed out or was cancelled is shut down at the
+//! socket before libssh2 frees it: freeing a channel waits for the server's
+//! reply, which a hung host never sends.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use ssh2::{BlockDirections, CheckResult, ErrorCode, HashType, HostKeyType, KnownHostFileKind};
+
+/// How much of a command's stdout and stderr is kept (the end of it).
+const KEEP_OUTPUT: usize = 1 << 20;
+/// The longest a poll waits, so that cancels and interrupts are seen soon.
+const POLL_MS: i32 = 100;
+
+/// A host to connect to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Host name or address.
+    pub host: String,
+    /// SSH port.
+    pub port: u16,
+    /// Login name.
+    pub user: String,
+}
+
+impl Target {
+    /// The host's name in known_hosts: `host`, or `[host]:port` off port 22.
+    pub fn known_hosts_name(&self) -> String {
+        if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        }
+    }
+}
+
+/// How to prove who we are and who the hosts are.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// A private key file; `None` tries the agent, then the default keys.
+    pub identity: Option<PathBuf>,
+    /// Keys the given identity is not: the default key files, tried in order
+    /// after the agent.
+    pub default_keys: Vec<PathBuf>,
+    /// The known_hosts file every host key is checked against.
+    pub known_hosts: PathBuf,
+    /// Accept (and record) the key of a host the file does not know.
+    pub accept_new_host_keys: bool,
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// DNS failed.
+    #[error("cannot resolve host name `{host}`: {source}; check the name in --hosts")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Nothing listens on the port.
+    #[error("connection refused at {addr} (is sshd running there, on port {port}?)")]
+    Refused {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The port.
+        port: u16,
+    },
+    /// No answer in time.
+    #[error("no answer from {addr} within {secs} s {doing} (host down, hung or firewalled?)")]
+    Timeout {
+        /// Where.
+        addr: String,
+        /// The limit.
+        secs: u64,
+        /// When: "while connecting", "during the SSH handshake".
+        doing: &'static str,
+    },
+    /// Another socket error.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The SSH protocol failed.
+    #[error("SSH connection to {addr} failed: {message}")]
+    Handshake {
+        /// Where.
+        addr: String,
+        /// libssh2's message.
+        message: String,
+    },
+    /// The host's key is not in known_hosts.
+    #[error(
+        "the host key of {name} is not in {file}; check its fingerprint ({fingerprint}) and add it (e.g. ssh-keyscan -p {port} {host} >> {file}), or pass --accept-new-host-keys"
+    )]
+    UnknownHostKey {
+        /// The name looked up (`[host]:port`).
+        name: String,
+        /// The host alone.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The known_hosts file.
+        file: PathBuf,
+        /// SHA256 fingerprint of the key offered.
+        fingerprint: String,
+    },
+    /// The host's key differs from the recorded one (or is revoked).
+    #[error(
+        "the host key of {name} ({fingerprint}) does NOT match the one in {file}{why}: refusing to connect. Someone may be intercepting the connection, or the host was reinstalled; check with its administrator, then remove the old key (ssh-keygen -R '{name}' -f {file})"
+    )]
+    HostKeyMismatch {
+        /// The name looked up.
+        name: String,
+        /// The known_hosts file.
+        file: PathBuf,
+        /// SHA256 fingerprint of the key offered.
+        fingerprint: String,
+        /// Extra reason (" (it is marked @revoked)").
+        why: &'static str,
+    },
+    /// known_hosts could not be used.
+    #[error("cannot check the host key of {name} against {file}: {message}")]
+    KnownHosts {
+        /// The name looked up.
+        name: String,
+        /// The known_hosts file.
+        file: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Every way to log in failed.
+    #[error(
+        "authentication as {user} failed (tried {tried}): {message}; add your public key to ~{user}/.ssh/authorized_keys on the host, load your key into ssh-agent, or pass --identity FILE"
+    )]
+    Auth {
+        /// The login name.
+        user: String,
+        /// What was tried.
+        tried: String,
+        /// The last error.
+        message: String,
+    },
+}
+
+impl ConnectError {
+    /// True for problems that cannot go away during a job (keys, login):
+    /// the host should not be tried again.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::UnknownHostKey { .. }
+                | ConnectError::HostKeyMismatch { .. }
+                | ConnectError::KnownHosts { .. }
+                | ConnectError::Auth { .. }
+        )
+    }
+}
+
+/// Why a command did not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The command could not be started (on a reused connection: it may
+    /// have been closed by the server while idle).
+    #[error("cannot start a command: {0}")]
+    Start(String),
+    /// The connection broke while the command ran.
+    #[error("lost the connection: {0}")]
+    Lost(String),
+    /// Nothing arrived for the idle limit, not even keepalive replies.
+    #[error("no sign of life for {0} s (host hung, or the network is down)")]
+    Hung(u64),
+    /// `stop` said so.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// It was killed by this signal (name without SIG).
+    Signal(String),
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exited with status {c}"),
+            Exit::Signal(s) => write!(f, "was killed by signal {s}"),
+        }
+    }
+}
+
+/// What a remote command left.
+#[derive(Debug)]
+pub struct Output {
+    /// Its stdout (the last [`KEEP_OUTPUT`] bytes).
+    pub stdout: Vec<u8>,
+    /// Its stderr (the last [`KEEP_OUTPUT`] bytes).
+    pub stderr: Vec<u8>,
+    /// How it ended.
+    pub exit: Exit,
+}
+
+/// Limits the number of SSH handshakes in flight, so that many slots
+/// starting at once do not trip sshd's MaxStartups (which drops
+/// connections that have not authenticated yet beyond 10 by default).
+#[derive(Debug)]
+pub struct Throttle {
+    max: usize,
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Throttle {
+    /// At most `max` at once.
+    pub const fn new(max: usize) -> Throttle {
+        Throttle {
+            max,
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a turn; the turn ends when the permit drops.
+    pub fn acquire(&self) -> Permit<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy >= self.max {
+            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+        Permit(self)
+    }
+}
+
+/// A turn of a [`Throttle`].
+pub struct Permit<'a>(&'a Throttle);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// An authenticated SSH connection.
+pub struct Connection {
+    session: ssh2::Session,
+    /// The socket the session owns, for poll(2) and shutdown(2).
+    fd: RawFd,
+    /// How long silence may last before the host counts as hung.
+    idle_limit: Duration,
+}
+
+/// libssh2's LIBSSH2_ERROR_EAGAIN: a non-blocking call would block.
+fn is_eagain(e: &ssh2::Error) -> bool {
+    e.code() == ErrorCode::Session(-37)
+}
+
+impl Connection {
+    /// Connects to `target`, checks its host key and logs in. `timeout`
+    /// bounds the whole of it, and is the idle limit of commands run later;
+    /// `stop` (an interrupt) ends it early.
+    pub fn open(
+        target: &Target,
+        creds: &Credentials,
+        timeout: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Connection, ConnectError> {
+        let deadline = Instant::now() + timeout;
+        let stream = connect_tcp(target, deadline, stop)?;
+        let addr = format!("{}:{}", target.host, target.port);
+        let _ = stream.set_nodelay(true);
+        let fd = stream.as_raw_fd();
+        let mut session = ssh2::Session::new().map_err(|e| ConnectError::Handshake {
+            addr: addr.clone(),
+            message: e.to_string(),
+        })?;
+        session.set_tcp_stream(stream);
+        // Non-blocking throughout: every step waits in poll(2), where a
+        // deadline or an interrupt can end it.
+        session.set_blocking(false);
+        let conn = Connection {
+            session,
+            fd,
+            idle_limit: timeout,
+        };
+        let step_err = |doing: &'static str| {
+            let addr = addr.clone();
+            move |e: Waited| match e {
+                Waited::TimedOut => ConnectError::Timeout {
+                    addr,
+                    secs: timeout.as_secs(),
+                    doing,
+                },
+                Waited::Stopped => ConnectError::Handshake {
+                    addr,
+                    message: "interrupted".into(),
+                },
+                Waited::Failed(e) => ConnectError::Handshake {
+                    addr,
+                    message: e.message().to_string(),
+                },
+            }
+        };
+        // handshake() takes `&mut`; a clone is a handle to the same session.
+        let mut session = conn.session.clone();
+        conn.wait_for(deadline, stop, || session.handshake())
+            .map_err(step_err("during the SSH handshake"))?;
+        conn.check_host_key(target, creds)?;
+        conn.authenticate(target, creds, deadline, stop)
+            .map_err(|e| match e {
+                AuthFailure::Waited(w) => step_err("while logging in")(w),
+                AuthFailure::Refused(e) => e,
+            })?;
+        // Keepalives both detect a hung host (a live one answers them) and
+        // keep NAT and firewall state alive for long silent tasks. Three
+        // fit in the idle limit; libssh2 sends one every 2 s at most.
+        let interval = (timeout.as_secs() / 3).clamp(2, 60) as u32;
+        conn.session.set_keepalive(true, interval);
+        Ok(conn)
+    }
+
+    /// Repeats a non-blocking libssh2 call until it is done, waiting for the
+    /// socket in between.
+    fn wait_for<T>(
+        &self,
+        deadline: Instant,
+        stop: &dyn Fn() -> bool,
+        mut op: impl FnMut() -> Result<T, ssh2::Error>,
+    ) -> Result<T, Waited> {
+        loop {
+            match op() {
+                Err(e) if is_eagain(&e) => {}
+                Ok(v) => return Ok(v),
+                Err(e) => return Err(Waited::Failed(e)),
+            }
+            if stop() {
+                return Err(Waited::Stopped);
+            }
+            if Instant::now() >= deadline {
+                return Err(Waited::TimedOut);
+            }
+            self.wait_socket();
+        }
+    }
+
+    fn check_host_key(&self, target: &Target, creds: &Credentials) -> Result<(), ConnectError> {
+        let name = target.known_hosts_name();
+        let file = &creds.known_hosts;
+        let (key, key_type) = self
+            .session
+            .host_key()
+            .ok_or_else(|| ConnectError::KnownHosts {
+                name: name.clone(),
+                file: file.clone(),
+                message: "the server offered no host key".into(),
+            })?;
+        let fingerprint = self
+            .session
+            .host_key_hash(HashType::Sha256)
+            .map_or_else(String::new, |h| {
+                format!("SHA256:{}", base64(h).trim_end_matches('='))
+            });
+        let known_err = |message: String| ConnectError::KnownHosts {
+            name: name.clone(),
+            file: file.clone(),
+            message,
+        };
+        let (known, revoked) = self.read_known_hosts(file).map_err(known_err)?;
+        if matches!(
+            revoked.check_port(&target.host, target.port, key),
+            CheckResult::Match
+        ) {
+            return Err(ConnectError::HostKeyMismatch {
+                name,
+                file: file.clone(),
+                fingerprint,
+                why: " (it is marked @revoked)",
+            });
+        }
+        match known.check_port(&target.host, target.port, key) {
+            CheckResult::Match => Ok(()),
+            CheckResult::Mismatch => Err(ConnectError::HostKeyMismatch {
+                name,
+                file: file.clone(),
+                fingerprint,
+                why: "",
+            }),
+            CheckResult::NotFound if creds.accept_new_host_keys => {
+                let line = format!("{name} {} {}\n", key_type_name(key_type), base64(key));
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(file)
+                    .and_then(|mut f| f.write_all(line.as_bytes()))
+                    .map_err(|e| known_err(format!("cannot add the new host key: {e}")))?;
+                eprintln!(
+                    "gmr: added the host key of {name} ({fingerprint}) to {}",
+                    file.display()
+                );
+                Ok(())
+            }
+            CheckResult::NotFound => Err(ConnectError::UnknownHostKey {
+                name,
+                host: target.host.clone(),
+                port: target.port,
+                file: file.clone(),
+                fingerprint,
+            }),
+            CheckResult::Failure => Err(known_err("libssh2 could not check the key".into())),
+        }
+    }
+
+    /// Reads known_hosts line by line, so that one line libssh2 cannot
+    /// parse (a key type it does not know, `@cert-authority`) does not hide
+    /// the others. `@revoked` keys go to a second list. A missing file
+    /// knows no host.
+    fn read_known_hosts(
+        &self,
+        file: &Path,
+    ) -> Result<(ssh2::KnownHosts, ssh2::KnownHosts), String> {
+        let new = || self.session.known_hosts().map_err(|e| e.to_string());
+        let (mut known, mut revoked) = (new()?, new()?);
+        let text = match std::fs::read(file) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(format!("cannot read it: {e}")),
+        };
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("@revoked") {
+                let _ = revoked.read_str(rest.trim_start(), KnownHostFileKind::OpenSSH);
+            } else if !line.starts_with('@') {
+                let _ = known.read_str(line, KnownHostFileKind::OpenSSH);
+            }
+        }
+        Ok((known, revoked))
+    }
+
+    /// Logs in with the given key file, or with each key of the agent and
+    /// then each default key file. Passwords are never tried.
+    fn authenticate(
+        &self,
+        target: &Target,
+        creds: &Credentials,
+        deadline: Instant,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), AuthFailure> {
+        let user = target.user.as_str();
+        let mut tried = Vec::new();
+        let mut last = String::from("no key to try");
+        let keys: Vec<&Path> = match &creds.identity {
+            Some(identity) => vec![identity.as_path()],
+            None => {
+                if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+                    tried.push("ssh-agent".to_string());
+                    if self.agent_auth(user, deadline, stop, &mut last)? {
+                        return Ok(());
+                    }
+                }
+                creds
+                    .default_keys
+                    .iter()
+                    .filter(|p| p.is_file())
+                    .map(PathBuf::as_path)
+                    .collect()
+            }
+        };
+        for key in keys {
+            tried.push(key.display().to_string());
+            let r = self.wait_for(deadline, stop, || {
+                self.session.userauth_pubkey_file(user, None, key, None)
+            });
+            if auth_outcome(r, &mut last)? {
+                return Ok(());
+            }
+        }
+        Err(AuthFailure::Refused(ConnectError::Auth {
+            user: user.to_string(),
+            tried: if tried.is_empty() {
+                "nothing: no ssh-agent and no key in ~/.ssh".into()
+            } else {
+                tried.join(", ")
+            },
+            message: last,
+        }))
+    }
+
+    /// Tries each identity of the agent (ssh2's own helper tries only the
+    /// first).
+    fn agent_auth(
+        &self,
+        user: &str,
+        deadline: Instant,
+        stop: &dyn Fn() -> bool,
+        last: &mut String,
+    ) -> Result<bool, AuthFailure> {
+        let identities = self.session.agent().and_then(|mut agent| {
+            agent.connect()?;
+            agent.list_identities()?;
+            Ok((agent.identities()?, agent))
+        });
+        let (identities, agent) = match identities {
+            Ok(found) => found,
+            Err(e) => {
+                *last = format!("ssh-agent: {}", e.message());
+                return Ok(false);
+            }
+        };
+        for id in &identities {
+            let r = self.wait_for(deadline, stop, || agent.userauth(user, id));
+            if auth_outcome(r, last)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Runs `command` (a shell command line for the login shell of the
+    /// remote user) to its end, collecting its stdout and stderr. `stop` is
+    /// asked often; when it says so the command is abandoned (the
+    /// connection goes away with it, and the caller must drop it).
+    ///
+    /// The command's stdin stays open and empty while it runs, and closes
+    /// when the connection does: `gmr task --watch-stdin` stops there.
+    pub fn run(&mut self, command: &str, stop: &dyn Fn() -> bool) -> Result<Output, ExecError> {
+        let deadline = Instant::now() + self.idle_limit;
+        let start_err = |e: Waited| match e {
+            Waited::Stopped => ExecError::Cancelled,
+            Waited::TimedOut => ExecError::Hung(self.idle_limit.as_secs()),
+            Waited::Failed(e) => ExecError::Start(e.message().to_string()),
+        };
+        let started = self
+            .wait_for(deadline, stop, || self.session.channel_session())
+            .and_then(|mut channel| {
+                self.wait_for(deadline, stop, || channel.exec(command))
+                    .map(|()| channel)
+            });
+        let result = match started {
+            Ok(mut channel) => self.drain(&mut channel, stop),
+            Err(e) => Err(start_err(e)),
+        };
+        if matches!(
+            result,
+            Err(ExecError::Lost(_) | ExecError::Hung(_) | ExecError::Cancelled)
+        ) {
+            self.shutdown();
+        }
+        result
+    }
+
+    fn drain(
+        &self,
+        channel: &mut ssh2::Channel,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Output, ExecError> {
+        let mut stdout = Tail::default();
+        let mut stderr = Tail::default();
+        let mut stderr_stream = channel.stderr();
+        let (mut out_done, mut err_done) = (false, false);
+        let mut buf = vec![0u8; 64 << 10];
+        let mut heard = Instant::now();
+        let mut next_keepalive = Instant::now();
+        let lost = |e: io::Error| ExecError::Lost(e.to_string());
+        loop {
+            let mut progressed = false;
+            if !out_done {
+                progressed |=
+                    read_available(channel, &mut buf, &mut stdout, &mut out_done).map_err(lost)?;
+            }
+            if !err_done {
+                progressed |=
+                    read_available(&mut stderr_stream, &mut buf, &mut stderr, &mut err_done)
+                        .map_err(lost)?;
+            }
+            // After both streams end, the server's close carries the exit
+            // status.
+            if out_done && err_done {
+                match channel.close().and_then(|()| channel.wait_close()) {
+                    Ok(()) => break,
+                    Err(e) if is_eagain(&e) => {}
+                    Err(e) => return Err(ExecError::Lost(e.message().to_string())),
+                }
+            }
+            if stop() {
+                return Err(ExecError::Cancelled);
+            }
+            let now = Instant::now();
+            if now >= next_keepalive {
+                match self.session.keepalive_send() {
+                    Ok(secs) => {
+                        next_keepalive = now + Duration::from_secs(u64::from(secs.max(1)));
+                    }
+                    Err(e) if is_eagain(&e) => next_keepalive = now + Duration::from_secs(1),
+                    Err(e) => return Err(ExecError::Lost(e.message().to_string())),
+                }
+            }
+            if progressed {
+                heard = now;
+                continue;
+            }
+            if now.duration_since(heard) > self.idle_limit {
+                return Err(ExecError::Hung(self.idle_limit.as_secs()));
+            }
+            if self.wait_socket() {
+                heard = Instant::now();
+            }
+        }
+        let exit = match channel.exit_signal() {
+            Ok(sig) if sig.exit_signal.is_some() => {
+                Exit::Signal(sig.exit_signal.unwrap_or_default())
+            }
+            _ => Exit::Code(
+                channel
+                    .exit_status()
+                    .map_err(|e| ExecError::Lost(e.message().to_string()))?,
+            ),
+        };
+        Ok(Output {
+            stdout: stdout.0,
+            stderr: stderr.0,
+            exit,
+        })
+    }
+
+    /// Waits (a little) for the socket to be ready the way libssh2 wants
+    /// it; true when something arrived.
+    fn wait_socket(&self) -> bool {
+        let mut events = libc::POLLIN;
+        if matches!(
+            self.session.block_directions(),
+            BlockDirections::Outbound | BlockDirections::Both
+        ) {
+            events |= libc::POLLOUT;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; the socket stays open while the session
+        // (which owns it) lives.
+        let n = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+        n > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+    }
+
+    /// Cuts the TCP connection (the server then ends the session and the
+    /// commands it runs see their stdin close); what is left of the
+    /// session can be freed without waiting on the host.
+    fn shutdown(&self) {
+        // SAFETY: shutdown(2) on the session's own socket; the descriptor
+        // stays valid (it is closed when the session drops).
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+/// How a wait for a non-blocking libssh2 call ended, other than done.
+enum Waited {
+    Stopped,
+    TimedOut,
+    Failed(ssh2::Error),
+}
+
+enum AuthFailure {
+    Waited(Waited),
+    Refused(ConnectError),
+}
+
+/// Whether one login attempt got in; a refusal is remembered in `last`,
+/// and a timeout or an interrupt ends the login.
+fn auth_outcome(r: Result<(), Waited>, last: &mut String) -> Result<bool, AuthFailure> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(Waited::Failed(e)) => {
+            *last = e.message().to_string();
+            if last.contains("Unable to extract public key") || last.contains("passphrase") {
+                last.push_str(" (a key with a passphrase must be loaded into ssh-agent instead)");
+            }
+            Ok(false)
+        }
+        Err(w) => Err(AuthFailure::Waited(w)),
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.session.set_blocking(false);
+        let _ = self
+            .session
+            .disconnect(None, "gmr is done with this connection", None);
+        self.shutdown();
+    }
+}
+
+/// Connects to the first address of `target` that answers by `deadline`.
+/// Each try waits a little longer (1 s, 2 s, …), so that an interrupt is
+/// seen between tries even when a host swallows packets.
+fn connect_tcp(
+    target: &Target,
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<SocketAddr> = (target.host.as_str(), target.port)
+        .to_socket_addrs()
+        .map_err(|source| ConnectError::Resolve {
+            host: target.host.clone(),
+            source,
+        })?
+        .collect();
+    let total = deadline.saturating_duration_since(Instant::now());
+    let mut last = None;
+    let mut wait = Duration::from_secs(1);
+    'tries: while Instant::now() < deadline && !stop() {
+        for &addr in &addrs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break 'tries;
+            }
+            match TcpStream::connect_timeout(&addr, wait.min(left)) {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    let timed_out = matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    );
+                    last = Some((addr, e));
+                    if !timed_out {
+                        break 'tries;
+                    }
+                }
+            }
+        }
+        wait *= 2;
+    }
+    Err(match last {
+        None => ConnectError::Timeout {
+            addr: format!("{}:{}", target.host, target.port),
+            secs: total.as_secs(),
+            doing: "while connecting",
+        },
+        Some((addr, e)) => match e.kind() {
+            io::ErrorKind::ConnectionRefused => ConnectError::Refused {
+                addr,
+                port: target.port,
+            },
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ConnectError::Timeout {
+                addr: addr.to_string(),
+                secs: total.as_secs(),
+                doing: "while connecting",
+            },
+            _ => ConnectError::Connect {
+                addr: addr.to_string(),
+                source: e,
+            },
+        },
+    })
+}
+
+/// Reads what one stream has now. Returns whether anything was read; sets
+/// `done` at its end.
+fn read_available(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    into: &mut Tail,
+    done: &mut bool,
+) -> io::Result<bool> {
+    let mut any = false;
+    loop {
+        match r.read(buf) {
+            Ok(0) => {
+                *done = true;
+                return Ok(any);
+            }
+            Ok(n) => {
+                into.push(&buf[..n]);
+                any = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(any),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The last [`KEEP_OUTPUT`] bytes of a stream.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > 2 * KEEP_OUTPUT {
+            let cut = self.0.len() - KEEP_OUTPUT;
+            self.0.drain(..cut);
+        }
+    }
+}
+
+/// The known_hosts name of a key type.
+fn key_type_name(t: HostKeyType) -> &'static str {
+    match t {
+        HostKeyType::Rsa => "ssh-rsa",
+        HostKeyType::Dss => "ssh-dss",
+        HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+        HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+        HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+        HostKeyType::Ed25519 => "ssh-ed25519",
+        HostKeyType::Unknown => "unknown",
+    }
+}
+
+/// Standard base64 with padding (known_hosts keys, fingerprints).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard() {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), coded);
+        }
+    }
+
+    #[test]
+    fn known_hosts_names_carry_the_port_off_22() {
+        let t = |port| Target {
+            host: "10.0.0.1".into(),
+            port,
+            user: "u".into(),
+        };
+        assert_eq!(t(22).known_hosts_name(), "10.0.0.1");
+        assert_eq!(t(2222).known_hosts_name(), "[10.0.0.1]:2222");
+    }
+
+    #[test]
+    fn the_throttle_bounds_turns() {
+        let t = Throttle::new(2);
+        let in_flight = std::sync::atomic::AtomicUsize::new(0);
+        let most = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let _p = t.acquire();
+                    let n = in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    most.fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(10));
+                    in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+        });
+        assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 2);
+    }
+}

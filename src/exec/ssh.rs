@@ -1,0 +1,706 @@
+//! The SSH executor: task attempts run on the hosts of `--hosts`, as
+//! `gmr task --workdir W --attempt N TASK` over one SSH connection per slot
+//! (DESIGN.md §5). A `:` entry adds this machine's slots, which run tasks
+//! in-process through the local executor; the coordinator sees one pool of
+//! slots either way.
+//!
+//! Before the job, [`HostPool::connect`] checks every host at once: it
+//! connects (host key, login), and runs one command there that checks that
+//! the work directory is shared (a probe file written here must be visible
+//! there), that the current directory exists, and that the remote `gmr`
+//! runs and is this version; it also asks the host's cores for its default
+//! slot count. A host failing a check that cannot pass later is dropped
+//! with a warning; one that cannot be reached now starts as bad and is
+//! tried again during the job (see [`crate::health`]). The connection of
+//! the check becomes the first slot's.
+//!
+//! A slot keeps its connection from task to task and reconnects after a
+//! failure. What the remote `gmr task` reports decides what kind of failure
+//! an attempt was: a failed command is the task's; a lost connection, a
+//! missing work directory or `gmr`, an interrupted remote task are the
+//! host's ([`FailureKind::Host`]), which do not count against the task's
+//! retries.
+
+use super::connection::{Connection, Credentials, ExecError, Exit, Target, Throttle};
+use super::local::LocalExecutor;
+use super::{Executor, Slots};
+use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::health::Health;
+use crate::hosts::{HostEntry, Place};
+use crate::interrupt;
+use crate::report::TaskReport;
+use crate::task::TaskId;
+use crate::workdir::{AttemptGuard, JobSpec, WorkDir};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// SSH handshakes in flight from this process, all hosts together.
+static HANDSHAKES: Throttle = Throttle::new(8);
+/// SSH handshakes in flight to one host.
+const HANDSHAKES_PER_HOST: usize = 4;
+/// Once one host is ready, how long the others may take to be checked
+/// before the job starts without them (they are tried again later).
+const PROBE_GRACE: Duration = Duration::from_secs(5);
+
+/// How to reach the hosts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Keys and known hosts.
+    pub credentials: Credentials,
+    /// The path of `gmr` on the hosts.
+    pub remote_gmr: PathBuf,
+    /// Connect timeout, and how long a host may stay silent.
+    pub timeout: Duration,
+    /// Slots of a `:` entry without `N/`.
+    pub local_slots: usize,
+}
+
+struct Remote {
+    name: String,
+    target: Target,
+    throttle: Throttle,
+}
+
+enum SlotKind {
+    /// Slot N of the local executor.
+    Local(usize),
+    Remote {
+        remote: usize,
+        conn: Mutex<Option<Connection>>,
+        /// Set to cancel the running attempt.
+        stop: AtomicBool,
+    },
+}
+
+struct Slot {
+    host: String,
+    kind: SlotKind,
+}
+
+/// The hosts of a job, checked and connected, before the job spec exists.
+pub struct HostPool {
+    remotes: Vec<Remote>,
+    slots: Vec<Slot>,
+    local_slots: usize,
+    per_host: usize,
+    health: Health,
+    options: Options,
+    /// One line per host that is not usable now, for the user.
+    pub warnings: Vec<String>,
+}
+
+/// What the check of one host found.
+enum Probe {
+    Ready {
+        conn: Connection,
+        cores: usize,
+    },
+    /// Unreachable now; may come back.
+    Down(String),
+    /// Unusable for this job.
+    Dead(String),
+}
+
+impl HostPool {
+    /// Connects to and checks every host of `entries` at once, for a job
+    /// whose work directory is `wd` and whose tasks run in `cwd`. Fails
+    /// when no host can run tasks, naming each host and why.
+    pub fn connect(
+        entries: &[HostEntry],
+        wd: &WorkDir,
+        cwd: &Path,
+        options: Options,
+    ) -> Result<HostPool> {
+        let remotes: Vec<Remote> = entries
+            .iter()
+            .filter_map(|e| match &e.place {
+                Place::Local => None,
+                Place::Remote { user, host, port } => Some(Remote {
+                    name: e.to_string(),
+                    target: Target {
+                        host: host.clone(),
+                        port: *port,
+                        user: user.clone().unwrap_or_else(local_user),
+                    },
+                    throttle: Throttle::new(HANDSHAKES_PER_HOST),
+                }),
+            })
+            .collect();
+        let probe_file = AttemptGuard::new(wd.root().join(format!(
+            ".gmr-probe-{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        )));
+        std::fs::write(probe_file.path(), b"gmr probe\n").map_err(|e| {
+            Error::io(
+                "cannot write a probe file in the work directory",
+                probe_file.path(),
+                e,
+            )
+        })?;
+        let check = probe_command(probe_file.path(), wd.root(), cwd, &options.remote_gmr)?;
+        let mut probes = probe_all(&remotes, &options, &check)?;
+        drop(probe_file);
+
+        let mut names: Vec<String> = Vec::new();
+        let mut plan: Vec<(String, Option<usize>, Option<Connection>, usize)> = Vec::new();
+        let mut warnings = Vec::new();
+        let mut failures: Vec<(String, String, bool)> = Vec::new();
+        let mut remote_index = 0;
+        for entry in entries {
+            let name = entry.to_string();
+            names.push(name.clone());
+            match &entry.place {
+                Place::Local => {
+                    let n = entry.slots.unwrap_or(options.local_slots);
+                    plan.push((name, None, None, n));
+                }
+                Place::Remote { .. } => {
+                    let i = remote_index;
+                    remote_index += 1;
+                    match probes[i].take().expect("every host has a result") {
+                        Probe::Ready { conn, cores } => {
+                            plan.push((name, Some(i), Some(conn), entry.slots.unwrap_or(cores)));
+                        }
+                        Probe::Down(why) => {
+                            warnings.push(format!(
+                                "host {name}: {why}; the job starts without it and tries it again later"
+                            ));
+                            failures.push((name.clone(), why, false));
+                            plan.push((name, Some(i), None, entry.slots.unwrap_or(1)));
+                        }
+                        Probe::Dead(why) => {
+                            warnings.push(format!("host {name}: {why}; the job runs without it"));
+                            failures.push((name, why, true));
+                        }
+                    }
+                }
+            }
+        }
+        let health = Health::new(names);
+        let now = Instant::now();
+        for (name, why, permanent) in &failures {
+            if *permanent {
+                health.dead(name, why);
+            } else {
+                health.down(name, why, now);
+            }
+        }
+        if health.all_down() {
+            return Err(Error::Job(format!(
+                "no host can run tasks:\n{}",
+                health.report()
+            )));
+        }
+        let mut slots = Vec::new();
+        let mut local_slots = 0;
+        let mut per_host = 1;
+        for (name, remote, mut conn, n) in plan {
+            per_host = per_host.max(n);
+            for _ in 0..n {
+                let kind = match remote {
+                    None => {
+                        local_slots += 1;
+                        SlotKind::Local(local_slots - 1)
+                    }
+                    Some(remote) => SlotKind::Remote {
+                        remote,
+                        conn: Mutex::new(conn.take()),
+                        stop: AtomicBool::new(false),
+                    },
+                };
+                slots.push(Slot {
+                    host: name.clone(),
+                    kind,
+                });
+            }
+        }
+        Ok(HostPool {
+            remotes,
+            slots,
+            local_slots,
+            per_host,
+            health,
+            options,
+            warnings,
+        })
+    }
+
+    /// The pool's slots.
+    pub fn slots(&self) -> Slots {
+        Slots {
+            total: self.slots.len(),
+            per_host: self.per_host,
+        }
+    }
+
+    /// The executor for the job in `wd`, whose spec is saved there.
+    pub fn executor(self, wd: &WorkDir, spec: &JobSpec) -> SshExecutor {
+        let local = (self.local_slots > 0)
+            .then(|| LocalExecutor::new(wd.clone(), spec.clone(), self.local_slots));
+        // Paths were checked to be UTF-8 by `connect`.
+        let command = format!(
+            "cd {} && exec {} task --watch-stdin --workdir {}",
+            shell_quote(&spec.cwd.to_string_lossy()),
+            shell_quote(&self.options.remote_gmr.to_string_lossy()),
+            shell_quote(&wd.root().to_string_lossy()),
+        );
+        SshExecutor {
+            pool: self,
+            local,
+            command,
+        }
+    }
+
+    fn open(&self, remote: &Remote, stop: &dyn Fn() -> bool) -> Result<Connection, TaskError> {
+        let _host_turn = remote.throttle.acquire();
+        let _turn = HANDSHAKES.acquire();
+        Connection::open(
+            &remote.target,
+            &self.options.credentials,
+            self.options.timeout,
+            stop,
+        )
+        .map_err(|e| {
+            if interrupt::is_set() {
+                return TaskError::interrupted();
+            }
+            if stop() {
+                return TaskError::cancelled();
+            }
+            if e.is_permanent() {
+                self.health.dead(&remote.name, &e.to_string());
+            }
+            TaskError::host(e.to_string())
+        })
+    }
+}
+
+/// Checks every host at once; each check runs on its own thread, so that
+/// an interrupt is answered at once even while hosts time out.
+fn probe_all(remotes: &[Remote], options: &Options, command: &str) -> Result<Vec<Option<Probe>>> {
+    let (tx, rx) = mpsc::channel();
+    for (i, remote) in remotes.iter().enumerate() {
+        let (tx, target, options, command) = (
+            tx.clone(),
+            remote.target.clone(),
+            options.clone(),
+            command.to_string(),
+        );
+        std::thread::spawn(move || {
+            let _ = tx.send((i, probe(&target, &options, &command)));
+        });
+    }
+    drop(tx);
+    let mut probes: Vec<Option<Probe>> = remotes.iter().map(|_| None).collect();
+    let mut left = remotes.len();
+    let mut give_up: Option<Instant> = None;
+    while left > 0 && give_up.is_none_or(|t| Instant::now() < t) {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok((i, p)) => {
+                if matches!(p, Probe::Ready { .. }) && give_up.is_none() {
+                    give_up = Some(Instant::now() + PROBE_GRACE);
+                }
+                probes[i] = Some(p);
+                left -= 1;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => interrupt::check()?,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    interrupt::check()?;
+    // Hosts still being checked: the job starts without them (their
+    // threads end by the timeout on their own).
+    for p in probes.iter_mut().filter(|p| p.is_none()) {
+        *p = Some(Probe::Down(format!(
+            "not ready {} s after the first host (slow or hung?)",
+            PROBE_GRACE.as_secs()
+        )));
+    }
+    Ok(probes)
+}
+
+/// Exit statuses of the check command.
+const NO_WORKDIR: i32 = 91;
+const NO_CWD: i32 = 92;
+
+/// The check run on each host before the job (see the module docs).
+fn probe_command(probe: &Path, wd: &Path, cwd: &Path, gmr: &Path) -> Result<String> {
+    let utf8 = |what: &str, p: &Path| {
+        p.to_str().map(shell_quote).ok_or_else(|| {
+            Error::Usage(format!(
+                "{what} {} is not valid UTF-8, which remote command lines need; use another path",
+                p.display()
+            ))
+        })
+    };
+    utf8("the work directory", wd)?;
+    let (probe, cwd, gmr) = (
+        utf8("the work directory", probe)?,
+        utf8("the current directory", cwd)?,
+        utf8("--remote-gmr", gmr)?,
+    );
+    Ok(format!(
+        "test -f {probe} || exit {NO_WORKDIR}; cd {cwd} || exit {NO_CWD}; \
+         command -v {gmr} >/dev/null || exit 127; {gmr} --version || exit 126; \
+         nproc 2>/dev/null || getconf _NPROCESSORS_ONLN"
+    ))
+}
+
+fn probe(target: &Target, options: &Options, command: &str) -> Probe {
+    let stop = interrupt::is_set;
+    let conn = {
+        let _turn = HANDSHAKES.acquire();
+        Connection::open(target, &options.credentials, options.timeout, &stop)
+    };
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) if e.is_permanent() => return Probe::Dead(e.to_string()),
+        Err(e) => return Probe::Down(e.to_string()),
+    };
+    let out = match conn.run(command, &stop) {
+        Ok(out) => out,
+        Err(e) => return Probe::Down(e.to_string()),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let gmr = options.remote_gmr.display();
+    let tail = last_lines(&stderr, 3);
+    let ours = concat!("gmr ", env!("CARGO_PKG_VERSION"));
+    match out.exit {
+        Exit::Code(0) => {
+            let theirs = stdout
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("gmr "))
+                .unwrap_or("no version");
+            if theirs != ours {
+                return Probe::Dead(format!(
+                    "{gmr} there is {theirs}, this is {ours}; install the same version there, or pass --remote-gmr PATH"
+                ));
+            }
+            let cores = stdout
+                .lines()
+                .rev()
+                .find_map(|l| l.trim().parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1);
+            Probe::Ready { conn, cores }
+        }
+        Exit::Code(NO_WORKDIR) => Probe::Dead(
+            "the work directory is not visible there (a probe file written in it is missing); \
+             --workdir must be on a filesystem every host mounts at the same path (e.g. NFS)"
+                .into(),
+        ),
+        Exit::Code(NO_CWD) => Probe::Dead(
+            "the current directory does not exist there; tasks run in it, so it must be at the same path on every host (e.g. on NFS)"
+                .into(),
+        ),
+        Exit::Code(127) => Probe::Dead(format!(
+            "gmr not found at {gmr} there (remote exit 127); install gmr there, or pass --remote-gmr PATH"
+        )),
+        Exit::Code(126) => Probe::Dead(format!("{gmr} does not run there: {tail}")),
+        exit => Probe::Dead(format!("the check of the host {exit}: {tail}")),
+    }
+}
+
+/// Runs tasks on SSH hosts (and local slots).
+pub struct SshExecutor {
+    pool: HostPool,
+    local: Option<LocalExecutor>,
+    /// The command line without the attempt and the task.
+    command: String,
+}
+
+impl SshExecutor {
+    fn run_remote(
+        &self,
+        remote: &Remote,
+        conn: &Mutex<Option<Connection>>,
+        stop: &AtomicBool,
+        task: TaskId,
+        attempt: u32,
+    ) -> Result<TaskReport, TaskError> {
+        stop.store(false, Ordering::SeqCst);
+        let stop_now = || stop.load(Ordering::SeqCst) || interrupt::is_set();
+        let command = format!(
+            "{} --attempt {attempt} {}",
+            self.command,
+            shell_quote(&task.to_string())
+        );
+        let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        // A reused connection may have been closed by the server while it
+        // was idle: that is no failure, a fresh one gets a second chance.
+        for _ in 0..2 {
+            let reused = conn.is_some();
+            if conn.is_none() {
+                *conn = Some(self.pool.open(remote, &stop_now)?);
+            }
+            let result = conn.as_mut().expect("connected").run(&command, &stop_now);
+            match result {
+                Ok(out) => return interpret(&self.pool.options.remote_gmr, out),
+                Err(e) => {
+                    *conn = None;
+                    match e {
+                        ExecError::Start(_) if reused => continue,
+                        ExecError::Cancelled if interrupt::is_set() => {
+                            return Err(TaskError::interrupted());
+                        }
+                        ExecError::Cancelled => return Err(TaskError::cancelled()),
+                        e => return Err(TaskError::host(e.to_string())),
+                    }
+                }
+            }
+        }
+        Err(TaskError::host(
+            "cannot start a command on a fresh connection either",
+        ))
+    }
+}
+
+impl Executor for SshExecutor {
+    fn slots(&self) -> usize {
+        self.pool.slots.len()
+    }
+
+    fn host_of(&self, slot: usize) -> &str {
+        &self.pool.slots[slot].host
+    }
+
+    fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
+        match &self.pool.slots[slot].kind {
+            SlotKind::Local(i) => self
+                .local
+                .as_ref()
+                .expect("local slots have an executor")
+                .run(*i, task, attempt),
+            SlotKind::Remote { remote, conn, stop } => {
+                self.run_remote(&self.pool.remotes[*remote], conn, stop, task, attempt)
+            }
+        }
+    }
+
+    fn cancel(&self, slot: usize) {
+        match &self.pool.slots[slot].kind {
+            SlotKind::Local(i) => {
+                if let Some(local) = &self.local {
+                    local.cancel(*i);
+                }
+            }
+            SlotKind::Remote { stop, .. } => stop.store(true, Ordering::SeqCst),
+        }
+    }
+
+    fn health(&self) -> Option<&Health> {
+        Some(&self.pool.health)
+    }
+}
+
+/// What a remote `gmr task` left, as the result of its attempt.
+fn interpret(gmr: &Path, out: super::connection::Output) -> Result<TaskReport, TaskError> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail = last_lines(&stderr, 20);
+    let with_tail = |kind: FailureKind, message: String| TaskError {
+        kind,
+        message,
+        stderr_tail: tail.clone(),
+    };
+    match out.exit {
+        Exit::Code(0) => {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            // The last line: a login script may print something first.
+            stdout
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .and_then(|l| serde_json::from_str::<TaskReport>(l).ok())
+                .ok_or_else(|| {
+                    with_tail(
+                        FailureKind::Host,
+                        format!(
+                            "{} task printed no report (is it another version of gmr?)",
+                            gmr.display()
+                        ),
+                    )
+                })
+        }
+        Exit::Code(1) => match stderr
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<TaskError>(l).ok())
+        {
+            // Stopped there, not by us: the host's doing.
+            Some(mut e) if e.kind == FailureKind::Interrupted => {
+                e.kind = FailureKind::Host;
+                e.message = format!("the task was stopped on the host: {}", e.message);
+                Err(e)
+            }
+            Some(e) => Err(e),
+            None => Err(with_tail(
+                FailureKind::Task,
+                format!("{} task exited with status 1", gmr.display()),
+            )),
+        },
+        Exit::Code(2) => Err(with_tail(
+            FailureKind::Host,
+            format!(
+                "{} task cannot run the task there: {}",
+                gmr.display(),
+                last_lines(&stderr, 1)
+            ),
+        )),
+        Exit::Code(c @ (126 | 127)) => Err(with_tail(
+            FailureKind::Host,
+            format!(
+                "{} cannot be run there (exit {c}); install gmr there, or pass --remote-gmr PATH",
+                gmr.display()
+            ),
+        )),
+        Exit::Code(c @ (130 | 143 | 255)) => Err(with_tail(
+            FailureKind::Host,
+            format!("{} task was stopped on the host (exit {c})", gmr.display()),
+        )),
+        exit => Err(with_tail(
+            FailureKind::Task,
+            format!("{} task {exit}", gmr.display()),
+        )),
+    }
+}
+
+/// The last `n` non-empty lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The user name on this machine (the default login on hosts).
+fn local_user() -> String {
+    if let Some(u) = std::env::var_os("USER").and_then(|u| u.into_string().ok())
+        && !u.is_empty()
+    {
+        return u;
+    }
+    // SAFETY: getpwuid returns a pointer to static storage or null; it is
+    // read at once, before another call could change it.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if !pw.is_null() && !(*pw).pw_name.is_null() {
+            return std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    "root".to_string()
+}
+
+/// Quotes `s` for a POSIX shell: as is when it holds only characters no
+/// shell treats specially, else in single quotes (a `'` inside becomes
+/// `'\''`). Remote command lines are made only of fixed words and quoted
+/// strings.
+pub fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+,-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_every_string_one_word() {
+        assert_eq!(shell_quote("/usr/bin/gmr"), "/usr/bin/gmr");
+        assert_eq!(shell_quote("map-00003"), "map-00003");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(shell_quote("~/x"), "'~/x'");
+        assert_eq!(shell_quote("a=b"), "'a=b'");
+        // The shell gives back exactly what was quoted.
+        for s in [
+            "plain",
+            "two words",
+            "it's",
+            "'",
+            "''",
+            "$(touch /tmp/pwned) `id` $HOME \\ \" ; | & > < * ? [ ] { } ! #",
+            "new\nline\ttab",
+            "ünïcödé",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(s)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn the_check_command_quotes_its_paths() {
+        let cmd = probe_command(
+            Path::new("/w d/.gmr-probe-1"),
+            Path::new("/w d"),
+            Path::new("/home/o'neil"),
+            Path::new("/opt/gmr bin/gmr"),
+        )
+        .unwrap();
+        assert!(
+            cmd.starts_with("test -f '/w d/.gmr-probe-1' || exit 91; "),
+            "{cmd}"
+        );
+        assert!(cmd.contains(r"cd '/home/o'\''neil' || exit 92"), "{cmd}");
+        assert!(cmd.contains("'/opt/gmr bin/gmr' --version"), "{cmd}");
+    }
+
+    fn output(code: i32, stdout: &str, stderr: &str) -> super::super::connection::Output {
+        super::super::connection::Output {
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            exit: Exit::Code(code),
+        }
+    }
+
+    #[test]
+    fn remote_exits_say_whose_failure_it_was() {
+        let gmr = Path::new("/usr/bin/gmr");
+        let report = TaskReport {
+            task: "map-00001".into(),
+            attempt: 2,
+            ..TaskReport::default()
+        };
+        let line = serde_json::to_string(&report).unwrap();
+        let ok = interpret(gmr, output(0, &format!("motd noise\n{line}\n"), "")).unwrap();
+        assert_eq!(ok, report);
+
+        let failed = TaskError::task("mapper `x` exited with status 3");
+        let stderr = format!(
+            "{}\ngmr: task map-00001 failed: mapper\n",
+            serde_json::to_string(&failed).unwrap()
+        );
+        let e = interpret(gmr, output(1, "", &stderr)).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (FailureKind::Task, failed.message.as_str())
+        );
+
+        for code in [2, 126, 127, 130, 255] {
+            let e = interpret(gmr, output(code, "", "boom\n")).unwrap_err();
+            assert_eq!(e.kind, FailureKind::Host, "exit {code}: {}", e.message);
+        }
+        let e = interpret(gmr, output(0, "not json\n", "")).unwrap_err();
+        assert_eq!(e.kind, FailureKind::Host);
+        let e = interpret(gmr, output(101, "", "panicked\n")).unwrap_err();
+        assert_eq!(e.kind, FailureKind::Task);
+        assert_eq!(e.stderr_tail, "panicked");
+    }
+}
