@@ -1,0 +1,707 @@
+//! Distributed runs over SSH, against real sshd processes: each test starts
+//! its own cluster with `scripts/test-cluster` (hosts on 127.0.0.2, .3, …,
+//! on a port of its own, so tests run in parallel) and stops it, by the
+//! pids the script recorded, when it ends — also when it panics.
+//!
+//! These tests need `sshd` (openssh-server; `scripts/test` installs it) and
+//! fail, rather than pass silently, without it.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A running test cluster; stopped on drop.
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    _tmp: tempfile::TempDir,
+}
+
+fn script() -> PathBuf {
+    repo().join("scripts/test-cluster")
+}
+
+/// A TCP port nothing listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    fn start(hosts: usize) -> Cluster {
+        let have_sshd = Path::new("/usr/sbin/sshd").exists()
+            || Command::new("sh")
+                .args(["-c", "command -v sshd"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+        assert!(
+            have_sshd,
+            "sshd not found: the SSH tests need openssh-server (scripts/test installs it; or apt-get install openssh-server)"
+        );
+        let tmp = tempfile::Builder::new()
+            .prefix("gmr-cluster-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().join("cluster");
+        let mut last = String::new();
+        // A port free now may be taken by the time sshd binds it: try again.
+        for _ in 0..5 {
+            let port = free_port();
+            let out = Command::new(script())
+                .arg("start")
+                .arg(&dir)
+                .arg(hosts.to_string())
+                .args(["--port", &port.to_string()])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return Cluster {
+                    dir,
+                    port,
+                    _tmp: tmp,
+                };
+            }
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+            if !(last.contains("in use") || last.contains("bind")) {
+                break;
+            }
+        }
+        panic!("scripts/test-cluster start failed:\n{last}");
+    }
+
+    /// `127.0.0.I+1:PORT`, as in hosts.txt (I from 1).
+    fn host(&self, i: usize) -> String {
+        format!("127.0.0.{}:{}", i + 1, self.port)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// `--hosts` and the flags every distributed run here needs.
+    fn args(&self, hosts: &str, workdir: &str) -> Vec<String> {
+        [
+            "--hosts",
+            hosts,
+            "--identity",
+            &self.path("id_ed25519"),
+            "--known-hosts",
+            &self.path("known_hosts"),
+            "--workdir",
+            workdir,
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn control(&self, what: &str, host: usize) {
+        let out = Command::new(script())
+            .arg(what)
+            .arg(&self.dir)
+            .arg(host.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "test-cluster {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.dir).status();
+    }
+}
+
+fn gutenberg() -> String {
+    shared().join("testdata/gutenberg").display().to_string()
+}
+
+/// Runs gmr with `args` followed by `more`.
+fn run(d: &Dir, args: &[&str], more: &[String]) -> Out {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(more.iter().map(String::as_str));
+    d.run(&all)
+}
+
+/// The word count of the test books, run locally: the reference.
+fn local_word_count(d: &Dir, mapper: &str) -> Vec<u8> {
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        mapper,
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "3",
+        &gutenberg(),
+    ])
+    .ok()
+    .to_vec()
+}
+
+/// The job log's lines.
+fn joblog(path: &Path) -> Vec<Value> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Asserts the job took at most `limit`.
+#[track_caller]
+fn within(t0: Instant, limit: u64) {
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(limit),
+        "took {took:?}, more than {limit} s"
+    );
+}
+
+#[test]
+fn word_count_over_ssh_is_byte_identical_to_the_local_run_stage_by_stage_too() {
+    let c = Cluster::start(3);
+    let d = Dir::new();
+    let reference = local_word_count(&d, &job("words_map.sh"));
+    let hosts = c.path("hosts.txt");
+    let args = c.args(&hosts, "w");
+    let wc = [
+        "run",
+        "-q",
+        "-m",
+        &job("words_map.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "3",
+        "--joblog",
+        "log.jsonl",
+    ];
+    let out = run(&d, &wc, &[args.clone(), vec![gutenberg()]].concat());
+    assert_eq!(out.ok(), reference);
+    let hosts_used: std::collections::BTreeSet<String> = joblog(&d.path("log.jsonl"))
+        .iter()
+        .map(|l| l["host"].as_str().unwrap().to_string())
+        .collect();
+    assert!(hosts_used.len() >= 2, "tasks ran on {hosts_used:?}");
+    assert!(
+        names(d.path("w")).iter().all(|n| !n.contains("probe")),
+        "the probe file is removed"
+    );
+
+    // The same job stage by stage, each stage on the hosts.
+    let pipeline = format!(
+        "{gmr} split {input} | {gmr} map -q -m {map} -R 3 {a} --workdir w2 | {gmr} shuffle -q {a} --workdir w2 | {gmr} reduce -q -r {red} {a} --workdir w2",
+        gmr = gmr_bin().display(),
+        input = gutenberg(),
+        map = job("words_map.sh"),
+        red = job("sum_reduce.sh"),
+        a = format!(
+            "--hosts {hosts} --identity {} --known-hosts {}",
+            c.path("id_ed25519"),
+            c.path("known_hosts")
+        ),
+    );
+    assert_eq!(d.sh(&pipeline), reference);
+}
+
+#[test]
+fn a_host_down_from_the_start_is_left_out_and_local_slots_mix_in() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    let reference = local_word_count(&d, &job("words_map.sh"));
+    // An inline list: two live hosts, one where no sshd listens, and one
+    // slot on this machine.
+    let down = format!("127.0.0.9:{}", c.port);
+    let hosts = format!("{},{down},{},1/:", c.host(1), c.host(2));
+    let t0 = Instant::now();
+    let out = run(
+        &d,
+        &[
+            "run",
+            "-q",
+            "-m",
+            &job("words_map.sh"),
+            "-r",
+            &job("sum_reduce.sh"),
+            "-R",
+            "3",
+            "--joblog",
+            "log.jsonl",
+        ],
+        &[c.args(&hosts, "w"), vec![gutenberg()]].concat(),
+    );
+    assert_eq!(out.ok(), reference);
+    within(t0, 30);
+    let err = out.stderr();
+    assert!(
+        err.contains(&format!("host {down}: connection refused")),
+        "{err}"
+    );
+    let log = joblog(&d.path("log.jsonl"));
+    assert!(
+        log.iter()
+            .any(|l| l["host"] == "local" && l["status"] == "ok"),
+        "the local slot ran tasks"
+    );
+}
+
+#[test]
+fn a_host_killed_mid_job_loses_nothing() {
+    let c = Cluster::start(3);
+    let d = Dir::new();
+    let slow = d.script(
+        "slow_map.sh",
+        &format!("sleep 1\nexec {}", job("words_map.sh")),
+    );
+    let slow = slow.display().to_string();
+    // Sleeping changes no output.
+    let reference = local_word_count(&d, &job("words_map.sh"));
+    let t0 = Instant::now();
+    let job = std::thread::scope(|s| {
+        let job = s.spawn(|| {
+            run(
+                &d,
+                &[
+                    "run",
+                    "-q",
+                    "-m",
+                    &slow,
+                    "-r",
+                    &job("sum_reduce.sh"),
+                    "-R",
+                    "3",
+                    "--split-size",
+                    "256K",
+                    "--joblog",
+                    "log.jsonl",
+                ],
+                &[c.args(&c.path("hosts.txt"), "w"), vec![gutenberg()]].concat(),
+            )
+        });
+        // While the first slow mappers run (the check takes ~0.5 s).
+        std::thread::sleep(Duration::from_millis(1200));
+        c.control("kill-host", 2);
+        job.join().unwrap()
+    });
+    assert_eq!(job.ok(), reference);
+    within(t0, 40);
+    let log = joblog(&d.path("log.jsonl"));
+    let lost: Vec<&Value> = log
+        .iter()
+        .filter(|l| l["host"] == c.host(2).as_str() && l["status"] == "host_failed")
+        .collect();
+    assert!(!lost.is_empty(), "attempts on the killed host were lost");
+}
+
+#[test]
+fn a_task_failing_on_one_host_only_is_retried_on_another() {
+    let c = Cluster::start(3);
+    let d = Dir::new();
+    let reference = local_word_count(&d, &job("words_map.sh"));
+    // SSH_CONNECTION is "client port server port": fail on host 1.
+    let picky = d.script(
+        "picky_map.sh",
+        &format!(
+            "set -- $SSH_CONNECTION\nif [ \"$3\" = 127.0.0.2 ]; then echo \"not on $3\" >&2; exit 3; fi\nexec {}",
+            job("words_map.sh")
+        ),
+    );
+    let out = run(
+        &d,
+        &[
+            "run",
+            "-q",
+            "-m",
+            &picky.display().to_string(),
+            "-r",
+            &job("sum_reduce.sh"),
+            "-R",
+            "3",
+            "--retries",
+            "1",
+            "--joblog",
+            "log.jsonl",
+        ],
+        &[c.args(&c.path("hosts.txt"), "w"), vec![gutenberg()]].concat(),
+    );
+    assert_eq!(out.ok(), reference);
+    let log = joblog(&d.path("log.jsonl"));
+    let failed: Vec<&Value> = log.iter().filter(|l| l["status"] == "failed").collect();
+    assert!(
+        failed.iter().all(|l| l["host"] == c.host(1).as_str()),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.is_empty(),
+        "some task was tried on host 1 first: {log:?}"
+    );
+}
+
+#[test]
+fn all_hosts_down_fails_in_bounded_time_naming_each_host() {
+    // No cluster: nothing listens on this port.
+    let port = free_port();
+    let d = Dir::new();
+    d.write("in.txt", "a b\n");
+    d.write("known_hosts", "");
+    let hosts: Vec<String> = (2..5).map(|i| format!("127.0.0.{i}:{port}")).collect();
+    let t0 = Instant::now();
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        "--hosts",
+        &hosts.join(","),
+        "--known-hosts",
+        "known_hosts",
+        "--workdir",
+        "w",
+        "in.txt",
+    ]);
+    let err = out.fails(1);
+    within(t0, 10);
+    assert!(err.contains("no host can run tasks"), "{err}");
+    for h in &hosts {
+        assert!(
+            err.contains(&format!("  {h}: connection refused")),
+            "{h}: {err}"
+        );
+    }
+}
+
+#[test]
+fn host_keys_are_checked_against_known_hosts() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    d.write("in.txt", "b a\na\n");
+    let tiny = |known_hosts: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run".to_string(),
+            "-q".into(),
+            "-m".into(),
+            "cat".into(),
+            "-r".into(),
+            "cat".into(),
+            "-R".into(),
+            "1".into(),
+            "--hosts".into(),
+            c.host(1),
+            "--identity".into(),
+            c.path("id_ed25519"),
+            "--known-hosts".into(),
+            known_hosts.into(),
+            "--workdir".into(),
+        ];
+        args.push(format!("w{}", rand_suffix()));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push("in.txt".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        d.run(&args)
+    };
+    let name = format!("[127.0.0.2]:{}", c.port);
+    let kh = read(c.dir.join("known_hosts"));
+    let kh = String::from_utf8(kh).unwrap();
+    let (line1, line2) = (kh.lines().next().unwrap(), kh.lines().nth(1).unwrap());
+
+    // Unknown: refused, naming the host and the file.
+    d.write("empty", "");
+    let err = tiny("empty", &[]).fails(1);
+    assert!(
+        err.contains(&format!("the host key of {name} is not in empty")),
+        "{err}"
+    );
+
+    // Changed: host 2's key under host 1's name.
+    let key2 = line2.split_once(' ').unwrap().1;
+    d.write("wrong", format!("{name} {key2}\n"));
+    let err = tiny("wrong", &[]).fails(1);
+    assert!(err.contains("does NOT match the one in wrong"), "{err}");
+    // … even with --accept-new-host-keys, which only adds unknown hosts.
+    let err = tiny("wrong", &["--accept-new-host-keys"]).fails(1);
+    assert!(err.contains("does NOT match"), "{err}");
+
+    // Hashed entries (`ssh-keygen -H`) are understood.
+    d.write("hashed", format!("{line1}\n"));
+    let hashed = Command::new("ssh-keygen")
+        .args(["-H", "-f"])
+        .arg(d.path("hashed"))
+        .output()
+        .unwrap();
+    assert!(hashed.status.success());
+    assert!(
+        fs::read_to_string(d.path("hashed"))
+            .unwrap()
+            .starts_with("|1|")
+    );
+    assert_eq!(tiny("hashed", &[]).ok(), b"a\nb a\n");
+
+    // Trust on first use, on request only: the key is recorded.
+    d.write("tofu", "");
+    let out = tiny("tofu", &["--accept-new-host-keys"]);
+    assert_eq!(out.ok(), b"a\nb a\n");
+    assert!(
+        out.stderr().contains("added the host key"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(tiny("tofu", &[]).ok(), b"a\nb a\n");
+
+    // A host without gmr (where --remote-gmr points) is no use either.
+    let kh = c.path("known_hosts");
+    let err = tiny(&kh, &["--remote-gmr", "/nonexistent/gmr"]).fails(1);
+    assert!(
+        err.contains("gmr not found at /nonexistent/gmr there (remote exit 127)"),
+        "{err}"
+    );
+}
+
+/// A fresh suffix for work directory names.
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn ten_megabytes_on_stderr_stall_nothing() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    let reference = local_word_count(&d, &job("words_map.sh"));
+    // The remote gmr itself writes 10 MB to the SSH channel's stderr
+    // before it runs (also for the host check), and the mappers 10 MB each
+    // to their stderr logs.
+    let gmr = d.script(
+        "noisy-gmr",
+        &format!(
+            "head -c 10000000 /dev/zero | tr '\\0' x >&2\nexec {} \"$@\"",
+            gmr_bin().display()
+        ),
+    );
+    let noisy_map = d.script(
+        "noisy_map.sh",
+        &format!(
+            "head -c 10000000 /dev/zero | tr '\\0' y >&2\nexec {}",
+            job("words_map.sh")
+        ),
+    );
+    let t0 = Instant::now();
+    let out = run(
+        &d,
+        &[
+            "run",
+            "-q",
+            "-m",
+            &noisy_map.display().to_string(),
+            "-r",
+            &job("sum_reduce.sh"),
+            "-R",
+            "3",
+            "--remote-gmr",
+            &gmr.display().to_string(),
+        ],
+        &[c.args(&c.path("hosts.txt"), "w"), vec![gutenberg()]].concat(),
+    );
+    assert_eq!(out.ok(), reference);
+    within(t0, 40);
+}
+
+#[test]
+fn a_hung_host_is_given_up_on_and_its_tasks_run_elsewhere() {
+    let c = Cluster::start(3);
+    let d = Dir::new();
+    let slow = d.script(
+        "slow_map.sh",
+        &format!("sleep 1\nexec {}", job("words_map.sh")),
+    );
+    let slow = slow.display().to_string();
+    // Sleeping changes no output.
+    let reference = local_word_count(&d, &job("words_map.sh"));
+    let t0 = Instant::now();
+    let out = std::thread::scope(|s| {
+        let job = s.spawn(|| {
+            run(
+                &d,
+                &[
+                    "run",
+                    "-q",
+                    "-m",
+                    &slow,
+                    "-r",
+                    &job("sum_reduce.sh"),
+                    "-R",
+                    "3",
+                    "--split-size",
+                    "512K",
+                    "--ssh-timeout",
+                    "5",
+                    "--joblog",
+                    "log.jsonl",
+                ],
+                &[c.args(&c.path("hosts.txt"), "w"), vec![gutenberg()]].concat(),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(1200));
+        c.control("hang-host", 3);
+        job.join().unwrap()
+    });
+    assert_eq!(out.ok(), reference);
+    if let Ok(dir) = std::env::var("GMR_KEEP_LOG") {
+        fs::copy(d.path("log.jsonl"), dir).unwrap();
+    }
+    within(t0, 40);
+    let log = joblog(&d.path("log.jsonl"));
+    assert!(
+        log.iter()
+            .any(|l| l["host"] == c.host(3).as_str() && l["status"] == "host_failed"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_straggler_gets_a_backup_and_the_loser_is_killed() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    let reference = local_word_count(&d, &job("words_map.sh"));
+    // The first attempt of map-00000 hangs (wherever it runs); its backup
+    // on the other host is quick.
+    let straggling = d.script(
+        "straggling_map.sh",
+        &format!(
+            "if [ \"$GMR_TASK\" = map-00000 ] && [ \"$GMR_ATTEMPT\" = 1 ]; then echo $$ > straggler.pid; exec sleep 120; fi\nexec {}",
+            job("words_map.sh")
+        ),
+    );
+    let t0 = Instant::now();
+    let out = run(
+        &d,
+        &[
+            "run",
+            "-q",
+            "-m",
+            &straggling.display().to_string(),
+            "-r",
+            &job("sum_reduce.sh"),
+            "-R",
+            "3",
+            "--joblog",
+            "log.jsonl",
+        ],
+        &[c.args(&c.path("hosts.txt"), "w"), vec![gutenberg()]].concat(),
+    );
+    assert_eq!(out.ok(), reference);
+    within(t0, 30);
+    let log = joblog(&d.path("log.jsonl"));
+    let map0: Vec<&Value> = log.iter().filter(|l| l["task"] == "map-00000").collect();
+    assert!(
+        map0.iter()
+            .any(|l| l["attempt"] == 2 && l["status"] == "ok"),
+        "{map0:?}"
+    );
+    assert!(
+        map0.iter()
+            .any(|l| l["attempt"] == 1
+                && l["error"].as_str().is_some_and(|e| e.contains("cancelled"))),
+        "{map0:?}"
+    );
+    // The loser's command was killed on its host.
+    let pid = fs::read_to_string(d.path("straggler.pid")).unwrap();
+    let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
+    let t1 = Instant::now();
+    while proc.exists() && t1.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!proc.exists(), "the losing attempt's sleep still runs");
+}
+
+#[test]
+fn hosts_need_a_work_directory() {
+    let d = Dir::new();
+    d.write("in.txt", "a\n");
+    let err = d
+        .run(&[
+            "run", "-m", "cat", "-r", "cat", "--hosts", "node1", "in.txt",
+        ])
+        .fails(2);
+    assert!(err.contains("--hosts needs --workdir"), "{err}");
+}
+
+#[test]
+fn ctrl_c_stops_the_remote_tasks_and_exits_130() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    fs::create_dir(d.path("pids")).unwrap();
+    let sleepy = d.script(
+        "sleepy_map.sh",
+        "echo $$ > pids/$GMR_TASK.$GMR_ATTEMPT\nexec sleep 120",
+    );
+    let mut args: Vec<String> = [
+        "run",
+        "-q",
+        "-m",
+        &sleepy.display().to_string(),
+        "-r",
+        "cat",
+        "--split-size",
+        "512K",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(c.args(&c.path("hosts.txt"), "w"));
+    args.push(gutenberg());
+    let child = d
+        .gmr(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until every slot (2 hosts × their cores) runs a mapper.
+    let t0 = Instant::now();
+    let slots = 2 * std::thread::available_parallelism().map_or(1, |n| n.get());
+    while names(d.path("pids")).len() < slots.min(7) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "mappers never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let t1 = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    within(t1, 5);
+    // The remote commands die with their connections.
+    for name in names(d.path("pids")) {
+        let pid = fs::read_to_string(d.path("pids").join(&name)).unwrap();
+        let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
+        let t2 = Instant::now();
+        while proc.exists() && t2.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!proc.exists(), "the mapper of {name} still runs");
+    }
+}
