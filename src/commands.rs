@@ -311,6 +311,7 @@ impl<'a> Runner<'a> {
             .collect();
         let mut totals = PhaseTotals {
             retries: outcome.retries,
+            backups: outcome.backups,
             ..PhaseTotals::default()
         };
         for r in &reports {
@@ -783,6 +784,11 @@ fn task_command(args: TaskArgs) -> Result<()> {
             crate::interrupt::trigger();
         });
     }
+    // A host runs one task per core already: a task's parallel sort would
+    // only oversubscribe it.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global();
     let wd = WorkDir::new(args.workdir);
     let spec = wd.load_spec()?;
     let id: TaskId = args.task.parse()?;

@@ -82,6 +82,9 @@ pub struct PhaseTotals {
     pub tasks: u64,
     /// Failed attempts that were retried.
     pub retries: u64,
+    /// Backup attempts started for stragglers.
+    #[serde(default)]
+    pub backups: u64,
     /// Sum of the tasks' `records_in`.
     pub records_in: u64,
     /// Sum of the tasks' `bytes_in`.
@@ -159,6 +162,9 @@ pub fn summary(
         }
         if t.retries > 0 {
             let _ = write!(s, ", {} retried attempts", t.retries);
+        }
+        if t.backups > 0 {
+            let _ = write!(s, ", {} backup attempts", t.backups);
         }
         s.push('\n');
     };

@@ -629,6 +629,12 @@ fn a_straggler_gets_a_backup_and_the_loser_is_killed() {
                 && l["error"].as_str().is_some_and(|e| e.contains("cancelled"))),
         "{map0:?}"
     );
+    let report: Value =
+        serde_json::from_slice(&fs::read(d.path("w/report.json")).unwrap()).unwrap();
+    assert!(
+        report["map"]["backups"].as_u64() >= Some(1),
+        "backups counted: {report}"
+    );
     // The loser's command was killed on its host.
     let pid = fs::read_to_string(d.path("straggler.pid")).unwrap();
     let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
