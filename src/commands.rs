@@ -288,7 +288,13 @@ impl<'a> Runner<'a> {
             .filter(|(_, r)| r.is_none())
             .map(|(t, _)| *t)
             .collect();
-        let progress = Progress::new(name, pending.len() as u64, bytes, !self.args.quiet);
+        let progress = Progress::new(
+            name,
+            pending.len() as u64,
+            bytes,
+            !self.args.quiet,
+            self.exec.health(),
+        );
         let mut observers: Vec<&dyn Observer> = vec![&progress];
         if let Some(log) = &self.joblog {
             observers.push(log);

@@ -236,6 +236,16 @@ impl Health {
             .unwrap_or(false)
     }
 
+    /// How many hosts are good, of how many.
+    pub fn up(&self) -> (usize, usize) {
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let good = hosts
+            .iter()
+            .filter(|h| matches!(h.status, Status::Good { .. }))
+            .count();
+        (good, hosts.len())
+    }
+
     /// True when no host is good.
     pub fn all_down(&self) -> bool {
         let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());

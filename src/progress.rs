@@ -4,6 +4,7 @@
 
 use crate::coordinator::Observer;
 use crate::error::TaskError;
+use crate::health::Health;
 use crate::report::TaskReport;
 use crate::task::TaskId;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,19 +13,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Progress of one phase.
-pub struct Progress {
+pub struct Progress<'a> {
     bar: Option<ProgressBar>,
     /// Not `--quiet`: host events are shown even without a bar.
     enabled: bool,
     failed: AtomicU64,
     phase: &'static str,
+    /// In a distributed run, the hosts, to show how many are up.
+    hosts: Option<&'a Health>,
 }
 
-impl Progress {
+impl<'a> Progress<'a> {
     /// A display for a phase of `tasks` tasks, drawing only when `enabled`
     /// and stderr is a terminal. `bytes` is the phase's input size when the
     /// phase is measured in bytes (map), for throughput and ETA.
-    pub fn new(phase: &'static str, tasks: u64, bytes: Option<u64>, enabled: bool) -> Progress {
+    pub fn new(
+        phase: &'static str,
+        tasks: u64,
+        bytes: Option<u64>,
+        enabled: bool,
+        hosts: Option<&'a Health>,
+    ) -> Progress<'a> {
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
             let (len, template) = match bytes {
                 Some(b) => (
@@ -43,12 +52,33 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress {
+        let progress = Progress {
             bar,
             enabled,
             failed: AtomicU64::new(0),
             phase,
+            hosts,
+        };
+        progress.show_status(None);
+        progress
+    }
+
+    /// The bar's message: hosts up (distributed runs) and failed attempts.
+    fn show_status(&self, last_failure_on: Option<&str>) {
+        let Some(bar) = &self.bar else { return };
+        let mut parts = Vec::new();
+        if let Some(health) = self.hosts {
+            let (up, all) = health.up();
+            parts.push(format!("hosts up {up}/{all}"));
         }
+        let failed = self.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let on = last_failure_on
+                .map(|h| format!(" (last on {h})"))
+                .unwrap_or_default();
+            parts.push(format!("{failed} failed attempt(s), retried{on}"));
+        }
+        bar.set_message(parts.join(", "));
     }
 
     /// Removes the bar.
@@ -57,16 +87,9 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
-
-    /// Advances by `n` units (tasks, or bytes for a byte-measured phase).
-    pub fn advance(&self, n: u64) {
-        if let Some(bar) = &self.bar {
-            bar.inc(n);
-        }
-    }
 }
 
-impl Observer for Progress {
+impl Observer for Progress<'_> {
     fn finished(
         &self,
         _task: TaskId,
@@ -82,13 +105,14 @@ impl Observer for Progress {
                 bar.inc(if by_bytes { r.bytes_in.max(1) } else { 1 });
             }
             Err(_) => {
-                let n = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
-                bar.set_message(format!("{n} failed attempt(s), retrying (last on {host})"));
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.show_status(Some(host));
             }
         }
     }
 
     fn host_event(&self, _host: &str, message: &str) {
+        self.show_status(None);
         match &self.bar {
             Some(bar) => bar.println(format!("gmr: {message}")),
             None if self.enabled => eprintln!("gmr: {message}"),
