@@ -138,7 +138,7 @@ pub struct MapperArgs {
 
     /// Mapper output a map task sorts in memory before spilling a sorted run
     /// to disk, with K, M or G suffix (shared by the running tasks)
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "192M", value_parser = parse_size)]
     pub sort_buffer: u64,
 }
 

@@ -295,9 +295,10 @@ impl MapTask<'_> {
             log: &combine_log,
             key: self.spec.key,
         };
+        let limit = (self.spec.sort_buffer as usize).min(crate::sort::MAX_ARENA);
         let mut sorter = Sorter {
-            buffer: SortBuffer::new(self.spec.key, self.spec.reducers),
-            limit: (self.spec.sort_buffer as usize).min(crate::sort::MAX_ARENA),
+            buffer: SortBuffer::with_capacity(self.spec.key, self.spec.reducers, limit),
+            limit,
             dir: attempt_dir.path(),
             spills: Vec::new(),
             combiner: combiner.as_ref().map(|c| (c, &combine_ctx)),
