@@ -17,16 +17,22 @@ use std::path::Path;
 /// A sorted run being read.
 pub type Run = Box<dyn BufRead + Send>;
 
-/// Buffer size per run: large enough for sequential reads, small enough for
-/// hundreds of runs.
-const RUN_BUFFER: usize = 256 << 10;
+/// Read buffers of one merge, all runs together: a merge's memory must not
+/// grow with the number of map tasks (that is, with the input).
+const MERGE_MEMORY: usize = 32 << 20;
 
-/// Opens one segment of a runs file.
-pub fn open_segment(path: &Path, seg: Segment) -> io::Result<Run> {
-    let mut file = File::open(path)?;
+/// The read buffer of each of `runs` runs merged at once: 256 KiB for
+/// sequential reads, less when there are more than 128 runs.
+pub fn run_buffer(runs: usize) -> usize {
+    (MERGE_MEMORY / runs.max(1)).clamp(16 << 10, 256 << 10)
+}
+
+/// Opens one segment of a runs file, with a read buffer of `buffer` bytes.
+pub fn open_segment(path: &Path, seg: Segment, buffer: usize) -> io::Result<Run> {
+    let mut file = File::open(path).map_err(too_many_files)?;
     file.seek(SeekFrom::Start(seg.start))?;
     Ok(Box::new(BufReader::with_capacity(
-        RUN_BUFFER,
+        buffer,
         file.take(seg.end - seg.start),
     )))
 }
@@ -34,9 +40,24 @@ pub fn open_segment(path: &Path, seg: Segment) -> io::Result<Run> {
 /// Opens a whole file as one run.
 pub fn open_file(path: &Path) -> io::Result<Run> {
     Ok(Box::new(BufReader::with_capacity(
-        RUN_BUFFER,
-        File::open(path)?,
+        run_buffer(1),
+        File::open(path).map_err(too_many_files)?,
     )))
+}
+
+/// A merge holds one open file per run: say what to do when that is more
+/// than the process may open.
+fn too_many_files(e: io::Error) -> io::Error {
+    if e.raw_os_error() == Some(libc::EMFILE) {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "{e}: the merge has more runs than open files allowed; raise `ulimit -n` or use a larger --split-size"
+            ),
+        )
+    } else {
+        e
+    }
 }
 
 struct Head {
@@ -110,6 +131,16 @@ pub fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merge_memory_is_bounded_whatever_the_number_of_runs() {
+        assert_eq!(run_buffer(1), 256 << 10);
+        assert_eq!(run_buffer(128), 256 << 10);
+        for runs in [129, 1000, 2048] {
+            assert!(runs * run_buffer(runs) <= MERGE_MEMORY, "{runs} runs");
+        }
+        assert_eq!(run_buffer(100_000), 16 << 10);
+    }
 
     #[test]
     fn merges_in_key_value_order() {

@@ -552,12 +552,13 @@ impl Sorter<'_> {
         );
         let mut segments = Vec::new();
         let mut pos = 0u64;
+        let buffer = merge::run_buffer(self.spills.len());
         for p in 0..self.buffer.reducers() as usize {
             let runs = self
                 .spills
                 .iter()
                 .filter(|(_, segs)| segs[p].records > 0)
-                .map(|(path, segs)| merge::open_segment(path, segs[p]))
+                .map(|(path, segs)| merge::open_segment(path, segs[p], buffer))
                 .collect::<io::Result<Vec<Run>>>()
                 .map_err(io_err("cannot read spill in", self.dir))?;
             let start = pos;
@@ -596,6 +597,7 @@ fn partition_runs(
         ]);
     }
     let mut runs = Vec::new();
+    let buffer = merge::run_buffer(spec.splits.len());
     for i in 0..spec.splits.len() {
         let dir = wd.map_dir(i);
         let index: MapIndex = workdir::read_json(&dir.join("index.json")).map_err(|e| {
@@ -611,7 +613,7 @@ fn partition_runs(
         })?;
         if seg.records > 0 {
             let out = dir.join("out");
-            runs.push(merge::open_segment(&out, seg).map_err(io_err("cannot read", &out))?);
+            runs.push(merge::open_segment(&out, seg, buffer).map_err(io_err("cannot read", &out))?);
         }
     }
     Ok(runs)
