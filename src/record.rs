@@ -115,20 +115,6 @@ pub fn key_prefix(key: &[u8]) -> u64 {
         .fold(0, |v, (i, &b)| v | u64::from(b) << (56 - 8 * i))
 }
 
-/// Calls `f` with every record of `data`, without its `\n`; a last line
-/// without `\n` is a record too.
-#[inline]
-pub fn for_each_line(data: &[u8], mut f: impl FnMut(&[u8])) {
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', data) {
-        f(&data[start..end]);
-        start = end + 1;
-    }
-    if start < data.len() {
-        f(&data[start..]);
-    }
-}
-
 /// Cuts a stream of chunks into records: a record may span chunks.
 #[derive(Debug, Default)]
 pub struct LineSplitter {
@@ -171,12 +157,6 @@ impl LineSplitter {
         let last = std::mem::take(&mut self.partial);
         f(&last)
     }
-}
-
-/// The number of records in `data`.
-pub fn count_records(data: &[u8]) -> u64 {
-    let newlines = memchr::memchr_iter(b'\n', data).count() as u64;
-    newlines + u64::from(data.last().is_some_and(|&b| b != b'\n'))
 }
 
 #[cfg(test)]
@@ -238,13 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn records_without_final_newline_count() {
-        assert_eq!(count_records(b""), 0);
-        assert_eq!(count_records(b"a\nb"), 2);
-        assert_eq!(count_records(b"a\nb\n"), 2);
-        let mut seen = Vec::new();
-        for_each_line(b"a\n\nb", |l| seen.push(l.to_vec()));
-        assert_eq!(seen, vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec()]);
+    fn records_span_chunks_and_a_last_line_needs_no_newline() {
         let mut split = LineSplitter::default();
         let mut pieces = Vec::new();
         for chunk in [&b"ab"[..], b"c\nd", b"", b"\n\ne", b"f"] {

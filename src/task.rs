@@ -16,7 +16,7 @@ use crate::interrupt;
 use crate::merge::{self, Run};
 use crate::process::ChildOutcome;
 use crate::program::{Context, Program};
-use crate::record::{LineSplitter, count_records};
+use crate::record::LineSplitter;
 use crate::report::TaskReport;
 use crate::sort::{Segment, SortBuffer};
 use crate::split::Split;
@@ -728,9 +728,4 @@ fn write_part<T>(
     workdir::commit(guard.path(), target)?;
     guard.keep();
     Ok(value)
-}
-
-/// The number of records in a file (tests and checks).
-pub fn count_file_records(path: &Path) -> io::Result<u64> {
-    Ok(count_records(&fs::read(path)?))
 }
