@@ -268,47 +268,62 @@ fn a_host_down_from_the_start_is_left_out_and_local_slots_mix_in() {
     );
 }
 
-#[test]
-fn a_host_killed_mid_job_loses_nothing() {
-    let c = Cluster::start(3);
-    let d = Dir::new();
+/// Runs a word count whose mappers sleep a second, makes `fault`
+/// (a `scripts/test-cluster` command) happen to host `host` while the first
+/// mappers run, checks that the output equals the local run's and that the
+/// job ended in bounded time, and returns its job log.
+fn word_count_surviving(
+    c: &Cluster,
+    d: &Dir,
+    extra: &[&str],
+    fault: &str,
+    host: usize,
+) -> Vec<Value> {
     let slow = d.script(
         "slow_map.sh",
         &format!("sleep 1\nexec {}", job("words_map.sh")),
     );
     let slow = slow.display().to_string();
     // Sleeping changes no output.
-    let reference = local_word_count(&d, &job("words_map.sh"));
+    let reference = local_word_count(d, &job("words_map.sh"));
+    let reducer = job("sum_reduce.sh");
+    let mut args = vec![
+        "run",
+        "-q",
+        "-m",
+        &slow,
+        "-r",
+        &reducer,
+        "-R",
+        "3",
+        "--joblog",
+        "log.jsonl",
+    ];
+    args.extend_from_slice(extra);
     let t0 = Instant::now();
-    let job = std::thread::scope(|s| {
+    let out = std::thread::scope(|s| {
         let job = s.spawn(|| {
             run(
-                &d,
-                &[
-                    "run",
-                    "-q",
-                    "-m",
-                    &slow,
-                    "-r",
-                    &job("sum_reduce.sh"),
-                    "-R",
-                    "3",
-                    "--split-size",
-                    "256K",
-                    "--joblog",
-                    "log.jsonl",
-                ],
+                d,
+                &args,
                 &[c.args(&c.path("hosts.txt"), "w"), vec![gutenberg()]].concat(),
             )
         });
-        // While the first slow mappers run (the check takes ~0.5 s).
+        // While the first slow mappers run (the host check takes ~0.5 s).
         std::thread::sleep(Duration::from_millis(1200));
-        c.control("kill-host", 2);
+        c.control(fault, host);
         job.join().unwrap()
     });
-    assert_eq!(job.ok(), reference);
+    assert_eq!(out.ok(), reference);
     within(t0, 40);
-    let log = joblog(&d.path("log.jsonl"));
+    joblog(&d.path("log.jsonl"))
+}
+
+#[test]
+fn a_host_killed_mid_job_loses_nothing() {
+    let c = Cluster::start(3);
+    let d = Dir::new();
+    let log = word_count_surviving(&c, &d, &["--split-size", "256K"], "kill-host", 2);
     let lost: Vec<&Value> = log
         .iter()
         .filter(|l| l["host"] == c.host(2).as_str() && l["status"] == "host_failed")
@@ -535,47 +550,8 @@ fn ten_megabytes_on_stderr_stall_nothing() {
 fn a_hung_host_is_given_up_on_and_its_tasks_run_elsewhere() {
     let c = Cluster::start(3);
     let d = Dir::new();
-    let slow = d.script(
-        "slow_map.sh",
-        &format!("sleep 1\nexec {}", job("words_map.sh")),
-    );
-    let slow = slow.display().to_string();
-    // Sleeping changes no output.
-    let reference = local_word_count(&d, &job("words_map.sh"));
-    let t0 = Instant::now();
-    let out = std::thread::scope(|s| {
-        let job = s.spawn(|| {
-            run(
-                &d,
-                &[
-                    "run",
-                    "-q",
-                    "-m",
-                    &slow,
-                    "-r",
-                    &job("sum_reduce.sh"),
-                    "-R",
-                    "3",
-                    "--split-size",
-                    "512K",
-                    "--ssh-timeout",
-                    "5",
-                    "--joblog",
-                    "log.jsonl",
-                ],
-                &[c.args(&c.path("hosts.txt"), "w"), vec![gutenberg()]].concat(),
-            )
-        });
-        std::thread::sleep(Duration::from_millis(1200));
-        c.control("hang-host", 3);
-        job.join().unwrap()
-    });
-    assert_eq!(out.ok(), reference);
-    if let Ok(dir) = std::env::var("GMR_KEEP_LOG") {
-        fs::copy(d.path("log.jsonl"), dir).unwrap();
-    }
-    within(t0, 40);
-    let log = joblog(&d.path("log.jsonl"));
+    let extra = ["--split-size", "512K", "--ssh-timeout", "5"];
+    let log = word_count_surviving(&c, &d, &extra, "hang-host", 3);
     assert!(
         log.iter()
             .any(|l| l["host"] == c.host(3).as_str() && l["status"] == "host_failed"),
