@@ -51,6 +51,8 @@ const HAS_SEPARATOR: u32 = 1 << 31;
 
 #[derive(Clone, Copy)]
 struct Entry {
+    /// The first eight key bytes (in a sort's radix passes over long keys
+    /// that share them, eight bytes further on: see [`radix_sort`]).
     key_prefix: u64,
     value_prefix: u64,
     start: u32,
@@ -110,17 +112,13 @@ impl Entry {
     }
 }
 
-/// Moves `entries` into `buckets` buckets by `digit` (in place, in bucket
-/// order) and returns the buckets.
+/// Moves `entries` into buckets by `digit` (in place, in bucket order),
+/// given how many entries each bucket gets, and returns the buckets.
 fn distribute(
     entries: &mut [Entry],
-    buckets: usize,
+    mut ends: Vec<usize>,
     digit: impl Fn(&Entry) -> usize,
 ) -> Vec<&mut [Entry]> {
-    let mut ends = vec![0usize; buckets];
-    for e in entries.iter() {
-        ends[digit(e)] += 1;
-    }
     let mut sum = 0;
     for end in &mut ends {
         sum += *end;
@@ -131,9 +129,9 @@ fn distribute(
     // chain of buckets it displaces until one of the current bucket's
     // turns up.
     let mut next: Vec<usize> = std::iter::once(0)
-        .chain(ends[..buckets - 1].iter().copied())
+        .chain(ends[..ends.len() - 1].iter().copied())
         .collect();
-    for b in 0..buckets {
+    for b in 0..ends.len() {
         while next[b] < ends[b] {
             let mut carried = entries[next[b]];
             loop {
@@ -148,7 +146,7 @@ fn distribute(
             next[b] += 1;
         }
     }
-    let mut slices = Vec::with_capacity(buckets);
+    let mut slices = Vec::with_capacity(ends.len());
     let mut rest = entries;
     let mut start = 0;
     for end in ends {
@@ -160,25 +158,47 @@ fn distribute(
     slices
 }
 
-/// Sorts entries whose partition and first `depth` key prefix bytes are
-/// equal: by the next prefix byte while the bucket is large, then by
-/// comparison.
-fn radix_sort(entries: &mut [Entry], depth: u32, data: &[u8]) {
-    if entries.len() <= RADIX_MIN || depth == 8 {
-        entries.sort_unstable_by(|a, b| a.cmp(b, data));
-        return;
+/// Sorts entries whose partition and first `offset + depth` key bytes are
+/// equal, their `key_prefix` holding the eight key bytes from `offset`: by
+/// the next prefix byte while the bucket is large, then by comparison.
+fn radix_sort(entries: &mut [Entry], depth: u32, offset: u32, data: &[u8]) {
+    let by_comparison = |entries: &mut [Entry]| entries.sort_unstable_by(|a, b| a.cmp(b, data));
+    if entries.len() <= RADIX_MIN {
+        return by_comparison(entries);
+    }
+    if depth == 8 {
+        // Long keys that share their first `offset + 8` bytes (long words,
+        // paths, URLs): rather than compare them from the arena again and
+        // again, read their next eight bytes once and go on by those. The
+        // comparison stays right for entries whose keys agree up to the
+        // new window: it orders by the window, then by the bytes past the
+        // first eight, which repeats the window's.
+        let next = offset + 8;
+        for e in entries.iter_mut() {
+            let key = &e.line(data)[..e.key_len as usize];
+            e.key_prefix = key_prefix(&key[(next as usize).min(key.len())..]);
+        }
+        return radix_sort(entries, 0, next, data);
     }
     let shift = 56 - 8 * depth;
-    let first = (entries[0].key_prefix >> shift) as u8;
-    if entries
-        .iter()
-        .all(|e| (e.key_prefix >> shift) as u8 == first)
-    {
-        // One bucket (a frequent key): a pass would move nothing.
-        return radix_sort(entries, depth + 1, data);
+    let digit = |e: &Entry| (e.key_prefix >> shift) as u8 as usize;
+    let mut counts = vec![0; 256];
+    let mut longest = 0;
+    for e in entries.iter() {
+        counts[digit(e)] += 1;
+        longest = longest.max(e.key_len);
     }
-    for bucket in distribute(entries, 256, |e| (e.key_prefix >> shift) as u8 as usize) {
-        radix_sort(bucket, depth + 1, data);
+    if longest <= offset + depth {
+        // Every key ends within the bytes the bucket shares: what is left
+        // to order by is lengths and values (a frequent word's records).
+        return by_comparison(entries);
+    }
+    if counts.contains(&entries.len()) {
+        // One bucket: a pass would move nothing.
+        return radix_sort(entries, depth + 1, offset, data);
+    }
+    for bucket in distribute(entries, counts, digit) {
+        radix_sort(bucket, depth + 1, offset, data);
     }
 }
 
@@ -299,8 +319,12 @@ impl SortBuffer {
             }
         };
         let parallel = self.entries.len() >= PARALLEL_SORT_MIN;
-        let mut slices = distribute(&mut self.entries, buckets, digit);
-        let sort_bucket = |bucket: &mut &mut [Entry]| radix_sort(bucket, depth, data);
+        let mut counts = vec![0; buckets];
+        for e in &self.entries {
+            counts[digit(e)] += 1;
+        }
+        let mut slices = distribute(&mut self.entries, counts, digit);
+        let sort_bucket = |bucket: &mut &mut [Entry]| radix_sort(bucket, depth, 0, data);
         if parallel {
             slices.par_iter_mut().for_each(sort_bucket);
         } else {
@@ -481,14 +505,19 @@ mod tests {
     }
 
     /// Records of 500 keys: numbers, keys longer than the prefix that
-    /// share it, keys that differ only past it or by a zero byte, runs of
-    /// one letter; with no value, empty, equal or varied values.
+    /// share it (or several prefixes' worth), keys that differ only past
+    /// it or by zero bytes, runs of one letter; with no value, empty,
+    /// equal or varied values.
     fn repeated_keys(records: usize) -> Vec<Vec<u8>> {
         let keys: Vec<Vec<u8>> = (0..500)
-            .map(|i| match i % 4 {
+            .map(|i| match i % 7 {
                 0 => format!("{i}").into_bytes(),
                 1 => format!("longer-key-{i}").into_bytes(),
                 2 => format!("longer-key-{i}\x00").into_bytes(),
+                3 => format!("/a/path/longer/than/three/prefixes/{}", i % 7).into_bytes(),
+                4 => [&b"/a/path/longer/than/three/prefixes/"[..], &vec![0; i % 5]].concat(),
+                // Differ first at byte 16, and after it in the other order.
+                5 => format!("0123456789abcdef{}{}", i % 10, 9 - i % 10).into_bytes(),
                 _ => vec![b'k'; i % 13],
             })
             .collect();
