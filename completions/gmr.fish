@@ -35,7 +35,7 @@ complete -c gmr -n "__fish_gmr_needs_command" -f -a "task" -d 'Run one task of a
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s m -l mapper -d 'The mapper: a command run by `sh -c` (a pipeline is fine) or @identity' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs); 0 makes a map-only job whose mapper output is the output, order kept' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs, at most 1048576); 0 makes a map-only job whose mapper output is the output, order kept' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s r -l reducer -d 'The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M)' -r
@@ -64,7 +64,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand split" -s h -l help -d 'Print he
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s m -l mapper -d 'The mapper: a command run by `sh -c` (a pipeline is fine) or @identity' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r
-complete -c gmr -n "__fish_gmr_using_subcommand map" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs); 0 makes a map-only job whose mapper output is the output, order kept' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs, at most 1048576); 0 makes a map-only job whose mapper output is the output, order kept' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l separator -d 'The byte between key and value (one character, or \\t)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l key-fields -d 'How many leading fields form the key' -r

@@ -131,9 +131,10 @@ pub struct MapperArgs {
     #[arg(short = 'c', long, value_name = "CMD")]
     pub combiner: Option<String>,
 
-    /// Number of reduce partitions (default: the number of jobs); 0 makes a
-    /// map-only job whose mapper output is the output, order kept
-    #[arg(short = 'R', long, value_name = "N")]
+    /// Number of reduce partitions (default: the number of jobs, at most
+    /// 1048576); 0 makes a map-only job whose mapper output is the output,
+    /// order kept
+    #[arg(short = 'R', long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=crate::sort::MAX_PARTITIONS as i64))]
     pub reducers: Option<u32>,
 
     /// Mapper output a map task sorts in memory before spilling a sorted run

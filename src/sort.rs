@@ -36,6 +36,10 @@ const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 const RADIX_MIN: usize = 64;
 /// Below this many records a parallel sort costs more than it saves.
 const PARALLEL_SORT_MIN: usize = 1 << 16;
+/// The most partitions a job may have (entries keep the partition in 30
+/// bits; more than a million part files is no job this tool is for).
+pub const MAX_PARTITIONS: u32 = 1 << 20;
+
 /// Above this many partitions the first radix pass is by partition alone,
 /// so that its bucket counts stay small.
 const RADIX_PARTITIONS_MAX: u32 = 1 << 12;
@@ -48,6 +52,11 @@ fn tail(line: &[u8], from: u32, to: u32) -> &[u8] {
 
 /// Set in `Entry::part_sep` when the line has a separator (so a value).
 const HAS_SEPARATOR: u32 = 1 << 31;
+/// Set in `Entry::part_sep` when the sort replaced `key_prefix` by later
+/// key bytes.
+const REKEYED: u32 = 1 << 30;
+/// The partition's bits of `Entry::part_sep`.
+const PARTITION: u32 = !(HAS_SEPARATOR | REKEYED);
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -58,7 +67,7 @@ struct Entry {
     start: u32,
     len: u32,
     key_len: u32,
-    /// The partition, and [`HAS_SEPARATOR`].
+    /// The partition, [`HAS_SEPARATOR`] and [`REKEYED`].
     part_sep: u32,
 }
 
@@ -75,12 +84,26 @@ impl Entry {
         &data[self.start as usize..(self.start + self.len) as usize]
     }
 
+    /// Whether the entry's line is certainly `other`'s, as far as the
+    /// entries alone tell: key and value of up to eight bytes, equal.
+    #[inline]
+    fn same_line(&self, other: &Entry) -> bool {
+        self.part_sep == other.part_sep
+            && self.part_sep & REKEYED == 0
+            && self.len == other.len
+            && self.key_len == other.key_len
+            && self.key_len <= 8
+            && self.len - self.value_start() <= 8
+            && self.key_prefix == other.key_prefix
+            && self.value_prefix == other.value_prefix
+    }
+
     /// The record order of [`crate::record::compare`] (key, value, line),
     /// reading the arena only past the first eight bytes of key or value.
     #[inline]
     fn cmp(&self, other: &Entry, data: &[u8]) -> Ordering {
-        let by_prefix = (self.part_sep & !HAS_SEPARATOR)
-            .cmp(&(other.part_sep & !HAS_SEPARATOR))
+        let by_prefix = (self.part_sep & PARTITION)
+            .cmp(&(other.part_sep & PARTITION))
             .then(self.key_prefix.cmp(&other.key_prefix));
         if by_prefix != Ordering::Equal {
             return by_prefix;
@@ -177,6 +200,7 @@ fn radix_sort(entries: &mut [Entry], depth: u32, offset: u32, data: &[u8]) {
         for e in entries.iter_mut() {
             let key = &e.line(data)[..e.key_len as usize];
             e.key_prefix = key_prefix(&key[(next as usize).min(key.len())..]);
+            e.part_sep |= REKEYED;
         }
         return radix_sort(entries, 0, next, data);
     }
@@ -224,12 +248,7 @@ pub struct SortBuffer {
 impl SortBuffer {
     /// An empty buffer for `reducers` partitions (> 0).
     pub fn new(key: KeySpec, reducers: u32) -> SortBuffer {
-        SortBuffer {
-            key,
-            reducers,
-            data: Vec::new(),
-            entries: Vec::new(),
-        }
+        SortBuffer::with_capacity(key, reducers, 0)
     }
 
     /// Adds one record (without its `\n`). The caller spills before the
@@ -262,6 +281,7 @@ impl SortBuffer {
     /// vectors outgrow stays in the allocator's per-thread arena, which
     /// made a task's resident memory about 1.4 times its sort buffer.
     pub fn with_capacity(key: KeySpec, reducers: u32, bytes: usize) -> SortBuffer {
+        assert!(reducers <= MAX_PARTITIONS, "{reducers} partitions");
         SortBuffer {
             key,
             reducers,
@@ -311,7 +331,7 @@ impl SortBuffer {
             (self.reducers as usize, 0)
         };
         let digit = |e: &Entry| {
-            let part = (e.part_sep & !HAS_SEPARATOR) as usize;
+            let part = (e.part_sep & PARTITION) as usize;
             if with_byte {
                 part << 8 | (e.key_prefix >> 56) as usize
             } else {
@@ -348,8 +368,13 @@ impl SortBuffer {
         let mut seg_start = offset;
         let mut current = 0u32;
         let mut records = 0u64;
+        // Sorted map output repeats lines (a word count's is mostly runs
+        // of `word\t1`): a line known equal to the one before is written
+        // from that one, which is in the cache, rather than from its own
+        // place in the arena, which is likely not.
+        let mut last: Option<(&Entry, &[u8])> = None;
         for e in &self.entries {
-            let part = e.part_sep & !HAS_SEPARATOR;
+            let part = e.part_sep & PARTITION;
             while part != current {
                 segments[current as usize] = Segment {
                     start: seg_start,
@@ -360,7 +385,12 @@ impl SortBuffer {
                 seg_start = pos;
                 records = 0;
             }
-            out.write_all(e.line(&self.data))?;
+            let line = match last {
+                Some((prev, line)) if e.same_line(prev) => line,
+                _ => e.line(&self.data),
+            };
+            last = Some((e, line));
+            out.write_all(line)?;
             out.write_all(b"\n")?;
             pos += u64::from(e.len) + 1;
             records += 1;
