@@ -117,16 +117,22 @@ impl Entry {
         } else {
             cmp_bytes(tail(a, 0, self.key_len), tail(b, 0, other.key_len))
         };
-        if by_key != Ordering::Equal {
-            return by_key;
-        }
+        by_key.then_with(|| self.cmp_value(other, data))
+    }
+
+    /// The order of two records with equal keys.
+    #[inline]
+    fn cmp_value(&self, other: &Entry, data: &[u8]) -> Ordering {
         let (va, vb) = (self.value_start(), other.value_start());
         let by_value = self.value_prefix.cmp(&other.value_prefix).then_with(|| {
             let (la, lb) = (self.len - va, other.len - vb);
             if la <= 8 && lb <= 8 {
                 la.cmp(&lb)
             } else {
-                cmp_bytes(tail(a, va, self.len), tail(b, vb, other.len))
+                cmp_bytes(
+                    tail(self.line(data), va, self.len),
+                    tail(other.line(data), vb, other.len),
+                )
             }
         });
         // Equal key and value: the lines differ at most by a separator with
@@ -207,14 +213,20 @@ fn radix_sort(entries: &mut [Entry], depth: u32, offset: u32, data: &[u8]) {
     let shift = 56 - 8 * depth;
     let digit = |e: &Entry| (e.key_prefix >> shift) as u8 as usize;
     let mut counts = vec![0; 256];
-    let mut longest = 0;
+    let (mut shortest, mut longest) = (u32::MAX, 0);
     for e in entries.iter() {
         counts[digit(e)] += 1;
+        shortest = shortest.min(e.key_len);
         longest = longest.max(e.key_len);
     }
     if longest <= offset + depth {
         // Every key ends within the bytes the bucket shares: what is left
-        // to order by is lengths and values (a frequent word's records).
+        // to order by is lengths and values. When the lengths are equal
+        // too, so are the keys (a frequent word's records), and comparing
+        // values alone spares reading long keys from the arena.
+        if shortest == longest {
+            return entries.sort_unstable_by(|a, b| a.cmp_value(b, data));
+        }
         return by_comparison(entries);
     }
     if counts.contains(&entries.len()) {
