@@ -155,15 +155,12 @@ mod tests {
         assert_eq!(run_buffer(100_000), 16 << 10);
     }
 
-    #[test]
-    fn repeated_records_keep_the_order() {
-        let runs: Vec<Run> = vec![
-            Box::new(io::Cursor::new(
-                b"a\t1\na\t1\na\t1\nb\t1\nb\t1\nc\n".to_vec(),
-            )),
-            Box::new(io::Cursor::new(b"a\t0\na\t1\nb\t1\nb\t2\nb\t2\n".to_vec())),
-            Box::new(io::Cursor::new(b"a\t1\na\t1\nb\t0\nc\nc".to_vec())),
-        ];
+    /// Merges runs given as bytes; returns the record count and output.
+    fn merged(runs: &[&[u8]]) -> (u64, Vec<u8>) {
+        let runs: Vec<Run> = runs
+            .iter()
+            .map(|r| Box::new(io::Cursor::new(r.to_vec())) as Run)
+            .collect();
         let mut out = Vec::new();
         let n = merge(KeySpec::default(), runs, |l| {
             out.extend_from_slice(l);
@@ -171,6 +168,16 @@ mod tests {
             Ok(())
         })
         .unwrap();
+        (n, out)
+    }
+
+    #[test]
+    fn repeated_records_keep_the_order() {
+        let (n, out) = merged(&[
+            b"a\t1\na\t1\na\t1\nb\t1\nb\t1\nc\n",
+            b"a\t0\na\t1\nb\t1\nb\t2\nb\t2\n",
+            b"a\t1\na\t1\nb\t0\nc\nc",
+        ]);
         assert_eq!(n, 16);
         assert_eq!(
             out,
@@ -180,19 +187,7 @@ mod tests {
 
     #[test]
     fn merges_in_key_value_order() {
-        let runs: Vec<Run> = vec![
-            Box::new(io::Cursor::new(b"a\t1\nc\t1\n".to_vec())),
-            Box::new(io::Cursor::new(b"a\t0\nb\t5\nd\t0\n".to_vec())),
-            Box::new(io::Cursor::new(Vec::new())),
-            Box::new(io::Cursor::new(b"b\t4\nz".to_vec())),
-        ];
-        let mut out = Vec::new();
-        let n = merge(KeySpec::default(), runs, |l| {
-            out.extend_from_slice(l);
-            out.push(b'\n');
-            Ok(())
-        })
-        .unwrap();
+        let (n, out) = merged(&[b"a\t1\nc\t1\n", b"a\t0\nb\t5\nd\t0\n", b"", b"b\t4\nz"]);
         assert_eq!(n, 7);
         assert_eq!(out, b"a\t0\na\t1\nb\t4\nb\t5\nc\t1\nd\t0\nz\n");
     }
