@@ -12,17 +12,11 @@ fn ex(rel: &str) -> String {
 #[test]
 fn word_count_example() {
     let d = Dir::new();
-    d.run(&[
-        "run",
-        "-q",
-        "-m",
+    d.job(
         &ex("wordcount/map.sh"),
-        "-r",
         &ex("wordcount/reduce.sh"),
-        "-o",
-        "wc-out",
-        &ex("input"),
-    ])
+        &["-o", "wc-out", &ex("input")],
+    )
     .ok();
     let reference = d.sh(&format!(
         "cat {}/* | {} | sort | {}",
@@ -40,17 +34,11 @@ fn word_count_example() {
 #[test]
 fn inverted_index_example() {
     let d = Dir::new();
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
+    let out = d.job(
         &ex("invindex/map.sh"),
-        "-r",
         &ex("invindex/reduce.sh"),
-        "-R",
-        "3",
-        &ex("input"),
-    ]);
+        &["-R", "3", &ex("input")],
+    );
     // The reference, computed here: word -> the files it occurs in.
     let mut index: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for name in names(ex("input")) {
@@ -82,18 +70,11 @@ fn inverted_index_example() {
 #[test]
 fn join_example() {
     let d = Dir::new();
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
+    let out = d.job(
         &ex("join/map.sh"),
-        "-r",
         &ex("join/reduce.sh"),
-        "-R",
-        "2",
-        &ex("join/users.tsv"),
-        &ex("join/orders.tsv"),
-    ]);
+        &["-R", "2", &ex("join/users.tsv"), &ex("join/orders.tsv")],
+    );
     assert_eq!(
         sorted_lines(out.ok()),
         sorted_lines(b"1\tada\tengine\n1\tada\tnotes\n2\tgrace\tcompiler\n2\tgrace\tnanoseconds\n")
@@ -130,7 +111,7 @@ fn grep_example() {
 fn one_liner_and_map_only_examples() {
     let d = Dir::new();
     let input = format!("{}/pg-metamorphosis.txt", ex("input"));
-    let out = d.run(&["run", "-q", "-m", "tr -s ' ' '\\n'", "-r", "@count", &input]);
+    let out = d.job("tr -s ' ' '\\n'", "@count", &[&input]);
     // uniq -c prints "  COUNT WORD"; gmr's @count prints "WORD<TAB>COUNT".
     let reference = d.sh(&format!(
         "tr -s ' ' '\\n' < {input} | sort | uniq -c | sed -E 's/^ *([0-9]+) (.*)$/\\2\t\\1/'"

@@ -25,17 +25,11 @@ fn eecs485_word_count_matches_expected() {
         shared().join("testdata/eecs485/correct/word_count_correct.txt"),
     ));
     for r in ["1", "3", "8"] {
-        let out = d.run(&[
-            "run",
-            "-q",
-            "-m",
+        let out = d.job(
             &job("eecs_wc_map.sh"),
-            "-r",
             &job("sum_reduce.sh"),
-            "-R",
-            r,
-            &eecs("input"),
-        ]);
+            &["-R", r, &eecs("input")],
+        );
         assert_eq!(sorted_lines(out.ok()), expected, "word count with -R {r}");
     }
     assert!(
@@ -47,17 +41,11 @@ fn eecs485_word_count_matches_expected() {
 #[test]
 fn eecs485_grep_is_byte_exact() {
     let d = Dir::new();
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
+    let out = d.job(
         &job("eecs_grep_map.sh"),
-        "-r",
         &job("values_reduce.sh"),
-        "-R",
-        "1",
-        &eecs("input"),
-    ]);
+        &["-R", "1", &eecs("input")],
+    );
     assert_eq!(
         out.ok(),
         read(shared().join("testdata/eecs485/correct/grep_correct.txt"))
@@ -85,17 +73,7 @@ fn eecs485_intermediate_data_reduces_like_the_reference() {
     let d = Dir::new();
     let input = eecs("input_large_intermediate");
     let reference = d.sh(&format!("cat {input}/* | sort | {}", job("sum_reduce.sh")));
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "4",
-        &input,
-    ]);
+    let out = d.job("cat", &job("sum_reduce.sh"), &["-R", "4", &input]);
     assert_eq!(sorted_lines(out.ok()), sorted_lines(&reference));
 }
 
@@ -340,23 +318,21 @@ fn key_fields_and_separator() {
         sorted_lines(b"eu,de,1\neu,fr,7\nus,ca,2\nus,ny,6\n")
     );
     // Every record of one key reaches one reducer: each part has distinct keys.
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
+    let out = d.job(
         "cat",
-        "-r",
         "@count",
-        "--separator",
-        ",",
-        "--key-fields",
-        "2",
-        "-R",
-        "2",
-        "-o",
-        "o",
-        "sales.csv",
-    ]);
+        &[
+            "--separator",
+            ",",
+            "--key-fields",
+            "2",
+            "-R",
+            "2",
+            "-o",
+            "o",
+            "sales.csv",
+        ],
+    );
     out.ok();
     assert_eq!(
         sorted_lines(&parts(d.path("o"))),
@@ -368,19 +344,7 @@ fn key_fields_and_separator() {
 fn values_are_sorted_within_a_key() {
     let d = Dir::new();
     d.write("in", "k\t3\nk\t1\nj\tz\nk\t2\nj\ta\n");
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        "cat",
-        "-R",
-        "1",
-        "--split-size",
-        "4",
-        "in",
-    ]);
+    let out = d.job("cat", "cat", &["-R", "1", "--split-size", "4", "in"]);
     assert_eq!(out.ok(), b"j\ta\nj\tz\nk\t1\nk\t2\nk\t3\n");
 }
 
@@ -444,17 +408,7 @@ fn builtin_reducers_match_their_scripts() {
         ("@identity", b"a\t1\na\t10\nb\t-2\nb\t4\nc\t7\n"),
     ];
     for (builtin, expected) in cases {
-        let out = d.run(&[
-            "run",
-            "-q",
-            "-m",
-            "tr ' ' '\\t'",
-            "-r",
-            builtin,
-            "-R",
-            "1",
-            "in",
-        ]);
+        let out = d.job("tr ' ' '\\t'", builtin, &["-R", "1", "in"]);
         assert_eq!(out.ok(), expected, "{builtin}");
     }
     let err = d
@@ -470,17 +424,7 @@ fn non_utf8_keys_sort_bytewise() {
         "in",
         b"\xff\xfe\t1\nabc\t1\n\x80x\t2\n\xff\xfe\t3\nABC\t1\n\x01\t1\n",
     );
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "1",
-        "in",
-    ]);
+    let out = d.job("cat", &job("sum_reduce.sh"), &["-R", "1", "in"]);
     assert_eq!(
         out.ok(),
         b"\x01\t1\nABC\t1\nabc\t1\n\x80x\t2\n\xff\xfe\t4\n"
@@ -491,7 +435,7 @@ fn non_utf8_keys_sort_bytewise() {
 fn lines_without_separator_are_passed_unchanged() {
     let d = Dir::new();
     d.write("in", "b\na\tx\na\nb\n");
-    let out = d.run(&["run", "-q", "-m", "cat", "-r", "cat", "-R", "1", "in"]);
+    let out = d.job("cat", "cat", &["-R", "1", "in"]);
     assert_eq!(out.ok(), b"a\na\tx\nb\nb\n");
 }
 
@@ -520,17 +464,7 @@ fn tasks_see_their_context_in_the_environment() {
         "r.sh",
         "cat; echo \"reduce\t$GMR_TASK $mapreduce_task_partition\"",
     );
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        m.to_str().unwrap(),
-        "-r",
-        r.to_str().unwrap(),
-        "-R",
-        "1",
-        "in",
-    ]);
+    let out = d.job(m.to_str().unwrap(), r.to_str().unwrap(), &["-R", "1", "in"]);
     let text = String::from_utf8(out.ok().to_vec()).unwrap();
     assert!(text.contains("map-00000\t1 one one 0"), "{text}");
     assert!(text.contains("map-00001\t1 two two 1"), "{text}");
@@ -541,34 +475,18 @@ fn tasks_see_their_context_in_the_environment() {
 fn a_mapper_that_ignores_stdin_is_fine() {
     let d = Dir::new();
     d.write("big", "x\n".repeat(2_000_000));
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
+    let out = d.job(
         "echo hello",
-        "-r",
         "@count",
-        "-R",
-        "1",
-        "--split-size",
-        "1M",
-        "big",
-    ]);
+        &["-R", "1", "--split-size", "1M", "big"],
+    );
     let text = String::from_utf8(out.ok().to_vec()).unwrap();
     assert!(text.starts_with("hello\t"), "{text}");
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
+    let out = d.job(
         "head -n 1",
-        "-r",
         "@count",
-        "-R",
-        "1",
-        "--split-size",
-        "64M",
-        "big",
-    ]);
+        &["-R", "1", "--split-size", "64M", "big"],
+    );
     assert_eq!(out.ok(), b"x\t1\n");
 }
 
@@ -580,17 +498,7 @@ fn a_task_writing_megabytes_to_stderr_does_not_hang() {
         "noisy.sh",
         "head -c 10000000 /dev/zero | tr '\\0' 'e' | fold -w 100 >&2; cat",
     );
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        m.to_str().unwrap(),
-        "-r",
-        "cat",
-        "-R",
-        "1",
-        "in",
-    ]);
+    let out = d.job(m.to_str().unwrap(), "cat", &["-R", "1", "in"]);
     assert_eq!(out.ok(), b"a\nb\n");
 }
 
@@ -735,10 +643,8 @@ fn an_existing_output_directory_is_refused_unless_forced() {
     );
     assert_eq!(read(d.path("o/keep.txt")), b"precious");
     assert_eq!(names(d.path("o")), ["keep.txt"]);
-    d.run(&[
-        "run", "-q", "-m", "cat", "-r", "cat", "-R", "2", "-o", "o", "--force", "in",
-    ])
-    .ok();
+    d.job("cat", "cat", &["-R", "2", "-o", "o", "--force", "in"])
+        .ok();
     assert_eq!(names(d.path("o")), ["_SUCCESS", "part-00000", "part-00001"]);
 }
 
@@ -746,20 +652,13 @@ fn an_existing_output_directory_is_refused_unless_forced() {
 fn empty_input_gives_empty_parts_and_success() {
     let d = Dir::new();
     d.write("empty", "");
-    d.run(&[
-        "run", "-q", "-m", "cat", "-r", "cat", "-R", "3", "-o", "o", "empty",
-    ])
-    .ok();
+    d.job("cat", "cat", &["-R", "3", "-o", "o", "empty"]).ok();
     assert_eq!(
         names(d.path("o")),
         ["_SUCCESS", "part-00000", "part-00001", "part-00002"]
     );
     assert!(parts(d.path("o")).is_empty());
-    assert!(
-        d.run(&["run", "-q", "-m", "cat", "-r", "cat", "empty"])
-            .ok()
-            .is_empty()
-    );
+    assert!(d.job("cat", "cat", &["empty"]).ok().is_empty());
 }
 
 #[test]
@@ -800,7 +699,7 @@ fn directories_skip_hidden_and_underscore_files() {
     d.write("in/a", "x\n");
     d.write("in/.hidden", "h\n");
     d.write("in/_SUCCESS", "");
-    let out = d.run(&["run", "-q", "-m", "cat", "-r", "cat", "-R", "1", "in"]);
+    let out = d.job("cat", "cat", &["-R", "1", "in"]);
     assert_eq!(out.ok(), b"x\n");
 }
 

@@ -146,19 +146,9 @@ fn run(d: &Dir, args: &[&str], more: &[String]) -> Out {
 
 /// The word count of the test books, run locally: the reference.
 fn local_word_count(d: &Dir, mapper: &str) -> Vec<u8> {
-    d.run(&[
-        "run",
-        "-q",
-        "-m",
-        mapper,
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "3",
-        &gutenberg(),
-    ])
-    .ok()
-    .to_vec()
+    d.job(mapper, &job("sum_reduce.sh"), &["-R", "3", &gutenberg()])
+        .ok()
+        .to_vec()
 }
 
 /// The job log's lines.
@@ -384,21 +374,19 @@ fn all_hosts_down_fails_in_bounded_time_naming_each_host() {
     d.write("known_hosts", "");
     let hosts: Vec<String> = (2..5).map(|i| format!("127.0.0.{i}:{port}")).collect();
     let t0 = Instant::now();
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
+    let out = d.job(
         "cat",
-        "-r",
         "cat",
-        "--hosts",
-        &hosts.join(","),
-        "--known-hosts",
-        "known_hosts",
-        "--workdir",
-        "w",
-        "in.txt",
-    ]);
+        &[
+            "--hosts",
+            &hosts.join(","),
+            "--known-hosts",
+            "known_hosts",
+            "--workdir",
+            "w",
+            "in.txt",
+        ],
+    );
     let err = out.fails(1);
     within(t0, 10);
     assert!(err.contains("no host can run tasks"), "{err}");

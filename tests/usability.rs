@@ -69,20 +69,8 @@ fn the_job_log_has_one_line_per_attempt() {
     d.write("in/a", "one two\n");
     d.write("in/b", "three\n");
     let m = flaky_counting_mapper(&d);
-    d.run(&[
-        "run",
-        "-q",
-        "-m",
-        &m,
-        "-r",
-        "@count",
-        "-R",
-        "3",
-        "--joblog",
-        "log.jsonl",
-        "in",
-    ])
-    .ok();
+    d.job(&m, "@count", &["-R", "3", "--joblog", "log.jsonl", "in"])
+        .ok();
     let log = lines(&read(d.path("log.jsonl")));
     let runs = String::from_utf8(read(d.path("runs.log"))).unwrap();
     let map_lines: Vec<&Value> = log
@@ -201,20 +189,8 @@ fn resume_reruns_only_missing_tasks_and_gives_identical_output() {
 fn resume_refuses_another_job() {
     let d = Dir::new();
     d.write("in", "a b\n");
-    d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "false",
-        "-r",
-        "cat",
-        "--retries",
-        "0",
-        "--workdir",
-        "w",
-        "in",
-    ])
-    .fails(1);
+    d.job("false", "cat", &["--retries", "0", "--workdir", "w", "in"])
+        .fails(1);
     let err = d
         .run(&[
             "run",
@@ -305,7 +281,7 @@ fn stderr_in_a_pipe_has_no_escape_codes() {
         !err.contains('\x1b') && !err.contains('\r'),
         "no progress escape codes in a pipe: {err:?}"
     );
-    let quiet = d.run(&["run", "-q", "-m", "cat", "-r", "@count", &gutenberg()]);
+    let quiet = d.job("cat", "@count", &[&gutenberg()]);
     quiet.ok();
     assert!(
         quiet.stderr().is_empty(),

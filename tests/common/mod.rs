@@ -93,8 +93,12 @@ impl Dir {
     /// Runs the whitespace word count job (`tests/jobs/words_map.sh` and
     /// `sum_reduce.sh`) quietly, with `args` after the commands.
     pub fn word_count(&self, args: &[&str]) -> Out {
-        let (m, r) = (job("words_map.sh"), job("sum_reduce.sh"));
-        let mut all = vec!["run", "-q", "-m", &m, "-r", &r];
+        self.job(&job("words_map.sh"), &job("sum_reduce.sh"), args)
+    }
+
+    /// Runs `gmr run -q -m mapper -r reducer` with `args` after them.
+    pub fn job(&self, mapper: &str, reducer: &str, args: &[&str]) -> Out {
+        let mut all = vec!["run", "-q", "-m", mapper, "-r", reducer];
         all.extend_from_slice(args);
         self.run(&all)
     }
