@@ -58,7 +58,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l resume -d 'Continue the 
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand split" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand split" -l workdir -d 'Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand split" -l workdir -d 'Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read; `gmr reduce` removes it after success)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s j -l jobs -d 'The number of jobs the default split size plans for (default: the number of cores)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s V -l version -d 'Print version'

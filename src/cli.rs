@@ -274,7 +274,7 @@ pub struct SplitArgs {
     #[command(flatten)]
     pub input: InputArgs,
 
-    /// Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read)
+    /// Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read; `gmr reduce` removes it after success)
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
 

@@ -585,7 +585,11 @@ fn split_stage(args: SplitArgs) -> Result<()> {
     let reads_stdin =
         args.input.inputs.is_empty() || args.input.inputs.iter().any(|p| p.as_os_str() == "-");
     let wd = if reads_stdin || args.workdir.is_some() {
-        Some(open_workdir(args.workdir.as_deref(), false)?.0)
+        let (wd, created) = open_workdir(args.workdir.as_deref(), false)?;
+        if created {
+            wd.mark_temporary()?;
+        }
+        Some(wd)
     } else {
         None
     };
@@ -758,6 +762,11 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
     check_counts(&spec, &map, Some(&totals))?;
     workdir::remove_attempt_files(&spec.output);
     deliver_output(&spec, spec.reducers as usize, to_stdout)?;
+    // The pipeline ends here: a work directory only `gmr split` knew of
+    // (stdin, no --workdir) has nothing left that anyone can ask for.
+    if args.workdir.is_none() && wd.is_temporary() {
+        workdir::remove_path(wd.root());
+    }
     if to_stdout {
         if !args.exec.quiet {
             let mut counters = Counters::new();

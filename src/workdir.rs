@@ -125,6 +125,19 @@ impl WorkDir {
         self.root.join("output")
     }
 
+    /// Marks a work directory that `gmr split` made for standard input
+    /// without being asked: nobody else knows it, so the stage that ends
+    /// the pipeline removes it ([`WorkDir::is_temporary`]).
+    pub fn mark_temporary(&self) -> Result<()> {
+        let path = self.root.join("temporary");
+        fs::write(&path, b"").map_err(|e| Error::io("cannot write", &path, e))
+    }
+
+    /// Whether [`WorkDir::mark_temporary`] marked this work directory.
+    pub fn is_temporary(&self) -> bool {
+        self.root.join("temporary").exists()
+    }
+
     /// The job report written at the end of a run.
     pub fn job_report_path(&self) -> PathBuf {
         self.root.join("report.json")

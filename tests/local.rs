@@ -864,10 +864,16 @@ fn stages_on_stdin_pass_the_work_directory_along() {
     // in its lines; the later stages find it there.
     let d = Dir::new();
     let gmr = gmr_bin().display().to_string();
-    let out = d.sh(&format!(
-        "printf 'b\\na\\nb\\nc\\nb\\n' | {gmr} split | {gmr} map -q -m cat -R 2 | {gmr} shuffle -q | {gmr} reduce -q -r @count"
-    ));
+    let stages = format!(
+        "printf 'b\\na\\nb\\nc\\nb\\n' | {gmr} split | {gmr} map -q -m cat -R 2 | {gmr} shuffle -q"
+    );
+    let out = d.sh(&format!("{stages} | {gmr} reduce -q -r @count"));
     assert_eq!(sorted_lines(&out), sorted_lines(b"a\t1\nb\t3\nc\t1\n"));
+    // The work directory split made for stdin is gone once reduce is done,
+    // and only then.
+    assert_eq!(fs::read_dir(d.path("tmp")).unwrap().count(), 0);
+    let out = d.sh(&format!("{stages} >/dev/null; ls tmp"));
+    assert!(String::from_utf8_lossy(&out).starts_with("gmr-"));
     let err = d.run_stdin(&["shuffle"], b"").fails(2);
     assert!(err.contains("no work directory"), "{err}");
     let err = d.run_stdin(&["map", "-m", "cat"], b"not json\n").fails(2);

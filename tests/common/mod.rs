@@ -122,12 +122,14 @@ impl Dir {
         Out(out)
     }
 
-    /// Runs a shell command line in this directory (for references).
+    /// Runs a shell command line in this directory (for references, and
+    /// for gmr in pipelines), with temporary files inside it.
     pub fn sh(&self, cmd: &str) -> Vec<u8> {
         let out = Command::new("sh")
             .arg("-c")
             .arg(cmd)
             .current_dir(self.tmp.path())
+            .env("TMPDIR", self.path("tmp"))
             .env("LC_ALL", "C")
             .output()
             .unwrap();
