@@ -11,44 +11,107 @@
 use crate::builtin::{Acc, Builtin};
 use crate::record::{KeySpec, key_prefix};
 use crate::sort::SortBuffer;
-use hashbrown::HashTable;
 use std::io;
 use twox_hash::XxHash3_64;
 
-/// Per-entry bookkeeping of the table, counted against the sort buffer.
-const ENTRY_OVERHEAD: usize = 64;
+/// Bytes of a key kept in its slot. Keys up to this long (97% of the words
+/// of an English text) are found and compared without reading the arena.
+const INLINE: usize = 16;
 
-/// One key's partial result. The key's bytes live in the arena; its first
-/// eight bytes and length are kept here, so that keys of up to eight bytes
-/// (most words, ids, small numbers) are found and compared without reading
-/// the arena or calling memcmp — profiles of `-r @count` showed both.
-struct Entry {
-    hash: u64,
-    prefix: u64,
-    start: u32,
+/// Records hashed ahead of their lookup, so that the slots they need are
+/// being fetched from memory while earlier ones are probed.
+const BATCH: usize = 16;
+
+/// log2 of the slots of a new table.
+const FIRST_BITS: u32 = 10;
+
+/// Marks an empty slot in [`Slot::len`].
+const EMPTY: u32 = u32::MAX;
+
+/// One key and its partial result, half a cache line. The first
+/// [`INLINE`] bytes of the key are in the slot (zero-padded), the rest in
+/// the arena. `acc` is the count itself for `@count`, else the index of
+/// the key's [`Acc`]: a word count touches one cache line per record.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Slot {
+    head: [u64; 2],
     len: u32,
-    acc: Acc,
+    tail: u32,
+    acc: u64,
 }
 
-/// The hash of a key: a multiply-xorshift of the zero-padded prefix and the
-/// length for keys of up to eight bytes, XXH3 for longer ones.
+const VACANT: Slot = Slot {
+    head: [0; 2],
+    len: EMPTY,
+    tail: 0,
+    acc: 0,
+};
+
+/// A record waiting in the batch: its key's hash and inline bytes, and
+/// where its line was copied (when more than the inline bytes are needed).
+struct Pending {
+    hash: u64,
+    head: [u64; 2],
+    len: u32,
+    line: (u32, u32),
+    value_start: u32,
+}
+
+/// The first [`INLINE`] bytes of `key`, zero-padded, as two big-endian
+/// words.
 #[inline]
-fn hash_key(key: &[u8], prefix: u64) -> u64 {
-    if key.len() <= 8 {
-        let x = (prefix ^ key.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        x ^ (x >> 29)
+fn head(key: &[u8]) -> [u64; 2] {
+    let second = key.get(8..).map_or(0, key_prefix);
+    [key_prefix(key), second]
+}
+
+/// The hash of a key: a folded multiply of its inline bytes and length for
+/// short keys, XXH3 for longer ones.
+#[inline]
+fn hash_key(key: &[u8], head: [u64; 2]) -> u64 {
+    #[cfg(test)]
+    if tests::COLLIDE.get() {
+        return 0;
+    }
+    if key.len() <= INLINE {
+        let a = head[0] ^ 0x243f_6a88_85a3_08d3;
+        let b = head[1] ^ (key.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let m = u128::from(a) * u128::from(b ^ 0x1319_8a2e_0370_7344);
+        (m as u64) ^ ((m >> 64) as u64)
     } else {
         XxHash3_64::oneshot(key)
     }
 }
 
-/// Partial results of one built-in, per key.
+/// Asks the CPU to start loading `p`'s cache line.
+#[inline]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Partial results of one built-in, per key: an open-addressing table
+/// with linear probing, at most half full.
 pub struct Aggregator {
     builtin: Builtin,
     key: KeySpec,
-    table: HashTable<Entry>,
+    slots: Vec<Slot>,
+    /// `64 - log2(slots.len())`: a hash's top bits pick its first slot.
+    shift: u32,
+    used: usize,
+    /// The bytes of keys beyond [`INLINE`].
     arena: Vec<u8>,
-    bytes: usize,
+    /// Results of built-ins other than `@count`.
+    accs: Vec<Acc>,
+    pending: Vec<Pending>,
+    /// Lines of pending records whose key or value must be read again.
+    pending_lines: Vec<u8>,
     line: Vec<u8>,
 }
 
@@ -59,70 +122,239 @@ impl Aggregator {
         Aggregator {
             builtin,
             key,
-            table: HashTable::new(),
+            slots: vec![VACANT; 1 << FIRST_BITS],
+            shift: 64 - FIRST_BITS,
+            used: 0,
             arena: Vec::new(),
-            bytes: 0,
+            accs: Vec::new(),
+            pending: Vec::with_capacity(BATCH),
+            pending_lines: Vec::new(),
             line: Vec::new(),
         }
     }
 
-    /// Adds one record (without its `\n`).
+    /// Adds one record (without its `\n`). Records are taken in batches:
+    /// an error in a value may be reported a few records late.
     #[inline]
     pub fn push(&mut self, line: &[u8]) -> io::Result<()> {
         let f = self.key.fields(line);
-        let (key, value) = (&line[..f.key_end], &line[f.value_start..]);
-        let prefix = key_prefix(key);
-        let hash = hash_key(key, prefix);
-        let arena = &self.arena;
-        let same = |e: &Entry| {
-            e.prefix == prefix
-                && e.len as usize == key.len()
-                && (key.len() <= 8
-                    || arena[e.start as usize + 8..(e.start + e.len) as usize] == key[8..])
+        let key = &line[..f.key_end];
+        let head = head(key);
+        let hash = hash_key(key, head);
+        prefetch(&self.slots[(hash >> self.shift) as usize]);
+        let copied = if key.len() > INLINE || self.builtin != Builtin::Count {
+            let at = self.pending_lines.len() as u32;
+            self.pending_lines.extend_from_slice(line);
+            (at, line.len() as u32)
+        } else {
+            (0, 0)
         };
-        if let Some(e) = self.table.find_mut(hash, same) {
-            return e.acc.add(self.builtin, key, value);
-        }
-        let mut acc = Acc::new(self.builtin);
-        acc.add(self.builtin, key, value)?;
-        let start = u32::try_from(self.arena.len()).expect("aggregate keys over 4 GiB");
-        self.arena.extend_from_slice(key);
-        self.bytes += key.len() + ENTRY_OVERHEAD;
-        let entry = Entry {
+        self.pending.push(Pending {
             hash,
-            prefix,
-            start,
+            head,
             len: key.len() as u32,
+            line: copied,
+            value_start: f.value_start as u32,
+        });
+        if self.pending.len() == BATCH {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    /// Looks up the pending records.
+    fn flush(&mut self) -> io::Result<()> {
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut lines = std::mem::take(&mut self.pending_lines);
+        let result = pending.iter().try_for_each(|p| self.add(p, &lines));
+        pending.clear();
+        lines.clear();
+        self.pending = pending;
+        self.pending_lines = lines;
+        result
+    }
+
+    /// Adds one pending record to its key's slot.
+    #[inline]
+    fn add(&mut self, p: &Pending, lines: &[u8]) -> io::Result<()> {
+        let line = &lines[p.line.0 as usize..][..p.line.1 as usize];
+        let key_len = p.len as usize;
+        let mask = self.slots.len() - 1;
+        let mut i = (p.hash >> self.shift) as usize;
+        loop {
+            let slot = &self.slots[i];
+            if slot.len == EMPTY {
+                break;
+            }
+            if slot.head == p.head
+                && slot.len == p.len
+                && (key_len <= INLINE
+                    || self.arena[slot.tail as usize..][..key_len - INLINE]
+                        == line[INLINE..key_len])
+            {
+                return self.accumulate(i, line, p);
+            }
+            i = (i + 1) & mask;
+        }
+        // A new key.
+        let tail = if key_len > INLINE {
+            let at = u32::try_from(self.arena.len()).expect("aggregate keys over 4 GiB");
+            self.arena.extend_from_slice(&line[INLINE..key_len]);
+            at
+        } else {
+            0
+        };
+        let acc = if self.builtin == Builtin::Count {
+            0
+        } else {
+            self.accs.push(Acc::new(self.builtin));
+            (self.accs.len() - 1) as u64
+        };
+        self.slots[i] = Slot {
+            head: p.head,
+            len: p.len,
+            tail,
             acc,
         };
-        self.table.insert_unique(hash, entry, |e| e.hash);
+        self.used += 1;
+        self.accumulate(i, line, p)?;
+        if self.used * 2 > self.slots.len() {
+            self.grow();
+        }
         Ok(())
+    }
+
+    #[inline]
+    fn accumulate(&mut self, i: usize, line: &[u8], p: &Pending) -> io::Result<()> {
+        let slot = &mut self.slots[i];
+        if self.builtin == Builtin::Count {
+            slot.acc += 1;
+            return Ok(());
+        }
+        let key = &line[..p.len as usize];
+        let value = &line[p.value_start as usize..];
+        self.accs[slot.acc as usize].add(self.builtin, key, value)
+    }
+
+    /// The key of a slot, into `out`.
+    fn key_of(&self, slot: &Slot, out: &mut Vec<u8>) {
+        let len = slot.len as usize;
+        let mut inline = [0u8; INLINE];
+        inline[..8].copy_from_slice(&slot.head[0].to_be_bytes());
+        inline[8..].copy_from_slice(&slot.head[1].to_be_bytes());
+        out.extend_from_slice(&inline[..len.min(INLINE)]);
+        if len > INLINE {
+            out.extend_from_slice(&self.arena[slot.tail as usize..][..len - INLINE]);
+        }
+    }
+
+    /// Doubles the table.
+    fn grow(&mut self) {
+        let doubled = vec![VACANT; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        self.shift -= 1;
+        let mask = self.slots.len() - 1;
+        let mut key = Vec::new();
+        for slot in old.into_iter().filter(|s| s.len != EMPTY) {
+            key.clear();
+            self.key_of(&slot, &mut key);
+            let mut i = (hash_key(&key, slot.head) >> self.shift) as usize;
+            while self.slots[i].len != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = slot;
+        }
     }
 
     /// Memory the table takes, roughly.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.slots.len() * size_of::<Slot>()
+            + self.arena.len()
+            + self.accs.iter().map(Acc::bytes).sum::<usize>()
     }
 
     /// Moves every partial result into `buffer` as a `key<SEP>partial`
-    /// record and empties the table; returns how many.
-    pub fn drain_into(&mut self, buffer: &mut SortBuffer) -> u64 {
-        let n = self.table.len() as u64;
-        for e in self.table.drain() {
-            self.line.clear();
-            let key = &self.arena[e.start as usize..(e.start + e.len) as usize];
-            e.acc.write_line(key, self.key.separator, &mut self.line);
-            buffer.push(&self.line[..self.line.len() - 1]);
+    /// record and empties the table; returns how many. The table shrinks to
+    /// its first size, so that memory is again that of the keys it holds.
+    pub fn drain_into(&mut self, buffer: &mut SortBuffer) -> io::Result<u64> {
+        self.flush()?;
+        let (mut key, mut line) = (Vec::new(), std::mem::take(&mut self.line));
+        for slot in self.slots.iter().filter(|s| s.len != EMPTY) {
+            key.clear();
+            self.key_of(slot, &mut key);
+            line.clear();
+            match self.builtin {
+                Builtin::Count => {
+                    Acc::Count(slot.acc).write_line(&key, self.key.separator, &mut line)
+                }
+                _ => self.accs[slot.acc as usize].write_line(&key, self.key.separator, &mut line),
+            }
+            buffer.push(&line[..line.len() - 1]);
         }
+        self.line = line;
+        let n = self.used as u64;
+        self.slots = vec![VACANT; 1 << FIRST_BITS];
+        self.shift = 64 - FIRST_BITS;
+        self.used = 0;
         self.arena.clear();
-        self.bytes = 0;
-        n
+        self.accs.clear();
+        Ok(n)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Makes every key hash alike, so that every lookup compares keys.
+        pub static COLLIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[test]
+    fn keys_that_collide_are_told_apart() {
+        COLLIDE.set(true);
+        let spec = KeySpec::default();
+        let mut agg = Aggregator::new(Builtin::Count, spec);
+        // Keys that differ only in length (trailing zero bytes), around the
+        // inline bytes' end, and only in their tails.
+        let mut want = Vec::new();
+        for base in [
+            &b""[..],
+            b"abcdefgh",
+            b"abcdefghijklmnop",
+            b"abcdefghijklmnopqrst",
+        ] {
+            for zeros in 0..3 {
+                let key = [base, &vec![0; zeros]].concat();
+                want.push(key.clone());
+                want.push([&key[..], b"x"].concat());
+            }
+        }
+        want.sort();
+        want.dedup();
+        for (i, key) in want.iter().enumerate() {
+            for _ in 0..=i {
+                agg.push(key).unwrap();
+            }
+        }
+        let mut buf = SortBuffer::new(spec, 1);
+        assert_eq!(agg.drain_into(&mut buf).unwrap() as usize, want.len());
+        buf.sort();
+        let mut got = Vec::new();
+        buf.for_each(|l| {
+            got.push(l.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        COLLIDE.set(false);
+        let want: Vec<Vec<u8>> = want
+            .iter()
+            .enumerate()
+            .map(|(i, k)| [&k[..], format!("\t{}", i + 1).as_bytes()].concat())
+            .collect();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn partial_counts_merge_to_the_count() {
@@ -132,25 +364,30 @@ mod tests {
             agg.push(w.as_bytes()).unwrap();
         }
         let mut buf = SortBuffer::new(spec, 1);
-        assert_eq!(agg.drain_into(&mut buf), 3);
+        assert_eq!(agg.drain_into(&mut buf).unwrap(), 3);
         buf.sort();
         let mut out = Vec::new();
         buf.write_runs(&mut out, 0).unwrap();
         assert_eq!(out, b"a\t2\nb\t3\nc\t1\n");
-        assert_eq!(agg.bytes(), 0);
+        assert_eq!(agg.drain_into(&mut buf).unwrap(), 0, "drained");
+        assert_eq!(agg.bytes(), Aggregator::new(Builtin::Count, spec).bytes());
     }
 
     #[test]
     fn long_and_short_keys_with_equal_prefixes_stay_apart() {
         let spec = KeySpec::default();
         let mut agg = Aggregator::new(Builtin::Sum, spec);
-        let keys: [&[u8]; 6] = [
+        let keys: [&[u8]; 10] = [
             b"abcdefgh",
             b"abcdefghX",
             b"abcdefghY",
             b"abc",
             b"abc\x00",
             b"",
+            b"abcdefghijklmnop",
+            b"abcdefghijklmnop\x00",
+            b"abcdefghijklmnopq",
+            b"abcdefghijklmnopr",
         ];
         for (i, k) in keys.iter().enumerate() {
             for _ in 0..=i {
@@ -158,19 +395,98 @@ mod tests {
             }
         }
         let mut buf = SortBuffer::new(spec, 1);
-        assert_eq!(agg.drain_into(&mut buf), 6);
+        assert_eq!(agg.drain_into(&mut buf).unwrap(), 10);
         buf.sort();
         let mut out = Vec::new();
         buf.write_runs(&mut out, 0).unwrap();
         assert_eq!(
             out,
-            b"\t6\nabc\t4\nabc\x00\t5\nabcdefgh\t1\nabcdefghX\t2\nabcdefghY\t3\n"
+            b"\t6\nabc\t4\nabc\x00\t5\nabcdefgh\t1\nabcdefghX\t2\nabcdefghY\t3\n\
+              abcdefghijklmnop\t7\nabcdefghijklmnop\x00\t8\nabcdefghijklmnopq\t9\nabcdefghijklmnopr\t10\n"
         );
+    }
+
+    /// Every built-in over many keys of every length (the table grows
+    /// several times), drained twice midway, against a BTreeMap.
+    #[test]
+    fn many_keys_give_what_a_sorted_map_gives() {
+        use std::collections::BTreeMap;
+        let spec = KeySpec::default();
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        let records: Vec<(Vec<u8>, i64)> = (0..60_000)
+            .map(|_| {
+                let len = (next() % 24) as usize;
+                let id = next() % 5000;
+                // Shared prefixes and zero bytes: keys that differ late.
+                let key = (0..len)
+                    .map(|i| match i + 4 < len {
+                        true => b'a',
+                        false => b"\0\x01\x02abcdefghijklm"[(id >> (i % 4 * 4)) as usize & 15],
+                    })
+                    .collect();
+                (key, next() as i64 % 1000 - 500)
+            })
+            .collect();
+        for builtin in [Builtin::Count, Builtin::Sum, Builtin::Min, Builtin::Max] {
+            let mut agg = Aggregator::new(builtin, spec);
+            let mut buf = SortBuffer::new(spec, 1);
+            let mut partials = 0;
+            let mut want: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+            for (i, (key, value)) in records.iter().enumerate() {
+                agg.push(&[key.as_slice(), b"\t", value.to_string().as_bytes()].concat())
+                    .unwrap();
+                let v = if builtin == Builtin::Count { 1 } else { *value };
+                want.entry(key.clone())
+                    .and_modify(|w| match builtin {
+                        Builtin::Min => *w = (*w).min(v),
+                        Builtin::Max => *w = (*w).max(v),
+                        _ => *w += v,
+                    })
+                    .or_insert(v);
+                if i % 25_000 == 24_999 {
+                    partials += agg.drain_into(&mut buf).unwrap();
+                }
+            }
+            partials += agg.drain_into(&mut buf).unwrap();
+            assert_eq!(partials as usize, buf.len());
+            // Merge the partial results as the reducer would.
+            let mut got: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+            buf.for_each(|line| {
+                let tab = line.iter().rposition(|&b| b == b'\t').unwrap();
+                let v: i64 = std::str::from_utf8(&line[tab + 1..])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                got.entry(line[..tab].to_vec())
+                    .and_modify(|w| match builtin {
+                        Builtin::Min => *w = (*w).min(v),
+                        Builtin::Max => *w = (*w).max(v),
+                        _ => *w += v,
+                    })
+                    .or_insert(v);
+                Ok(())
+            })
+            .unwrap();
+            let differ = got.iter().zip(&want).find(|(g, w)| g != w);
+            assert_eq!(differ, None, "{}", builtin.name());
+            assert_eq!(got.len(), want.len(), "{}", builtin.name());
+        }
     }
 
     #[test]
     fn bad_values_are_errors() {
         let mut agg = Aggregator::new(Builtin::Sum, KeySpec::default());
-        assert!(agg.push(b"k\tx").is_err());
+        agg.push(b"k\t1").unwrap();
+        agg.push(b"k\tx").unwrap();
+        let err = agg
+            .drain_into(&mut SortBuffer::new(KeySpec::default(), 1))
+            .unwrap_err();
+        assert!(err.to_string().contains("integer"), "{err}");
     }
 }

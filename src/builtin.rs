@@ -133,6 +133,15 @@ impl Acc {
         Ok(())
     }
 
+    /// Memory it takes, roughly.
+    pub fn bytes(&self) -> usize {
+        size_of::<Acc>()
+            + match self {
+                Acc::Extreme { text, .. } => text.capacity(),
+                _ => 0,
+            }
+    }
+
     /// Appends `key<SEP>result\n` to `out`.
     pub fn write_line(&self, key: &[u8], separator: u8, out: &mut Vec<u8>) {
         out.extend_from_slice(key);

@@ -472,10 +472,13 @@ impl Sorter<'_> {
     }
 
     /// Moves aggregated keys into the sort buffer.
-    fn drain_aggregate(&mut self) {
+    fn drain_aggregate(&mut self) -> Result<(), TaskError> {
         if let Some(agg) = &mut self.aggregate {
-            self.report.combine_out += agg.drain_into(&mut self.buffer);
+            self.report.combine_out += agg
+                .drain_into(&mut self.buffer)
+                .map_err(|e| TaskError::task(format!("combiner: {e}")))?;
         }
+        Ok(())
     }
 
     /// Sorts (and combines) the buffer and writes it to `path`.
@@ -528,7 +531,7 @@ impl Sorter<'_> {
 
     /// Writes the buffer as one more spilled run.
     fn spill(&mut self) -> Result<(), TaskError> {
-        self.drain_aggregate();
+        self.drain_aggregate()?;
         let path = self.dir.join(format!("spill-{:05}", self.spills.len()));
         let segments = self.write_buffer(&path)?;
         self.spills.push((path, segments));
@@ -538,7 +541,7 @@ impl Sorter<'_> {
 
     /// Writes the final runs file `out` and returns its segments.
     fn finish(&mut self) -> Result<Vec<Segment>, TaskError> {
-        self.drain_aggregate();
+        self.drain_aggregate()?;
         let out_path = self.dir.join("out");
         if self.spills.is_empty() {
             return self.write_buffer(&out_path);
