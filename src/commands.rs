@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 /// Runs a parsed command line.
 pub fn dispatch(cli: Cli) -> Result<()> {
+    crate::merge::raise_open_file_limit();
     match cli.command {
         Command::Run(args) => run(args),
         Command::Split(args) => split_stage(args),

@@ -4,6 +4,10 @@
 //! A run is a segment of a runs file (see [`crate::sort::Segment`]) or a
 //! whole merged partition; each holds `\n`-terminated records already in
 //! (key, value, line) order.
+//!
+//! A merge holds one open file per run. When there are more runs than the
+//! open-file limit allows ([`fan_in`]), [`narrow`] first merges groups of
+//! them into intermediate files, as many passes as it takes.
 
 use crate::record::{Fields, KeySpec, compare};
 use crate::sort::Segment;
@@ -11,8 +15,8 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 /// A sorted run being read.
 pub type Run = Box<dyn BufRead + Send>;
@@ -43,6 +47,113 @@ pub fn open_file(path: &Path) -> io::Result<Run> {
         run_buffer(1),
         File::open(path).map_err(too_many_files)?,
     )))
+}
+
+/// A sorted run on disk: a segment of a file.
+#[derive(Debug, Clone)]
+pub struct RunFile {
+    /// The file.
+    pub path: PathBuf,
+    /// The run's bytes in it.
+    pub segment: Segment,
+}
+
+impl RunFile {
+    /// Opens the run with a read buffer of `buffer` bytes.
+    pub fn open(&self, buffer: usize) -> io::Result<Run> {
+        open_segment(&self.path, self.segment, buffer)
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit, so
+/// that merges of many runs need fewer passes. Failure changes nothing.
+pub fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// How many runs one merge may open at once: the open-file limit, less a
+/// margin for everything else, shared by the tasks that may run at once in
+/// this process (one per core).
+pub fn fan_in() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct.
+    let limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    let tasks = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (limit.saturating_sub(32) / tasks).clamp(4, 1024)
+}
+
+/// Merges groups of `fan_in` runs into files `dir/{name}-{pass}-{group}`
+/// until at most `fan_in` runs are left, and returns those. Files of a pass
+/// are removed once the next pass has merged them; the caller removes the
+/// files it is returned.
+/// Equal records are byte-equal, so grouping changes nothing in the output.
+pub fn narrow(
+    key: KeySpec,
+    mut runs: Vec<RunFile>,
+    fan_in: usize,
+    dir: &Path,
+    name: &str,
+) -> io::Result<Vec<RunFile>> {
+    let fan_in = fan_in.max(2);
+    let mut made: Vec<PathBuf> = Vec::new();
+    let mut pass = 0;
+    while runs.len() > fan_in {
+        let mut next = Vec::with_capacity(runs.len().div_ceil(fan_in));
+        for (g, group) in runs.chunks(fan_in).enumerate() {
+            if let [one] = group {
+                next.push(one.clone());
+                continue;
+            }
+            let path = dir.join(format!("{name}-{pass}-{g:05}"));
+            let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+            let buffer = run_buffer(group.len());
+            let opened = group
+                .iter()
+                .map(|r| r.open(buffer))
+                .collect::<io::Result<Vec<Run>>>()?;
+            let mut end = 0u64;
+            let records = merge(key, opened, |line| {
+                end += line.len() as u64 + 1;
+                out.write_all(line)?;
+                out.write_all(b"\n")
+            })?;
+            out.flush()?;
+            made.push(path.clone());
+            next.push(RunFile {
+                path,
+                segment: Segment {
+                    start: 0,
+                    end,
+                    records,
+                },
+            });
+        }
+        for r in &runs {
+            if made.contains(&r.path) && !next.iter().any(|n| n.path == r.path) {
+                let _ = std::fs::remove_file(&r.path);
+            }
+        }
+        runs = next;
+        pass += 1;
+    }
+    Ok(runs)
 }
 
 /// A merge holds one open file per run: say what to do when that is more
@@ -183,6 +294,70 @@ mod tests {
             out,
             b"a\t0\na\t1\na\t1\na\t1\na\t1\na\t1\na\t1\nb\t0\nb\t1\nb\t1\nb\t1\nb\t2\nb\t2\nc\nc\nc\n"
         );
+    }
+
+    #[test]
+    fn narrowing_merges_groups_and_keeps_the_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        let mut all = Vec::new();
+        // 13 runs, 3 at a time: the 13th is carried through the first pass
+        // alone, then merged in the second.
+        for i in 0..13u32 {
+            let lines: Vec<String> = (0..5)
+                .map(|j| format!("k{:02}\t{i}", (j * 7 + i) % 23))
+                .collect();
+            let mut lines = lines;
+            lines.sort_by(|a, b| {
+                let (fa, fb) = (
+                    KeySpec::default().fields(a.as_bytes()),
+                    KeySpec::default().fields(b.as_bytes()),
+                );
+                compare(a.as_bytes(), fa, b.as_bytes(), fb)
+            });
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            // Each run is the second segment of its file.
+            let path = dir.path().join(format!("in-{i}"));
+            std::fs::write(&path, format!("junk\n{text}")).unwrap();
+            files.push(RunFile {
+                path,
+                segment: Segment {
+                    start: 5,
+                    end: 5 + text.len() as u64,
+                    records: 5,
+                },
+            });
+            all.push(text);
+        }
+        let refs: Vec<&[u8]> = all.iter().map(|t| t.as_bytes()).collect();
+        let (_, want) = merged(&refs);
+        let left = narrow(KeySpec::default(), files.clone(), 3, dir.path(), "m").unwrap();
+        assert!(left.len() <= 3, "{} runs left", left.len());
+        let runs = left.iter().map(|f| f.open(4096).unwrap()).collect();
+        let mut got = Vec::new();
+        merge(KeySpec::default(), runs, |l| {
+            got.extend_from_slice(l);
+            got.push(b'\n');
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, want);
+        // The inputs are untouched; of the intermediate files, only those
+        // returned are left.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.iter().filter(|n| n.starts_with("in-")).count(), 13);
+        let mut made: Vec<&String> = names.iter().filter(|n| n.starts_with("m-")).collect();
+        made.sort();
+        let mut returned: Vec<String> = left
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("m-"))
+            .collect();
+        returned.sort();
+        assert_eq!(made, returned.iter().collect::<Vec<_>>());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use crate::aggregate::Aggregator;
 use crate::error::{Error, FailureKind, TaskError};
 use crate::interrupt;
-use crate::merge::{self, Run};
+use crate::merge::{self, Run, RunFile};
 use crate::process::ChildOutcome;
 use crate::program::{Context, Program};
 use crate::record::LineSplitter;
@@ -121,7 +121,7 @@ pub fn run(
             }
             .run()?
         }
-        TaskId::Shuffle(p) => run_shuffle(wd, spec, p)?,
+        TaskId::Shuffle(p) => run_shuffle(wd, spec, p, (&name, attempt))?,
         TaskId::Reduce(p) => run_reduce(wd, spec, p, &name, attempt)?,
     };
     report.task = name.clone();
@@ -555,15 +555,38 @@ impl Sorter<'_> {
         );
         let mut segments = Vec::new();
         let mut pos = 0u64;
-        let buffer = merge::run_buffer(self.spills.len());
+        let fan_in = merge::fan_in();
         for p in 0..self.buffer.reducers() as usize {
-            let runs = self
+            let files: Vec<RunFile> = self
                 .spills
                 .iter()
                 .filter(|(_, segs)| segs[p].records > 0)
-                .map(|(path, segs)| merge::open_segment(path, segs[p], buffer))
+                .map(|(path, segs)| RunFile {
+                    path: path.clone(),
+                    segment: segs[p],
+                })
+                .collect();
+            let files = merge::narrow(
+                self.buffer.key(),
+                files,
+                fan_in,
+                self.dir,
+                &format!("merge-{p:05}"),
+            )
+            .map_err(io_err("cannot merge spills in", self.dir))?;
+            let buffer = merge::run_buffer(files.len());
+            let runs = files
+                .iter()
+                .map(|f| f.open(buffer))
                 .collect::<io::Result<Vec<Run>>>()
                 .map_err(io_err("cannot read spill in", self.dir))?;
+            // Intermediate merges are unlinked now; the open runs keep them.
+            for f in files
+                .iter()
+                .filter(|f| !self.spills.iter().any(|(s, _)| *s == f.path))
+            {
+                let _ = fs::remove_file(&f.path);
+            }
             let start = pos;
             let records = merge::merge(self.buffer.key(), runs, |line| {
                 pos += line.len() as u64 + 1;
@@ -585,22 +608,32 @@ impl Sorter<'_> {
     }
 }
 
+/// The open sorted runs of one partition, and the scratch directory of
+/// any intermediate merges (removed when dropped).
+struct PartitionRuns {
+    runs: Vec<Run>,
+    _scratch: Option<AttemptGuard>,
+}
+
 /// Opens the sorted runs of partition `p`: the shuffle's merged file when
-/// `gmr shuffle` made one, else the partition's segment of every map output.
+/// `gmr shuffle` made one, else the partition's segment of every map output
+/// (merged down first, in the attempt's scratch directory, when there are
+/// more than one merge may open).
 fn partition_runs(
     wd: &WorkDir,
     spec: &JobSpec,
     p: u32,
     from_shuffle: bool,
-) -> Result<Vec<Run>, TaskError> {
+    (name, attempt): (&str, u32),
+) -> Result<PartitionRuns, TaskError> {
     let merged = wd.shuffle_part(p);
     if from_shuffle && merged.exists() {
-        return Ok(vec![
-            merge::open_file(&merged).map_err(io_err("cannot read", &merged))?,
-        ]);
+        return Ok(PartitionRuns {
+            runs: vec![merge::open_file(&merged).map_err(io_err("cannot read", &merged))?],
+            _scratch: None,
+        });
     }
-    let mut runs = Vec::new();
-    let buffer = merge::run_buffer(spec.splits.len());
+    let mut files = Vec::new();
     for i in 0..spec.splits.len() {
         let dir = wd.map_dir(i);
         let index: MapIndex = workdir::read_json(&dir.join("index.json")).map_err(|e| {
@@ -615,15 +648,40 @@ fn partition_runs(
             ))
         })?;
         if seg.records > 0 {
-            let out = dir.join("out");
-            runs.push(merge::open_segment(&out, seg, buffer).map_err(io_err("cannot read", &out))?);
+            files.push(RunFile {
+                path: dir.join("out"),
+                segment: seg,
+            });
         }
     }
-    Ok(runs)
+    let fan_in = merge::fan_in();
+    let mut scratch = None;
+    if files.len() > fan_in {
+        let dir = wd.scratch_dir(name, attempt);
+        fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+        let guard = AttemptGuard::new(dir);
+        files = merge::narrow(spec.key, files, fan_in, guard.path(), "merge")
+            .map_err(io_err("cannot merge runs in", guard.path()))?;
+        scratch = Some(guard);
+    }
+    let buffer = merge::run_buffer(files.len());
+    let runs = files
+        .iter()
+        .map(|f| f.open(buffer).map_err(io_err("cannot read", &f.path)))
+        .collect::<Result<Vec<Run>, TaskError>>()?;
+    Ok(PartitionRuns {
+        runs,
+        _scratch: scratch,
+    })
 }
 
-fn run_shuffle(wd: &WorkDir, spec: &JobSpec, p: u32) -> Result<TaskReport, TaskError> {
-    let runs = partition_runs(wd, spec, p, false)?;
+fn run_shuffle(
+    wd: &WorkDir,
+    spec: &JobSpec,
+    p: u32,
+    task: (&str, u32),
+) -> Result<TaskReport, TaskError> {
+    let PartitionRuns { runs, _scratch } = partition_runs(wd, spec, p, false, task)?;
     let (records, bytes) = write_part(&wd.shuffle_part(p), 0, |out| {
         let mut bytes = 0u64;
         let records = merge::merge(spec.key, runs, |line| {
@@ -655,7 +713,7 @@ fn run_reduce(
         .as_deref()
         .ok_or_else(|| TaskError::task("the job spec names no reducer"))?;
     let reducer = effective_reducer(Program::parse(reducer_text)?, spec)?;
-    let runs = partition_runs(wd, spec, p, true)?;
+    let PartitionRuns { runs, _scratch } = partition_runs(wd, spec, p, true, (name, attempt))?;
     let env = task_env(wd, name, attempt, p as usize);
     let log = wd.log_path(name, attempt);
     let ctx = Context {

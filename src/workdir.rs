@@ -108,6 +108,11 @@ impl WorkDir {
         self.root.join("shuffle").join(part_name(p as usize))
     }
 
+    /// Where one attempt of a task keeps intermediate merges of its runs.
+    pub fn scratch_dir(&self, task: &str, attempt: u32) -> PathBuf {
+        self.root.join("scratch").join(format!("{task}.{attempt}"))
+    }
+
     /// The committed report of a task.
     pub fn report_path(&self, task: &str) -> PathBuf {
         self.root.join("reports").join(format!("{task}.json"))

@@ -882,3 +882,33 @@ fn stages_on_stdin_pass_the_work_directory_along() {
         "{err}"
     );
 }
+
+#[test]
+fn merges_of_more_runs_than_open_files_take_several_passes() {
+    // With 20 open files a merge may open only a few runs at once: ~200 map
+    // outputs per reducer, and ~50 spills in one map task, are merged in
+    // several passes. The output is that of the same job without a limit,
+    // and no intermediate file is left behind.
+    let d = Dir::new();
+    let gmr = gmr_bin().display().to_string();
+    let g = gutenberg();
+    let want = d.job("cat", "cat", &["-R", "1", &g]).ok().to_vec();
+    assert_eq!(
+        sorted_lines(&want),
+        sorted_lines(&d.sh(&format!("cat {g}/*"))),
+        "every line once"
+    );
+    for (args, w) in [
+        ("--split-size 16K -j 2", "w1"),
+        ("--split-size 100M --sort-buffer 64K -j 1", "w2"),
+    ] {
+        let got = d.sh(&format!(
+            "ulimit -n 20; {gmr} run -q -m cat -r cat -R 1 {args} --workdir {w} {g}"
+        ));
+        assert!(got == want, "{args}: output differs");
+        let left = d.sh(&format!(
+            "find {w} -type f | grep -v -e /reports/ -e /logs/ -e /index.json -e /out$ -e /job.json -e /report.json -e /output/part- || true"
+        ));
+        assert_eq!(String::from_utf8_lossy(&left), "", "{args}: files left");
+    }
+}
