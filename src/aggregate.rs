@@ -9,6 +9,7 @@
 //! (see [`crate::builtin::Builtin::merge_form`]).
 
 use crate::builtin::{Acc, Builtin};
+use crate::linebuf::prefetch;
 use crate::record::{KeySpec, key_prefix};
 use crate::sort::SortBuffer;
 use std::io;
@@ -82,18 +83,6 @@ fn hash_key(key: &[u8], head: [u64; 2]) -> u64 {
     } else {
         XxHash3_64::oneshot(key)
     }
-}
-
-/// Asks the CPU to start loading `p`'s cache line.
-#[inline]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Partial results of one built-in, per key: an open-addressing table

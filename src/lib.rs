@@ -22,6 +22,7 @@ pub mod health;
 pub mod hosts;
 pub mod interrupt;
 pub mod joblog;
+pub mod linebuf;
 pub mod manifest;
 pub mod merge;
 pub mod partition;

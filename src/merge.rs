@@ -9,13 +9,14 @@
 //! open-file limit allows ([`fan_in`]), [`narrow`] first merges groups of
 //! them into intermediate files, as many passes as it takes.
 
+use crate::linebuf::LineBlock;
 use crate::record::{Fields, KeySpec, compare};
 use crate::sort::Segment;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// A sorted run being read.
@@ -122,19 +123,13 @@ pub fn narrow(
                 continue;
             }
             let path = dir.join(format!("{name}-{pass}-{g:05}"));
-            let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+            let mut out = File::create(&path)?;
             let buffer = run_buffer(group.len());
             let opened = group
                 .iter()
                 .map(|r| r.open(buffer))
                 .collect::<io::Result<Vec<Run>>>()?;
-            let mut end = 0u64;
-            let records = merge(key, opened, |line| {
-                end += line.len() as u64 + 1;
-                out.write_all(line)?;
-                out.write_all(b"\n")
-            })?;
-            out.flush()?;
+            let (records, end) = merge_into(key, opened, &mut out)?;
             made.push(path.clone());
             next.push(RunFile {
                 path,
@@ -250,6 +245,20 @@ pub fn merge(
         }
     }
     Ok(count)
+}
+
+/// Merges `runs` into `out` as `\n`-terminated lines; returns the number
+/// of records and of bytes written. `out` is written in large blocks and
+/// needs no buffer of its own.
+pub fn merge_into(key: KeySpec, runs: Vec<Run>, out: impl Write) -> io::Result<(u64, u64)> {
+    let mut bytes = 0u64;
+    let mut block = LineBlock::new(out);
+    let records = merge(key, runs, |line| {
+        bytes += line.len() as u64 + 1;
+        block.line(line)
+    })?;
+    block.flush()?;
+    Ok((records, bytes))
 }
 
 #[cfg(test)]

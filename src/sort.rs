@@ -19,6 +19,7 @@
 //! function, over an array far larger than the cache; a radix pass costs a
 //! count and a move, and the buckets that remain fit in the cache.
 
+use crate::linebuf::{LineBlock, prefetch};
 use crate::partition::partition;
 use crate::record::{KeySpec, cmp_bytes, key_prefix};
 use rayon::iter::{IntoParallelRefMutIterator, ParallelIterator};
@@ -385,7 +386,13 @@ impl SortBuffer {
         // from that one, which is in the cache, rather than from its own
         // place in the arena, which is likely not.
         let mut last: Option<(&Entry, &[u8])> = None;
-        for e in &self.entries {
+        let mut block = LineBlock::new(out);
+        for (i, e) in self.entries.iter().enumerate() {
+            // The arena is read in sorted order, that is at random: ask for
+            // a line a few records ahead.
+            if let Some(ahead) = self.entries.get(i + 8) {
+                prefetch(self.data.as_ptr().wrapping_add(ahead.start as usize));
+            }
             let part = e.part_sep & PARTITION;
             while part != current {
                 segments[current as usize] = Segment {
@@ -402,8 +409,7 @@ impl SortBuffer {
                 _ => e.line(&self.data),
             };
             last = Some((e, line));
-            out.write_all(line)?;
-            out.write_all(b"\n")?;
+            block.line(line)?;
             pos += u64::from(e.len) + 1;
             records += 1;
         }
@@ -417,6 +423,7 @@ impl SortBuffer {
             seg_start = pos;
             records = 0;
         }
+        block.into_inner()?;
         Ok(segments)
     }
 

@@ -13,6 +13,7 @@
 use crate::aggregate::Aggregator;
 use crate::error::{Error, FailureKind, TaskError};
 use crate::interrupt;
+use crate::linebuf::LineBlock;
 use crate::merge::{self, Run, RunFile};
 use crate::process::ChildOutcome;
 use crate::program::{Context, Program};
@@ -492,10 +493,9 @@ impl Sorter<'_> {
             combiner.run(
                 ctx,
                 |w| {
-                    buffer.for_each(|l| {
-                        w.write_all(l)?;
-                        w.write_all(b"\n")
-                    })
+                    let mut block = LineBlock::new(w);
+                    buffer.for_each(|l| block.line(l))?;
+                    block.flush()
                 },
                 |chunk| {
                     lines.feed(chunk, |l| {
@@ -588,12 +588,9 @@ impl Sorter<'_> {
                 let _ = fs::remove_file(&f.path);
             }
             let start = pos;
-            let records = merge::merge(self.buffer.key(), runs, |line| {
-                pos += line.len() as u64 + 1;
-                out.write_all(line)?;
-                out.write_all(b"\n")
-            })
-            .map_err(io_err("cannot merge spills into", &out_path))?;
+            let (records, bytes) = merge::merge_into(self.buffer.key(), runs, &mut out)
+                .map_err(io_err("cannot merge spills into", &out_path))?;
+            pos += bytes;
             segments.push(Segment {
                 start,
                 end: pos,
@@ -683,14 +680,8 @@ fn run_shuffle(
 ) -> Result<TaskReport, TaskError> {
     let PartitionRuns { runs, _scratch } = partition_runs(wd, spec, p, false, task)?;
     let (records, bytes) = write_part(&wd.shuffle_part(p), 0, |out| {
-        let mut bytes = 0u64;
-        let records = merge::merge(spec.key, runs, |line| {
-            bytes += line.len() as u64 + 1;
-            out.write_all(line)?;
-            out.write_all(b"\n")
-        })
-        .map_err(|e| TaskError::task(format!("merging partition {p}: {e}")))?;
-        Ok((records, bytes))
+        merge::merge_into(spec.key, runs, out)
+            .map_err(|e| TaskError::task(format!("merging partition {p}: {e}")))
     })?;
     Ok(TaskReport {
         records_in: records,
@@ -725,11 +716,7 @@ fn run_reduce(
     };
     let (mut records_in, mut bytes_in) = (0u64, 0u64);
     let feed = |w: &mut dyn Write| {
-        records_in = merge::merge(spec.key, runs, |line| {
-            bytes_in += line.len() as u64 + 1;
-            w.write_all(line)?;
-            w.write_all(b"\n")
-        })?;
+        (records_in, bytes_in) = merge::merge_into(spec.key, runs, w)?;
         Ok(())
     };
     let target = spec.output.join(part_name(p as usize));
