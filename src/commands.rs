@@ -496,6 +496,7 @@ fn run(args: RunArgs) -> Result<()> {
         let map_tasks: Vec<TaskId> = (0..spec.splits.len()).map(TaskId::Map).collect();
         let input_bytes = spec.splits.iter().map(Split::len).sum();
         let (map_reports, map) = runner.phase("map", &map_tasks, Some(input_bytes))?;
+        crate::sort::release_buffers();
         let mut counters = Counters::new();
         map_reports
             .iter()

@@ -250,6 +250,16 @@ pub struct Segment {
     pub records: u64,
 }
 
+/// Buffers given back by finished map tasks (at most one per task that
+/// ran at once).
+static POOL: std::sync::Mutex<Vec<SortBuffer>> = std::sync::Mutex::new(Vec::new());
+
+/// Frees the buffers kept for reuse: the map phase is over, and their
+/// memory is better left to the merges and reducers.
+pub fn release_buffers() {
+    POOL.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 /// Records waiting to be sorted and written.
 pub struct SortBuffer {
     key: KeySpec,
@@ -301,6 +311,37 @@ impl SortBuffer {
             data: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(bytes / ENTRY_BYTES),
         }
+    }
+
+    /// A buffer like [`SortBuffer::with_capacity`], reusing one a finished
+    /// task gave back ([`SortBuffer::give_back`]) when there is one big
+    /// enough. A new buffer's pages are faulted in, and zeroed by the
+    /// kernel, as it first fills: a tenth of gmr's time in profiles of a
+    /// word count with eight map tasks. A reused one's are resident.
+    pub fn take(key: KeySpec, reducers: u32, bytes: usize) -> SortBuffer {
+        let reused = {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            let fits = pool.iter().position(|b| {
+                b.data.capacity() >= bytes && b.entries.capacity() >= bytes / ENTRY_BYTES
+            });
+            fits.map(|i| pool.swap_remove(i))
+        };
+        match reused {
+            Some(mut b) => {
+                assert!(reducers <= MAX_PARTITIONS, "{reducers} partitions");
+                b.key = key;
+                b.reducers = reducers;
+                b
+            }
+            None => SortBuffer::with_capacity(key, reducers, bytes),
+        }
+    }
+
+    /// Keeps this buffer's memory for the next [`SortBuffer::take`] in this
+    /// process, until [`release_buffers`].
+    pub fn give_back(mut self) {
+        self.clear();
+        POOL.lock().unwrap_or_else(|e| e.into_inner()).push(self);
     }
 
     /// The number of partitions.

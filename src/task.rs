@@ -298,7 +298,7 @@ impl MapTask<'_> {
         };
         let limit = (self.spec.sort_buffer as usize).min(crate::sort::MAX_ARENA);
         let mut sorter = Sorter {
-            buffer: SortBuffer::with_capacity(self.spec.key, self.spec.reducers, limit),
+            buffer: SortBuffer::take(self.spec.key, self.spec.reducers, limit),
             limit,
             dir: attempt_dir.path(),
             spills: Vec::new(),
@@ -329,7 +329,10 @@ impl MapTask<'_> {
         let segments = sorter.finish()?;
         let index = MapIndex { segments };
         workdir::write_json(&attempt_dir.path().join("index.json"), &index)?;
-        let mut report = sorter.report;
+        let Sorter {
+            buffer, mut report, ..
+        } = sorter;
+        buffer.give_back();
         report.records_out = index.segments.iter().map(|s| s.records).sum();
         report.bytes_out = index.segments.last().map_or(0, |s| s.end);
         report.counters = outcome.counters;
