@@ -63,6 +63,19 @@ unsafe fn copy_short(dst: *mut u8, src: &[u8]) {
     }
 }
 
+/// Appends `src` to `v`, copying short slices without a `memcpy` call.
+#[inline]
+pub fn extend_short(v: &mut Vec<u8>, src: &[u8]) {
+    v.reserve(src.len());
+    let at = v.len();
+    // SAFETY: `reserve` made room for `src.len()` bytes after `at`, and
+    // `src` cannot alias the vector's spare capacity.
+    unsafe {
+        copy_short(v.as_mut_ptr().add(at), src);
+        v.set_len(at + src.len());
+    }
+}
+
 /// Gathers `\n`-terminated lines into 1 MiB blocks for a writer.
 pub struct LineBlock<W: Write> {
     out: W,
@@ -141,5 +154,10 @@ mod tests {
             want.push(b'\n');
         }
         assert_eq!(block.into_inner().unwrap(), want);
+        let mut v = b"x".to_vec();
+        for l in &lines[..70] {
+            extend_short(&mut v, l);
+        }
+        assert_eq!(v, [&b"x"[..], &lines[..70].concat()].concat());
     }
 }
