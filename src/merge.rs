@@ -10,17 +10,29 @@
 //! them into intermediate files, as many passes as it takes.
 
 use crate::linebuf::LineBlock;
-use crate::record::{Fields, KeySpec, compare};
+use crate::record::{Fields, KeySpec, compare, key_prefix};
 use crate::sort::Segment;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-use std::collections::binary_heap::PeekMut;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// A sorted run being read.
-pub type Run = Box<dyn BufRead + Send>;
+/// A sorted run to merge: its bytes, and the size of its read buffer.
+pub struct Run {
+    src: Box<dyn Read + Send>,
+    buffer: usize,
+}
+
+impl Run {
+    /// A run read from `src` through a buffer of `buffer` bytes (it grows
+    /// for a record longer than that).
+    pub fn new(src: impl Read + Send + 'static, buffer: usize) -> Run {
+        Run {
+            src: Box::new(src),
+            buffer: buffer.max(16),
+        }
+    }
+}
 
 /// Read buffers of one merge, all runs together: a merge's memory must not
 /// grow with the number of map tasks (that is, with the input).
@@ -36,18 +48,15 @@ pub fn run_buffer(runs: usize) -> usize {
 pub fn open_segment(path: &Path, seg: Segment, buffer: usize) -> io::Result<Run> {
     let mut file = File::open(path).map_err(too_many_files)?;
     file.seek(SeekFrom::Start(seg.start))?;
-    Ok(Box::new(BufReader::with_capacity(
-        buffer,
-        file.take(seg.end - seg.start),
-    )))
+    Ok(Run::new(file.take(seg.end - seg.start), buffer))
 }
 
 /// Opens a whole file as one run.
 pub fn open_file(path: &Path) -> io::Result<Run> {
-    Ok(Box::new(BufReader::with_capacity(
-        run_buffer(1),
+    Ok(Run::new(
         File::open(path).map_err(too_many_files)?,
-    )))
+        run_buffer(1),
+    ))
 }
 
 /// A sorted run on disk: a segment of a file.
@@ -166,82 +175,167 @@ fn too_many_files(e: io::Error) -> io::Error {
     }
 }
 
-struct Head {
-    line: Vec<u8>,
+/// What reading the next record of a run found.
+#[derive(PartialEq, Eq)]
+enum Next {
+    /// A record byte-equal to the one before it.
+    Same,
+    /// Another record.
+    Other,
+    /// The end of the run.
+    End,
+}
+
+/// A run being read: records are cut from its buffer in place, so the
+/// current record is a slice of the buffer, valid until the next read.
+struct Reader {
+    src: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    /// Bytes read but not yet cut into records: `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// The current record: `buf[rec.0..rec.1]`.
+    rec: (usize, usize),
     fields: Fields,
-    run: usize,
+    /// The first eight key bytes, zero-padded: most comparisons end here.
+    prefix: u64,
+    done: bool,
 }
 
-impl Ord for Head {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // BinaryHeap is a max-heap: reverse, so the smallest record is on top.
-        compare(&other.line, other.fields, &self.line, self.fields).then(other.run.cmp(&self.run))
+impl Reader {
+    fn new(run: Run) -> Reader {
+        Reader {
+            src: run.src,
+            buf: vec![0; run.buffer],
+            start: 0,
+            end: 0,
+            rec: (0, 0),
+            fields: Fields::default(),
+            prefix: 0,
+            done: false,
+        }
     }
-}
-impl PartialOrd for Head {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for Head {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Head {}
 
-/// Reads the next record of `run` into `line` (without `\n`); false at end.
-fn next_record(run: &mut Run, line: &mut Vec<u8>) -> io::Result<bool> {
-    line.clear();
-    if run.read_until(b'\n', line)? == 0 {
-        return Ok(false);
+    fn record(&self) -> &[u8] {
+        &self.buf[self.rec.0..self.rec.1]
     }
-    if line.last() == Some(&b'\n') {
-        line.pop();
+
+    /// Moves to the next record.
+    fn advance(&mut self, key: KeySpec) -> io::Result<Next> {
+        let prev = self.rec;
+        let mut moved = false;
+        let (start, stop) = loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+                break (self.start, self.start + i);
+            }
+            // No whole record left: keep the partial one, read more.
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                moved = true;
+            }
+            if self.end == self.buf.len() {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+            let n = loop {
+                match self.src.read(&mut self.buf[self.end..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    r => break r?,
+                }
+            };
+            if n == 0 {
+                if self.start == self.end {
+                    self.done = true;
+                    return Ok(Next::End);
+                }
+                // A last record without its newline.
+                break (self.start, self.end);
+            }
+            self.end += n;
+        };
+        self.start = (stop + 1).min(self.end);
+        self.rec = (start, stop);
+        // Still in place, the record before can be compared for free.
+        if !moved && self.buf[prev.0..prev.1] == self.buf[start..stop] && prev != (0, 0) {
+            return Ok(Next::Same);
+        }
+        let line = &self.buf[start..stop];
+        self.fields = key.fields(line);
+        self.prefix = key_prefix(&line[..self.fields.key_end]);
+        Ok(Next::Other)
     }
-    Ok(true)
+}
+
+/// Whether run `a`'s record goes before run `b`'s: record order, then run
+/// order; an ended run goes last.
+#[inline]
+fn before(readers: &[Reader], a: usize, b: usize) -> bool {
+    let (ra, rb) = (&readers[a], &readers[b]);
+    if ra.done || rb.done {
+        return rb.done && !ra.done;
+    }
+    match ra.prefix.cmp(&rb.prefix) {
+        Ordering::Equal => {
+            compare(ra.record(), ra.fields, rb.record(), rb.fields).then(a.cmp(&b))
+                == Ordering::Less
+        }
+        other => other == Ordering::Less,
+    }
 }
 
 /// Merges `runs` and calls `emit` with each record (without `\n`) in order.
 /// Returns the number of records.
+///
+/// A loser tree picks the next record: internal node `n` (1 ≤ n < k) holds
+/// the run that lost the match played there, leaf `k + i` is run `i`, and
+/// only the path from the winner's leaf is replayed when it moves on.
 pub fn merge(
     key: KeySpec,
-    mut runs: Vec<Run>,
+    runs: Vec<Run>,
     mut emit: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<u64> {
-    let mut heap = BinaryHeap::with_capacity(runs.len());
-    for (i, run) in runs.iter_mut().enumerate() {
-        let mut line = Vec::new();
-        if next_record(run, &mut line)? {
-            heap.push(Head {
-                fields: key.fields(&line),
-                line,
-                run: i,
-            });
-        }
+    let k = runs.len();
+    if k == 0 {
+        return Ok(0);
     }
+    let mut readers: Vec<Reader> = runs.into_iter().map(Reader::new).collect();
+    for r in &mut readers {
+        r.advance(key)?;
+    }
+    let mut losers = vec![0usize; k];
+    let mut winners = vec![0usize; 2 * k];
+    for (i, w) in winners[k..].iter_mut().enumerate() {
+        *w = i;
+    }
+    for n in (1..k).rev() {
+        let (a, b) = (winners[2 * n], winners[2 * n + 1]);
+        (winners[n], losers[n]) = if before(&readers, a, b) {
+            (a, b)
+        } else {
+            (b, a)
+        };
+    }
+    let mut winner = if k == 1 { 0 } else { winners[1] };
     let mut count = 0u64;
-    let mut next = Vec::new();
-    while let Some(mut top) = heap.peek_mut() {
-        emit(&top.line)?;
+    while !readers[winner].done {
+        emit(readers[winner].record())?;
         count += 1;
-        let run = top.run;
         // Runs repeat records (a word count's map output is `word\t1` over
         // and over): a record equal to the one just emitted goes out at
-        // once, without a trip through the heap. Equal lines from other
+        // once, without a trip through the tree. Equal lines from other
         // runs may then come after it rather than before, which changes
         // nothing in the output.
-        let mut more = next_record(&mut runs[run], &mut next)?;
-        while more && next == top.line {
-            emit(&next)?;
+        while readers[winner].advance(key)? == Next::Same {
+            emit(readers[winner].record())?;
             count += 1;
-            more = next_record(&mut runs[run], &mut next)?;
         }
-        if more {
-            std::mem::swap(&mut top.line, &mut next);
-            top.fields = key.fields(&top.line);
-        } else {
-            PeekMut::pop(top);
+        let mut n = (winner + k) / 2;
+        while n >= 1 {
+            if before(&readers, losers[n], winner) {
+                std::mem::swap(&mut losers[n], &mut winner);
+            }
+            n /= 2;
         }
     }
     Ok(count)
@@ -279,7 +373,7 @@ mod tests {
     fn merged(runs: &[&[u8]]) -> (u64, Vec<u8>) {
         let runs: Vec<Run> = runs
             .iter()
-            .map(|r| Box::new(io::Cursor::new(r.to_vec())) as Run)
+            .map(|r| Run::new(io::Cursor::new(r.to_vec()), 4096))
             .collect();
         let mut out = Vec::new();
         let n = merge(KeySpec::default(), runs, |l| {
@@ -367,6 +461,66 @@ mod tests {
             .collect();
         returned.sort();
         assert_eq!(made, returned.iter().collect::<Vec<_>>());
+    }
+
+    /// Random runs of 1 to 9 records sets, with empty lines, repeats, keys
+    /// that share prefixes, lines longer than the read buffer and a last
+    /// line without newline, through buffers from tiny to roomy: the merge
+    /// is the sorted union.
+    #[test]
+    fn merges_random_runs_through_any_buffer() {
+        let spec = KeySpec::default();
+        let mut state = 11u64;
+        let mut next = move |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        let atoms: [&[u8]; 7] = [b"", b"a", b"abcdefgh", b"abcdefghi", b"\t", b"z", b"x\x00"];
+        for round in 0..60 {
+            let k = 1 + round % 9;
+            let buffer = [16, 17, 64, 4096][round % 4];
+            let mut all: Vec<Vec<u8>> = Vec::new();
+            let mut texts = Vec::new();
+            for _ in 0..k {
+                let mut run: Vec<Vec<u8>> = (0..next(40))
+                    .map(|_| {
+                        let mut l: Vec<u8> = (0..next(4))
+                            .flat_map(|_| atoms[next(7) as usize].to_vec())
+                            .collect();
+                        if next(50) == 0 {
+                            l.extend(std::iter::repeat_n(b'q', 100));
+                        }
+                        l
+                    })
+                    .collect();
+                run.sort_by(|a, b| compare(a, spec.fields(a), b, spec.fields(b)));
+                let mut text: Vec<u8> = run.iter().flat_map(|l| [&l[..], b"\n"].concat()).collect();
+                // A last line may lack its newline (not an empty one: that
+                // would be no line at all).
+                if run.last().is_some_and(|l| !l.is_empty()) && next(2) == 0 {
+                    text.pop();
+                }
+                all.extend(run);
+                texts.push(text);
+            }
+            all.sort_by(|a, b| compare(a, spec.fields(a), b, spec.fields(b)));
+            let want: Vec<u8> = all.iter().flat_map(|l| [&l[..], b"\n"].concat()).collect();
+            let runs = texts
+                .into_iter()
+                .map(|t| Run::new(io::Cursor::new(t), buffer))
+                .collect();
+            let mut got = Vec::new();
+            let n = merge(spec, runs, |l| {
+                got.extend_from_slice(l);
+                got.push(b'\n');
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(n as usize, all.len(), "round {round}");
+            assert!(got == want, "round {round}: k {k}, buffer {buffer}");
+        }
     }
 
     #[test]

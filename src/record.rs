@@ -30,7 +30,7 @@ impl Default for KeySpec {
 }
 
 /// Where key and value lie inside a line (without its `\n`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fields {
     /// The key is `line[..key_end]`.
     pub key_end: usize,
