@@ -11,7 +11,14 @@ use twox_hash::XxHash3_64;
 #[inline]
 pub fn partition(key: &[u8], reducers: u32) -> u32 {
     debug_assert!(reducers > 0);
-    (XxHash3_64::oneshot(key) % u64::from(reducers)) as u32
+    let hash = XxHash3_64::oneshot(key);
+    // The same remainder without a 64-bit division, the costliest step of
+    // taking a record in profiles, when R is a power of two (as R = the
+    // number of cores usually is).
+    if reducers.is_power_of_two() {
+        return (hash & u64::from(reducers - 1)) as u32;
+    }
+    (hash % u64::from(reducers)) as u32
 }
 
 #[cfg(test)]
@@ -34,5 +41,20 @@ mod tests {
             .map(|i| partition(format!("k{i}").as_bytes(), 4))
             .collect();
         assert_eq!(spread.len(), 4);
+    }
+
+    #[test]
+    fn powers_of_two_take_the_remainder_too() {
+        for r in [1, 2, 3, 4, 6, 8, 1024, 1000, 1 << 20] {
+            for i in 0..200 {
+                let key = format!("key{i}");
+                let want = XxHash3_64::oneshot(key.as_bytes()) % u64::from(r);
+                assert_eq!(
+                    u64::from(partition(key.as_bytes(), r)),
+                    want,
+                    "{key} of {r}"
+                );
+            }
+        }
     }
 }
