@@ -15,8 +15,10 @@ use crate::sort::SortBuffer;
 use std::io;
 use twox_hash::XxHash3_64;
 
-/// Bytes of a key kept in its slot. Keys up to this long (97% of the words
-/// of an English text) are found and compared without reading the arena.
+/// Bytes of a key kept in its slot. Keys up to this long (every word of the
+/// benchmark corpus, 99.9% of the whitespace-separated tokens of the
+/// Gutenberg books in the test data) are found and compared without
+/// reading the arena.
 const INLINE: usize = 16;
 
 /// Records hashed ahead of their lookup, so that the slots they need are
