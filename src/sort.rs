@@ -186,18 +186,18 @@ fn distribute(
     }
 }
 
-/// Calls `f` with each bucket of `entries` that [`distribute`] left
-/// ending at `ends`.
+/// Calls `f` with the number and entries of each non-empty bucket of
+/// `entries` that [`distribute`] left ending at `ends`.
 fn for_each_bucket<'a>(
     entries: &'a mut [Entry],
     ends: &[usize],
-    mut f: impl FnMut(&'a mut [Entry]),
+    mut f: impl FnMut(usize, &'a mut [Entry]),
 ) {
     let (mut rest, mut start) = (entries, 0);
-    for &end in ends {
+    for (b, &end) in ends.iter().enumerate() {
         let (bucket, tail) = rest.split_at_mut(end - start);
         if !bucket.is_empty() {
-            f(bucket);
+            f(b, bucket);
         }
         (rest, start) = (tail, end);
     }
@@ -206,53 +206,71 @@ fn for_each_bucket<'a>(
 /// Sorts entries whose partition and first `offset + depth` key bytes are
 /// equal, their `key_prefix` holding the eight key bytes from `offset`: by
 /// the next prefix byte while the bucket is large, then by comparison.
-fn radix_sort(entries: &mut [Entry], depth: u32, offset: u32, data: &[u8]) {
+///
+/// Only buckets smaller than the largest are sorted by recursion; the loop
+/// goes on with the largest, and with the next byte when all share one. So
+/// the stack holds at most log2(n) frames, whatever the keys: thousands of
+/// records that share a long prefix, or keys `a`, `aa`, `aaa`, … that each
+/// split one record off the rest, would otherwise recurse once per byte.
+fn radix_sort(mut entries: &mut [Entry], mut depth: u32, mut offset: u32, data: &[u8]) {
     let by_comparison = |entries: &mut [Entry]| entries.sort_unstable_by(|a, b| a.cmp(b, data));
-    if entries.len() <= RADIX_MIN {
-        return by_comparison(entries);
-    }
-    if depth == 8 {
-        // Long keys that share their first `offset + 8` bytes (long words,
-        // paths, URLs): rather than compare them from the arena again and
-        // again, read their next eight bytes once and go on by those. The
-        // comparison stays right for entries whose keys agree up to the
-        // new window: it orders by the window, then by the bytes past the
-        // first eight, which repeats the window's.
-        let next = offset + 8;
-        for e in entries.iter_mut() {
-            let key = &e.line(data)[..e.key_len as usize];
-            e.key_prefix = key_prefix(&key[(next as usize).min(key.len())..]);
-            e.part_sep |= REKEYED;
+    loop {
+        if entries.len() <= RADIX_MIN {
+            return by_comparison(entries);
         }
-        return radix_sort(entries, 0, next, data);
-    }
-    let shift = 56 - 8 * depth;
-    let digit = |e: &Entry| (e.key_prefix >> shift) as u8 as usize;
-    let mut counts = [0; 256];
-    let (mut shortest, mut longest) = (u32::MAX, 0);
-    for e in entries.iter() {
-        counts[digit(e)] += 1;
-        shortest = shortest.min(e.key_len);
-        longest = longest.max(e.key_len);
-    }
-    if longest <= offset + depth {
-        // Every key ends within the bytes the bucket shares: what is left
-        // to order by is lengths and values. When the lengths are equal
-        // too, so are the keys (a frequent word's records), and comparing
-        // values alone spares reading long keys from the arena.
-        if shortest == longest {
-            return entries.sort_unstable_by(|a, b| a.cmp_value(b, data));
+        if depth == 8 {
+            // Long keys that share their first `offset + 8` bytes (long
+            // words, paths, URLs): rather than compare them from the arena
+            // again and again, read their next eight bytes once and go on
+            // by those. The comparison stays right for entries whose keys
+            // agree up to the new window: it orders by the window, then by
+            // the bytes past the first eight, which repeats the window's.
+            offset += 8;
+            for e in entries.iter_mut() {
+                let key = &e.line(data)[..e.key_len as usize];
+                e.key_prefix = key_prefix(&key[(offset as usize).min(key.len())..]);
+                e.part_sep |= REKEYED;
+            }
+            depth = 0;
+            continue;
         }
-        return by_comparison(entries);
+        let shift = 56 - 8 * depth;
+        let digit = |e: &Entry| (e.key_prefix >> shift) as u8 as usize;
+        let mut counts = [0; 256];
+        let (mut shortest, mut longest) = (u32::MAX, 0);
+        for e in entries.iter() {
+            counts[digit(e)] += 1;
+            shortest = shortest.min(e.key_len);
+            longest = longest.max(e.key_len);
+        }
+        if longest <= offset + depth {
+            // Every key ends within the bytes the bucket shares: what is
+            // left to order by is lengths and values. When the lengths are
+            // equal too, so are the keys (a frequent word's records), and
+            // comparing values alone spares reading long keys from the
+            // arena.
+            if shortest == longest {
+                return entries.sort_unstable_by(|a, b| a.cmp_value(b, data));
+            }
+            return by_comparison(entries);
+        }
+        depth += 1;
+        if counts.contains(&entries.len()) {
+            // One bucket: a pass would move nothing.
+            continue;
+        }
+        let largest = (0..256).max_by_key(|&b| counts[b]).unwrap_or(0);
+        distribute(entries, &mut counts, &mut [0; 256], digit);
+        let mut rest = None;
+        for_each_bucket(entries, &counts, |b, bucket| {
+            if b == largest {
+                rest = Some(bucket);
+            } else {
+                radix_sort(bucket, depth, offset, data);
+            }
+        });
+        entries = rest.expect("the largest bucket is not empty");
     }
-    if counts.contains(&entries.len()) {
-        // One bucket: a pass would move nothing.
-        return radix_sort(entries, depth + 1, offset, data);
-    }
-    distribute(entries, &mut counts, &mut [0; 256], digit);
-    for_each_bucket(entries, &counts, |bucket| {
-        radix_sort(bucket, depth + 1, offset, data)
-    });
 }
 
 /// Where one partition's records lie in a runs file.
@@ -417,10 +435,10 @@ impl SortBuffer {
         let sort_bucket = |bucket: &mut [Entry]| radix_sort(bucket, depth, 0, data);
         if parallel {
             let mut slices = Vec::with_capacity(buckets);
-            for_each_bucket(&mut self.entries, &counts, |b| slices.push(b));
+            for_each_bucket(&mut self.entries, &counts, |_, b| slices.push(b));
             slices.into_par_iter().for_each(sort_bucket);
         } else {
-            for_each_bucket(&mut self.entries, &counts, sort_bucket);
+            for_each_bucket(&mut self.entries, &counts, |_, b| sort_bucket(b));
         }
     }
 
@@ -657,5 +675,22 @@ mod tests {
             .map(|n| format!("{n:x}\t{}", n % 3).into_bytes())
             .collect();
         sorts_like_compare(&distinct, 2);
+    }
+
+    /// Keys that split one record off at each byte (`a`, `aa`, `aaa`, …)
+    /// and many records of one long key sort in a 256 KiB stack: the sort
+    /// must not recurse once per key byte.
+    #[test]
+    fn long_shared_prefixes_sort_in_a_small_stack() {
+        let mut lines: Vec<Vec<u8>> = (1..3000).map(|n| vec![b'a'; n]).collect();
+        lines.extend(
+            (0..500).map(|i| [&vec![b'b'; 4000][..], format!("\t{}", i % 3).as_bytes()].concat()),
+        );
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || sorts_like_compare(&lines, 1))
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
