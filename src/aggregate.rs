@@ -100,6 +100,13 @@ pub struct Aggregator {
     arena: Vec<u8>,
     /// Results of built-ins other than `@count`.
     accs: Vec<Acc>,
+    /// Memory the results take (kept as they change: summing it on demand
+    /// would cost a pass over every key per chunk of mapper output).
+    acc_bytes: usize,
+    /// What the slots may take; past it the table fills up to 3/4 and then
+    /// reports itself full, so that the map task spills it.
+    budget: usize,
+    full: bool,
     pending: Vec<Pending>,
     /// Lines of pending records whose key or value must be read again.
     pending_lines: Vec<u8>,
@@ -107,8 +114,9 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// An empty table for `builtin`, which must have a merge form.
-    pub fn new(builtin: Builtin, key: KeySpec) -> Aggregator {
+    /// An empty table for `builtin`, which must have a merge form, whose
+    /// slots may take about `budget` bytes.
+    pub fn new(builtin: Builtin, key: KeySpec, budget: usize) -> Aggregator {
         debug_assert!(builtin.merge_form().is_some());
         Aggregator {
             builtin,
@@ -118,6 +126,9 @@ impl Aggregator {
             used: 0,
             arena: Vec::new(),
             accs: Vec::new(),
+            acc_bytes: 0,
+            budget,
+            full: false,
             pending: Vec::with_capacity(BATCH),
             pending_lines: Vec::new(),
             line: Vec::new(),
@@ -133,13 +144,16 @@ impl Aggregator {
         let head = head(key);
         let hash = hash_key(key, head);
         prefetch(&self.slots[(hash >> self.shift) as usize]);
-        let copied = if key.len() > INLINE || self.builtin != Builtin::Count {
-            let at = self.pending_lines.len() as u32;
-            self.pending_lines.extend_from_slice(line);
-            (at, line.len() as u32)
-        } else {
-            (0, 0)
+        // The key's tail is read again for long keys, the value for the
+        // built-ins other than `@count`.
+        let needed = match self.builtin {
+            Builtin::Count if key.len() <= INLINE => &line[..0],
+            Builtin::Count => key,
+            _ => line,
         };
+        let at = self.pending_lines.len() as u32;
+        self.pending_lines.extend_from_slice(needed);
+        let copied = (at, needed.len() as u32);
         self.pending.push(Pending {
             hash,
             head,
@@ -198,7 +212,9 @@ impl Aggregator {
         let acc = if self.builtin == Builtin::Count {
             0
         } else {
-            self.accs.push(Acc::new(self.builtin));
+            let acc = Acc::new(self.builtin);
+            self.acc_bytes += acc.bytes();
+            self.accs.push(acc);
             (self.accs.len() - 1) as u64
         };
         self.slots[i] = Slot {
@@ -209,8 +225,16 @@ impl Aggregator {
         };
         self.used += 1;
         self.accumulate(i, line, p)?;
-        if self.used * 2 > self.slots.len() {
-            self.grow();
+        let slots = self.slots.len();
+        if self.used * 2 > slots {
+            // Within the budget the table stays at most half full. Past it,
+            // it fills to 3/4 and reports itself full; it grows anyway
+            // before 7/8, when keys keep coming before the task can spill.
+            if 2 * slots * size_of::<Slot>() <= self.budget || self.used * 8 > slots * 7 {
+                self.grow();
+            } else if self.used * 4 > slots * 3 {
+                self.full = true;
+            }
         }
         Ok(())
     }
@@ -224,7 +248,11 @@ impl Aggregator {
         }
         let key = &line[..p.len as usize];
         let value = &line[p.value_start as usize..];
-        self.accs[slot.acc as usize].add(self.builtin, key, value)
+        let acc = &mut self.accs[slot.acc as usize];
+        let before = acc.bytes();
+        acc.add(self.builtin, key, value)?;
+        self.acc_bytes = self.acc_bytes + acc.bytes() - before;
+        Ok(())
     }
 
     /// The key of a slot, into `out`.
@@ -257,11 +285,12 @@ impl Aggregator {
         }
     }
 
-    /// Memory the table takes, roughly.
+    /// Memory the table takes, roughly; `usize::MAX` once it is full.
     pub fn bytes(&self) -> usize {
-        self.slots.len() * size_of::<Slot>()
-            + self.arena.len()
-            + self.accs.iter().map(Acc::bytes).sum::<usize>()
+        if self.full {
+            return usize::MAX;
+        }
+        self.slots.len() * size_of::<Slot>() + self.arena.len() + self.acc_bytes
     }
 
     /// Moves every partial result into `buffer` as a `key<SEP>partial`
@@ -289,6 +318,8 @@ impl Aggregator {
         self.used = 0;
         self.arena.clear();
         self.accs.clear();
+        self.acc_bytes = 0;
+        self.full = false;
         Ok(n)
     }
 }
@@ -306,7 +337,7 @@ mod tests {
     fn keys_that_collide_are_told_apart() {
         COLLIDE.set(true);
         let spec = KeySpec::default();
-        let mut agg = Aggregator::new(Builtin::Count, spec);
+        let mut agg = Aggregator::new(Builtin::Count, spec, 1 << 20);
         // Keys that differ only in length (trailing zero bytes), around the
         // inline bytes' end, and only in their tails.
         let mut want = Vec::new();
@@ -350,7 +381,7 @@ mod tests {
     #[test]
     fn partial_counts_merge_to_the_count() {
         let spec = KeySpec::default();
-        let mut agg = Aggregator::new(Builtin::Count, spec);
+        let mut agg = Aggregator::new(Builtin::Count, spec, 1 << 20);
         for w in ["b", "a", "b", "c", "b", "a"] {
             agg.push(w.as_bytes()).unwrap();
         }
@@ -361,13 +392,16 @@ mod tests {
         buf.write_runs(&mut out, 0).unwrap();
         assert_eq!(out, b"a\t2\nb\t3\nc\t1\n");
         assert_eq!(agg.drain_into(&mut buf).unwrap(), 0, "drained");
-        assert_eq!(agg.bytes(), Aggregator::new(Builtin::Count, spec).bytes());
+        assert_eq!(
+            agg.bytes(),
+            Aggregator::new(Builtin::Count, spec, 1 << 20).bytes()
+        );
     }
 
     #[test]
     fn long_and_short_keys_with_equal_prefixes_stay_apart() {
         let spec = KeySpec::default();
-        let mut agg = Aggregator::new(Builtin::Sum, spec);
+        let mut agg = Aggregator::new(Builtin::Sum, spec, 1 << 20);
         let keys: [&[u8]; 10] = [
             b"abcdefgh",
             b"abcdefghX",
@@ -425,7 +459,7 @@ mod tests {
             })
             .collect();
         for builtin in [Builtin::Count, Builtin::Sum, Builtin::Min, Builtin::Max] {
-            let mut agg = Aggregator::new(builtin, spec);
+            let mut agg = Aggregator::new(builtin, spec, 1 << 20);
             let mut buf = SortBuffer::new(spec, 1);
             let mut partials = 0;
             let mut want: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
@@ -470,9 +504,47 @@ mod tests {
         }
     }
 
+    /// Past its budget the table fills up and reports itself full instead
+    /// of growing, and a map task that spills whenever it is full (checked
+    /// once per chunk of records, as map tasks do) loses no record.
+    #[test]
+    fn the_table_stays_within_its_budget() {
+        let spec = KeySpec::default();
+        let budget = 64 << 10;
+        let mut agg = Aggregator::new(Builtin::Count, spec, budget);
+        let mut buf = SortBuffer::new(spec, 1);
+        let (mut spills, mut partials, mut largest) = (0, 0, 0);
+        for chunk in 0..100 {
+            for i in 0..100 {
+                agg.push(format!("key-{}", (chunk * 100 + i) % 7919).as_bytes())
+                    .unwrap();
+            }
+            largest = largest.max(agg.slots.len() * size_of::<Slot>());
+            if agg.bytes() >= 2 * budget {
+                partials += agg.drain_into(&mut buf).unwrap();
+                spills += 1;
+            }
+        }
+        partials += agg.drain_into(&mut buf).unwrap();
+        assert!(largest <= budget, "slots took {largest} bytes");
+        assert!(spills >= 3, "{spills} spills");
+        let mut total = 0;
+        buf.for_each(|l| {
+            let tab = l.iter().position(|&b| b == b'\t').unwrap();
+            total += std::str::from_utf8(&l[tab + 1..])
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(total, 10_000);
+        assert_eq!(partials as usize, buf.len());
+    }
+
     #[test]
     fn bad_values_are_errors() {
-        let mut agg = Aggregator::new(Builtin::Sum, KeySpec::default());
+        let mut agg = Aggregator::new(Builtin::Sum, KeySpec::default(), 1 << 20);
         agg.push(b"k\t1").unwrap();
         agg.push(b"k\tx").unwrap();
         let err = agg

@@ -284,8 +284,7 @@ pub struct Segment {
     pub records: u64,
 }
 
-/// Buffers given back by finished map tasks (at most one per task that
-/// ran at once).
+/// Buffers given back by finished map tasks (at most one per core).
 static POOL: std::sync::Mutex<Vec<SortBuffer>> = std::sync::Mutex::new(Vec::new());
 
 /// Frees the buffers kept for reuse: the map phase is over, and their
@@ -353,13 +352,13 @@ impl SortBuffer {
     /// kernel, as it first fills: a tenth of gmr's time in profiles of a
     /// word count with eight map tasks. A reused one's are resident.
     pub fn take(key: KeySpec, reducers: u32, bytes: usize) -> SortBuffer {
-        let reused = {
-            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-            let fits = pool.iter().position(|b| {
-                b.data.capacity() >= bytes && b.entries.capacity() >= bytes / ENTRY_BYTES
-            });
-            fits.map(|i| pool.swap_remove(i))
-        };
+        // A pooled buffer too small for this task is dropped, not kept:
+        // the tasks of a job all ask for the same size.
+        let reused = POOL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .filter(|b| b.data.capacity() >= bytes && b.entries.capacity() >= bytes / ENTRY_BYTES);
         match reused {
             Some(mut b) => {
                 assert!(reducers <= MAX_PARTITIONS, "{reducers} partitions");
@@ -375,7 +374,13 @@ impl SortBuffer {
     /// process, until [`release_buffers`].
     pub fn give_back(mut self) {
         self.clear();
-        POOL.lock().unwrap_or_else(|e| e.into_inner()).push(self);
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        // No more buffers than tasks can run at once: memory stays what the
+        // running tasks had, however many tasks the job has.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if pool.len() < cores {
+            pool.push(self);
+        }
     }
 
     /// The number of partitions.

@@ -276,11 +276,12 @@ impl MapTask<'_> {
             .as_deref()
             .map(Program::parse)
             .transpose()?;
+        let limit = (self.spec.sort_buffer as usize).min(crate::sort::MAX_ARENA);
         // A built-in combiner aggregates in a hash table as records arrive;
         // a command combiner runs on each sorted run.
         let (aggregate, combiner) = match combiner {
             Some(Program::Builtin(b)) if b.merge_form().is_some() => {
-                (Some(Aggregator::new(b, self.spec.key)), None)
+                (Some(Aggregator::new(b, self.spec.key, limit / 2)), None)
             }
             Some(Program::Builtin(_)) => (None, None),
             other => (None, other),
@@ -296,7 +297,6 @@ impl MapTask<'_> {
             log: &combine_log,
             key: self.spec.key,
         };
-        let limit = (self.spec.sort_buffer as usize).min(crate::sort::MAX_ARENA);
         let mut sorter = Sorter {
             buffer: SortBuffer::take(self.spec.key, self.spec.reducers, limit),
             limit,
@@ -517,19 +517,30 @@ impl Sorter<'_> {
             // its partition): partition and sort it again.
             combined.sort();
             self.report.combine_out += combined.len() as u64;
-            self.buffer = combined;
+            // Write the combined records; the task's own buffer, reserved
+            // at full size, takes the next records (and goes back to the
+            // pool at the end, not this smaller one).
+            std::mem::swap(&mut self.buffer, &mut combined);
+            let written = self.write_sorted(path);
+            std::mem::swap(&mut self.buffer, &mut combined);
+            self.buffer.clear();
+            return written;
         }
+        let written = self.write_sorted(path);
+        self.buffer.clear();
+        written
+    }
+
+    /// Writes the sorted buffer to `path`.
+    fn write_sorted(&self, path: &Path) -> Result<Vec<Segment>, TaskError> {
         let mut out = BufWriter::with_capacity(
             WRITE_BUFFER,
             File::create(path).map_err(io_err("cannot create", path))?,
         );
-        let segments = self
-            .buffer
+        self.buffer
             .write_runs(&mut out, 0)
             .and_then(|s| out.flush().map(|()| s))
-            .map_err(io_err("cannot write", path))?;
-        self.buffer.clear();
-        Ok(segments)
+            .map_err(io_err("cannot write", path))
     }
 
     /// Writes the buffer as one more spilled run.
