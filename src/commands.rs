@@ -520,6 +520,7 @@ fn run(args: RunArgs) -> Result<()> {
         };
         workdir::write_json(&wd.job_report_path(), &report)?;
         workdir::remove_attempt_files(&spec.output);
+        wd.remove_scratch();
         deliver_output(&spec, parts, to_stdout)?;
         if !args.exec.quiet {
             eprint!(
@@ -718,6 +719,7 @@ fn shuffle_stage(args: ShuffleArgs) -> Result<()> {
     let exec = open_pool(placement, &wd, &spec.cwd)?.executor(&wd, &spec);
     let tasks: Vec<TaskId> = (0..spec.reducers).map(TaskId::Shuffle).collect();
     let (reports, _) = Runner::new(exec.as_ref(), &args.exec)?.phase("shuffle", &tasks, None)?;
+    wd.remove_scratch();
     let lines: Vec<Entry> = reports
         .iter()
         .enumerate()
@@ -763,6 +765,7 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
     }
     check_counts(&spec, &map, Some(&totals))?;
     workdir::remove_attempt_files(&spec.output);
+    wd.remove_scratch();
     deliver_output(&spec, spec.reducers as usize, to_stdout)?;
     // The pipeline ends here: a work directory only `gmr split` knew of
     // (stdin, no --workdir) has nothing left that anyone can ask for.

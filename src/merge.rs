@@ -75,8 +75,15 @@ impl RunFile {
     }
 }
 
+/// The open-file limit gmr started with, when [`raise_open_file_limit`]
+/// raised it.
+static STARTING_LIMIT: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+
 /// Raises this process's soft limit on open files to its hard limit, so
 /// that merges of many runs need fewer passes. Failure changes nothing.
+/// Commands gmr runs get the limit it started with
+/// ([`starting_open_file_limit`]): some programs walk or `select()` every
+/// descriptor up to the soft limit.
 pub fn raise_open_file_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -85,15 +92,34 @@ pub fn raise_open_file_limit() {
     // SAFETY: getrlimit and setrlimit read and write one rlimit struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                let _ = STARTING_LIMIT.set(lim);
+            }
         }
     }
 }
 
+/// The open-file limit to give child processes, when gmr raised its own.
+pub fn starting_open_file_limit() -> Option<libc::rlimit> {
+    STARTING_LIMIT.get().copied()
+}
+
+/// Tasks this process may run at once, when more than its cores (`-j`).
+static TASKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Says how many tasks this process runs at once, for [`fan_in`].
+pub fn set_concurrent_tasks(n: usize) {
+    TASKS.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// How many runs one merge may open at once: the open-file limit, less a
-/// margin for everything else, shared by the tasks that may run at once in
-/// this process (one per core).
+/// margin for the process, shared by the tasks that may run at once in it
+/// (one per core, or per `-j` slot), less a margin for each task's own
+/// pipes, log and output.
 pub fn fan_in() -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -105,15 +131,19 @@ pub fn fan_in() -> usize {
     } else {
         1024
     };
-    let tasks = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (limit.saturating_sub(32) / tasks).clamp(4, 1024)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let tasks = cores.max(TASKS.load(std::sync::atomic::Ordering::Relaxed));
+    (limit.saturating_sub(32) / tasks)
+        .saturating_sub(8)
+        .clamp(4, 1024)
 }
 
-/// Merges groups of `fan_in` runs into files `dir/{name}-{pass}-{group}`
-/// until at most `fan_in` runs are left, and returns those. Files of a pass
-/// are removed once the next pass has merged them; the caller removes the
-/// files it is returned.
-/// Equal records are byte-equal, so grouping changes nothing in the output.
+/// Merges runs into files `dir/{name}-{n}` until at most `fan_in` are
+/// left, and returns those. Each step merges the smallest runs, as few as
+/// bring the count down to `fan_in` (at most `fan_in` at once), so that
+/// the least data is written again. A file made here is removed once
+/// merged again; the caller removes the files it is returned. Equal
+/// records are byte-equal, so the grouping changes nothing in the output.
 pub fn narrow(
     key: KeySpec,
     mut runs: Vec<RunFile>,
@@ -123,39 +153,29 @@ pub fn narrow(
 ) -> io::Result<Vec<RunFile>> {
     let fan_in = fan_in.max(2);
     let mut made: Vec<PathBuf> = Vec::new();
-    let mut pass = 0;
     while runs.len() > fan_in {
-        let mut next = Vec::with_capacity(runs.len().div_ceil(fan_in));
-        for (g, group) in runs.chunks(fan_in).enumerate() {
-            if let [one] = group {
-                next.push(one.clone());
-                continue;
-            }
-            let path = dir.join(format!("{name}-{pass}-{g:05}"));
-            let mut out = File::create(&path)?;
-            let buffer = run_buffer(group.len());
-            let opened = group
-                .iter()
-                .map(|r| r.open(buffer))
-                .collect::<io::Result<Vec<Run>>>()?;
-            let (records, end) = merge_into(key, opened, &mut out)?;
-            made.push(path.clone());
-            next.push(RunFile {
-                path,
-                segment: Segment {
-                    start: 0,
-                    end,
-                    records,
-                },
-            });
+        let take = (runs.len() - fan_in + 1).min(fan_in);
+        runs.sort_by_key(|r| r.segment.end - r.segment.start);
+        let group: Vec<RunFile> = runs.drain(..take).collect();
+        let path = dir.join(format!("{name}-{}", made.len()));
+        let buffer = run_buffer(group.len());
+        let opened = group
+            .iter()
+            .map(|r| r.open(buffer))
+            .collect::<io::Result<Vec<Run>>>()?;
+        let (records, end) = merge_into(key, opened, File::create(&path)?)?;
+        for r in group.iter().filter(|r| made.contains(&r.path)) {
+            let _ = std::fs::remove_file(&r.path);
         }
-        for r in &runs {
-            if made.contains(&r.path) && !next.iter().any(|n| n.path == r.path) {
-                let _ = std::fs::remove_file(&r.path);
-            }
-        }
-        runs = next;
-        pass += 1;
+        made.push(path.clone());
+        runs.push(RunFile {
+            path,
+            segment: Segment {
+                start: 0,
+                end,
+                records,
+            },
+        });
     }
     Ok(runs)
 }
@@ -167,7 +187,7 @@ fn too_many_files(e: io::Error) -> io::Error {
         io::Error::new(
             e.kind(),
             format!(
-                "{e}: the merge has more runs than open files allowed; raise `ulimit -n` or use a larger --split-size"
+                "{e}: a merge could not open its runs (even a few at a time); raise `ulimit -n`"
             ),
         )
     } else {
@@ -199,6 +219,8 @@ struct Reader {
     fields: Fields,
     /// The first eight key bytes, zero-padded: most comparisons end here.
     prefix: u64,
+    /// Whether `rec` holds a record yet.
+    has_prev: bool,
     done: bool,
 }
 
@@ -212,6 +234,7 @@ impl Reader {
             rec: (0, 0),
             fields: Fields::default(),
             prefix: 0,
+            has_prev: false,
             done: false,
         }
     }
@@ -257,9 +280,10 @@ impl Reader {
         self.start = (stop + 1).min(self.end);
         self.rec = (start, stop);
         // Still in place, the record before can be compared for free.
-        if !moved && self.buf[prev.0..prev.1] == self.buf[start..stop] && prev != (0, 0) {
+        if self.has_prev && !moved && self.buf[prev.0..prev.1] == self.buf[start..stop] {
             return Ok(Next::Same);
         }
+        self.has_prev = true;
         let line = &self.buf[start..stop];
         self.fields = key.fields(line);
         self.prefix = key_prefix(&line[..self.fields.key_end]);
@@ -404,8 +428,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut files = Vec::new();
         let mut all = Vec::new();
-        // 13 runs, 3 at a time: the 13th is carried through the first pass
-        // alone, then merged in the second.
+        // 13 runs, 3 at a time: runs made by one step are merged again by
+        // later ones, and must go; the inputs must stay.
         for i in 0..13u32 {
             let lines: Vec<String> = (0..5)
                 .map(|j| format!("k{:02}\t{i}", (j * 7 + i) % 23))

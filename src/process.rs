@@ -64,7 +64,8 @@ impl Child<'_> {
         let log = File::create(self.log).map_err(|e| {
             TaskError::host(format!("cannot create log {}: {e}", self.log.display()))
         })?;
-        let mut child = Command::new("sh")
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
             .arg(self.command)
             .current_dir(self.cwd)
@@ -72,7 +73,18 @@ impl Child<'_> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
+            .process_group(0);
+        if let Some(limit) = crate::merge::starting_open_file_limit() {
+            // SAFETY: setrlimit is async-signal-safe, and the closure only
+            // reads a copied struct.
+            unsafe {
+                command.pre_exec(move || {
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .spawn()
             .map_err(|e| TaskError::host(format!("cannot start sh for {}: {e}", self.role)))?;
         let pid = child.id() as i32;

@@ -108,9 +108,16 @@ impl WorkDir {
         self.root.join("shuffle").join(part_name(p as usize))
     }
 
-    /// Where one attempt of a task keeps intermediate merges of its runs.
+    /// Where one attempt of a task keeps intermediate merges of its runs:
+    /// a name no other attempt, process or host uses.
     pub fn scratch_dir(&self, task: &str, attempt: u32) -> PathBuf {
-        self.root.join("scratch").join(format!("{task}.{attempt}"))
+        attempt_path(&self.root.join("scratch").join(task), attempt)
+    }
+
+    /// Removes what attempts left in the scratch directory (one killed
+    /// before it could clean up). Run it once a phase's tasks committed.
+    pub fn remove_scratch(&self) {
+        remove_attempt_files(&self.root.join("scratch"));
     }
 
     /// The committed report of a task.

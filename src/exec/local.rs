@@ -21,6 +21,7 @@ pub struct LocalExecutor {
 impl LocalExecutor {
     /// An executor with `slots` parallel slots for the job in `wd`.
     pub fn new(wd: WorkDir, spec: JobSpec, slots: usize) -> LocalExecutor {
+        crate::merge::set_concurrent_tasks(slots);
         LocalExecutor {
             wd,
             spec,
