@@ -768,7 +768,8 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
     wd.remove_scratch();
     deliver_output(&spec, spec.reducers as usize, to_stdout)?;
     // The pipeline ends here: a work directory only `gmr split` knew of
-    // (stdin, no --workdir) has nothing left that anyone can ask for.
+    // (stdin, no --workdir) would otherwise stay in $TMPDIR for good. To
+    // reduce the same map output again, give the stages a --workdir.
     if args.workdir.is_none() && wd.is_temporary() {
         workdir::remove_path(wd.root());
     }
