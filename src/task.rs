@@ -472,7 +472,8 @@ impl Sorter<'_> {
 
     /// Memory held: buffered records or aggregated keys.
     fn bytes(&self) -> usize {
-        self.buffer.bytes() + self.aggregate.as_ref().map_or(0, Aggregator::bytes)
+        // Saturating: a full aggregation table reports usize::MAX.
+        (self.buffer.bytes()).saturating_add(self.aggregate.as_ref().map_or(0, Aggregator::bytes))
     }
 
     /// Moves aggregated keys into the sort buffer.
