@@ -532,15 +532,12 @@ impl Sorter<'_> {
         written
     }
 
-    /// Writes the sorted buffer to `path`.
+    /// Writes the sorted buffer to `path` (write_runs writes in large
+    /// blocks: the file needs no buffer of its own).
     fn write_sorted(&self, path: &Path) -> Result<Vec<Segment>, TaskError> {
-        let mut out = BufWriter::with_capacity(
-            WRITE_BUFFER,
-            File::create(path).map_err(io_err("cannot create", path))?,
-        );
+        let mut out = File::create(path).map_err(io_err("cannot create", path))?;
         self.buffer
             .write_runs(&mut out, 0)
-            .and_then(|s| out.flush().map(|()| s))
             .map_err(io_err("cannot write", path))
     }
 
