@@ -102,7 +102,7 @@ pub struct InputArgs {
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
-    /// Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M)
+    /// Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks, one mapper per file
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub split_size: Option<u64>,
 }

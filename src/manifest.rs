@@ -125,6 +125,7 @@ mod tests {
                     start: 0,
                     end: 9,
                     gzip: false,
+                    more: Vec::new(),
                 },
             },
             Entry::Partition {

@@ -61,9 +61,16 @@ impl Child<'_> {
         if interrupt::cancelled() {
             return Err(TaskError::cancelled());
         }
-        let log = File::create(self.log).map_err(|e| {
-            TaskError::host(format!("cannot create log {}: {e}", self.log.display()))
-        })?;
+        // Appended to: a task may run its command more than once (a mapper
+        // per small file, a combiner per spill), and each run's stderr is
+        // kept.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log)
+            .map_err(|e| {
+                TaskError::host(format!("cannot create log {}: {e}", self.log.display()))
+            })?;
         let mut command = Command::new("sh");
         command
             .arg("-c")

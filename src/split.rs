@@ -14,7 +14,8 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// One map task's input: the bytes `start..end` of `path`.
+/// One map task's input: the bytes `start..end` of `path`, then the whole
+/// small files in `more`, if any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Split {
     /// The input file (absolute, so that every host sees the same path).
@@ -26,19 +27,34 @@ pub struct Split {
     /// The file is gzip-compressed; the split is the whole file.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gzip: bool,
+    /// Small files fed to the same mapper after this one (see
+    /// [`plan_splits`]); each is whole and has no `more` of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<Split>,
 }
 
 impl Split {
-    /// Bytes of (possibly compressed) input in this split.
+    /// Bytes of (possibly compressed) input in this split, `more` included.
     pub fn len(&self) -> u64 {
-        self.end - self.start
+        self.end - self.start + self.more.iter().map(Split::len).sum::<u64>()
     }
 
     /// True when the split holds no bytes.
     pub fn is_empty(&self) -> bool {
-        self.start == self.end
+        self.len() == 0
+    }
+
+    /// This split's pieces: itself (without `more`), then each of `more`.
+    pub fn pieces(&self) -> impl Iterator<Item = &Split> {
+        std::iter::once(self).chain(&self.more)
     }
 }
+
+/// Above this many splits, small files are fed several to a map task:
+/// starting a mapper, and the files each task writes, cost a few
+/// milliseconds, which thousands of small files would multiply. Below it
+/// every file keeps a task of its own (and its own `GMR_INPUT_FILE`).
+const COMBINE_ABOVE: usize = 64;
 
 /// An input file as it was when the job was planned, so that a resumed job
 /// can tell whether its input changed.
@@ -159,6 +175,7 @@ pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
                 start: 0,
                 end: len,
                 gzip: true,
+                more: Vec::new(),
             });
             continue;
         }
@@ -174,11 +191,44 @@ pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
                 start,
                 end,
                 gzip: false,
+                more: Vec::new(),
             });
             start = end;
         }
     }
+    if splits.len() > COMBINE_ABOVE {
+        splits = combine_small(splits, split_size);
+    }
     Ok(splits)
+}
+
+/// Groups consecutive whole files smaller than half a split into splits of
+/// at most `split_size` bytes; the pieces of larger files stay as they are,
+/// and every piece keeps its place in the input's order.
+fn combine_small(splits: Vec<Split>, split_size: u64) -> Vec<Split> {
+    let mut out: Vec<Split> = Vec::new();
+    let mut open: Option<Split> = None;
+    for split in splits {
+        // A first piece shorter than half a split is its whole file: a cut
+        // lands at least a split past the start.
+        let small = split.start == 0 && split.len() < split_size / 2;
+        if !small {
+            // Tasks keep the input's order (a map-only job's parts do).
+            out.extend(open.take());
+            out.push(split);
+            continue;
+        }
+        match &mut open {
+            Some(group) if group.len() + split.len() <= split_size => group.more.push(split),
+            _ => {
+                if let Some(full) = open.replace(split) {
+                    out.push(full);
+                }
+            }
+        }
+    }
+    out.extend(open);
+    out
 }
 
 /// The end of a split that should end near `target`: just past the first
@@ -247,6 +297,50 @@ mod tests {
                 pos = s.end;
             }
             assert_eq!(pos as usize, text.len());
+        }
+    }
+
+    #[test]
+    fn many_small_files_are_grouped_and_large_ones_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for i in 0..100 {
+            let path = dir.path().join(format!("small-{i:03}"));
+            fs::write(&path, format!("file {i}\n").repeat(1 + i % 5)).unwrap();
+            files.push(path);
+            if i == 50 {
+                let big = dir.path().join("big");
+                fs::write(&big, "a line of the big file\n".repeat(1000)).unwrap();
+                files.push(big);
+            }
+        }
+        let size = 1000;
+        let splits = plan_splits(&files, size).unwrap();
+        assert!(splits.len() < 60, "{} splits", splits.len());
+        // Every file, in order, whole or cut, exactly once.
+        let pieces: Vec<&Split> = splits.iter().flat_map(Split::pieces).collect();
+        let mut covered: Vec<(PathBuf, u64)> = Vec::new();
+        for p in &pieces {
+            match covered.last_mut() {
+                Some((path, end)) if *path == p.path => {
+                    assert_eq!(*end, p.start);
+                    *end = p.end;
+                }
+                _ => covered.push((p.path.clone(), p.end)),
+            }
+        }
+        let lens: Vec<(PathBuf, u64)> = files
+            .iter()
+            .map(|f| (f.clone(), fs::metadata(f).unwrap().len()))
+            .collect();
+        assert_eq!(covered, lens);
+        for s in &splits {
+            assert!(
+                s.more.is_empty() || s.len() <= size,
+                "a group of {}",
+                s.len()
+            );
+            assert!(s.more.iter().all(|m| m.more.is_empty()));
         }
     }
 }

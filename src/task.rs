@@ -18,7 +18,7 @@ use crate::merge::{self, Run, RunFile};
 use crate::process::ChildOutcome;
 use crate::program::{Context, Program};
 use crate::record::LineSplitter;
-use crate::report::TaskReport;
+use crate::report::{TaskReport, add_counters};
 use crate::sort::{Segment, SortBuffer};
 use crate::split::Split;
 use crate::workdir::{self, AttemptGuard, JobSpec, WorkDir, part_name};
@@ -176,71 +176,92 @@ struct MapTask<'a> {
 impl MapTask<'_> {
     fn run(&self) -> Result<TaskReport, TaskError> {
         let mapper = Program::parse(&self.spec.mapper)?;
-        let mut env = task_env(self.wd, self.name, self.attempt, self.index);
-        let input = self.split.path.display().to_string();
-        env.extend([
-            ("GMR_INPUT_FILE".into(), input.clone()),
-            ("mapreduce_map_input_file".into(), input.clone()),
-            ("map_input_file".into(), input),
-            (
-                "mapreduce_map_input_start".into(),
-                self.split.start.to_string(),
-            ),
-            (
-                "mapreduce_map_input_length".into(),
-                self.split.len().to_string(),
-            ),
-        ]);
-        let log = self.wd.log_path(self.name, self.attempt);
-        let ctx = Context {
-            role: "mapper",
-            cwd: &self.spec.cwd,
-            env: &env,
-            log: &log,
-            key: self.spec.key,
-        };
-        let mut records_in = 0u64;
-        let mut bytes_in = 0u64;
-        let feed = |w: &mut dyn Write| feed_split(self.split, w, &mut records_in, &mut bytes_in);
-        let with_split = |mut e: TaskError| {
-            if e.kind == FailureKind::Task {
-                e.message = format!(
-                    "{} (input {} bytes {}..{})",
-                    e.message,
-                    self.split.path.display(),
-                    self.split.start,
-                    self.split.end
-                );
-            }
-            e
-        };
+        let mut inputs = (0u64, 0u64);
         let mut report = if self.spec.reducers == 0 {
-            self.run_map_only(&mapper, &ctx, feed).map_err(with_split)?
+            self.run_map_only(&mapper, &mut inputs)?
         } else {
-            self.run_sorted(&mapper, &ctx, feed).map_err(with_split)?
+            self.run_sorted(&mapper, &mut inputs)?
         };
-        report.records_in = records_in;
-        report.bytes_in = bytes_in;
+        (report.records_in, report.bytes_in) = inputs;
         Ok(report)
     }
 
-    /// `-R 0`: the mapper's output is part N of the job, as it printed it.
-    fn run_map_only<F>(
+    /// Runs the mapper on each piece of the split in turn: a split of
+    /// several small files runs one mapper per file, each with its own file
+    /// in its environment, as if it had a task of its own. `on_output` gets
+    /// each mapper's stdout in chunks, and `None` between one mapper's
+    /// output and the next's. `inputs` counts the records and bytes fed.
+    fn run_mapper(
         &self,
         mapper: &Program,
-        ctx: &Context,
-        feed: F,
-    ) -> Result<TaskReport, TaskError>
-    where
-        F: FnOnce(&mut dyn Write) -> io::Result<()> + Send,
-    {
+        inputs: &mut (u64, u64),
+        mut on_output: impl FnMut(Option<&[u8]>) -> io::Result<()>,
+    ) -> Result<ChildOutcome, TaskError> {
+        let log = self.wd.log_path(self.name, self.attempt);
+        let mut all = ChildOutcome::default();
+        for (i, piece) in self.split.pieces().enumerate() {
+            if i > 0 {
+                on_output(None).map_err(|e| TaskError::task(format!("mapper output: {e}")))?;
+            }
+            let mut env = task_env(self.wd, self.name, self.attempt, self.index);
+            let input = piece.path.display().to_string();
+            env.extend([
+                ("GMR_INPUT_FILE".into(), input.clone()),
+                ("mapreduce_map_input_file".into(), input.clone()),
+                ("map_input_file".into(), input),
+                ("mapreduce_map_input_start".into(), piece.start.to_string()),
+                (
+                    "mapreduce_map_input_length".into(),
+                    (piece.end - piece.start).to_string(),
+                ),
+            ]);
+            let ctx = Context {
+                role: "mapper",
+                cwd: &self.spec.cwd,
+                env: &env,
+                log: &log,
+                key: self.spec.key,
+            };
+            let (records, bytes) = (&mut inputs.0, &mut inputs.1);
+            let outcome = mapper
+                .run(
+                    &ctx,
+                    |w: &mut dyn Write| feed_split(piece, w, records, bytes),
+                    |chunk| on_output(Some(chunk)),
+                )
+                .map_err(|mut e| {
+                    if e.kind == FailureKind::Task {
+                        e.message = format!(
+                            "{} (input {} bytes {}..{})",
+                            e.message,
+                            piece.path.display(),
+                            piece.start,
+                            piece.end
+                        );
+                    }
+                    e
+                })?;
+            add_counters(&mut all.counters, &outcome.counters);
+            all.status = outcome.status.or(all.status);
+        }
+        Ok(all)
+    }
+
+    /// `-R 0`: the mapper's output is part N of the job, as it printed it.
+    fn run_map_only(
+        &self,
+        mapper: &Program,
+        inputs: &mut (u64, u64),
+    ) -> Result<TaskReport, TaskError> {
         let target = self.spec.output.join(part_name(self.index));
         let (outcome, records, bytes) = write_part(&target, self.attempt, |out| {
             let mut counts = (0u64, 0u64, false);
-            let outcome = mapper.run(ctx, feed, |chunk| {
+            let outcome = self.run_mapper(mapper, inputs, |output| {
+                // One mapper's last line is not the next one's first.
+                let chunk = output.unwrap_or(if counts.2 { b"\n" } else { b"" });
                 counts.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
                 counts.1 += chunk.len() as u64;
-                counts.2 = chunk.last() != Some(&b'\n');
+                counts.2 = chunk.last().map_or(counts.2, |&b| b != b'\n');
                 out.write_all(chunk)
             })?;
             Ok((outcome, counts.0 + u64::from(counts.2), counts.1))
@@ -257,15 +278,11 @@ impl MapTask<'_> {
 
     /// The mapper's output partitioned, sorted, spilled and combined into
     /// one runs file.
-    fn run_sorted<F>(
+    fn run_sorted(
         &self,
         mapper: &Program,
-        ctx: &Context,
-        feed: F,
-    ) -> Result<TaskReport, TaskError>
-    where
-        F: FnOnce(&mut dyn Write) -> io::Result<()> + Send,
-    {
+        inputs: &mut (u64, u64),
+    ) -> Result<TaskReport, TaskError> {
         let target = self.wd.map_dir(self.index);
         let attempt_dir = AttemptGuard::new(workdir::attempt_path(&target, self.attempt));
         fs::create_dir_all(attempt_dir.path())
@@ -308,7 +325,11 @@ impl MapTask<'_> {
         };
         let mut lines = LineSplitter::default();
         let mut spill_error = None;
-        let outcome = mapper.run(ctx, feed, |chunk| {
+        let outcome = self.run_mapper(mapper, inputs, |output| {
+            let Some(chunk) = output else {
+                // A mapper's last line, if it had no newline.
+                return lines.finish(|line| sorter.push(line));
+            };
             lines.feed(chunk, |line| sorter.push(line))?;
             if sorter.bytes() >= sorter.limit {
                 sorter.spill().map_err(|e| {
@@ -343,7 +364,8 @@ impl MapTask<'_> {
     }
 }
 
-/// Writes the split's bytes to the mapper, counting records and bytes.
+/// Writes the bytes of one piece of a split (`more` aside) to the mapper,
+/// counting records and bytes.
 fn feed_split(
     split: &Split,
     w: &mut dyn Write,
@@ -372,8 +394,8 @@ fn feed_split(
             };
             take(&buf[..n], w)?;
         }
-    } else if !split.is_empty() {
-        let map = map_range(&file, split.start, split.len())?;
+    } else if split.start < split.end {
+        let map = map_range(&file, split.start, split.end - split.start)?;
         let mut fed = 0;
         for chunk in map.chunks(FEED_CHUNK) {
             take(chunk, w)?;

@@ -931,3 +931,58 @@ fn commands_get_the_open_file_limit_gmr_started_with() {
     ));
     assert_eq!(String::from_utf8_lossy(&out), "256\n256\n");
 }
+
+#[test]
+fn many_small_files_share_map_tasks_and_lose_no_record() {
+    // 150 files of a few lines, every third without its final newline: too
+    // many for a task each, so they are fed several to a mapper, and a
+    // file's last line must not run into the next file's first.
+    let d = Dir::new();
+    for i in 0..150 {
+        let end = if i % 3 == 0 { "" } else { "\n" };
+        d.write(
+            &format!("in/f{i:03}"),
+            format!("w{i} common\nmore{} words{end}", i % 7),
+        );
+    }
+    let words = "awk '{ for (i = 1; i <= NF; i++) print $i }'";
+    let reference = d.sh(&format!(
+        "awk 1 in/* | {words} | sort | uniq -c | sed -E 's/^ *([0-9]+) (.*)$/\\2\\t\\1/'"
+    ));
+    let out = d.run(&["run", "-m", words, "-r", "@count", "-R", "2", "in"]);
+    assert_same_lines(out.ok(), &reference, "small files");
+    let err = out.stderr();
+    assert!(err.contains("300 records in"), "{err}");
+    let tasks: usize = err
+        .split_whitespace()
+        .skip_while(|w| *w != "map")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
+    assert!(tasks < 10, "150 small files in {tasks} map tasks: {err}");
+    // The stages pass combined splits along in their lines.
+    let gmr = gmr_bin().display().to_string();
+    let staged = d.sh(&format!(
+        "{gmr} split in | {gmr} map -q -m cat -R 1 --workdir w | {gmr} shuffle -q | {gmr} reduce -q -r cat"
+    ));
+    assert_eq!(sorted_lines(&staged), sorted_lines(&d.sh("awk 1 in/*")));
+    // Map-only: each file's mapper output stays whole lines too.
+    let map_only = d.run(&["run", "-q", "-m", "cat", "-R", "0", "in"]);
+    assert_eq!(
+        sorted_lines(map_only.ok()),
+        sorted_lines(&d.sh("awk 1 in/*"))
+    );
+    // Every file still gets a mapper that sees it as its input file.
+    let named = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "echo \"$(basename \"$GMR_INPUT_FILE\")\"; cat >/dev/null",
+        "-R",
+        "0",
+        "in",
+    ]);
+    let names = sorted_lines(named.ok());
+    assert_eq!(names.len(), 150);
+    assert_eq!(names[0], b"f000");
+}
