@@ -136,6 +136,23 @@ pub fn run(
     Ok(report)
 }
 
+/// How a task runs one of the job's commands: in the job's directory, with
+/// its key spec.
+fn job_context<'a>(
+    spec: &'a JobSpec,
+    role: &'a str,
+    env: &'a [(String, String)],
+    log: &'a Path,
+) -> Context<'a> {
+    Context {
+        role,
+        cwd: &spec.cwd,
+        env,
+        log,
+        key: spec.key,
+    }
+}
+
 /// The environment a task's commands see (Hadoop Streaming names too).
 fn task_env(wd: &WorkDir, name: &str, attempt: u32, partition: usize) -> Vec<(String, String)> {
     vec![
@@ -215,13 +232,7 @@ impl MapTask<'_> {
                     (piece.end - piece.start).to_string(),
                 ),
             ]);
-            let ctx = Context {
-                role: "mapper",
-                cwd: &self.spec.cwd,
-                env: &env,
-                log: &log,
-                key: self.spec.key,
-            };
+            let ctx = job_context(self.spec, "mapper", &env, &log);
             let (records, bytes) = (&mut inputs.0, &mut inputs.1);
             let outcome = mapper
                 .run(
@@ -307,13 +318,7 @@ impl MapTask<'_> {
         let combine_log = self
             .wd
             .log_path(&format!("{}.combiner", self.name), self.attempt);
-        let combine_ctx = Context {
-            role: "combiner",
-            cwd: &self.spec.cwd,
-            env: &combine_env,
-            log: &combine_log,
-            key: self.spec.key,
-        };
+        let combine_ctx = job_context(self.spec, "combiner", &combine_env, &combine_log);
         let mut sorter = Sorter {
             buffer: SortBuffer::take(self.spec.key, self.spec.reducers, limit),
             limit,
@@ -741,13 +746,7 @@ fn run_reduce(
     let PartitionRuns { runs, _scratch } = partition_runs(wd, spec, p, true, (name, attempt))?;
     let env = task_env(wd, name, attempt, p as usize);
     let log = wd.log_path(name, attempt);
-    let ctx = Context {
-        role: "reducer",
-        cwd: &spec.cwd,
-        env: &env,
-        log: &log,
-        key: spec.key,
-    };
+    let ctx = job_context(spec, "reducer", &env, &log);
     let (mut records_in, mut bytes_in) = (0u64, 0u64);
     let feed = |w: &mut dyn Write| {
         (records_in, bytes_in) = merge::merge_into(spec.key, runs, w)?;
