@@ -7,6 +7,12 @@
 //!
 //! The reducer then merges partial results: `@count` partials are summed
 //! (see [`crate::builtin::Builtin::merge_form`]).
+//!
+//! The same table counts identical whole lines for map tasks without a
+//! built-in combiner ([`Aggregator::lines`]): each distinct line goes into
+//! the sort buffer once, with its number of copies, so that a word count's
+//! twelve million `word<TAB>1` records sort as its few hundred thousand
+//! distinct ones. Nothing is combined; every copy is written out.
 
 use crate::builtin::{Acc, Builtin};
 use crate::linebuf::prefetch;
@@ -87,11 +93,20 @@ fn hash_key(key: &[u8], head: [u64; 2]) -> u64 {
     }
 }
 
+/// The hash [`Aggregator::lines`] files `line` under.
+pub fn hash_line(line: &[u8]) -> u64 {
+    hash_key(line, head(line))
+}
+
 /// Partial results of one built-in, per key: an open-addressing table
 /// with linear probing, at most half full.
 pub struct Aggregator {
     builtin: Builtin,
     key: KeySpec,
+    /// Counts whole lines rather than aggregating values by key.
+    lines: bool,
+    /// Records taken since the table was last drained.
+    records: u64,
     slots: Vec<Slot>,
     /// `64 - log2(slots.len())`: a hash's top bits pick its first slot.
     shift: u32,
@@ -121,6 +136,8 @@ impl Aggregator {
         Aggregator {
             builtin,
             key,
+            lines: false,
+            records: 0,
             slots: vec![VACANT; 1 << FIRST_BITS],
             shift: 64 - FIRST_BITS,
             used: 0,
@@ -135,11 +152,39 @@ impl Aggregator {
         }
     }
 
+    /// An empty table that counts the copies of each distinct line; it
+    /// drains them into the sort buffer with [`SortBuffer::push_copies`].
+    pub fn lines(key: KeySpec, budget: usize) -> Aggregator {
+        Aggregator {
+            lines: true,
+            ..Aggregator::new(Builtin::Count, key, budget)
+        }
+    }
+
+    /// Records taken since the table was last drained.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Distinct keys (or lines) in the table, but for the last few records
+    /// taken (looked up in batches).
+    pub fn keys(&self) -> u64 {
+        self.used as u64
+    }
+
     /// Adds one record (without its `\n`). Records are taken in batches:
     /// an error in a value may be reported a few records late.
     #[inline]
     pub fn push(&mut self, line: &[u8]) -> io::Result<()> {
-        let f = self.key.fields(line);
+        self.records += 1;
+        let f = if self.lines {
+            crate::record::Fields {
+                key_end: line.len(),
+                value_start: line.len(),
+            }
+        } else {
+            self.key.fields(line)
+        };
         let key = &line[..f.key_end];
         let head = head(key);
         let hash = hash_key(key, head);
@@ -302,6 +347,10 @@ impl Aggregator {
         for slot in self.slots.iter().filter(|s| s.len != EMPTY) {
             key.clear();
             self.key_of(slot, &mut key);
+            if self.lines {
+                buffer.push_copies(&key, slot.acc);
+                continue;
+            }
             line.clear();
             match self.builtin {
                 Builtin::Count => {
@@ -313,6 +362,7 @@ impl Aggregator {
         }
         self.line = line;
         let n = self.used as u64;
+        self.records = 0;
         self.slots = vec![VACANT; 1 << FIRST_BITS];
         self.shift = 64 - FIRST_BITS;
         self.used = 0;
@@ -331,6 +381,18 @@ mod tests {
     thread_local! {
         /// Makes every key hash alike, so that every lookup compares keys.
         pub static COLLIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// The buffer's records, sorted.
+    fn sorted(buf: &mut SortBuffer) -> Vec<Vec<u8>> {
+        buf.sort();
+        let mut lines = Vec::new();
+        buf.for_each(|l| {
+            lines.push(l.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        lines
     }
 
     #[test]
@@ -362,13 +424,7 @@ mod tests {
         }
         let mut buf = SortBuffer::new(spec, 1);
         assert_eq!(agg.drain_into(&mut buf).unwrap() as usize, want.len());
-        buf.sort();
-        let mut got = Vec::new();
-        buf.for_each(|l| {
-            got.push(l.to_vec());
-            Ok(())
-        })
-        .unwrap();
+        let got = sorted(&mut buf);
         COLLIDE.set(false);
         let want: Vec<Vec<u8>> = want
             .iter()
@@ -396,6 +452,41 @@ mod tests {
             agg.bytes(),
             Aggregator::new(Builtin::Count, spec, 1 << 20).bytes()
         );
+    }
+
+    /// Counting whole lines keeps apart lines of one key, lines that
+    /// differ only past the inline bytes, and empty lines; the buffer gets
+    /// every record back.
+    #[test]
+    fn counted_lines_come_back_whole() {
+        let spec = KeySpec::default();
+        let lines: [&[u8]; 8] = [
+            b"a\t1",
+            b"a\t2",
+            b"a",
+            b"",
+            b"abcdefghijklmnop\t1",
+            b"abcdefghijklmnop\t2",
+            b"abcdefghijklmnopqrstuvwxyz",
+            b"abcdefghijklmnopqrstuvwxyZ",
+        ];
+        let mut agg = Aggregator::lines(spec, 1 << 20);
+        let mut want = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            for _ in 0..=i {
+                agg.push(l).unwrap();
+                want.push(l.to_vec());
+            }
+        }
+        assert_eq!(agg.records(), want.len() as u64);
+        let mut buf = SortBuffer::new(spec, 2);
+        assert_eq!(agg.drain_into(&mut buf).unwrap(), lines.len() as u64);
+        assert_eq!(buf.len(), want.len());
+        let mut plain = SortBuffer::new(spec, 2);
+        want.iter().for_each(|l| plain.push(l));
+        let (got, expected) = (sorted(&mut buf), sorted(&mut plain));
+        assert_eq!(got, expected);
+        assert_eq!(agg.records(), 0, "drained");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! and value, and their lengths. Keys and values of up to eight bytes (most
 //! words, counts, ids) therefore compare without touching the arena, which
 //! matters because map output repeats keys heavily and equal keys are where
-//! a prefix alone cannot decide.
+//! a prefix alone cannot decide. An entry may stand for several copies of
+//! one line ([`SortBuffer::push_copies`]): map output that repeats whole
+//! lines is sorted once per distinct line and written out in full.
 //!
 //! Before comparing, entries are distributed by partition and then by the
 //! bytes of the key prefix, one byte per pass, in place (an MSD radix sort,
@@ -56,8 +58,11 @@ const HAS_SEPARATOR: u32 = 1 << 31;
 /// Set in `Entry::part_sep` when the sort replaced `key_prefix` by later
 /// key bytes.
 const REKEYED: u32 = 1 << 30;
+/// Set in `Entry::part_sep` when the entry stands for several copies of its
+/// line: their number is in the four arena bytes before the line.
+const GROUPED: u32 = 1 << 29;
 /// The partition's bits of `Entry::part_sep`.
-const PARTITION: u32 = !(HAS_SEPARATOR | REKEYED);
+const PARTITION: u32 = !(HAS_SEPARATOR | REKEYED | GROUPED);
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -83,6 +88,18 @@ impl Entry {
 
     fn line<'a>(&self, data: &'a [u8]) -> &'a [u8] {
         &data[self.start as usize..(self.start + self.len) as usize]
+    }
+
+    /// How many records the entry stands for.
+    #[inline]
+    fn copies(&self, data: &[u8]) -> u64 {
+        if self.part_sep & GROUPED == 0 {
+            return 1;
+        }
+        let at = self.start as usize - 4;
+        u64::from(u32::from_ne_bytes(
+            data[at..at + 4].try_into().expect("four bytes"),
+        ))
     }
 
     /// Whether the entry's line is certainly `other`'s, as far as the
@@ -299,6 +316,8 @@ pub struct SortBuffer {
     reducers: u32,
     data: Vec<u8>,
     entries: Vec<Entry>,
+    /// Records buffered: entries, counted with their copies.
+    records: usize,
 }
 
 impl SortBuffer {
@@ -329,6 +348,25 @@ impl SortBuffer {
             part_sep: partition(key, self.reducers) | sep,
         });
         extend_short(&mut self.data, line);
+        self.records += 1;
+    }
+
+    /// Adds `copies` records that are all `line`, as one entry: they are
+    /// sorted once and written out `copies` times. Map output that repeats
+    /// whole lines (a word count's `word<TAB>1`) sorts as fast as its
+    /// distinct lines.
+    pub fn push_copies(&mut self, line: &[u8], mut copies: u64) {
+        while copies > 1 {
+            let n = u32::try_from(copies).unwrap_or(u32::MAX);
+            self.data.extend_from_slice(&n.to_ne_bytes());
+            self.push(line);
+            self.entries.last_mut().expect("just pushed").part_sep |= GROUPED;
+            self.records += n as usize - 1;
+            copies -= u64::from(n);
+        }
+        if copies == 1 {
+            self.push(line);
+        }
     }
 
     /// An empty buffer that will hold about `bytes` of records without
@@ -343,6 +381,7 @@ impl SortBuffer {
             reducers,
             data: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(bytes / ENTRY_BYTES),
+            records: 0,
         }
     }
 
@@ -400,7 +439,7 @@ impl SortBuffer {
 
     /// Records buffered.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.records
     }
 
     /// True when nothing is buffered.
@@ -411,6 +450,15 @@ impl SortBuffer {
     /// Sorts the records by partition, then key, value and line.
     pub fn sort(&mut self) {
         let data = &self.data;
+        // A combiner's output is usually in order already (it kept the
+        // order of its sorted input); a check stops at the first record
+        // out of order, at once for most other buffers.
+        if self
+            .entries
+            .is_sorted_by(|a, b| a.cmp(b, data) != Ordering::Greater)
+        {
+            return;
+        }
         if self.entries.len() <= RADIX_MIN {
             self.entries.sort_unstable_by(|a, b| a.cmp(b, data));
             return;
@@ -447,10 +495,36 @@ impl SortBuffer {
         }
     }
 
+    /// Each entry in the current order, with its line and how many records
+    /// it stands for.
+    fn entries_with_lines(&self) -> impl Iterator<Item = (&Entry, &[u8], u64)> {
+        // Sorted map output repeats lines (a word count's is mostly runs
+        // of `word\t1`): a line known equal to the one before is taken
+        // from that one, which is in the cache, rather than from its own
+        // place in the arena, which is likely not.
+        let mut last: Option<(&Entry, &[u8])> = None;
+        self.entries.iter().enumerate().map(move |(i, e)| {
+            // The arena is read in sorted order, that is at random: ask for
+            // a line (and its count) a few records ahead.
+            if let Some(ahead) = self.entries.get(i + 8) {
+                let at = ahead.start.saturating_sub(4) as usize;
+                prefetch(self.data.as_ptr().wrapping_add(at));
+            }
+            let line = match last {
+                Some((prev, line)) if e.same_line(prev) => line,
+                _ => e.line(&self.data),
+            };
+            last = Some((e, line));
+            (e, line, e.copies(&self.data))
+        })
+    }
+
     /// Calls `f` with each record in the current order.
     pub fn for_each(&self, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        for e in &self.entries {
-            f(e.line(&self.data))?;
+        for (_, line, copies) in self.entries_with_lines() {
+            for _ in 0..copies {
+                f(line)?;
+            }
         }
         Ok(())
     }
@@ -463,18 +537,8 @@ impl SortBuffer {
         let mut seg_start = offset;
         let mut current = 0u32;
         let mut records = 0u64;
-        // Sorted map output repeats lines (a word count's is mostly runs
-        // of `word\t1`): a line known equal to the one before is written
-        // from that one, which is in the cache, rather than from its own
-        // place in the arena, which is likely not.
-        let mut last: Option<(&Entry, &[u8])> = None;
         let mut block = LineBlock::new(out);
-        for (i, e) in self.entries.iter().enumerate() {
-            // The arena is read in sorted order, that is at random: ask for
-            // a line a few records ahead.
-            if let Some(ahead) = self.entries.get(i + 8) {
-                prefetch(self.data.as_ptr().wrapping_add(ahead.start as usize));
-            }
+        for (e, line, copies) in self.entries_with_lines() {
             let part = e.part_sep & PARTITION;
             while part != current {
                 segments[current as usize] = Segment {
@@ -486,14 +550,11 @@ impl SortBuffer {
                 seg_start = pos;
                 records = 0;
             }
-            let line = match last {
-                Some((prev, line)) if e.same_line(prev) => line,
-                _ => e.line(&self.data),
-            };
-            last = Some((e, line));
-            block.line(line)?;
-            pos += u64::from(e.len) + 1;
-            records += 1;
+            for _ in 0..copies {
+                block.line(line)?;
+            }
+            pos += (u64::from(e.len) + 1) * copies;
+            records += copies;
         }
         while (current as usize) < segments.len() {
             segments[current as usize] = Segment {
@@ -513,6 +574,7 @@ impl SortBuffer {
     pub fn clear(&mut self) {
         self.data.clear();
         self.entries.clear();
+        self.records = 0;
     }
 }
 
@@ -680,6 +742,65 @@ mod tests {
             .map(|n| format!("{n:x}\t{}", n % 3).into_bytes())
             .collect();
         sorts_like_compare(&distinct, 2);
+    }
+
+    /// Records pushed as copies of one entry sort and come out as the
+    /// records themselves, mixed with records pushed one by one.
+    #[test]
+    fn copies_come_out_as_their_records() {
+        let lines = repeated_keys(50_000);
+        let spec = KeySpec::default();
+        let mut plain = SortBuffer::new(spec, 3);
+        let mut grouped = SortBuffer::new(spec, 3);
+        let mut counts = std::collections::BTreeMap::new();
+        for (i, l) in lines.iter().enumerate() {
+            plain.push(l);
+            // A third straight in, the rest counted.
+            if i % 3 == 0 {
+                grouped.push(l);
+            } else {
+                *counts.entry(l.clone()).or_insert(0u64) += 1;
+            }
+        }
+        for (l, n) in &counts {
+            grouped.push_copies(l, *n);
+        }
+        assert!(
+            grouped.entries.len() < lines.len() / 2,
+            "copies share entries"
+        );
+        assert_eq!(grouped.len(), lines.len());
+        let written = |b: &mut SortBuffer| {
+            b.sort();
+            let mut out = Vec::new();
+            let segs = b.write_runs(&mut out, 5).unwrap();
+            let mut each = Vec::new();
+            b.for_each(|l| {
+                each.extend_from_slice(l);
+                each.push(b'\n');
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(each, out, "for_each and write_runs agree");
+            (out, segs)
+        };
+        assert!(
+            written(&mut grouped) == written(&mut plain),
+            "output differs"
+        );
+    }
+
+    /// More copies than an entry counts take more entries.
+    #[test]
+    fn copies_past_u32_take_two_entries() {
+        let mut b = SortBuffer::new(KeySpec::default(), 1);
+        let n = u64::from(u32::MAX) + 2;
+        b.push_copies(b"w\t1", n);
+        b.push_copies(b"v", 1);
+        assert_eq!(b.len() as u64, n + 1);
+        assert_eq!(b.entries.len(), 3);
+        let total: u64 = b.entries.iter().map(|e| e.copies(&b.data)).sum();
+        assert_eq!(total, n + 1);
     }
 
     /// Keys that split one record off at each byte (`a`, `aa`, `aaa`, …)

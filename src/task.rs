@@ -10,7 +10,7 @@
 //! - `reduce-NNNNN`: merge partition N (from the shuffle, or straight from
 //!   the map outputs) into the reducer; its output is part N.
 
-use crate::aggregate::Aggregator;
+use crate::aggregate::{self, Aggregator};
 use crate::error::{Error, FailureKind, TaskError};
 use crate::interrupt;
 use crate::linebuf::LineBlock;
@@ -307,12 +307,13 @@ impl MapTask<'_> {
         let limit = (self.spec.sort_buffer as usize).min(crate::sort::MAX_ARENA);
         // A built-in combiner aggregates in a hash table as records arrive;
         // a command combiner runs on each sorted run.
-        let (aggregate, combiner) = match combiner {
-            Some(Program::Builtin(b)) if b.merge_form().is_some() => {
-                (Some(Aggregator::new(b, self.spec.key, limit / 2)), None)
-            }
-            Some(Program::Builtin(_)) => (None, None),
-            other => (None, other),
+        let (intake, combiner) = match combiner {
+            Some(Program::Builtin(b)) if b.merge_form().is_some() => (
+                Intake::Combine(Aggregator::new(b, self.spec.key, limit / 2)),
+                None,
+            ),
+            Some(Program::Builtin(_)) => (Intake::Trial(Vec::new()), None),
+            other => (Intake::Trial(Vec::new()), other),
         };
         let combine_env = task_env(self.wd, self.name, self.attempt, self.index);
         let combine_log = self
@@ -325,7 +326,7 @@ impl MapTask<'_> {
             dir: attempt_dir.path(),
             spills: Vec::new(),
             combiner: combiner.as_ref().map(|c| (c, &combine_ctx)),
-            aggregate,
+            intake,
             report: TaskReport::default(),
         };
         let mut lines = LineSplitter::default();
@@ -469,6 +470,24 @@ fn map_range(file: &File, start: u64, len: u64) -> io::Result<MappedRange> {
     })
 }
 
+/// Records a map task takes before it decides whether counting identical
+/// lines pays.
+const GROUP_TRIAL: usize = 1 << 14;
+
+/// How mapper output reaches the sort buffer.
+enum Intake {
+    /// Straight in.
+    Direct,
+    /// Through a built-in combiner's table.
+    Combine(Aggregator),
+    /// Straight in, while the hashes of the first [`GROUP_TRIAL`] lines
+    /// are kept to tell whether they repeat.
+    Trial(Vec<u64>),
+    /// Identical lines counted first ([`Aggregator::lines`]): a lookup per
+    /// record, which output that repeats lines pays back in sorting.
+    Group(Aggregator),
+}
+
 /// The sort buffer of a map task and the runs it spilled.
 struct Sorter<'a> {
     buffer: SortBuffer,
@@ -476,7 +495,7 @@ struct Sorter<'a> {
     dir: &'a Path,
     spills: Vec<(PathBuf, Vec<Segment>)>,
     combiner: Option<(&'a Program, &'a Context<'a>)>,
-    aggregate: Option<Aggregator>,
+    intake: Intake,
     report: TaskReport,
 }
 
@@ -485,30 +504,66 @@ impl Sorter<'_> {
     #[inline]
     fn push(&mut self, line: &[u8]) -> io::Result<()> {
         self.report.command_records_out += 1;
-        match &mut self.aggregate {
-            Some(agg) => {
+        match &mut self.intake {
+            Intake::Direct => self.buffer.push(line),
+            Intake::Combine(agg) => {
                 self.report.combine_in += 1;
-                agg.push(line)
+                return agg.push(line);
             }
-            None => {
+            Intake::Trial(hashes) => {
+                hashes.push(aggregate::hash_line(line));
                 self.buffer.push(line);
-                Ok(())
+                if hashes.len() == GROUP_TRIAL {
+                    self.end_trial();
+                }
             }
+            Intake::Group(table) => return table.push(line),
         }
+        Ok(())
+    }
+
+    /// Ends the trial: lines are counted from then on when at most half of
+    /// those seen were distinct.
+    fn end_trial(&mut self) {
+        let Intake::Trial(hashes) = &mut self.intake else {
+            return;
+        };
+        let seen = hashes.len();
+        hashes.sort_unstable();
+        hashes.dedup();
+        self.intake = if hashes.len() * 2 <= seen {
+            Intake::Group(Aggregator::lines(self.buffer.key(), self.limit / 2))
+        } else {
+            Intake::Direct
+        };
     }
 
     /// Memory held: buffered records or aggregated keys.
     fn bytes(&self) -> usize {
+        let table = match &self.intake {
+            Intake::Direct | Intake::Trial(_) => 0,
+            Intake::Combine(table) | Intake::Group(table) => table.bytes(),
+        };
         // Saturating: a full aggregation table reports usize::MAX.
-        (self.buffer.bytes()).saturating_add(self.aggregate.as_ref().map_or(0, Aggregator::bytes))
+        self.buffer.bytes().saturating_add(table)
     }
 
-    /// Moves aggregated keys into the sort buffer.
-    fn drain_aggregate(&mut self) -> Result<(), TaskError> {
-        if let Some(agg) = &mut self.aggregate {
-            self.report.combine_out += agg
-                .drain_into(&mut self.buffer)
-                .map_err(|e| TaskError::task(format!("combiner: {e}")))?;
+    /// Moves aggregated keys (or counted lines) into the sort buffer.
+    fn drain_intake(&mut self) -> Result<(), TaskError> {
+        let err = |e: io::Error| TaskError::task(format!("combiner: {e}"));
+        match &mut self.intake {
+            Intake::Direct | Intake::Trial(_) => {}
+            Intake::Combine(agg) => {
+                self.report.combine_out += agg.drain_into(&mut self.buffer).map_err(err)?
+            }
+            Intake::Group(table) => {
+                // Lines that stopped repeating go straight in from now on.
+                let distinct = table.keys() * 2 > table.records();
+                table.drain_into(&mut self.buffer).map_err(err)?;
+                if distinct {
+                    self.intake = Intake::Direct;
+                }
+            }
         }
         Ok(())
     }
@@ -570,7 +625,7 @@ impl Sorter<'_> {
 
     /// Writes the buffer as one more spilled run.
     fn spill(&mut self) -> Result<(), TaskError> {
-        self.drain_aggregate()?;
+        self.drain_intake()?;
         let path = self.dir.join(format!("spill-{:05}", self.spills.len()));
         let segments = self.write_buffer(&path)?;
         self.spills.push((path, segments));
@@ -580,7 +635,7 @@ impl Sorter<'_> {
 
     /// Writes the final runs file `out` and returns its segments.
     fn finish(&mut self) -> Result<Vec<Segment>, TaskError> {
-        self.drain_aggregate()?;
+        self.drain_intake()?;
         let out_path = self.dir.join("out");
         if self.spills.is_empty() {
             return self.write_buffer(&out_path);

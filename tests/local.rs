@@ -986,3 +986,36 @@ fn many_small_files_share_map_tasks_and_lose_no_record() {
     assert_eq!(names.len(), 150);
     assert_eq!(names[0], b"f000");
 }
+
+#[test]
+fn map_output_that_repeats_lines_then_stops_loses_no_record() {
+    // A map task counts identical lines before sorting them when they
+    // repeat, and stops when they no longer do: lines that repeat, then
+    // distinct ones, then repeats again, through a sort buffer that
+    // spills in every phase, must come out as `sort` orders them.
+    let d = Dir::new();
+    let mut input = String::new();
+    let mut n = 0;
+    for phase in 0..3 {
+        for i in 0..40_000 {
+            let line = if phase == 1 {
+                format!("u{i:05}\t{}\n", i % 3)
+            } else {
+                format!("k{}\t{}\n", i % 40, i % 2)
+            };
+            input.push_str(&line);
+            n += 1;
+        }
+    }
+    d.write("in.txt", &input);
+    let reference = d.sh("LC_ALL=C sort in.txt");
+    for extra in [&[][..], &["--sort-buffer", "256K"][..]] {
+        let mut args = vec!["run", "-m", "cat", "-r", "cat", "-R", "1", "in.txt"];
+        args.extend_from_slice(extra);
+        let out = d.run(&args);
+        assert!(out.ok() == &reference[..], "output differs with {extra:?}");
+        let err = out.stderr();
+        assert!(err.contains(&format!("{n} records out")), "{err}");
+        assert_eq!(err.contains("spills"), !extra.is_empty(), "{err}");
+    }
+}
