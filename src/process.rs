@@ -2,7 +2,13 @@
 //! feed its stdin, drain its stdout and stderr concurrently, collect its
 //! counters, and turn its exit into a task result.
 //!
-//! Commands run under `sh -c`, so a shell pipeline is a command. stdin is fed
+//! Commands run under `sh -c`, so a shell pipeline is a command; a command of
+//! plain words (see [`crate::program::plain_words`]) is started directly,
+//! as the shell would start it, sparing a shell's start per run: with
+//! thousands of small input files, a mapper each, process starts were most
+//! of a job's time (the shell is still used when the direct start fails,
+//! for a script without `#!` or a missing program, so that the outcome is
+//! the shell's). stdin is fed
 //! from its own thread, stdout is read on the caller's thread and stderr on a
 //! third, so no pipe can fill up and deadlock: a mapper that never reads its
 //! stdin, or that writes megabytes to stderr, is fine. Each child leads its
@@ -18,12 +24,30 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// The `PWD` a shell started in `cwd` exports: the inherited one when it
+/// names that directory (a path through a symbolic link stays as the user
+/// typed it), else `cwd`.
+fn shell_pwd(cwd: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let same = |a: &Path, b: &Path| match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    match std::env::var_os("PWD").map(std::path::PathBuf::from) {
+        Some(pwd) if pwd.is_absolute() && same(&pwd, cwd) => pwd,
+        _ => cwd.to_path_buf(),
+    }
+}
+
 /// How many stderr lines a failure message shows.
 const TAIL_LINES: usize = 20;
 /// How much of one stderr line a failure message shows.
 const TAIL_LINE_BYTES: usize = 400;
-/// The size of reads from the child's stdout.
-const READ_CHUNK: usize = 1 << 20;
+/// The buffers between gmr and a child's pipes. A pipe holds 64 KiB, so a
+/// read returns no more and larger writes pass straight through; a larger
+/// buffer would be an mmap and munmap per child, which thousands of
+/// small-file mappers pay.
+const PIPE_CHUNK: usize = 64 << 10;
 
 /// What a finished child left besides its output.
 #[derive(Debug, Default)]
@@ -49,6 +73,45 @@ pub struct Child<'a> {
 }
 
 impl Child<'_> {
+    /// The process to start: `words` run directly, or else the command
+    /// under `sh -c`.
+    fn command(&self, words: Option<&[&str]>) -> Command {
+        let mut command = match words {
+            Some([program, args @ ..]) => {
+                // A relative path is taken from `cwd`: the child changes
+                // to it before it starts the program. The path stays as
+                // named: a script gets it as $0.
+                let mut command = Command::new(program);
+                // The shell would also export a PWD that names `cwd`.
+                command.args(args).env("PWD", shell_pwd(self.cwd));
+                command
+            }
+            _ => {
+                let mut command = Command::new("sh");
+                command.arg("-c").arg(self.command);
+                command
+            }
+        };
+        command
+            .current_dir(self.cwd)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(limit) = crate::merge::starting_open_file_limit() {
+            // SAFETY: setrlimit is async-signal-safe, and the closure only
+            // reads a copied struct.
+            unsafe {
+                command.pre_exec(move || {
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                    Ok(())
+                });
+            }
+        }
+        command
+    }
+
     /// Runs the command: `feed` writes its stdin (from another thread),
     /// `on_stdout` gets its stdout in chunks. An error from either ends the
     /// child. Succeeds only when the child exits 0.
@@ -71,29 +134,14 @@ impl Child<'_> {
             .map_err(|e| {
                 TaskError::host(format!("cannot create log {}: {e}", self.log.display()))
             })?;
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(self.command)
-            .current_dir(self.cwd)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        if let Some(limit) = crate::merge::starting_open_file_limit() {
-            // SAFETY: setrlimit is async-signal-safe, and the closure only
-            // reads a copied struct.
-            unsafe {
-                command.pre_exec(move || {
-                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-                    Ok(())
-                });
-            }
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|e| TaskError::host(format!("cannot start sh for {}: {e}", self.role)))?;
+        let direct = crate::program::plain_words(self.command);
+        let mut child = match direct.and_then(|words| self.command(Some(&words)).spawn().ok()) {
+            Some(child) => child,
+            None => self
+                .command(None)
+                .spawn()
+                .map_err(|e| TaskError::host(format!("cannot start sh for {}: {e}", self.role)))?,
+        };
         let pid = child.id() as i32;
         interrupt::register_child(pid);
         let stdin = child.stdin.take().expect("piped");
@@ -102,7 +150,7 @@ impl Child<'_> {
 
         let (fed, drained, stderr_result) = std::thread::scope(|s| {
             let feeder = s.spawn(move || {
-                let mut w = BufWriter::with_capacity(READ_CHUNK, stdin);
+                let mut w = BufWriter::with_capacity(PIPE_CHUNK, stdin);
                 let r = feed(&mut w).and_then(|()| w.flush());
                 // A child that exits without reading all its input is not an
                 // error: plenty of filters stop early (head, grep -m).
@@ -112,7 +160,7 @@ impl Child<'_> {
                 }
             });
             let errs = s.spawn(move || drain_stderr(stderr, log));
-            let mut buf = vec![0u8; READ_CHUNK];
+            let mut buf = vec![0u8; PIPE_CHUNK];
             let drained = loop {
                 match stdout.read(&mut buf) {
                     Ok(0) => break Ok(()),

@@ -143,15 +143,33 @@ impl std::fmt::Display for Program {
     }
 }
 
+/// Shell builtins and keywords: a command line that starts with one is left
+/// to the shell.
+const SHELL_WORDS: &[&str] = &[
+    "exec", "cd", "if", "for", "while", "until", "case", "export", "set", "eval", "read", "echo",
+    "printf", "test", "[", "true", "false", ":", ".", "source", "trap", "exit", "command",
+    "builtin", "local", "ulimit", "umask", "wait", "time", "!", "{", "(",
+];
+
+/// The words of a command line that `sh -c` would run as a single program
+/// with these arguments: words of letters, digits and `-_./,:+@%^=` (no
+/// quoting, expansion, globbing, redirection or comment), the first no
+/// builtin, keyword or assignment. Running those words directly does what
+/// the shell would, with one process start fewer. None for anything else.
+pub fn plain_words(cmd: &str) -> Option<Vec<&str>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./,:+@%^= \t".contains(c);
+    if !cmd.chars().all(plain) {
+        return None;
+    }
+    let words: Vec<&str> = cmd.split_ascii_whitespace().collect();
+    let first = *words.first()?;
+    (!first.contains('=') && !SHELL_WORDS.contains(&first)).then_some(words)
+}
+
 /// The program a shell command line starts with, when it is a plain word we
 /// can look up; None when the line starts with shell syntax we do not
 /// second-guess (builtins, keywords, subshells, expansions).
 fn first_program_word(cmd: &str) -> Option<String> {
-    const SHELL_WORDS: &[&str] = &[
-        "exec", "cd", "if", "for", "while", "until", "case", "export", "set", "eval", "read",
-        "echo", "printf", "test", "[", "true", "false", ":", ".", "source", "trap", "exit",
-        "command", "builtin", "local", "ulimit", "umask", "wait", "time", "!", "{", "(",
-    ];
     let mut words = cmd.split_whitespace();
     let mut word = words.next()?;
     // Skip leading VAR=value assignments.
@@ -190,6 +208,34 @@ mod tests {
         assert_eq!(first_program_word("(cd x; ls)"), None);
         assert_eq!(first_program_word("$HOME/bin/x"), None);
         assert_eq!(first_program_word("exec awk 1"), None);
+    }
+
+    #[test]
+    fn plain_commands_need_no_shell() {
+        assert_eq!(
+            plain_words(" ./map.sh -x  --k=v\ta/b.txt "),
+            Some(vec!["./map.sh", "-x", "--k=v", "a/b.txt"])
+        );
+        assert_eq!(plain_words("tr -s x"), Some(vec!["tr", "-s", "x"]));
+        for shell in [
+            "tr -s ' ' '\\n'",
+            "awk '{print}'",
+            "grep foo | sort",
+            "LC_ALL=C sort",
+            "cut -f1 >out",
+            "ls *.txt",
+            "echo $HOME",
+            "exec awk 1",
+            "true",
+            "a && b",
+            "x # comment",
+            "~/bin/map",
+            "cmd\nother",
+            "",
+            "  ",
+        ] {
+            assert_eq!(plain_words(shell), None, "{shell:?}");
+        }
     }
 
     #[test]

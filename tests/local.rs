@@ -1019,3 +1019,33 @@ fn map_output_that_repeats_lines_then_stops_loses_no_record() {
         assert_eq!(err.contains("spills"), !extra.is_empty(), "{err}");
     }
 }
+
+#[test]
+fn plain_commands_run_as_the_shell_would_run_them() {
+    // Commands without shell syntax are started without `sh -c`; what
+    // they see (arguments, $0, PWD) must be what the shell gives them, and
+    // a script without `#!` must still run (the shell runs it).
+    let d = Dir::new();
+    d.write("in.txt", "x\ny\n");
+    d.script("bin/show.sh", "n=$(wc -l); echo \"$0|$#|$1|$2|$PWD|$n\"");
+    d.write("bare.sh", "tr xy XY\n");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(d.path("bare.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    for (mapper, shell) in [
+        (
+            "./bin/show.sh one --two=2",
+            "./bin/show.sh one --two=2 < in.txt",
+        ),
+        ("bin/show.sh", "bin/show.sh < in.txt"),
+        ("./bare.sh", "./bare.sh < in.txt"),
+        ("tr xy XY", "tr xy XY < in.txt"),
+        ("printenv PWD", "printenv PWD < in.txt"),
+    ] {
+        let out = d.run(&["run", "-q", "-m", mapper, "-R", "0", "in.txt"]);
+        assert_eq!(
+            String::from_utf8_lossy(out.ok()),
+            String::from_utf8_lossy(&d.sh(shell)),
+            "{mapper}"
+        );
+    }
+}
