@@ -191,7 +191,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__map)
-            opts="-m -c -R -j -q -h -V --mapper --combiner --reducers --sort-buffer --separator --key-fields --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-m -c -R -j -q -h -V --mapper --combiner --reducers --sort-buffer --one-mapper-per-task --separator --key-fields --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -351,7 +351,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -j -q -h -V --mapper --combiner --reducers --sort-buffer --reducer --split-size --output --force --separator --key-fields --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
+            opts="-m -c -R -r -o -j -q -h -V --mapper --combiner --reducers --sort-buffer --one-mapper-per-task --reducer --split-size --output --force --separator --key-fields --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

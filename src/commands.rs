@@ -243,6 +243,7 @@ fn new_spec(
         key: key_spec(key),
         // The buffer is shared by the map tasks that run at once on a host.
         sort_buffer: (map.sort_buffer / slots.per_host as u64).max(64 << 10),
+        one_mapper_per_task: map.one_mapper_per_task,
         output: output.unwrap_or_else(|| wd.default_output()),
     }
 }

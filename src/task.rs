@@ -215,6 +215,25 @@ impl MapTask<'_> {
         mut on_output: impl FnMut(Option<&[u8]>) -> io::Result<()>,
     ) -> Result<ChildOutcome, TaskError> {
         let log = self.wd.log_path(self.name, self.attempt);
+        if self.spec.one_mapper_per_task && !self.split.more.is_empty() {
+            // One mapper for every file of the split, each file's last
+            // line ended so that it cannot run into the next file's first.
+            let env = task_env(self.wd, self.name, self.attempt, self.index);
+            let ctx = job_context(self.spec, "mapper", &env, &log);
+            let (records, bytes) = (&mut inputs.0, &mut inputs.1);
+            return mapper.run(
+                &ctx,
+                |w: &mut dyn Write| {
+                    for piece in self.split.pieces() {
+                        if !feed_split(piece, w, records, bytes)? {
+                            w.write_all(b"\n")?;
+                        }
+                    }
+                    Ok(())
+                },
+                |chunk| on_output(Some(chunk)),
+            );
+        }
         let mut all = ChildOutcome::default();
         for (i, piece) in self.split.pieces().enumerate() {
             if i > 0 {
@@ -237,7 +256,7 @@ impl MapTask<'_> {
             let outcome = mapper
                 .run(
                     &ctx,
-                    |w: &mut dyn Write| feed_split(piece, w, records, bytes),
+                    |w: &mut dyn Write| feed_split(piece, w, records, bytes).map(drop),
                     |chunk| on_output(Some(chunk)),
                 )
                 .map_err(|mut e| {
@@ -371,13 +390,14 @@ impl MapTask<'_> {
 }
 
 /// Writes the bytes of one piece of a split (`more` aside) to the mapper,
-/// counting records and bytes.
+/// counting records and bytes; returns whether they end with a newline
+/// (or are none).
 fn feed_split(
     split: &Split,
     w: &mut dyn Write,
     records: &mut u64,
     bytes: &mut u64,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let file = File::open(&split.path)?;
     let mut last = b'\n';
     let mut take = |chunk: &[u8], w: &mut dyn Write| -> io::Result<()> {
@@ -412,7 +432,7 @@ fn feed_split(
     if last != b'\n' {
         *records += 1;
     }
-    Ok(())
+    Ok(last == b'\n')
 }
 
 /// Maps bytes `start..start+len` of `file` (the map is page-aligned; the

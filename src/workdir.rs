@@ -57,6 +57,10 @@ pub struct JobSpec {
     pub key: KeySpec,
     /// Bytes of mapper output a map task sorts in memory before spilling.
     pub sort_buffer: u64,
+    /// Whether the files of a map task's split go to one mapper (rather
+    /// than a mapper each, with its own `GMR_INPUT_FILE`).
+    #[serde(default)]
+    pub one_mapper_per_task: bool,
     /// Where parts are committed.
     pub output: PathBuf,
 }

@@ -985,6 +985,29 @@ fn many_small_files_share_map_tasks_and_lose_no_record() {
     let names = sorted_lines(named.ok());
     assert_eq!(names.len(), 150);
     assert_eq!(names[0], b"f000");
+    // --one-mapper-per-task: a mapper per task, fed the task's files one
+    // after the other, each ending its last line; no GMR_INPUT_FILE.
+    d.script(
+        "starts.sh",
+        "echo \"${GMR_INPUT_FILE-none}\" >> starts.log; awk '{ for (i = 1; i <= NF; i++) print $i }'",
+    );
+    let out = d.run(&[
+        "run",
+        "-m",
+        "./starts.sh",
+        "-r",
+        "@count",
+        "-R",
+        "2",
+        "--one-mapper-per-task",
+        "in",
+    ]);
+    assert_same_lines(out.ok(), &reference, "one mapper per task");
+    let err = out.stderr();
+    assert!(err.contains("300 records in"), "{err}");
+    let starts = sorted_lines(&read(d.path("starts.log")));
+    assert!(starts.len() < 10, "{} mapper starts", starts.len());
+    assert!(starts.iter().all(|s| s == b"none"), "{starts:?}");
 }
 
 #[test]
