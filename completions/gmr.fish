@@ -51,7 +51,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l known-hosts -d 'The know
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l remote-gmr -d 'The path of gmr on the hosts (default: the path of this gmr)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l workdir -d 'The work directory (default: a new one in $TMPDIR, removed after a successful run)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. That mapper gets no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. Mappers then get no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l force -d 'Replace an existing, non-empty output directory'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s q -l quiet -d 'No progress display and no summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l accept-new-host-keys -d 'Accept the key of a host that known_hosts does not list, and add it there (trust on first use); a changed key is still refused'
@@ -78,7 +78,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand map" -l known-hosts -d 'The know
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l remote-gmr -d 'The path of gmr on the hosts (default: the path of this gmr)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l workdir -d 'The work directory (default: the one in the split lines, else a new one in $TMPDIR)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand map" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. That mapper gets no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. Mappers then get no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s q -l quiet -d 'No progress display and no summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l accept-new-host-keys -d 'Accept the key of a host that known_hosts does not list, and add it there (trust on first use); a changed key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s h -l help -d 'Print help'

@@ -144,7 +144,7 @@ pub struct MapperArgs {
 
     /// Feed the small files that share a map task to one mapper, one after
     /// the other, rather than start a mapper for each: far faster over
-    /// thousands of small files. That mapper gets no GMR_INPUT_FILE (nor
+    /// thousands of small files. Mappers then get no GMR_INPUT_FILE (nor
     /// map_input_file): leave this off for mappers that read it
     #[arg(long)]
     pub one_mapper_per_task: bool,

@@ -148,7 +148,9 @@ impl std::fmt::Display for Program {
 const SHELL_WORDS: &[&str] = &[
     "exec", "cd", "if", "for", "while", "until", "case", "export", "set", "eval", "read", "echo",
     "printf", "test", "[", "true", "false", ":", ".", "source", "trap", "exit", "command",
-    "builtin", "local", "ulimit", "umask", "wait", "time", "!", "{", "(",
+    "builtin", "local", "ulimit", "umask", "wait", "time", "!", "{", "(", "pwd", "kill", "type",
+    "hash", "alias", "unalias", "unset", "shift", "times", "getopts", "readonly", "return",
+    "break", "continue", "jobs", "fg", "bg", "fc",
 ];
 
 /// The words of a command line that `sh -c` would run as a single program
@@ -227,6 +229,7 @@ mod tests {
             "echo $HOME",
             "exec awk 1",
             "true",
+            "pwd -L",
             "a && b",
             "x # comment",
             "~/bin/map",

@@ -39,7 +39,7 @@ const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 const RADIX_MIN: usize = 64;
 /// Below this many records a parallel sort costs more than it saves.
 const PARALLEL_SORT_MIN: usize = 1 << 16;
-/// The most partitions a job may have (entries keep the partition in 30
+/// The most partitions a job may have (entries keep the partition in 29
 /// bits; more than a million part files is no job this tool is for).
 pub const MAX_PARTITIONS: u32 = 1 << 20;
 
@@ -73,7 +73,7 @@ struct Entry {
     start: u32,
     len: u32,
     key_len: u32,
-    /// The partition, [`HAS_SEPARATOR`] and [`REKEYED`].
+    /// The partition, [`HAS_SEPARATOR`], [`REKEYED`] and [`GROUPED`].
     part_sep: u32,
 }
 

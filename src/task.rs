@@ -215,9 +215,11 @@ impl MapTask<'_> {
         mut on_output: impl FnMut(Option<&[u8]>) -> io::Result<()>,
     ) -> Result<ChildOutcome, TaskError> {
         let log = self.wd.log_path(self.name, self.attempt);
-        if self.spec.one_mapper_per_task && !self.split.more.is_empty() {
+        if self.spec.one_mapper_per_task {
             // One mapper for every file of the split, each file's last
             // line ended so that it cannot run into the next file's first.
+            // No task gets the input file variables, not even a task of
+            // one file: a mapper either may read them or may not.
             let env = task_env(self.wd, self.name, self.attempt, self.index);
             let ctx = job_context(self.spec, "mapper", &env, &log);
             let (records, bytes) = (&mut inputs.0, &mut inputs.1);
@@ -225,7 +227,10 @@ impl MapTask<'_> {
                 &ctx,
                 |w: &mut dyn Write| {
                     for piece in self.split.pieces() {
-                        if !feed_split(piece, w, records, bytes)? {
+                        let ended = feed_split(piece, w, records, bytes).map_err(|e| {
+                            io::Error::new(e.kind(), format!("{}: {e}", piece.path.display()))
+                        })?;
+                        if !ended {
                             w.write_all(b"\n")?;
                         }
                     }

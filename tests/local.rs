@@ -1008,6 +1008,11 @@ fn many_small_files_share_map_tasks_and_lose_no_record() {
     let starts = sorted_lines(&read(d.path("starts.log")));
     assert!(starts.len() < 10, "{} mapper starts", starts.len());
     assert!(starts.iter().all(|s| s == b"none"), "{starts:?}");
+    // Nor does the mapper of a task of one file.
+    fs::remove_file(d.path("starts.log")).unwrap();
+    let args = ["run", "-q", "-m", "./starts.sh", "--one-mapper-per-task"];
+    d.run(&[&args[..], &["-R", "0", "in/f001"]].concat()).ok();
+    assert_eq!(read(d.path("starts.log")), b"none\n");
 }
 
 #[test]
