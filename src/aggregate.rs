@@ -122,10 +122,20 @@ pub struct Aggregator {
     /// reports itself full, so that the map task spills it.
     budget: usize,
     full: bool,
-    pending: Vec<Pending>,
-    /// Lines of pending records whose key or value must be read again.
-    pending_lines: Vec<u8>,
+    /// Records being gathered; their slots are being fetched.
+    filling: Batch,
+    /// The batch before, looked up when `filling` is full: a whole batch
+    /// after its slots were asked for, so that they have arrived.
+    fetched: Batch,
     line: Vec<u8>,
+}
+
+/// Records waiting for their lookup.
+#[derive(Default)]
+struct Batch {
+    records: Vec<Pending>,
+    /// Bytes of the records whose key or value must be read again.
+    lines: Vec<u8>,
 }
 
 impl Aggregator {
@@ -146,8 +156,8 @@ impl Aggregator {
             acc_bytes: 0,
             budget,
             full: false,
-            pending: Vec::with_capacity(BATCH),
-            pending_lines: Vec::new(),
+            filling: Batch::default(),
+            fetched: Batch::default(),
             line: Vec::new(),
         }
     }
@@ -196,32 +206,43 @@ impl Aggregator {
             Builtin::Count => key,
             _ => line,
         };
-        let at = self.pending_lines.len() as u32;
-        self.pending_lines.extend_from_slice(needed);
+        let batch = &mut self.filling;
+        let at = batch.lines.len() as u32;
+        batch.lines.extend_from_slice(needed);
         let copied = (at, needed.len() as u32);
-        self.pending.push(Pending {
+        batch.records.push(Pending {
             hash,
             head,
             len: key.len() as u32,
             line: copied,
             value_start: f.value_start as u32,
         });
-        if self.pending.len() == BATCH {
-            return self.flush();
+        if batch.records.len() == BATCH {
+            let looked_up = self.look_up_fetched();
+            std::mem::swap(&mut self.filling, &mut self.fetched);
+            return looked_up;
         }
         Ok(())
     }
 
-    /// Looks up the pending records.
-    fn flush(&mut self) -> io::Result<()> {
-        let mut pending = std::mem::take(&mut self.pending);
-        let mut lines = std::mem::take(&mut self.pending_lines);
-        let result = pending.iter().try_for_each(|p| self.add(p, &lines));
-        pending.clear();
-        lines.clear();
-        self.pending = pending;
-        self.pending_lines = lines;
+    /// Looks up the records of the fetched batch.
+    fn look_up_fetched(&mut self) -> io::Result<()> {
+        let mut batch = std::mem::take(&mut self.fetched);
+        let result = batch
+            .records
+            .iter()
+            .try_for_each(|p| self.add(p, &batch.lines));
+        batch.records.clear();
+        batch.lines.clear();
+        self.fetched = batch;
         result
+    }
+
+    /// Looks up every waiting record.
+    fn flush(&mut self) -> io::Result<()> {
+        self.look_up_fetched()?;
+        std::mem::swap(&mut self.filling, &mut self.fetched);
+        self.look_up_fetched()
     }
 
     /// Adds one pending record to its key's slot.
