@@ -32,6 +32,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod sort;
+pub mod spill;
 pub mod split;
 pub mod task;
 pub mod workdir;

@@ -218,9 +218,9 @@ impl fmt::Display for Exit {
 /// What a remote command left.
 #[derive(Debug)]
 pub struct Output {
-    /// Its stdout (the last [`KEEP_OUTPUT`] bytes).
+    /// Its stdout (the last MiB).
     pub stdout: Vec<u8>,
-    /// Its stderr (the last [`KEEP_OUTPUT`] bytes).
+    /// Its stderr (the last MiB).
     pub stderr: Vec<u8>,
     /// How it ended.
     pub exit: Exit,

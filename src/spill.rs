@@ -1,0 +1,298 @@
+//! What a map task does with its mapper's output: takes it straight into
+//! the sort buffer, through a built-in combiner's hash table, or, when
+//! lines repeat, through a table that counts identical lines; sorts and
+//! spills the buffer as a run when it is full, running a command combiner
+//! on each run; and merges the runs into the task's runs file, one segment
+//! per partition (DESIGN.md §6).
+
+use crate::aggregate::{self, Aggregator};
+use crate::error::TaskError;
+use crate::linebuf::LineBlock;
+use crate::merge::{self, Run, RunFile};
+use crate::program::{Context, Program};
+use crate::record::LineSplitter;
+use crate::report::TaskReport;
+use crate::sort::{Segment, SortBuffer};
+use crate::task::io_err;
+use crate::workdir::JobSpec;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Buffer for merging spills into the runs file.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Records a map task takes before it decides whether counting identical
+/// lines pays.
+const GROUP_TRIAL: usize = 1 << 14;
+
+/// How mapper output reaches the sort buffer.
+enum Intake {
+    /// Straight in.
+    Direct,
+    /// Through a built-in combiner's table.
+    Combine(Aggregator),
+    /// Straight in, while the hashes of the first [`GROUP_TRIAL`] lines
+    /// are kept to tell whether they repeat.
+    Trial(Vec<u64>),
+    /// Identical lines counted first ([`Aggregator::lines`]): a lookup per
+    /// record, which output that repeats lines pays back in sorting.
+    Group(Aggregator),
+}
+
+/// The sort buffer of a map task and the runs it spilled.
+pub struct Sorter<'a> {
+    buffer: SortBuffer,
+    limit: usize,
+    dir: &'a Path,
+    spills: Vec<(PathBuf, Vec<Segment>)>,
+    combiner: Option<(&'a Program, &'a Context<'a>)>,
+    intake: Intake,
+    report: TaskReport,
+}
+
+impl<'a> Sorter<'a> {
+    /// A sorter for a map task of `spec` that spills into `dir`. A built-in
+    /// combiner with a merge form aggregates records as they arrive; a
+    /// command combiner runs, in `ctx`, on each sorted run.
+    pub fn new(
+        spec: &JobSpec,
+        combiner: Option<&'a Program>,
+        ctx: &'a Context<'a>,
+        dir: &'a Path,
+    ) -> Sorter<'a> {
+        let limit = (spec.sort_buffer as usize).min(crate::sort::MAX_ARENA);
+        let (intake, combiner) = match combiner {
+            Some(Program::Builtin(b)) if b.merge_form().is_some() => (
+                Intake::Combine(Aggregator::new(*b, spec.key, limit / 2)),
+                None,
+            ),
+            Some(Program::Builtin(_)) | None => (Intake::Trial(Vec::new()), None),
+            Some(command) => (Intake::Trial(Vec::new()), Some((command, ctx))),
+        };
+        Sorter {
+            buffer: SortBuffer::take(spec.key, spec.reducers, limit),
+            limit,
+            dir,
+            spills: Vec::new(),
+            combiner,
+            intake,
+            report: TaskReport::default(),
+        }
+    }
+
+    /// Spills the buffer when it holds as much as it may.
+    pub fn spill_if_full(&mut self) -> Result<(), TaskError> {
+        if self.bytes() >= self.limit {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the task's runs file `out` in `dir`, gives the buffer back
+    /// for the next task, and returns each partition's segment and the
+    /// record counts.
+    pub fn finish(mut self) -> Result<(Vec<Segment>, TaskReport), TaskError> {
+        let segments = self.write_out()?;
+        self.buffer.give_back();
+        Ok((segments, self.report))
+    }
+
+    /// Takes one record of mapper output.
+    #[inline]
+    pub fn push(&mut self, line: &[u8]) -> io::Result<()> {
+        self.report.command_records_out += 1;
+        match &mut self.intake {
+            Intake::Direct => self.buffer.push(line),
+            Intake::Combine(agg) => {
+                self.report.combine_in += 1;
+                return agg.push(line);
+            }
+            Intake::Trial(hashes) => {
+                hashes.push(aggregate::hash_line(line));
+                self.buffer.push(line);
+                if hashes.len() == GROUP_TRIAL {
+                    self.end_trial();
+                }
+            }
+            Intake::Group(table) => return table.push(line),
+        }
+        Ok(())
+    }
+
+    /// Ends the trial: lines are counted from then on when at most half of
+    /// those seen were distinct.
+    fn end_trial(&mut self) {
+        let Intake::Trial(hashes) = &mut self.intake else {
+            return;
+        };
+        let seen = hashes.len();
+        hashes.sort_unstable();
+        hashes.dedup();
+        self.intake = if hashes.len() * 2 <= seen {
+            Intake::Group(Aggregator::lines(self.buffer.key(), self.limit / 2))
+        } else {
+            Intake::Direct
+        };
+    }
+
+    /// Memory held: buffered records or aggregated keys.
+    fn bytes(&self) -> usize {
+        let table = match &self.intake {
+            Intake::Direct | Intake::Trial(_) => 0,
+            Intake::Combine(table) | Intake::Group(table) => table.bytes(),
+        };
+        // Saturating: a full aggregation table reports usize::MAX.
+        self.buffer.bytes().saturating_add(table)
+    }
+
+    /// Moves aggregated keys (or counted lines) into the sort buffer.
+    fn drain_intake(&mut self) -> Result<(), TaskError> {
+        let err = |e: io::Error| TaskError::task(format!("combiner: {e}"));
+        match &mut self.intake {
+            Intake::Direct | Intake::Trial(_) => {}
+            Intake::Combine(agg) => {
+                self.report.combine_out += agg.drain_into(&mut self.buffer).map_err(err)?
+            }
+            Intake::Group(table) => {
+                // Lines that stopped repeating go straight in from now on.
+                let distinct = table.keys() * 2 > table.records();
+                table.drain_into(&mut self.buffer).map_err(err)?;
+                if distinct {
+                    self.intake = Intake::Direct;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sorts (and combines) the buffer and writes it to `path`.
+    fn write_buffer(&mut self, path: &Path) -> Result<Vec<Segment>, TaskError> {
+        self.buffer.sort();
+        if let Some((combiner, ctx)) = self.combiner {
+            let mut combined = SortBuffer::new(ctx.key, self.buffer.reducers());
+            let mut lines = LineSplitter::default();
+            let buffer = &self.buffer;
+            self.report.combine_in += buffer.len() as u64;
+            combiner.run(
+                ctx,
+                |w| {
+                    let mut block = LineBlock::new(w);
+                    buffer.for_each(|l| block.line(l))?;
+                    block.flush()
+                },
+                |chunk| {
+                    lines.feed(chunk, |l| {
+                        combined.push(l);
+                        Ok(())
+                    })
+                },
+            )?;
+            lines
+                .finish(|l| -> Result<(), ()> {
+                    combined.push(l);
+                    Ok(())
+                })
+                .expect("infallible");
+            // A combiner's output need not be sorted (nor keep every key in
+            // its partition): partition and sort it again.
+            combined.sort();
+            self.report.combine_out += combined.len() as u64;
+            // Write the combined records; the task's own buffer, reserved
+            // at full size, takes the next records (and goes back to the
+            // pool at the end, not this smaller one).
+            std::mem::swap(&mut self.buffer, &mut combined);
+            let written = self.write_sorted(path);
+            std::mem::swap(&mut self.buffer, &mut combined);
+            self.buffer.clear();
+            return written;
+        }
+        let written = self.write_sorted(path);
+        self.buffer.clear();
+        written
+    }
+
+    /// Writes the sorted buffer to `path` (write_runs writes in large
+    /// blocks: the file needs no buffer of its own).
+    fn write_sorted(&self, path: &Path) -> Result<Vec<Segment>, TaskError> {
+        let mut out = File::create(path).map_err(io_err("cannot create", path))?;
+        self.buffer
+            .write_runs(&mut out, 0)
+            .map_err(io_err("cannot write", path))
+    }
+
+    /// Writes the buffer as one more spilled run.
+    fn spill(&mut self) -> Result<(), TaskError> {
+        self.drain_intake()?;
+        let path = self.dir.join(format!("spill-{:05}", self.spills.len()));
+        let segments = self.write_buffer(&path)?;
+        self.spills.push((path, segments));
+        self.report.spills += 1;
+        Ok(())
+    }
+
+    /// Writes the final runs file `out` and returns its segments.
+    fn write_out(&mut self) -> Result<Vec<Segment>, TaskError> {
+        self.drain_intake()?;
+        let out_path = self.dir.join("out");
+        if self.spills.is_empty() {
+            return self.write_buffer(&out_path);
+        }
+        if !self.buffer.is_empty() {
+            self.spill()?;
+        }
+        let mut out = BufWriter::with_capacity(
+            WRITE_BUFFER,
+            File::create(&out_path).map_err(io_err("cannot create", &out_path))?,
+        );
+        let mut segments = Vec::new();
+        let mut pos = 0u64;
+        let fan_in = merge::fan_in();
+        for p in 0..self.buffer.reducers() as usize {
+            let files: Vec<RunFile> = self
+                .spills
+                .iter()
+                .filter(|(_, segs)| segs[p].records > 0)
+                .map(|(path, segs)| RunFile {
+                    path: path.clone(),
+                    segment: segs[p],
+                })
+                .collect();
+            let files = merge::narrow(
+                self.buffer.key(),
+                files,
+                fan_in,
+                self.dir,
+                &format!("merge-{p:05}"),
+            )
+            .map_err(io_err("cannot merge spills in", self.dir))?;
+            let buffer = merge::run_buffer(files.len());
+            let runs = files
+                .iter()
+                .map(|f| f.open(buffer))
+                .collect::<io::Result<Vec<Run>>>()
+                .map_err(io_err("cannot read spill in", self.dir))?;
+            // Intermediate merges are unlinked now; the open runs keep them.
+            for f in files
+                .iter()
+                .filter(|f| !self.spills.iter().any(|(s, _)| *s == f.path))
+            {
+                let _ = fs::remove_file(&f.path);
+            }
+            let start = pos;
+            let (records, bytes) = merge::merge_into(self.buffer.key(), runs, &mut out)
+                .map_err(io_err("cannot merge spills into", &out_path))?;
+            pos += bytes;
+            segments.push(Segment {
+                start,
+                end: pos,
+                records,
+            });
+        }
+        out.flush().map_err(io_err("cannot write", &out_path))?;
+        for (path, _) in &self.spills {
+            let _ = fs::remove_file(path);
+        }
+        Ok(segments)
+    }
+}
