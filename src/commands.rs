@@ -533,8 +533,33 @@ fn run(args: RunArgs) -> Result<()> {
                     &report.counters
                 )
             );
+            if let Some(hint) = small_files_hint(&spec) {
+                eprintln!("{hint}");
+            }
         }
         Ok(())
+    })
+}
+
+/// Past this many small files sharing map tasks, each with a mapper of its
+/// own, starting mappers is most of a job's time (about a millisecond each).
+const SMALL_FILES_HINT: usize = 256;
+
+/// A hint when many small files each started a mapper: the job could have
+/// fed them to one mapper per task, unless its mapper reads the file name.
+fn small_files_hint(spec: &JobSpec) -> Option<String> {
+    let files: usize = spec
+        .splits
+        .iter()
+        .filter(|s| !s.more.is_empty())
+        .map(|s| 1 + s.more.len())
+        .sum();
+    (files >= SMALL_FILES_HINT && !spec.one_mapper_per_task).then(|| {
+        format!(
+            "gmr: hint: {files} small input files each started a mapper; unless the mapper \
+             reads GMR_INPUT_FILE, --one-mapper-per-task feeds each map task's files to one \
+             mapper, which is much faster"
+        )
     })
 }
 

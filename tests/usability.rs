@@ -310,3 +310,33 @@ fn progress_is_drawn_on_a_terminal() {
         "stdout holds only results"
     );
 }
+
+#[test]
+fn many_small_files_get_a_hint_for_one_mapper_per_task() {
+    let d = Dir::new();
+    for i in 0..300 {
+        d.write(&format!("in/f{i:03}"), format!("w{i}\n"));
+    }
+    let hint = "--one-mapper-per-task feeds";
+    let out = d.run(&["run", "-m", "tr a b", "-r", "@count", "in"]);
+    assert_eq!(sorted_lines(out.ok()).len(), 300);
+    assert!(
+        out.stderr().contains("300 small input files"),
+        "{}",
+        out.stderr()
+    );
+    assert!(out.stderr().contains(hint), "{}", out.stderr());
+    let quiet = d.run(&["run", "-q", "-m", "tr a b", "-r", "@count", "in"]);
+    assert!(!quiet.stderr().contains(hint), "{}", quiet.stderr());
+    let packed = d.run(&[
+        "run",
+        "-m",
+        "tr a b",
+        "-r",
+        "@count",
+        "--one-mapper-per-task",
+        "in",
+    ]);
+    assert_eq!(packed.ok(), out.ok());
+    assert!(!packed.stderr().contains(hint), "{}", packed.stderr());
+}
