@@ -176,12 +176,6 @@ impl Aggregator {
         self.records
     }
 
-    /// Distinct keys (or lines) in the table, but for the last few records
-    /// taken (looked up in batches).
-    pub fn keys(&self) -> u64 {
-        self.used as u64
-    }
-
     /// Adds one record (without its `\n`). Records are taken in batches:
     /// an error in a value may be reported a few records late.
     #[inline]

@@ -554,7 +554,9 @@ fn small_files_hint(spec: &JobSpec) -> Option<String> {
         .filter(|s| !s.more.is_empty())
         .map(|s| 1 + s.more.len())
         .sum();
-    (files >= SMALL_FILES_HINT && !spec.one_mapper_per_task).then(|| {
+    // A built-in mapper starts no process per file.
+    let command = matches!(Program::parse(&spec.mapper), Ok(Program::Shell(_)));
+    (files >= SMALL_FILES_HINT && command && !spec.one_mapper_per_task).then(|| {
         format!(
             "gmr: hint: {files} small input files each started a mapper; unless the mapper \
              reads GMR_INPUT_FILE, --one-mapper-per-task feeds each map task's files to one \

@@ -156,9 +156,9 @@ impl<'a> Sorter<'a> {
             }
             Intake::Group(table) => {
                 // Lines that stopped repeating go straight in from now on.
-                let distinct = table.keys() * 2 > table.records();
-                table.drain_into(&mut self.buffer).map_err(err)?;
-                if distinct {
+                let seen = table.records();
+                let distinct = table.drain_into(&mut self.buffer).map_err(err)?;
+                if distinct * 2 > seen {
                     self.intake = Intake::Direct;
                 }
             }

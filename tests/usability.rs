@@ -339,4 +339,8 @@ fn many_small_files_get_a_hint_for_one_mapper_per_task() {
     ]);
     assert_eq!(packed.ok(), out.ok());
     assert!(!packed.stderr().contains(hint), "{}", packed.stderr());
+    // A built-in mapper starts no process per file.
+    let builtin = d.run(&["run", "-m", "cat", "-r", "@count", "in"]);
+    assert_eq!(builtin.ok(), out.ok());
+    assert!(!builtin.stderr().contains(hint), "{}", builtin.stderr());
 }
