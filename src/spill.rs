@@ -13,14 +13,11 @@ use crate::program::{Context, Program};
 use crate::record::LineSplitter;
 use crate::report::TaskReport;
 use crate::sort::{Segment, SortBuffer};
-use crate::task::io_err;
+use crate::task::{WRITE_BUFFER, io_err};
 use crate::workdir::JobSpec;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-/// Buffer for merging spills into the runs file.
-const WRITE_BUFFER: usize = 1 << 20;
 
 /// Records a map task takes before it decides whether counting identical
 /// lines pays.

@@ -33,7 +33,7 @@ use std::time::Instant;
 /// Bytes handed to a mapper per write.
 const FEED_CHUNK: usize = 1 << 20;
 /// Buffer for writing runs and parts.
-const WRITE_BUFFER: usize = 1 << 20;
+pub(crate) const WRITE_BUFFER: usize = 1 << 20;
 
 /// Identifies a task within a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
