@@ -12,8 +12,6 @@ fn bench_smoke_run_agrees() {
     let out = Command::new(repo().join("scripts/bench"))
         .args(["--smoke", "--only", "awk-wc,identity,oneliner", "--gmr"])
         .arg(gmr_bin())
-        .arg("--shared")
-        .arg(shared())
         .arg("--cache")
         .arg(d.path("cache"))
         .arg("--tmpdir")

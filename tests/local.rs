@@ -7,23 +7,17 @@ use common::*;
 use std::fs;
 
 fn eecs(sub: &str) -> String {
-    shared()
-        .join("testdata/eecs485")
-        .join(sub)
-        .display()
-        .to_string()
+    data(&format!("eecs485/{sub}"))
 }
 
 fn gutenberg() -> String {
-    shared().join("testdata/gutenberg").display().to_string()
+    data("gutenberg")
 }
 
 #[test]
 fn eecs485_word_count_matches_expected() {
     let d = Dir::new();
-    let expected = sorted_lines(&read(
-        shared().join("testdata/eecs485/correct/word_count_correct.txt"),
-    ));
+    let expected = sorted_lines(&read(data("eecs485/correct/word_count_correct.txt")));
     for r in ["1", "3", "8"] {
         let out = d.job(
             &job("eecs_wc_map.sh"),
@@ -46,17 +40,14 @@ fn eecs485_grep_is_byte_exact() {
         &job("values_reduce.sh"),
         &["-R", "1", &eecs("input")],
     );
-    assert_eq!(
-        out.ok(),
-        read(shared().join("testdata/eecs485/correct/grep_correct.txt"))
-    );
+    assert_eq!(out.ok(), read(data("eecs485/correct/grep_correct.txt")));
 }
 
 #[test]
 fn eecs485_large_input_with_a_64k_line_and_no_final_newline() {
     let d = Dir::new();
     let input = eecs("input_large");
-    let file02 = read(shared().join("testdata/eecs485/input_large/file02"));
+    let file02 = read(data("eecs485/input_large/file02"));
     assert_ne!(file02.last(), Some(&b'\n'), "the data has no final newline");
     let reference = d.sh(&format!(
         "cat {input}/* | {} | sort | {}",

@@ -134,7 +134,7 @@ impl Drop for Cluster {
 }
 
 fn gutenberg() -> String {
-    shared().join("testdata/gutenberg").display().to_string()
+    data("gutenberg")
 }
 
 /// Runs gmr with `args` followed by `more`.

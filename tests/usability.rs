@@ -6,7 +6,7 @@ use common::*;
 use serde_json::Value;
 
 fn gutenberg() -> String {
-    shared().join("testdata/gutenberg").display().to_string()
+    data("gutenberg")
 }
 
 /// A mapper that counts its words in a user counter and fails its first
@@ -343,4 +343,75 @@ fn many_small_files_get_a_hint_for_one_mapper_per_task() {
     let builtin = d.run(&["run", "-m", "cat", "-r", "@count", "in"]);
     assert_eq!(builtin.ok(), out.ok());
     assert!(!builtin.stderr().contains(hint), "{}", builtin.stderr());
+}
+
+#[test]
+fn a_repeated_flag_takes_its_last_value() {
+    // An alias such as `alias gmr='gmr run -R 8 --split-size 1M'` sets
+    // defaults that the command line overrides.
+    let d = Dir::new();
+    d.write("in", "b\na\nc\n");
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        "-R",
+        "8",
+        "-R",
+        "2",
+        "--split-size",
+        "1M",
+        "--split-size",
+        "4M",
+        "-o",
+        "out",
+        "in",
+    ]);
+    out.ok();
+    let mut parts: Vec<String> = std::fs::read_dir(d.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("part-"))
+        .collect();
+    parts.sort();
+    assert_eq!(
+        parts,
+        ["part-00000", "part-00001"],
+        "-R 2, the last -R, wins"
+    );
+}
+
+#[test]
+fn help_lists_flags_in_groups_that_follow_the_job() {
+    let d = Dir::new();
+    let help = String::from_utf8_lossy(d.run(&["run", "--help"]).ok()).into_owned();
+    let at = |heading: &str| {
+        help.find(&format!("\n{heading}:\n"))
+            .unwrap_or_else(|| panic!("no `{heading}:` group in:\n{help}"))
+    };
+    let order = [
+        at("Job"),
+        at("Input"),
+        at("Output"),
+        at("Keys"),
+        at("Performance"),
+        at("Reliability"),
+        at("Distributed runs"),
+    ];
+    assert!(order.is_sorted(), "groups out of order:\n{help}");
+    let job = &help[order[0]..order[1]];
+    for flag in [
+        "--mapper",
+        "--reducer",
+        "--combiner",
+        "--reducers",
+        "--workdir",
+    ] {
+        assert!(job.contains(flag), "{flag} not under Job:\n{help}");
+    }
+    assert!(help[order[4]..order[5]].contains("--jobs"), "{help}");
+    assert!(help[order[5]..order[6]].contains("--retries"), "{help}");
 }

@@ -20,18 +20,10 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shared test data beside the repository (`../shared`, or
-/// `$GMR_SHARED`).
-pub fn shared() -> PathBuf {
-    let dir = std::env::var_os("GMR_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared"));
-    assert!(
-        dir.join("testdata").is_dir(),
-        "test data not found at {}: check out the shared data beside the repository or set GMR_SHARED",
-        dir.display()
-    );
-    dir
+/// A data set of `tests/data` (see `tests/data/README.md` for where each
+/// comes from and its licence).
+pub fn data(rel: &str) -> String {
+    repo().join("tests/data").join(rel).display().to_string()
 }
 
 /// A job script from `tests/jobs`.
