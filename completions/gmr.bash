@@ -191,7 +191,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__map)
-            opts="-m -c -R -j -q -h -V --mapper --combiner --reducers --sort-buffer --one-mapper-per-task --separator --key-fields --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,15 +221,15 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --sort-buffer)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --separator)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --key-fields)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort-buffer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -281,7 +281,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__reduce)
-            opts="-r -o -j -q -h -V --reducer --output --force --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-r -o -q -j -h -V --reducer --output --force --quiet --jobs --retries --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -351,7 +351,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -j -q -h -V --mapper --combiner --reducers --sort-buffer --one-mapper-per-task --reducer --split-size --output --force --separator --key-fields --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
+            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -381,10 +381,6 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --sort-buffer)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --reducer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -410,6 +406,10 @@ _gmr() {
                     return 0
                     ;;
                 --key-fields)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort-buffer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -461,7 +461,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__shuffle)
-            opts="-j -q -h -V --jobs --retries --quiet --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-q -j -h -V --quiet --jobs --retries --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -33,15 +33,15 @@ complete -c gmr -n "__fish_gmr_needs_command" -f -a "shuffle" -d 'Merge the sort
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "reduce" -d 'Run the reducer on each merged partition and commit the part files'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "task" -d 'Run one task of a job (used by executors on remote hosts)'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s m -l mapper -d 'The mapper: a command run by `sh -c` (a pipeline is fine) or @identity' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s m -l mapper -d 'The mapper: a command (plain words start the program directly, any other command line runs under `sh -c`, so a pipeline is fine) or @identity' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs, at most 1048576); 0 makes a map-only job whose mapper output is the output, order kept' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s r -l reducer -d 'The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s o -l output -d 'Write part-00000 … and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s r -l reducer -d 'The reducer: a command, as for -m, or a built-in (@count, @sum, @min, @max, @identity)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s o -l output -d 'Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l separator -d 'The byte between key and value (one character, or \\t)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l key-fields -d 'How many leading fields form the key' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
@@ -51,24 +51,24 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l known-hosts -d 'The know
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l remote-gmr -d 'The path of gmr on the hosts (default: the path of this gmr)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l workdir -d 'The work directory (default: a new one in $TMPDIR, removed after a successful run)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. Mappers then get no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l force -d 'Replace an existing, non-empty output directory'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. Mappers then get no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s q -l quiet -d 'No progress display and no summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l accept-new-host-keys -d 'Accept the key of a host that known_hosts does not list, and add it there (trust on first use); a changed key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l resume -d 'Continue the failed or interrupted job in --workdir: tasks that committed are reused, only the rest run (the job must be the same: commands, inputs, R, key, output)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand split" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand split" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand split" -l workdir -d 'Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read; `gmr reduce` removes it after success)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s j -l jobs -d 'The number of jobs the default split size plans for (default: the number of cores)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand map" -s m -l mapper -d 'The mapper: a command run by `sh -c` (a pipeline is fine) or @identity' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s m -l mapper -d 'The mapper: a command (plain words start the program directly, any other command line runs under `sh -c`, so a pipeline is fine) or @identity' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs, at most 1048576); 0 makes a map-only job whose mapper output is the output, order kept' -r
-complete -c gmr -n "__fish_gmr_using_subcommand map" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l separator -d 'The byte between key and value (one character, or \\t)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l key-fields -d 'How many leading fields form the key' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
@@ -96,8 +96,8 @@ complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s q -l quiet -d 'No pr
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l accept-new-host-keys -d 'Accept the key of a host that known_hosts does not list, and add it there (trust on first use); a changed key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s r -l reducer -d 'The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s o -l output -d 'Write part-00000 … and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s r -l reducer -d 'The reducer: a command, as for -m, or a built-in (@count, @sum, @min, @max, @identity)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s o -l output -d 'Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F

@@ -51,7 +51,7 @@ Examples:
   ... | gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/
   ... | gmr map -m ./map.sh --workdir w | gmr reduce -r @count > counts.txt";
 
-/// gmr — MapReduce for the shell.
+/// gmr - MapReduce for the shell.
 #[derive(Debug, Parser)]
 #[command(
     name = "gmr",
@@ -63,7 +63,10 @@ partitions and sorts their output by key, and runs reducers. `gmr run` does the 
 `gmr split | gmr map | gmr shuffle | gmr reduce` does it stage by stage.",
     after_help = EXAMPLES_GMR,
     propagate_version = true,
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    // A flag given twice takes its last value, so that a shell alias can
+    // set a default the command line overrides.
+    args_override_self = true
 )]
 pub struct Cli {
     /// The command to run.
@@ -102,8 +105,8 @@ pub struct InputArgs {
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
-    /// Bytes per split, with K, M or G suffix (default: input size / (4 × jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// Bytes per split, with K, M or G suffix (default: input size / (4 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Input")]
     pub split_size: Option<u64>,
 }
 
@@ -111,77 +114,88 @@ pub struct InputArgs {
 #[derive(Debug, Clone, Args)]
 pub struct KeyArgs {
     /// The byte between key and value (one character, or \t)
-    #[arg(long, value_name = "CHAR", default_value = "\\t", value_parser = parse_separator)]
+    #[arg(long, value_name = "CHAR", default_value = "\\t", value_parser = parse_separator, help_heading = "Keys")]
     pub separator: u8,
 
     /// How many leading fields form the key
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
     pub key_fields: u32,
 }
 
 /// The map side of a job.
 #[derive(Debug, Clone, Args)]
 pub struct MapperArgs {
-    /// The mapper: a command run by `sh -c` (a pipeline is fine) or @identity
-    #[arg(short = 'm', long, value_name = "CMD")]
+    /// The mapper: a command (plain words start the program directly, any
+    /// other command line runs under `sh -c`, so a pipeline is fine) or
+    /// @identity
+    #[arg(short = 'm', long, value_name = "CMD", help_heading = "Job")]
     pub mapper: String,
 
     /// A combiner run on each sorted map-side run: a command or a built-in
     /// (@count, @sum, @min, @max); it must be safe to apply zero or more times
-    #[arg(short = 'c', long, value_name = "CMD")]
+    #[arg(short = 'c', long, value_name = "CMD", help_heading = "Job")]
     pub combiner: Option<String>,
 
     /// Number of reduce partitions (default: the number of jobs, at most
     /// 1048576); 0 makes a map-only job whose mapper output is the output,
     /// order kept
-    #[arg(short = 'R', long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=crate::sort::MAX_PARTITIONS as i64))]
+    #[arg(short = 'R', long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=crate::sort::MAX_PARTITIONS as i64), help_heading = "Job")]
     pub reducers: Option<u32>,
+}
 
+/// How a map task handles its input and output.
+#[derive(Debug, Clone, Args)]
+pub struct PerfArgs {
     /// Mapper output a map task sorts in memory before spilling a sorted run
     /// to disk, with K, M or G suffix (shared by the running tasks)
-    #[arg(long, value_name = "SIZE", default_value = "192M", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "192M", value_parser = parse_size, help_heading = "Performance")]
     pub sort_buffer: u64,
 
     /// Feed the small files that share a map task to one mapper, one after
     /// the other, rather than start a mapper for each: far faster over
     /// thousands of small files. Mappers then get no GMR_INPUT_FILE (nor
     /// map_input_file): leave this off for mappers that read it
-    #[arg(long)]
+    #[arg(long, help_heading = "Performance")]
     pub one_mapper_per_task: bool,
 }
 
 /// Where the output goes.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
-    /// Write part-00000 … and _SUCCESS into DIR (default: the output on stdout, in partition order)
-    #[arg(short = 'o', long, value_name = "DIR")]
+    /// Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)
+    #[arg(short = 'o', long, value_name = "DIR", help_heading = "Output")]
     pub output: Option<PathBuf>,
 
     /// Replace an existing, non-empty output directory
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub force: bool,
 }
 
 /// How and where tasks run.
 #[derive(Debug, Clone, Args)]
 pub struct ExecArgs {
+    /// No progress display and no summary on stderr
+    #[arg(short = 'q', long, help_heading = "Output")]
+    pub quiet: bool,
+
     /// Tasks to run at once on this machine (default: the number of cores);
     /// with --hosts, the slots of a `:` entry that gives no N/
-    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Performance")]
     pub jobs: Option<u32>,
 
     /// Retries of a failed task before the job fails (an attempt lost with
     /// its host, e.g. a dropped connection, is rerun elsewhere and not counted)
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        help_heading = "Reliability"
+    )]
     pub retries: u32,
-
-    /// No progress display and no summary on stderr
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
 
     /// Append one JSON line per task attempt to FILE (task, attempt, host,
     /// start, duration, status, records and bytes, error)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Reliability")]
     pub joblog: Option<PathBuf>,
 
     /// Run tasks on these hosts over SSH. HOSTS is a file with one
@@ -245,12 +259,14 @@ pub struct RunArgs {
     #[command(flatten)]
     pub map: MapperArgs,
 
-    /// The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)
+    /// The reducer: a command, as for -m, or a built-in (@count, @sum, @min,
+    /// @max, @identity)
     #[arg(
         short = 'r',
         long,
         value_name = "CMD",
-        required_unless_present = "reducers"
+        required_unless_present = "reducers",
+        help_heading = "Job"
     )]
     pub reducer: Option<String>,
 
@@ -262,16 +278,18 @@ pub struct RunArgs {
     #[command(flatten)]
     pub key: KeyArgs,
     #[command(flatten)]
+    pub perf: PerfArgs,
+    #[command(flatten)]
     pub exec: ExecArgs,
 
     /// The work directory (default: a new one in $TMPDIR, removed after a successful run)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Job")]
     pub workdir: Option<PathBuf>,
 
     /// Continue the failed or interrupted job in --workdir: tasks that
     /// committed are reused, only the rest run (the job must be the same:
     /// commands, inputs, R, key, output)
-    #[arg(long, requires = "workdir")]
+    #[arg(long, requires = "workdir", help_heading = "Reliability")]
     pub resume: bool,
 }
 
@@ -282,11 +300,11 @@ pub struct SplitArgs {
     pub input: InputArgs,
 
     /// Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read; `gmr reduce` removes it after success)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Job")]
     pub workdir: Option<PathBuf>,
 
     /// The number of jobs the default split size plans for (default: the number of cores)
-    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Performance")]
     pub jobs: Option<u32>,
 }
 
@@ -298,10 +316,12 @@ pub struct MapArgs {
     #[command(flatten)]
     pub key: KeyArgs,
     #[command(flatten)]
+    pub perf: PerfArgs,
+    #[command(flatten)]
     pub exec: ExecArgs,
 
     /// The work directory (default: the one in the split lines, else a new one in $TMPDIR)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Job")]
     pub workdir: Option<PathBuf>,
 }
 
@@ -312,15 +332,16 @@ pub struct ShuffleArgs {
     pub exec: ExecArgs,
 
     /// The work directory (default: the one in the map lines on stdin)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Job")]
     pub workdir: Option<PathBuf>,
 }
 
 /// `gmr reduce`.
 #[derive(Debug, Clone, Args)]
 pub struct ReduceArgs {
-    /// The reducer: a command run by `sh -c`, or a built-in (@count, @sum, @min, @max, @identity)
-    #[arg(short = 'r', long, value_name = "CMD")]
+    /// The reducer: a command, as for -m, or a built-in (@count, @sum, @min,
+    /// @max, @identity)
+    #[arg(short = 'r', long, value_name = "CMD", help_heading = "Job")]
     pub reducer: String,
 
     #[command(flatten)]
@@ -329,7 +350,7 @@ pub struct ReduceArgs {
     pub exec: ExecArgs,
 
     /// The work directory (default: the one in the lines on stdin)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Job")]
     pub workdir: Option<PathBuf>,
 }
 

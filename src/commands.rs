@@ -2,8 +2,8 @@
 //! phases through the coordinator, and deliver the output.
 
 use crate::cli::{
-    Cli, Command, ExecArgs, KeyArgs, MapArgs, MapperArgs, OutputArgs, ReduceArgs, RunArgs,
-    ShuffleArgs, SplitArgs, TaskArgs,
+    Cli, Command, ExecArgs, KeyArgs, MapArgs, MapperArgs, OutputArgs, PerfArgs, ReduceArgs,
+    RunArgs, ShuffleArgs, SplitArgs, TaskArgs,
 };
 use crate::coordinator::{self, Observer, Observers, Policy};
 use crate::error::{Error, Result};
@@ -227,6 +227,7 @@ fn new_spec(
     cwd: PathBuf,
     splits: Vec<Split>,
     map: &MapperArgs,
+    perf: &PerfArgs,
     key: &KeyArgs,
     slots: Slots,
     output: Option<PathBuf>,
@@ -242,8 +243,8 @@ fn new_spec(
         reducers: map.reducers.unwrap_or(slots.total as u32),
         key: key_spec(key),
         // The buffer is shared by the map tasks that run at once on a host.
-        sort_buffer: (map.sort_buffer / slots.per_host as u64).max(64 << 10),
-        one_mapper_per_task: map.one_mapper_per_task,
+        sort_buffer: (perf.sort_buffer / slots.per_host as u64).max(64 << 10),
+        one_mapper_per_task: perf.one_mapper_per_task,
         output: output.unwrap_or_else(|| wd.default_output()),
     }
 }
@@ -459,6 +460,7 @@ fn run(args: RunArgs) -> Result<()> {
             cwd.clone(),
             Vec::new(),
             &args.map,
+            &args.perf,
             &args.key,
             slots,
             output.clone(),
@@ -699,7 +701,16 @@ fn map_stage(args: MapArgs) -> Result<()> {
     wd.create()?;
     let pool = open_pool(placement, &wd, &cwd)?;
     let splits = splits.into_iter().map(|(_, s)| s).collect();
-    let spec = new_spec(&wd, cwd, splits, &args.map, &args.key, pool.slots(), None);
+    let spec = new_spec(
+        &wd,
+        cwd,
+        splits,
+        &args.map,
+        &args.perf,
+        &args.key,
+        pool.slots(),
+        None,
+    );
     fs::create_dir_all(&spec.output).map_err(|e| Error::io("cannot create", &spec.output, e))?;
     wd.save_spec(&spec)?;
     let exec = pool.executor(&wd, &spec);

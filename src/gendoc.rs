@@ -38,7 +38,7 @@ const EXIT_STATUS: &[(&str, &str)] = &[
 
 const ENVIRONMENT: &[(&str, &str)] = &[
     (
-        "GMR_TASK",
+        "GMR_TASK, mapreduce_task_id",
         "Set for every command: the task id, e.g. map-00003 or reduce-00001.",
     ),
     (
@@ -46,24 +46,32 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Set for every command: the attempt number, from 1.",
     ),
     (
-        "GMR_INPUT_FILE",
-        "Set for mappers: the input file of the split (also as mapreduce_map_input_file and map_input_file).",
-    ),
-    (
-        "mapreduce_map_input_start, mapreduce_map_input_length",
-        "Set for mappers: the split's byte range in that file.",
-    ),
-    (
-        "mapreduce_task_partition",
-        "The map task's split number, or the reduce task's partition.",
+        "mapreduce_task_attempt_id",
+        "Set for every command: the task id and attempt number, e.g. map-00003_1.",
     ),
     (
         "GMR_WORKDIR",
         "Set for every command: the job's work directory.",
     ),
     (
+        "mapreduce_task_partition",
+        "Set for every command: the map task's split number, or the reduce task's partition.",
+    ),
+    (
+        "GMR_INPUT_FILE, mapreduce_map_input_file, map_input_file",
+        "Set for mappers: the input file the mapper reads (not with --one-mapper-per-task).",
+    ),
+    (
+        "mapreduce_map_input_start, mapreduce_map_input_length",
+        "Set for mappers: the split's byte range in that file (not with --one-mapper-per-task).",
+    ),
+    (
         "TMPDIR",
-        "Where gmr makes a work directory when --workdir is not given.",
+        "Read by gmr: where it makes a work directory when --workdir is not given.",
+    ),
+    (
+        "HOME",
+        "Read by gmr with --hosts: ~/.ssh/known_hosts and the default keys.",
     ),
 ];
 

@@ -14,6 +14,11 @@ fn generated_files_are_up_to_date() {
         .into_iter()
         .chain(gmr::gendoc::completions())
     {
+        // Servers, containers and cron jobs often run in the C locale:
+        // what a man page or a completion shows there must be ASCII.
+        if let Some(at) = bytes.iter().position(|b| !b.is_ascii()) {
+            panic!("{rel}: a non-ASCII byte at offset {at}: use ASCII in help texts");
+        }
         let path = repo().join(&rel);
         if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
             if update {
@@ -39,6 +44,7 @@ fn man_pages_render_without_warnings() {
             .args(["--warnings", "-l"])
             .arg(repo().join(&rel))
             .env("MANWIDTH", "80")
+            .env("LC_ALL", "C")
             .env("MANPAGER", "cat")
             .env("PAGER", "cat")
             .output()
