@@ -70,14 +70,14 @@ fn placement(ex: &ExecArgs, workdir: Option<&Path>) -> Result<Placement> {
         return Ok(Placement::Local(jobs(ex)));
     };
     if workdir.is_none() {
-        return Err(Error::Usage(
-            "--hosts needs --workdir DIR, on a filesystem every host mounts at the same path (e.g. NFS): remote tasks read their input and write their output there".into(),
+        return Err(Error::usage(
+            "--hosts needs --workdir DIR, on a filesystem every host mounts at the same path (e.g. NFS): remote tasks read their input and write their output there",
         ));
     }
     let entries = hosts::load(value)?;
     let ssh_dir = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh"));
     let missing =
-        |what: &str, path: &Path| Error::Usage(format!("{what} {} does not exist", path.display()));
+        |what: &str, path: &Path| Error::usage(format!("{what} {} does not exist", path.display()));
     if let Some(id) = &ex.identity
         && !id.is_file()
     {
@@ -92,15 +92,15 @@ fn placement(ex: &ExecArgs, workdir: Option<&Path>) -> Result<Placement> {
         }
         (None, Some(dir)) => dir.join("known_hosts"),
         (None, None) => {
-            return Err(Error::Usage(
-                "no $HOME, so no ~/.ssh/known_hosts: pass --known-hosts FILE".into(),
+            return Err(Error::usage(
+                "no $HOME, so no ~/.ssh/known_hosts: pass --known-hosts FILE",
             ));
         }
     };
     let remote_gmr = match &ex.remote_gmr {
         Some(path) => path.clone(),
         None => std::env::current_exe().map_err(|e| {
-            Error::Usage(format!(
+            Error::usage(format!(
                 "cannot find the path of this gmr ({e}); pass --remote-gmr PATH"
             ))
         })?,
@@ -139,7 +139,7 @@ fn open_pool(placement: Placement, wd: &WorkDir, cwd: &Path) -> Result<Pool> {
 
 fn cwd() -> Result<PathBuf> {
     std::env::current_dir()
-        .map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))
+        .map_err(|e| Error::usage(format!("cannot read the current directory: {e}")))
 }
 
 /// A work directory for a job: the one given, or a new one in $TMPDIR.
@@ -151,7 +151,7 @@ fn open_workdir(given: Option<&Path>, fresh: bool) -> Result<(WorkDir, bool)> {
                 std::path::absolute(dir).map_err(|e| Error::input("bad work directory", dir, e))?,
             );
             if fresh && wd.spec_path().exists() {
-                return Err(Error::Usage(format!(
+                return Err(Error::usage(format!(
                     "work directory {} already holds a job; remove it or choose another --workdir",
                     dir.display()
                 )));
@@ -184,7 +184,7 @@ fn prepare_output(out: &OutputArgs) -> Result<Option<PathBuf>> {
     if let Ok(mut entries) = fs::read_dir(dir) {
         if entries.next().is_some() {
             if !out.force {
-                return Err(Error::Usage(format!(
+                return Err(Error::usage(format!(
                     "output directory {} exists and is not empty; remove it, choose another, or pass --force to replace it",
                     dir.display()
                 )));
@@ -193,7 +193,7 @@ fn prepare_output(out: &OutputArgs) -> Result<Option<PathBuf>> {
                 .map_err(|e| Error::input("cannot replace output directory", dir, e))?;
         }
     } else if dir.exists() {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "output {} exists and is not a directory",
             dir.display()
         )));
@@ -334,7 +334,7 @@ impl<'a> Runner<'a> {
 /// Makes sure no record went missing between map and reduce.
 fn check_counts(spec: &JobSpec, map: &PhaseTotals, reduce: Option<&PhaseTotals>) -> Result<()> {
     if spec.combiner.is_none() && map.command_records_out != map.records_out {
-        return Err(Error::Job(format!(
+        return Err(Error::job(format!(
             "internal error: mappers printed {} records but {} were written to runs; please report this",
             map.command_records_out, map.records_out
         )));
@@ -342,7 +342,7 @@ fn check_counts(spec: &JobSpec, map: &PhaseTotals, reduce: Option<&PhaseTotals>)
     if let Some(reduce) = reduce
         && reduce.records_in != map.records_out
     {
-        return Err(Error::Job(format!(
+        return Err(Error::job(format!(
             "internal error: map tasks wrote {} records but reducers read {}; please report this (the work directory is kept)",
             map.records_out, reduce.records_in
         )));
@@ -372,7 +372,7 @@ fn deliver_output(spec: &JobSpec, parts: usize, to_stdout: bool) -> Result<()> {
     }
     match out.flush() {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(Error::Job(format!("cannot write stdout: {e}")))
+            Err(Error::job(format!("cannot write stdout: {e}")))
         }
         _ => Ok(()),
     }
@@ -384,12 +384,14 @@ fn keeping_workdir<T>(wd: &WorkDir, created: bool, body: impl FnOnce() -> Result
     let result = body();
     match result {
         Ok(_) if created => workdir::remove_path(wd.root()),
-        Err(Error::Usage(_)) if created => workdir::remove_path(wd.root()),
-        Err(Error::Job(msg)) => {
-            return Err(Error::Job(format!(
-                "{msg}\n  the work directory is kept for inspection: {}",
-                wd.root().display()
-            )));
+        Err(Error::Usage { .. }) if created => workdir::remove_path(wd.root()),
+        Err(e @ Error::Job { .. }) => {
+            return Err(e.context(|msg| {
+                format!(
+                    "{msg}\n  the work directory is kept for inspection: {}",
+                    wd.root().display()
+                )
+            }));
         }
         Err(Error::Interrupted) => eprintln!(
             "gmr: the work directory is kept; continue the job with --resume --workdir {}",
@@ -419,15 +421,15 @@ fn run(args: RunArgs) -> Result<()> {
         ],
     )?;
     if !map_only && reducer.is_none() {
-        return Err(Error::Usage(
-            "a reducer (-r CMD) is needed unless -R 0".into(),
+        return Err(Error::usage(
+            "a reducer (-r CMD) is needed unless -R 0",
         ));
     }
     let recorded = match (&args.workdir, args.resume) {
         (Some(dir), true) => Some(
             WorkDir::new(dir)
                 .load_spec()
-                .map_err(|e| Error::Usage(format!("nothing to resume: {e}")))?,
+                .map_err(|e| Error::usage(format!("nothing to resume: {e}")))?,
         ),
         _ => None,
     };
@@ -607,7 +609,7 @@ fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
     if diffs.is_empty() {
         return Ok(());
     }
-    Err(Error::Usage(format!(
+    Err(Error::usage(format!(
         "cannot resume: this work directory was made for another job: {} differ{}; run it again without --resume, with a new --workdir",
         diffs.join(", "),
         if diffs.len() == 1 { "s" } else { "" }
@@ -650,7 +652,7 @@ fn split_stage(args: SplitArgs) -> Result<()> {
 fn print_manifest(entries: &[Entry]) -> Result<()> {
     match manifest::write(&mut io::stdout().lock(), entries) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(Error::Job(format!("cannot write stdout: {e}")))
+            Err(Error::job(format!("cannot write stdout: {e}")))
         }
         _ => Ok(()),
     }
@@ -664,7 +666,7 @@ fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result
     }
     match entries.iter().find_map(Entry::workdir) {
         Some(dir) => Ok(WorkDir::new(dir.clone())),
-        None => Err(Error::Usage(format!(
+        None => Err(Error::usage(format!(
             "{stage}: no work directory: pass --workdir DIR, or pipe in the previous stage's lines"
         ))),
     }
@@ -689,8 +691,8 @@ fn map_stage(args: MapArgs) -> Result<()> {
         })
         .collect();
     if splits.len() != entries.len() {
-        return Err(Error::Usage(
-            "gmr map: stdin must hold the split lines of `gmr split`".into(),
+        return Err(Error::usage(
+            "gmr map: stdin must hold the split lines of `gmr split`",
         ));
     }
     splits.sort_by_key(|(i, _)| *i);
@@ -782,8 +784,8 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
     let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr reduce")?;
     let mut spec = wd.load_spec()?;
     if spec.reducers == 0 {
-        return Err(Error::Usage(
-            "gmr reduce: the job is map-only (-R 0); its output is already in the parts".into(),
+        return Err(Error::usage(
+            "gmr reduce: the job is map-only (-R 0); its output is already in the parts",
         ));
     }
     let output = prepare_output(&args.output)?;
@@ -859,7 +861,7 @@ fn task_command(args: TaskArgs) -> Result<()> {
         }
         Err(e) => {
             eprintln!("{}", serde_json::to_string(&e).expect("serializable"));
-            Err(Error::Job(format!("task {id} failed: {}", e.message)))
+            Err(Error::job(format!("task {id} failed: {}", e.message)))
         }
     }
 }

@@ -366,7 +366,7 @@ impl State {
                 *lost += 1;
                 let limit = phase.policy.retries as usize + 1 + 2 * phase.hosts.len();
                 if *lost as usize > limit {
-                    self.fatal.get_or_insert(Error::Job(format!(
+                    self.fatal.get_or_insert(Error::job(format!(
                         "task {task} lost its host {lost} times (last on {host}: {}); it may be what breaks the hosts",
                         e.message
                     )));
@@ -398,7 +398,7 @@ impl State {
 
 /// The job's end when no host is left.
 fn no_hosts(health: &Health) -> Error {
-    Error::Job(format!(
+    Error::job(format!(
         "no host can run tasks; each host's last error:\n{}",
         health.report()
     ))
@@ -419,7 +419,7 @@ fn task_failed(task: TaskId, attempts: u32, host: &str, e: &TaskError) -> Error 
             msg.push_str(line);
         }
     }
-    Error::Job(msg)
+    Error::job(msg)
 }
 
 #[cfg(test)]
@@ -498,7 +498,7 @@ mod tests {
         .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("reduce-00001 failed 2 times"), "{msg}");
-        assert!(matches!(err, Error::Job(_)));
+        assert!(matches!(err, Error::Job { .. }));
     }
 
     fn ok(task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {

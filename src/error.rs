@@ -19,38 +19,108 @@ pub enum ExitCode {
     Interrupted = 130,
 }
 
-/// An error of gmr's library.
+impl ExitCode {
+    /// The exit code a gmr process ended with, if it is one of gmr's (the
+    /// remote task protocol reads `gmr task`'s status with this).
+    pub fn from_status(code: i32) -> Option<ExitCode> {
+        [
+            ExitCode::Success,
+            ExitCode::JobFailed,
+            ExitCode::Usage,
+            ExitCode::Interrupted,
+        ]
+        .into_iter()
+        .find(|c| *c as i32 == code)
+    }
+}
+
+/// The underlying error an [`Error`] keeps as its source.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error of gmr's library. The message is the one line `main` prints;
+/// the cause it came from (an I/O error, a parse error) stays reachable
+/// through [`std::error::Error::source`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The user asked for something that cannot work (exit 2). Nothing ran.
-    #[error("{0}")]
-    Usage(String),
+    #[error("{message}")]
+    Usage {
+        /// What is wrong and what to do, naming the file, host or flag.
+        message: String,
+        /// The error it came from.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The job ran and failed (exit 1).
-    #[error("{0}")]
-    Job(String),
+    #[error("{message}")]
+    Job {
+        /// What failed and what to do, naming the file, host or task.
+        message: String,
+        /// The error it came from.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The job was interrupted by a signal (exit 130).
     #[error("interrupted; running tasks were stopped and their partial output removed")]
     Interrupted,
 }
 
 impl Error {
+    /// A usage error (exit 2) with no underlying cause.
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A job failure (exit 1) with no underlying cause.
+    pub fn job(message: impl Into<String>) -> Error {
+        Error::Job {
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// The exit status this error ends the process with.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::Usage,
-            Error::Job(_) => ExitCode::JobFailed,
+            Error::Usage { .. } => ExitCode::Usage,
+            Error::Job { .. } => ExitCode::JobFailed,
             Error::Interrupted => ExitCode::Interrupted,
+        }
+    }
+
+    /// The same error with `more` added to its message (its kind and cause
+    /// kept).
+    pub fn context(self, more: impl FnOnce(&str) -> String) -> Error {
+        match self {
+            Error::Usage { message, source } => Error::Usage {
+                message: more(&message),
+                source,
+            },
+            Error::Job { message, source } => Error::Job {
+                message: more(&message),
+                source,
+            },
+            Error::Interrupted => Error::Interrupted,
         }
     }
 
     /// An I/O error on `path` while doing `what`, as a job failure.
     pub fn io(what: &str, path: &Path, err: io::Error) -> Error {
-        Error::Job(io_message(what, path, &err))
+        Error::Job {
+            message: io_message(what, path, &err),
+            source: Some(Box::new(err)),
+        }
     }
 
     /// An I/O error on a user-named input, as a usage error.
     pub fn input(what: &str, path: &Path, err: io::Error) -> Error {
-        Error::Usage(io_message(what, path, &err))
+        Error::Usage {
+            message: io_message(what, path, &err),
+            source: Some(Box::new(err)),
+        }
     }
 }
 

@@ -81,7 +81,7 @@ pub fn load(value: &str) -> Result<Vec<HostEntry>> {
         .split(',')
         .any(|e| strip_slots(e.trim()).1.contains('/'));
     if has_path_slash || path.is_dir() {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "--hosts {value}: no such hosts file (an inline list is host names separated by commas, e.g. --hosts 4/node1,node2:2222,:)"
         )));
     }
@@ -102,16 +102,16 @@ pub fn parse(text: &str, origin: &str, sep: char) -> Result<Vec<HostEntry>> {
         } else {
             origin.to_string()
         };
-        let entry = parse_entry(item).map_err(|e| Error::Usage(format!("{at}: `{item}`: {e}")))?;
+        let entry = parse_entry(item).map_err(|e| Error::usage(format!("{at}: `{item}`: {e}")))?;
         if entries.iter().any(|e| e.place == entry.place) {
-            return Err(Error::Usage(format!(
+            return Err(Error::usage(format!(
                 "{at}: {entry} is listed twice; give it more slots with N/ instead (e.g. 8/{entry})"
             )));
         }
         entries.push(entry);
     }
     if entries.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "{origin} names no host; write one [N/][user@]host[:port] per line, or : for this machine"
         )));
     }
@@ -307,6 +307,6 @@ mod tests {
         let missing = dir.path().join("nope.txt");
         let e = load(missing.to_str().unwrap()).unwrap_err();
         assert!(e.to_string().contains("no such hosts file"), "{e}");
-        assert!(matches!(e, Error::Usage(_)));
+        assert!(matches!(e, Error::Usage { .. }));
     }
 }

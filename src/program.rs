@@ -43,14 +43,14 @@ impl Program {
                 .map(Program::Builtin)
                 .ok_or_else(|| {
                     let names: Vec<&str> = Builtin::ALL.iter().map(|(_, n, _)| *n).collect();
-                    Error::Usage(format!(
+                    Error::usage(format!(
                         "unknown built-in `{trimmed}`; the built-ins are {}",
                         names.join(", ")
                     ))
                 });
         }
         if trimmed.is_empty() {
-            return Err(Error::Usage("an empty command cannot run".into()));
+            return Err(Error::usage("an empty command cannot run"));
         }
         // `cat` copies stdin to stdout: in-process it does the same without
         // a child and two pipe copies of every byte.
@@ -72,14 +72,14 @@ impl Program {
         if word.contains('/') {
             let path = cwd.join(&word);
             if !path.is_file() {
-                return Err(Error::Usage(format!(
+                return Err(Error::usage(format!(
                     "{role} `{word}` not found (looked at {}); check the path",
                     path.display()
                 )));
             }
             is_executable(&path)
                 .then_some(())
-                .ok_or_else(|| Error::Usage(format!(
+                .ok_or_else(|| Error::usage(format!(
                     "{role} `{word}` is not executable; run `chmod +x {word}` or name its interpreter (e.g. `sh {word}`)"
                 )))
         } else {
@@ -90,7 +90,7 @@ impl Program {
                 })
             });
             in_path.then_some(()).ok_or_else(|| {
-                Error::Usage(format!(
+                Error::usage(format!(
                     "{role} `{word}` not found in PATH; give its path (e.g. `./{word}`) or install it"
                 ))
             })

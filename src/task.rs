@@ -60,7 +60,7 @@ impl FromStr for TaskId {
     type Err = Error;
     fn from_str(s: &str) -> Result<TaskId, Error> {
         let bad = || {
-            Error::Usage(format!(
+            Error::usage(format!(
                 "`{s}` is not a task id (map-N, shuffle-N or reduce-N)"
             ))
         };

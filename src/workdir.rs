@@ -20,7 +20,7 @@
 //! output/part-00003          parts, when the job's output goes to stdout
 //! ```
 
-use crate::error::{Error, Result, io_message};
+use crate::error::{Error, Result};
 use crate::record::KeySpec;
 use crate::split::{InputStamp, Split};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -162,13 +162,13 @@ impl WorkDir {
     /// Reads the job spec.
     pub fn load_spec(&self) -> Result<JobSpec> {
         let spec: JobSpec = read_json(&self.spec_path()).map_err(|e| {
-            Error::Usage(format!(
+            Error::usage(format!(
                 "{e}; is {} the work directory of a gmr job?",
                 self.root.display()
             ))
         })?;
         if spec.version != FORMAT_VERSION {
-            return Err(Error::Usage(format!(
+            return Err(Error::usage(format!(
                 "work directory {} has format {}, this gmr reads format {FORMAT_VERSION}; \
                  rerun the job with this version",
                 self.root.display(),
@@ -324,9 +324,9 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Reads JSON from `path`.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = fs::read(path).map_err(|e| Error::Job(io_message("cannot read", path, &e)))?;
+    let bytes = fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Job(format!("cannot parse {}: {e}", path.display())))
+        .map_err(|e| Error::job(format!("cannot parse {}: {e}", path.display())))
 }
 
 #[cfg(test)]

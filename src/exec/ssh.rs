@@ -24,6 +24,7 @@
 use super::connection::{Connection, Credentials, ExecError, Exit, Target, Throttle};
 use super::local::LocalExecutor;
 use super::{Executor, Slots};
+use crate::error::ExitCode;
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::health::Health;
 use crate::hosts::{HostEntry, Place};
@@ -192,7 +193,7 @@ impl HostPool {
             }
         }
         if health.all_down() {
-            return Err(Error::Job(format!(
+            return Err(Error::job(format!(
                 "no host can run tasks:\n{}",
                 health.report()
             )));
@@ -333,7 +334,7 @@ const NO_CWD: i32 = 92;
 fn probe_command(probe: &Path, wd: &Path, cwd: &Path, gmr: &Path) -> Result<String> {
     let utf8 = |what: &str, p: &Path| {
         p.to_str().map(shell_quote).ok_or_else(|| {
-            Error::Usage(format!(
+            Error::usage(format!(
                 "{what} {} is not valid UTF-8, which remote command lines need; use another path",
                 p.display()
             ))
@@ -510,8 +511,14 @@ fn interpret(gmr: &Path, out: super::connection::Output) -> Result<TaskReport, T
         message,
         stderr_tail: tail.clone(),
     };
-    match out.exit {
-        Exit::Code(0) => {
+    // `gmr task` ends with one of gmr's exit codes; anything else came from
+    // the shell, ssh or a signal on the host.
+    let status = match out.exit {
+        Exit::Code(c) => ExitCode::from_status(c),
+        Exit::Signal(_) => None,
+    };
+    match (status, &out.exit) {
+        (Some(ExitCode::Success), _) => {
             let stdout = String::from_utf8_lossy(&out.stdout);
             // The last line: a login script may print something first.
             stdout
@@ -529,7 +536,7 @@ fn interpret(gmr: &Path, out: super::connection::Output) -> Result<TaskReport, T
                     )
                 })
         }
-        Exit::Code(1) => match stderr
+        (Some(ExitCode::JobFailed), _) => match stderr
             .lines()
             .rev()
             .find_map(|l| serde_json::from_str::<TaskError>(l).ok())
@@ -546,7 +553,7 @@ fn interpret(gmr: &Path, out: super::connection::Output) -> Result<TaskReport, T
                 format!("{} task exited with status 1", gmr.display()),
             )),
         },
-        Exit::Code(2) => Err(with_tail(
+        (Some(ExitCode::Usage), _) => Err(with_tail(
             FailureKind::Host,
             format!(
                 "{} task cannot run the task there: {}",
@@ -554,18 +561,20 @@ fn interpret(gmr: &Path, out: super::connection::Output) -> Result<TaskReport, T
                 last_lines(&stderr, 1)
             ),
         )),
-        Exit::Code(c @ (126 | 127)) => Err(with_tail(
+        (_, Exit::Code(c @ (126 | 127))) => Err(with_tail(
             FailureKind::Host,
             format!(
                 "{} cannot be run there (exit {c}); install gmr there, or pass --remote-gmr PATH",
                 gmr.display()
             ),
         )),
-        Exit::Code(c @ (130 | 143 | 255)) => Err(with_tail(
-            FailureKind::Host,
-            format!("{} task was stopped on the host (exit {c})", gmr.display()),
-        )),
-        exit => Err(with_tail(
+        (Some(ExitCode::Interrupted), Exit::Code(c)) | (_, Exit::Code(c @ (143 | 255))) => {
+            Err(with_tail(
+                FailureKind::Host,
+                format!("{} task was stopped on the host (exit {c})", gmr.display()),
+            ))
+        }
+        (_, exit) => Err(with_tail(
             FailureKind::Task,
             format!("{} task {exit}", gmr.display()),
         )),
