@@ -10,8 +10,10 @@
 //! stops the loser of a race between a task and its backup attempt without
 //! stopping the job.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TaskError};
 use std::cell::RefCell;
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -136,5 +138,18 @@ pub fn kill_group(pid: i32) {
     // stale group id at worst signals nothing (ESRCH).
     unsafe {
         libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+/// Turns an I/O error on `path` into a task failure that names the path
+/// (and says what to do for a full disk), or into an interruption when the
+/// job is being stopped.
+pub fn io_failure<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(io::Error) -> TaskError + 'a {
+    move |e| {
+        if is_set() {
+            TaskError::interrupted()
+        } else {
+            TaskError::task(crate::error::io_message(what, path, &e))
+        }
     }
 }

@@ -10,6 +10,9 @@ use std::io::{self, Write};
 /// Bytes gathered before they are written.
 const BLOCK: usize = 1 << 20;
 
+/// The buffer of a file that runs, merges and parts are written to.
+pub const WRITE_BUFFER: usize = 1 << 20;
+
 /// Asks the CPU to start loading `p`'s cache line: a hint, never a fault.
 #[inline]
 pub fn prefetch<T>(p: *const T) {

@@ -1,13 +1,15 @@
 //! k-way merge of sorted runs, streaming: memory is one buffered reader and
-//! one record per run, whatever the runs' sizes (DESIGN.md §6).
+//! one record per run, whatever the runs' sizes (architecture.md §6).
 //!
 //! A run is a segment of a runs file (see [`crate::sort::Segment`]) or a
 //! whole merged partition; each holds `\n`-terminated records already in
 //! (key, value, line) order.
 //!
 //! A merge holds one open file per run. When there are more runs than the
-//! open-file limit allows ([`fan_in`]), [`narrow`] first merges groups of
-//! them into intermediate files, as many passes as it takes.
+//! open-file limit allows (the fan-in, decided once in
+//! [`crate::resources`]), [`narrow`] first merges groups of them into
+//! intermediate files, as many passes as it takes; [`open_narrowed`] does
+//! both steps for a merge.
 
 use crate::linebuf::LineBlock;
 use crate::record::{Fields, KeySpec, compare, key_prefix};
@@ -75,69 +77,6 @@ impl RunFile {
     }
 }
 
-/// The open-file limit gmr started with, when [`raise_open_file_limit`]
-/// raised it.
-static STARTING_LIMIT: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
-
-/// Raises this process's soft limit on open files to its hard limit, so
-/// that merges of many runs need fewer passes. Failure changes nothing.
-/// Commands gmr runs get the limit it started with
-/// ([`starting_open_file_limit`]): some programs walk or `select()` every
-/// descriptor up to the soft limit.
-pub fn raise_open_file_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit read and write one rlimit struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                let _ = STARTING_LIMIT.set(lim);
-            }
-        }
-    }
-}
-
-/// The open-file limit to give child processes, when gmr raised its own.
-pub fn starting_open_file_limit() -> Option<libc::rlimit> {
-    STARTING_LIMIT.get().copied()
-}
-
-/// Tasks this process may run at once, when more than its cores (`-j`).
-static TASKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Says how many tasks this process runs at once, for [`fan_in`].
-pub fn set_concurrent_tasks(n: usize) {
-    TASKS.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// How many runs one merge may open at once: the open-file limit, less a
-/// margin for the process, shared by the tasks that may run at once in it
-/// (one per core, or per `-j` slot), less a margin for each task's own
-/// pipes, log and output.
-pub fn fan_in() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit struct.
-    let limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
-    } else {
-        1024
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let tasks = cores.max(TASKS.load(std::sync::atomic::Ordering::Relaxed));
-    (limit.saturating_sub(32) / tasks)
-        .saturating_sub(8)
-        .clamp(4, 1024)
-}
-
 /// Merges runs into files `dir/{name}-{n}` until at most `fan_in` are
 /// left, and returns those. Each step merges the smallest runs, as few as
 /// bring the count down to `fan_in` (at most `fan_in` at once), so that
@@ -178,6 +117,45 @@ pub fn narrow(
         });
     }
     Ok(runs)
+}
+
+/// The runs of one merge, opened, and the intermediate files made to
+/// narrow them down.
+pub struct Opened {
+    /// The runs to merge.
+    pub runs: Vec<Run>,
+    /// The intermediate files [`narrow`] made in the merge's directory: the
+    /// caller removes them (the open runs keep reading them).
+    pub intermediate: Vec<PathBuf>,
+}
+
+/// Opens `files` for one merge: narrowed first ([`narrow`], into
+/// `dir/{name}-N`) when there are more than `fan_in`, each with its share
+/// of the merge's read buffers.
+pub fn open_narrowed(
+    key: KeySpec,
+    files: Vec<RunFile>,
+    fan_in: usize,
+    dir: &Path,
+    name: &str,
+) -> io::Result<Opened> {
+    let given: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+    let files = if files.len() > fan_in {
+        narrow(key, files, fan_in, dir, name)?
+    } else {
+        files
+    };
+    let buffer = run_buffer(files.len());
+    let runs = files
+        .iter()
+        .map(|f| f.open(buffer))
+        .collect::<io::Result<Vec<Run>>>()?;
+    let intermediate = files
+        .into_iter()
+        .map(|f| f.path)
+        .filter(|p| !given.contains(p))
+        .collect();
+    Ok(Opened { runs, intermediate })
 }
 
 /// A merge holds one open file per run: say what to do when that is more

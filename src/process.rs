@@ -3,7 +3,7 @@
 //! counters, and turn its exit into a task result.
 //!
 //! Commands run under `sh -c`, so a shell pipeline is a command; a command of
-//! plain words (see [`crate::program::plain_words`]) is started directly,
+//! plain words (see [`plain_words`]) is started directly,
 //! as the shell would start it, sparing a shell's start per run: with
 //! thousands of small input files, a mapper each, process starts were most
 //! of a job's time (the shell is still used when the direct start fails,
@@ -39,6 +39,31 @@ fn shell_pwd(cwd: &Path) -> std::path::PathBuf {
     }
 }
 
+/// Shell builtins and keywords: a command line that starts with one is left
+/// to the shell.
+pub const SHELL_WORDS: &[&str] = &[
+    "exec", "cd", "if", "for", "while", "until", "case", "export", "set", "eval", "read", "echo",
+    "printf", "test", "[", "true", "false", ":", ".", "source", "trap", "exit", "command",
+    "builtin", "local", "ulimit", "umask", "wait", "time", "!", "{", "(", "pwd", "kill", "type",
+    "hash", "alias", "unalias", "unset", "shift", "times", "getopts", "readonly", "return",
+    "break", "continue", "jobs", "fg", "bg", "fc",
+];
+
+/// The words of a command line that `sh -c` would run as a single program
+/// with these arguments: words of letters, digits and `-_./,:+@%^=` (no
+/// quoting, expansion, globbing, redirection or comment), the first no
+/// builtin, keyword or assignment. Running those words directly does what
+/// the shell would, with one process start fewer. None for anything else.
+pub fn plain_words(cmd: &str) -> Option<Vec<&str>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./,:+@%^= \t".contains(c);
+    if !cmd.chars().all(plain) {
+        return None;
+    }
+    let words: Vec<&str> = cmd.split_ascii_whitespace().collect();
+    let first = *words.first()?;
+    (!first.contains('=') && !SHELL_WORDS.contains(&first)).then_some(words)
+}
+
 /// How many stderr lines a failure message shows.
 const TAIL_LINES: usize = 20;
 /// How much of one stderr line a failure message shows.
@@ -70,6 +95,8 @@ pub struct Child<'a> {
     pub env: &'a [(String, String)],
     /// Where its whole stderr is kept.
     pub log: &'a Path,
+    /// The open-file limit it gets, when not gmr's own.
+    pub nofile: Option<libc::rlimit>,
 }
 
 impl Child<'_> {
@@ -99,7 +126,7 @@ impl Child<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        if let Some(limit) = crate::merge::starting_open_file_limit() {
+        if let Some(limit) = self.nofile {
             // SAFETY: setrlimit is async-signal-safe, and the closure only
             // reads a copied struct.
             unsafe {
@@ -134,7 +161,7 @@ impl Child<'_> {
             .map_err(|e| {
                 TaskError::host(format!("cannot create log {}: {e}", self.log.display()))
             })?;
-        let direct = crate::program::plain_words(self.command);
+        let direct = plain_words(self.command);
         let mut child = match direct.and_then(|words| self.command(Some(&words)).spawn().ok()) {
             Some(child) => child,
             None => self

@@ -5,7 +5,7 @@
 
 use crate::builtin::{Builtin, Sink};
 use crate::error::{Error, Result, TaskError};
-use crate::process::{Child, ChildOutcome};
+use crate::process::{Child, ChildOutcome, SHELL_WORDS};
 use crate::record::KeySpec;
 use std::io::{self, Write};
 use std::path::Path;
@@ -13,7 +13,8 @@ use std::path::Path;
 /// A mapper, combiner or reducer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Program {
-    /// A command line for `sh -c`.
+    /// A command line: plain words start the program directly, anything
+    /// else runs under `sh -c` (see [`crate::process`]).
     Shell(String),
     /// A built-in reducer.
     Builtin(Builtin),
@@ -31,6 +32,8 @@ pub struct Context<'a> {
     pub log: &'a Path,
     /// The job's key spec (built-ins group by key).
     pub key: KeySpec,
+    /// The open-file limit a command gets, when not gmr's own.
+    pub nofile: Option<libc::rlimit>,
 }
 
 impl Program {
@@ -116,6 +119,7 @@ impl Program {
                 cwd: ctx.cwd,
                 env: ctx.env,
                 log: ctx.log,
+                nofile: ctx.nofile,
             }
             .run(feed, on_stdout),
             Program::Builtin(b) => {
@@ -141,31 +145,6 @@ impl std::fmt::Display for Program {
             Program::Builtin(b) => f.write_str(b.name()),
         }
     }
-}
-
-/// Shell builtins and keywords: a command line that starts with one is left
-/// to the shell.
-const SHELL_WORDS: &[&str] = &[
-    "exec", "cd", "if", "for", "while", "until", "case", "export", "set", "eval", "read", "echo",
-    "printf", "test", "[", "true", "false", ":", ".", "source", "trap", "exit", "command",
-    "builtin", "local", "ulimit", "umask", "wait", "time", "!", "{", "(", "pwd", "kill", "type",
-    "hash", "alias", "unalias", "unset", "shift", "times", "getopts", "readonly", "return",
-    "break", "continue", "jobs", "fg", "bg", "fc",
-];
-
-/// The words of a command line that `sh -c` would run as a single program
-/// with these arguments: words of letters, digits and `-_./,:+@%^=` (no
-/// quoting, expansion, globbing, redirection or comment), the first no
-/// builtin, keyword or assignment. Running those words directly does what
-/// the shell would, with one process start fewer. None for anything else.
-pub fn plain_words(cmd: &str) -> Option<Vec<&str>> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./,:+@%^= \t".contains(c);
-    if !cmd.chars().all(plain) {
-        return None;
-    }
-    let words: Vec<&str> = cmd.split_ascii_whitespace().collect();
-    let first = *words.first()?;
-    (!first.contains('=') && !SHELL_WORDS.contains(&first)).then_some(words)
 }
 
 /// The program a shell command line starts with, when it is a plain word we
@@ -195,6 +174,7 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::plain_words;
 
     #[test]
     fn first_words() {

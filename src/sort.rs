@@ -1,7 +1,7 @@
 //! The sort buffer: map output is collected here, partitioned and sorted by
 //! (partition, key, value); when it is full it is written out as a sorted
 //! run ("spilled"), so a map task's memory is bounded by the buffer, not by
-//! its input (DESIGN.md §6).
+//! its input (architecture.md §6).
 //!
 //! Records live back to back in one byte arena; the sort moves only small
 //! fixed-size entries that carry the partition, the first eight bytes of key
@@ -301,13 +301,73 @@ pub struct Segment {
     pub records: u64,
 }
 
-/// Buffers given back by finished map tasks (at most one per core).
-static POOL: std::sync::Mutex<Vec<SortBuffer>> = std::sync::Mutex::new(Vec::new());
+/// Sort buffers given back by finished map tasks, for the next task in
+/// this process. A new buffer's pages are faulted in, and zeroed by the
+/// kernel, as it first fills: a tenth of gmr's time in profiles of a word
+/// count with eight map tasks. A reused one's are resident.
+#[derive(Default)]
+pub struct BufferPool {
+    /// Buffers kept at most: as many as tasks run at once, so that memory
+    /// stays what the running tasks had, however many tasks the job has.
+    keep: usize,
+    buffers: std::sync::Mutex<Vec<SortBuffer>>,
+}
 
-/// Frees the buffers kept for reuse: the map phase is over, and their
-/// memory is better left to the merges and reducers.
-pub fn release_buffers() {
-    POOL.lock().unwrap_or_else(|e| e.into_inner()).clear();
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferPool")
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BufferPool {
+    /// A pool keeping at most `keep` buffers.
+    pub fn new(keep: usize) -> BufferPool {
+        BufferPool {
+            keep,
+            buffers: std::sync::Mutex::default(),
+        }
+    }
+
+    fn buffers(&self) -> std::sync::MutexGuard<'_, Vec<SortBuffer>> {
+        self.buffers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A buffer like [`SortBuffer::with_capacity`], reusing one a finished
+    /// task gave back when there is one big enough.
+    pub fn take(&self, key: KeySpec, reducers: u32, bytes: usize) -> SortBuffer {
+        // A pooled buffer too small for this task is dropped, not kept:
+        // the tasks of a job all ask for the same size.
+        let reused = self
+            .buffers()
+            .pop()
+            .filter(|b| b.data.capacity() >= bytes && b.entries.capacity() >= bytes / ENTRY_BYTES);
+        match reused {
+            Some(mut b) => {
+                assert!(reducers <= MAX_PARTITIONS, "{reducers} partitions");
+                b.key = key;
+                b.reducers = reducers;
+                b
+            }
+            None => SortBuffer::with_capacity(key, reducers, bytes),
+        }
+    }
+
+    /// Keeps `buffer`'s memory for the next [`BufferPool::take`].
+    pub fn give_back(&self, mut buffer: SortBuffer) {
+        buffer.clear();
+        let mut buffers = self.buffers();
+        if buffers.len() < self.keep {
+            buffers.push(buffer);
+        }
+    }
+
+    /// Frees the buffers kept for reuse: the map phase is over, and their
+    /// memory is better left to the merges and reducers.
+    pub fn release(&self) {
+        self.buffers().clear();
+    }
 }
 
 /// Records waiting to be sorted and written.
@@ -382,43 +442,6 @@ impl SortBuffer {
             data: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(bytes / ENTRY_BYTES),
             records: 0,
-        }
-    }
-
-    /// A buffer like [`SortBuffer::with_capacity`], reusing one a finished
-    /// task gave back ([`SortBuffer::give_back`]) when there is one big
-    /// enough. A new buffer's pages are faulted in, and zeroed by the
-    /// kernel, as it first fills: a tenth of gmr's time in profiles of a
-    /// word count with eight map tasks. A reused one's are resident.
-    pub fn take(key: KeySpec, reducers: u32, bytes: usize) -> SortBuffer {
-        // A pooled buffer too small for this task is dropped, not kept:
-        // the tasks of a job all ask for the same size.
-        let reused = POOL
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .filter(|b| b.data.capacity() >= bytes && b.entries.capacity() >= bytes / ENTRY_BYTES);
-        match reused {
-            Some(mut b) => {
-                assert!(reducers <= MAX_PARTITIONS, "{reducers} partitions");
-                b.key = key;
-                b.reducers = reducers;
-                b
-            }
-            None => SortBuffer::with_capacity(key, reducers, bytes),
-        }
-    }
-
-    /// Keeps this buffer's memory for the next [`SortBuffer::take`] in this
-    /// process, until [`release_buffers`].
-    pub fn give_back(mut self) {
-        self.clear();
-        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        // No more buffers than tasks can run at once: memory stays what the
-        // running tasks had, however many tasks the job has.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if pool.len() < cores {
-            pool.push(self);
         }
     }
 

@@ -3,18 +3,20 @@
 //! lines repeat, through a table that counts identical lines; sorts and
 //! spills the buffer as a run when it is full, running a command combiner
 //! on each run; and merges the runs into the task's runs file, one segment
-//! per partition (DESIGN.md §6).
+//! per partition (architecture.md §6).
 
 use crate::aggregate::{self, Aggregator};
 use crate::error::TaskError;
-use crate::linebuf::LineBlock;
-use crate::merge::{self, Run, RunFile};
+use crate::interrupt::io_failure;
+use crate::linebuf::{LineBlock, WRITE_BUFFER};
+use crate::merge::{self, RunFile};
 use crate::program::{Context, Program};
 use crate::record::LineSplitter;
 use crate::report::TaskReport;
+use crate::resources::Resources;
 use crate::sort::{Segment, SortBuffer};
-use crate::task::{WRITE_BUFFER, io_err};
-use crate::workdir::JobSpec;
+use crate::spec::{Combiner, Job};
+use crate::workdir::WorkDir;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -39,6 +41,7 @@ enum Intake {
 
 /// The sort buffer of a map task and the runs it spilled.
 pub struct Sorter<'a> {
+    res: &'a Resources,
     buffer: SortBuffer,
     limit: usize,
     dir: &'a Path,
@@ -49,26 +52,28 @@ pub struct Sorter<'a> {
 }
 
 impl<'a> Sorter<'a> {
-    /// A sorter for a map task of `spec` that spills into `dir`. A built-in
-    /// combiner with a merge form aggregates records as they arrive; a
-    /// command combiner runs, in `ctx`, on each sorted run.
+    /// A sorter for a map task of `job` that spills into `dir`, with a sort
+    /// buffer from `res`'s pool. A table combiner aggregates records as
+    /// they arrive; a command combiner runs, in `ctx`, on each sorted run.
     pub fn new(
-        spec: &JobSpec,
-        combiner: Option<&'a Program>,
+        job: &'a Job,
+        res: &'a Resources,
         ctx: &'a Context<'a>,
         dir: &'a Path,
     ) -> Sorter<'a> {
+        let spec = &job.spec;
         let limit = (spec.sort_buffer as usize).min(crate::sort::MAX_ARENA);
-        let (intake, combiner) = match combiner {
-            Some(Program::Builtin(b)) if b.merge_form().is_some() => (
+        let (intake, combiner) = match &job.combiner {
+            Combiner::Table(b) => (
                 Intake::Combine(Aggregator::new(*b, spec.key, limit / 2)),
                 None,
             ),
-            Some(Program::Builtin(_)) | None => (Intake::Trial(Vec::new()), None),
-            Some(command) => (Intake::Trial(Vec::new()), Some((command, ctx))),
+            Combiner::None => (Intake::Trial(Vec::new()), None),
+            Combiner::Command(command) => (Intake::Trial(Vec::new()), Some((command, ctx))),
         };
         Sorter {
-            buffer: SortBuffer::take(spec.key, spec.reducers, limit),
+            res,
+            buffer: res.buffers.take(spec.key, spec.reducers, limit),
             limit,
             dir,
             spills: Vec::new(),
@@ -91,7 +96,7 @@ impl<'a> Sorter<'a> {
     /// record counts.
     pub fn finish(mut self) -> Result<(Vec<Segment>, TaskReport), TaskError> {
         let segments = self.write_out()?;
-        self.buffer.give_back();
+        self.res.buffers.give_back(self.buffer);
         Ok((segments, self.report))
     }
 
@@ -212,16 +217,16 @@ impl<'a> Sorter<'a> {
     /// Writes the sorted buffer to `path` (write_runs writes in large
     /// blocks: the file needs no buffer of its own).
     fn write_sorted(&self, path: &Path) -> Result<Vec<Segment>, TaskError> {
-        let mut out = File::create(path).map_err(io_err("cannot create", path))?;
+        let mut out = File::create(path).map_err(io_failure("cannot create", path))?;
         self.buffer
             .write_runs(&mut out, 0)
-            .map_err(io_err("cannot write", path))
+            .map_err(io_failure("cannot write", path))
     }
 
     /// Writes the buffer as one more spilled run.
     fn spill(&mut self) -> Result<(), TaskError> {
         self.drain_intake()?;
-        let path = self.dir.join(format!("spill-{:05}", self.spills.len()));
+        let path = WorkDir::spill_path(self.dir, self.spills.len());
         let segments = self.write_buffer(&path)?;
         self.spills.push((path, segments));
         self.report.spills += 1;
@@ -231,7 +236,7 @@ impl<'a> Sorter<'a> {
     /// Writes the final runs file `out` and returns its segments.
     fn write_out(&mut self) -> Result<Vec<Segment>, TaskError> {
         self.drain_intake()?;
-        let out_path = self.dir.join("out");
+        let out_path = WorkDir::map_out(self.dir);
         if self.spills.is_empty() {
             return self.write_buffer(&out_path);
         }
@@ -240,11 +245,10 @@ impl<'a> Sorter<'a> {
         }
         let mut out = BufWriter::with_capacity(
             WRITE_BUFFER,
-            File::create(&out_path).map_err(io_err("cannot create", &out_path))?,
+            File::create(&out_path).map_err(io_failure("cannot create", &out_path))?,
         );
         let mut segments = Vec::new();
         let mut pos = 0u64;
-        let fan_in = merge::fan_in();
         for p in 0..self.buffer.reducers() as usize {
             let files: Vec<RunFile> = self
                 .spills
@@ -255,30 +259,21 @@ impl<'a> Sorter<'a> {
                     segment: segs[p],
                 })
                 .collect();
-            let files = merge::narrow(
+            let opened = merge::open_narrowed(
                 self.buffer.key(),
                 files,
-                fan_in,
+                self.res.fan_in,
                 self.dir,
                 &format!("merge-{p:05}"),
             )
-            .map_err(io_err("cannot merge spills in", self.dir))?;
-            let buffer = merge::run_buffer(files.len());
-            let runs = files
-                .iter()
-                .map(|f| f.open(buffer))
-                .collect::<io::Result<Vec<Run>>>()
-                .map_err(io_err("cannot read spill in", self.dir))?;
+            .map_err(io_failure("cannot merge spills in", self.dir))?;
             // Intermediate merges are unlinked now; the open runs keep them.
-            for f in files
-                .iter()
-                .filter(|f| !self.spills.iter().any(|(s, _)| *s == f.path))
-            {
-                let _ = fs::remove_file(&f.path);
+            for path in &opened.intermediate {
+                let _ = fs::remove_file(path);
             }
             let start = pos;
-            let (records, bytes) = merge::merge_into(self.buffer.key(), runs, &mut out)
-                .map_err(io_err("cannot merge spills into", &out_path))?;
+            let (records, bytes) = merge::merge_into(self.buffer.key(), opened.runs, &mut out)
+                .map_err(io_failure("cannot merge spills into", &out_path))?;
             pos += bytes;
             segments.push(Segment {
                 start,
@@ -286,7 +281,7 @@ impl<'a> Sorter<'a> {
                 records,
             });
         }
-        out.flush().map_err(io_err("cannot write", &out_path))?;
+        out.flush().map_err(io_failure("cannot write", &out_path))?;
         for (path, _) in &self.spills {
             let _ = fs::remove_file(path);
         }

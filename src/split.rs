@@ -1,17 +1,20 @@
 //! Inputs and splits: expand input paths, spool stdin, and cut files into
-//! byte ranges that end on record boundaries (DESIGN.md §1–2).
+//! byte ranges that end on record boundaries (architecture.md §1-2).
 //!
 //! Splitting memory-maps each file and looks only at the pages around each
 //! cut, so it reads almost nothing and copies nothing. A split ends just
 //! after a `\n` (or at the end of the file), so no record is ever cut, and a
 //! line longer than the split size simply makes that split longer.
 //! Compressed files (`.gz`) cannot be cut: each is one split.
+//!
+//! [`feed`] then writes a split's bytes to its mapper: through a read-only
+//! map, released behind the feed, or decompressed.
 
 use crate::error::{Error, Result};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// One map task's input: the bytes `start..end` of `path`, then the whole
@@ -259,6 +262,110 @@ pub fn total_size(files: &[PathBuf]) -> u64 {
         .filter_map(|f| fs::metadata(f).ok())
         .map(|m| m.len())
         .sum()
+}
+
+/// Bytes handed to a mapper per write.
+const FEED_CHUNK: usize = 1 << 20;
+
+/// Writes the bytes of one piece of a split (`more` aside) to the mapper,
+/// counting records and bytes; returns whether they end with a newline
+/// (or are none).
+pub fn feed(
+    split: &Split,
+    w: &mut dyn Write,
+    records: &mut u64,
+    bytes: &mut u64,
+) -> io::Result<bool> {
+    let file = File::open(&split.path)?;
+    let mut last = b'\n';
+    let mut take = |chunk: &[u8], w: &mut dyn Write| -> io::Result<()> {
+        *records += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        *bytes += chunk.len() as u64;
+        if let Some(&b) = chunk.last() {
+            last = b;
+        }
+        w.write_all(chunk)
+    };
+    if split.gzip {
+        let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+        let mut buf = vec![0u8; FEED_CHUNK];
+        loop {
+            let n = match dec.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("decompressing: {e}"))),
+            };
+            take(&buf[..n], w)?;
+        }
+    } else if split.start < split.end {
+        let map = map_range(&file, split.start, split.end - split.start)?;
+        let mut fed = 0;
+        for chunk in map.chunks(FEED_CHUNK) {
+            take(chunk, w)?;
+            fed += chunk.len();
+            map.release_before(fed);
+        }
+    }
+    if last != b'\n' {
+        *records += 1;
+    }
+    Ok(last == b'\n')
+}
+
+/// Maps bytes `start..start+len` of `file` (the map is page-aligned; the
+/// returned slice is exactly the range).
+pub struct MappedRange {
+    map: memmap2::Mmap,
+    skip: usize,
+    page: usize,
+}
+
+impl MappedRange {
+    /// Drops the pages before byte `pos` of the range from this process's
+    /// resident memory once they have been fed: mapped input counts in RSS,
+    /// and without this a task would hold its whole split resident.
+    fn release_before(&self, pos: usize) {
+        let end = (self.skip + pos) / self.page * self.page;
+        if end > 0 {
+            // SAFETY: the map is a read-only shared file mapping, so
+            // MADV_DONTNEED only drops clean pages (reading them again would
+            // fault them back in from the file); no reference into the
+            // released bytes is used after this call.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end)
+            };
+        }
+    }
+}
+
+impl std::ops::Deref for MappedRange {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map[self.skip..]
+    }
+}
+
+fn map_range(file: &File, start: u64, len: u64) -> io::Result<MappedRange> {
+    // SAFETY: sysconf is always safe to call.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    let aligned = start - start % page;
+    let skip = (start - aligned) as usize;
+    // SAFETY: read-only map of an input the job does not modify; a file
+    // truncated under a running job faults, as with any mmap reader.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(aligned)
+            .len(len as usize + skip)
+            .map(file)?
+    };
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(MappedRange {
+        map,
+        skip,
+        page: page as usize,
+    })
 }
 
 #[cfg(test)]

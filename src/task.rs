@@ -1,5 +1,5 @@
-//! What a task does, given the work directory, the job spec and its id
-//! (DESIGN.md §5): a pure function of its inputs, so any attempt on any host
+//! What a task does, given the work directory, the job and its id
+//! (architecture.md §5): a pure function of its inputs, so any attempt on any host
 //! makes the same bytes, and the first attempt to commit wins.
 //!
 //! - `map-NNNNN`: feed split N to the mapper; partition and sort its output
@@ -12,28 +12,26 @@
 //!   the map outputs) into the reducer; its output is part N.
 
 use crate::error::{Error, FailureKind, TaskError};
-use crate::interrupt;
+use crate::interrupt::io_failure;
+use crate::linebuf::WRITE_BUFFER;
 use crate::merge::{self, Run, RunFile};
 use crate::process::ChildOutcome;
 use crate::program::{Context, Program};
 use crate::record::LineSplitter;
 use crate::report::{TaskReport, add_counters};
+use crate::resources::Resources;
 use crate::sort::Segment;
+use crate::spec::{Job, JobSpec};
 use crate::spill::Sorter;
-use crate::split::Split;
-use crate::workdir::{self, AttemptGuard, JobSpec, WorkDir, part_name};
+use crate::split::{self, Split};
+use crate::workdir::{self, AttemptGuard, WorkDir, output_part};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Instant;
-
-/// Bytes handed to a mapper per write.
-const FEED_CHUNK: usize = 1 << 20;
-/// Buffer for writing runs and parts.
-pub(crate) const WRITE_BUFFER: usize = 1 << 20;
 
 /// Identifies a task within a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,10 +84,10 @@ pub struct MapIndex {
 /// output exist), so that a resumed job need not run it again.
 pub fn committed_report(wd: &WorkDir, spec: &JobSpec, task: TaskId) -> Option<TaskReport> {
     let output = match task {
-        TaskId::Map(i) if spec.reducers == 0 => spec.output.join(part_name(i)),
-        TaskId::Map(i) => wd.map_dir(i).join("index.json"),
+        TaskId::Map(i) if spec.reducers == 0 => output_part(&spec.output, i),
+        TaskId::Map(i) => WorkDir::map_index(&wd.map_dir(i)),
         TaskId::Shuffle(p) => wd.shuffle_part(p),
-        TaskId::Reduce(p) => spec.output.join(part_name(p as usize)),
+        TaskId::Reduce(p) => output_part(&spec.output, p as usize),
     };
     if !output.exists() {
         return None;
@@ -97,33 +95,50 @@ pub fn committed_report(wd: &WorkDir, spec: &JobSpec, task: TaskId) -> Option<Ta
     workdir::read_json(&wd.report_path(&task.to_string())).ok()
 }
 
-/// Runs one attempt of `task` and commits its output.
+/// One attempt of one task of a job: what every kind of task needs.
+struct Attempt<'a> {
+    wd: &'a WorkDir,
+    job: &'a Job,
+    res: &'a Resources,
+    /// The task's name, `map-00003`.
+    name: &'a str,
+    attempt: u32,
+}
+
+/// Runs one attempt of `task` of `job`, with this process's resources, and
+/// commits its output.
 pub fn run(
     wd: &WorkDir,
-    spec: &JobSpec,
+    job: &Job,
+    res: &Resources,
     task: TaskId,
     attempt: u32,
 ) -> Result<TaskReport, TaskError> {
     let started = Instant::now();
     let name = task.to_string();
+    let at = Attempt {
+        wd,
+        job,
+        res,
+        name: &name,
+        attempt,
+    };
     let mut report = match task {
         TaskId::Map(i) => {
-            let split = spec
+            let split = job
+                .spec
                 .splits
                 .get(i)
                 .ok_or_else(|| TaskError::task(format!("{name}: the job has no split {i}")))?;
             MapTask {
-                wd,
-                spec,
+                at,
                 index: i,
                 split,
-                name: &name,
-                attempt,
             }
             .run()?
         }
-        TaskId::Shuffle(p) => run_shuffle(wd, spec, p, (&name, attempt))?,
-        TaskId::Reduce(p) => run_reduce(wd, spec, p, &name, attempt)?,
+        TaskId::Shuffle(p) => run_shuffle(&at, p)?,
+        TaskId::Reduce(p) => run_reduce(&at, p)?,
     };
     report.task = name.clone();
     report.attempt = attempt;
@@ -136,71 +151,68 @@ pub fn run(
     Ok(report)
 }
 
-/// How a task runs one of the job's commands: in the job's directory, with
-/// its key spec.
-fn job_context<'a>(
-    spec: &'a JobSpec,
-    role: &'a str,
-    env: &'a [(String, String)],
-    log: &'a Path,
-) -> Context<'a> {
-    Context {
-        role,
-        cwd: &spec.cwd,
-        env,
-        log,
-        key: spec.key,
+impl Attempt<'_> {
+    /// How the task runs one of the job's commands: in the job's
+    /// directory, with its key spec and the open-file limit commands get.
+    fn context<'a>(
+        &'a self,
+        role: &'a str,
+        env: &'a [(String, String)],
+        log: &'a Path,
+    ) -> Context<'a> {
+        Context {
+            role,
+            cwd: &self.job.spec.cwd,
+            env,
+            log,
+            key: self.job.spec.key,
+            nofile: self.res.child_nofile,
+        }
     }
-}
 
-/// The environment a task's commands see (Hadoop Streaming names too).
-fn task_env(wd: &WorkDir, name: &str, attempt: u32, partition: usize) -> Vec<(String, String)> {
-    vec![
-        ("GMR_TASK".into(), name.into()),
-        ("GMR_ATTEMPT".into(), attempt.to_string()),
-        ("GMR_WORKDIR".into(), wd.root().display().to_string()),
-        ("mapreduce_task_id".into(), name.into()),
-        (
-            "mapreduce_task_attempt_id".into(),
-            format!("{name}_{attempt}"),
-        ),
-        ("mapreduce_task_partition".into(), partition.to_string()),
-    ]
-}
+    /// The environment the task's commands see (Hadoop Streaming names
+    /// too); architecture.md §2 lists them.
+    fn env(&self, partition: usize) -> Vec<(String, String)> {
+        let (name, attempt) = (self.name, self.attempt);
+        vec![
+            ("GMR_TASK".into(), name.into()),
+            ("GMR_ATTEMPT".into(), attempt.to_string()),
+            ("GMR_WORKDIR".into(), self.wd.root().display().to_string()),
+            ("mapreduce_task_id".into(), name.into()),
+            (
+                "mapreduce_task_attempt_id".into(),
+                format!("{name}_{attempt}"),
+            ),
+            ("mapreduce_task_partition".into(), partition.to_string()),
+        ]
+    }
 
-/// Turns an I/O error on `path` into a task failure that names the path
-/// (and says what to do for a full disk), or into an interruption when the
-/// job is being stopped.
-pub(crate) fn io_err<'a>(
-    what: &'a str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> TaskError + 'a {
-    move |e| {
-        if interrupt::is_set() {
-            TaskError::interrupted()
-        } else {
-            TaskError::task(crate::error::io_message(what, path, &e))
+    /// The stderr log of this attempt's command in `role` (a combiner's is
+    /// kept apart from the mapper's).
+    fn log(&self, role: &str) -> std::path::PathBuf {
+        match role {
+            "combiner" => self
+                .wd
+                .log_path(&format!("{}.combiner", self.name), self.attempt),
+            _ => self.wd.log_path(self.name, self.attempt),
         }
     }
 }
 
 struct MapTask<'a> {
-    wd: &'a WorkDir,
-    spec: &'a JobSpec,
+    at: Attempt<'a>,
     index: usize,
     split: &'a Split,
-    name: &'a str,
-    attempt: u32,
 }
 
 impl MapTask<'_> {
     fn run(&self) -> Result<TaskReport, TaskError> {
-        let mapper = Program::parse(&self.spec.mapper)?;
+        let mapper = &self.at.job.mapper;
         let mut inputs = (0u64, 0u64);
-        let mut report = if self.spec.reducers == 0 {
-            self.run_map_only(&mapper, &mut inputs)?
+        let mut report = if self.at.job.spec.reducers == 0 {
+            self.run_map_only(mapper, &mut inputs)?
         } else {
-            self.run_sorted(&mapper, &mut inputs)?
+            self.run_sorted(mapper, &mut inputs)?
         };
         (report.records_in, report.bytes_in) = inputs;
         Ok(report)
@@ -217,20 +229,20 @@ impl MapTask<'_> {
         inputs: &mut (u64, u64),
         mut on_output: impl FnMut(Option<&[u8]>) -> io::Result<()>,
     ) -> Result<ChildOutcome, TaskError> {
-        let log = self.wd.log_path(self.name, self.attempt);
-        if self.spec.one_mapper_per_task {
+        let log = self.at.log("mapper");
+        if self.at.job.spec.one_mapper_per_task {
             // One mapper for every file of the split, each file's last
             // line ended so that it cannot run into the next file's first.
             // No task gets the input file variables, not even a task of
             // one file: a mapper either may read them or may not.
-            let env = task_env(self.wd, self.name, self.attempt, self.index);
-            let ctx = job_context(self.spec, "mapper", &env, &log);
+            let env = self.at.env(self.index);
+            let ctx = self.at.context("mapper", &env, &log);
             let (records, bytes) = (&mut inputs.0, &mut inputs.1);
             return mapper.run(
                 &ctx,
                 |w: &mut dyn Write| {
                     for piece in self.split.pieces() {
-                        let ended = feed_split(piece, w, records, bytes).map_err(|e| {
+                        let ended = split::feed(piece, w, records, bytes).map_err(|e| {
                             io::Error::new(e.kind(), format!("{}: {e}", piece.path.display()))
                         })?;
                         if !ended {
@@ -247,7 +259,7 @@ impl MapTask<'_> {
             if i > 0 {
                 on_output(None).map_err(|e| TaskError::task(format!("mapper output: {e}")))?;
             }
-            let mut env = task_env(self.wd, self.name, self.attempt, self.index);
+            let mut env = self.at.env(self.index);
             let input = piece.path.display().to_string();
             env.extend([
                 ("GMR_INPUT_FILE".into(), input.clone()),
@@ -259,12 +271,12 @@ impl MapTask<'_> {
                     (piece.end - piece.start).to_string(),
                 ),
             ]);
-            let ctx = job_context(self.spec, "mapper", &env, &log);
+            let ctx = self.at.context("mapper", &env, &log);
             let (records, bytes) = (&mut inputs.0, &mut inputs.1);
             let outcome = mapper
                 .run(
                     &ctx,
-                    |w: &mut dyn Write| feed_split(piece, w, records, bytes).map(drop),
+                    |w: &mut dyn Write| split::feed(piece, w, records, bytes).map(drop),
                     |chunk| on_output(Some(chunk)),
                 )
                 .map_err(|mut e| {
@@ -291,8 +303,8 @@ impl MapTask<'_> {
         mapper: &Program,
         inputs: &mut (u64, u64),
     ) -> Result<TaskReport, TaskError> {
-        let target = self.spec.output.join(part_name(self.index));
-        let (outcome, records, bytes) = write_part(&target, self.attempt, |out| {
+        let target = output_part(&self.at.job.spec.output, self.index);
+        let (outcome, records, bytes) = write_part(&target, self.at.attempt, |out| {
             let mut counts = (0u64, 0u64, false);
             let outcome = self.run_mapper(mapper, inputs, |output| {
                 // One mapper's last line is not the next one's first.
@@ -321,27 +333,15 @@ impl MapTask<'_> {
         mapper: &Program,
         inputs: &mut (u64, u64),
     ) -> Result<TaskReport, TaskError> {
-        let target = self.wd.map_dir(self.index);
-        let attempt_dir = AttemptGuard::new(workdir::attempt_path(&target, self.attempt));
+        let at = &self.at;
+        let target = at.wd.map_dir(self.index);
+        let attempt_dir = AttemptGuard::new(workdir::attempt_path(&target, at.attempt));
         fs::create_dir_all(attempt_dir.path())
-            .map_err(io_err("cannot create", attempt_dir.path()))?;
-        let combiner = self
-            .spec
-            .combiner
-            .as_deref()
-            .map(Program::parse)
-            .transpose()?;
-        let combine_env = task_env(self.wd, self.name, self.attempt, self.index);
-        let combine_log = self
-            .wd
-            .log_path(&format!("{}.combiner", self.name), self.attempt);
-        let combine_ctx = job_context(self.spec, "combiner", &combine_env, &combine_log);
-        let mut sorter = Sorter::new(
-            self.spec,
-            combiner.as_ref(),
-            &combine_ctx,
-            attempt_dir.path(),
-        );
+            .map_err(io_failure("cannot create", attempt_dir.path()))?;
+        let combine_env = at.env(self.index);
+        let combine_log = at.log("combiner");
+        let combine_ctx = at.context("combiner", &combine_env, &combine_log);
+        let mut sorter = Sorter::new(at.job, at.res, &combine_ctx, attempt_dir.path());
         let mut lines = LineSplitter::default();
         let mut spill_error = None;
         let outcome = self.run_mapper(mapper, inputs, |output| {
@@ -365,7 +365,7 @@ impl MapTask<'_> {
             .map_err(|e| TaskError::task(format!("combiner: {e}")))?;
         let (segments, mut report) = sorter.finish()?;
         let index = MapIndex { segments };
-        workdir::write_json(&attempt_dir.path().join("index.json"), &index)?;
+        workdir::write_json(&WorkDir::map_index(attempt_dir.path()), &index)?;
         report.records_out = index.segments.iter().map(|s| s.records).sum();
         report.bytes_out = index.segments.last().map_or(0, |s| s.end);
         report.counters = outcome.counters;
@@ -374,107 +374,6 @@ impl MapTask<'_> {
         attempt_dir.keep();
         Ok(report)
     }
-}
-
-/// Writes the bytes of one piece of a split (`more` aside) to the mapper,
-/// counting records and bytes; returns whether they end with a newline
-/// (or are none).
-fn feed_split(
-    split: &Split,
-    w: &mut dyn Write,
-    records: &mut u64,
-    bytes: &mut u64,
-) -> io::Result<bool> {
-    let file = File::open(&split.path)?;
-    let mut last = b'\n';
-    let mut take = |chunk: &[u8], w: &mut dyn Write| -> io::Result<()> {
-        *records += memchr::memchr_iter(b'\n', chunk).count() as u64;
-        *bytes += chunk.len() as u64;
-        if let Some(&b) = chunk.last() {
-            last = b;
-        }
-        w.write_all(chunk)
-    };
-    if split.gzip {
-        let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
-        let mut buf = vec![0u8; FEED_CHUNK];
-        loop {
-            let n = match dec.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io::Error::new(e.kind(), format!("decompressing: {e}"))),
-            };
-            take(&buf[..n], w)?;
-        }
-    } else if split.start < split.end {
-        let map = map_range(&file, split.start, split.end - split.start)?;
-        let mut fed = 0;
-        for chunk in map.chunks(FEED_CHUNK) {
-            take(chunk, w)?;
-            fed += chunk.len();
-            map.release_before(fed);
-        }
-    }
-    if last != b'\n' {
-        *records += 1;
-    }
-    Ok(last == b'\n')
-}
-
-/// Maps bytes `start..start+len` of `file` (the map is page-aligned; the
-/// returned slice is exactly the range).
-pub struct MappedRange {
-    map: memmap2::Mmap,
-    skip: usize,
-    page: usize,
-}
-
-impl MappedRange {
-    /// Drops the pages before byte `pos` of the range from this process's
-    /// resident memory once they have been fed: mapped input counts in RSS,
-    /// and without this a task would hold its whole split resident.
-    fn release_before(&self, pos: usize) {
-        let end = (self.skip + pos) / self.page * self.page;
-        if end > 0 {
-            // SAFETY: the map is a read-only shared file mapping, so
-            // MADV_DONTNEED only drops clean pages (reading them again would
-            // fault them back in from the file); no reference into the
-            // released bytes is used after this call.
-            let _ = unsafe {
-                self.map
-                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end)
-            };
-        }
-    }
-}
-
-impl std::ops::Deref for MappedRange {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.map[self.skip..]
-    }
-}
-
-fn map_range(file: &File, start: u64, len: u64) -> io::Result<MappedRange> {
-    // SAFETY: sysconf is always safe to call.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    let aligned = start - start % page;
-    let skip = (start - aligned) as usize;
-    // SAFETY: read-only map of an input the job does not modify; a file
-    // truncated under a running job faults, as with any mmap reader.
-    let map = unsafe {
-        memmap2::MmapOptions::new()
-            .offset(aligned)
-            .len(len as usize + skip)
-            .map(file)?
-    };
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Ok(MappedRange {
-        map,
-        skip,
-        page: page as usize,
-    })
 }
 
 /// The open sorted runs of one partition, and the scratch directory of
@@ -488,24 +387,19 @@ struct PartitionRuns {
 /// `gmr shuffle` made one, else the partition's segment of every map output
 /// (merged down first, in the attempt's scratch directory, when there are
 /// more than one merge may open).
-fn partition_runs(
-    wd: &WorkDir,
-    spec: &JobSpec,
-    p: u32,
-    from_shuffle: bool,
-    (name, attempt): (&str, u32),
-) -> Result<PartitionRuns, TaskError> {
+fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionRuns, TaskError> {
+    let (wd, spec) = (at.wd, &at.job.spec);
     let merged = wd.shuffle_part(p);
     if from_shuffle && merged.exists() {
         return Ok(PartitionRuns {
-            runs: vec![merge::open_file(&merged).map_err(io_err("cannot read", &merged))?],
+            runs: vec![merge::open_file(&merged).map_err(io_failure("cannot read", &merged))?],
             _scratch: None,
         });
     }
     let mut files = Vec::new();
     for i in 0..spec.splits.len() {
         let dir = wd.map_dir(i);
-        let index: MapIndex = workdir::read_json(&dir.join("index.json")).map_err(|e| {
+        let index: MapIndex = workdir::read_json(&WorkDir::map_index(&dir)).map_err(|e| {
             TaskError::task(format!(
                 "{e}; the map task map-{i:05} has not committed its output"
             ))
@@ -518,41 +412,31 @@ fn partition_runs(
         })?;
         if seg.records > 0 {
             files.push(RunFile {
-                path: dir.join("out"),
+                path: WorkDir::map_out(&dir),
                 segment: seg,
             });
         }
     }
-    let fan_in = merge::fan_in();
     let mut scratch = None;
-    if files.len() > fan_in {
-        let dir = wd.scratch_dir(name, attempt);
-        fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
-        let guard = AttemptGuard::new(dir);
-        files = merge::narrow(spec.key, files, fan_in, guard.path(), "merge")
-            .map_err(io_err("cannot merge runs in", guard.path()))?;
-        scratch = Some(guard);
+    if files.len() > at.res.fan_in {
+        let dir = wd.scratch_dir(at.name, at.attempt);
+        fs::create_dir_all(&dir).map_err(io_failure("cannot create", &dir))?;
+        scratch = Some(AttemptGuard::new(dir));
     }
-    let buffer = merge::run_buffer(files.len());
-    let runs = files
-        .iter()
-        .map(|f| f.open(buffer).map_err(io_err("cannot read", &f.path)))
-        .collect::<Result<Vec<Run>, TaskError>>()?;
+    let dir = scratch.as_ref().map_or(wd.root(), |g| g.path());
+    let opened = merge::open_narrowed(spec.key, files, at.res.fan_in, dir, "merge")
+        .map_err(io_failure("cannot merge runs in", dir))?;
     Ok(PartitionRuns {
-        runs,
+        runs: opened.runs,
         _scratch: scratch,
     })
 }
 
-fn run_shuffle(
-    wd: &WorkDir,
-    spec: &JobSpec,
-    p: u32,
-    task: (&str, u32),
-) -> Result<TaskReport, TaskError> {
-    let PartitionRuns { runs, _scratch } = partition_runs(wd, spec, p, false, task)?;
-    let (records, bytes) = write_part(&wd.shuffle_part(p), 0, |out| {
-        merge::merge_into(spec.key, runs, out)
+fn run_shuffle(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
+    let key = at.job.spec.key;
+    let PartitionRuns { runs, _scratch } = partition_runs(at, p, false)?;
+    let (records, bytes) = write_part(&at.wd.shuffle_part(p), 0, |out| {
+        merge::merge_into(key, runs, out)
             .map_err(|e| TaskError::task(format!("merging partition {p}: {e}")))
     })?;
     Ok(TaskReport {
@@ -564,29 +448,24 @@ fn run_shuffle(
     })
 }
 
-fn run_reduce(
-    wd: &WorkDir,
-    spec: &JobSpec,
-    p: u32,
-    name: &str,
-    attempt: u32,
-) -> Result<TaskReport, TaskError> {
-    let reducer_text = spec
+fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
+    let spec = &at.job.spec;
+    let reducer = at
+        .job
         .reducer
-        .as_deref()
+        .as_ref()
         .ok_or_else(|| TaskError::task("the job spec names no reducer"))?;
-    let reducer = effective_reducer(Program::parse(reducer_text)?, spec)?;
-    let PartitionRuns { runs, _scratch } = partition_runs(wd, spec, p, true, (name, attempt))?;
-    let env = task_env(wd, name, attempt, p as usize);
-    let log = wd.log_path(name, attempt);
-    let ctx = job_context(spec, "reducer", &env, &log);
+    let PartitionRuns { runs, _scratch } = partition_runs(at, p, true)?;
+    let env = at.env(p as usize);
+    let log = at.log("reducer");
+    let ctx = at.context("reducer", &env, &log);
     let (mut records_in, mut bytes_in) = (0u64, 0u64);
     let feed = |w: &mut dyn Write| {
         (records_in, bytes_in) = merge::merge_into(spec.key, runs, w)?;
         Ok(())
     };
-    let target = spec.output.join(part_name(p as usize));
-    let (outcome, records_out, bytes_out) = write_part(&target, attempt, |out| {
+    let target = output_part(&spec.output, p as usize);
+    let (outcome, records_out, bytes_out) = write_part(&target, at.attempt, |out| {
         let mut lines = (0u64, 0u64, false);
         let outcome = reducer
             .run(&ctx, feed, |chunk| {
@@ -615,19 +494,6 @@ fn run_reduce(
     })
 }
 
-/// The reducer that actually runs: a built-in reducer whose own built-in
-/// ran map-side as combiner gets partial results, so it runs its merge
-/// form (`@count` partials are summed).
-fn effective_reducer(reducer: Program, spec: &JobSpec) -> Result<Program, TaskError> {
-    let combiner = spec.combiner.as_deref().map(Program::parse).transpose()?;
-    Ok(match (reducer, combiner) {
-        (Program::Builtin(r), Some(Program::Builtin(c))) if r == c => {
-            Program::Builtin(r.merge_form().unwrap_or(r))
-        }
-        (reducer, _) => reducer,
-    })
-}
-
 /// Writes an attempt of the file `target` with `write`, then commits it.
 fn write_part<T>(
     target: &Path,
@@ -635,10 +501,11 @@ fn write_part<T>(
     write: impl FnOnce(&mut BufWriter<File>) -> Result<T, TaskError>,
 ) -> Result<T, TaskError> {
     let guard = AttemptGuard::new(workdir::attempt_path(target, attempt));
-    let file = File::create(guard.path()).map_err(io_err("cannot create", guard.path()))?;
+    let file = File::create(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
     let value = write(&mut out)?;
-    out.flush().map_err(io_err("cannot write", guard.path()))?;
+    out.flush()
+        .map_err(io_failure("cannot write", guard.path()))?;
     workdir::commit(guard.path(), target)?;
     guard.keep();
     Ok(value)

@@ -1,5 +1,5 @@
-//! The work directory: its layout, the job spec stored in it, and commit by
-//! rename (DESIGN.md §4).
+//! The work directory: its layout (every file name in it is spelled here
+//! and nowhere else) and commit by rename (architecture.md §4).
 //!
 //! Everything a task needs or makes lives here, so that any host that sees
 //! the directory can run any task. Nothing relies on locks or on seeing a
@@ -21,49 +21,11 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::record::KeySpec;
-use crate::split::{InputStamp, Split};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Version of the work directory format; a task refuses other versions.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// What a job runs: everything a task needs besides its id.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct JobSpec {
-    /// Work directory format version.
-    pub version: u32,
-    /// The directory tasks run in (the user's current directory), so that
-    /// relative paths in commands work on every host.
-    pub cwd: PathBuf,
-    /// The input files, as they were when the job was planned.
-    #[serde(default)]
-    pub inputs: Vec<InputStamp>,
-    /// The input splits; map task `i` reads `splits[i]`.
-    pub splits: Vec<Split>,
-    /// The mapper command.
-    pub mapper: String,
-    /// The combiner command, run on each sorted map-side run.
-    pub combiner: Option<String>,
-    /// The reducer command (set by `gmr reduce` when stages run one by one).
-    pub reducer: Option<String>,
-    /// Number of reduce partitions; 0 is a map-only job.
-    pub reducers: u32,
-    /// How records split into key and value.
-    pub key: KeySpec,
-    /// Bytes of mapper output a map task sorts in memory before spilling.
-    pub sort_buffer: u64,
-    /// Whether the files of a map task's split go to one mapper (rather
-    /// than a mapper each, with its own `GMR_INPUT_FILE`).
-    #[serde(default)]
-    pub one_mapper_per_task: bool,
-    /// Where parts are committed.
-    pub output: PathBuf,
-}
 
 /// The work directory of one job.
 #[derive(Debug, Clone)]
@@ -75,6 +37,40 @@ impl WorkDir {
     /// A work directory at `root` (not created).
     pub fn new(root: impl Into<PathBuf>) -> WorkDir {
         WorkDir { root: root.into() }
+    }
+
+    /// The work directory of a job: `given`, or a new one in `$TMPDIR`,
+    /// created. Returns whether gmr made it (and so removes it after
+    /// success). A `fresh` job refuses a directory that holds a job.
+    pub fn open(given: Option<&Path>, fresh: bool) -> Result<(WorkDir, bool)> {
+        let (wd, created) = match given {
+            Some(dir) => {
+                let wd = WorkDir::new(
+                    std::path::absolute(dir)
+                        .map_err(|e| Error::input("bad work directory", dir, e))?,
+                );
+                if fresh && wd.spec_path().exists() {
+                    return Err(Error::usage(format!(
+                        "work directory {} already holds a job; remove it or choose another --workdir",
+                        dir.display()
+                    )));
+                }
+                (wd, false)
+            }
+            None => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                let root = std::env::temp_dir().join(format!(
+                    "gmr-{}-{:x}",
+                    std::process::id(),
+                    stamp & 0xffff_ffff
+                ));
+                (WorkDir::new(root), true)
+            }
+        };
+        wd.create()?;
+        Ok((wd, created))
     }
 
     /// Creates the directory (and its subdirectories) if missing.
@@ -105,6 +101,23 @@ impl WorkDir {
     /// The committed directory of map task `index`.
     pub fn map_dir(&self, index: usize) -> PathBuf {
         self.root.join("map").join(format!("map-{index:05}"))
+    }
+
+    /// The runs file of a map task's directory (committed or an attempt):
+    /// every partition, sorted, back to back.
+    pub fn map_out(map_dir: &Path) -> PathBuf {
+        map_dir.join("out")
+    }
+
+    /// The index of a map task's runs file: where each partition lies.
+    pub fn map_index(map_dir: &Path) -> PathBuf {
+        map_dir.join("index.json")
+    }
+
+    /// A spilled run of a map attempt, before the runs are merged into
+    /// [`WorkDir::map_out`].
+    pub fn spill_path(attempt_dir: &Path, n: usize) -> PathBuf {
+        attempt_dir.join(format!("spill-{n:05}"))
     }
 
     /// The committed merged partition `p` (made by `gmr shuffle`).
@@ -158,38 +171,22 @@ impl WorkDir {
     pub fn job_report_path(&self) -> PathBuf {
         self.root.join("report.json")
     }
-
-    /// Reads the job spec.
-    pub fn load_spec(&self) -> Result<JobSpec> {
-        let spec: JobSpec = read_json(&self.spec_path()).map_err(|e| {
-            Error::usage(format!(
-                "{e}; is {} the work directory of a gmr job?",
-                self.root.display()
-            ))
-        })?;
-        if spec.version != FORMAT_VERSION {
-            return Err(Error::usage(format!(
-                "work directory {} has format {}, this gmr reads format {FORMAT_VERSION}; \
-                 rerun the job with this version",
-                self.root.display(),
-                spec.version
-            )));
-        }
-        Ok(spec)
-    }
-
-    /// Writes the job spec (atomically, replacing an older one).
-    pub fn save_spec(&self, spec: &JobSpec) -> Result<()> {
-        let path = self.spec_path();
-        let tmp = attempt_path(&path, 0);
-        write_json(&tmp, spec)?;
-        fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write job spec", &path, e))
-    }
 }
 
 /// `part-00003`.
 pub fn part_name(p: usize) -> String {
     format!("part-{p:05}")
+}
+
+/// Part `p` of the job's output directory `output`.
+pub fn output_part(output: &Path, p: usize) -> PathBuf {
+    output.join(part_name(p))
+}
+
+/// The marker written into the output directory last, once every part is
+/// committed.
+pub fn success_marker(output: &Path) -> PathBuf {
+    output.join("_SUCCESS")
 }
 
 /// A unique name beside `target` for one attempt at writing it:

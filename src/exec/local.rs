@@ -5,26 +5,30 @@ use super::Executor;
 use crate::error::TaskError;
 use crate::interrupt::Cancel;
 use crate::report::TaskReport;
+use crate::resources::Resources;
+use crate::spec::Job;
 use crate::task::{self, TaskId};
-use crate::workdir::{JobSpec, WorkDir};
+use crate::workdir::WorkDir;
 use std::sync::Arc;
 
 /// Runs tasks in this process.
 pub struct LocalExecutor {
     wd: WorkDir,
-    spec: JobSpec,
+    job: Job,
+    res: Arc<Resources>,
     /// One per slot: stops the commands of that slot's attempt.
     cancels: Vec<Arc<Cancel>>,
     host: String,
 }
 
 impl LocalExecutor {
-    /// An executor with `slots` parallel slots for the job in `wd`.
-    pub fn new(wd: WorkDir, spec: JobSpec, slots: usize) -> LocalExecutor {
-        crate::merge::set_concurrent_tasks(slots);
+    /// An executor with `slots` parallel slots for `job` in `wd`, running
+    /// tasks with this process's resources.
+    pub fn new(wd: WorkDir, job: Job, res: Arc<Resources>, slots: usize) -> LocalExecutor {
         LocalExecutor {
             wd,
-            spec,
+            job,
+            res,
             cancels: (0..slots.max(1)).map(|_| Arc::default()).collect(),
             host: "local".to_string(),
         }
@@ -41,7 +45,7 @@ impl Executor for LocalExecutor {
     }
 
     fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
-        self.cancels[slot].run(|| task::run(&self.wd, &self.spec, task, attempt))
+        self.cancels[slot].run(|| task::run(&self.wd, &self.job, &self.res, task, attempt))
     }
 
     fn cancel(&self, slot: usize) {

@@ -1,4 +1,4 @@
-//! Executors decide *where* a task runs, never *what* it does (DESIGN.md §5).
+//! Executors decide *where* a task runs, never *what* it does (architecture.md §5).
 //!
 //! An executor offers slots (a local thread, a connection to a host); the
 //! coordinator gives each slot one task attempt at a time. Every executor
@@ -16,8 +16,11 @@ pub mod ssh;
 use crate::error::TaskError;
 use crate::health::Health;
 use crate::report::TaskReport;
+use crate::resources::Resources;
+use crate::spec::Job;
 use crate::task::TaskId;
-use crate::workdir::{JobSpec, WorkDir};
+use crate::workdir::WorkDir;
+use std::sync::Arc;
 
 /// Where tasks run.
 pub trait Executor: Sync {
@@ -75,11 +78,20 @@ impl Pool {
         }
     }
 
-    /// The executor for the job in `wd` with `spec`.
-    pub fn executor(self, wd: &WorkDir, spec: &JobSpec) -> Box<dyn Executor> {
+    /// How many tasks run at once on this machine.
+    pub fn local_slots(&self) -> usize {
         match self {
-            Pool::Local(n) => Box::new(local::LocalExecutor::new(wd.clone(), spec.clone(), n)),
-            Pool::Hosts(pool) => Box::new((*pool).executor(wd, spec)),
+            Pool::Local(n) => *n,
+            Pool::Hosts(pool) => pool.local_slots(),
+        }
+    }
+
+    /// The executor for `job` in `wd`; tasks on this machine run with
+    /// `res`.
+    pub fn executor(self, wd: &WorkDir, job: &Job, res: Arc<Resources>) -> Box<dyn Executor> {
+        match self {
+            Pool::Local(n) => Box::new(local::LocalExecutor::new(wd.clone(), job.clone(), res, n)),
+            Pool::Hosts(pool) => Box::new((*pool).executor(wd, job, res)),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The SSH executor: task attempts run on the hosts of `--hosts`, as
 //! `gmr task --workdir W --attempt N TASK` over one SSH connection per slot
-//! (DESIGN.md §5). A `:` entry adds this machine's slots, which run tasks
+//! (architecture.md §5). A `:` entry adds this machine's slots, which run tasks
 //! in-process through the local executor; the coordinator sees one pool of
 //! slots either way.
 //!
@@ -30,9 +30,12 @@ use crate::health::Health;
 use crate::hosts::{HostEntry, Place};
 use crate::interrupt;
 use crate::report::TaskReport;
+use crate::resources::Resources;
+use crate::spec::Job;
 use crate::task::TaskId;
-use crate::workdir::{AttemptGuard, JobSpec, WorkDir};
+use crate::workdir::{AttemptGuard, WorkDir};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -240,10 +243,17 @@ impl HostPool {
         }
     }
 
-    /// The executor for the job in `wd`, whose spec is saved there.
-    pub fn executor(self, wd: &WorkDir, spec: &JobSpec) -> SshExecutor {
+    /// Slots on this machine (`:` entries).
+    pub fn local_slots(&self) -> usize {
+        self.local_slots
+    }
+
+    /// The executor for `job` in `wd`, whose spec is saved there; local
+    /// slots run with `res`.
+    pub fn executor(self, wd: &WorkDir, job: &Job, res: Arc<Resources>) -> SshExecutor {
+        let spec = &job.spec;
         let local = (self.local_slots > 0)
-            .then(|| LocalExecutor::new(wd.clone(), spec.clone(), self.local_slots));
+            .then(|| LocalExecutor::new(wd.clone(), job.clone(), res, self.local_slots));
         // Paths were checked to be UTF-8 by `connect`.
         let command = format!(
             "cd {} && exec {} task --watch-stdin --workdir {}",

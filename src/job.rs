@@ -1,0 +1,325 @@
+//! The one lifecycle of a job, shared by `gmr run` and the stage commands:
+//! the spec saved in the work directory, the executor made with this
+//! process's [`Resources`], each phase run through the coordinator with
+//! progress, the job log and resume, the counters summed, the record
+//! counts checked, and the output finished and summarised.
+//!
+//! `gmr run` walks every step; `gmr map`, `gmr shuffle` and `gmr reduce`
+//! each walk the steps of their phase, so a job run stage by stage is
+//! checked and finished exactly as one run whole.
+
+use crate::coordinator::{self, Observer, Observers, Policy};
+use crate::error::{Error, Result};
+use crate::exec::{Executor, Pool};
+use crate::joblog::JobLog;
+use crate::output;
+use crate::plan::RunOptions;
+use crate::program::Program;
+use crate::progress::Progress;
+use crate::report::{self, Counters, JobReport, PhaseTotals, TaskReport, add_counters};
+use crate::resources::Resources;
+use crate::spec::{Combiner, Job, JobSpec};
+use crate::split::Split;
+use crate::task::{self, TaskId};
+use crate::workdir::{self, WorkDir};
+use std::fs;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where a finished job's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The parts stay where they are (a stage that prints its manifest).
+    Stay,
+    /// The parts are in the output directory: write `_SUCCESS`.
+    Directory,
+    /// Copy the parts to stdout, in partition order.
+    Stdout,
+}
+
+/// A job being run in its work directory.
+pub struct Lifecycle<'a> {
+    wd: &'a WorkDir,
+    job: Job,
+    exec: Box<dyn Executor>,
+    res: Arc<Resources>,
+    options: &'a RunOptions,
+    joblog: Option<JobLog>,
+    /// Reuse the tasks that committed in an earlier run.
+    resume: bool,
+    started: Instant,
+    counters: Counters,
+    map: Option<PhaseTotals>,
+    reduce: Option<PhaseTotals>,
+}
+
+impl<'a> Lifecycle<'a> {
+    /// Saves `spec` in `wd` and makes the executor of `pool` for it.
+    /// `started` is when the command started (for the summary).
+    pub fn start(
+        wd: &'a WorkDir,
+        spec: JobSpec,
+        pool: Pool,
+        options: &'a RunOptions,
+        resume: bool,
+        started: Instant,
+    ) -> Result<Lifecycle<'a>> {
+        let job = Job::new(spec)?;
+        let output = &job.spec.output;
+        fs::create_dir_all(output).map_err(|e| Error::io("cannot create", output, e))?;
+        job.spec.save(wd)?;
+        let res = Arc::new(Resources::new(pool.local_slots()));
+        let exec = pool.executor(wd, &job, Arc::clone(&res));
+        let joblog = options.joblog.as_deref().map(JobLog::open).transpose()?;
+        Ok(Lifecycle {
+            wd,
+            job,
+            exec,
+            res,
+            options,
+            joblog,
+            resume,
+            started,
+            counters: Counters::new(),
+            map: None,
+            reduce: None,
+        })
+    }
+
+    /// The job's spec.
+    pub fn spec(&self) -> &JobSpec {
+        &self.job.spec
+    }
+
+    /// Runs the map phase.
+    pub fn map(&mut self) -> Result<Vec<TaskReport>> {
+        let splits = &self.job.spec.splits;
+        let tasks: Vec<TaskId> = (0..splits.len()).map(TaskId::Map).collect();
+        let bytes = splits.iter().map(Split::len).sum();
+        let (reports, totals) = self.phase("map", &tasks, Some(bytes))?;
+        // The map phase is over: the sort buffers' memory is better left to
+        // the merges and reducers.
+        self.res.buffers.release();
+        self.add_counters(&reports);
+        self.map = Some(totals);
+        Ok(reports)
+    }
+
+    /// Runs the shuffle phase: each partition merged into one file.
+    pub fn shuffle(&mut self) -> Result<Vec<TaskReport>> {
+        let tasks: Vec<TaskId> = (0..self.job.spec.reducers).map(TaskId::Shuffle).collect();
+        let (reports, _) = self.phase("shuffle", &tasks, None)?;
+        Ok(reports)
+    }
+
+    /// Runs the reduce phase. A job whose map phase ran in another process
+    /// (`gmr reduce`) takes the map side's totals from its committed
+    /// reports, for the record count check.
+    pub fn reduce(&mut self) -> Result<Vec<TaskReport>> {
+        if self.map.is_none() {
+            let mut map = PhaseTotals::default();
+            for i in 0..self.job.spec.splits.len() {
+                if let Some(r) = task::committed_report(self.wd, &self.job.spec, TaskId::Map(i)) {
+                    map.add(&r);
+                }
+            }
+            self.map = Some(map);
+        }
+        let tasks: Vec<TaskId> = (0..self.job.spec.reducers).map(TaskId::Reduce).collect();
+        let (reports, totals) = self.phase("reduce", &tasks, None)?;
+        self.add_counters(&reports);
+        self.reduce = Some(totals);
+        Ok(reports)
+    }
+
+    fn add_counters(&mut self, reports: &[TaskReport]) {
+        for r in reports {
+            add_counters(&mut self.counters, &r.counters);
+        }
+    }
+
+    /// Runs a phase's tasks with a progress display, retries and the job
+    /// log; a task that committed in an earlier run is reused when
+    /// resuming.
+    fn phase(
+        &self,
+        name: &'static str,
+        tasks: &[TaskId],
+        bytes: Option<u64>,
+    ) -> Result<(Vec<TaskReport>, PhaseTotals)> {
+        let started = Instant::now();
+        let reused: Vec<Option<TaskReport>> = tasks
+            .iter()
+            .map(|&t| {
+                self.resume
+                    .then(|| task::committed_report(self.wd, &self.job.spec, t))
+                    .flatten()
+            })
+            .collect();
+        let pending: Vec<TaskId> = tasks
+            .iter()
+            .zip(&reused)
+            .filter(|(_, r)| r.is_none())
+            .map(|(t, _)| *t)
+            .collect();
+        let progress = Progress::new(
+            name,
+            pending.len() as u64,
+            bytes,
+            !self.options.quiet,
+            self.exec.health(),
+        );
+        let mut observers: Vec<&dyn Observer> = vec![&progress];
+        if let Some(log) = &self.joblog {
+            observers.push(log);
+        }
+        let outcome = coordinator::run_phase(
+            self.exec.as_ref(),
+            &pending,
+            Policy {
+                retries: self.options.retries,
+                ..Policy::default()
+            },
+            &Observers(observers),
+        );
+        progress.finish();
+        let outcome = outcome?;
+        let mut fresh = outcome.reports.into_iter();
+        let reports: Vec<TaskReport> = reused
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| fresh.next().expect("one report per pending task")))
+            .collect();
+        let mut totals = PhaseTotals {
+            retries: outcome.retries,
+            backups: outcome.backups,
+            ..PhaseTotals::default()
+        };
+        for r in &reports {
+            totals.add(r);
+        }
+        totals.millis = started.elapsed().as_millis() as u64;
+        Ok((reports, totals))
+    }
+
+    /// Makes sure no record went missing between map and reduce.
+    fn check_counts(&self) -> Result<()> {
+        let Some(map) = &self.map else {
+            return Ok(());
+        };
+        if self.job.combiner == Combiner::None && map.command_records_out != map.records_out {
+            return Err(Error::job(format!(
+                "internal error: mappers printed {} records but {} were written to runs; please report this",
+                map.command_records_out, map.records_out
+            )));
+        }
+        if let Some(reduce) = &self.reduce
+            && reduce.records_in != map.records_out
+        {
+            return Err(Error::job(format!(
+                "internal error: map tasks wrote {} records but reducers read {}; please report this (the work directory is kept)",
+                map.records_out, reduce.records_in
+            )));
+        }
+        Ok(())
+    }
+
+    /// Finishes the job once its phases ran: checks the record counts,
+    /// writes the job report, removes what failed attempts left, delivers
+    /// the output, and prints the summary when `summary` and not quiet.
+    pub fn finish(self, delivery: Delivery, summary: bool) -> Result<()> {
+        self.check_counts()?;
+        let spec = &self.job.spec;
+        if let Some(map) = &self.map {
+            let report = JobReport {
+                seconds: self.started.elapsed().as_secs_f64(),
+                map: map.clone(),
+                reduce: self.reduce.clone(),
+                counters: self.counters.clone(),
+            };
+            workdir::write_json(&self.wd.job_report_path(), &report)?;
+        }
+        workdir::remove_attempt_files(&spec.output);
+        self.wd.remove_scratch();
+        let parts = if spec.reducers == 0 {
+            spec.splits.len()
+        } else {
+            spec.reducers as usize
+        };
+        match delivery {
+            Delivery::Stay => {}
+            Delivery::Directory => output::mark_success(&spec.output)?,
+            Delivery::Stdout => output::copy_to_stdout(&spec.output, parts)?,
+        }
+        if summary && !self.options.quiet {
+            let map = self.map.clone().unwrap_or_default();
+            eprint!(
+                "{}",
+                report::summary(
+                    self.started.elapsed(),
+                    &map,
+                    self.reduce.as_ref(),
+                    &self.counters
+                )
+            );
+            if let Some(hint) = small_files_hint(&self.job) {
+                eprintln!("{hint}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `body` for a job whose work directory `wd` was just opened
+/// (`created`: made by gmr); when it fails, says where the work directory
+/// is kept, or removes it after a usage error. A work directory gmr made
+/// is removed after success too.
+pub fn keeping_workdir<T>(
+    wd: &WorkDir,
+    created: bool,
+    body: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let result = body();
+    match result {
+        Ok(_) if created => workdir::remove_path(wd.root()),
+        Err(Error::Usage { .. }) if created => workdir::remove_path(wd.root()),
+        Err(e @ Error::Job { .. }) => {
+            return Err(e.context(|msg| {
+                format!(
+                    "{msg}\n  the work directory is kept for inspection: {}",
+                    wd.root().display()
+                )
+            }));
+        }
+        Err(Error::Interrupted) => eprintln!(
+            "gmr: the work directory is kept; continue the job with --resume --workdir {}",
+            wd.root().display()
+        ),
+        _ => {}
+    }
+    result
+}
+
+/// Past this many small files sharing map tasks, each with a mapper of its
+/// own, starting mappers is most of a job's time (about a millisecond each).
+const SMALL_FILES_HINT: usize = 256;
+
+/// A hint when many small files each started a mapper: the job could have
+/// fed them to one mapper per task, unless its mapper reads the file name.
+fn small_files_hint(job: &Job) -> Option<String> {
+    let spec = &job.spec;
+    let files: usize = spec
+        .splits
+        .iter()
+        .filter(|s| !s.more.is_empty())
+        .map(|s| 1 + s.more.len())
+        .sum();
+    // A built-in mapper starts no process per file.
+    let command = matches!(job.mapper, Program::Shell(_));
+    (files >= SMALL_FILES_HINT && command && !spec.one_mapper_per_task).then(|| {
+        format!(
+            "gmr: hint: {files} small input files each started a mapper; unless the mapper \
+             reads GMR_INPUT_FILE, --one-mapper-per-task feeds each map task's files to one \
+             mapper, which is much faster"
+        )
+    })
+}

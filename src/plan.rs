@@ -1,0 +1,405 @@
+//! Turns parsed arguments into a job, once: where its tasks run, its
+//! commands parsed and checked with the combiner decided, its inputs
+//! resolved and split, its output checked. As with ripgrep's `LowArgs ->
+//! HiArgs`, every decision that needs more than one flag is taken here, and
+//! what is decided is the [`JobSpec`] that every task reads; the rest of
+//! gmr never looks at a flag again.
+//!
+//! Some decisions need the work directory or the hosts first (standard
+//! input is spooled into the work directory; the default split size and R
+//! follow from the slots the hosts offer), so a plan is made in two steps:
+//! a draft from the flags alone, checked before anything is made on disk,
+//! then the complete spec once the work directory and the slots exist.
+
+use crate::cli::{ExecArgs, InputArgs, KeyArgs, MapperArgs, PerfArgs, RunArgs};
+use crate::error::{Error, Result};
+use crate::exec::connection::Credentials;
+use crate::exec::ssh::{self, HostPool};
+use crate::exec::{Pool, Slots};
+use crate::hosts::{self, HostEntry};
+use crate::output;
+use crate::record::KeySpec;
+use crate::resources;
+use crate::spec::{self, FORMAT_VERSION, Job, JobSpec};
+use crate::split::{self, Split};
+use crate::workdir::WorkDir;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Tasks to run at once on this machine: `-j`, or the cores.
+pub fn jobs(exec: &ExecArgs) -> usize {
+    exec.jobs.map_or_else(resources::cores, |j| j as usize)
+}
+
+/// The directory commands run in: the user's current directory.
+pub fn cwd() -> Result<PathBuf> {
+    std::env::current_dir().map_err(|e| Error::Usage {
+        message: format!("cannot read the current directory: {e}"),
+        source: Some(Box::new(e)),
+    })
+}
+
+/// How the coordinator runs a job's phases: the reliability and display
+/// flags.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Retries of a failed task.
+    pub retries: u32,
+    /// No progress display and no summary.
+    pub quiet: bool,
+    /// Where one JSON line per attempt is appended.
+    pub joblog: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// The options of `--retries`, `--quiet` and `--joblog`.
+    pub fn new(ex: &ExecArgs) -> RunOptions {
+        RunOptions {
+            retries: ex.retries,
+            quiet: ex.quiet,
+            joblog: ex.joblog.clone(),
+        }
+    }
+}
+
+/// Where a job's tasks are to run, checked before anything is made.
+pub enum Placement {
+    /// This machine, `-j` slots.
+    Local(usize),
+    /// The hosts of `--hosts`.
+    Hosts(Vec<HostEntry>, ssh::Options),
+}
+
+impl Placement {
+    /// Reads and checks `--hosts` and the flags that go with it. `--hosts`
+    /// needs an explicit work directory: remote tasks read their input and
+    /// write their output there.
+    pub fn new(ex: &ExecArgs, workdir: Option<&Path>) -> Result<Placement> {
+        let Some(value) = &ex.hosts else {
+            return Ok(Placement::Local(jobs(ex)));
+        };
+        if workdir.is_none() {
+            return Err(Error::usage(
+                "--hosts needs --workdir DIR, on a filesystem every host mounts at the same path (e.g. NFS): remote tasks read their input and write their output there",
+            ));
+        }
+        let entries = hosts::load(value)?;
+        let ssh_dir = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh"));
+        let missing = |what: &str, path: &Path| {
+            Error::usage(format!("{what} {} does not exist", path.display()))
+        };
+        if let Some(id) = &ex.identity
+            && !id.is_file()
+        {
+            return Err(missing("the identity file", id));
+        }
+        let known_hosts = match (&ex.known_hosts, &ssh_dir) {
+            (Some(file), _) => {
+                if !file.is_file() && !ex.accept_new_host_keys {
+                    return Err(missing("the known_hosts file", file));
+                }
+                file.clone()
+            }
+            (None, Some(dir)) => dir.join("known_hosts"),
+            (None, None) => {
+                return Err(Error::usage(
+                    "no $HOME, so no ~/.ssh/known_hosts: pass --known-hosts FILE",
+                ));
+            }
+        };
+        let remote_gmr = match &ex.remote_gmr {
+            Some(path) => path.clone(),
+            None => std::env::current_exe().map_err(|e| Error::Usage {
+                message: format!("cannot find the path of this gmr ({e}); pass --remote-gmr PATH"),
+                source: Some(Box::new(e)),
+            })?,
+        };
+        let options = ssh::Options {
+            credentials: Credentials {
+                identity: ex.identity.clone(),
+                default_keys: ssh_dir
+                    .iter()
+                    .flat_map(|d| [d.join("id_ed25519"), d.join("id_rsa")])
+                    .collect(),
+                known_hosts,
+                accept_new_host_keys: ex.accept_new_host_keys,
+            },
+            remote_gmr,
+            timeout: Duration::from_secs(ex.ssh_timeout),
+            local_slots: jobs(ex),
+        };
+        Ok(Placement::Hosts(entries, options))
+    }
+
+    /// The slots of the job in `wd`: this machine's, or the hosts', which
+    /// are connected and checked now (see [`HostPool::connect`]).
+    pub fn connect(self, wd: &WorkDir, cwd: &Path) -> Result<Pool> {
+        match self {
+            Placement::Local(n) => Ok(Pool::Local(n)),
+            Placement::Hosts(entries, options) => {
+                let pool = HostPool::connect(&entries, wd, cwd, options)?;
+                for warning in &pool.warnings {
+                    eprintln!("gmr: {warning}");
+                }
+                Ok(Pool::Hosts(Box::new(pool)))
+            }
+        }
+    }
+}
+
+/// The map side of a job as the flags give it, before its inputs are
+/// known; [`draft_spec`] completes it with the slots.
+struct MapSide<'a> {
+    cwd: PathBuf,
+    map: &'a MapperArgs,
+    perf: &'a PerfArgs,
+    key: &'a KeyArgs,
+    reducer: Option<&'a str>,
+}
+
+impl MapSide<'_> {
+    /// The spec of a new job with `slots`, its inputs and splits not yet
+    /// planned. A built-in reducer that can merge partial results combines
+    /// map-side too, unless the job names a combiner.
+    fn spec(&self, slots: Slots, output: PathBuf) -> Result<JobSpec> {
+        Ok(JobSpec {
+            version: FORMAT_VERSION,
+            cwd: self.cwd.clone(),
+            inputs: Vec::new(),
+            splits: Vec::new(),
+            mapper: self.map.mapper.clone(),
+            combiner: spec::implied_combiner(self.map.combiner.as_deref(), self.reducer)?,
+            reducer: self.reducer.map(str::to_string),
+            reducers: self.map.reducers.unwrap_or(slots.total as u32),
+            key: KeySpec {
+                separator: self.key.separator,
+                key_fields: self.key.key_fields,
+            },
+            // The buffer is shared by the map tasks that run at once on a host.
+            sort_buffer: (self.perf.sort_buffer / slots.per_host as u64).max(64 << 10),
+            one_mapper_per_task: self.perf.one_mapper_per_task,
+            output,
+        })
+    }
+
+    /// Parses and checks every command before anything runs.
+    fn check(&self) -> Result<()> {
+        let one = Slots {
+            total: 1,
+            per_host: 1,
+        };
+        Job::new(self.spec(one, PathBuf::new())?)?.check()
+    }
+}
+
+/// The splits of `files`: `--split-size`, or a size that gives every one
+/// of `slots` tasks work.
+fn plan_splits(files: &[PathBuf], input: &InputArgs, slots: usize) -> Result<Vec<Split>> {
+    let size = input
+        .split_size
+        .unwrap_or_else(|| split::default_split_size(split::total_size(files), slots));
+    split::plan_splits(files, size)
+}
+
+/// `gmr run`: what the flags decide, checked before anything is made.
+pub struct RunPlan<'a> {
+    args: &'a RunArgs,
+    side: MapSide<'a>,
+    /// Where the tasks run.
+    pub placement: Placement,
+    /// The recorded spec of the job being resumed.
+    pub recorded: Option<JobSpec>,
+    /// The output directory, made ready (empty); None for stdout.
+    pub output: Option<PathBuf>,
+}
+
+impl<'a> RunPlan<'a> {
+    /// Checks the flags, the commands, the job to resume and the output
+    /// directory; nothing is made in a work directory yet.
+    pub fn new(args: &'a RunArgs) -> Result<RunPlan<'a>> {
+        let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
+        let map_only = args.map.reducers == Some(0);
+        let reducer = if map_only {
+            None
+        } else {
+            args.reducer.as_deref()
+        };
+        let side = MapSide {
+            cwd: cwd()?,
+            map: &args.map,
+            perf: &args.perf,
+            key: &args.key,
+            reducer,
+        };
+        side.check()?;
+        if !map_only && reducer.is_none() {
+            return Err(Error::usage("a reducer (-r CMD) is needed unless -R 0"));
+        }
+        let recorded = match (&args.workdir, args.resume) {
+            (Some(dir), true) => Some(
+                JobSpec::load(&WorkDir::new(dir))
+                    .map_err(|e| e.context(|msg| format!("nothing to resume: {msg}")))
+                    .map_err(|e| match e {
+                        Error::Job { message, source } => Error::Usage { message, source },
+                        e => e,
+                    })?,
+            ),
+            _ => None,
+        };
+        let output = match (&recorded, &args.output.output) {
+            // A resumed job keeps the parts it committed in its output
+            // directory.
+            (Some(old), Some(dir)) if std::path::absolute(dir).is_ok_and(|d| d == old.output) => {
+                Some(old.output.clone())
+            }
+            _ => output::prepare(args.output.output.as_deref(), args.output.force)?,
+        };
+        Ok(RunPlan {
+            args,
+            side,
+            placement,
+            recorded,
+            output,
+        })
+    }
+
+    /// The directory commands run in.
+    pub fn cwd(&self) -> &Path {
+        &self.side.cwd
+    }
+
+    /// The complete spec, once the work directory `wd` exists and the job
+    /// has `slots`: inputs resolved (standard input spooled into `wd`) and
+    /// stamped, splits planned, or those of the job being resumed, which
+    /// must be the same job.
+    pub fn spec(&self, wd: &WorkDir, slots: Slots) -> Result<JobSpec> {
+        let inputs = &self.args.input.inputs;
+        let reuse_spool = self.recorded.as_ref().is_some_and(|old| {
+            inputs.iter().all(|p| p.as_os_str() == "-")
+                && old
+                    .inputs
+                    .iter()
+                    .all(|i| i.path.starts_with(wd.input_dir()))
+        });
+        let files = match &self.recorded {
+            Some(old) if reuse_spool => old.inputs.iter().map(|i| i.path.clone()).collect(),
+            _ => split::resolve_inputs(inputs, &wd.input_dir())?,
+        };
+        let output = self.output.clone().unwrap_or_else(|| wd.default_output());
+        let mut spec = self.side.spec(slots, output)?;
+        spec.inputs = split::stamp_inputs(&files)?;
+        spec.splits = match &self.recorded {
+            Some(old) => {
+                check_resumable(old, &spec)?;
+                // The recorded plan, not a new one: a different split size
+                // would make different tasks.
+                old.splits.clone()
+            }
+            None => plan_splits(&files, &self.args.input, slots.total)?,
+        };
+        Ok(spec)
+    }
+}
+
+/// `gmr map`: the spec of a new job over `splits`, with `slots`.
+pub fn map_spec(
+    cwd: PathBuf,
+    map: &MapperArgs,
+    perf: &PerfArgs,
+    key: &KeyArgs,
+    splits: Vec<Split>,
+    slots: Slots,
+    wd: &WorkDir,
+) -> Result<JobSpec> {
+    let side = MapSide {
+        cwd,
+        map,
+        perf,
+        key,
+        reducer: None,
+    };
+    let mut spec = side.spec(slots, wd.default_output())?;
+    spec.splits = splits;
+    Ok(spec)
+}
+
+/// `gmr map`: checks the commands before anything runs.
+pub fn check_map(map: &MapperArgs, perf: &PerfArgs, key: &KeyArgs) -> Result<PathBuf> {
+    let cwd = cwd()?;
+    MapSide {
+        cwd: cwd.clone(),
+        map,
+        perf,
+        key,
+        reducer: None,
+    }
+    .check()?;
+    Ok(cwd)
+}
+
+/// `gmr split`: the splits of the inputs, planned for `jobs` tasks.
+pub fn split_inputs(input: &InputArgs, spool: &Path, jobs: usize) -> Result<Vec<Split>> {
+    let files = split::resolve_inputs(&input.inputs, spool)?;
+    plan_splits(&files, input, jobs)
+}
+
+/// `gmr reduce`: the recorded map-side spec with the reducer and output
+/// of the reduce stage, checked.
+pub fn reduce_spec(mut spec: JobSpec, reducer: &str, output: PathBuf) -> Result<JobSpec> {
+    if spec.reducers == 0 {
+        return Err(Error::usage(
+            "gmr reduce: the job is map-only (-R 0); its output is already in the parts",
+        ));
+    }
+    spec.reducer = Some(reducer.to_string());
+    spec.output = output;
+    Job::new(spec.clone())?.check()?;
+    Ok(spec)
+}
+
+/// Refuses to resume a job with another job's settings: its committed
+/// tasks would not fit.
+fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
+    let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
+    let mut diffs = Vec::new();
+    if old.mapper != new.mapper {
+        diffs.push(format!(
+            "the mapper (was `{}`, now `{}`)",
+            old.mapper, new.mapper
+        ));
+    }
+    if old.combiner != new.combiner {
+        diffs.push(format!(
+            "the combiner (was `{}`, now `{}`)",
+            show(&old.combiner),
+            show(&new.combiner)
+        ));
+    }
+    if old.reducer != new.reducer {
+        diffs.push(format!(
+            "the reducer (was `{}`, now `{}`)",
+            show(&old.reducer),
+            show(&new.reducer)
+        ));
+    }
+    if old.reducers != new.reducers {
+        diffs.push(format!("R (was {}, now {})", old.reducers, new.reducers));
+    }
+    if old.key != new.key {
+        diffs.push("the separator or key fields".into());
+    }
+    if old.inputs != new.inputs {
+        diffs.push("the input (other files, or files changed since)".into());
+    }
+    if old.output != new.output {
+        diffs.push(format!("the output (was {})", old.output.display()));
+    }
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "cannot resume: this work directory was made for another job: {} differ{}; run it again without --resume, with a new --workdir",
+        diffs.join(", "),
+        if diffs.len() == 1 { "s" } else { "" }
+    )))
+}

@@ -1,0 +1,107 @@
+//! What this process may use, decided once when a command starts and
+//! passed down to every task: how many tasks run at once (`-j`, or the
+//! cores), the open-file limit and how many runs a merge may open, the
+//! open-file limit commands get, and the pool of sort buffers. Nothing on
+//! the data path reads a process-wide setting of its own.
+
+use crate::sort::BufferPool;
+
+/// This machine's cores (the default `-j`).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What the tasks this process runs may use.
+#[derive(Debug)]
+pub struct Resources {
+    /// Tasks this process runs at once.
+    pub slots: usize,
+    /// How many runs one merge may open at once.
+    pub fan_in: usize,
+    /// The open-file limit commands get: the one gmr started with, when it
+    /// raised its own (some programs walk or `select()` every descriptor up
+    /// to the soft limit).
+    pub child_nofile: Option<libc::rlimit>,
+    /// Sort buffers of finished map tasks, for the next ones.
+    pub buffers: BufferPool,
+}
+
+impl Resources {
+    /// The resources of a process that runs `slots` tasks at once. Raises
+    /// the soft open-file limit to the hard one, so that merges of many
+    /// runs need fewer passes, and sizes the thread pool of the parallel
+    /// sort to `slots`, so that `-j N` caps gmr's CPU use at N cores rather
+    /// than only its task slots. Call it once per process.
+    pub fn new(slots: usize) -> Resources {
+        let slots = slots.max(1);
+        let child_nofile = raise_open_file_limit();
+        // Fails only when the pool exists already (a second call): keep it.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(slots)
+            .build_global();
+        Resources {
+            slots,
+            fan_in: fan_in(open_file_limit(), slots),
+            child_nofile,
+            buffers: BufferPool::new(slots),
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit; returns the limit
+/// it started with when it raised it. Failure changes nothing.
+fn raise_open_file_limit() -> Option<libc::rlimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return Some(lim);
+            }
+        }
+    }
+    None
+}
+
+/// The soft limit on open files now.
+fn open_file_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    }
+}
+
+/// How many runs one merge may open at once: the open-file limit, less a
+/// margin for the process, shared by the `tasks` that may run at once,
+/// less a margin for each task's own pipes, log and output.
+fn fan_in(limit: usize, tasks: usize) -> usize {
+    (limit.saturating_sub(32) / tasks.max(1))
+        .saturating_sub(8)
+        .clamp(4, 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fan_in_shares_the_limit_between_tasks() {
+        assert_eq!(fan_in(1024, 1), 984);
+        assert_eq!(fan_in(1024, 4), 240);
+        assert_eq!(fan_in(20, 2), 4);
+        assert_eq!(fan_in(1 << 20, 1), 1024);
+    }
+}

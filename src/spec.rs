@@ -1,0 +1,164 @@
+//! The job spec: everything a task needs besides its id, stored as JSON in
+//! the work directory so that every host reads the same job
+//! (architecture.md §4), and [`Job`], the spec with its programs parsed and
+//! the decisions that follow from them taken once.
+
+use crate::builtin::Builtin;
+use crate::error::{Error, Result};
+use crate::program::Program;
+use crate::record::KeySpec;
+use crate::split::{InputStamp, Split};
+use crate::workdir::{self, WorkDir};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::PathBuf;
+
+/// Version of the work directory format; a task refuses other versions.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a job runs: everything a task needs besides its id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobSpec {
+    /// Work directory format version.
+    pub version: u32,
+    /// The directory tasks run in (the user's current directory), so that
+    /// relative paths in commands work on every host.
+    pub cwd: PathBuf,
+    /// The input files, as they were when the job was planned.
+    #[serde(default)]
+    pub inputs: Vec<InputStamp>,
+    /// The input splits; map task `i` reads `splits[i]`.
+    pub splits: Vec<Split>,
+    /// The mapper command.
+    pub mapper: String,
+    /// The combiner command, run on each sorted map-side run.
+    pub combiner: Option<String>,
+    /// The reducer command (set by `gmr reduce` when stages run one by one).
+    pub reducer: Option<String>,
+    /// Number of reduce partitions; 0 is a map-only job.
+    pub reducers: u32,
+    /// How records split into key and value.
+    pub key: KeySpec,
+    /// Bytes of mapper output a map task sorts in memory before spilling.
+    pub sort_buffer: u64,
+    /// Whether the files of a map task's split go to one mapper (rather
+    /// than a mapper each, with its own `GMR_INPUT_FILE`).
+    #[serde(default)]
+    pub one_mapper_per_task: bool,
+    /// Where parts are committed.
+    pub output: PathBuf,
+}
+
+impl JobSpec {
+    /// Reads the job spec of the work directory `wd`.
+    pub fn load(wd: &WorkDir) -> Result<JobSpec> {
+        let spec: JobSpec = workdir::read_json(&wd.spec_path()).map_err(|e| {
+            e.context(|msg| {
+                format!(
+                    "{msg}; is {} the work directory of a gmr job?",
+                    wd.root().display()
+                )
+            })
+        })?;
+        if spec.version != FORMAT_VERSION {
+            return Err(Error::usage(format!(
+                "work directory {} has format {}, this gmr reads format {FORMAT_VERSION}; \
+                 rerun the job with this version",
+                wd.root().display(),
+                spec.version
+            )));
+        }
+        Ok(spec)
+    }
+
+    /// Writes the job spec into `wd` (atomically, replacing an older one).
+    pub fn save(&self, wd: &WorkDir) -> Result<()> {
+        let path = wd.spec_path();
+        let tmp = workdir::attempt_path(&path, 0);
+        workdir::write_json(&tmp, self)?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write job spec", &path, e))
+    }
+}
+
+/// How a map task combines its output before writing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Combiner {
+    /// Not at all.
+    None,
+    /// In a hash table as records arrive: a built-in with a merge form.
+    Table(Builtin),
+    /// A command run on each sorted run.
+    Command(Program),
+}
+
+/// A job spec with its programs parsed once, and what follows from them
+/// decided: how map tasks combine, and which reducer actually runs.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The spec as stored.
+    pub spec: JobSpec,
+    /// The mapper.
+    pub mapper: Program,
+    /// The map-side combiner.
+    pub combiner: Combiner,
+    /// The reducer that runs, once the job has one: a built-in whose own
+    /// table combined map-side gets partial results, so it runs its merge
+    /// form (`@count` partials are summed).
+    pub reducer: Option<Program>,
+}
+
+impl Job {
+    /// Parses the programs of `spec`.
+    pub fn new(spec: JobSpec) -> Result<Job> {
+        let mapper = Program::parse(&spec.mapper)?;
+        let combiner = spec.combiner.as_deref().map(Program::parse).transpose()?;
+        let reducer = spec.reducer.as_deref().map(Program::parse).transpose()?;
+        let reducer = match (reducer, &combiner) {
+            (Some(Program::Builtin(r)), Some(Program::Builtin(c))) if r == *c => {
+                Some(Program::Builtin(r.merge_form().unwrap_or(r)))
+            }
+            (reducer, _) => reducer,
+        };
+        let combiner = match combiner {
+            None => Combiner::None,
+            Some(Program::Builtin(b)) if b.merge_form().is_some() => Combiner::Table(b),
+            // A built-in without a merge form (@identity) combines nothing.
+            Some(Program::Builtin(_)) => Combiner::None,
+            Some(command) => Combiner::Command(command),
+        };
+        Ok(Job {
+            spec,
+            mapper,
+            combiner,
+            reducer,
+        })
+    }
+
+    /// Checks, before any task runs, that each command's program exists and
+    /// is executable (relative to the job's directory), so that a typo is a
+    /// usage error rather than N failed tasks.
+    pub fn check(&self) -> Result<()> {
+        let cwd = &self.spec.cwd;
+        self.mapper.check("mapper", cwd)?;
+        if let Combiner::Command(c) = &self.combiner {
+            c.check("combiner", cwd)?;
+        }
+        if let Some(r) = &self.reducer {
+            r.check("reducer", cwd)?;
+        }
+        Ok(())
+    }
+}
+
+/// The combiner a job gets when it names none: a built-in reducer that can
+/// merge partial results combines map-side too, in a hash table, which
+/// leaves far fewer records to sort.
+pub fn implied_combiner(combiner: Option<&str>, reducer: Option<&str>) -> Result<Option<String>> {
+    if combiner.is_some() {
+        return Ok(combiner.map(str::to_string));
+    }
+    Ok(match reducer.map(Program::parse).transpose()? {
+        Some(Program::Builtin(b)) if b.merge_form().is_some() => Some(b.name().to_string()),
+        _ => None,
+    })
+}
