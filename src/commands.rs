@@ -71,9 +71,10 @@ fn split_stage(args: SplitArgs) -> Result<()> {
     } else {
         None
     };
+    // Without a work directory no input is stdin: nothing is spooled.
     let spool = wd
         .as_ref()
-        .map_or_else(|| PathBuf::from("."), WorkDir::input_dir);
+        .map_or_else(|| PathBuf::from("stdin"), WorkDir::stdin_spool);
     let jobs = args
         .jobs
         .map_or_else(crate::resources::cores, |j| j as usize);
@@ -250,7 +251,7 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
 
 /// `gmr task`: run one attempt of one task and print its report as one
 /// JSON line; the protocol between the coordinator and remote hosts
-/// (architecture.md §5).
+/// (docs/dev/architecture.md §5).
 fn task_command(args: TaskArgs) -> Result<()> {
     if args.watch_stdin {
         // The SSH executor never writes to stdin; it closes when the

@@ -1,5 +1,5 @@
 //! Ctrl-C and SIGTERM: stop the job, kill running children, leave no partial
-//! output, exit 130 (DESIGN.md §7).
+//! output, exit 130 (docs/dev/architecture.md §7).
 //!
 //! The signal handler only raises a flag and kills the process groups of
 //! running children; the threads that wait on those children then see their

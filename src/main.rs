@@ -1,5 +1,5 @@
 //! The `gmr` binary: parse the command line, run the command, turn the
-//! result into one `gmr: …` line and an exit status (DESIGN.md §7).
+//! result into one `gmr: …` line and an exit status (docs/dev/architecture.md §7).
 
 use clap::Parser;
 use gmr::cli::Cli;

@@ -283,7 +283,7 @@ impl<'a> RunPlan<'a> {
         });
         let files = match &self.recorded {
             Some(old) if reuse_spool => old.inputs.iter().map(|i| i.path.clone()).collect(),
-            _ => split::resolve_inputs(inputs, &wd.input_dir())?,
+            _ => split::resolve_inputs(inputs, &wd.stdin_spool())?,
         };
         let output = self.output.clone().unwrap_or_else(|| wd.default_output());
         let mut spec = self.side.spec(slots, output)?;

@@ -1,6 +1,6 @@
 //! The job spec: everything a task needs besides its id, stored as JSON in
 //! the work directory so that every host reads the same job
-//! (architecture.md §4), and [`Job`], the spec with its programs parsed and
+//! (docs/dev/architecture.md §4), and [`Job`], the spec with its programs parsed and
 //! the decisions that follow from them taken once.
 
 use crate::builtin::Builtin;

@@ -3,7 +3,7 @@
 //! lines repeat, through a table that counts identical lines; sorts and
 //! spills the buffer as a run when it is full, running a command combiner
 //! on each run; and merges the runs into the task's runs file, one segment
-//! per partition (architecture.md §6).
+//! per partition (docs/dev/architecture.md §6).
 
 use crate::aggregate::{self, Aggregator};
 use crate::error::TaskError;
@@ -264,7 +264,7 @@ impl<'a> Sorter<'a> {
                 files,
                 self.res.fan_in,
                 self.dir,
-                &format!("merge-{p:05}"),
+                &WorkDir::merge_stem(Some(p as u32)),
             )
             .map_err(io_failure("cannot merge spills in", self.dir))?;
             // Intermediate merges are unlinked now; the open runs keep them.

@@ -1,5 +1,5 @@
 //! Inputs and splits: expand input paths, spool stdin, and cut files into
-//! byte ranges that end on record boundaries (architecture.md §1-2).
+//! byte ranges that end on record boundaries (docs/dev/architecture.md §1-2).
 //!
 //! Splitting memory-maps each file and looks only at the pages around each
 //! cut, so it reads almost nothing and copies nothing. A split ends just
@@ -102,9 +102,9 @@ pub fn is_gzip(path: &Path) -> bool {
 /// A directory stands for the regular files directly inside it, in name
 /// order, skipping names that start with `.` or `_` (as Hadoop does, so that
 /// a job's output directory, with its `_SUCCESS`, can be the next job's
-/// input). `-`, or no input at all, is standard input, spooled to
-/// `spool_dir` because a pipe cannot be mapped.
-pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path) -> Result<Vec<PathBuf>> {
+/// input). `-`, or no input at all, is standard input, spooled to the file
+/// `spool` because a pipe cannot be mapped.
+pub fn resolve_inputs(inputs: &[PathBuf], spool: &Path) -> Result<Vec<PathBuf>> {
     let stdin_only = [PathBuf::from("-")];
     let inputs = if inputs.is_empty() {
         &stdin_only[..]
@@ -114,7 +114,7 @@ pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path) -> Result<Vec<PathBu
     let mut files = Vec::new();
     for input in inputs {
         if input.as_os_str() == "-" {
-            files.push(spool_stdin(spool_dir)?);
+            files.push(spool_stdin(spool)?);
             continue;
         }
         let meta = fs::metadata(input).map_err(|e| Error::input("cannot read input", input, e))?;
@@ -149,10 +149,11 @@ pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path) -> Result<Vec<PathBu
         .collect()
 }
 
-fn spool_stdin(spool_dir: &Path) -> Result<PathBuf> {
-    fs::create_dir_all(spool_dir)
-        .map_err(|e| Error::io("cannot create spool directory", spool_dir, e))?;
-    let path = spool_dir.join("stdin");
+fn spool_stdin(path: &Path) -> Result<PathBuf> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io("cannot create spool directory", dir, e))?;
+    }
+    let path = path.to_path_buf();
     let mut out = File::create(&path).map_err(|e| Error::io("cannot spool stdin to", &path, e))?;
     io::copy(&mut io::stdin().lock(), &mut out)
         .map_err(|e| Error::io("cannot spool stdin to", &path, e))?;

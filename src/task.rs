@@ -1,5 +1,5 @@
 //! What a task does, given the work directory, the job and its id
-//! (architecture.md §5): a pure function of its inputs, so any attempt on any host
+//! (docs/dev/architecture.md §5): a pure function of its inputs, so any attempt on any host
 //! makes the same bytes, and the first attempt to commit wins.
 //!
 //! - `map-NNNNN`: feed split N to the mapper; partition and sort its output
@@ -171,7 +171,7 @@ impl Attempt<'_> {
     }
 
     /// The environment the task's commands see (Hadoop Streaming names
-    /// too); architecture.md §2 lists them.
+    /// too); docs/dev/architecture.md §2 lists them.
     fn env(&self, partition: usize) -> Vec<(String, String)> {
         let (name, attempt) = (self.name, self.attempt);
         vec![
@@ -191,9 +191,7 @@ impl Attempt<'_> {
     /// kept apart from the mapper's).
     fn log(&self, role: &str) -> std::path::PathBuf {
         match role {
-            "combiner" => self
-                .wd
-                .log_path(&format!("{}.combiner", self.name), self.attempt),
+            "combiner" => self.wd.combiner_log_path(self.name, self.attempt),
             _ => self.wd.log_path(self.name, self.attempt),
         }
     }
@@ -424,8 +422,14 @@ fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionR
         scratch = Some(AttemptGuard::new(dir));
     }
     let dir = scratch.as_ref().map_or(wd.root(), |g| g.path());
-    let opened = merge::open_narrowed(spec.key, files, at.res.fan_in, dir, "merge")
-        .map_err(io_failure("cannot merge runs in", dir))?;
+    let opened = merge::open_narrowed(
+        spec.key,
+        files,
+        at.res.fan_in,
+        dir,
+        &WorkDir::merge_stem(None),
+    )
+    .map_err(io_failure("cannot merge runs in", dir))?;
     Ok(PartitionRuns {
         runs: opened.runs,
         _scratch: scratch,

@@ -1,5 +1,5 @@
 //! The work directory: its layout (every file name in it is spelled here
-//! and nowhere else) and commit by rename (architecture.md §4).
+//! and nowhere else) and commit by rename (docs/dev/architecture.md §4).
 //!
 //! Everything a task needs or makes lives here, so that any host that sees
 //! the directory can run any task. Nothing relies on locks or on seeing a
@@ -8,16 +8,24 @@
 //! commit wins and later ones are discarded. Readers only open final names.
 //!
 //! ```text
-//! job.json                   the job spec (commands, R, separator, splits, …)
+//! job.json                   the job spec (commands, R, separator, splits, ...)
 //! input/stdin                standard input, spooled
 //! map/map-00003/             a committed map task: `out` (all partitions,
 //!                            sorted, back to back) and `index.json`
-//! map/.map-00003.attempt-…   a map attempt in progress
+//! map/.map-00003.attempt-... a map attempt in progress; also holds its
+//!                            `spill-NNNNN` runs and `merge-PPPPP-N` merges
 //! shuffle/part-00003         a merged partition (only after `gmr shuffle`)
+//! scratch/.reduce-00003.attempt-...
+//!                            intermediate merges of one attempt
+//!                            (`merge-N`), when runs outnumber the fan-in
 //! reports/map-00003.json     the report of the attempt that committed
 //! report.json                the job's totals and counters, at the end
-//! logs/map-00003.1.stderr    each attempt's stderr
+//! logs/map-00003.1.stderr    each attempt's stderr (a combiner's:
+//!                            `logs/map-00003.combiner.1.stderr`)
 //! output/part-00003          parts, when the job's output goes to stdout
+//! temporary                  marks a work directory `gmr split` made itself
+//! .gmr-probe-PID-T           written by the coordinator to check that hosts
+//!                            see the directory, removed at once
 //! ```
 
 use crate::error::{Error, Result};
@@ -93,6 +101,11 @@ impl WorkDir {
         self.root.join("input")
     }
 
+    /// The file standard input is spooled to.
+    pub fn stdin_spool(&self) -> PathBuf {
+        self.input_dir().join("stdin")
+    }
+
     /// The job spec file.
     pub fn spec_path(&self) -> PathBuf {
         self.root.join("job.json")
@@ -118,6 +131,26 @@ impl WorkDir {
     /// [`WorkDir::map_out`].
     pub fn spill_path(attempt_dir: &Path, n: usize) -> PathBuf {
         attempt_dir.join(format!("spill-{n:05}"))
+    }
+
+    /// The name stem of the files that narrow a merge of many runs of
+    /// partition `p` (or of a partition's runs, for `None`), in the merging
+    /// attempt's own directory.
+    pub fn merge_stem(p: Option<u32>) -> String {
+        match p {
+            Some(p) => format!("merge-{p:05}"),
+            None => "merge".to_string(),
+        }
+    }
+
+    /// A probe file the coordinator writes to check that a host sees the
+    /// work directory: a name no other process uses.
+    pub fn probe_path(&self) -> PathBuf {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        self.root
+            .join(format!(".gmr-probe-{}-{stamp:x}", std::process::id()))
     }
 
     /// The committed merged partition `p` (made by `gmr shuffle`).
@@ -147,6 +180,12 @@ impl WorkDir {
         self.root
             .join("logs")
             .join(format!("{task}.{attempt}.stderr"))
+    }
+
+    /// The stderr log of the combiner of one attempt of a map task, kept
+    /// apart from its mapper's.
+    pub fn combiner_log_path(&self, task: &str, attempt: u32) -> PathBuf {
+        self.log_path(&format!("{task}.combiner"), attempt)
     }
 
     /// Where parts go when the job's output is standard output.

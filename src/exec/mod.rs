@@ -1,4 +1,4 @@
-//! Executors decide *where* a task runs, never *what* it does (architecture.md §5).
+//! Executors decide *where* a task runs, never *what* it does (docs/dev/architecture.md §5).
 //!
 //! An executor offers slots (a local thread, a connection to a host); the
 //! coordinator gives each slot one task attempt at a time. Every executor

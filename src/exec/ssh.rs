@@ -1,6 +1,6 @@
 //! The SSH executor: task attempts run on the hosts of `--hosts`, as
 //! `gmr task --workdir W --attempt N TASK` over one SSH connection per slot
-//! (architecture.md §5). A `:` entry adds this machine's slots, which run tasks
+//! (docs/dev/architecture.md §5). A `:` entry adds this machine's slots, which run tasks
 //! in-process through the local executor; the coordinator sees one pool of
 //! slots either way.
 //!
@@ -133,13 +133,7 @@ impl HostPool {
                 }),
             })
             .collect();
-        let probe_file = AttemptGuard::new(wd.root().join(format!(
-            ".gmr-probe-{}-{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        )));
+        let probe_file = AttemptGuard::new(wd.probe_path());
         std::fs::write(probe_file.path(), b"gmr probe\n").map_err(|e| {
             Error::io(
                 "cannot write a probe file in the work directory",
