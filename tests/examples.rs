@@ -120,3 +120,65 @@ fn one_liner_and_map_only_examples() {
     let out = d.run(&["run", "-q", "-m", "grep -i gregor", "-R", "0", &input]);
     assert_eq!(out.ok(), d.sh(&format!("grep -i gregor {input}")));
 }
+
+/// The traffic job over `examples/logs`, referenced by the same scripts
+/// piped through `sort` by hand.
+fn traffic_reference(d: &Dir) -> Vec<u8> {
+    d.sh(&format!(
+        "cat {}/* | {} 2>/dev/null | sort | {}",
+        ex("logs"),
+        ex("traffic/map.sh"),
+        ex("traffic/reduce.sh")
+    ))
+}
+
+#[test]
+fn traffic_example_counts_bad_lines_and_errors() {
+    let d = Dir::new();
+    let out = d.run(&[
+        "run",
+        "-m",
+        &ex("traffic/map.sh"),
+        "-r",
+        &ex("traffic/reduce.sh"),
+        "-R",
+        "2",
+        &ex("logs"),
+    ]);
+    assert_eq!(sorted_lines(out.ok()), sorted_lines(&traffic_reference(&d)));
+    let err = out.stderr();
+    assert!(err.contains("counter traffic,malformed lines = 1"), "{err}");
+    assert!(err.contains("counter traffic,server errors = 2"), "{err}");
+}
+
+#[test]
+fn compressed_input_example() {
+    let d = Dir::new();
+    d.sh(&format!("cp -r {} logs && gzip logs/*.log", ex("logs")));
+    let out = d.job(
+        &ex("traffic/map.sh"),
+        &ex("traffic/reduce.sh"),
+        &[
+            "logs/access-2024-05-01.log.gz",
+            "logs/access-2024-05-02.log.gz",
+            "logs/access-2024-05-03.log.gz",
+        ],
+    );
+    assert_eq!(sorted_lines(out.ok()), sorted_lines(&traffic_reference(&d)));
+}
+
+#[test]
+fn stage_by_stage_and_combiner_examples_match_the_word_count() {
+    let d = Dir::new();
+    let (map, reduce) = (ex("wordcount/map.sh"), ex("wordcount/reduce.sh"));
+    let whole = d.job(&map, &reduce, &[&ex("input")]).ok().to_vec();
+    d.sh(&format!(
+        "{gmr} split --split-size 64K {input} | {gmr} map -q -m {map} -R 4 --workdir w \
+         | {gmr} shuffle -q --workdir w | {gmr} reduce -q -r {reduce} --workdir w -o out",
+        gmr = gmr_bin().display(),
+        input = ex("input"),
+    ));
+    assert_same_lines(&parts(d.path("out")), &whole, "stage by stage");
+    let combined = d.job(&map, "@sum", &["-c", "@sum", &ex("input")]);
+    assert_same_lines(combined.ok(), &whole, "with @sum as combiner");
+}
