@@ -4,12 +4,12 @@
 
 use crate::cli::{Cli, Command, MapArgs, ReduceArgs, RunArgs, ShuffleArgs, SplitArgs, TaskArgs};
 use crate::error::{Error, Result};
-use crate::job::{self, Delivery, Lifecycle};
+use crate::job::{self, Delivery, Ending, Lifecycle};
 use crate::manifest::{self, Entry};
 use crate::output;
 use crate::plan::{self, Placement, RunOptions, RunPlan};
 use crate::report::TaskReport;
-use crate::resources::Resources;
+use crate::resources::{self, Resources};
 use crate::spec::{Job, JobSpec};
 use crate::split::Split;
 use crate::task::{self, TaskId};
@@ -18,20 +18,24 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// When the command started, and the open-file limit it started with
+/// (before [`resources::raise_open_file_limit`]), which commands get.
+type Start = (Instant, Option<libc::rlimit>);
+
 /// Runs a parsed command line.
 pub fn dispatch(cli: Cli) -> Result<()> {
+    let start = (Instant::now(), resources::raise_open_file_limit());
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args, start),
         Command::Split(args) => split_stage(args),
-        Command::Map(args) => map_stage(args),
-        Command::Shuffle(args) => shuffle_stage(args),
-        Command::Reduce(args) => reduce_stage(args),
-        Command::Task(args) => task_command(args),
+        Command::Map(args) => map_stage(args, start),
+        Command::Shuffle(args) => shuffle_stage(args, start),
+        Command::Reduce(args) => reduce_stage(args, start),
+        Command::Task(args) => task_command(args, start),
     }
 }
 
-fn run(args: RunArgs) -> Result<()> {
-    let started = Instant::now();
+fn run(args: RunArgs, start: Start) -> Result<()> {
     let plan = RunPlan::new(&args)?;
     let options = RunOptions::new(&args.exec);
     let resume = plan.recorded.is_some();
@@ -50,12 +54,12 @@ fn run(args: RunArgs) -> Result<()> {
         };
         let pool = placement.connect(&wd, plan.cwd())?;
         let spec = plan.spec(&wd, pool.slots())?;
-        let mut job = Lifecycle::start(&wd, spec, pool, &options, resume, started)?;
+        let mut job = Lifecycle::start(&wd, spec, true, pool, &options, resume, start)?;
         job.map()?;
         if job.spec().reducers > 0 {
             job.reduce()?;
         }
-        job.finish(delivery, true)
+        job.finish(delivery, Ending::Run)
     })
 }
 
@@ -114,8 +118,7 @@ fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result
     }
 }
 
-fn map_stage(args: MapArgs) -> Result<()> {
-    let started = Instant::now();
+fn map_stage(args: MapArgs, start: Start) -> Result<()> {
     let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
     let cwd = plan::check_map(&args.map, &args.perf, &args.key)?;
     let entries = manifest::read(io::stdin().lock(), "gmr map")?;
@@ -149,7 +152,7 @@ fn map_stage(args: MapArgs) -> Result<()> {
         &wd,
     )?;
     let options = RunOptions::new(&args.exec);
-    let mut job = Lifecycle::start(&wd, spec, pool, &options, false, started)?;
+    let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;
     let reports = job.map()?;
     let lines: Vec<Entry> = if job.spec().reducers == 0 {
         reports
@@ -169,7 +172,7 @@ fn map_stage(args: MapArgs) -> Result<()> {
             })
             .collect()
     };
-    job.finish(Delivery::Stay, false)?;
+    job.finish(Delivery::Stay, Ending::Stage { summary: false })?;
     print_manifest(&lines)
 }
 
@@ -182,15 +185,14 @@ fn part_entry(spec: &JobSpec, p: usize, r: &TaskReport) -> Entry {
     }
 }
 
-fn shuffle_stage(args: ShuffleArgs) -> Result<()> {
-    let started = Instant::now();
+fn shuffle_stage(args: ShuffleArgs, start: Start) -> Result<()> {
     let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
     let entries = manifest::read(io::stdin().lock(), "gmr shuffle")?;
     let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr shuffle")?;
     let spec = JobSpec::load(&wd)?;
     let pool = placement.connect(&wd, &spec.cwd)?;
     let options = RunOptions::new(&args.exec);
-    let mut job = Lifecycle::start(&wd, spec, pool, &options, false, started)?;
+    let mut job = Lifecycle::start(&wd, spec, false, pool, &options, false, start)?;
     let reports = job.shuffle()?;
     let lines: Vec<Entry> = reports
         .iter()
@@ -203,13 +205,13 @@ fn shuffle_stage(args: ShuffleArgs) -> Result<()> {
             bytes: r.bytes_out,
         })
         .collect();
-    job.finish(Delivery::Stay, false)?;
+    job.finish(Delivery::Stay, Ending::Stage { summary: false })?;
     print_manifest(&lines)
 }
 
-fn reduce_stage(args: ReduceArgs) -> Result<()> {
-    let started = Instant::now();
+fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
     let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
+    plan::check_reducer(&args.reducer)?;
     let entries = manifest::read(io::stdin().lock(), "gmr reduce")?;
     let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr reduce")?;
     let recorded = JobSpec::load(&wd)?;
@@ -224,7 +226,7 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
     )?;
     let pool = placement.connect(&wd, &spec.cwd)?;
     let options = RunOptions::new(&args.exec);
-    let mut job = Lifecycle::start(&wd, spec, pool, &options, false, started)?;
+    let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;
     let reports = job.reduce()?;
     let lines: Vec<Entry> = reports
         .iter()
@@ -236,7 +238,7 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
     } else {
         Delivery::Directory
     };
-    job.finish(delivery, to_stdout)?;
+    job.finish(delivery, Ending::Stage { summary: to_stdout })?;
     // The pipeline ends here: a work directory only `gmr split` knew of
     // (stdin, no --workdir) would otherwise stay in $TMPDIR for good. To
     // reduce the same map output again, give the stages a --workdir.
@@ -252,7 +254,7 @@ fn reduce_stage(args: ReduceArgs) -> Result<()> {
 /// `gmr task`: run one attempt of one task and print its report as one
 /// JSON line; the protocol between the coordinator and remote hosts
 /// (docs/dev/architecture.md §5).
-fn task_command(args: TaskArgs) -> Result<()> {
+fn task_command(args: TaskArgs, (_, child_nofile): Start) -> Result<()> {
     if args.watch_stdin {
         // The SSH executor never writes to stdin; it closes when the
         // connection goes away (coordinator gone, attempt cancelled).
@@ -263,7 +265,7 @@ fn task_command(args: TaskArgs) -> Result<()> {
     }
     // A host runs one task per slot, each in a process of its own: a
     // task's parallel sort would only oversubscribe it.
-    let res = Resources::new(1);
+    let res = Resources::new(1, child_nofile);
     let wd = WorkDir::new(args.workdir);
     let job = Job::new(JobSpec::load(&wd)?)?;
     let id: TaskId = args.task.parse()?;

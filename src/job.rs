@@ -26,6 +26,20 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// What finishing a job includes besides the checks and the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// `gmr run`: the job report in the work directory, the summary and
+    /// its hints (unless quiet).
+    Run,
+    /// A stage command: the summary only when `summary` (the end of a
+    /// pipeline that prints no manifest), unless quiet.
+    Stage {
+        /// Print the summary.
+        summary: bool,
+    },
+}
+
 /// Where a finished job's output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -54,21 +68,27 @@ pub struct Lifecycle<'a> {
 }
 
 impl<'a> Lifecycle<'a> {
-    /// Saves `spec` in `wd` and makes the executor of `pool` for it.
-    /// `started` is when the command started (for the summary).
+    /// Starts the job of `spec` in `wd` on `pool`: a new or changed spec
+    /// (`save`) is saved, with its output directory made, and the executor
+    /// is made with this process's [`Resources`]. `started` is when the
+    /// command started (for the summary); `child_nofile` the open-file
+    /// limit gmr started with.
     pub fn start(
         wd: &'a WorkDir,
         spec: JobSpec,
+        save: bool,
         pool: Pool,
         options: &'a RunOptions,
         resume: bool,
-        started: Instant,
+        (started, child_nofile): (Instant, Option<libc::rlimit>),
     ) -> Result<Lifecycle<'a>> {
         let job = Job::new(spec)?;
-        let output = &job.spec.output;
-        fs::create_dir_all(output).map_err(|e| Error::io("cannot create", output, e))?;
-        job.spec.save(wd)?;
-        let res = Arc::new(Resources::new(pool.local_slots()));
+        if save {
+            let output = &job.spec.output;
+            fs::create_dir_all(output).map_err(|e| Error::io("cannot create", output, e))?;
+            job.spec.save(wd)?;
+        }
+        let res = Arc::new(Resources::new(pool.local_slots(), child_nofile));
         let exec = pool.executor(wd, &job, Arc::clone(&res));
         let joblog = options.joblog.as_deref().map(JobLog::open).transpose()?;
         Ok(Lifecycle {
@@ -224,12 +244,14 @@ impl<'a> Lifecycle<'a> {
     }
 
     /// Finishes the job once its phases ran: checks the record counts,
-    /// writes the job report, removes what failed attempts left, delivers
-    /// the output, and prints the summary when `summary` and not quiet.
-    pub fn finish(self, delivery: Delivery, summary: bool) -> Result<()> {
+    /// writes the job report (`gmr run`), removes what failed attempts
+    /// left, delivers the output, and prints the summary.
+    pub fn finish(self, delivery: Delivery, ending: Ending) -> Result<()> {
         self.check_counts()?;
         let spec = &self.job.spec;
-        if let Some(map) = &self.map {
+        if ending == Ending::Run
+            && let Some(map) = &self.map
+        {
             let report = JobReport {
                 seconds: self.started.elapsed().as_secs_f64(),
                 map: map.clone(),
@@ -238,7 +260,10 @@ impl<'a> Lifecycle<'a> {
             };
             workdir::write_json(&self.wd.job_report_path(), &report)?;
         }
-        workdir::remove_attempt_files(&spec.output);
+        // Parts are written by map-only and reduce tasks.
+        if self.map.is_some() || self.reduce.is_some() {
+            workdir::remove_attempt_files(&spec.output);
+        }
         self.wd.remove_scratch();
         let parts = if spec.reducers == 0 {
             spec.splits.len()
@@ -250,6 +275,7 @@ impl<'a> Lifecycle<'a> {
             Delivery::Directory => output::mark_success(&spec.output)?,
             Delivery::Stdout => output::copy_to_stdout(&spec.output, parts)?,
         }
+        let summary = matches!(ending, Ending::Run | Ending::Stage { summary: true });
         if summary && !self.options.quiet {
             let map = self.map.clone().unwrap_or_default();
             eprint!(
@@ -261,7 +287,10 @@ impl<'a> Lifecycle<'a> {
                     &self.counters
                 )
             );
-            if let Some(hint) = small_files_hint(&self.job) {
+            if let Some(hint) = (ending == Ending::Run)
+                .then(|| small_files_hint(&self.job))
+                .flatten()
+            {
                 eprintln!("{hint}");
             }
         }

@@ -139,21 +139,27 @@ pub fn open_narrowed(
     dir: &Path,
     name: &str,
 ) -> io::Result<Opened> {
-    let given: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
-    let files = if files.len() > fan_in {
-        narrow(key, files, fan_in, dir, name)?
-    } else {
-        files
+    let narrowed = files.len() > fan_in;
+    let given: std::collections::HashSet<PathBuf> = match narrowed {
+        true => files.iter().map(|f| f.path.clone()).collect(),
+        false => Default::default(),
+    };
+    let files = match narrowed {
+        true => narrow(key, files, fan_in, dir, name)?,
+        false => files,
     };
     let buffer = run_buffer(files.len());
     let runs = files
         .iter()
-        .map(|f| f.open(buffer))
+        .map(|f| {
+            f.open(buffer)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.path.display())))
+        })
         .collect::<io::Result<Vec<Run>>>()?;
     let intermediate = files
         .into_iter()
         .map(|f| f.path)
-        .filter(|p| !given.contains(p))
+        .filter(|p| narrowed && !given.contains(p))
         .collect();
     Ok(Opened { runs, intermediate })
 }

@@ -18,6 +18,7 @@ use crate::exec::ssh::{self, HostPool};
 use crate::exec::{Pool, Slots};
 use crate::hosts::{self, HostEntry};
 use crate::output;
+use crate::program::Program;
 use crate::record::KeySpec;
 use crate::resources;
 use crate::spec::{self, FORMAT_VERSION, Job, JobSpec};
@@ -238,11 +239,7 @@ impl<'a> RunPlan<'a> {
         let recorded = match (&args.workdir, args.resume) {
             (Some(dir), true) => Some(
                 JobSpec::load(&WorkDir::new(dir))
-                    .map_err(|e| e.context(|msg| format!("nothing to resume: {msg}")))
-                    .map_err(|e| match e {
-                        Error::Job { message, source } => Error::Usage { message, source },
-                        e => e,
-                    })?,
+                    .map_err(|e| e.context(|msg| format!("nothing to resume: {msg}")))?,
             ),
             _ => None,
         };
@@ -343,8 +340,13 @@ pub fn split_inputs(input: &InputArgs, spool: &Path, jobs: usize) -> Result<Vec<
     plan_splits(&files, input, jobs)
 }
 
+/// `gmr reduce`: checks the reducer before anything runs.
+pub fn check_reducer(reducer: &str) -> Result<()> {
+    Program::parse(reducer)?.check("reducer", &cwd()?)
+}
+
 /// `gmr reduce`: the recorded map-side spec with the reducer and output
-/// of the reduce stage, checked.
+/// of the reduce stage.
 pub fn reduce_spec(mut spec: JobSpec, reducer: &str, output: PathBuf) -> Result<JobSpec> {
     if spec.reducers == 0 {
         return Err(Error::usage(
@@ -353,7 +355,6 @@ pub fn reduce_spec(mut spec: JobSpec, reducer: &str, output: PathBuf) -> Result<
     }
     spec.reducer = Some(reducer.to_string());
     spec.output = output;
-    Job::new(spec.clone())?.check()?;
     Ok(spec)
 }
 

@@ -27,14 +27,13 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// The resources of a process that runs `slots` tasks at once. Raises
-    /// the soft open-file limit to the hard one, so that merges of many
-    /// runs need fewer passes, and sizes the thread pool of the parallel
-    /// sort to `slots`, so that `-j N` caps gmr's CPU use at N cores rather
-    /// than only its task slots. Call it once per process.
-    pub fn new(slots: usize) -> Resources {
+    /// The resources of a process that runs `slots` tasks at once, whose
+    /// open-file limit was `child_nofile` before [`raise_open_file_limit`]
+    /// raised it. Sizes the thread pool of the parallel sort to `slots`, so
+    /// that `-j N` caps gmr's CPU use at N cores rather than only its task
+    /// slots. Call it once per process.
+    pub fn new(slots: usize, child_nofile: Option<libc::rlimit>) -> Resources {
         let slots = slots.max(1);
-        let child_nofile = raise_open_file_limit();
         // Fails only when the pool exists already (a second call): keep it.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(slots)
@@ -48,9 +47,11 @@ impl Resources {
     }
 }
 
-/// Raises the soft limit on open files to the hard limit; returns the limit
-/// it started with when it raised it. Failure changes nothing.
-fn raise_open_file_limit() -> Option<libc::rlimit> {
+/// Raises the soft limit on open files to the hard limit, so that merges
+/// of many runs need fewer passes and many hosts can be connected at once;
+/// returns the limit it started with when it raised it (the one commands
+/// get). Failure changes nothing. Call it once, when the process starts.
+pub fn raise_open_file_limit() -> Option<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -52,13 +52,18 @@ pub struct JobSpec {
 impl JobSpec {
     /// Reads the job spec of the work directory `wd`.
     pub fn load(wd: &WorkDir) -> Result<JobSpec> {
-        let spec: JobSpec = workdir::read_json(&wd.spec_path()).map_err(|e| {
-            e.context(|msg| {
-                format!(
-                    "{msg}; is {} the work directory of a gmr job?",
+        // A missing or unreadable spec is the user's (a wrong --workdir), or
+        // on a host, a work directory the host does not see: exit 2 either
+        // way, which the SSH executor counts against the host.
+        let spec: JobSpec = workdir::read_json(&wd.spec_path()).map_err(|e| match e {
+            Error::Job { message, source } | Error::Usage { message, source } => Error::Usage {
+                message: format!(
+                    "{message}; is {} the work directory of a gmr job?",
                     wd.root().display()
-                )
-            })
+                ),
+                source,
+            },
+            e => e,
         })?;
         if spec.version != FORMAT_VERSION {
             return Err(Error::usage(format!(

@@ -415,3 +415,18 @@ fn help_lists_flags_in_groups_that_follow_the_job() {
     assert!(help[order[4]..order[5]].contains("--jobs"), "{help}");
     assert!(help[order[5]..order[6]].contains("--retries"), "{help}");
 }
+
+#[test]
+fn a_work_directory_without_a_job_is_a_usage_error() {
+    // A wrong --workdir is the user's mistake (exit 2); on a host it means
+    // the host does not see the work directory, a host failure.
+    let d = Dir::new();
+    std::fs::create_dir(d.path("empty")).unwrap();
+    let err = d
+        .run_stdin(&["shuffle", "--workdir", "empty"], b"")
+        .fails(2);
+    assert!(
+        err.contains("is ") && err.contains("the work directory of a gmr job"),
+        "{err}"
+    );
+}
