@@ -36,7 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 }
 
 fn run(args: RunArgs, start: Start) -> Result<()> {
-    let plan = RunPlan::new(&args)?;
+    let (plan, placement) = RunPlan::new(&args)?;
     let options = RunOptions::new(&args.exec);
     let resume = plan.recorded.is_some();
     let delivery = match plan.output {
@@ -45,13 +45,6 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
     };
     let (wd, created) = WorkDir::open(args.workdir.as_deref(), !resume)?;
     job::keeping_workdir(&wd, created, || {
-        let RunPlan { placement, .. } = &plan;
-        let placement = match placement {
-            Placement::Local(n) => Placement::Local(*n),
-            Placement::Hosts(entries, options) => {
-                Placement::Hosts(entries.clone(), options.clone())
-            }
-        };
         let pool = placement.connect(&wd, plan.cwd())?;
         let spec = plan.spec(&wd, pool.slots())?;
         let mut job = Lifecycle::start(&wd, spec, true, pool, &options, resume, start)?;

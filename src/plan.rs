@@ -206,8 +206,6 @@ fn plan_splits(files: &[PathBuf], input: &InputArgs, slots: usize) -> Result<Vec
 pub struct RunPlan<'a> {
     args: &'a RunArgs,
     side: MapSide<'a>,
-    /// Where the tasks run.
-    pub placement: Placement,
     /// The recorded spec of the job being resumed.
     pub recorded: Option<JobSpec>,
     /// The output directory, made ready (empty); None for stdout.
@@ -216,8 +214,9 @@ pub struct RunPlan<'a> {
 
 impl<'a> RunPlan<'a> {
     /// Checks the flags, the commands, the job to resume and the output
-    /// directory; nothing is made in a work directory yet.
-    pub fn new(args: &'a RunArgs) -> Result<RunPlan<'a>> {
+    /// directory; nothing is made in a work directory yet. Returns the plan
+    /// and where its tasks are to run.
+    pub fn new(args: &'a RunArgs) -> Result<(RunPlan<'a>, Placement)> {
         let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
         let map_only = args.map.reducers == Some(0);
         let reducer = if map_only {
@@ -251,13 +250,13 @@ impl<'a> RunPlan<'a> {
             }
             _ => output::prepare(args.output.output.as_deref(), args.output.force)?,
         };
-        Ok(RunPlan {
+        let plan = RunPlan {
             args,
             side,
-            placement,
             recorded,
             output,
-        })
+        };
+        Ok((plan, placement))
     }
 
     /// The directory commands run in.
