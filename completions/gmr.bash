@@ -191,7 +191,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__map)
-            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,6 +245,14 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --ok-exit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --joblog)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -281,7 +289,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__reduce)
-            opts="-r -o -q -j -h -V --reducer --output --force --quiet --jobs --retries --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-r -o -q -j -h -V --reducer --output --force --quiet --jobs --retries --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -312,6 +320,14 @@ _gmr() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ok-exit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -351,7 +367,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
+            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -425,6 +441,14 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --ok-exit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --joblog)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -461,7 +485,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__shuffle)
-            opts="-q -j -h -V --quiet --jobs --retries --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-q -j -h -V --quiet --jobs --retries --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +500,14 @@ _gmr() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ok-exit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -193,6 +193,17 @@ pub struct ExecArgs {
     )]
     pub retries: u32,
 
+    /// Exit statuses of the job's commands that mean success, comma-separated
+    /// (e.g. 0,1 for grep, which exits 1 when nothing matched)
+    #[arg(long, value_name = "CODES", default_value = "0", value_parser = parse_exit_codes, help_heading = "Reliability")]
+    pub ok_exit: ExitCodes,
+
+    /// Kill and retry an attempt whose command shows no sign of life (takes
+    /// no input, prints nothing, writes nothing to stderr) for DURATION:
+    /// 90s, 10m, 1h; 0 never
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, help_heading = "Reliability")]
+    pub task_timeout: std::time::Duration,
+
     /// Append one JSON line per task attempt to FILE (task, attempt, host,
     /// start, duration, status, records and bytes, error)
     #[arg(long, value_name = "FILE", help_heading = "Reliability")]
@@ -401,6 +412,47 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
+/// The exit statuses that mean success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitCodes(pub Vec<i32>);
+
+/// Parses `0,1`: exit statuses, 0 to 255.
+pub fn parse_exit_codes(s: &str) -> Result<ExitCodes, String> {
+    let mut codes = s
+        .split(',')
+        .map(|c| match c.trim().parse::<i32>() {
+            Ok(n) if (0..=255).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "`{c}` is not an exit status (0 to 255); give a list such as 0,1"
+            )),
+        })
+        .collect::<Result<Vec<i32>, String>>()?;
+    codes.sort_unstable();
+    codes.dedup();
+    Ok(ExitCodes(codes))
+}
+
+/// Parses `90s`, `10m`, `1h`, `500ms`, `30` (seconds); `0` is no limit.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 90s, 10m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("`{s}`: a duration cannot be negative"));
+    }
+    Ok(std::time::Duration::from_secs_f64(n * secs))
+}
+
 /// Parses a separator: one byte, or the escapes `\t`, `\0`, `\xHH`.
 pub fn parse_separator(s: &str) -> Result<u8, String> {
     let b = match s {
@@ -444,5 +496,21 @@ mod tests {
         assert_eq!(parse_separator(",").unwrap(), b',');
         assert_eq!(parse_separator("\\x1f").unwrap(), 0x1f);
         assert!(parse_separator("ab").is_err());
+    }
+
+    #[test]
+    fn exit_codes_and_durations() {
+        assert_eq!(parse_exit_codes("1,0").unwrap(), ExitCodes(vec![0, 1]));
+        assert!(parse_exit_codes("0,256").is_err());
+        assert!(parse_exit_codes("x").is_err());
+        let d = |s| parse_duration(s).unwrap().as_millis();
+        assert_eq!(d("90s"), 90_000);
+        assert_eq!(d("10m"), 600_000);
+        assert_eq!(d("1h"), 3_600_000);
+        assert_eq!(d("250ms"), 250);
+        assert_eq!(d("1.5"), 1500);
+        assert_eq!(d("0"), 0);
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 }

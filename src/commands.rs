@@ -6,12 +6,12 @@ use crate::cli::{Cli, Command, MapArgs, ReduceArgs, RunArgs, ShuffleArgs, SplitA
 use crate::error::{Error, Result};
 use crate::job::{self, Delivery, Ending, Lifecycle};
 use crate::manifest::{self, Entry};
-use crate::output;
+use crate::output::OutputDir;
 use crate::plan::{self, Placement, RunOptions, RunPlan};
 use crate::report::TaskReport;
 use crate::resources::{self, Resources};
 use crate::spec::{Job, JobSpec};
-use crate::split::Split;
+use crate::split::{self, Split};
 use crate::task::{self, TaskId};
 use crate::workdir::{self, WorkDir, output_part};
 use std::io;
@@ -47,6 +47,7 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
     job::keeping_workdir(&wd, created, || {
         let pool = placement.connect(&wd, plan.cwd())?;
         let spec = plan.spec(&wd, pool.slots())?;
+        plan.make_output_ready()?;
         let mut job = Lifecycle::start(&wd, spec, true, pool, &options, resume, start)?;
         job.map()?;
         if job.spec().reducers > 0 {
@@ -57,9 +58,10 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
 }
 
 fn split_stage(args: SplitArgs) -> Result<()> {
-    let reads_stdin =
-        args.input.inputs.is_empty() || args.input.inputs.iter().any(|p| p.as_os_str() == "-");
-    let wd = if reads_stdin || args.workdir.is_some() {
+    // Streams (stdin, FIFOs, `<(…)`) are spooled into a work directory.
+    let streams =
+        args.input.inputs.is_empty() || args.input.inputs.iter().any(|p| split::is_stream(p));
+    let wd = if streams || args.workdir.is_some() {
         let (wd, created) = WorkDir::open(args.workdir.as_deref(), false)?;
         if created {
             wd.mark_temporary()?;
@@ -68,10 +70,10 @@ fn split_stage(args: SplitArgs) -> Result<()> {
     } else {
         None
     };
-    // Without a work directory no input is stdin: nothing is spooled.
+    // Without a work directory no input is a stream: nothing is spooled.
     let spool = wd
         .as_ref()
-        .map_or_else(|| PathBuf::from("stdin"), WorkDir::stdin_spool);
+        .map_or_else(|| PathBuf::from("input"), WorkDir::input_dir);
     let jobs = args
         .jobs
         .map_or_else(crate::resources::cores, |j| j as usize);
@@ -111,9 +113,32 @@ fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result
     }
 }
 
+/// Refuses manifest lines of another job than the one in `wd`, and no
+/// lines at all: the stage before failed, and this one would go on with
+/// whatever the work directory held.
+fn check_lines_of(spec: &JobSpec, wd: &WorkDir, entries: &[Entry], stage: &str) -> Result<()> {
+    if entries.is_empty() {
+        return Err(Error::usage(format!(
+            "{stage}: no lines on stdin; pipe in the lines of the stage before it (if that stage failed, fix it first)"
+        )));
+    }
+    match entries
+        .iter()
+        .filter_map(Entry::job)
+        .find(|j| *j != spec.job)
+    {
+        Some(other) => Err(Error::usage(format!(
+            "{stage}: the lines on stdin are of job {other}, but work directory {} holds job {}; pipe in the lines of the stage that ran in it, or give that stage's --workdir",
+            wd.root().display(),
+            spec.job
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn map_stage(args: MapArgs, start: Start) -> Result<()> {
     let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
-    let cwd = plan::check_map(&args.map, &args.perf, &args.key)?;
+    let cwd = plan::check_map(&args)?;
     let entries = manifest::read(io::stdin().lock(), "gmr map")?;
     let mut splits: Vec<(usize, Split)> = entries
         .iter()
@@ -132,18 +157,22 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
         (None, Some(dir)) => WorkDir::new(dir.clone()),
         (given, _) => WorkDir::open(given.as_deref(), false)?.0,
     };
+    // A work directory belongs to one job: a new map over another job's
+    // committed tasks would mix the two.
+    if wd.spec_path().exists() {
+        let which = JobSpec::load(&wd).map_or_else(
+            |_| "a job".to_string(),
+            |old| format!("job {} (mapper `{}`)", old.job, old.mapper),
+        );
+        return Err(Error::usage(format!(
+            "work directory {} already holds {which}; remove it or choose another --workdir",
+            wd.root().display(),
+        )));
+    }
     wd.create()?;
     let pool = placement.connect(&wd, &cwd)?;
     let splits = splits.into_iter().map(|(_, s)| s).collect();
-    let spec = plan::map_spec(
-        cwd,
-        &args.map,
-        &args.perf,
-        &args.key,
-        splits,
-        pool.slots(),
-        &wd,
-    )?;
+    let spec = plan::map_spec(cwd, &args, splits, pool.slots(), &wd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;
     let reports = job.map()?;
@@ -158,6 +187,7 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
             .iter()
             .map(|r| Entry::Map {
                 workdir: wd.root().to_path_buf(),
+                job: r.job.clone(),
                 task: r.task.clone(),
                 records_in: r.records_in,
                 records_out: r.records_out,
@@ -183,6 +213,7 @@ fn shuffle_stage(args: ShuffleArgs, start: Start) -> Result<()> {
     let entries = manifest::read(io::stdin().lock(), "gmr shuffle")?;
     let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr shuffle")?;
     let spec = JobSpec::load(&wd)?;
+    check_lines_of(&spec, &wd, &entries, "gmr shuffle")?;
     let pool = placement.connect(&wd, &spec.cwd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, false, pool, &options, false, start)?;
@@ -192,6 +223,7 @@ fn shuffle_stage(args: ShuffleArgs, start: Start) -> Result<()> {
         .enumerate()
         .map(|(p, r)| Entry::Partition {
             workdir: wd.root().to_path_buf(),
+            job: r.job.clone(),
             partition: p as u32,
             path: wd.shuffle_part(p as u32),
             records: r.records_out,
@@ -208,15 +240,38 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
     let entries = manifest::read(io::stdin().lock(), "gmr reduce")?;
     let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr reduce")?;
     let recorded = JobSpec::load(&wd)?;
+    check_lines_of(&recorded, &wd, &entries, "gmr reduce")?;
     // Checked before the output directory is touched.
-    plan::reduce_spec(recorded.clone(), &args.reducer, wd.default_output())?;
-    let output = output::prepare(args.output.output.as_deref(), args.output.force)?;
+    plan::reduce_spec(
+        recorded.clone(),
+        &args.reducer,
+        wd.default_output(),
+        &args.exec,
+    )?;
+    let cwd = plan::cwd()?;
+    let mut keep = vec![
+        ("the current directory", cwd.as_path()),
+        ("the work directory", wd.root()),
+    ];
+    keep.extend(
+        recorded
+            .inputs
+            .iter()
+            .map(|i| ("the input", i.path.as_path())),
+    );
+    let output = OutputDir::check(args.output.output.as_deref(), args.output.force, &keep)?;
     let to_stdout = output.is_none();
     let spec = plan::reduce_spec(
-        recorded,
+        recorded.clone(),
         &args.reducer,
-        output.unwrap_or_else(|| wd.default_output()),
+        output
+            .as_ref()
+            .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf()),
+        &args.exec,
     )?;
+    if let Some(output) = &output {
+        output.make_ready()?;
+    }
     let pool = placement.connect(&wd, &spec.cwd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;

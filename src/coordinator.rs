@@ -103,6 +103,8 @@ pub struct PhaseOutcome {
     pub retries: u64,
     /// Backup attempts started for stragglers.
     pub backups: u64,
+    /// Attempts killed for showing no sign of life.
+    pub timeouts: u64,
 }
 
 /// An attempt in progress.
@@ -127,6 +129,7 @@ struct State {
     durations: Vec<Duration>,
     retries: u64,
     backups: u64,
+    timeouts: u64,
     fatal: Option<Error>,
 }
 
@@ -234,6 +237,7 @@ pub fn run_phase(
             .collect(),
         retries: st.retries,
         backups: st.backups,
+        timeouts: st.timeouts,
     })
 }
 
@@ -336,7 +340,7 @@ impl State {
             Err(e) if e.kind == FailureKind::Host => {
                 phase.health.failed(host, slot, &e.message, Instant::now())
             }
-            Err(e) if e.kind == FailureKind::Interrupted => None,
+            Err(e) if matches!(e.kind, FailureKind::Interrupted | FailureKind::Fatal) => None,
             _ => phase.health.succeeded(host),
         };
         if let Some(message) = event {
@@ -357,6 +361,14 @@ impl State {
             Err(e) if e.kind == FailureKind::Interrupted || interrupt::is_set() => {
                 self.fatal.get_or_insert(Error::Interrupted);
             }
+            Err(e) if e.kind == FailureKind::Fatal => {
+                // Retrying cannot mend it: stop now, and the running
+                // attempts with the job.
+                self.fatal.get_or_insert(task_failed(task, 1, host, &e));
+                for r in &self.running {
+                    phase.exec.cancel(r.slot);
+                }
+            }
             Err(e) if e.kind == FailureKind::Host => {
                 self.failed_on
                     .entry(task)
@@ -376,6 +388,9 @@ impl State {
                 }
             }
             Err(e) => {
+                if e.kind == FailureKind::Timeout {
+                    self.timeouts += 1;
+                }
                 self.failed_on
                     .entry(task)
                     .or_default()
@@ -405,11 +420,15 @@ fn no_hosts(health: &Health) -> Error {
 }
 
 fn task_failed(task: TaskId, attempts: u32, host: &str, e: &TaskError) -> Error {
-    let mut msg = format!(
-        "task {task} failed {attempts} time{} (last on {host}): {}",
-        if attempts == 1 { "" } else { "s" },
-        e.message
-    );
+    let mut msg = if e.kind == FailureKind::Fatal {
+        format!("task {task} failed on {host}: {}", e.message)
+    } else {
+        format!(
+            "task {task} failed {attempts} time{} (last on {host}): {}",
+            if attempts == 1 { "" } else { "s" },
+            e.message
+        )
+    };
     if e.stderr_tail.trim().is_empty() {
         msg.push_str("\n  (its stderr was empty)");
     } else {

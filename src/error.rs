@@ -137,6 +137,13 @@ pub fn io_message(what: &str, path: &Path, err: &io::Error) -> String {
     format!("{what} {}: {err}{hint}", path.display())
 }
 
+/// The cause of an I/O error that retrying cannot mend (an input changed
+/// while the job ran): [`TaskError::io`] makes it a [`FailureKind::Fatal`]
+/// failure, whatever carried it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unrecoverable(pub String);
+
 /// Result with gmr's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -153,6 +160,12 @@ pub enum FailureKind {
     /// The job is being interrupted, or the attempt was cancelled because
     /// another attempt of its task won: do not retry.
     Interrupted,
+    /// The task showed no sign of life for `--task-timeout` and was
+    /// killed: retry it, elsewhere if possible, as a task failure.
+    Timeout,
+    /// Retrying cannot help (the disk is full, an input changed while the
+    /// job ran): the job stops at once with this error.
+    Fatal,
 }
 
 /// One failed attempt of a task.
@@ -193,6 +206,27 @@ impl TaskError {
         TaskError {
             kind: FailureKind::Interrupted,
             message: "cancelled: another attempt of the task finished first".into(),
+            stderr_tail: String::new(),
+        }
+    }
+
+    /// A failure caused by the I/O error `e`: a full disk or an exceeded
+    /// quota stops the job (retrying in the same place fails the same
+    /// way); anything else is a failure of the task.
+    pub fn io(message: impl Into<String>, e: &io::Error) -> TaskError {
+        let unrecoverable = e.get_ref().is_some_and(|c| c.is::<Unrecoverable>());
+        match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => TaskError::fatal(message),
+            _ if unrecoverable => TaskError::fatal(message),
+            _ => TaskError::task(message),
+        }
+    }
+
+    /// A failure that retrying cannot mend.
+    pub fn fatal(message: impl Into<String>) -> TaskError {
+        TaskError {
+            kind: FailureKind::Fatal,
+            message: message.into(),
             stderr_tail: String::new(),
         }
     }

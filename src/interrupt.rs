@@ -25,9 +25,23 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<Cancel>>> = const { RefCell::new(None) };
 }
 
+/// How long gmr may take to stop after a signal: what its threads have
+/// not finished by then (a FIFO that no writer opens, a pipe that a
+/// process outside a child's group holds open, a child stuck on a dead
+/// mount) is abandoned, and gmr exits 130.
+pub const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Installs the handler for SIGINT and SIGTERM (once per process).
 pub fn install() {
-    let _ = ctrlc::set_handler(trigger);
+    // ctrlc runs the handler on a thread of its own, so it may wait.
+    let _ = ctrlc::set_handler(|| {
+        trigger();
+        std::thread::sleep(STOP_WITHIN);
+        eprintln!("gmr: interrupted; stopped without waiting for what was still running");
+        // SAFETY: _exit ends the process at once; nothing is shared with
+        // code that runs after it.
+        unsafe { libc::_exit(crate::error::ExitCode::Interrupted as i32) }
+    });
 }
 
 /// Acts as if a signal arrived: `gmr task --watch-stdin` calls this when
@@ -149,7 +163,7 @@ pub fn io_failure<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(io::Error) -
         if is_set() {
             TaskError::interrupted()
         } else {
-            TaskError::task(crate::error::io_message(what, path, &e))
+            TaskError::io(crate::error::io_message(what, path, &e), &e)
         }
     }
 }

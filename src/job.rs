@@ -212,6 +212,7 @@ impl<'a> Lifecycle<'a> {
         let mut totals = PhaseTotals {
             retries: outcome.retries,
             backups: outcome.backups,
+            timeouts: outcome.timeouts,
             ..PhaseTotals::default()
         };
         for r in &reports {

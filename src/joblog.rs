@@ -82,6 +82,8 @@ impl Observer for JobLog {
                     FailureKind::Task => "failed",
                     FailureKind::Host => "host_failed",
                     FailureKind::Interrupted => "interrupted",
+                    FailureKind::Timeout => "timed_out",
+                    FailureKind::Fatal => "failed",
                 },
                 Some(e.message.as_str()),
             ),

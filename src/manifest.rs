@@ -4,8 +4,14 @@
 //!
 //! ```text
 //! {"type":"split","index":0,"path":"/data/big.txt","start":0,"end":67108911}
-//! {"type":"map","workdir":"w","task":"map-00000","records_in":…,"records_out":…,"bytes_out":…}
-//! {"type":"partition","workdir":"w","partition":3,"path":"w/shuffle/part-00003","records":…,"bytes":…}
+//! {"type":"map","workdir":"w","job":"5f0c…","task":"map-00000","records_in":…,"records_out":…,"bytes_out":…}
+//! {"type":"partition","workdir":"w","job":"5f0c…","partition":3,"path":"w/shuffle/part-00003","records":…,"bytes":…}
+//! ```
+//!
+//! Map and partition lines carry the job's identity: a stage refuses lines
+//! of another job than the one in its work directory.
+//!
+//! ```text
 //! {"type":"part","partition":3,"path":"out/part-00003","records":…,"bytes":…}
 //! ```
 
@@ -34,6 +40,8 @@ pub enum Entry {
     Map {
         /// The job's work directory.
         workdir: PathBuf,
+        /// The job's identity.
+        job: String,
         /// The task id.
         task: String,
         /// Records the mapper read.
@@ -47,6 +55,8 @@ pub enum Entry {
     Partition {
         /// The job's work directory.
         workdir: PathBuf,
+        /// The job's identity.
+        job: String,
         /// The partition.
         partition: u32,
         /// The merged file.
@@ -70,6 +80,14 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// The job the line belongs to, if it says.
+    pub fn job(&self) -> Option<&str> {
+        match self {
+            Entry::Map { job, .. } | Entry::Partition { job, .. } => Some(job),
+            Entry::Split { .. } | Entry::Part { .. } => None,
+        }
+    }
+
     /// The work directory the line names, if any.
     pub fn workdir(&self) -> Option<&PathBuf> {
         match self {
@@ -130,6 +148,7 @@ mod tests {
             },
             Entry::Partition {
                 workdir: "w".into(),
+                job: "0123456789abcdef".into(),
                 partition: 2,
                 path: "w/p".into(),
                 records: 3,

@@ -4,46 +4,124 @@
 //! partition order.
 
 use crate::error::{Error, Result};
-use crate::workdir::{output_part, success_marker};
+use crate::workdir::{self, output_part, success_marker};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// Checks the output directory `dir` and makes it ready (empty); returns
-/// its absolute path, or None when the output goes to stdout. Nothing in
-/// an existing non-empty directory is touched unless `force`.
-pub fn prepare(dir: Option<&Path>, force: bool) -> Result<Option<PathBuf>> {
-    let Some(dir) = dir else {
-        return Ok(None);
-    };
-    if let Ok(mut entries) = fs::read_dir(dir) {
-        if entries.next().is_some() {
-            if !force {
+/// An output directory, checked; made ready by [`OutputDir::make_ready`]
+/// once every other check of the job has passed, so that a refused job
+/// never removed anything.
+#[derive(Debug, Clone)]
+pub struct OutputDir {
+    path: PathBuf,
+    /// Its files are replaced (`--force`).
+    replace: bool,
+}
+
+impl OutputDir {
+    /// Checks the output directory `dir` (None: the output goes to
+    /// stdout). An existing non-empty directory is refused unless `force`,
+    /// and even then when it is, or contains, one of `keep` (the inputs,
+    /// the current directory, the work directory): `--force` replaces an
+    /// old output, never the data it is computed from.
+    pub fn check(
+        dir: Option<&Path>,
+        force: bool,
+        keep: &[(&str, &Path)],
+    ) -> Result<Option<OutputDir>> {
+        let Some(dir) = dir else {
+            return Ok(None);
+        };
+        let path =
+            std::path::absolute(dir).map_err(|e| Error::input("bad output directory", dir, e))?;
+        let non_empty = match fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_some(),
+            Err(_) if dir.exists() => {
                 return Err(Error::usage(format!(
-                    "output directory {} exists and is not empty; remove it, choose another, or pass --force to replace it",
+                    "output {} exists and is not a directory; choose another -o",
                     dir.display()
                 )));
             }
+            Err(_) => false,
+        };
+        if non_empty && !force {
+            return Err(Error::usage(format!(
+                "output directory {} exists and is not empty; remove it, choose another, or pass --force to replace it",
+                dir.display()
+            )));
+        }
+        if non_empty {
+            refuse_to_replace(dir, keep)?;
+        }
+        Ok(Some(OutputDir {
+            path,
+            replace: non_empty,
+        }))
+    }
+
+    /// A directory that already holds this job's parts (a resumed job):
+    /// kept as it is.
+    pub fn keep(path: PathBuf) -> OutputDir {
+        OutputDir {
+            path,
+            replace: false,
+        }
+    }
+
+    /// Its absolute path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Empties it (`--force`) and makes it.
+    pub fn make_ready(&self) -> Result<()> {
+        let dir = &self.path;
+        if self.replace {
             fs::remove_dir_all(dir)
                 .map_err(|e| Error::input("cannot replace output directory", dir, e))?;
         }
-    } else if dir.exists() {
+        fs::create_dir_all(dir).map_err(|e| Error::input("cannot create output directory", dir, e))
+    }
+}
+
+/// Refuses to replace `dir` when it is `/`, the home directory, or holds
+/// any of `keep` (what each is, and its path).
+fn refuse_to_replace(dir: &Path, keep: &[(&str, &Path)]) -> Result<()> {
+    let real = fs::canonicalize(dir).map_err(|e| Error::input("bad output directory", dir, e))?;
+    let home = std::env::var_os("HOME").and_then(|h| fs::canonicalize(h).ok());
+    if real.parent().is_none() || Some(&real) == home.as_ref() {
         return Err(Error::usage(format!(
-            "output {} exists and is not a directory",
+            "--force will not replace {}: choose an output directory of its own",
             dir.display()
         )));
     }
-    fs::create_dir_all(dir).map_err(|e| Error::input("cannot create output directory", dir, e))?;
-    std::path::absolute(dir)
-        .map(Some)
-        .map_err(|e| Error::input("bad output directory", dir, e))
+    for (what, k) in keep {
+        let Ok(k_real) = fs::canonicalize(k).or_else(|_| std::path::absolute(k)) else {
+            continue;
+        };
+        if k_real.starts_with(&real) {
+            let how = if k_real == real {
+                format!("is {what}")
+            } else {
+                format!("holds {what} {}", k.display())
+            };
+            return Err(Error::usage(format!(
+                "--force would remove {}, which {how}; nothing was removed: choose another output directory",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
-/// Writes `_SUCCESS` into `output`, the last file of a finished job.
+/// Writes `_SUCCESS` into `output`, the last file of a finished job, once
+/// every part is durable.
 pub fn mark_success(output: &Path) -> Result<()> {
     let marker = success_marker(output);
     File::create(&marker)
-        .map(drop)
+        .and_then(workdir::sync_close)
+        .and_then(|()| workdir::sync_dir(output))
         .map_err(|e| Error::io("cannot write", &marker, e))
 }
 

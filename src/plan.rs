@@ -11,13 +11,13 @@
 //! a draft from the flags alone, checked before anything is made on disk,
 //! then the complete spec once the work directory and the slots exist.
 
-use crate::cli::{ExecArgs, InputArgs, KeyArgs, MapperArgs, PerfArgs, RunArgs};
+use crate::cli::{ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, PerfArgs, RunArgs};
 use crate::error::{Error, Result};
 use crate::exec::connection::Credentials;
 use crate::exec::ssh::{self, HostPool};
 use crate::exec::{Pool, Slots};
 use crate::hosts::{self, HostEntry};
-use crate::output;
+use crate::output::OutputDir;
 use crate::program::Program;
 use crate::record::KeySpec;
 use crate::resources;
@@ -155,6 +155,7 @@ struct MapSide<'a> {
     map: &'a MapperArgs,
     perf: &'a PerfArgs,
     key: &'a KeyArgs,
+    exec: &'a ExecArgs,
     reducer: Option<&'a str>,
 }
 
@@ -165,6 +166,7 @@ impl MapSide<'_> {
     fn spec(&self, slots: Slots, output: PathBuf) -> Result<JobSpec> {
         Ok(JobSpec {
             version: FORMAT_VERSION,
+            job: spec::new_job_id(),
             cwd: self.cwd.clone(),
             inputs: Vec::new(),
             splits: Vec::new(),
@@ -180,6 +182,8 @@ impl MapSide<'_> {
             sort_buffer: (self.perf.sort_buffer / slots.per_host as u64).max(64 << 10),
             one_mapper_per_task: self.perf.one_mapper_per_task,
             output,
+            ok_exit: self.exec.ok_exit.0.clone(),
+            task_timeout_ms: self.exec.task_timeout.as_millis() as u64,
         })
     }
 
@@ -208,8 +212,8 @@ pub struct RunPlan<'a> {
     side: MapSide<'a>,
     /// The recorded spec of the job being resumed.
     pub recorded: Option<JobSpec>,
-    /// The output directory, made ready (empty); None for stdout.
-    pub output: Option<PathBuf>,
+    /// The output directory, checked; None for stdout.
+    pub output: Option<OutputDir>,
 }
 
 impl<'a> RunPlan<'a> {
@@ -229,6 +233,7 @@ impl<'a> RunPlan<'a> {
             map: &args.map,
             perf: &args.perf,
             key: &args.key,
+            exec: &args.exec,
             reducer,
         };
         side.check()?;
@@ -246,9 +251,22 @@ impl<'a> RunPlan<'a> {
             // A resumed job keeps the parts it committed in its output
             // directory.
             (Some(old), Some(dir)) if std::path::absolute(dir).is_ok_and(|d| d == old.output) => {
-                Some(old.output.clone())
+                Some(OutputDir::keep(old.output.clone()))
             }
-            _ => output::prepare(args.output.output.as_deref(), args.output.force)?,
+            (_, dir) => {
+                // A job in a new work directory in $TMPDIR: keep all of it.
+                let temp = std::env::temp_dir();
+                let mut keep = vec![
+                    ("the current directory", side.cwd.as_path()),
+                    (
+                        "the work directory",
+                        args.workdir.as_deref().unwrap_or(&temp),
+                    ),
+                ];
+                let inputs = args.input.inputs.iter().filter(|p| p.as_os_str() != "-");
+                keep.extend(inputs.map(|p| ("the input", p.as_path())));
+                OutputDir::check(dir.as_deref(), args.output.force, &keep)?
+            }
         };
         let plan = RunPlan {
             args,
@@ -257,6 +275,12 @@ impl<'a> RunPlan<'a> {
             output,
         };
         Ok((plan, placement))
+    }
+
+    /// Makes the output directory ready, replacing its files with
+    /// `--force`: call it once every check has passed ([`RunPlan::spec`]).
+    pub fn make_output_ready(&self) -> Result<()> {
+        self.output.as_ref().map_or(Ok(()), OutputDir::make_ready)
     }
 
     /// The directory commands run in.
@@ -270,8 +294,9 @@ impl<'a> RunPlan<'a> {
     /// must be the same job.
     pub fn spec(&self, wd: &WorkDir, slots: Slots) -> Result<JobSpec> {
         let inputs = &self.args.input.inputs;
+        // Streams can be read once: a resumed job reads their spools.
         let reuse_spool = self.recorded.as_ref().is_some_and(|old| {
-            inputs.iter().all(|p| p.as_os_str() == "-")
+            inputs.iter().all(|p| split::is_stream(p))
                 && old
                     .inputs
                     .iter()
@@ -279,14 +304,21 @@ impl<'a> RunPlan<'a> {
         });
         let files = match &self.recorded {
             Some(old) if reuse_spool => old.inputs.iter().map(|i| i.path.clone()).collect(),
-            _ => split::resolve_inputs(inputs, &wd.stdin_spool())?,
+            _ => split::resolve_inputs(inputs, &wd.input_dir())?,
         };
-        let output = self.output.clone().unwrap_or_else(|| wd.default_output());
+        let output = self
+            .output
+            .as_ref()
+            .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf());
         let mut spec = self.side.spec(slots, output)?;
         spec.inputs = split::stamp_inputs(&files)?;
         spec.splits = match &self.recorded {
             Some(old) => {
                 check_resumable(old, &spec)?;
+                // The same job: its committed tasks are this one's. Its
+                // --ok-exit and --task-timeout may change (a job that
+                // failed on grep's status 1 resumes with --ok-exit 0,1).
+                spec.job = old.job.clone();
                 // The recorded plan, not a new one: a different split size
                 // would make different tasks.
                 old.splits.clone()
@@ -297,45 +329,54 @@ impl<'a> RunPlan<'a> {
     }
 }
 
-/// `gmr map`: the spec of a new job over `splits`, with `slots`.
+/// `gmr map`: the spec of a new job over `splits`, with `slots`; its
+/// inputs are stamped now.
 pub fn map_spec(
     cwd: PathBuf,
-    map: &MapperArgs,
-    perf: &PerfArgs,
-    key: &KeyArgs,
+    args: &MapArgs,
     splits: Vec<Split>,
     slots: Slots,
     wd: &WorkDir,
 ) -> Result<JobSpec> {
     let side = MapSide {
         cwd,
-        map,
-        perf,
-        key,
+        map: &args.map,
+        perf: &args.perf,
+        key: &args.key,
+        exec: &args.exec,
         reducer: None,
     };
     let mut spec = side.spec(slots, wd.default_output())?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for piece in splits.iter().flat_map(Split::pieces) {
+        if !files.contains(&piece.path) {
+            files.push(piece.path.clone());
+        }
+    }
+    spec.inputs = split::stamp_inputs(&files)?;
     spec.splits = splits;
     Ok(spec)
 }
 
 /// `gmr map`: checks the commands before anything runs.
-pub fn check_map(map: &MapperArgs, perf: &PerfArgs, key: &KeyArgs) -> Result<PathBuf> {
+pub fn check_map(args: &MapArgs) -> Result<PathBuf> {
     let cwd = cwd()?;
     MapSide {
         cwd: cwd.clone(),
-        map,
-        perf,
-        key,
+        map: &args.map,
+        perf: &args.perf,
+        key: &args.key,
+        exec: &args.exec,
         reducer: None,
     }
     .check()?;
     Ok(cwd)
 }
 
-/// `gmr split`: the splits of the inputs, planned for `jobs` tasks.
-pub fn split_inputs(input: &InputArgs, spool: &Path, jobs: usize) -> Result<Vec<Split>> {
-    let files = split::resolve_inputs(&input.inputs, spool)?;
+/// `gmr split`: the splits of the inputs, planned for `jobs` tasks;
+/// streams are spooled into `spool_dir`.
+pub fn split_inputs(input: &InputArgs, spool_dir: &Path, jobs: usize) -> Result<Vec<Split>> {
+    let files = split::resolve_inputs(&input.inputs, spool_dir)?;
     plan_splits(&files, input, jobs)
 }
 
@@ -344,9 +385,14 @@ pub fn check_reducer(reducer: &str) -> Result<()> {
     Program::parse(reducer)?.check("reducer", &cwd()?)
 }
 
-/// `gmr reduce`: the recorded map-side spec with the reducer and output
-/// of the reduce stage.
-pub fn reduce_spec(mut spec: JobSpec, reducer: &str, output: PathBuf) -> Result<JobSpec> {
+/// `gmr reduce`: the recorded map-side spec with the reducer, output and
+/// command limits of the reduce stage.
+pub fn reduce_spec(
+    mut spec: JobSpec,
+    reducer: &str,
+    output: PathBuf,
+    exec: &ExecArgs,
+) -> Result<JobSpec> {
     if spec.reducers == 0 {
         return Err(Error::usage(
             "gmr reduce: the job is map-only (-R 0); its output is already in the parts",
@@ -354,6 +400,8 @@ pub fn reduce_spec(mut spec: JobSpec, reducer: &str, output: PathBuf) -> Result<
     }
     spec.reducer = Some(reducer.to_string());
     spec.output = output;
+    spec.ok_exit = exec.ok_exit.0.clone();
+    spec.task_timeout_ms = exec.task_timeout.as_millis() as u64;
     Ok(spec)
 }
 

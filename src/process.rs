@@ -1,28 +1,47 @@
 //! Running a user command (mapper, combiner, reducer) as a child process:
-//! feed its stdin, drain its stdout and stderr concurrently, collect its
-//! counters, and turn its exit into a task result.
+//! feed its stdin, drain its stdout and stderr, collect its counters, watch
+//! it for signs of life, and turn its exit into a task result
+//! (docs/dev/architecture.md §5).
 //!
 //! Commands run under `sh -c`, so a shell pipeline is a command; a command of
-//! plain words (see [`plain_words`]) is started directly,
-//! as the shell would start it, sparing a shell's start per run: with
-//! thousands of small input files, a mapper each, process starts were most
-//! of a job's time (the shell is still used when the direct start fails,
-//! for a script without `#!` or a missing program, so that the outcome is
-//! the shell's). stdin is fed
-//! from its own thread, stdout is read on the caller's thread and stderr on a
-//! third, so no pipe can fill up and deadlock: a mapper that never reads its
-//! stdin, or that writes megabytes to stderr, is fine. Each child leads its
-//! own process group, so an interrupt kills the whole pipeline.
+//! plain words (see [`plain_words`]) is started directly, as the shell would
+//! start it, sparing a shell's start per run: with thousands of small input
+//! files, a mapper each, process starts were most of a job's time (the shell
+//! is still used when the direct start fails, for a script without `#!` or a
+//! missing program, so that the outcome is the shell's). Each child leads
+//! its own process group, so that everything it starts can be killed.
+//!
+//! A run, whatever the command does:
+//!
+//! - stdin is fed from its own thread through an [`InputMeter`], which
+//!   counts the records offered and those the command took. A command that
+//!   stops reading early (`head`, `grep -m`) is no error: the rest of its
+//!   input is counted as offered, not written.
+//! - stdout and stderr are read on the caller's thread with poll(2), so no
+//!   pipe fills up, and the loop sees interrupts, cancels and timeouts
+//!   within a tick.
+//! - The run ends when the command has exited and its output is drained.
+//!   What is left of its process group (a `cmd &` that outlived it) is then
+//!   killed; output that a process outside the group holds open past a
+//!   short grace is abandoned, so that nothing the command left behind
+//!   holds the task.
+//! - A run that shows no sign of life (no input taken, no output, no
+//!   stderr) for the task timeout is killed.
+//! - Only a bounded tail of stderr is held in memory; its log keeps the
+//!   first [`LOG_CAP`] bytes of each run.
 
-use crate::error::TaskError;
+use crate::error::{FailureKind, TaskError};
 use crate::interrupt;
 use crate::report::{Counters, parse_reporter_line};
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The `PWD` a shell started in `cwd` exports: the inherited one when it
 /// names that directory (a path through a symbolic link stays as the user
@@ -68,11 +87,27 @@ pub fn plain_words(cmd: &str) -> Option<Vec<&str>> {
 const TAIL_LINES: usize = 20;
 /// How much of one stderr line a failure message shows.
 const TAIL_LINE_BYTES: usize = 400;
+/// The longest stderr line looked at as a `reporter:` line; the rest of a
+/// longer line (binary output, progress without newlines) is only logged,
+/// so that no line grows gmr's memory.
+const LINE_CAP: usize = 64 << 10;
+/// How much of one run's stderr its log keeps; past it, the log says how
+/// much was dropped.
+pub const LOG_CAP: u64 = 16 << 20;
 /// The buffers between gmr and a child's pipes. A pipe holds 64 KiB, so a
 /// read returns no more and larger writes pass straight through; a larger
 /// buffer would be an mmap and munmap per child, which thousands of
 /// small-file mappers pay.
 const PIPE_CHUNK: usize = 64 << 10;
+/// How long a command's output may stay open after it exited (held by
+/// something it started) before what is left of its process group is
+/// killed.
+const GRACE: Duration = Duration::from_millis(200);
+/// How long output is still drained after that kill before it is abandoned
+/// (held by a process that left the group, with `setsid`).
+const ABANDON_AFTER: Duration = Duration::from_secs(1);
+/// How often a quiet run looks at interrupts, cancels and its timeout.
+const TICK: Duration = Duration::from_millis(100);
 
 /// What a finished child left besides its output.
 #[derive(Debug, Default)]
@@ -81,6 +116,247 @@ pub struct ChildOutcome {
     pub counters: Counters,
     /// The last `reporter:status:` message.
     pub status: Option<String>,
+    /// The input it was offered, and what it took.
+    pub input: InputCount,
+}
+
+/// Records and bytes offered to a command, and those it took before it
+/// stopped reading.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InputCount {
+    /// Records offered.
+    pub records: u64,
+    /// Bytes offered.
+    pub bytes: u64,
+    /// Records written into the command's input before it closed it (a
+    /// pipe's buffer may hold a few it never read).
+    pub records_taken: u64,
+    /// Bytes written into the command's input before it closed it.
+    pub bytes_taken: u64,
+}
+
+impl InputCount {
+    /// Adds another run's counts.
+    pub fn add(&mut self, other: &InputCount) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.records_taken += other.records_taken;
+        self.bytes_taken += other.bytes_taken;
+    }
+}
+
+/// What the threads of one run share.
+struct Watch {
+    started: Instant,
+    /// Milliseconds after `started` of the command's last sign of life.
+    alive_ms: AtomicU64,
+    /// The command exited: what is left of its input is only counted.
+    exited: AtomicBool,
+    /// The run is failing: writing its input fails at once.
+    abort: AtomicBool,
+}
+
+impl Watch {
+    fn new() -> Watch {
+        Watch {
+            started: Instant::now(),
+            alive_ms: AtomicU64::new(0),
+            exited: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.alive_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the last sign of life.
+    fn idle(&self) -> Duration {
+        let alive = Duration::from_millis(self.alive_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(alive)
+    }
+}
+
+/// The writer a command's input is fed through: it counts the records and
+/// bytes offered and those the command took. Once the command stops
+/// reading (a broken pipe, or it exited), the rest is counted and dropped;
+/// once its run is failing, writing fails.
+pub struct InputMeter<'a, W: Write> {
+    inner: W,
+    /// The pipe, non-blocking, when `inner` is one: a full pipe is waited
+    /// on with poll(2), so that the feeder sees the run end.
+    pipe: Option<(RawFd, &'a Watch)>,
+    newlines: u64,
+    bytes: u64,
+    newlines_taken: u64,
+    bytes_taken: u64,
+    last: u8,
+    closed: bool,
+}
+
+impl<W: Write> InputMeter<'_, W> {
+    /// A meter in front of `inner`, which takes everything (a built-in).
+    pub fn new(inner: W) -> InputMeter<'static, W> {
+        InputMeter {
+            inner,
+            pipe: None,
+            newlines: 0,
+            bytes: 0,
+            newlines_taken: 0,
+            bytes_taken: 0,
+            last: b'\n',
+            closed: false,
+        }
+    }
+
+    /// The counts, the writer closed. A last record without a newline
+    /// counts as a record.
+    pub fn finish(self) -> InputCount {
+        let open_record = u64::from(self.last != b'\n');
+        let all_taken = !self.closed && self.bytes_taken == self.bytes;
+        InputCount {
+            records: self.newlines + open_record,
+            bytes: self.bytes,
+            records_taken: self.newlines_taken + if all_taken { open_record } else { 0 },
+            bytes_taken: self.bytes_taken,
+        }
+    }
+
+    /// Waits until the pipe has room, the command exits (the rest is then
+    /// dropped) or the run fails.
+    fn wait_room(&mut self) -> io::Result<()> {
+        let Some((fd, watch)) = self.pipe else {
+            return Ok(());
+        };
+        loop {
+            if watch.abort.load(Ordering::Relaxed) {
+                return Err(stopped());
+            }
+            if watch.exited.load(Ordering::Relaxed) {
+                self.closed = true;
+                return Ok(());
+            }
+            let mut fds = [libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            }];
+            if poll(&mut fds, TICK) > 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the command's run was stopped")
+}
+
+impl<W: Write> Write for InputMeter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some((_, watch)) = self.pipe
+            && watch.abort.load(Ordering::Relaxed)
+        {
+            return Err(stopped());
+        }
+        let newlines = memchr::memchr_iter(b'\n', buf).count() as u64;
+        self.newlines += newlines;
+        self.bytes += buf.len() as u64;
+        if let Some(&b) = buf.last() {
+            self.last = b;
+        }
+        let mut done = 0;
+        while done < buf.len() && !self.closed {
+            match self.inner.write(&buf[done..]) {
+                Ok(0) => self.closed = true,
+                Ok(n) => {
+                    done += n;
+                    if let Some((_, watch)) = self.pipe {
+                        watch.touch();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_room()?,
+                Err(e) => return Err(e),
+            }
+        }
+        self.newlines_taken += if done == buf.len() {
+            newlines
+        } else {
+            memchr::memchr_iter(b'\n', &buf[..done]).count() as u64
+        };
+        self.bytes_taken += done as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.inner.flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// poll(2) for at most `timeout`; the number of ready descriptors (0 on a
+/// timeout or a signal).
+fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> i32 {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    n.max(0)
+}
+
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor this process owns; only flags change.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+}
+
+/// A descriptor that becomes readable when process `pid` exits (Linux
+/// 5.3+); None where the kernel has none, and exits are then seen on the
+/// next tick.
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative result is a descriptor we now own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether child `pid` has exited, without reaping it: while it is a
+/// zombie its process group cannot be reused, so killing the group stays
+/// safe.
+fn has_exited(pid: i32) -> bool {
+    // SAFETY: waitid with WNOWAIT only fills `info`; siginfo_t is plain data.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        r == 0 && info.si_pid() != 0
+    }
+}
+
+/// How the loop over a run's output ended.
+enum End {
+    /// The command exited and its output is drained (or abandoned).
+    Done,
+    /// The job is being interrupted.
+    Interrupted,
+    /// Another attempt of the task won.
+    Cancelled,
+    /// No sign of life for the timeout.
+    TimedOut,
+    /// Handling its output failed.
+    Output(io::Error),
 }
 
 /// One command to run.
@@ -93,12 +369,15 @@ pub struct Child<'a> {
     pub cwd: &'a Path,
     /// Extra environment.
     pub env: &'a [(String, String)],
-    /// Where its whole stderr is kept.
+    /// Where its stderr is kept.
     pub log: &'a Path,
     /// The open-file limit it gets, when not gmr's own.
     pub nofile: Option<libc::rlimit>,
+    /// The exit statuses that mean success.
+    pub ok_exit: &'a [i32],
+    /// How long it may show no sign of life before it is killed.
+    pub timeout: Option<Duration>,
 }
-
 impl Child<'_> {
     /// The process to start: `words` run directly, or else the command
     /// under `sh -c`.
@@ -140,8 +419,9 @@ impl Child<'_> {
     }
 
     /// Runs the command: `feed` writes its stdin (from another thread),
-    /// `on_stdout` gets its stdout in chunks. An error from either ends the
-    /// child. Succeeds only when the child exits 0.
+    /// `on_stdout` gets its stdout in chunks. An error from `on_stdout`
+    /// ends the run. Succeeds when the command exits with one of the
+    /// statuses that mean success.
     pub fn run<F, G>(&self, feed: F, mut on_stdout: G) -> Result<ChildOutcome, TaskError>
     where
         F: FnOnce(&mut dyn Write) -> io::Result<()> + Send,
@@ -172,102 +452,329 @@ impl Child<'_> {
         let pid = child.id() as i32;
         interrupt::register_child(pid);
         let stdin = child.stdin.take().expect("piped");
-        let mut stdout = child.stdout.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
+        set_nonblocking(stdin.as_raw_fd());
+        let watch = Watch::new();
+        let mut errs = StderrLog::new(log);
+        let mut printed = 0u64;
 
-        let (fed, drained, stderr_result) = std::thread::scope(|s| {
+        let (fed, end) = std::thread::scope(|s| {
+            let watch = &watch;
             let feeder = s.spawn(move || {
-                let mut w = BufWriter::with_capacity(PIPE_CHUNK, stdin);
+                let fd = stdin.as_raw_fd();
+                let mut meter = InputMeter {
+                    pipe: Some((fd, watch)),
+                    ..InputMeter::new(stdin)
+                };
+                let mut w = BufWriter::with_capacity(PIPE_CHUNK, &mut meter);
                 let r = feed(&mut w).and_then(|()| w.flush());
-                // A child that exits without reading all its input is not an
-                // error: plenty of filters stop early (head, grep -m).
-                match r {
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                    other => other,
-                }
+                drop(w);
+                // Dropping the meter closes stdin: the command sees its end.
+                r.map(|()| meter.finish())
             });
-            let errs = s.spawn(move || drain_stderr(stderr, log));
-            let mut buf = vec![0u8; PIPE_CHUNK];
-            let drained = loop {
-                match stdout.read(&mut buf) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        if let Err(e) = on_stdout(&buf[..n]) {
-                            interrupt::kill_group(pid);
-                            break Err(e);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
-                }
-            };
-            if drained.is_err() {
-                interrupt::kill_group(pid);
+            let end = self.drain(pid, watch, (stdout, stderr), &mut errs, |chunk| {
+                printed += chunk.len() as u64;
+                on_stdout(chunk)
+            });
+            if !matches!(end, End::Done) {
+                watch.abort.store(true, Ordering::Relaxed);
             }
-            drop(stdout);
-            let fed = feeder.join().expect("feeder thread");
-            if fed.is_err() {
-                interrupt::kill_group(pid);
-            }
-            (fed, drained, errs.join().expect("stderr thread"))
+            (feeder.join().expect("feeder thread"), end)
         });
-        let status = child.wait();
+        // What is left of the command's process group goes: a `cmd &` that
+        // outlived it, or the whole pipeline when the run failed.
+        interrupt::kill_group(pid);
+        let status = reap(&mut child);
         interrupt::unregister_child(pid);
-        let (outcome, tail) = stderr_result;
-        let with_tail = |mut e: TaskError| {
-            e.stderr_tail = tail.clone();
-            e
+        let (mut outcome, tail) = errs.finish();
+        let failure = |kind: FailureKind, message: String| TaskError {
+            kind,
+            message,
+            stderr_tail: tail.clone(),
         };
-        interrupt::check().map_err(|e| with_tail(e.into()))?;
-        if interrupt::cancelled() {
-            return Err(TaskError::cancelled());
+        match end {
+            End::Interrupted => return Err(TaskError::interrupted()),
+            End::Cancelled => return Err(TaskError::cancelled()),
+            End::TimedOut => {
+                let limit = self.timeout.unwrap_or_default();
+                return Err(failure(
+                    FailureKind::Timeout,
+                    format!(
+                        "{} `{}` showed no sign of life (no input taken, no output, no stderr) for {}; killed (--task-timeout)",
+                        self.role,
+                        self.command,
+                        crate::report::human_duration(limit)
+                    ),
+                ));
+            }
+            End::Output(e) => {
+                let kind = TaskError::io("", &e).kind;
+                return Err(failure(kind, format!("{} output: {e}", self.role)));
+            }
+            End::Done => {}
         }
-        let status =
-            status.map_err(|e| TaskError::host(format!("cannot wait for {}: {e}", self.role)))?;
-        drained.map_err(|e| with_tail(TaskError::task(format!("{} output: {e}", self.role))))?;
-        fed.map_err(|e| with_tail(TaskError::task(format!("{} input: {e}", self.role))))?;
-        if !status.success() {
+        interrupt::check().map_err(TaskError::from)?;
+        let status = status.ok_or_else(|| {
+            TaskError::host(format!("cannot wait for {} `{}`", self.role, self.command))
+        })?;
+        let input = fed.map_err(|e| {
+            failure(
+                TaskError::io("", &e).kind,
+                format!("{} input: {e}", self.role),
+            )
+        })?;
+        outcome.input = input;
+        let ok = status.code().is_some_and(|c| self.ok_exit.contains(&c));
+        if !ok {
             let how = match (status.code(), status.signal()) {
                 (Some(127), _) => "exited with status 127 (command not found)".to_string(),
                 (Some(126), _) => "exited with status 126 (not executable)".to_string(),
+                (Some(1), _) if printed == 0 => format!(
+                    "exited with status 1 having printed nothing; if status 1 means \"nothing matched\" (as for grep), pass --ok-exit {}",
+                    ok_exit_with_one(self.ok_exit)
+                ),
                 (Some(code), _) => format!("exited with status {code}"),
                 (None, Some(sig)) => format!("was killed by signal {sig}"),
                 _ => "failed".to_string(),
             };
-            return Err(with_tail(TaskError::task(format!(
-                "{} `{}` {how}",
-                self.role, self.command
-            ))));
+            return Err(failure(
+                FailureKind::Task,
+                format!("{} `{}` {how}", self.role, self.command),
+            ));
         }
         Ok(outcome)
     }
+
+    /// Reads the command's stdout (to `on_stdout`) and stderr (to `errs`)
+    /// until it has exited and both are drained, or the run must end.
+    fn drain(
+        &self,
+        pid: i32,
+        watch: &Watch,
+        (mut stdout, mut stderr): (std::process::ChildStdout, std::process::ChildStderr),
+        errs: &mut StderrLog,
+        mut on_stdout: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> End {
+        let exit_fd = pidfd(pid);
+        let (mut out_open, mut err_open) = (true, true);
+        let mut exited_at: Option<Instant> = None;
+        let mut killed_at: Option<Instant> = None;
+        let mut buf = vec![0u8; PIPE_CHUNK];
+        loop {
+            if exited_at.is_none() && has_exited(pid) {
+                exited_at = Some(Instant::now());
+                watch.exited.store(true, Ordering::Relaxed);
+            }
+            if let Some(at) = exited_at {
+                if !out_open && !err_open {
+                    return End::Done;
+                }
+                match killed_at {
+                    None if at.elapsed() >= GRACE => {
+                        interrupt::kill_group(pid);
+                        killed_at = Some(Instant::now());
+                    }
+                    Some(k) if k.elapsed() >= ABANDON_AFTER => {
+                        errs.note("output still open after the command exited, held by a process outside its group; abandoned");
+                        return End::Done;
+                    }
+                    _ => {}
+                }
+            }
+            if interrupt::is_set() {
+                interrupt::kill_group(pid);
+                return End::Interrupted;
+            }
+            if interrupt::cancelled() {
+                interrupt::kill_group(pid);
+                return End::Cancelled;
+            }
+            if let Some(limit) = self.timeout
+                && exited_at.is_none()
+                && watch.idle() >= limit
+            {
+                interrupt::kill_group(pid);
+                return End::TimedOut;
+            }
+            let pollfd = |fd: RawFd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let mut fds = Vec::with_capacity(3);
+            if out_open {
+                fds.push(pollfd(stdout.as_raw_fd()));
+            }
+            if err_open {
+                fds.push(pollfd(stderr.as_raw_fd()));
+            }
+            let mut tick = TICK;
+            match (&exit_fd, exited_at) {
+                (Some(fd), None) => fds.push(pollfd(fd.as_raw_fd())),
+                // Without a pidfd, an exit is seen by looking again soon.
+                (None, None) if !out_open && !err_open => tick = Duration::from_millis(2),
+                (_, Some(at)) if killed_at.is_none() => {
+                    tick = tick.min(GRACE.saturating_sub(at.elapsed()));
+                }
+                _ => {}
+            }
+            if poll(&mut fds, tick) == 0 {
+                continue;
+            }
+            let ready = |fd: RawFd| {
+                fds.iter().any(|p| {
+                    p.fd == fd && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+                })
+            };
+            if out_open && ready(stdout.as_raw_fd()) {
+                match stdout.read(&mut buf) {
+                    Ok(0) => out_open = false,
+                    Ok(n) => {
+                        watch.touch();
+                        if let Err(e) = on_stdout(&buf[..n]) {
+                            interrupt::kill_group(pid);
+                            return End::Output(e);
+                        }
+                        // gmr's own work on the output (a sort, a spill)
+                        // is no silence of the command's.
+                        watch.touch();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        interrupt::kill_group(pid);
+                        return End::Output(e);
+                    }
+                }
+            }
+            if err_open && ready(stderr.as_raw_fd()) {
+                match stderr.read(&mut buf) {
+                    Ok(0) | Err(_) => err_open = false,
+                    Ok(n) => {
+                        watch.touch();
+                        errs.take(&buf[..n]);
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// Reads stderr to the end: reporter lines become counters and status,
-/// every line goes to the log, the last few are kept for error messages.
-fn drain_stderr(stderr: impl Read, log: File) -> (ChildOutcome, String) {
-    let mut outcome = ChildOutcome::default();
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
-    let mut log = BufWriter::new(log);
-    let mut reader = BufReader::with_capacity(64 << 10, stderr);
-    let mut line = Vec::new();
+/// Reaps a child that exited or was killed; None when it would not die
+/// within a second (stuck in the kernel, on a dead mount).
+fn reap(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(1);
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            _ => return None,
         }
-        let _ = log.write_all(&line);
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        if parse_reporter_line(text, &mut outcome.counters, &mut outcome.status) {
-            continue;
-        }
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
-        }
-        let shown = &text[..text.len().min(TAIL_LINE_BYTES)];
-        tail.push_back(String::from_utf8_lossy(shown).into_owned());
     }
-    let _ = log.flush();
-    (outcome, Vec::from(tail).join("\n"))
+}
+
+/// `--ok-exit` with status 1 added, for a hint.
+fn ok_exit_with_one(ok: &[i32]) -> String {
+    let mut codes = ok.to_vec();
+    codes.extend([0, 1]);
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A run's stderr: every byte to the log up to [`LOG_CAP`], reporter lines
+/// to counters and status, the last few other lines kept for messages.
+struct StderrLog {
+    log: BufWriter<File>,
+    logged: u64,
+    dropped: u64,
+    /// The line being read, up to [`LINE_CAP`] bytes of it.
+    line: Vec<u8>,
+    /// The line being read is longer than [`LINE_CAP`].
+    long: bool,
+    tail: VecDeque<String>,
+    outcome: ChildOutcome,
+}
+
+impl StderrLog {
+    fn new(log: File) -> StderrLog {
+        StderrLog {
+            log: BufWriter::new(log),
+            logged: 0,
+            dropped: 0,
+            line: Vec::new(),
+            long: false,
+            tail: VecDeque::with_capacity(TAIL_LINES),
+            outcome: ChildOutcome::default(),
+        }
+    }
+
+    fn take(&mut self, chunk: &[u8]) {
+        let keep = chunk
+            .len()
+            .min(LOG_CAP.saturating_sub(self.logged) as usize);
+        let _ = self.log.write_all(&chunk[..keep]);
+        self.logged += keep as u64;
+        self.dropped += (chunk.len() - keep) as u64;
+        for piece in chunk.split_inclusive(|&b| b == b'\n') {
+            let (text, ended) = match piece.strip_suffix(b"\n") {
+                Some(text) => (text, true),
+                None => (piece, false),
+            };
+            let room = LINE_CAP - self.line.len();
+            if text.len() > room {
+                self.long = true;
+            }
+            self.line.extend_from_slice(&text[..text.len().min(room)]);
+            if ended {
+                self.end_line();
+            }
+        }
+    }
+
+    fn end_line(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        let reporter = !self.long
+            && parse_reporter_line(&line, &mut self.outcome.counters, &mut self.outcome.status);
+        if !reporter {
+            // A progress line redrawn with `\r` shows as it was last drawn.
+            let shown = line
+                .rsplit(|&b| b == b'\r')
+                .find(|s| !s.is_empty())
+                .unwrap_or_default();
+            if self.tail.len() == TAIL_LINES {
+                self.tail.pop_front();
+            }
+            let shown = &shown[..shown.len().min(TAIL_LINE_BYTES)];
+            self.tail
+                .push_back(String::from_utf8_lossy(shown).into_owned());
+        }
+        self.line = line;
+        self.line.clear();
+        self.long = false;
+    }
+
+    /// Adds a note of gmr's to the log.
+    fn note(&mut self, what: &str) {
+        let _ = writeln!(self.log, "\n[gmr: {what}]");
+    }
+
+    fn finish(mut self) -> (ChildOutcome, String) {
+        if !self.line.is_empty() || self.long {
+            self.end_line();
+        }
+        if self.dropped > 0 {
+            let what = format!(
+                "stderr cut at {} bytes; {} more bytes were not kept",
+                LOG_CAP, self.dropped
+            );
+            self.note(&what);
+        }
+        let _ = self.log.flush();
+        (self.outcome, Vec::from(self.tail).join("\n"))
+    }
 }

@@ -5,7 +5,7 @@
 
 use crate::builtin::{Builtin, Sink};
 use crate::error::{Error, Result, TaskError};
-use crate::process::{Child, ChildOutcome, SHELL_WORDS};
+use crate::process::{Child, ChildOutcome, InputMeter, SHELL_WORDS};
 use crate::record::KeySpec;
 use std::io::{self, Write};
 use std::path::Path;
@@ -34,6 +34,10 @@ pub struct Context<'a> {
     pub key: KeySpec,
     /// The open-file limit a command gets, when not gmr's own.
     pub nofile: Option<libc::rlimit>,
+    /// The exit statuses that mean success.
+    pub ok_exit: &'a [i32],
+    /// How long a command may show no sign of life.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Program {
@@ -120,19 +124,25 @@ impl Program {
                 env: ctx.env,
                 log: ctx.log,
                 nofile: ctx.nofile,
+                ok_exit: ctx.ok_exit,
+                timeout: ctx.timeout,
             }
             .run(feed, on_stdout),
             Program::Builtin(b) => {
+                let failed =
+                    |e: io::Error| TaskError::io(format!("{} {}: {e}", ctx.role, b.name()), &e);
                 let mut sink = Sink::new(*b, ctx.key, &mut on_stdout);
+                let mut meter = InputMeter::new(&mut sink);
                 // Feeds write record by record: batch them.
-                let mut w = io::BufWriter::with_capacity(1 << 20, &mut sink);
-                feed(&mut w)
-                    .and_then(|()| w.flush())
-                    .map_err(|e| TaskError::task(format!("{} {}: {e}", ctx.role, b.name())))?;
+                let mut w = io::BufWriter::with_capacity(1 << 20, &mut meter);
+                feed(&mut w).and_then(|()| w.flush()).map_err(failed)?;
                 drop(w);
-                sink.finish()
-                    .map_err(|e| TaskError::task(format!("{} {}: {e}", ctx.role, b.name())))?;
-                Ok(ChildOutcome::default())
+                let input = meter.finish();
+                sink.finish().map_err(failed)?;
+                Ok(ChildOutcome {
+                    input,
+                    ..ChildOutcome::default()
+                })
             }
         }
     }

@@ -10,14 +10,20 @@ pub type Counters = BTreeMap<String, i64>;
 /// What one committed task did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskReport {
+    /// The identity of the job the task belongs to.
+    pub job: String,
     /// The task id, e.g. `map-00003`.
     pub task: String,
     /// The attempt that committed (1-based).
     pub attempt: u32,
     /// Where it ran.
     pub host: String,
-    /// Records read (split lines for a map task, merged records for a reduce).
+    /// Records offered to the task's command (split lines for a map task,
+    /// merged records for a reduce).
     pub records_in: u64,
+    /// Records the command took: fewer than offered when it stopped
+    /// reading early (`head`), which is no error.
+    pub records_read: u64,
     /// Bytes read.
     pub bytes_in: u64,
     /// Records written (after the combiner, for a map task).
@@ -83,10 +89,13 @@ pub struct PhaseTotals {
     /// Failed attempts that were retried.
     pub retries: u64,
     /// Backup attempts started for stragglers.
-    #[serde(default)]
     pub backups: u64,
+    /// Attempts killed for showing no sign of life (`--task-timeout`).
+    pub timeouts: u64,
     /// Sum of the tasks' `records_in`.
     pub records_in: u64,
+    /// Sum of the tasks' `records_read`.
+    pub records_read: u64,
     /// Sum of the tasks' `bytes_in`.
     pub bytes_in: u64,
     /// Sum of the tasks' `records_out`.
@@ -110,6 +119,7 @@ impl PhaseTotals {
     pub fn add(&mut self, r: &TaskReport) {
         self.tasks += 1;
         self.records_in += r.records_in;
+        self.records_read += r.records_read;
         self.bytes_in += r.bytes_in;
         self.records_out += r.records_out;
         self.bytes_out += r.bytes_out;
@@ -154,6 +164,13 @@ pub fn summary(
             human_bytes(t.bytes_out),
             t.millis as f64 / 1000.0
         );
+        if t.records_read < t.records_in {
+            let _ = write!(
+                s,
+                ", {} read (a command stopped reading early)",
+                t.records_read
+            );
+        }
         if t.spills > 0 {
             let _ = write!(s, ", {} spills", t.spills);
         }
@@ -166,6 +183,9 @@ pub fn summary(
         if t.backups > 0 {
             let _ = write!(s, ", {} backup attempts", t.backups);
         }
+        if t.timeouts > 0 {
+            let _ = write!(s, ", {} timed out", t.timeouts);
+        }
         s.push('\n');
     };
     phase("map", map);
@@ -176,6 +196,18 @@ pub fn summary(
         let _ = writeln!(s, "  counter {name} = {value}");
     }
     s
+}
+
+/// `90s`, `10m`, `1h`, `250ms`: a duration as `--task-timeout` takes it.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!("{:.1}s", d.as_secs_f64()),
+    }
 }
 
 /// `1.5 MiB`.

@@ -14,13 +14,18 @@ use std::fs;
 use std::path::PathBuf;
 
 /// Version of the work directory format; a task refuses other versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the job's identity, `--ok-exit` and `--task-timeout`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What a job runs: everything a task needs besides its id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobSpec {
     /// Work directory format version.
     pub version: u32,
+    /// The job's identity, unique to it (see [`new_job_id`]): every commit
+    /// record and manifest line of the job carries it, so that the data of
+    /// two jobs can never mix.
+    pub job: String,
     /// The directory tasks run in (the user's current directory), so that
     /// relative paths in commands work on every host.
     pub cwd: PathBuf,
@@ -47,6 +52,11 @@ pub struct JobSpec {
     pub one_mapper_per_task: bool,
     /// Where parts are committed.
     pub output: PathBuf,
+    /// The exit statuses of the job's commands that mean success.
+    pub ok_exit: Vec<i32>,
+    /// Milliseconds a command may show no sign of life before its attempt
+    /// is killed; 0 for no limit.
+    pub task_timeout_ms: u64,
 }
 
 impl JobSpec {
@@ -76,13 +86,37 @@ impl JobSpec {
         Ok(spec)
     }
 
+    /// How long a command may show no sign of life, if limited.
+    pub fn task_timeout(&self) -> Option<std::time::Duration> {
+        (self.task_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.task_timeout_ms))
+    }
+
     /// Writes the job spec into `wd` (atomically, replacing an older one).
     pub fn save(&self, wd: &WorkDir) -> Result<()> {
         let path = wd.spec_path();
         let tmp = workdir::attempt_path(&path, 0);
         workdir::write_json(&tmp, self)?;
-        fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write job spec", &path, e))
+        fs::rename(&tmp, &path)
+            .and_then(|()| workdir::sync_dir(wd.root()))
+            .map_err(|e| Error::io("cannot write job spec", &path, e))
     }
+}
+
+/// A new job identity: unique across hosts, processes and time (16 hex
+/// digits of a hash of the host, the process, the clock and a counter).
+pub fn new_job_id() -> String {
+    use std::hash::Hasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = twox_hash::XxHash3_64::with_seed(0);
+    h.write(workdir::hostname().as_bytes());
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
+    format!("{:016x}", h.finish())
 }
 
 /// How a map task combines its output before writing it.

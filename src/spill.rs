@@ -16,9 +16,9 @@ use crate::report::TaskReport;
 use crate::resources::Resources;
 use crate::sort::{Segment, SortBuffer};
 use crate::spec::{Combiner, Job};
-use crate::workdir::WorkDir;
+use crate::workdir::{self, WorkDir};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
 /// Records a map task takes before it decides whether counting identical
@@ -218,9 +218,16 @@ impl<'a> Sorter<'a> {
     /// blocks: the file needs no buffer of its own).
     fn write_sorted(&self, path: &Path) -> Result<Vec<Segment>, TaskError> {
         let mut out = File::create(path).map_err(io_failure("cannot create", path))?;
-        self.buffer
+        let segments = self
+            .buffer
             .write_runs(&mut out, 0)
-            .map_err(io_failure("cannot write", path))
+            .map_err(io_failure("cannot write", path))?;
+        // The runs file is committed: durable before that. A spill is
+        // only ever read by this attempt.
+        if path == WorkDir::map_out(self.dir) {
+            workdir::sync_close(out).map_err(io_failure("cannot write", path))?;
+        }
+        Ok(segments)
     }
 
     /// Writes the buffer as one more spilled run.
@@ -281,7 +288,11 @@ impl<'a> Sorter<'a> {
                 records,
             });
         }
-        out.flush().map_err(io_failure("cannot write", &out_path))?;
+        let out = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(io_failure("cannot write", &out_path))?;
+        workdir::sync_close(out).map_err(io_failure("cannot write", &out_path))?;
         for (path, _) in &self.spills {
             let _ = fs::remove_file(path);
         }

@@ -1,20 +1,26 @@
-//! Inputs and splits: expand input paths, spool stdin, and cut files into
+//! Inputs and splits: expand input paths, spool streams, and cut files into
 //! byte ranges that end on record boundaries (docs/dev/architecture.md §1-2).
 //!
-//! Splitting memory-maps each file and looks only at the pages around each
-//! cut, so it reads almost nothing and copies nothing. A split ends just
-//! after a `\n` (or at the end of the file), so no record is ever cut, and a
-//! line longer than the split size simply makes that split longer.
-//! Compressed files (`.gz`) cannot be cut: each is one split.
+//! Splitting reads only the bytes around each cut. A split ends just after
+//! a `\n` (or at the end of the file), so no record is ever cut, and a line
+//! longer than the split size simply makes that split longer. Compressed
+//! files (`.gz`) cannot be cut: each is one split. Inputs that are not
+//! regular files (stdin, FIFOs, `<(…)`, devices) are streams: each is
+//! spooled into the work directory first, as stdin is.
 //!
-//! [`feed`] then writes a split's bytes to its mapper: through a read-only
-//! map, released behind the feed, or decompressed.
+//! [`feed`] then writes a split's bytes to its mapper, read with pread(2)
+//! (or decompressed). Inputs are never memory-mapped: a file truncated
+//! while the job runs would fault a mapped read and kill gmr; a read sees
+//! the end of the file instead, and the task fails naming the file, as it
+//! does for a file whose size or modification time changed since the job
+//! was planned.
 
-use crate::error::{Error, Result};
-use memmap2::Mmap;
+use crate::error::{Error, Result, Unrecoverable};
+use crate::workdir;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// One map task's input: the bytes `start..end` of `path`, then the whole
@@ -78,15 +84,10 @@ pub fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
         .map(|path| {
             let meta =
                 fs::metadata(path).map_err(|e| Error::input("cannot read input", path, e))?;
-            let mtime_ns = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
             Ok(InputStamp {
                 path: path.clone(),
                 len: meta.len(),
-                mtime_ns,
+                mtime_ns: mtime_ns(&meta),
             })
         })
         .collect()
@@ -97,50 +98,76 @@ pub fn is_gzip(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")
 }
 
+/// Whether `input` is read as a stream, spooled first: `-`, or anything
+/// that is not a regular file or a directory (a FIFO, `<(…)`,
+/// `/dev/stdin`, a character device).
+pub fn is_stream(input: &Path) -> bool {
+    input.as_os_str() == "-" || fs::metadata(input).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// The device and inode of standard input, to tell `/dev/stdin` (or
+/// `/proc/self/fd/0`) from another stream.
+fn stdin_identity() -> Option<(u64, u64)> {
+    // SAFETY: fstat fills a plain struct for descriptor 0.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(0, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+}
+
 /// Expands the user's inputs into the list of files to read, in order.
 ///
 /// A directory stands for the regular files directly inside it, in name
 /// order, skipping names that start with `.` or `_` (as Hadoop does, so that
 /// a job's output directory, with its `_SUCCESS`, can be the next job's
-/// input). `-`, or no input at all, is standard input, spooled to the file
-/// `spool` because a pipe cannot be mapped.
-pub fn resolve_inputs(inputs: &[PathBuf], spool: &Path) -> Result<Vec<PathBuf>> {
+/// input). `-`, or no input at all, is standard input; it and every other
+/// stream (see [`is_stream`]) is spooled into `spool_dir` (`stdin`,
+/// `stream-1`, …), because a pipe can be read only once and has no size.
+/// Standard input named twice (`- -`, `- /dev/stdin`) is a usage error: the
+/// second would read nothing.
+pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path) -> Result<Vec<PathBuf>> {
     let stdin_only = [PathBuf::from("-")];
     let inputs = if inputs.is_empty() {
         &stdin_only[..]
     } else {
         inputs
     };
+    let stdin = stdin_identity();
+    let mut stdin_by: Option<&Path> = None;
+    let mut streams = 0;
     let mut files = Vec::new();
     for input in inputs {
-        if input.as_os_str() == "-" {
-            files.push(spool_stdin(spool)?);
-            continue;
-        }
-        let meta = fs::metadata(input).map_err(|e| Error::input("cannot read input", input, e))?;
-        if meta.is_dir() {
-            let mut names = Vec::new();
-            let entries =
-                fs::read_dir(input).map_err(|e| Error::input("cannot list input", input, e))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| Error::input("cannot list input", input, e))?;
-                let name = entry.file_name();
-                let hidden = name
-                    .as_encoded_bytes()
-                    .first()
-                    .is_some_and(|&b| b == b'.' || b == b'_');
-                let path = entry.path();
-                if !hidden && fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-                    names.push(path);
-                }
-            }
-            names.sort();
-            files.extend(names);
+        let meta = if input.as_os_str() == "-" {
+            None
         } else {
-            // Open now, so that an unreadable file is a usage error before
-            // anything runs, not a task failure later.
-            File::open(input).map_err(|e| Error::input("cannot read input", input, e))?;
-            files.push(input.clone());
+            Some(fs::metadata(input).map_err(|e| Error::input("cannot read input", input, e))?)
+        };
+        match &meta {
+            Some(m) if m.is_dir() => files.extend(list_dir(input)?),
+            Some(m) if m.is_file() => {
+                // Open now, so that an unreadable file is a usage error
+                // before anything runs, not a task failure later.
+                File::open(input).map_err(|e| Error::input("cannot read input", input, e))?;
+                files.push(input.clone());
+            }
+            _ => {
+                let is_stdin = meta
+                    .as_ref()
+                    .is_none_or(|m| Some((m.dev(), m.ino())) == stdin);
+                let spool = if is_stdin {
+                    if let Some(first) = stdin_by {
+                        return Err(Error::usage(format!(
+                            "standard input is given twice (`{}` and `{}`); the second would read nothing: name it once",
+                            first.display(),
+                            input.display()
+                        )));
+                    }
+                    stdin_by = Some(input);
+                    workdir::stream_spool(spool_dir, None)
+                } else {
+                    streams += 1;
+                    workdir::stream_spool(spool_dir, Some(streams))
+                };
+                files.push(spool_stream(input, is_stdin, &spool)?);
+            }
         }
     }
     files
@@ -149,15 +176,47 @@ pub fn resolve_inputs(inputs: &[PathBuf], spool: &Path) -> Result<Vec<PathBuf>> 
         .collect()
 }
 
-fn spool_stdin(path: &Path) -> Result<PathBuf> {
-    if let Some(dir) = path.parent() {
+/// The regular files directly inside `dir`, in name order, hidden and
+/// `_` names skipped.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut names = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| Error::input("cannot list input", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::input("cannot list input", dir, e))?;
+        let name = entry.file_name();
+        let hidden = name
+            .as_encoded_bytes()
+            .first()
+            .is_some_and(|&b| b == b'.' || b == b'_');
+        let path = entry.path();
+        if !hidden && fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            names.push(path);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Copies the stream `input` (standard input when `is_stdin`) to `spool`.
+/// Opening a FIFO waits for its writer; Ctrl-C still ends gmr (see
+/// [`crate::interrupt`]).
+fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
+    if let Some(dir) = spool.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io("cannot create spool directory", dir, e))?;
     }
-    let path = path.to_path_buf();
-    let mut out = File::create(&path).map_err(|e| Error::io("cannot spool stdin to", &path, e))?;
-    io::copy(&mut io::stdin().lock(), &mut out)
-        .map_err(|e| Error::io("cannot spool stdin to", &path, e))?;
-    Ok(path)
+    let mut out = File::create(spool).map_err(|e| Error::io("cannot spool input to", spool, e))?;
+    let copied = if is_stdin {
+        io::copy(&mut io::stdin().lock(), &mut out)
+    } else {
+        let mut stream =
+            File::open(input).map_err(|e| Error::input("cannot read input", input, e))?;
+        io::copy(&mut stream, &mut out)
+    };
+    copied
+        .and_then(|_| out.sync_all())
+        .map_err(|e| Error::io(&format!("cannot spool {} to", input.display()), spool, e))?;
+    crate::interrupt::check()?;
+    Ok(spool.to_path_buf())
 }
 
 /// Cuts `files` into splits of about `split_size` bytes each.
@@ -183,13 +242,10 @@ pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
             });
             continue;
         }
-        // SAFETY: the map is read-only and dropped before we return; a file
-        // truncated under us would fault, the usual caveat of mmap tools.
-        let map =
-            unsafe { Mmap::map(&file) }.map_err(|e| Error::input("cannot map input", path, e))?;
         let mut start = 0u64;
         while start < len {
-            let end = cut_after(&map, start + split_size);
+            let end = cut_after(&file, len, start + split_size)
+                .map_err(|e| Error::input("cannot read input", path, e))?;
             splits.push(Split {
                 path: path.clone(),
                 start,
@@ -235,17 +291,28 @@ fn combine_small(splits: Vec<Split>, split_size: u64) -> Vec<Split> {
     out
 }
 
-/// The end of a split that should end near `target`: just past the first
-/// `\n` at or after `target - 1`, or the end of the data.
-fn cut_after(data: &[u8], target: u64) -> u64 {
-    let len = data.len() as u64;
+/// The end of a split of `file` (`len` bytes) that should end near
+/// `target`: just past the first `\n` at or after `target - 1`, or the end
+/// of the file. Reads only from there to that newline.
+fn cut_after(file: &File, len: u64, target: u64) -> io::Result<u64> {
     if target >= len {
-        return len;
+        return Ok(len);
     }
-    match memchr::memchr(b'\n', &data[(target - 1) as usize..]) {
-        Some(i) => target + i as u64,
-        None => len,
+    let mut buf = [0u8; 16 << 10];
+    let mut pos = target - 1;
+    while pos < len {
+        let n = match file.read_at(&mut buf, pos) {
+            Ok(0) => return Ok(len),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok((pos + i as u64 + 1).min(len));
+        }
+        pos += n as u64;
     }
+    Ok(len)
 }
 
 /// A split size that gives every one of `jobs` slots several tasks (for
@@ -268,27 +335,18 @@ pub fn total_size(files: &[PathBuf]) -> u64 {
 /// Bytes handed to a mapper per write.
 const FEED_CHUNK: usize = 1 << 20;
 
-/// Writes the bytes of one piece of a split (`more` aside) to the mapper,
-/// counting records and bytes; returns whether they end with a newline
-/// (or are none).
-pub fn feed(
-    split: &Split,
-    w: &mut dyn Write,
-    records: &mut u64,
-    bytes: &mut u64,
-) -> io::Result<bool> {
+/// Writes the bytes of one piece of a split (`more` aside) to the mapper;
+/// returns whether they end with a newline (or are none). The file must be
+/// as `stamps` recorded it when the job was planned, before and after the
+/// feed; a file that changed fails with an [`Unrecoverable`] error naming
+/// it (retrying would read the changed file again).
+pub fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> io::Result<bool> {
     let file = File::open(&split.path)?;
+    let stamp = stamps.iter().find(|s| s.path == split.path);
+    check_unchanged(&file, split, stamp)?;
     let mut last = b'\n';
-    let mut take = |chunk: &[u8], w: &mut dyn Write| -> io::Result<()> {
-        *records += memchr::memchr_iter(b'\n', chunk).count() as u64;
-        *bytes += chunk.len() as u64;
-        if let Some(&b) = chunk.last() {
-            last = b;
-        }
-        w.write_all(chunk)
-    };
     if split.gzip {
-        let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+        let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(&file));
         let mut buf = vec![0u8; FEED_CHUNK];
         loop {
             let n = match dec.read(&mut buf) {
@@ -297,76 +355,74 @@ pub fn feed(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io::Error::new(e.kind(), format!("decompressing: {e}"))),
             };
-            take(&buf[..n], w)?;
+            last = buf[n - 1];
+            w.write_all(&buf[..n])?;
         }
-    } else if split.start < split.end {
-        let map = map_range(&file, split.start, split.end - split.start)?;
-        let mut fed = 0;
-        for chunk in map.chunks(FEED_CHUNK) {
-            take(chunk, w)?;
-            fed += chunk.len();
-            map.release_before(fed);
+    } else {
+        let len = (split.end - split.start) as usize;
+        let mut buf = vec![0u8; len.min(FEED_CHUNK)];
+        let mut pos = split.start;
+        while pos < split.end {
+            let want = ((split.end - pos) as usize).min(buf.len());
+            let n = match file.read_at(&mut buf[..want], pos) {
+                Ok(0) => {
+                    let how = format!(
+                        "it ends at byte {pos}, inside split {}..{}",
+                        split.start, split.end
+                    );
+                    return Err(changed(split, how));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            last = buf[n - 1];
+            w.write_all(&buf[..n])?;
+            pos += n as u64;
         }
     }
-    if last != b'\n' {
-        *records += 1;
-    }
+    // A file rewritten while it was fed has a new modification time.
+    check_unchanged(&file, split, stamp)?;
     Ok(last == b'\n')
 }
 
-/// Maps bytes `start..start+len` of `file` (the map is page-aligned; the
-/// returned slice is exactly the range).
-pub struct MappedRange {
-    map: memmap2::Mmap,
-    skip: usize,
-    page: usize,
-}
-
-impl MappedRange {
-    /// Drops the pages before byte `pos` of the range from this process's
-    /// resident memory once they have been fed: mapped input counts in RSS,
-    /// and without this a task would hold its whole split resident.
-    fn release_before(&self, pos: usize) {
-        let end = (self.skip + pos) / self.page * self.page;
-        if end > 0 {
-            // SAFETY: the map is a read-only shared file mapping, so
-            // MADV_DONTNEED only drops clean pages (reading them again would
-            // fault them back in from the file); no reference into the
-            // released bytes is used after this call.
-            let _ = unsafe {
-                self.map
-                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end)
-            };
+/// Fails when `file` is no longer as the job planned it: shorter than the
+/// split, or another size or modification time than its stamp.
+fn check_unchanged(file: &File, split: &Split, stamp: Option<&InputStamp>) -> io::Result<()> {
+    let meta = file.metadata()?;
+    match stamp {
+        Some(stamp) if meta.len() != stamp.len => {
+            let how = format!("it had {} bytes, now {}", stamp.len, meta.len());
+            Err(changed(split, how))
         }
+        Some(stamp) if mtime_ns(&meta) != stamp.mtime_ns => {
+            Err(changed(split, "it was modified".to_string()))
+        }
+        None if meta.len() < split.end => {
+            let how = format!(
+                "it has {} bytes, the split ends at {}",
+                meta.len(),
+                split.end
+            );
+            Err(changed(split, how))
+        }
+        _ => Ok(()),
     }
 }
 
-impl std::ops::Deref for MappedRange {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.map[self.skip..]
-    }
+fn changed(split: &Split, how: String) -> io::Error {
+    io::Error::other(Unrecoverable(format!(
+        "input {} changed while the job ran ({how}); rerun the job on a copy that stays put (a log being rotated: copy it first)",
+        split.path.display()
+    )))
 }
 
-fn map_range(file: &File, start: u64, len: u64) -> io::Result<MappedRange> {
-    // SAFETY: sysconf is always safe to call.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    let aligned = start - start % page;
-    let skip = (start - aligned) as usize;
-    // SAFETY: read-only map of an input the job does not modify; a file
-    // truncated under a running job faults, as with any mmap reader.
-    let map = unsafe {
-        memmap2::MmapOptions::new()
-            .offset(aligned)
-            .len(len as usize + skip)
-            .map(file)?
-    };
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Ok(MappedRange {
-        map,
-        skip,
-        page: page as usize,
-    })
+/// A file's modification time, in nanoseconds since the epoch.
+fn mtime_ns(meta: &fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
 }
 
 #[cfg(test)]
@@ -375,14 +431,18 @@ mod tests {
 
     #[test]
     fn cuts_land_after_newlines() {
-        let data = b"aaaa\nbb\ncccccccccc\nd";
-        assert_eq!(cut_after(data, 1), 5);
-        assert_eq!(cut_after(data, 5), 5);
-        assert_eq!(cut_after(data, 6), 8);
-        assert_eq!(cut_after(data, 10), 19);
-        assert_eq!(cut_after(data, 19), 19);
-        assert_eq!(cut_after(data, 20), 20);
-        assert_eq!(cut_after(data, 100), 20);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in");
+        fs::write(&path, b"aaaa\nbb\ncccccccccc\nd").unwrap();
+        let file = File::open(&path).unwrap();
+        let cut = |target| cut_after(&file, 20, target).unwrap();
+        assert_eq!(cut(1), 5);
+        assert_eq!(cut(5), 5);
+        assert_eq!(cut(6), 8);
+        assert_eq!(cut(10), 19);
+        assert_eq!(cut(19), 19);
+        assert_eq!(cut(20), 20);
+        assert_eq!(cut(100), 20);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::error::{Error, FailureKind, TaskError};
 use crate::interrupt::io_failure;
 use crate::linebuf::WRITE_BUFFER;
 use crate::merge::{self, Run, RunFile};
-use crate::process::ChildOutcome;
+use crate::process::{ChildOutcome, InputCount};
 use crate::program::{Context, Program};
 use crate::record::LineSplitter;
 use crate::report::{TaskReport, add_counters};
@@ -76,6 +76,8 @@ impl FromStr for TaskId {
 /// The index of a committed map output: where each partition lies in `out`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MapIndex {
+    /// The job that made it.
+    pub job: String,
     /// Segment `p` of `out` holds partition `p`, sorted.
     pub segments: Vec<Segment>,
 }
@@ -92,7 +94,10 @@ pub fn committed_report(wd: &WorkDir, spec: &JobSpec, task: TaskId) -> Option<Ta
     if !output.exists() {
         return None;
     }
-    workdir::read_json(&wd.report_path(&task.to_string())).ok()
+    let report: TaskReport = workdir::read_json(&wd.report_path(&task.to_string())).ok()?;
+    // A commit of another job (a work directory reused by hand) is none of
+    // this job's.
+    (report.job == spec.job).then_some(report)
 }
 
 /// One attempt of one task of a job: what every kind of task needs.
@@ -124,6 +129,9 @@ pub fn run(
         attempt,
     };
     let mut report = match task {
+        _ if job.spec.job.is_empty() => {
+            return Err(TaskError::task("the job spec has no job identity"));
+        }
         TaskId::Map(i) => {
             let split = job
                 .spec
@@ -140,6 +148,7 @@ pub fn run(
         TaskId::Shuffle(p) => run_shuffle(&at, p)?,
         TaskId::Reduce(p) => run_reduce(&at, p)?,
     };
+    report.job = job.spec.job.clone();
     report.task = name.clone();
     report.attempt = attempt;
     report.host = workdir::hostname();
@@ -167,6 +176,8 @@ impl Attempt<'_> {
             log,
             key: self.job.spec.key,
             nofile: self.res.child_nofile,
+            ok_exit: &self.job.spec.ok_exit,
+            timeout: self.job.spec.task_timeout(),
         }
     }
 
@@ -206,13 +217,14 @@ struct MapTask<'a> {
 impl MapTask<'_> {
     fn run(&self) -> Result<TaskReport, TaskError> {
         let mapper = &self.at.job.mapper;
-        let mut inputs = (0u64, 0u64);
-        let mut report = if self.at.job.spec.reducers == 0 {
-            self.run_map_only(mapper, &mut inputs)?
+        let (mut report, input) = if self.at.job.spec.reducers == 0 {
+            self.run_map_only(mapper)?
         } else {
-            self.run_sorted(mapper, &mut inputs)?
+            self.run_sorted(mapper)?
         };
-        (report.records_in, report.bytes_in) = inputs;
+        report.records_in = input.records;
+        report.bytes_in = input.bytes;
+        report.records_read = input.records_taken;
         Ok(report)
     }
 
@@ -220,14 +232,15 @@ impl MapTask<'_> {
     /// several small files runs one mapper per file, each with its own file
     /// in its environment, as if it had a task of its own. `on_output` gets
     /// each mapper's stdout in chunks, and `None` between one mapper's
-    /// output and the next's. `inputs` counts the records and bytes fed.
+    /// output and the next's. The outcome's input counts are summed over
+    /// the mappers.
     fn run_mapper(
         &self,
         mapper: &Program,
-        inputs: &mut (u64, u64),
         mut on_output: impl FnMut(Option<&[u8]>) -> io::Result<()>,
     ) -> Result<ChildOutcome, TaskError> {
         let log = self.at.log("mapper");
+        let stamps = &self.at.job.spec.inputs;
         if self.at.job.spec.one_mapper_per_task {
             // One mapper for every file of the split, each file's last
             // line ended so that it cannot run into the next file's first.
@@ -235,15 +248,11 @@ impl MapTask<'_> {
             // one file: a mapper either may read them or may not.
             let env = self.at.env(self.index);
             let ctx = self.at.context("mapper", &env, &log);
-            let (records, bytes) = (&mut inputs.0, &mut inputs.1);
             return mapper.run(
                 &ctx,
                 |w: &mut dyn Write| {
                     for piece in self.split.pieces() {
-                        let ended = split::feed(piece, w, records, bytes).map_err(|e| {
-                            io::Error::new(e.kind(), format!("{}: {e}", piece.path.display()))
-                        })?;
-                        if !ended {
+                        if !split::feed(piece, stamps, w)? {
                             w.write_all(b"\n")?;
                         }
                     }
@@ -255,7 +264,7 @@ impl MapTask<'_> {
         let mut all = ChildOutcome::default();
         for (i, piece) in self.split.pieces().enumerate() {
             if i > 0 {
-                on_output(None).map_err(|e| TaskError::task(format!("mapper output: {e}")))?;
+                on_output(None).map_err(|e| TaskError::io(format!("mapper output: {e}"), &e))?;
             }
             let mut env = self.at.env(self.index);
             let input = piece.path.display().to_string();
@@ -270,15 +279,14 @@ impl MapTask<'_> {
                 ),
             ]);
             let ctx = self.at.context("mapper", &env, &log);
-            let (records, bytes) = (&mut inputs.0, &mut inputs.1);
             let outcome = mapper
                 .run(
                     &ctx,
-                    |w: &mut dyn Write| split::feed(piece, w, records, bytes).map(drop),
+                    |w: &mut dyn Write| split::feed(piece, stamps, w).map(drop),
                     |chunk| on_output(Some(chunk)),
                 )
                 .map_err(|mut e| {
-                    if e.kind == FailureKind::Task {
+                    if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
                         e.message = format!(
                             "{} (input {} bytes {}..{})",
                             e.message,
@@ -291,20 +299,17 @@ impl MapTask<'_> {
                 })?;
             add_counters(&mut all.counters, &outcome.counters);
             all.status = outcome.status.or(all.status);
+            all.input.add(&outcome.input);
         }
         Ok(all)
     }
 
     /// `-R 0`: the mapper's output is part N of the job, as it printed it.
-    fn run_map_only(
-        &self,
-        mapper: &Program,
-        inputs: &mut (u64, u64),
-    ) -> Result<TaskReport, TaskError> {
+    fn run_map_only(&self, mapper: &Program) -> Result<(TaskReport, InputCount), TaskError> {
         let target = output_part(&self.at.job.spec.output, self.index);
         let (outcome, records, bytes) = write_part(&target, self.at.attempt, |out| {
             let mut counts = (0u64, 0u64, false);
-            let outcome = self.run_mapper(mapper, inputs, |output| {
+            let outcome = self.run_mapper(mapper, |output| {
                 // One mapper's last line is not the next one's first.
                 let chunk = output.unwrap_or(if counts.2 { b"\n" } else { b"" });
                 counts.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
@@ -314,23 +319,20 @@ impl MapTask<'_> {
             })?;
             Ok((outcome, counts.0 + u64::from(counts.2), counts.1))
         })?;
-        Ok(TaskReport {
+        let report = TaskReport {
             records_out: records,
             command_records_out: records,
             bytes_out: bytes,
             counters: outcome.counters,
             status: outcome.status,
             ..TaskReport::default()
-        })
+        };
+        Ok((report, outcome.input))
     }
 
     /// The mapper's output partitioned, sorted, spilled and combined into
     /// one runs file.
-    fn run_sorted(
-        &self,
-        mapper: &Program,
-        inputs: &mut (u64, u64),
-    ) -> Result<TaskReport, TaskError> {
+    fn run_sorted(&self, mapper: &Program) -> Result<(TaskReport, InputCount), TaskError> {
         let at = &self.at;
         let target = at.wd.map_dir(self.index);
         let attempt_dir = AttemptGuard::new(workdir::attempt_path(&target, at.attempt));
@@ -342,7 +344,7 @@ impl MapTask<'_> {
         let mut sorter = Sorter::new(at.job, at.res, &combine_ctx, attempt_dir.path());
         let mut lines = LineSplitter::default();
         let mut spill_error = None;
-        let outcome = self.run_mapper(mapper, inputs, |output| {
+        let outcome = self.run_mapper(mapper, |output| {
             let Some(chunk) = output else {
                 // A mapper's last line, if it had no newline.
                 return lines.finish(|line| sorter.push(line));
@@ -362,7 +364,10 @@ impl MapTask<'_> {
             .finish(|line| sorter.push(line))
             .map_err(|e| TaskError::task(format!("combiner: {e}")))?;
         let (segments, mut report) = sorter.finish()?;
-        let index = MapIndex { segments };
+        let index = MapIndex {
+            job: at.job.spec.job.clone(),
+            segments,
+        };
         workdir::write_json(&WorkDir::map_index(attempt_dir.path()), &index)?;
         report.records_out = index.segments.iter().map(|s| s.records).sum();
         report.bytes_out = index.segments.last().map_or(0, |s| s.end);
@@ -370,7 +375,7 @@ impl MapTask<'_> {
         report.status = outcome.status;
         workdir::commit(attempt_dir.path(), &target)?;
         attempt_dir.keep();
-        Ok(report)
+        Ok((report, outcome.input))
     }
 }
 
@@ -388,7 +393,7 @@ struct PartitionRuns {
 fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionRuns, TaskError> {
     let (wd, spec) = (at.wd, &at.job.spec);
     let merged = wd.shuffle_part(p);
-    if from_shuffle && merged.exists() {
+    if from_shuffle && committed_report(wd, spec, TaskId::Shuffle(p)).is_some() {
         return Ok(PartitionRuns {
             runs: vec![merge::open_file(&merged).map_err(io_failure("cannot read", &merged))?],
             _scratch: None,
@@ -402,6 +407,15 @@ fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionR
                 "{e}; the map task map-{i:05} has not committed its output"
             ))
         })?;
+        if index.job != spec.job {
+            return Err(TaskError::fatal(format!(
+                "{} holds the map output of another job ({}, not {}); the work directory {} was reused: run the job with a new --workdir",
+                dir.display(),
+                index.job,
+                spec.job,
+                wd.root().display()
+            )));
+        }
         let seg = *index.segments.get(p as usize).ok_or_else(|| {
             TaskError::task(format!(
                 "{} has no partition {p}: the job's R changed",
@@ -441,10 +455,11 @@ fn run_shuffle(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let PartitionRuns { runs, _scratch } = partition_runs(at, p, false)?;
     let (records, bytes) = write_part(&at.wd.shuffle_part(p), 0, |out| {
         merge::merge_into(key, runs, out)
-            .map_err(|e| TaskError::task(format!("merging partition {p}: {e}")))
+            .map_err(|e| TaskError::io(format!("merging partition {p}: {e}"), &e))
     })?;
     Ok(TaskReport {
         records_in: records,
+        records_read: records,
         bytes_in: bytes,
         records_out: records,
         bytes_out: bytes,
@@ -463,11 +478,7 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let env = at.env(p as usize);
     let log = at.log("reducer");
     let ctx = at.context("reducer", &env, &log);
-    let (mut records_in, mut bytes_in) = (0u64, 0u64);
-    let feed = |w: &mut dyn Write| {
-        (records_in, bytes_in) = merge::merge_into(spec.key, runs, w)?;
-        Ok(())
-    };
+    let feed = |w: &mut dyn Write| merge::merge_into(spec.key, runs, w).map(drop);
     let target = output_part(&spec.output, p as usize);
     let (outcome, records_out, bytes_out) = write_part(&target, at.attempt, |out| {
         let mut lines = (0u64, 0u64, false);
@@ -479,7 +490,7 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
                 out.write_all(chunk)
             })
             .map_err(|mut e| {
-                if e.kind == FailureKind::Task {
+                if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
                     e.message = format!("{} (partition {p})", e.message);
                 }
                 e
@@ -487,8 +498,9 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
         Ok((outcome, lines.0 + u64::from(lines.2), lines.1))
     })?;
     Ok(TaskReport {
-        records_in,
-        bytes_in,
+        records_in: outcome.input.records,
+        bytes_in: outcome.input.bytes,
+        records_read: outcome.input.records_taken,
         records_out,
         command_records_out: records_out,
         bytes_out,
@@ -498,18 +510,55 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     })
 }
 
-/// Writes an attempt of the file `target` with `write`, then commits it.
+/// An attempt of a part file being written: write errors name the file.
+struct PartOut {
+    out: BufWriter<File>,
+    path: std::path::PathBuf,
+}
+
+impl Write for PartOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf).map_err(|e| self.named(e))
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out.write_all(buf).map_err(|e| self.named(e))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush().map_err(|e| self.named(e))
+    }
+}
+
+impl PartOut {
+    /// `e`, its message naming the file (its kind kept: a full disk still
+    /// reads as one).
+    fn named(&self, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            crate::error::io_message("cannot write", &self.path, &e),
+        )
+    }
+}
+
+/// Writes an attempt of the file `target` with `write`, makes it durable,
+/// then commits it: a part is never committed short.
 fn write_part<T>(
     target: &Path,
     attempt: u32,
-    write: impl FnOnce(&mut BufWriter<File>) -> Result<T, TaskError>,
+    write: impl FnOnce(&mut PartOut) -> Result<T, TaskError>,
 ) -> Result<T, TaskError> {
     let guard = AttemptGuard::new(workdir::attempt_path(target, attempt));
     let file = File::create(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut out = PartOut {
+        out: BufWriter::with_capacity(WRITE_BUFFER, file),
+        path: guard.path().to_path_buf(),
+    };
     let value = write(&mut out)?;
-    out.flush()
+    let file = out
+        .out
+        .into_inner()
+        .map_err(|e| e.into_error())
         .map_err(io_failure("cannot write", guard.path()))?;
+    workdir::sync_close(file).map_err(io_failure("cannot write", guard.path()))?;
     workdir::commit(guard.path(), target)?;
     guard.keep();
     Ok(value)

@@ -10,6 +10,7 @@
 //! ```text
 //! job.json                   the job spec (commands, R, separator, splits, ...)
 //! input/stdin                standard input, spooled
+//! input/stream-1             another stream input (a FIFO, `<(…)`), spooled
 //! map/map-00003/             a committed map task: `out` (all partitions,
 //!                            sorted, back to back) and `index.json`
 //! map/.map-00003.attempt-... a map attempt in progress; also holds its
@@ -99,11 +100,6 @@ impl WorkDir {
     /// Where standard input is spooled.
     pub fn input_dir(&self) -> PathBuf {
         self.root.join("input")
-    }
-
-    /// The file standard input is spooled to.
-    pub fn stdin_spool(&self) -> PathBuf {
-        self.input_dir().join("stdin")
     }
 
     /// The job spec file.
@@ -212,6 +208,15 @@ impl WorkDir {
     }
 }
 
+/// The file in `spool_dir` that stream input `n` (1, 2, …) is spooled to,
+/// or standard input for `None`.
+pub fn stream_spool(spool_dir: &Path, n: Option<usize>) -> PathBuf {
+    match n {
+        None => spool_dir.join("stdin"),
+        Some(n) => spool_dir.join(format!("stream-{n}")),
+    }
+}
+
 /// `part-00003`.
 pub fn part_name(p: usize) -> String {
     format!("part-{p:05}")
@@ -280,7 +285,13 @@ pub fn commit(attempt: &Path, target: &Path) -> Result<bool> {
         }
     };
     match result {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            // The new name is durable before anyone is told of it.
+            if let Some(dir) = target.parent() {
+                sync_dir(dir).map_err(|e| Error::io("cannot commit", target, e))?;
+            }
+            Ok(true)
+        }
         Err(e)
             if target.exists()
                 && (e.kind() == io::ErrorKind::AlreadyExists
@@ -349,13 +360,49 @@ impl Drop for AttemptGuard {
     }
 }
 
-/// Writes `value` as JSON to `path`.
+/// Writes `value` as JSON to `path`, durably (see [`sync_close`]).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("serializable");
     bytes.push(b'\n');
     let mut file = fs::File::create(path).map_err(|e| Error::io("cannot write", path, e))?;
     file.write_all(&bytes)
+        .and_then(|()| sync_close(file))
         .map_err(|e| Error::io("cannot write", path, e))
+}
+
+/// Makes a written file durable and closes it, returning what the kernel
+/// reports at either step: a write that failed on its way to the disk or
+/// the file server (NFS reports a full disk or quota at close) fails here,
+/// so that a short file is never committed.
+pub fn sync_close(file: fs::File) -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    file.sync_all()?;
+    let fd = file.into_raw_fd();
+    // SAFETY: `fd` was just released by the File, so it is closed once.
+    if unsafe { libc::close(fd) } != 0 {
+        let e = io::Error::last_os_error();
+        // After EINTR the descriptor is closed on Linux; the data is synced.
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Makes the names in `dir` durable (after a rename or link into it).
+/// Filesystems that cannot sync a directory are left as they are.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    match fs::File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL | libc::EBADF | libc::EROFS)
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Reads JSON from `path`.

@@ -206,7 +206,7 @@ fn stage_manifests_account_for_every_record() {
     let splits = lines(&format!("{gmr} split --split-size 100K {input}"));
     assert!(splits.len() > 4);
     let maps = lines(&format!(
-        "{gmr} split --split-size 100K {input} | {gmr} map -q -m {} -R 3 --workdir w",
+        "{gmr} split --split-size 100K {input} | {gmr} map -q -m {} -R 3 --workdir w | tee maps",
         job("words_map.sh")
     ));
     let records_in: u64 = maps.iter().map(|m| m["records_in"].as_u64().unwrap()).sum();
@@ -224,7 +224,7 @@ fn stage_manifests_account_for_every_record() {
     let words = d.sh(&format!("cat {input}/* | {} | wc -l", job("words_map.sh")));
     let words: u64 = String::from_utf8(words).unwrap().trim().parse().unwrap();
     assert_eq!(records_out, words);
-    let parts = lines(&format!("{gmr} shuffle -q --workdir w < /dev/null"));
+    let parts = lines(&format!("{gmr} shuffle -q --workdir w < maps"));
     let merged: u64 = parts.iter().map(|p| p["records"].as_u64().unwrap()).sum();
     assert_eq!(merged, records_out);
 }
