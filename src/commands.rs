@@ -103,7 +103,10 @@ fn print_manifest(entries: &[Entry]) -> Result<()> {
 /// names.
 fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result<WorkDir> {
     if let Some(dir) = given {
-        return Ok(WorkDir::open(Some(dir), false)?.0);
+        // Not created: a stage after `gmr map` needs the job made there.
+        let root =
+            std::path::absolute(dir).map_err(|e| Error::input("bad work directory", dir, e))?;
+        return Ok(WorkDir::new(root));
     }
     match entries.iter().find_map(Entry::workdir) {
         Some(dir) => Ok(WorkDir::new(dir.clone())),

@@ -243,9 +243,17 @@ impl TaskError {
 
 impl From<Error> for TaskError {
     fn from(e: Error) -> TaskError {
-        match e {
-            Error::Interrupted => TaskError::interrupted(),
-            other => TaskError::task(other.to_string()),
+        let io = match &e {
+            Error::Usage { source, .. } | Error::Job { source, .. } => {
+                source.as_ref().and_then(|s| s.downcast_ref::<io::Error>())
+            }
+            Error::Interrupted => return TaskError::interrupted(),
+        };
+        match io {
+            // A full disk while writing a report or committing is as
+            // fatal as while writing a part.
+            Some(cause) => TaskError::io(e.to_string(), cause),
+            None => TaskError::task(e.to_string()),
         }
     }
 }

@@ -24,15 +24,15 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ),
     (
         "1",
-        "The job failed: a task failed --retries + 1 times (the tail of its stderr is shown), or no host could run tasks.",
+        "The job failed: a task failed --retries + 1 times (the tail of its stderr is shown), a task failed in a way retrying cannot mend (a full disk or quota, an input that changed while the job ran), or no host could run tasks. The work directory is kept.",
     ),
     (
         "2",
-        "Usage or input error: a bad flag, a missing or unreadable input, a mapper or reducer that is not found or not executable, an output directory that exists and is not empty. Reported before any task runs.",
+        "Usage or input error: a bad flag, a missing or unreadable input, standard input named twice, a mapper or reducer that is not found or not executable, an output directory that exists and is not empty (or, with --force, that is or holds an input, the current directory or the work directory), a work directory that holds another job. Reported before any task runs and before anything is removed.",
     ),
     (
         "130",
-        "Interrupted by SIGINT (Ctrl-C) or SIGTERM: running commands are killed and no partial part file is left.",
+        "Interrupted by SIGINT (Ctrl-C) or SIGTERM: running commands are killed and no partial part file is left; gmr exits within about a second, whatever it was waiting on.",
     ),
 ];
 
@@ -90,7 +90,8 @@ counters and status, as in Hadoop Streaming; other stderr lines are its log.";
 const FILES: &str = "\
 DIR/part-NNNNN and DIR/_SUCCESS: the output of -o DIR; _SUCCESS is written last.
 WORKDIR/job.json: the job spec. WORKDIR/map/, WORKDIR/shuffle/: sorted runs and merged partitions. \
-WORKDIR/reports/: one report per committed task. WORKDIR/logs/TASK.ATTEMPT.stderr: each attempt's stderr.";
+WORKDIR/reports/: one report per committed task. WORKDIR/logs/TASK.ATTEMPT.stderr: each attempt's stderr \
+(the first 16 MiB of each command run). WORKDIR/input/: standard input and other streams, spooled.";
 
 /// Every man page: `gmr.1` and one page per subcommand.
 pub fn man_pages() -> Vec<Generated> {

@@ -87,9 +87,9 @@ pub fn plain_words(cmd: &str) -> Option<Vec<&str>> {
 const TAIL_LINES: usize = 20;
 /// How much of one stderr line a failure message shows.
 const TAIL_LINE_BYTES: usize = 400;
-/// The longest stderr line looked at as a `reporter:` line; the rest of a
-/// longer line (binary output, progress without newlines) is only logged,
-/// so that no line grows gmr's memory.
+/// The longest stderr line looked at as a `reporter:` line; of a longer
+/// line (binary output, progress without newlines) only the end is kept
+/// for messages, so that no line grows gmr's memory.
 const LINE_CAP: usize = 64 << 10;
 /// How much of one run's stderr its log keeps; past it, the log says how
 /// much was dropped.
@@ -439,7 +439,11 @@ impl Child<'_> {
             .append(true)
             .open(self.log)
             .map_err(|e| {
-                TaskError::host(format!("cannot create log {}: {e}", self.log.display()))
+                let message = format!("cannot create log {}: {e}", self.log.display());
+                match TaskError::io(message.clone(), &e) {
+                    fatal if fatal.kind == FailureKind::Fatal => fatal,
+                    _ => TaskError::host(message),
+                }
             })?;
         let direct = plain_words(self.command);
         let mut child = match direct.and_then(|words| self.command(Some(&words)).spawn().ok()) {
@@ -725,11 +729,22 @@ impl StderrLog {
                 Some(text) => (text, true),
                 None => (piece, false),
             };
-            let room = LINE_CAP - self.line.len();
-            if text.len() > room {
+            if self.line.len() + text.len() > LINE_CAP {
+                // Too long for a reporter line: keep its end, which is
+                // what a message shows.
                 self.long = true;
+                let keep = LINE_CAP / 2;
+                if text.len() >= keep {
+                    self.line.clear();
+                    self.line.extend_from_slice(&text[text.len() - keep..]);
+                } else {
+                    let drop = (self.line.len() + text.len() - keep).min(self.line.len());
+                    self.line.drain(..drop);
+                    self.line.extend_from_slice(text);
+                }
+            } else {
+                self.line.extend_from_slice(text);
             }
-            self.line.extend_from_slice(&text[..text.len().min(room)]);
             if ended {
                 self.end_line();
             }

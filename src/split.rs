@@ -146,7 +146,13 @@ pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path) -> Result<Vec<PathBu
                 // Open now, so that an unreadable file is a usage error
                 // before anything runs, not a task failure later.
                 File::open(input).map_err(|e| Error::input("cannot read input", input, e))?;
-                files.push(input.clone());
+                // `/dev/stdin` or `/dev/fd/N` on a regular file is that
+                // file: its own path is the one every host can open.
+                let special = input.starts_with("/dev") || input.starts_with("/proc");
+                match fs::canonicalize(input) {
+                    Ok(real) if special => files.push(real),
+                    _ => files.push(input.clone()),
+                }
             }
             _ => {
                 let is_stdin = meta

@@ -373,6 +373,9 @@ impl MapTask<'_> {
         report.bytes_out = index.segments.last().map_or(0, |s| s.end);
         report.counters = outcome.counters;
         report.status = outcome.status;
+        // Its files' names are durable before the directory is committed.
+        workdir::sync_dir(attempt_dir.path())
+            .map_err(io_failure("cannot write", attempt_dir.path()))?;
         workdir::commit(attempt_dir.path(), &target)?;
         attempt_dir.keep();
         Ok((report, outcome.input))
