@@ -1,0 +1,853 @@
+//! The fault suite: gmr under bad input and faults, on real processes and
+//! real files. Each test stands for a way a job could lose data or give a
+//! wrong answer with exit 0: removed inputs, a reused work directory,
+//! pipes as inputs, inputs that change under the job, commands that stop
+//! reading, exit early, hang, leave processes behind or flood stderr, a
+//! full disk, and gmr itself killed. Outputs are checked against a
+//! fault-free run or the Unix tools.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn gutenberg() -> String {
+    data("gutenberg")
+}
+
+/// Waits for `path` to exist (up to 20 s).
+fn wait_for(path: &std::path::Path) {
+    let t0 = Instant::now();
+    while !path.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{path:?} never came"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// Kills the `sleep SECS` processes a test left (those that left their
+/// group with setsid survive gmr by design).
+fn kill_sleeps(secs: &str) {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let cmdline = fs::read(p.path().join("cmdline")).unwrap_or_default();
+        if cmdline == format!("sleep\0{secs}\0").as_bytes()
+            && let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>()
+        {
+            // SAFETY: kill(2) of a process this test started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Whether a process still runs (a zombie does not).
+fn alive(pid: &str) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+}
+
+// 1. --force never removes what the job reads or runs in.
+
+#[test]
+fn force_never_removes_an_input_the_current_directory_or_the_work_directory() {
+    let d = Dir::new();
+    d.write("data/f", "1\n2\n3\n");
+    d.write("keep.txt", "mine\n");
+    let err = d
+        .run(&[
+            "run", "-q", "-m", "cat", "-R0", "-o", "data", "--force", "data",
+        ])
+        .fails(2);
+    assert!(
+        err.contains("--force would remove data") && err.contains("input"),
+        "{err}"
+    );
+    assert_eq!(read(d.path("data/f")), b"1\n2\n3\n");
+    // The current directory, and a directory holding an input.
+    d.run(&[
+        "run", "-q", "-m", "cat", "-R0", "-o", ".", "--force", "data/f",
+    ])
+    .fails(2);
+    let parent = d.tmp.path().parent().unwrap().to_str().unwrap().to_string();
+    d.run(&[
+        "run", "-q", "-m", "cat", "-R0", "-o", &parent, "--force", "data/f",
+    ])
+    .fails(2);
+    // The work directory, and a directory holding it.
+    d.write("jobs/old", "x\n");
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-R0",
+        "-o",
+        "jobs",
+        "--force",
+        "--workdir",
+        "jobs/w",
+        "data/f",
+    ])
+    .fails(2);
+    assert_eq!(read(d.path("keep.txt")), b"mine\n");
+    assert_eq!(read(d.path("jobs/old")), b"x\n");
+    // An old output is still replaced.
+    d.write("out/stale", "old\n");
+    d.run(&[
+        "run", "-q", "-m", "cat", "-R0", "-o", "out", "--force", "data",
+    ])
+    .ok();
+    assert_eq!(names(d.path("out")), ["_SUCCESS", "part-00000"]);
+}
+
+#[test]
+fn a_refused_resume_removes_nothing() {
+    let d = Dir::new();
+    d.write("in", "a\nb\n");
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        "--workdir",
+        "w",
+        "-o",
+        "out",
+        "in",
+    ])
+    .ok();
+    d.write("out2/precious", "keep me\n");
+    // Another mapper: not the same job, so the resume is refused, before
+    // --force touched out2.
+    let err = d
+        .run(&[
+            "run",
+            "-q",
+            "--resume",
+            "--workdir",
+            "w",
+            "-m",
+            "tr a-z A-Z",
+            "-r",
+            "cat",
+            "-o",
+            "out2",
+            "--force",
+            "in",
+        ])
+        .fails(2);
+    assert!(err.contains("cannot resume"), "{err}");
+    assert_eq!(read(d.path("out2/precious")), b"keep me\n");
+}
+
+// 2. A work directory belongs to one job.
+
+#[test]
+fn stages_refuse_a_work_directory_of_another_job() {
+    let d = Dir::new();
+    d.write("in1", "a\n");
+    d.write("in2", "z\n");
+    let gmr = gmr_bin().display().to_string();
+    d.sh(&format!(
+        "{gmr} split in1 | {gmr} map -q -m cat -R1 --workdir w > maps1"
+    ));
+    // The same pipeline over in2 into the same work directory: refused,
+    // and the stages after it do not go on with the old job's data.
+    let second = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; {gmr} split in2 | {gmr} map -q -m cat -R1 --workdir w | {gmr} shuffle -q --workdir w | {gmr} reduce -q -r cat --workdir w"
+        ))
+        .current_dir(d.tmp.path())
+        .env("TMPDIR", d.path("tmp"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_ne!(second.status.code(), Some(0), "{err}");
+    assert!(second.stdout.is_empty(), "printed another job's output");
+    assert!(err.contains("already holds job"), "{err}");
+    // Lines of one job piped into a stage over another job's directory.
+    d.sh(&format!(
+        "{gmr} split in2 | {gmr} map -q -m cat -R1 --workdir w2 > maps2"
+    ));
+    let lines = read(d.path("maps2"));
+    let err = d
+        .run_stdin(&["shuffle", "-q", "--workdir", "w"], &lines)
+        .fails(2);
+    assert!(
+        err.contains("are of job") && err.contains("holds job"),
+        "{err}"
+    );
+    let err = d
+        .run_stdin(&["reduce", "-q", "-r", "cat", "--workdir", "w"], &lines)
+        .fails(2);
+    assert!(err.contains("are of job"), "{err}");
+    // Each directory still gives its own job's answer.
+    let maps1 = read(d.path("maps1"));
+    assert_eq!(
+        d.run_stdin(&["reduce", "-q", "-r", "cat", "--workdir", "w"], &maps1)
+            .ok(),
+        b"a\n"
+    );
+    assert_eq!(
+        d.run_stdin(&["reduce", "-q", "-r", "cat", "--workdir", "w2"], &lines)
+            .ok(),
+        b"z\n"
+    );
+}
+
+// 3. Streams are read as stdin is.
+
+#[test]
+fn pipes_process_substitution_and_dev_stdin_are_read_not_skipped() {
+    let d = Dir::new();
+    let gmr = gmr_bin().display().to_string();
+    let run = |cmd: &str| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(d.tmp.path())
+            .env("TMPDIR", d.path("tmp"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let five = b"1\n2\n3\n4\n5\n".to_vec();
+    assert_eq!(run(&format!("{gmr} run -q -m cat -R0 <(seq 5)")), five);
+    assert_eq!(
+        run(&format!("seq 5 | {gmr} run -q -m cat -R0 /dev/stdin")),
+        five
+    );
+    assert_eq!(
+        run(&format!("seq 3 | {gmr} run -q -m cat -R0 <(seq 4 5) - ")),
+        b"4\n5\n1\n2\n3\n"
+    );
+    assert_eq!(
+        run(&format!(
+            "{gmr} split <(seq 5) | {gmr} map -q -m cat -R1 | {gmr} reduce -q -r cat"
+        )),
+        five
+    );
+    let err = d
+        .run_stdin(&["run", "-q", "-m", "cat", "-R0", "-", "-"], b"1\n")
+        .fails(2);
+    assert!(err.contains("standard input is given twice"), "{err}");
+    assert!(
+        d.leftover_workdirs().is_empty(),
+        "{:?}",
+        d.leftover_workdirs()
+    );
+}
+
+#[test]
+fn ctrl_c_ends_gmr_waiting_on_a_fifo_without_a_writer() {
+    let d = Dir::new();
+    let fifo = d.path("fifo");
+    d.sh("mkfifo fifo");
+    let child = d
+        .gmr(&["run", "-q", "-m", "cat", "-R0", fifo.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130));
+}
+
+// 4. Inputs that change under the job.
+
+#[test]
+fn an_input_truncated_before_its_tasks_run_fails_them_naming_it() {
+    let d = Dir::new();
+    d.sh("seq 200000 > in");
+    let gmr = gmr_bin().display().to_string();
+    d.sh(&format!("{gmr} split --split-size 100K in > s"));
+    d.sh("truncate -s 100 in");
+    let s = read(d.path("s"));
+    let out = d.run_stdin(&["map", "-q", "-m", "cat", "-R1", "--workdir", "w"], &s);
+    let err = out.fails(1);
+    assert!(
+        err.contains("changed while the job ran") && err.contains("/in"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_input_truncated_or_rewritten_while_the_job_runs_fails_it() {
+    for how in [
+        "truncate -s 1000 in",
+        "seq 100000 | tr 0-9 a-j > x && cat x > in",
+    ] {
+        let d = Dir::new();
+        d.sh("seq 100000 > in");
+        // The first mapper to start waits until the input changed.
+        let m = d.script(
+            "m.sh",
+            "if mkdir started 2>/dev/null; then while [ ! -e changed ]; do sleep 0.05; done; fi; exec cat",
+        );
+        let child = d
+            .gmr(&[
+                "run",
+                "-q",
+                "-j",
+                "2",
+                "-m",
+                m.to_str().unwrap(),
+                "-r",
+                "cat",
+                "--split-size",
+                "64K",
+                "-o",
+                "out",
+                "--workdir",
+                "w",
+                "in",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(&d.path("started"));
+        d.sh(how);
+        d.sh("touch changed");
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{how}: {err}");
+        assert!(err.contains("changed while the job ran"), "{how}: {err}");
+        assert!(err.contains("work directory is kept"), "{err}");
+        assert!(!d.path("out/_SUCCESS").exists());
+    }
+}
+
+// 5. Commands that stop reading early.
+
+#[test]
+fn a_reducer_or_mapper_that_stops_reading_succeeds_and_counts_still_add_up() {
+    let d = Dir::new();
+    d.sh("seq 300000 > in");
+    let out = d.run(&["run", "-m", "cat", "-r", "head -n1", "-R1", "in"]);
+    assert_eq!(out.ok(), b"1\n");
+    let err = out.stderr();
+    assert!(err.contains("300000 records in"), "{err}");
+    assert!(err.contains("stopped reading early"), "{err}");
+    // A mapper too: each map task's first line.
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "head -n1",
+        "-r",
+        "cat",
+        "-R1",
+        "--split-size",
+        "200K",
+        "in",
+    ]);
+    let firsts = out.ok().iter().filter(|&&b| b == b'\n').count();
+    assert!(firsts >= 5, "one line per map task: {firsts}");
+    // The job report still accounts for every record.
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "head -n2",
+        "-R2",
+        "--workdir",
+        "w",
+        "-o",
+        "o",
+        "in",
+    ])
+    .ok();
+    let report: serde_json::Value = serde_json::from_slice(&read(d.path("w/report.json"))).unwrap();
+    assert_eq!(report["map"]["records_out"], 300000);
+    assert_eq!(report["reduce"]["records_in"], 300000);
+    assert!(report["reduce"]["records_read"].as_u64().unwrap() < 300000);
+}
+
+// 6. Exit statuses that mean success.
+
+#[test]
+fn grep_as_mapper_needs_ok_exit_and_the_error_says_so() {
+    let d = Dir::new();
+    let books = gutenberg();
+    let err = d
+        .run(&[
+            "run",
+            "-q",
+            "-m",
+            "grep -w Frankenstein",
+            "-r",
+            "cat",
+            "--retries",
+            "0",
+            &books,
+        ])
+        .fails(1);
+    assert!(err.contains("--ok-exit 0,1"), "{err}");
+    let ours = d
+        .run(&[
+            "run",
+            "-q",
+            "-m",
+            "grep -w Frankenstein",
+            "-r",
+            "cat",
+            "-R1",
+            "--ok-exit",
+            "0,1",
+            &books,
+        ])
+        .ok()
+        .to_vec();
+    let want = d.sh(&format!(
+        "cat {books}/* | grep -w Frankenstein | LC_ALL=C sort"
+    ));
+    assert!(!want.is_empty());
+    assert_eq!(ours, want);
+}
+
+// 7. A command that hangs.
+
+#[test]
+fn a_hung_attempt_is_killed_after_the_task_timeout_and_retried() {
+    let d = Dir::new();
+    d.write("in", "b\na\n");
+    // The first attempt hangs without a sign of life; the next works.
+    let m = d.script(
+        "m.sh",
+        "if [ \"$GMR_ATTEMPT\" = 1 ]; then exec sleep 60; fi; exec cat",
+    );
+    let t0 = Instant::now();
+    let out = d.run(&[
+        "run",
+        "-m",
+        m.to_str().unwrap(),
+        "-r",
+        "cat",
+        "--task-timeout",
+        "1s",
+        "--joblog",
+        "log",
+        "in",
+    ]);
+    assert_eq!(out.ok(), b"a\nb\n");
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    assert!(out.stderr().contains("1 timed out"), "{}", out.stderr());
+    let log = String::from_utf8(read(d.path("log"))).unwrap();
+    assert!(
+        log.contains("\"timed_out\"") && log.contains("no sign of life"),
+        "{log}"
+    );
+}
+
+// 8. Commands that leave processes behind.
+
+#[test]
+fn a_task_ends_when_its_command_does_whatever_it_left_running() {
+    let d = Dir::new();
+    d.write("in", "x\n");
+    for (m, within) in [
+        ("sleep 301 & cat", 5),
+        ("setsid sleep 302 & cat", 6),
+        ("(sleep 303; echo late) & cat", 5),
+    ] {
+        let t0 = Instant::now();
+        let out = d.run(&["run", "-q", "-m", m, "-r", "cat", "in"]);
+        assert_eq!(out.ok(), b"x\n", "{m}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(within),
+            "{m}: {:?}",
+            t0.elapsed()
+        );
+    }
+    // What stayed in the group was killed; setsid's sleep left it.
+    for secs in ["301", "302", "303"] {
+        kill_sleeps(secs);
+    }
+}
+
+#[test]
+fn ctrl_c_ends_gmr_within_a_second_whatever_the_children_do() {
+    let d = Dir::new();
+    d.write("in", "x\ny\n");
+    let m = d.script(
+        "m.sh",
+        "touch started; setsid sleep 304 & trap '' INT TERM; cat; sleep 304",
+    );
+    let child = d
+        .gmr(&[
+            "run",
+            "-q",
+            "-m",
+            m.to_str().unwrap(),
+            "-r",
+            "cat",
+            "--workdir",
+            "w",
+            "in",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&d.path("started"));
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let waited = t0.elapsed();
+    kill_sleeps("304");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(waited < Duration::from_millis(2500), "took {waited:?}");
+}
+
+// 9. A flood of stderr.
+
+/// The most resident memory process `pid` had, in KiB (VmHWM).
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn gigabytes_of_stderr_without_newlines_keep_memory_bounded() {
+    let d = Dir::new();
+    d.write("in", "x\n");
+    // 512 MiB of stderr in one "line", then a progress bar drawn with \r.
+    let m = d.script(
+        "m.sh",
+        "head -c 512M /dev/zero >&2; i=0; while [ $i -lt 2000 ]; do printf 'progress %d\\r' $i >&2; i=$((i+1)); done; echo 'last words' >&2; cat; exit 3",
+    );
+    let mut child = d
+        .gmr(&[
+            "run",
+            "-q",
+            "-m",
+            m.to_str().unwrap(),
+            "-r",
+            "cat",
+            "--retries",
+            "0",
+            "--workdir",
+            "w",
+            "in",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak = 0;
+    let stderr = std::thread::spawn({
+        let mut e = child.stderr.take().unwrap();
+        move || {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            s
+        }
+    });
+    while child.try_wait().unwrap().is_none() {
+        peak = peak.max(peak_kib(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let err = stderr.join().unwrap();
+    assert!(peak < 100 << 10, "gmr peaked at {peak} KiB");
+    assert!(
+        err.contains("last words") && err.contains("exited with status 3"),
+        "{err}"
+    );
+    assert!(
+        err.len() < 64 << 10,
+        "the message holds a bounded tail: {} bytes",
+        err.len()
+    );
+    // The log kept its first 16 MiB and says what it dropped.
+    let log = d.path("w/logs/map-00000.1.stderr");
+    let len = fs::metadata(&log).unwrap().len();
+    assert!(
+        (16 << 20..(16 << 20) + 4096).contains(&len),
+        "log of {len} bytes"
+    );
+    let tail = read(&log);
+    let tail = String::from_utf8_lossy(&tail[tail.len() - 200..]);
+    assert!(tail.contains("more bytes were not kept"), "{tail}");
+}
+
+// 10. A full filesystem.
+
+#[test]
+fn a_full_filesystem_names_the_file_and_is_not_retried_in_the_same_place() {
+    let d = Dir::new();
+    fs::create_dir(d.path("small")).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mounted = root
+        && std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(d.path("small"))
+            .status()
+            .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(d.path("small"));
+    d.sh("seq 1000000 > in");
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "@identity",
+        "-R1",
+        "--joblog",
+        "log",
+        "-o",
+        "small/out",
+        "in",
+    ]);
+    let err = out.fails(1);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("small/out/"), "names the file: {err}");
+    assert!(err.contains("free some space"), "says what to do: {err}");
+    let log = String::from_utf8(read(d.path("log"))).unwrap();
+    let reduce_attempts = log.lines().filter(|l| l.contains("reduce-00000")).count();
+    assert_eq!(reduce_attempts, 1, "not retried in the same place: {log}");
+    assert!(!d.path("small/out/_SUCCESS").exists());
+    // The work directory on a full filesystem: the map side says so too.
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        "-R1",
+        "--workdir",
+        "small/w",
+        "in",
+    ]);
+    let err = out.fails(1);
+    assert!(
+        err.contains("No space left on device") && err.contains("small/w"),
+        "{err}"
+    );
+}
+
+// 11. The crash test: commands that fail and stall at random.
+
+/// A mapper or reducer that, decided by a hash of the seed, the task and
+/// the attempt, exits 1 after part of its output in a third of attempts
+/// and stalls for seconds in another third.
+fn crashy(d: &Dir, name: &str, body: &str) -> String {
+    d.script(
+        name,
+        &format!(
+            "r=$(printf '%s' \"$SEED $GMR_TASK $GMR_ATTEMPT\" | cksum | cut -d' ' -f1)\n\
+             case $((r % 3)) in\n\
+             0) {body} | head -n 5; exit 1 ;;\n\
+             1) sleep 3; exec {body} ;;\n\
+             *) exec {body} ;;\n\
+             esac"
+        ),
+    )
+    .display()
+    .to_string()
+}
+
+#[test]
+fn random_crashes_and_stalls_give_the_fault_free_output() {
+    let d = Dir::new();
+    let books = gutenberg();
+    let words = job("words_map.sh");
+    let sum = job("sum_reduce.sh");
+    let reference = d
+        .word_count(&["-R", "3", "--split-size", "300K", &books])
+        .ok()
+        .to_vec();
+    let m = crashy(&d, "m.sh", &words);
+    let r = crashy(&d, "r.sh", &sum);
+    for seed in ["1", "2", "3"] {
+        let out = d
+            .gmr(&[
+                "run",
+                "-q",
+                "-m",
+                &m,
+                "-r",
+                &r,
+                "-R",
+                "3",
+                "--split-size",
+                "300K",
+                "-j",
+                "4",
+                "--retries",
+                "12",
+                "--task-timeout",
+                "1s",
+                "-o",
+                &format!("out{seed}"),
+                &books,
+            ])
+            .env("SEED", seed)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "seed {seed}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            parts(d.path(&format!("out{seed}"))),
+            reference,
+            "seed {seed}"
+        );
+        assert!(d.path(&format!("out{seed}/_SUCCESS")).exists());
+    }
+    // With retries exhausted: exit 1, no _SUCCESS.
+    let always = d.script("bad.sh", &format!("{words} | head -n 5; exit 1"));
+    let err = d
+        .run(&[
+            "run",
+            "-q",
+            "-m",
+            always.to_str().unwrap(),
+            "-r",
+            &sum,
+            "--retries",
+            "1",
+            "-o",
+            "bad",
+            &books,
+        ])
+        .fails(1);
+    assert!(err.contains("failed 2 times"), "{err}");
+    assert!(!d.path("bad/_SUCCESS").exists());
+}
+
+// gmr itself killed mid-job, then resumed.
+
+#[test]
+fn kill_9_mid_job_then_resume_gives_the_same_output() {
+    let d = Dir::new();
+    let books = gutenberg();
+    let reference = d
+        .word_count(&["-R", "2", "--split-size", "400K", &books])
+        .ok()
+        .to_vec();
+    // Map tasks after the first few are slow, so that the kill lands
+    // mid-phase with some tasks committed.
+    let m = d.script(
+        "m.sh",
+        &format!("touch started-$GMR_TASK; case $GMR_TASK in map-0000[0-2]) ;; *) sleep 1 ;; esac; exec {}", job("words_map.sh")),
+    );
+    let sum = job("sum_reduce.sh");
+    let args = |resume: bool| {
+        let mut a = vec!["run", "-q"];
+        if resume {
+            a.push("--resume");
+        }
+        a.extend([
+            "-m",
+            m.to_str().unwrap(),
+            "-r",
+            &sum,
+            "-R",
+            "2",
+            "--split-size",
+            "400K",
+            "-j",
+            "2",
+            "--workdir",
+            "w",
+            "-o",
+            "out",
+            &books,
+        ]);
+        a
+    };
+    let mut child = d.gmr(&args(false)).stderr(Stdio::null()).spawn().unwrap();
+    wait_for(&d.path("started-map-00004"));
+    signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    assert!(!d.path("out/_SUCCESS").exists());
+    d.run(&args(true)).ok();
+    assert_eq!(parts(d.path("out")), reference);
+    assert!(d.path("out/_SUCCESS").exists());
+    assert_eq!(
+        names(d.path("out"))
+            .iter()
+            .filter(|n| n.starts_with('.'))
+            .count(),
+        0,
+        "no attempt files left: {:?}",
+        names(d.path("out"))
+    );
+}
+
+#[test]
+fn children_of_a_killed_attempt_are_gone() {
+    let d = Dir::new();
+    d.write("in", "x\n");
+    let m = d.script("m.sh", "sleep 305 & echo $! > child; exec sleep 306");
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        m.to_str().unwrap(),
+        "-r",
+        "cat",
+        "--task-timeout",
+        "500ms",
+        "--retries",
+        "0",
+        "in",
+    ]);
+    out.fails(1);
+    let pid = String::from_utf8(read(d.path("child"))).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!alive(pid.trim()), "the mapper's background child survived");
+}
