@@ -156,9 +156,9 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
         ));
     }
     splits.sort_by_key(|(i, _)| *i);
-    let wd = match (&args.workdir, entries.iter().find_map(Entry::workdir)) {
-        (None, Some(dir)) => WorkDir::new(dir.clone()),
-        (given, _) => WorkDir::open(given.as_deref(), false)?.0,
+    let (wd, created) = match (&args.workdir, entries.iter().find_map(Entry::workdir)) {
+        (None, Some(dir)) => (WorkDir::new(dir.clone()), false),
+        (given, _) => WorkDir::open(given.as_deref(), false)?,
     };
     // A work directory belongs to one job: a new map over another job's
     // committed tasks would mix the two.
@@ -173,6 +173,10 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
         )));
     }
     wd.create()?;
+    if created {
+        // Only this pipeline knows it: `gmr reduce` removes it at the end.
+        wd.mark_temporary()?;
+    }
     let pool = placement.connect(&wd, &cwd)?;
     let splits = splits.into_iter().map(|(_, s)| s).collect();
     let spec = plan::map_spec(cwd, &args, splits, pool.slots(), &wd)?;

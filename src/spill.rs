@@ -222,10 +222,10 @@ impl<'a> Sorter<'a> {
             .buffer
             .write_runs(&mut out, 0)
             .map_err(io_failure("cannot write", path))?;
-        // The runs file is committed: durable before that. A spill is
+        // The runs file is committed: its close is checked. A spill is
         // only ever read by this attempt.
         if path == WorkDir::map_out(self.dir) {
-            workdir::sync_close(out).map_err(io_failure("cannot write", path))?;
+            workdir::close_file(out, false).map_err(io_failure("cannot write", path))?;
         }
         Ok(segments)
     }
@@ -292,7 +292,7 @@ impl<'a> Sorter<'a> {
             .into_inner()
             .map_err(|e| e.into_error())
             .map_err(io_failure("cannot write", &out_path))?;
-        workdir::sync_close(out).map_err(io_failure("cannot write", &out_path))?;
+        workdir::close_file(out, false).map_err(io_failure("cannot write", &out_path))?;
         for (path, _) in &self.spills {
             let _ = fs::remove_file(path);
         }

@@ -94,6 +94,22 @@ pub fn committed_report(wd: &WorkDir, spec: &JobSpec, task: TaskId) -> Option<Ta
     if !output.exists() {
         return None;
     }
+    // Runs are not synced to disk (see `workdir::close_file`): after a
+    // crash of the machine, a runs file of another length than its index
+    // says is removed, and its task redone.
+    if let TaskId::Map(i) = task
+        && spec.reducers > 0
+    {
+        let dir = wd.map_dir(i);
+        let whole = workdir::read_json::<MapIndex>(&output).is_ok_and(|index| {
+            let end = index.segments.last().map_or(0, |s| s.end);
+            fs::metadata(WorkDir::map_out(&dir)).is_ok_and(|m| m.len() == end)
+        });
+        if !whole {
+            workdir::remove_path(&dir);
+            return None;
+        }
+    }
     let report: TaskReport = workdir::read_json(&wd.report_path(&task.to_string())).ok()?;
     // A commit of another job (a work directory reused by hand) is none of
     // this job's.
@@ -307,7 +323,7 @@ impl MapTask<'_> {
     /// `-R 0`: the mapper's output is part N of the job, as it printed it.
     fn run_map_only(&self, mapper: &Program) -> Result<(TaskReport, InputCount), TaskError> {
         let target = output_part(&self.at.job.spec.output, self.index);
-        let (outcome, records, bytes) = write_part(&target, self.at.attempt, |out| {
+        let (outcome, records, bytes) = write_part(&target, self.at.attempt, true, |out| {
             let mut counts = (0u64, 0u64, false);
             let outcome = self.run_mapper(mapper, |output| {
                 // One mapper's last line is not the next one's first.
@@ -456,7 +472,7 @@ fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionR
 fn run_shuffle(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let key = at.job.spec.key;
     let PartitionRuns { runs, _scratch } = partition_runs(at, p, false)?;
-    let (records, bytes) = write_part(&at.wd.shuffle_part(p), 0, |out| {
+    let (records, bytes) = write_part(&at.wd.shuffle_part(p), 0, false, |out| {
         merge::merge_into(key, runs, out)
             .map_err(|e| TaskError::io(format!("merging partition {p}: {e}"), &e))
     })?;
@@ -483,7 +499,7 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let ctx = at.context("reducer", &env, &log);
     let feed = |w: &mut dyn Write| merge::merge_into(spec.key, runs, w).map(drop);
     let target = output_part(&spec.output, p as usize);
-    let (outcome, records_out, bytes_out) = write_part(&target, at.attempt, |out| {
+    let (outcome, records_out, bytes_out) = write_part(&target, at.attempt, true, |out| {
         let mut lines = (0u64, 0u64, false);
         let outcome = reducer
             .run(&ctx, feed, |chunk| {
@@ -542,11 +558,13 @@ impl PartOut {
     }
 }
 
-/// Writes an attempt of the file `target` with `write`, makes it durable,
-/// then commits it: a part is never committed short.
+/// Writes an attempt of the file `target` with `write`, closes it (synced
+/// to disk when `durable`: an output part), then commits it: a part is
+/// never committed short.
 fn write_part<T>(
     target: &Path,
     attempt: u32,
+    durable: bool,
     write: impl FnOnce(&mut PartOut) -> Result<T, TaskError>,
 ) -> Result<T, TaskError> {
     let guard = AttemptGuard::new(workdir::attempt_path(target, attempt));
@@ -561,7 +579,7 @@ fn write_part<T>(
         .into_inner()
         .map_err(|e| e.into_error())
         .map_err(io_failure("cannot write", guard.path()))?;
-    workdir::sync_close(file).map_err(io_failure("cannot write", guard.path()))?;
+    workdir::close_file(file, durable).map_err(io_failure("cannot write", guard.path()))?;
     workdir::commit(guard.path(), target)?;
     guard.keep();
     Ok(value)

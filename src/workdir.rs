@@ -360,23 +360,30 @@ impl Drop for AttemptGuard {
     }
 }
 
-/// Writes `value` as JSON to `path`, durably (see [`sync_close`]).
+/// Writes `value` as JSON to `path`, durably (see [`close_file`]).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("serializable");
     bytes.push(b'\n');
     let mut file = fs::File::create(path).map_err(|e| Error::io("cannot write", path, e))?;
     file.write_all(&bytes)
-        .and_then(|()| sync_close(file))
+        .and_then(|()| close_file(file, true))
         .map_err(|e| Error::io("cannot write", path, e))
 }
 
-/// Makes a written file durable and closes it, returning what the kernel
-/// reports at either step: a write that failed on its way to the disk or
-/// the file server (NFS reports a full disk or quota at close) fails here,
-/// so that a short file is never committed.
-pub fn sync_close(file: fs::File) -> io::Result<()> {
+/// Closes a written file, returning what the kernel reports: a write that
+/// failed on its way to the disk or the file server (NFS reports a full
+/// disk or quota at close) fails here, so that a short file is never
+/// committed. A `durable` file is synced to disk first, so that not even a
+/// crash of the machine leaves it short once committed: output parts and
+/// commit records are; the bulk intermediate data in the work directory
+/// (map runs, shuffle parts) is not, as in Hadoop and Spark, because a
+/// sync of every byte costs I/O-bound jobs a quarter of their time, and a
+/// resumed job checks those files' lengths against their indexes.
+pub fn close_file(file: fs::File, durable: bool) -> io::Result<()> {
     use std::os::fd::IntoRawFd;
-    file.sync_all()?;
+    if durable {
+        file.sync_all()?;
+    }
     let fd = file.into_raw_fd();
     // SAFETY: `fd` was just released by the File, so it is closed once.
     if unsafe { libc::close(fd) } != 0 {

@@ -851,3 +851,48 @@ fn children_of_a_killed_attempt_are_gone() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(!alive(pid.trim()), "the mapper's background child survived");
 }
+
+#[test]
+fn a_runs_file_cut_short_by_a_crash_is_redone_on_resume() {
+    // Map runs are not synced to disk; a machine that crashed can leave a
+    // committed runs file shorter than its index says.
+    let d = Dir::new();
+    let books = gutenberg();
+    let reference = d
+        .word_count(&["-R", "2", "--split-size", "400K", &books])
+        .ok()
+        .to_vec();
+    let args = |resume: bool| {
+        let mut a = vec!["run", "-q"];
+        if resume {
+            a.push("--resume");
+        }
+        a
+    };
+    let (m, r) = (job("words_map.sh"), job("sum_reduce.sh"));
+    let rest = [
+        "-m",
+        &m,
+        "-r",
+        &r,
+        "-R",
+        "2",
+        "--split-size",
+        "400K",
+        "--workdir",
+        "w",
+        "-o",
+        "out",
+        &books,
+    ];
+    let run = |resume| {
+        let mut a = args(resume);
+        a.extend(rest);
+        d.run(&a)
+    };
+    run(false).ok();
+    // The crash: a runs file cut, the output not yet there.
+    d.sh("truncate -s 100 w/map/map-00001/out && rm -r out/* w/reports/reduce-*");
+    run(true).ok();
+    assert_eq!(parts(d.path("out")), reference);
+}
