@@ -214,6 +214,13 @@ impl Attempt<'_> {
         ]
     }
 
+    /// Whether output parts are synced to disk: parts in the user's output
+    /// directory are; parts in the work directory, which gmr copies to
+    /// stdout and removes, need not be.
+    fn durable_parts(&self) -> bool {
+        self.job.spec.output != self.wd.default_output()
+    }
+
     /// The stderr log of this attempt's command in `role` (a combiner's is
     /// kept apart from the mapper's).
     fn log(&self, role: &str) -> std::path::PathBuf {
@@ -323,7 +330,8 @@ impl MapTask<'_> {
     /// `-R 0`: the mapper's output is part N of the job, as it printed it.
     fn run_map_only(&self, mapper: &Program) -> Result<(TaskReport, InputCount), TaskError> {
         let target = output_part(&self.at.job.spec.output, self.index);
-        let (outcome, records, bytes) = write_part(&target, self.at.attempt, true, |out| {
+        let durable = self.at.durable_parts();
+        let (outcome, records, bytes) = write_part(&target, self.at.attempt, durable, |out| {
             let mut counts = (0u64, 0u64, false);
             let outcome = self.run_mapper(mapper, |output| {
                 // One mapper's last line is not the next one's first.
@@ -499,7 +507,8 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let ctx = at.context("reducer", &env, &log);
     let feed = |w: &mut dyn Write| merge::merge_into(spec.key, runs, w).map(drop);
     let target = output_part(&spec.output, p as usize);
-    let (outcome, records_out, bytes_out) = write_part(&target, at.attempt, true, |out| {
+    let durable = at.durable_parts();
+    let (outcome, records_out, bytes_out) = write_part(&target, at.attempt, durable, |out| {
         let mut lines = (0u64, 0u64, false);
         let outcome = reducer
             .run(&ctx, feed, |chunk| {
