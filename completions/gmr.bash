@@ -191,7 +191,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__map)
-            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,6 +245,10 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ok-exit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -269,6 +273,10 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --global-known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --remote-gmr)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -289,7 +297,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__reduce)
-            opts="-r -o -q -j -h -V --reducer --output --force --quiet --jobs --retries --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-r -o -q -j -h -V --reducer --output --force --quiet --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,6 +331,10 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ok-exit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -347,6 +359,10 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --global-known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --remote-gmr)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -367,7 +383,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
+            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --separator --key-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -441,6 +457,10 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ok-exit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -462,6 +482,10 @@ _gmr() {
                     return 0
                     ;;
                 --known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --global-known-hosts)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -485,7 +509,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__shuffle)
-            opts="-q -j -h -V --quiet --jobs --retries --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-q -j -h -V --quiet --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -500,6 +524,10 @@ _gmr() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -524,6 +552,10 @@ _gmr() {
                     return 0
                     ;;
                 --known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --global-known-hosts)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -193,6 +193,12 @@ pub struct ExecArgs {
     )]
     pub retries: u32,
 
+    /// Set a variable for every command of the job, on every host:
+    /// NAME=VALUE, or NAME for its value here (repeatable). The locale
+    /// (LANG, LC_*) and TZ are passed on by default
+    #[arg(long, value_name = "NAME[=VALUE]", help_heading = "Job")]
+    pub env: Vec<String>,
+
     /// Exit statuses of the job's commands that mean success, comma-separated
     /// (e.g. 0,1 for grep, which exits 1 when nothing matched)
     #[arg(long, value_name = "CODES", default_value = "0", value_parser = parse_exit_codes, help_heading = "Reliability")]
@@ -237,8 +243,20 @@ pub struct ExecArgs {
     )]
     pub known_hosts: Option<PathBuf>,
 
-    /// Accept the key of a host that known_hosts does not list, and add it
-    /// there (trust on first use); a changed key is still refused
+    /// Known_hosts files read after the user's, as ssh's
+    /// GlobalKnownHostsFile (default: /etc/ssh/ssh_known_hosts and
+    /// /etc/ssh/ssh_known_hosts2); repeat for several
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "hosts",
+        help_heading = "Distributed runs"
+    )]
+    pub global_known_hosts: Vec<PathBuf>,
+
+    /// Accept the key of a host that no line of the known_hosts files
+    /// covers, and add it to the user's (trust on first use); a changed or
+    /// revoked key is still refused
     #[arg(long, requires = "hosts", help_heading = "Distributed runs")]
     pub accept_new_host_keys: bool,
 

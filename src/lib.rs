@@ -23,6 +23,7 @@ pub mod hosts;
 pub mod interrupt;
 pub mod job;
 pub mod joblog;
+pub mod knownhosts;
 pub mod linebuf;
 pub mod manifest;
 pub mod merge;

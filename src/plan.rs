@@ -108,6 +108,18 @@ impl Placement {
                 ));
             }
         };
+        // Read after the user's file, as ssh reads them.
+        let mut more_known_hosts = Vec::new();
+        if let (None, Some(dir)) = (&ex.known_hosts, &ssh_dir) {
+            more_known_hosts.push(dir.join("known_hosts2"));
+        }
+        if ex.global_known_hosts.is_empty() {
+            more_known_hosts.extend(
+                ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"].map(PathBuf::from),
+            );
+        } else {
+            more_known_hosts.extend(ex.global_known_hosts.iter().cloned());
+        }
         let remote_gmr = match &ex.remote_gmr {
             Some(path) => path.clone(),
             None => std::env::current_exe().map_err(|e| Error::Usage {
@@ -123,6 +135,7 @@ impl Placement {
                     .flat_map(|d| [d.join("id_ed25519"), d.join("id_rsa")])
                     .collect(),
                 known_hosts,
+                more_known_hosts,
                 accept_new_host_keys: ex.accept_new_host_keys,
             },
             remote_gmr,
@@ -184,6 +197,7 @@ impl MapSide<'_> {
             output,
             ok_exit: self.exec.ok_exit.0.clone(),
             task_timeout_ms: self.exec.task_timeout.as_millis() as u64,
+            env: spec::job_env(&self.exec.env)?,
         })
     }
 
@@ -402,6 +416,10 @@ pub fn reduce_spec(
     spec.output = output;
     spec.ok_exit = exec.ok_exit.0.clone();
     spec.task_timeout_ms = exec.task_timeout.as_millis() as u64;
+    // The reducer's variables: the map side's, with this stage's added.
+    let mut env: std::collections::BTreeMap<String, String> = spec.env.into_iter().collect();
+    env.extend(spec::job_env(&exec.env)?);
+    spec.env = env.into_iter().collect();
     Ok(spec)
 }
 
@@ -435,6 +453,9 @@ fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
     }
     if old.key != new.key {
         diffs.push("the separator or key fields".into());
+    }
+    if old.env != new.env {
+        diffs.push("the environment (--env, or the locale)".into());
     }
     if old.inputs != new.inputs {
         diffs.push("the input (other files, or files changed since)".into());

@@ -14,8 +14,9 @@ use std::fs;
 use std::path::PathBuf;
 
 /// Version of the work directory format; a task refuses other versions.
-/// Version 2 added the job's identity, `--ok-exit` and `--task-timeout`.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 2 added the job's identity, `--ok-exit` and `--task-timeout`;
+/// version 3 the job's environment.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What a job runs: everything a task needs besides its id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,6 +58,10 @@ pub struct JobSpec {
     /// Milliseconds a command may show no sign of life before its attempt
     /// is killed; 0 for no limit.
     pub task_timeout_ms: u64,
+    /// Variables every command of the job gets, on every host: `--env`,
+    /// and the locale of the user who started the job (see
+    /// [`job_env`]).
+    pub env: Vec<(String, String)>,
 }
 
 impl JobSpec {
@@ -117,6 +122,51 @@ pub fn new_job_id() -> String {
         .map_or(0, |d| d.as_nanos());
     h.write_u128(now);
     format!("{:016x}", h.finish())
+}
+
+/// Variables of the user's environment every command gets by default, on
+/// every host, besides `LC_*`: the locale (so that `sort`, `awk` and
+/// `grep` compare and classify bytes alike everywhere) and the time zone.
+pub const FORWARDED_BY_DEFAULT: &[&str] = &["LANG", "LANGUAGE", "TZ"];
+
+/// The variables of a job: the locale (`LC_*` and those of
+/// [`FORWARDED_BY_DEFAULT`]) as gmr was started with them, then each
+/// `--env` flag: `NAME=VALUE`, or `NAME` for its value here (a `NAME` that
+/// is not set is a usage error). Later values win; names are sorted, so
+/// the spec is the same however the flags were ordered.
+pub fn job_env(flags: &[String]) -> Result<Vec<(String, String)>> {
+    let mut env = std::collections::BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+            continue;
+        };
+        if name.starts_with("LC_") || FORWARDED_BY_DEFAULT.contains(&name) {
+            env.insert(name.to_string(), value.to_string());
+        }
+    }
+    for flag in flags {
+        let (name, value) = match flag.split_once('=') {
+            Some((name, value)) => (name, value.to_string()),
+            None => {
+                let value = std::env::var(flag).map_err(|_| {
+                    Error::usage(format!(
+                        "--env {flag}: {flag} is not set here; give its value (--env {flag}=VALUE) or export it"
+                    ))
+                })?;
+                (flag.as_str(), value)
+            }
+        };
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(Error::usage(format!(
+                "--env {flag}: `{name}` is not a variable name (letters, digits and _)"
+            )));
+        }
+        env.insert(name.to_string(), value);
+    }
+    Ok(env.into_iter().collect())
 }
 
 /// How a map task combines its output before writing it.

@@ -201,7 +201,10 @@ impl Attempt<'_> {
     /// too); docs/dev/architecture.md §2 lists them.
     fn env(&self, partition: usize) -> Vec<(String, String)> {
         let (name, attempt) = (self.name, self.attempt);
-        vec![
+        // The job's variables (`--env`, the locale) first: gmr's own come
+        // after them and win.
+        let mut env = self.job.spec.env.clone();
+        env.extend([
             ("GMR_TASK".into(), name.into()),
             ("GMR_ATTEMPT".into(), attempt.to_string()),
             ("GMR_WORKDIR".into(), self.wd.root().display().to_string()),
@@ -211,7 +214,8 @@ impl Attempt<'_> {
                 format!("{name}_{attempt}"),
             ),
             ("mapreduce_task_partition".into(), partition.to_string()),
-        ]
+        ]);
+        env
     }
 
     /// Whether output parts are synced to disk: parts in the user's output

@@ -88,6 +88,8 @@ fn grep_example() {
         .gmr(&[
             "run",
             "-q",
+            "--env",
+            "PATTERN=gregor",
             "-m",
             &ex("grep/map.sh"),
             "-r",
@@ -96,7 +98,6 @@ fn grep_example() {
             "1",
             &ex("input"),
         ])
-        .env("PATTERN", "gregor")
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -485,6 +485,246 @@ fn host_keys_are_checked_against_known_hosts() {
 }
 
 /// A fresh suffix for work directory names.
+#[test]
+fn the_job_environment_reaches_every_host() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    let ex = |p: &str| repo().join("examples").join(p).display().to_string();
+    // The README's grep example, on this machine and on the hosts.
+    let grep = [
+        "run",
+        "-q",
+        "--env",
+        "PATTERN=gregor",
+        "-m",
+        &ex("grep/map.sh"),
+        "-r",
+        "cut -f2-",
+        "-R",
+        "1",
+    ];
+    let local = run(&d, &grep, &[ex("input")]).ok().to_vec();
+    assert!(!local.is_empty());
+    let args = c.args(&c.path("hosts.txt"), "w1");
+    let remote = run(&d, &grep, &[args, vec![ex("input")]].concat());
+    assert_eq!(
+        remote.ok(),
+        local,
+        "the same output with and without --hosts"
+    );
+    // The locale travels by default, --env NAME takes the value here.
+    d.write("in.txt", "a\nb\nc\nd\n");
+    let show = [
+        "run",
+        "-q",
+        "--env",
+        "HOME",
+        "--env",
+        "MY_VAR=x y",
+        "-m",
+        "sh -c 'while read l; do echo \"$l|$LC_ALL|$MY_VAR|$HOME\"; done'",
+        "-r",
+        "cat",
+        "-R",
+        "1",
+        "--split-size",
+        "2",
+    ];
+    let args = c.args(&format!("{},{}", c.host(1), c.host(2)), "w2");
+    let out = run(&d, &show, &[args, vec!["in.txt".into()]].concat());
+    let home = std::env::var("HOME").unwrap();
+    let want: String = ["a", "b", "c", "d"]
+        .iter()
+        .map(|l| format!("{l}|C|x y|{home}\n"))
+        .collect();
+    assert_eq!(String::from_utf8_lossy(out.ok()), want);
+}
+
+/// One host-key case: the user's and the system's known_hosts files.
+struct KeyCase {
+    name: &'static str,
+    user: String,
+    global: String,
+}
+
+/// Whether `ssh` accepts host 1 with these files and
+/// StrictHostKeyChecking=`mode`, and whether it added a line to the user's
+/// file.
+fn ssh_decides(c: &Cluster, d: &Dir, case: &KeyCase, mode: &str) -> (bool, bool) {
+    let (user, global) = (
+        d.path(&format!("ssh-{}-{mode}-u", case.name)),
+        d.path("ssh-g"),
+    );
+    fs::write(&user, &case.user).unwrap();
+    fs::write(&global, &case.global).unwrap();
+    let out = Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+        .args(["-o", &format!("StrictHostKeyChecking={mode}")])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", user.display()))
+        .arg("-o")
+        .arg(format!("GlobalKnownHostsFile={}", global.display()))
+        .arg("-i")
+        .arg(c.path("id_ed25519"))
+        .args(["-p", &c.port.to_string(), "127.0.0.2", "true"])
+        .output()
+        .unwrap();
+    let grew = fs::read_to_string(&user).unwrap().lines().count() > case.user.lines().count();
+    (out.status.success(), grew)
+}
+
+/// The same for gmr: a one-host job with `--known-hosts` and
+/// `--global-known-hosts`, `--accept-new-host-keys` for accept-new.
+fn gmr_decides(c: &Cluster, d: &Dir, case: &KeyCase, mode: &str) -> (bool, bool, String) {
+    let (user, global) = (
+        d.path(&format!("gmr-{}-{mode}-u", case.name)),
+        d.path("gmr-g"),
+    );
+    fs::write(&user, &case.user).unwrap();
+    fs::write(&global, &case.global).unwrap();
+    let mut args: Vec<String> = ["run", "-q", "-m", "cat", "-r", "cat", "-R", "1"]
+        .map(String::from)
+        .to_vec();
+    args.extend([
+        "--hosts".into(),
+        c.host(1),
+        "--identity".into(),
+        c.path("id_ed25519"),
+        "--known-hosts".into(),
+        user.display().to_string(),
+        "--global-known-hosts".into(),
+        global.display().to_string(),
+        "--workdir".into(),
+        format!("w-{}-{mode}-{}", case.name, rand_suffix()),
+    ]);
+    if mode == "accept-new" {
+        args.push("--accept-new-host-keys".into());
+    }
+    args.push("in.txt".into());
+    let out = d.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let grew = fs::read_to_string(&user).unwrap().lines().count() > case.user.lines().count();
+    (out.code() == 0, grew, out.stderr())
+}
+
+#[test]
+fn host_key_decisions_are_openssh_decisions() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    d.write("in.txt", "x\n");
+    let kh = String::from_utf8(read(c.dir.join("known_hosts"))).unwrap();
+    let key = |i: usize| {
+        let line = kh.lines().nth(i).unwrap();
+        line.split_once(' ').unwrap().1.to_string()
+    };
+    let (k1, k2) = (key(0), key(1));
+    let p = c.port;
+    let host = format!("[127.0.0.2]:{p}");
+    let hashed = {
+        d.write("to-hash", format!("{host} {k1}\n"));
+        let out = Command::new("ssh-keygen")
+            .args(["-H", "-f"])
+            .arg(d.path("to-hash"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        fs::read_to_string(d.path("to-hash")).unwrap()
+    };
+    let case = |name, user: String, global: String| KeyCase { name, user, global };
+    let none = String::new;
+    let cases = [
+        case("exact", format!("{host} {k1}\n"), none()),
+        case("empty", none(), none()),
+        case("changed", format!("{host} {k2}\n"), none()),
+        case("star", format!("[127.0.0.*]:{p} {k1}\n"), none()),
+        case("question", format!("[127.0.0.?]:{p} {k1}\n"), none()),
+        case("negated", format!("[127.0.0.*]:{p},!{host} {k1}\n"), none()),
+        case("negated-other", format!("*,!127.0.0.9 {k1}\n"), none()),
+        case(
+            "revoked-star",
+            format!("{host} {k1}\n@revoked * {k1}\n"),
+            none(),
+        ),
+        case(
+            "revoked-pattern",
+            format!("@revoked [127.0.0.*]:{p} {k1}\n"),
+            none(),
+        ),
+        case(
+            "revoked-other-key",
+            format!("{host} {k1}\n@revoked * {k2}\n"),
+            none(),
+        ),
+        case("hashed", hashed, none()),
+        case("no-port", format!("127.0.0.2 {k1}\n"), none()),
+        case("no-port-changed", format!("127.0.0.2 {k2}\n"), none()),
+        case(
+            "no-port-but-port-changed",
+            format!("127.0.0.2 {k1}\n{host} {k2}\n"),
+            none(),
+        ),
+        case("two-keys", format!("{host} {k2}\n{host} {k1}\n"), none()),
+        case("system-only", none(), format!("{host} {k1}\n")),
+        case(
+            "system-revokes",
+            format!("{host} {k1}\n"),
+            format!("@revoked * {k1}\n"),
+        ),
+        case("system-changed", none(), format!("{host} {k2}\n")),
+        case(
+            "garbage-lines",
+            format!("# comment\n\nnonsense\n|1|x|y {k2}\n{host} {k1}\n"),
+            none(),
+        ),
+    ];
+    let mut differ = Vec::new();
+    for case in &cases {
+        for mode in ["yes", "accept-new"] {
+            let (ssh_ok, ssh_grew) = ssh_decides(&c, &d, case, mode);
+            let (gmr_ok, gmr_grew, err) = gmr_decides(&c, &d, case, mode);
+            if (ssh_ok, ssh_grew) != (gmr_ok, gmr_grew) {
+                differ.push(format!(
+                    "{} {mode}: ssh accepts {ssh_ok}, adds {ssh_grew}; gmr accepts {gmr_ok}, adds {gmr_grew}: {err}",
+                    case.name
+                ));
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "gmr and ssh differ:\n{}",
+        differ.join("\n")
+    );
+    // Both must refuse somewhere and accept somewhere, or the table
+    // proves nothing.
+    let (ok, _, _) = gmr_decides(&c, &d, &cases[0], "yes");
+    let (bad, _, err) = gmr_decides(&c, &d, &cases[2], "accept-new");
+    assert!(ok && !bad, "{err}");
+
+    // A host only a certificate authority covers: ssh with accept-new
+    // would record its plain key; gmr refuses it, in both modes.
+    let ca = KeyCase {
+        name: "ca",
+        user: format!("@cert-authority [127.0.0.*]:{p} {k2}\n"),
+        global: String::new(),
+    };
+    for mode in ["yes", "accept-new"] {
+        let (ok, grew, err) = gmr_decides(&c, &d, &ca, mode);
+        assert!(!ok && !grew, "{mode}: {err}");
+        assert!(
+            err.contains("certificates signed by the authority"),
+            "{err}"
+        );
+    }
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

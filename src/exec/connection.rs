@@ -23,10 +23,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use ssh2::{BlockDirections, CheckResult, ErrorCode, HashType, HostKeyType, KnownHostFileKind};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use ssh2::{BlockDirections, ErrorCode, HashType, HostKeyType};
+
+use crate::knownhosts::{self, KnownHosts, Verdict};
 
 /// How much of a command's stdout and stderr is kept (the end of it).
 const KEEP_OUTPUT: usize = 1 << 20;
+/// What every command channel runs: the login shell, whatever it is (bash,
+/// dash, zsh, fish, tcsh), only execs a POSIX shell, which reads gmr's
+/// command lines from stdin; so quoting made for `sh` never meets a shell
+/// it was not made for, and no path can inject a command.
+const REMOTE_SHELL: &str = "exec /bin/sh -s";
+
 /// The longest a poll waits, so that cancels and interrupts are seen soon.
 const POLL_MS: i32 = 100;
 
@@ -41,17 +51,6 @@ pub struct Target {
     pub user: String,
 }
 
-impl Target {
-    /// The host's name in known_hosts: `host`, or `[host]:port` off port 22.
-    pub fn known_hosts_name(&self) -> String {
-        if self.port == 22 {
-            self.host.clone()
-        } else {
-            format!("[{}]:{}", self.host, self.port)
-        }
-    }
-}
-
 /// How to prove who we are and who the hosts are.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -60,8 +59,10 @@ pub struct Credentials {
     /// Keys the given identity is not: the default key files, tried in order
     /// after the agent.
     pub default_keys: Vec<PathBuf>,
-    /// The known_hosts file every host key is checked against.
+    /// The user's known_hosts file: read first, and where new keys go.
     pub known_hosts: PathBuf,
+    /// More known_hosts files read after it (the system's).
+    pub more_known_hosts: Vec<PathBuf>,
     /// Accept (and record) the key of a host the file does not know.
     pub accept_new_host_keys: bool,
 }
@@ -138,8 +139,21 @@ pub enum ConnectError {
         file: PathBuf,
         /// SHA256 fingerprint of the key offered.
         fingerprint: String,
-        /// Extra reason (" (it is marked @revoked)").
-        why: &'static str,
+        /// Where, and why (" (it is marked @revoked at FILE:LINE)").
+        why: String,
+    },
+    /// Only certificate authorities cover the host, and it showed a plain
+    /// key.
+    #[error(
+        "the host {name} showed a plain key ({fingerprint}), but known_hosts trusts only host certificates signed by the authority at {place} for it: refusing to connect; add the host's own key to known_hosts, or give the host a certificate"
+    )]
+    CertificateRequired {
+        /// The name looked up.
+        name: String,
+        /// SHA256 fingerprint of the key offered.
+        fingerprint: String,
+        /// The `@cert-authority` line.
+        place: knownhosts::Place,
     },
     /// known_hosts could not be used.
     #[error("cannot check the host key of {name} against {file}: {message}")]
@@ -173,6 +187,7 @@ impl ConnectError {
             self,
             ConnectError::UnknownHostKey { .. }
                 | ConnectError::HostKeyMismatch { .. }
+                | ConnectError::CertificateRequired { .. }
                 | ConnectError::KnownHosts { .. }
                 | ConnectError::Auth { .. }
         )
@@ -369,8 +384,12 @@ impl Connection {
         }
     }
 
+    /// Checks the key the host offered against the known_hosts files,
+    /// with OpenSSH's semantics (see [`crate::knownhosts`]); records it in
+    /// the user's file, with `--accept-new-host-keys`, only for a host that
+    /// no line of any file covers.
     fn check_host_key(&self, target: &Target, creds: &Credentials) -> Result<(), ConnectError> {
-        let name = target.known_hosts_name();
+        let name = knownhosts::host_name(&target.host, target.port);
         let file = &creds.known_hosts;
         let (key, key_type) = self
             .session
@@ -384,40 +403,40 @@ impl Connection {
             .session
             .host_key_hash(HashType::Sha256)
             .map_or_else(String::new, |h| {
-                format!("SHA256:{}", base64(h).trim_end_matches('='))
+                format!("SHA256:{}", STANDARD_NO_PAD.encode(h))
             });
         let known_err = |message: String| ConnectError::KnownHosts {
             name: name.clone(),
             file: file.clone(),
             message,
         };
-        let (known, revoked) = self.read_known_hosts(file).map_err(known_err)?;
-        if matches!(
-            revoked.check_port(&target.host, target.port, key),
-            CheckResult::Match
-        ) {
-            return Err(ConnectError::HostKeyMismatch {
+        let files: Vec<PathBuf> = std::iter::once(file.clone())
+            .chain(creds.more_known_hosts.iter().cloned())
+            .collect();
+        let known = KnownHosts::read(&files).map_err(|e| known_err(e.to_string()))?;
+        match known.check(&target.host, target.port, key) {
+            Verdict::Known => Ok(()),
+            Verdict::Revoked(place) => Err(ConnectError::HostKeyMismatch {
                 name,
-                file: file.clone(),
+                file: place.file.clone(),
                 fingerprint,
-                why: " (it is marked @revoked)",
-            });
-        }
-        match known.check_port(&target.host, target.port, key) {
-            CheckResult::Match => Ok(()),
-            CheckResult::Mismatch => Err(ConnectError::HostKeyMismatch {
-                name,
-                file: file.clone(),
-                fingerprint,
-                why: "",
+                why: format!(" (it is marked @revoked at {place})"),
             }),
-            CheckResult::NotFound if creds.accept_new_host_keys => {
-                let line = format!("{name} {} {}\n", key_type_name(key_type), base64(key));
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(file)
-                    .and_then(|mut f| f.write_all(line.as_bytes()))
+            Verdict::Changed(place) => Err(ConnectError::HostKeyMismatch {
+                name,
+                file: place.file.clone(),
+                fingerprint,
+                why: format!(" (line {})", place.line),
+            }),
+            Verdict::CertificateRequired(place) => Err(ConnectError::CertificateRequired {
+                name,
+                fingerprint,
+                place,
+            }),
+            Verdict::Unknown if creds.accept_new_host_keys => {
+                let line =
+                    knownhosts::entry(&target.host, target.port, key_type_name(key_type), key);
+                append_line(file, &line)
                     .map_err(|e| known_err(format!("cannot add the new host key: {e}")))?;
                 eprintln!(
                     "gmr: added the host key of {name} ({fingerprint}) to {}",
@@ -425,41 +444,14 @@ impl Connection {
                 );
                 Ok(())
             }
-            CheckResult::NotFound => Err(ConnectError::UnknownHostKey {
+            Verdict::Unknown => Err(ConnectError::UnknownHostKey {
                 name,
                 host: target.host.clone(),
                 port: target.port,
                 file: file.clone(),
                 fingerprint,
             }),
-            CheckResult::Failure => Err(known_err("libssh2 could not check the key".into())),
         }
-    }
-
-    /// Reads known_hosts line by line, so that one line libssh2 cannot
-    /// parse (a key type it does not know, `@cert-authority`) does not hide
-    /// the others. `@revoked` keys go to a second list. A missing file
-    /// knows no host.
-    fn read_known_hosts(
-        &self,
-        file: &Path,
-    ) -> Result<(ssh2::KnownHosts, ssh2::KnownHosts), String> {
-        let new = || self.session.known_hosts().map_err(|e| e.to_string());
-        let (mut known, mut revoked) = (new()?, new()?);
-        let text = match std::fs::read(file) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(format!("cannot read it: {e}")),
-        };
-        for line in text.lines() {
-            let line = line.trim();
-            if let Some(rest) = line.strip_prefix("@revoked") {
-                let _ = revoked.read_str(rest.trim_start(), KnownHostFileKind::OpenSSH);
-            } else if !line.starts_with('@') {
-                let _ = known.read_str(line, KnownHostFileKind::OpenSSH);
-            }
-        }
-        Ok((known, revoked))
     }
 
     /// Logs in with the given key file, or with each key of the agent and
@@ -541,14 +533,15 @@ impl Connection {
         Ok(false)
     }
 
-    /// Runs `command` (a shell command line for the login shell of the
-    /// remote user) to its end, collecting its stdout and stderr. `stop` is
-    /// asked often; when it says so the command is abandoned (the
+    /// Runs `script` (command lines for a POSIX `sh`, given on its stdin:
+    /// see [`REMOTE_SHELL`]) to its end, collecting its stdout and stderr.
+    /// `stop` is asked often; when it says so the command is abandoned (the
     /// connection goes away with it, and the caller must drop it).
     ///
-    /// The command's stdin stays open and empty while it runs, and closes
-    /// when the connection does: `gmr task --watch-stdin` stops there.
-    pub fn run(&mut self, command: &str, stop: &dyn Fn() -> bool) -> Result<Output, ExecError> {
+    /// Past the script, stdin stays open and empty while the command runs,
+    /// and closes when the connection does: `gmr task --watch-stdin` stops
+    /// there.
+    pub fn run(&mut self, script: &str, stop: &dyn Fn() -> bool) -> Result<Output, ExecError> {
         let deadline = Instant::now() + self.idle_limit;
         let start_err = |e: Waited| match e {
             Waited::Stopped => ExecError::Cancelled,
@@ -558,11 +551,13 @@ impl Connection {
         let started = self
             .wait_for(deadline, stop, || self.session.channel_session())
             .and_then(|mut channel| {
-                self.wait_for(deadline, stop, || channel.exec(command))
+                self.wait_for(deadline, stop, || channel.exec(REMOTE_SHELL))
                     .map(|()| channel)
             });
         let result = match started {
-            Ok(mut channel) => self.drain(&mut channel, stop),
+            Ok(mut channel) => self
+                .send(&mut channel, script, deadline, stop)
+                .and_then(|()| self.drain(&mut channel, stop)),
             Err(e) => Err(start_err(e)),
         };
         if matches!(
@@ -572,6 +567,35 @@ impl Connection {
             self.shutdown();
         }
         result
+    }
+
+    /// Writes the script, then `exit`, to the remote shell's stdin; stdin
+    /// stays open (a `gmr task --watch-stdin` it execs watches it).
+    fn send(
+        &self,
+        channel: &mut ssh2::Channel,
+        script: &str,
+        deadline: Instant,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), ExecError> {
+        let text = format!("{script}\nexit\n");
+        let mut sent = 0;
+        while sent < text.len() {
+            match channel.write(&text.as_bytes()[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if stop() {
+                        return Err(ExecError::Cancelled);
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(ExecError::Hung(self.idle_limit.as_secs()));
+                    }
+                    self.wait_socket();
+                }
+                Err(e) => return Err(ExecError::Lost(e.to_string())),
+            }
+        }
+        Ok(())
     }
 
     fn drain(
@@ -836,57 +860,22 @@ fn key_type_name(t: HostKeyType) -> &'static str {
     }
 }
 
-/// Standard base64 with padding (known_hosts keys, fingerprints).
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
+/// Appends `line` to `file` (made if missing, on a line of its own).
+fn append_line(file: &Path, line: &str) -> io::Result<()> {
+    let ends_open = std::fs::read(file).is_ok_and(|b| b.last().is_some_and(|&c| c != b'\n'));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?;
+    if ends_open {
+        f.write_all(b"\n")?;
     }
-    out
+    f.write_all(line.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard() {
-        for (plain, coded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), coded);
-        }
-    }
-
-    #[test]
-    fn known_hosts_names_carry_the_port_off_22() {
-        let t = |port| Target {
-            host: "10.0.0.1".into(),
-            port,
-            user: "u".into(),
-        };
-        assert_eq!(t(22).known_hosts_name(), "10.0.0.1");
-        assert_eq!(t(2222).known_hosts_name(), "[10.0.0.1]:2222");
-    }
 
     #[test]
     fn the_throttle_bounds_turns() {
