@@ -725,6 +725,116 @@ fn host_key_decisions_are_openssh_decisions() {
     }
 }
 
+/// A login user of the test hosts whose login shell is `shell`, made
+/// when missing (unlocked: with UsePAM off sshd refuses locked accounts).
+fn login_user(name: &str, shell: &str) {
+    let exists = Command::new("id")
+        .arg(name)
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !exists {
+        let made = Command::new("useradd")
+            .args(["-M", "-N", "-s", shell, name])
+            .status()
+            .unwrap();
+        assert!(made.success(), "useradd {name}");
+    }
+    for (cmd, args) in [("usermod", ["-s", shell]), ("usermod", ["-p", "*"])] {
+        let ok = Command::new(cmd).args(args).arg(name).status().unwrap();
+        assert!(ok.success(), "{cmd} {name}");
+    }
+}
+
+#[test]
+fn any_login_shell_and_any_directory_name_run_the_same_job() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: making login users with other shells needs root");
+        return;
+    }
+    let shells: Vec<&str> = ["/bin/bash", "/bin/dash", "/usr/bin/fish"]
+        .into_iter()
+        .filter(|s| Path::new(s).exists())
+        .collect();
+    assert!(
+        shells.contains(&"/usr/bin/fish"),
+        "fish is needed for this test (scripts/test installs it)"
+    );
+    let c = Cluster::start(1);
+    let d = Dir::new();
+    // Users of other login shells reach the job's files: the test area
+    // and everything gmr makes in it are open to them.
+    let open = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
+    };
+    open(d.tmp.path());
+    // sshd reads the shared authorized_keys as the user logging in.
+    open(c.dir.parent().unwrap());
+    open(&c.dir);
+    open(&c.dir.join("authorized_keys"));
+    // `x\';touch pwned;#` is what quoting for sh turns into a command
+    // under fish, which reads \' inside single quotes as a quote.
+    let weird = "it's \"odd\" x\\';touch pwned;# $HOME `id` \\\nsecond line";
+    let cwd = d.path(weird);
+    fs::create_dir(&cwd).unwrap();
+    open(&cwd);
+    let gmr = d.path("gmr");
+    fs::copy(gmr_bin(), &gmr).unwrap();
+    d.write("in.txt", "b\na\nc\n");
+    for shell in shells {
+        let user = format!(
+            "gmr-test-{}",
+            Path::new(shell).file_name().unwrap().to_str().unwrap()
+        );
+        login_user(&user, shell);
+        let w = d.path(&format!("w-{user}"));
+        let hosts = format!("{user}@{}", c.host(1));
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("umask 0; exec \"$0\" \"$@\"")
+            .arg(&gmr)
+            .args([
+                "run", "-q", "-m", "cat", "-r", "cat", "-R", "1", "--hosts", &hosts,
+            ])
+            .arg("--identity")
+            .arg(c.path("id_ed25519"))
+            .arg("--known-hosts")
+            .arg(c.path("known_hosts"))
+            .arg("--remote-gmr")
+            .arg(&gmr)
+            .arg("--workdir")
+            .arg(&w)
+            .arg(d.path("in.txt"))
+            .current_dir(&cwd)
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"a\nb\nc\n", "{shell}");
+        let ran_as: std::collections::BTreeSet<String> = fs::read_dir(w.join("reports"))
+            .unwrap()
+            .map(|e| {
+                use std::os::unix::fs::MetadataExt;
+                e.unwrap().metadata().unwrap().uid().to_string()
+            })
+            .collect();
+        assert!(
+            !ran_as.contains("0"),
+            "{shell}: tasks ran as root: {ran_as:?}"
+        );
+        for dir in [d.tmp.path(), cwd.as_path()] {
+            assert!(!dir.join("pwned").exists(), "{shell}: a path ran a command");
+        }
+    }
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
