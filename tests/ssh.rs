@@ -835,6 +835,57 @@ fn any_login_shell_and_any_directory_name_run_the_same_job() {
     }
 }
 
+#[test]
+fn a_vanished_current_directory_fails_the_hosts_not_the_tasks() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    let cwd = d.path("cwd");
+    fs::create_dir(&cwd).unwrap();
+    d.write("in.txt", "a\n".repeat(40));
+    let started = d.path("started");
+    let m = d.script(
+        "m.sh",
+        &format!("touch {}; sleep 0.3; cat", started.display()),
+    );
+    let mut args: Vec<String> = ["run", "-q", "-m", m.to_str().unwrap(), "-r", "cat"]
+        .map(String::from)
+        .to_vec();
+    args.extend(c.args(&c.path("hosts.txt"), d.path("w").to_str().unwrap()));
+    args.extend([
+        "--split-size".into(),
+        "2".into(),
+        d.path("in.txt").display().to_string(),
+    ]);
+    let child = d
+        .gmr(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .current_dir(&cwd)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop(child);
+    let t0 = Instant::now();
+    while !started.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The mount the job ran from is gone on every host.
+    fs::remove_dir(&cwd).unwrap();
+    let mut child = child;
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("current directory of the job is gone"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("failed 4 times"),
+        "counted against the tasks: {err}"
+    );
+    within(t0, 60);
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

@@ -66,6 +66,9 @@ struct Remote {
     name: String,
     target: Target,
     throttle: Throttle,
+    /// The host passed the check (see [`HostPool::connect`]): a host
+    /// admitted late passes it before its first task.
+    checked: AtomicBool,
 }
 
 enum SlotKind {
@@ -94,6 +97,20 @@ pub struct HostPool {
     options: Options,
     /// One line per host that is not usable now, for the user.
     pub warnings: Vec<String>,
+    /// The job's work directory and current directory, which a host
+    /// admitted late is checked for.
+    wd: WorkDir,
+    cwd: PathBuf,
+}
+
+/// What the check of a connected host found.
+enum Checked {
+    /// Usable, with this many cores.
+    Ready(usize),
+    /// Unreachable now; may come back.
+    Down(String),
+    /// Unusable for this job.
+    Dead(String),
 }
 
 /// What the check of one host found.
@@ -130,6 +147,7 @@ impl HostPool {
                         user: user.clone().unwrap_or_else(local_user),
                     },
                     throttle: Throttle::new(HANDSHAKES_PER_HOST),
+                    checked: AtomicBool::new(false),
                 }),
             })
             .collect();
@@ -163,6 +181,7 @@ impl HostPool {
                     remote_index += 1;
                     match probes[i].take().expect("every host has a result") {
                         Probe::Ready { conn, cores } => {
+                            remotes[i].checked.store(true, Ordering::SeqCst);
                             plan.push((name, Some(i), Some(conn), entry.slots.unwrap_or(cores)));
                         }
                         Probe::Down(why) => {
@@ -226,6 +245,8 @@ impl HostPool {
             health,
             options,
             warnings,
+            wd: wd.clone(),
+            cwd: cwd.to_path_buf(),
         })
     }
 
@@ -249,8 +270,10 @@ impl HostPool {
         let local = (self.local_slots > 0)
             .then(|| LocalExecutor::new(wd.clone(), job.clone(), res, self.local_slots));
         // Paths were checked to be UTF-8 by `connect`.
+        // A current directory gone on a host (a stale mount) is the host's
+        // failure, not the task's.
         let command = format!(
-            "cd {} && exec {} task --watch-stdin --workdir {}",
+            "cd {} || exit {NO_CWD}; exec {} task --watch-stdin --workdir {}",
             shell_quote(&spec.cwd.to_string_lossy()),
             shell_quote(&self.options.remote_gmr.to_string_lossy()),
             shell_quote(&wd.root().to_string_lossy()),
@@ -259,6 +282,35 @@ impl HostPool {
             pool: self,
             local,
             command,
+        }
+    }
+
+    /// Checks a host admitted late, on its new connection, as every host
+    /// was checked before the job: until it passes, it runs no task.
+    fn check_late(&self, remote: &Remote, conn: &mut Connection) -> Result<(), TaskError> {
+        if remote.checked.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let probe_file = AttemptGuard::new(self.wd.probe_path());
+        std::fs::write(probe_file.path(), b"gmr probe\n")
+            .map_err(|e| TaskError::task(format!("cannot write a probe file: {e}")))?;
+        let command = probe_command(
+            probe_file.path(),
+            self.wd.root(),
+            &self.cwd,
+            &self.options.remote_gmr,
+        )
+        .map_err(|e| TaskError::host(e.to_string()))?;
+        match check(conn, &self.options, &command) {
+            Checked::Ready(_) => {
+                remote.checked.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+            Checked::Down(why) => Err(TaskError::host(why)),
+            Checked::Dead(why) => {
+                self.health.dead(&remote.name, &why);
+                Err(TaskError::host(why))
+            }
         }
     }
 
@@ -368,9 +420,18 @@ fn probe(target: &Target, options: &Options, command: &str) -> Probe {
         Err(e) if e.is_permanent() => return Probe::Dead(e.to_string()),
         Err(e) => return Probe::Down(e.to_string()),
     };
-    let out = match conn.run(command, &stop) {
+    match check(&mut conn, options, command) {
+        Checked::Ready(cores) => Probe::Ready { conn, cores },
+        Checked::Down(why) => Probe::Down(why),
+        Checked::Dead(why) => Probe::Dead(why),
+    }
+}
+
+/// Runs the check `command` on a connected host and reads its answer.
+fn check(conn: &mut Connection, options: &Options, command: &str) -> Checked {
+    let out = match conn.run(command, &interrupt::is_set) {
         Ok(out) => out,
-        Err(e) => return Probe::Down(e.to_string()),
+        Err(e) => return Checked::Down(e.to_string()),
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -385,7 +446,7 @@ fn probe(target: &Target, options: &Options, command: &str) -> Probe {
                 .find(|l| l.starts_with("gmr "))
                 .unwrap_or("no version");
             if theirs != ours {
-                return Probe::Dead(format!(
+                return Checked::Dead(format!(
                     "{gmr} there is {theirs}, this is {ours}; install the same version there, or pass --remote-gmr PATH"
                 ));
             }
@@ -395,22 +456,22 @@ fn probe(target: &Target, options: &Options, command: &str) -> Probe {
                 .find_map(|l| l.trim().parse::<usize>().ok())
                 .unwrap_or(1)
                 .max(1);
-            Probe::Ready { conn, cores }
+            Checked::Ready(cores)
         }
-        Exit::Code(NO_WORKDIR) => Probe::Dead(
+        Exit::Code(NO_WORKDIR) => Checked::Dead(
             "the work directory is not visible there (a probe file written in it is missing); \
              --workdir must be on a filesystem every host mounts at the same path (e.g. NFS)"
                 .into(),
         ),
-        Exit::Code(NO_CWD) => Probe::Dead(
+        Exit::Code(NO_CWD) => Checked::Dead(
             "the current directory does not exist there; tasks run in it, so it must be at the same path on every host (e.g. on NFS)"
                 .into(),
         ),
-        Exit::Code(127) => Probe::Dead(format!(
+        Exit::Code(127) => Checked::Dead(format!(
             "gmr not found at {gmr} there (remote exit 127); install gmr there, or pass --remote-gmr PATH"
         )),
-        Exit::Code(126) => Probe::Dead(format!("{gmr} does not run there: {tail}")),
-        exit => Probe::Dead(format!("the check of the host {exit}: {tail}")),
+        Exit::Code(126) => Checked::Dead(format!("{gmr} does not run there: {tail}")),
+        exit => Checked::Dead(format!("the check of the host {exit}: {tail}")),
     }
 }
 
@@ -444,7 +505,9 @@ impl SshExecutor {
         for _ in 0..2 {
             let reused = conn.is_some();
             if conn.is_none() {
-                *conn = Some(self.pool.open(remote, &stop_now)?);
+                let mut fresh = self.pool.open(remote, &stop_now)?;
+                self.pool.check_late(remote, &mut fresh)?;
+                *conn = Some(fresh);
             }
             let result = conn.as_mut().expect("connected").run(&command, &stop_now);
             match result {
@@ -564,6 +627,10 @@ fn interpret(gmr: &Path, out: super::connection::Output) -> Result<TaskReport, T
                 gmr.display(),
                 last_lines(&stderr, 1)
             ),
+        )),
+        (_, Exit::Code(NO_CWD)) => Err(with_tail(
+            FailureKind::Host,
+            "the current directory of the job is gone there (a stale or lost mount?)".into(),
         )),
         (_, Exit::Code(c @ (126 | 127))) => Err(with_tail(
             FailureKind::Host,
