@@ -609,7 +609,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__task)
-            opts="-h -V --workdir --attempt --watch-stdin --help --version"
+            opts="-h -V --workdir --attempt --watch-stdin --spec-digest --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -620,6 +620,10 @@ _gmr() {
                     return 0
                     ;;
                 --attempt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spec-digest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -399,6 +399,11 @@ pub struct TaskArgs {
     #[arg(long)]
     pub watch_stdin: bool,
 
+    /// Refuse to run unless job.json has this SHA-256 digest (hex): the
+    /// spec the coordinator saved
+    #[arg(long, value_name = "HEX")]
+    pub spec_digest: Option<String>,
+
     /// The task id: map-N, shuffle-N or reduce-N
     #[arg(value_name = "TASK")]
     pub task: String,

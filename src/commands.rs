@@ -322,7 +322,11 @@ fn task_command(args: TaskArgs, (_, child_nofile): Start) -> Result<()> {
     // task's parallel sort would only oversubscribe it.
     let res = Resources::new(1, child_nofile);
     let wd = WorkDir::new(args.workdir);
-    let job = Job::new(JobSpec::load(&wd)?)?;
+    let spec = match &args.spec_digest {
+        Some(digest) => JobSpec::load_checked(&wd, digest)?,
+        None => JobSpec::load(&wd)?,
+    };
+    let job = Job::new(spec)?;
     let id: TaskId = args.task.parse()?;
     match task::run(&wd, &job, &res, id, args.attempt) {
         Ok(report) => {

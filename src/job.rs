@@ -89,7 +89,7 @@ impl<'a> Lifecycle<'a> {
             job.spec.save(wd)?;
         }
         let res = Arc::new(Resources::new(pool.local_slots(), child_nofile));
-        let exec = pool.executor(wd, &job, Arc::clone(&res));
+        let exec = pool.executor(wd, &job, Arc::clone(&res))?;
         let joblog = options.joblog.as_deref().map(JobLog::open).transpose()?;
         Ok(Lifecycle {
             wd,
@@ -259,7 +259,11 @@ impl<'a> Lifecycle<'a> {
                 reduce: self.reduce.clone(),
                 counters: self.counters.clone(),
             };
-            workdir::write_json(&self.wd.job_report_path(), &report)?;
+            // Written anew by a resumed job: a new file, renamed over.
+            let path = self.wd.job_report_path();
+            let tmp = workdir::attempt_path(&path, 0);
+            workdir::write_json(&tmp, &report)?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write", &path, e))?;
         }
         // Parts are written by map-only and reduce tasks.
         if self.map.is_some() || self.reduce.is_some() {

@@ -102,7 +102,7 @@ pub fn narrow(
             .iter()
             .map(|r| r.open(buffer))
             .collect::<io::Result<Vec<Run>>>()?;
-        let (records, end) = merge_into(key, opened, File::create(&path)?)?;
+        let (records, end) = merge_into(key, opened, crate::workdir::create_new(&path)?)?;
         for r in group.iter().filter(|r| made.contains(&r.path)) {
             let _ = std::fs::remove_file(&r.path);
         }

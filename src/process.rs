@@ -434,17 +434,13 @@ impl Child<'_> {
         // Appended to: a task may run its command more than once (a mapper
         // per small file, a combiner per spill), and each run's stderr is
         // kept.
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log)
-            .map_err(|e| {
-                let message = format!("cannot create log {}: {e}", self.log.display());
-                match TaskError::io(message.clone(), &e) {
-                    fatal if fatal.kind == FailureKind::Fatal => fatal,
-                    _ => TaskError::host(message),
-                }
-            })?;
+        let log = crate::workdir::open_append(self.log).map_err(|e| {
+            let message = format!("cannot create log {}: {e}", self.log.display());
+            match TaskError::io(message.clone(), &e) {
+                fatal if fatal.kind == FailureKind::Fatal => fatal,
+                _ => TaskError::host(message),
+            }
+        })?;
         let direct = plain_words(self.command);
         let mut child = match direct.and_then(|words| self.command(Some(&words)).spawn().ok()) {
             Some(child) => child,

@@ -65,21 +65,31 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// The digest of the job spec saved in `wd` (SHA-256 of `job.json`,
+    /// hex): remote tasks get it on their command line and refuse a spec
+    /// that changed since (whoever could write the work directory could
+    /// otherwise make every host run their commands).
+    pub fn digest(wd: &WorkDir) -> Result<String> {
+        let path = wd.spec_path();
+        let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        Ok(hex_sha256(&bytes))
+    }
+
+    /// Reads the job spec of `wd`, which must have the digest `want`.
+    pub fn load_checked(wd: &WorkDir, want: &str) -> Result<JobSpec> {
+        let have = JobSpec::digest(wd).map_err(|e| wd_error(wd, e))?;
+        if have != want {
+            return Err(Error::usage(format!(
+                "the job spec {} changed since the job started (digest {have}, the job's {want}): refusing to run it",
+                wd.spec_path().display()
+            )));
+        }
+        JobSpec::load(wd)
+    }
+
     /// Reads the job spec of the work directory `wd`.
     pub fn load(wd: &WorkDir) -> Result<JobSpec> {
-        // A missing or unreadable spec is the user's (a wrong --workdir), or
-        // on a host, a work directory the host does not see: exit 2 either
-        // way, which the SSH executor counts against the host.
-        let spec: JobSpec = workdir::read_json(&wd.spec_path()).map_err(|e| match e {
-            Error::Job { message, source } | Error::Usage { message, source } => Error::Usage {
-                message: format!(
-                    "{message}; is {} the work directory of a gmr job?",
-                    wd.root().display()
-                ),
-                source,
-            },
-            e => e,
-        })?;
+        let spec: JobSpec = workdir::read_json(&wd.spec_path()).map_err(|e| wd_error(wd, e))?;
         if spec.version != FORMAT_VERSION {
             return Err(Error::usage(format!(
                 "work directory {} has format {}, this gmr reads format {FORMAT_VERSION}; \
@@ -105,6 +115,31 @@ impl JobSpec {
             .and_then(|()| workdir::sync_dir(wd.root()))
             .map_err(|e| Error::io("cannot write job spec", &path, e))
     }
+}
+
+/// A spec that cannot be read: the user's (a wrong --workdir), or on a
+/// host, a work directory the host does not see: exit 2 either way, which
+/// the SSH executor counts against the host.
+fn wd_error(wd: &WorkDir, e: Error) -> Error {
+    match e {
+        Error::Job { message, source } | Error::Usage { message, source } => Error::Usage {
+            message: format!(
+                "{message}; is {} the work directory of a gmr job?",
+                wd.root().display()
+            ),
+            source,
+        },
+        e => e,
+    }
+}
+
+/// SHA-256 of `bytes`, in hex.
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A new job identity: unique across hosts, processes and time (16 hex

@@ -17,7 +17,7 @@ use crate::resources::Resources;
 use crate::sort::{Segment, SortBuffer};
 use crate::spec::{Combiner, Job};
 use crate::workdir::{self, WorkDir};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
@@ -217,7 +217,7 @@ impl<'a> Sorter<'a> {
     /// Writes the sorted buffer to `path` (write_runs writes in large
     /// blocks: the file needs no buffer of its own).
     fn write_sorted(&self, path: &Path) -> Result<Vec<Segment>, TaskError> {
-        let mut out = File::create(path).map_err(io_failure("cannot create", path))?;
+        let mut out = workdir::create_new(path).map_err(io_failure("cannot create", path))?;
         let segments = self
             .buffer
             .write_runs(&mut out, 0)
@@ -252,7 +252,7 @@ impl<'a> Sorter<'a> {
         }
         let mut out = BufWriter::with_capacity(
             WRITE_BUFFER,
-            File::create(&out_path).map_err(io_failure("cannot create", &out_path))?,
+            workdir::create_new(&out_path).map_err(io_failure("cannot create", &out_path))?,
         );
         let mut segments = Vec::new();
         let mut pos = 0u64;

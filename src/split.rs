@@ -210,7 +210,10 @@ fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
     if let Some(dir) = spool.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io("cannot create spool directory", dir, e))?;
     }
-    let mut out = File::create(spool).map_err(|e| Error::io("cannot spool input to", spool, e))?;
+    // A new private file, renamed into place once whole.
+    let tmp = workdir::AttemptGuard::new(workdir::attempt_path(spool, 0));
+    let mut out = workdir::create_new(tmp.path())
+        .map_err(|e| Error::io("cannot spool input to", spool, e))?;
     let copied = if is_stdin {
         io::copy(&mut io::stdin().lock(), &mut out)
     } else {
@@ -220,7 +223,9 @@ fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
     };
     copied
         .and_then(|_| out.sync_all())
+        .and_then(|()| fs::rename(tmp.path(), spool))
         .map_err(|e| Error::io(&format!("cannot spool {} to", input.display()), spool, e))?;
+    tmp.keep();
     crate::interrupt::check()?;
     Ok(spool.to_path_buf())
 }

@@ -581,7 +581,8 @@ fn write_part<T>(
     write: impl FnOnce(&mut PartOut) -> Result<T, TaskError>,
 ) -> Result<T, TaskError> {
     let guard = AttemptGuard::new(workdir::attempt_path(target, attempt));
-    let file = File::create(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
+    let file =
+        workdir::create_new(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
     let mut out = PartOut {
         out: BufWriter::with_capacity(WRITE_BUFFER, file),
         path: guard.path().to_path_buf(),

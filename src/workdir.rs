@@ -58,6 +58,7 @@ impl WorkDir {
                     std::path::absolute(dir)
                         .map_err(|e| Error::input("bad work directory", dir, e))?,
                 );
+                wd.check_owner()?;
                 if fresh && wd.spec_path().exists() {
                     return Err(Error::usage(format!(
                         "work directory {} already holds a job; remove it or choose another --workdir",
@@ -66,24 +67,42 @@ impl WorkDir {
                 }
                 (wd, false)
             }
-            None => {
-                let stamp = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos());
-                let root = std::env::temp_dir().join(format!(
-                    "gmr-{}-{:x}",
-                    std::process::id(),
-                    stamp & 0xffff_ffff
-                ));
-                (WorkDir::new(root), true)
-            }
+            None => (WorkDir::new(new_temp_dir()?), true),
         };
         wd.create()?;
         Ok((wd, created))
     }
 
-    /// Creates the directory (and its subdirectories) if missing.
+    /// Refuses a work directory that belongs to another user: whoever can
+    /// write it decides what the job's tasks run (its `job.json`).
+    pub fn check_owner(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = fs::symlink_metadata(&self.root) else {
+            return Ok(());
+        };
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(Error::usage(format!(
+                "work directory {} belongs to another user (uid {}); whoever owns it decides what the job runs: choose a directory of your own",
+                self.root.display(),
+                meta.uid()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates the directory (and its subdirectories) if missing; a new
+    /// root is private to its user (0700).
     pub fn create(&self) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        if !self.root.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.root)
+                .map_err(|e| Error::io("cannot create work directory", &self.root, e))?;
+        }
         for sub in ["map", "shuffle", "reports", "logs"] {
             let dir = self.root.join(sub);
             fs::create_dir_all(&dir)
@@ -215,6 +234,57 @@ pub fn stream_spool(spool_dir: &Path, n: Option<usize>) -> PathBuf {
         None => spool_dir.join("stdin"),
         Some(n) => spool_dir.join(format!("stream-{n}")),
     }
+}
+
+/// A new private directory (0700) in `$TMPDIR` for a work directory: made
+/// here, never one that exists (another user's, or a link), so its name
+/// may be guessed without harm.
+fn new_temp_dir() -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    let mut last = None;
+    for n in 0..100u32 {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let root = base.join(format!(
+            "gmr-{}-{:x}",
+            std::process::id(),
+            (stamp as u32) ^ n.wrapping_mul(0x9e37_79b9)
+        ));
+        match fs::DirBuilder::new().mode(0o700).create(&root) {
+            Ok(()) => return Ok(root),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(Error::io("cannot create work directory", &root, e)),
+        }
+    }
+    let e = last.unwrap_or_else(|| io::Error::other("no free name"));
+    Err(Error::io("cannot create a work directory in", &base, e))
+}
+
+/// Creates a new task file, private to its user (0600): never one that
+/// exists, and never through a symbolic link (O_EXCL, O_NOFOLLOW), so that
+/// nobody who can write the directory can redirect what a task writes.
+pub fn create_new(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Opens a file to append to (a task's log), private to its user, never
+/// through a symbolic link.
+pub fn open_append(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// `part-00003`.
@@ -364,7 +434,7 @@ impl Drop for AttemptGuard {
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("serializable");
     bytes.push(b'\n');
-    let mut file = fs::File::create(path).map_err(|e| Error::io("cannot write", path, e))?;
+    let mut file = create_new(path).map_err(|e| Error::io("cannot write", path, e))?;
     file.write_all(&bytes)
         .and_then(|()| close_file(file, true))
         .map_err(|e| Error::io("cannot write", path, e))

@@ -725,8 +725,9 @@ fn host_key_decisions_are_openssh_decisions() {
     }
 }
 
-/// A login user of the test hosts whose login shell is `shell`, made
-/// when missing (unlocked: with UsePAM off sshd refuses locked accounts).
+/// A login name of the test hosts for this user (root, uid 0: the job's
+/// files stay its own) whose login shell is `shell`, made when missing
+/// (unlocked: with UsePAM off sshd refuses locked accounts).
 fn login_user(name: &str, shell: &str) {
     let exists = Command::new("id")
         .arg(name)
@@ -736,7 +737,7 @@ fn login_user(name: &str, shell: &str) {
         .success();
     if !exists {
         let made = Command::new("useradd")
-            .args(["-M", "-N", "-s", shell, name])
+            .args(["-M", "-N", "-o", "-u", "0", "-g", "0", "-s", shell, name])
             .status()
             .unwrap();
         assert!(made.success(), "useradd {name}");
@@ -764,38 +765,23 @@ fn any_login_shell_and_any_directory_name_run_the_same_job() {
     );
     let c = Cluster::start(1);
     let d = Dir::new();
-    // Users of other login shells reach the job's files: the test area
-    // and everything gmr makes in it are open to them.
-    let open = |p: &Path| {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
-    };
-    open(d.tmp.path());
-    // sshd reads the shared authorized_keys as the user logging in.
-    open(c.dir.parent().unwrap());
-    open(&c.dir);
-    open(&c.dir.join("authorized_keys"));
     // `x\';touch pwned;#` is what quoting for sh turns into a command
     // under fish, which reads \' inside single quotes as a quote.
     let weird = "it's \"odd\" x\\';touch pwned;# $HOME `id` \\\nsecond line";
     let cwd = d.path(weird);
     fs::create_dir(&cwd).unwrap();
-    open(&cwd);
     let gmr = d.path("gmr");
     fs::copy(gmr_bin(), &gmr).unwrap();
     d.write("in.txt", "b\na\nc\n");
     for shell in shells {
         let user = format!(
-            "gmr-test-{}",
+            "gmr-sh-{}",
             Path::new(shell).file_name().unwrap().to_str().unwrap()
         );
         login_user(&user, shell);
         let w = d.path(&format!("w-{user}"));
         let hosts = format!("{user}@{}", c.host(1));
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg("umask 0; exec \"$0\" \"$@\"")
-            .arg(&gmr)
+        let out = Command::new(&gmr)
             .args([
                 "run", "-q", "-m", "cat", "-r", "cat", "-R", "1", "--hosts", &hosts,
             ])
@@ -818,17 +804,6 @@ fn any_login_shell_and_any_directory_name_run_the_same_job() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(out.stdout, b"a\nb\nc\n", "{shell}");
-        let ran_as: std::collections::BTreeSet<String> = fs::read_dir(w.join("reports"))
-            .unwrap()
-            .map(|e| {
-                use std::os::unix::fs::MetadataExt;
-                e.unwrap().metadata().unwrap().uid().to_string()
-            })
-            .collect();
-        assert!(
-            !ran_as.contains("0"),
-            "{shell}: tasks ran as root: {ran_as:?}"
-        );
         for dir in [d.tmp.path(), cwd.as_path()] {
             assert!(!dir.join("pwned").exists(), "{shell}: a path ran a command");
         }
@@ -884,6 +859,144 @@ fn a_vanished_current_directory_fails_the_hosts_not_the_tasks() {
         "counted against the tasks: {err}"
     );
     within(t0, 60);
+}
+
+/// The permission bits of a path.
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn work_directories_and_task_files_are_private() {
+    let d = Dir::new();
+    d.write("in.txt", "b\na\n");
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "tr a-z a-z",
+        "-r",
+        "cat",
+        "--workdir",
+        "w",
+        "-o",
+        "out",
+        "in.txt",
+    ])
+    .ok();
+    assert_eq!(mode(&d.path("w")), 0o700);
+    for f in [
+        "w/job.json",
+        "w/reports/map-00000.json",
+        "w/logs/map-00000.1.stderr",
+    ] {
+        assert_eq!(mode(&d.path(f)), 0o600, "{f}");
+    }
+    // The work directory gmr makes itself in $TMPDIR, while a job runs.
+    let m = d.script("m.sh", "ls -ld \"$GMR_WORKDIR\" | cut -c1-10");
+    let out = d.run(&["run", "-q", "-m", m.to_str().unwrap(), "-R0", "in.txt"]);
+    assert_eq!(out.ok(), b"drwx------\n");
+    // stdin spooled: private too.
+    d.run_stdin(
+        &["run", "-q", "-m", "cat", "-R0", "--workdir", "w2"],
+        b"x\n",
+    )
+    .ok();
+    assert_eq!(mode(&d.path("w2/input/stdin")), 0o600);
+}
+
+#[test]
+fn a_work_directory_of_another_user_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: giving a directory to another user needs root");
+        return;
+    }
+    let d = Dir::new();
+    d.write("in.txt", "a\n");
+    fs::create_dir(d.path("theirs")).unwrap();
+    std::os::unix::fs::chown(d.path("theirs"), Some(65534), Some(65534)).unwrap();
+    let err = d
+        .run(&[
+            "run",
+            "-q",
+            "-m",
+            "cat",
+            "-r",
+            "cat",
+            "--workdir",
+            "theirs",
+            "in.txt",
+        ])
+        .fails(2);
+    assert!(err.contains("belongs to another user"), "{err}");
+    assert!(names(d.path("theirs")).is_empty(), "nothing written there");
+}
+
+#[test]
+fn a_planted_link_never_redirects_what_a_task_writes() {
+    let d = Dir::new();
+    d.write("in.txt", "a\n");
+    d.write("victim", "precious\n");
+    // Whoever can write the work directory plants the first attempt's log.
+    fs::create_dir_all(d.path("w/logs")).unwrap();
+    std::os::unix::fs::symlink(d.path("victim"), d.path("w/logs/map-00000.1.stderr")).unwrap();
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "sh -c 'echo written >&2; cat'",
+        "-r",
+        "cat",
+        "--workdir",
+        "w",
+        "in.txt",
+    ]);
+    assert_eq!(out.ok(), b"a\n", "the next attempt ran");
+    assert_eq!(read(d.path("victim")), b"precious\n");
+}
+
+#[test]
+fn remote_tasks_refuse_a_job_spec_that_changed() {
+    let c = Cluster::start(1);
+    let d = Dir::new();
+    d.write("in.txt", "a\nb\nc\nd\ne\nf\n");
+    let started = d.path("started");
+    let m = d.script(
+        "m.sh",
+        &format!("touch {}; sleep 0.5; cat", started.display()),
+    );
+    let mut args: Vec<String> = ["run", "-q", "-m", m.to_str().unwrap(), "-r", "cat"]
+        .map(String::from)
+        .to_vec();
+    args.extend(c.args(&c.host(1), "w"));
+    args.extend(["--split-size".into(), "2".into(), "in.txt".into()]);
+    let child = d
+        .gmr(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let t0 = Instant::now();
+    while !started.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Someone who can write the work directory swaps the mapper.
+    let spec = fs::read_to_string(d.path("w/job.json")).unwrap();
+    let evil = spec.replace(
+        m.to_str().unwrap(),
+        &format!("touch {}", d.path("pwned").display()),
+    );
+    assert_ne!(spec, evil);
+    fs::write(d.path("w/job.json"), evil).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("changed since the job started"), "{err}");
+    assert!(!d.path("pwned").exists(), "a host ran the swapped command");
 }
 
 fn rand_suffix() -> u64 {

@@ -88,10 +88,18 @@ impl Pool {
 
     /// The executor for `job` in `wd`; tasks on this machine run with
     /// `res`.
-    pub fn executor(self, wd: &WorkDir, job: &Job, res: Arc<Resources>) -> Box<dyn Executor> {
-        match self {
+    pub fn executor(
+        self,
+        wd: &WorkDir,
+        job: &Job,
+        res: Arc<Resources>,
+    ) -> crate::error::Result<Box<dyn Executor>> {
+        Ok(match self {
             Pool::Local(n) => Box::new(local::LocalExecutor::new(wd.clone(), job.clone(), res, n)),
-            Pool::Hosts(pool) => Box::new((*pool).executor(wd, job, res)),
-        }
+            Pool::Hosts(pool) => {
+                let digest = crate::spec::JobSpec::digest(wd)?;
+                Box::new((*pool).executor(wd, job, &digest, res))
+            }
+        })
     }
 }

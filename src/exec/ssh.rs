@@ -263,9 +263,16 @@ impl HostPool {
         self.local_slots
     }
 
-    /// The executor for `job` in `wd`, whose spec is saved there; local
-    /// slots run with `res`.
-    pub fn executor(self, wd: &WorkDir, job: &Job, res: Arc<Resources>) -> SshExecutor {
+    /// The executor for `job` in `wd`, whose spec is saved there (remote
+    /// tasks refuse it if it changes: `digest`); local slots run with
+    /// `res`.
+    pub fn executor(
+        self,
+        wd: &WorkDir,
+        job: &Job,
+        digest: &str,
+        res: Arc<Resources>,
+    ) -> SshExecutor {
         let spec = &job.spec;
         let local = (self.local_slots > 0)
             .then(|| LocalExecutor::new(wd.clone(), job.clone(), res, self.local_slots));
@@ -273,7 +280,7 @@ impl HostPool {
         // A current directory gone on a host (a stale mount) is the host's
         // failure, not the task's.
         let command = format!(
-            "cd {} || exit {NO_CWD}; exec {} task --watch-stdin --workdir {}",
+            "cd {} || exit {NO_CWD}; exec {} task --watch-stdin --spec-digest {digest} --workdir {}",
             shell_quote(&spec.cwd.to_string_lossy()),
             shell_quote(&self.options.remote_gmr.to_string_lossy()),
             shell_quote(&wd.root().to_string_lossy()),
