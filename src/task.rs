@@ -117,6 +117,7 @@ pub fn committed_report(wd: &WorkDir, spec: &JobSpec, task: TaskId) -> Option<Ta
 }
 
 /// One attempt of one task of a job: what every kind of task needs.
+#[derive(Clone, Copy)]
 struct Attempt<'a> {
     wd: &'a WorkDir,
     job: &'a Job,
@@ -172,11 +173,47 @@ pub fn run(
     let path = wd.report_path(&name);
     let tmp = workdir::attempt_path(&path, attempt);
     workdir::write_json(&tmp, &report).map_err(TaskError::from)?;
-    workdir::commit(&tmp, &path).map_err(TaskError::from)?;
+    at.fence()?;
+    if !workdir::commit(&tmp, &path).map_err(TaskError::from)? {
+        // Another attempt committed first: of this job, or it is the
+        // earlier job's that still ran somewhere, whose output may have
+        // won too.
+        let winner: TaskReport = workdir::read_json(&path).map_err(TaskError::from)?;
+        if winner.job != job.spec.job {
+            return Err(TaskError::fatal(format!(
+                "{name}: an attempt of another job ({}) committed into the work directory {}; an attempt of an earlier job still runs on some host: stop it, then run this job again with a new --workdir",
+                winner.job,
+                wd.root().display()
+            )));
+        }
+    }
     Ok(report)
 }
 
+/// The identity of the job a work directory holds, read alone.
+#[derive(Deserialize)]
+struct HeldJob {
+    job: String,
+}
+
 impl Attempt<'_> {
+    /// Fails unless the work directory still holds this attempt's job: an
+    /// attempt that outlived its job (on a host cut off from it) must
+    /// never commit into a later job run in the same directory, which has
+    /// another identity, or none yet.
+    fn fence(&self) -> Result<(), TaskError> {
+        let held = workdir::read_json::<HeldJob>(&self.wd.spec_path()).ok();
+        match held {
+            Some(h) if h.job == self.job.spec.job => Ok(()),
+            _ => Err(TaskError::fatal(format!(
+                "{}: the work directory {} no longer holds job {}; this attempt of it stops without committing",
+                self.name,
+                self.wd.root().display(),
+                self.job.spec.job
+            ))),
+        }
+    }
+
     /// How the task runs one of the job's commands: in the job's
     /// directory, with its key spec and the open-file limit commands get.
     fn context<'a>(
@@ -335,7 +372,7 @@ impl MapTask<'_> {
     fn run_map_only(&self, mapper: &Program) -> Result<(TaskReport, InputCount), TaskError> {
         let target = output_part(&self.at.job.spec.output, self.index);
         let durable = self.at.durable_parts();
-        let (outcome, records, bytes) = write_part(&target, self.at.attempt, durable, |out| {
+        let (outcome, records, bytes) = write_part(&target, &self.at, durable, |out| {
             let mut counts = (0u64, 0u64, false);
             let outcome = self.run_mapper(mapper, |output| {
                 // One mapper's last line is not the next one's first.
@@ -404,6 +441,7 @@ impl MapTask<'_> {
         // Its files' names are durable before the directory is committed.
         workdir::sync_dir(attempt_dir.path())
             .map_err(io_failure("cannot write", attempt_dir.path()))?;
+        at.fence()?;
         workdir::commit(attempt_dir.path(), &target)?;
         attempt_dir.keep();
         Ok((report, outcome.input))
@@ -484,7 +522,7 @@ fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionR
 fn run_shuffle(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let key = at.job.spec.key;
     let PartitionRuns { runs, _scratch } = partition_runs(at, p, false)?;
-    let (records, bytes) = write_part(&at.wd.shuffle_part(p), 0, false, |out| {
+    let (records, bytes) = write_part(&at.wd.shuffle_part(p), at, false, |out| {
         merge::merge_into(key, runs, out)
             .map_err(|e| TaskError::io(format!("merging partition {p}: {e}"), &e))
     })?;
@@ -512,7 +550,7 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let feed = |w: &mut dyn Write| merge::merge_into(spec.key, runs, w).map(drop);
     let target = output_part(&spec.output, p as usize);
     let durable = at.durable_parts();
-    let (outcome, records_out, bytes_out) = write_part(&target, at.attempt, durable, |out| {
+    let (outcome, records_out, bytes_out) = write_part(&target, at, durable, |out| {
         let mut lines = (0u64, 0u64, false);
         let outcome = reducer
             .run(&ctx, feed, |chunk| {
@@ -576,11 +614,11 @@ impl PartOut {
 /// never committed short.
 fn write_part<T>(
     target: &Path,
-    attempt: u32,
+    at: &Attempt,
     durable: bool,
     write: impl FnOnce(&mut PartOut) -> Result<T, TaskError>,
 ) -> Result<T, TaskError> {
-    let guard = AttemptGuard::new(workdir::attempt_path(target, attempt));
+    let guard = AttemptGuard::new(workdir::attempt_path(target, at.attempt));
     let file =
         workdir::create_new(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
     let mut out = PartOut {
@@ -594,6 +632,7 @@ fn write_part<T>(
         .map_err(|e| e.into_error())
         .map_err(io_failure("cannot write", guard.path()))?;
     workdir::close_file(file, durable).map_err(io_failure("cannot write", guard.path()))?;
+    at.fence()?;
     workdir::commit(guard.path(), target)?;
     guard.keep();
     Ok(value)

@@ -999,6 +999,87 @@ fn remote_tasks_refuse_a_job_spec_that_changed() {
     assert!(!d.path("pwned").exists(), "a host ran the swapped command");
 }
 
+#[test]
+fn an_attempt_of_an_earlier_job_never_commits_into_a_later_one() {
+    let d = Dir::new();
+    d.write("in.txt", "x\ny\n");
+    // Job A's mapper fails, except in the attempt that outlives A (on a
+    // host cut off from it), which waits for `go`.
+    let a = d.script(
+        "a.sh",
+        "[ -n \"$STALE\" ] || exit 1; touch a-started; while [ ! -e go ]; do sleep 0.05; done; sed 's/^/A:/'",
+    );
+    let b = d.script(
+        "b.sh",
+        "touch b-started; while [ ! -e go-b ]; do sleep 0.05; done; sed 's/^/B:/'",
+    );
+    let job = |m: &Path| {
+        [
+            "run",
+            "-q",
+            "-m",
+            m.to_str().unwrap(),
+            "-r",
+            "cat",
+            "-R",
+            "1",
+            "--retries",
+            "0",
+            "--workdir",
+            "w",
+            "-o",
+            "out",
+            "in.txt",
+        ]
+        .map(String::from)
+    };
+    d.run(&job(&a).iter().map(String::as_str).collect::<Vec<_>>())
+        .fails(1);
+    let stale = d
+        .gmr(&["task", "--workdir", "w", "--attempt", "7", "map-00000"])
+        .env("STALE", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stale = KillOnDrop(stale);
+    let wait = |f: &str| {
+        let t0 = Instant::now();
+        while !d.path(f).exists() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "{f}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("a-started");
+    // The user runs job B in the same work directory.
+    fs::remove_file(d.path("w/job.json")).unwrap();
+    fs::remove_dir_all(d.path("out")).unwrap();
+    let b_run = d
+        .gmr(&job(&b).iter().map(String::as_str).collect::<Vec<_>>())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b_run = KillOnDrop(b_run);
+    wait("b-started");
+    // A's attempt finishes first: it must not commit into job B.
+    d.write("go", "");
+    let mut stale = stale;
+    let out = std::mem::replace(&mut stale.0, Command::new("true").spawn().unwrap());
+    let out = out.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no longer holds job"), "{err}");
+    d.write("go-b", "");
+    let mut b_run = b_run;
+    let out = std::mem::replace(&mut b_run.0, Command::new("true").spawn().unwrap());
+    let out = out.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(parts(d.path("out")), b"B:x\nB:y\n");
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
