@@ -195,7 +195,7 @@ pub struct ExecArgs {
 
     /// Set a variable for every command of the job, on every host:
     /// NAME=VALUE, or NAME for its value here (repeatable). The locale
-    /// (LANG, LC_*) and TZ are passed on by default
+    /// (LANG, LANGUAGE, LC_*) and TZ are passed on by default
     #[arg(long, value_name = "NAME[=VALUE]", help_heading = "Job")]
     pub env: Vec<String>,
 
@@ -233,8 +233,10 @@ pub struct ExecArgs {
     )]
     pub identity: Option<PathBuf>,
 
-    /// The known_hosts file every host key is checked against; an unknown
-    /// or changed key refuses the host (default: ~/.ssh/known_hosts)
+    /// The user's known_hosts file, read before --global-known-hosts, where
+    /// --accept-new-host-keys adds keys; an unknown, changed or revoked key
+    /// refuses the host (default: ~/.ssh/known_hosts, then
+    /// ~/.ssh/known_hosts2)
     #[arg(
         long,
         value_name = "FILE",

@@ -106,10 +106,16 @@ fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result
         // Not created: a stage after `gmr map` needs the job made there.
         let root =
             std::path::absolute(dir).map_err(|e| Error::input("bad work directory", dir, e))?;
-        return Ok(WorkDir::new(root));
+        let wd = WorkDir::new(root);
+        wd.check_owner()?;
+        return Ok(wd);
     }
     match entries.iter().find_map(Entry::workdir) {
-        Some(dir) => Ok(WorkDir::new(dir.clone())),
+        Some(dir) => {
+            let wd = WorkDir::new(dir.clone());
+            wd.check_owner()?;
+            Ok(wd)
+        }
         None => Err(Error::usage(format!(
             "{stage}: no work directory: pass --workdir DIR, or pipe in the previous stage's lines"
         ))),
@@ -157,7 +163,11 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
     }
     splits.sort_by_key(|(i, _)| *i);
     let (wd, created) = match (&args.workdir, entries.iter().find_map(Entry::workdir)) {
-        (None, Some(dir)) => (WorkDir::new(dir.clone()), false),
+        (None, Some(dir)) => {
+            let wd = WorkDir::new(dir.clone());
+            wd.check_owner()?;
+            (wd, false)
+        }
         (given, _) => WorkDir::open(given.as_deref(), false)?,
     };
     // A work directory belongs to one job: a new map over another job's
@@ -311,8 +321,9 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
 /// (docs/dev/architecture.md §5).
 fn task_command(args: TaskArgs, (_, child_nofile): Start) -> Result<()> {
     if args.watch_stdin {
-        // The SSH executor never writes to stdin; it closes when the
-        // connection goes away (coordinator gone, attempt cancelled).
+        // Past the script the remote shell read, the SSH executor writes
+        // nothing to stdin; it closes when the connection goes away
+        // (coordinator gone, attempt cancelled).
         std::thread::spawn(|| {
             let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
             crate::interrupt::trigger();

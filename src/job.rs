@@ -83,13 +83,17 @@ impl<'a> Lifecycle<'a> {
         (started, child_nofile): (Instant, Option<libc::rlimit>),
     ) -> Result<Lifecycle<'a>> {
         let job = Job::new(spec)?;
-        if save {
+        // The digest remote tasks check: of the bytes saved now, or of the
+        // spec an earlier stage saved.
+        let digest = if save {
             let output = &job.spec.output;
             fs::create_dir_all(output).map_err(|e| Error::io("cannot create", output, e))?;
-            job.spec.save(wd)?;
-        }
+            job.spec.save(wd)?
+        } else {
+            JobSpec::digest(wd)?
+        };
         let res = Arc::new(Resources::new(pool.local_slots(), child_nofile));
-        let exec = pool.executor(wd, &job, Arc::clone(&res))?;
+        let exec = pool.executor(wd, &job, &digest, Arc::clone(&res));
         let joblog = options.joblog.as_deref().map(JobLog::open).transpose()?;
         Ok(Lifecycle {
             wd,

@@ -107,13 +107,16 @@ impl JobSpec {
     }
 
     /// Writes the job spec into `wd` (atomically, replacing an older one).
-    pub fn save(&self, wd: &WorkDir) -> Result<()> {
+    /// Returns the digest of the bytes written (see [`JobSpec::digest`]).
+    pub fn save(&self, wd: &WorkDir) -> Result<String> {
         let path = wd.spec_path();
         let tmp = workdir::attempt_path(&path, 0);
-        workdir::write_json(&tmp, self)?;
+        let bytes = workdir::json_bytes(self);
+        workdir::write_new(&tmp, &bytes)?;
         fs::rename(&tmp, &path)
             .and_then(|()| workdir::sync_dir(wd.root()))
-            .map_err(|e| Error::io("cannot write job spec", &path, e))
+            .map_err(|e| Error::io("cannot write job spec", &path, e))?;
+        Ok(hex_sha256(&bytes))
     }
 }
 

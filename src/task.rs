@@ -619,8 +619,14 @@ fn write_part<T>(
     write: impl FnOnce(&mut PartOut) -> Result<T, TaskError>,
 ) -> Result<T, TaskError> {
     let guard = AttemptGuard::new(workdir::attempt_path(target, at.attempt));
-    let file =
-        workdir::create_new(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
+    // A part of the user's output directory gets the umask's permissions;
+    // anything in the work directory stays private.
+    let create = if durable {
+        workdir::create_output
+    } else {
+        workdir::create_new
+    };
+    let file = create(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
     let mut out = PartOut {
         out: BufWriter::with_capacity(WRITE_BUFFER, file),
         path: guard.path().to_path_buf(),

@@ -266,11 +266,21 @@ fn new_temp_dir() -> Result<PathBuf> {
 /// exists, and never through a symbolic link (O_EXCL, O_NOFOLLOW), so that
 /// nobody who can write the directory can redirect what a task writes.
 pub fn create_new(path: &Path) -> io::Result<fs::File> {
+    create_new_mode(path, 0o600)
+}
+
+/// Creates a new file of the user's output directory: as [`create_new`],
+/// but with the permissions the umask gives, as any tool's output.
+pub fn create_output(path: &Path) -> io::Result<fs::File> {
+    create_new_mode(path, 0o666)
+}
+
+fn create_new_mode(path: &Path, mode: u32) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
 }
@@ -432,10 +442,20 @@ impl Drop for AttemptGuard {
 
 /// Writes `value` as JSON to `path`, durably (see [`close_file`]).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_new(path, &json_bytes(value))
+}
+
+/// `value` as the JSON gmr writes (pretty, a final newline).
+pub fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("serializable");
     bytes.push(b'\n');
+    bytes
+}
+
+/// Writes `bytes` to the new file `path`, durably.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = create_new(path).map_err(|e| Error::io("cannot write", path, e))?;
-    file.write_all(&bytes)
+    file.write_all(bytes)
         .and_then(|()| close_file(file, true))
         .map_err(|e| Error::io("cannot write", path, e))
 }

@@ -1080,6 +1080,106 @@ fn an_attempt_of_an_earlier_job_never_commits_into_a_later_one() {
     assert_eq!(parts(d.path("out")), b"B:x\nB:y\n");
 }
 
+#[test]
+fn a_host_admitted_late_is_checked_before_its_first_task() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: making a second login user needs root");
+        return;
+    }
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    // Host 2 logs in as another user, who cannot see the job's private
+    // work directory: its check must fail, whenever it comes.
+    let other = "gmr-other";
+    if !Command::new("id")
+        .arg(other)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        let made = Command::new("useradd")
+            .args(["-M", "-N", "-s", "/bin/sh", other])
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    assert!(
+        Command::new("usermod")
+            .args(["-p", "*", other])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for p in [c.dir.parent().unwrap(), c.dir.as_path()] {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let keys = c.dir.join("authorized_keys");
+        fs::set_permissions(keys, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    d.write("in.txt", "a\n".repeat(24));
+    let m = d.script("m.sh", "sleep 0.4; cat");
+    // Down when the job starts: a hung host.
+    c.control("hang-host", 2);
+    let hosts = format!("{},{other}@{}", c.host(1), c.host(2));
+    let mut args: Vec<String> = ["run", "-q", "-m", m.to_str().unwrap(), "-r", "cat"]
+        .map(String::from)
+        .to_vec();
+    args.extend(c.args(&hosts, "w"));
+    args.extend(
+        [
+            "--ssh-timeout",
+            "5",
+            "--split-size",
+            "2",
+            "--joblog",
+            "log",
+            "in.txt",
+        ]
+        .map(String::from),
+    );
+    let child = d
+        .gmr(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let t0 = Instant::now();
+    while !d.path("log").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no task started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.control("resume-host", 2);
+    let status = child.0.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    let late: Vec<Value> = joblog(&d.path("log"))
+        .into_iter()
+        .filter(|l| l["host"].as_str().unwrap().starts_with(other))
+        .collect();
+    assert!(
+        !late.is_empty(),
+        "host 2 came back during the job and was tried"
+    );
+    assert!(
+        late.iter().all(|l| l["status"] != "ok"),
+        "a host whose check fails runs no task: {late:?}"
+    );
+    assert!(
+        late.iter().any(|l| l["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not visible there")),
+        "the late host failed the work directory check: {late:?}"
+    );
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

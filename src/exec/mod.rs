@@ -88,18 +88,17 @@ impl Pool {
 
     /// The executor for `job` in `wd`; tasks on this machine run with
     /// `res`.
+    /// `digest` is that of the saved spec, which remote tasks check.
     pub fn executor(
         self,
         wd: &WorkDir,
         job: &Job,
+        digest: &str,
         res: Arc<Resources>,
-    ) -> crate::error::Result<Box<dyn Executor>> {
-        Ok(match self {
+    ) -> Box<dyn Executor> {
+        match self {
             Pool::Local(n) => Box::new(local::LocalExecutor::new(wd.clone(), job.clone(), res, n)),
-            Pool::Hosts(pool) => {
-                let digest = crate::spec::JobSpec::digest(wd)?;
-                Box::new((*pool).executor(wd, job, &digest, res))
-            }
-        })
+            Pool::Hosts(pool) => Box::new((*pool).executor(wd, job, digest, res)),
+        }
     }
 }
