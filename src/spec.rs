@@ -101,6 +101,13 @@ impl JobSpec {
         Ok(spec)
     }
 
+    /// The bytes by which `job.json` names this job, within its first 256
+    /// bytes (`version` and `job` are the spec's first fields): what a
+    /// task's fence looks for without parsing the whole spec.
+    pub fn identity_mark(&self) -> String {
+        format!("\"job\": \"{}\"", self.job)
+    }
+
     /// How long a command may show no sign of life, if limited.
     pub fn task_timeout(&self) -> Option<std::time::Duration> {
         (self.task_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.task_timeout_ms))
@@ -288,4 +295,45 @@ pub fn implied_combiner(combiner: Option<&str>, reducer: Option<&str>) -> Result
         Some(Program::Builtin(b)) if b.merge_form().is_some() => Some(b.name().to_string()),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_is_at_the_head_of_job_json() {
+        let split = Split {
+            path: "/a".into(),
+            start: 0,
+            end: 9,
+            gzip: false,
+            more: Vec::new(),
+        };
+        let spec = JobSpec {
+            version: FORMAT_VERSION,
+            job: new_job_id(),
+            cwd: "/a/very/long/current/directory/".repeat(20).into(),
+            inputs: Vec::new(),
+            splits: vec![split; 1000],
+            mapper: "m".repeat(1000),
+            combiner: None,
+            reducer: None,
+            reducers: 1,
+            key: KeySpec {
+                separator: b'\t',
+                key_fields: 1,
+            },
+            sort_buffer: 1,
+            one_mapper_per_task: false,
+            output: "/o".into(),
+            ok_exit: vec![0],
+            task_timeout_ms: 0,
+            env: vec![("LANG".into(), "C".repeat(1000))],
+        };
+        let bytes = workdir::json_bytes(&spec);
+        let head = String::from_utf8_lossy(&bytes[..256]);
+        assert!(head.contains(&spec.identity_mark()), "{head}");
+        assert_ne!(new_job_id(), spec.job);
+    }
 }
