@@ -475,7 +475,8 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     if !n.is_finite() || n < 0.0 {
         return Err(format!("`{s}`: a duration cannot be negative"));
     }
-    Ok(std::time::Duration::from_secs_f64(n * secs))
+    std::time::Duration::try_from_secs_f64(n * secs)
+        .map_err(|_| format!("`{s}` is too long a duration"))
 }
 
 /// Parses a separator: one byte, or the escapes `\t`, `\0`, `\xHH`.

@@ -37,7 +37,7 @@ pub fn install() {
     let _ = ctrlc::set_handler(|| {
         trigger();
         std::thread::sleep(STOP_WITHIN);
-        eprintln!("gmr: interrupted; stopped without waiting for what was still running");
+        // Nothing is printed: stderr may be what another thread is stuck on.
         // SAFETY: _exit ends the process at once; nothing is shared with
         // code that runs after it.
         unsafe { libc::_exit(crate::error::ExitCode::Interrupted as i32) }
@@ -130,9 +130,16 @@ impl Cancel {
         }
     }
 
-    fn is_cancelled(&self) -> bool {
+    /// Whether the attempt was cancelled.
+    pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
+}
+
+/// The cancel handle of the attempt this thread runs, for the threads it
+/// starts (a command's feeder).
+pub fn current() -> Option<Arc<Cancel>> {
+    CURRENT.with(|c| c.borrow().clone())
 }
 
 /// True when the attempt this thread runs was cancelled.

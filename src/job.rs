@@ -90,7 +90,16 @@ impl<'a> Lifecycle<'a> {
             fs::create_dir_all(output).map_err(|e| Error::io("cannot create", output, e))?;
             job.spec.save(wd)?
         } else {
-            JobSpec::digest(wd)?
+            // The spec an earlier stage saved: the digest is of the bytes
+            // that hold this very spec.
+            let (saved, digest) = JobSpec::load_with_digest(wd)?;
+            if saved != job.spec {
+                return Err(Error::job(format!(
+                    "the job spec {} changed while this stage started; run it again",
+                    wd.spec_path().display()
+                )));
+            }
+            digest
         };
         let res = Arc::new(Resources::new(pool.local_slots(), child_nofile));
         let exec = pool.executor(wd, &job, &digest, Arc::clone(&res));

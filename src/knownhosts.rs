@@ -40,7 +40,8 @@ pub enum Verdict {
     Known,
     /// A `@revoked` line that covers the host holds this key.
     Revoked(Place),
-    /// Lines name the host, none of them with this key.
+    /// Lines name the host with keys of this key's type, none of them
+    /// this key.
     Changed(Place),
     /// Only `@cert-authority` lines cover the host: it must show a host
     /// certificate signed by one of them.
@@ -69,6 +70,8 @@ struct Line {
     place: Place,
     marker: Marker,
     hosts: Hosts,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, …
+    key_type: String,
     /// The key blob; None when its base64 does not decode.
     key: Option<Vec<u8>>,
 }
@@ -99,13 +102,15 @@ pub fn entry(host: &str, port: u16, key_type: &str, key: &[u8]) -> String {
 
 impl KnownHosts {
     /// Reads `files` in order (the user's, then the system's); a file that
-    /// does not exist names no host.
+    /// does not exist names no host. The first (the user's) must be
+    /// readable if it exists; the others are skipped when they are not, as
+    /// `ssh` skips them.
     pub fn read(files: &[PathBuf]) -> io::Result<KnownHosts> {
         let mut known = KnownHosts::default();
-        for file in files {
+        for (i, file) in files.iter().enumerate() {
             let text = match std::fs::read(file) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound || i > 0 => continue,
                 Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", file.display()))),
             };
             known.add(file, &text);
@@ -136,7 +141,7 @@ impl KnownHosts {
                 };
                 first = next;
             }
-            let (Some(_key_type), Some(key)) = (words.next(), words.next()) else {
+            let (Some(key_type), Some(key)) = (words.next(), words.next()) else {
                 continue;
             };
             let Some(hosts) = parse_hosts(first) else {
@@ -149,6 +154,7 @@ impl KnownHosts {
                 },
                 marker,
                 hosts,
+                key_type: key_type.to_string(),
                 key: base64::engine::general_purpose::STANDARD.decode(key).ok(),
             });
         }
@@ -162,17 +168,36 @@ impl KnownHosts {
     /// its key is the one recorded for the host without a port, as `ssh`
     /// checks "without port identifier" (a plain line with another key
     /// leaves it unknown: another port may well be another machine).
-    pub fn check(&self, host: &str, port: u16, key: &[u8]) -> Verdict {
-        match self.check_name(&host_name(host, port), key) {
-            Verdict::Unknown if port != 22 => match self.check_name(&host_name(host, 22), key) {
-                Verdict::Known => Verdict::Known,
-                _ => Verdict::Unknown,
-            },
+    ///
+    /// Lines of another key type than `key_type` leave the host unknown
+    /// for this type (as for `ssh`); [`KnownHosts::known_types`] lets the
+    /// connection ask for a type the host is known by.
+    pub fn check(&self, host: &str, port: u16, key_type: &str, key: &[u8]) -> Verdict {
+        match self.check_name(&host_name(host, port), key_type, key) {
+            Verdict::Unknown if port != 22 => {
+                match self.check_name(&host_name(host, 22), key_type, key) {
+                    Verdict::Known => Verdict::Known,
+                    _ => Verdict::Unknown,
+                }
+            }
             verdict => verdict,
         }
     }
 
-    fn check_name(&self, name: &str, key: &[u8]) -> Verdict {
+    /// The key types that plain lines record for the host, in file order.
+    pub fn known_types(&self, host: &str, port: u16) -> Vec<String> {
+        let names = [host_name(host, port), host_name(host, 22)];
+        let mut types: Vec<String> = Vec::new();
+        for l in &self.lines {
+            let covered = names.iter().any(|n| covers(&l.hosts, n));
+            if l.marker == Marker::None && covered && !types.contains(&l.key_type) {
+                types.push(l.key_type.clone());
+            }
+        }
+        types
+    }
+
+    fn check_name(&self, name: &str, key_type: &str, key: &[u8]) -> Verdict {
         let covering = || self.lines.iter().filter(|l| covers(&l.hosts, name));
         let same = |l: &&Line| l.key.as_deref() == Some(key);
         if let Some(l) = covering().find(|l| l.marker == Marker::Revoked && same(l)) {
@@ -182,8 +207,12 @@ impl KnownHosts {
         if plain().any(|l| same(&l)) {
             return Verdict::Known;
         }
-        if let Some(l) = plain().next() {
+        if let Some(l) = plain().find(|l| l.key_type == key_type) {
             return Verdict::Changed(l.place.clone());
+        }
+        if plain().next().is_some() {
+            // Known by another key type only: new for this one.
+            return Verdict::Unknown;
         }
         match covering().find(|l| l.marker == Marker::CertAuthority) {
             Some(l) => Verdict::CertificateRequired(l.place.clone()),
@@ -308,7 +337,8 @@ mod tests {
     fn verdicts() {
         let k = b64(KEY);
         let o = b64(OTHER);
-        let port = |text: &str, host: &str, port: u16| known(text).check(host, port, KEY);
+        let port =
+            |text: &str, host: &str, port: u16| known(text).check(host, port, "ssh-ed25519", KEY);
         let ok = Verdict::Known;
         assert_eq!(port(&format!("h ssh-ed25519 {k}"), "h", 22), ok);
         assert_eq!(port(&format!("H ssh-ed25519 {k}"), "h", 22), ok, "case");
@@ -398,8 +428,16 @@ mod tests {
         std::fs::write(&system, format!("h ssh-ed25519 {}\n", b64(KEY))).unwrap();
         let missing = dir.path().join("none");
         let k = KnownHosts::read(&[user, missing, system]).unwrap();
-        assert_eq!(k.check("h", 22, KEY), Verdict::Known);
-        assert!(matches!(k.check("h", 22, b"x"), Verdict::Changed(p) if p.line == 1));
+        assert_eq!(k.check("h", 22, "ssh-ed25519", KEY), Verdict::Known);
+        assert!(
+            matches!(k.check("h", 22, "ssh-ed25519", b"x"), Verdict::Changed(p) if p.line == 1)
+        );
+        // Another key type: new for that type; the known one is preferred.
+        assert_eq!(
+            k.check("h", 22, "ecdsa-sha2-nistp256", b"x"),
+            Verdict::Unknown
+        );
+        assert_eq!(k.known_types("h", 22), ["ssh-ed25519"]);
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl OutputDir {
 fn refuse_to_replace(dir: &Path, keep: &[(&str, &Path)]) -> Result<()> {
     let real = fs::canonicalize(dir).map_err(|e| Error::input("bad output directory", dir, e))?;
     let home = std::env::var_os("HOME").and_then(|h| fs::canonicalize(h).ok());
-    if real.parent().is_none() || Some(&real) == home.as_ref() {
+    if real.parent().is_none() || home.as_ref().is_some_and(|h| h.starts_with(&real)) {
         return Err(Error::usage(format!(
             "--force will not replace {}: choose an output directory of its own",
             dir.display()

@@ -368,6 +368,24 @@ pub fn map_spec(
         }
     }
     spec.inputs = split::stamp_inputs(&files)?;
+    // The split lines carry no stamp: a file is as `gmr split` planned it
+    // when its last split ends at its end.
+    for stamp in &spec.inputs {
+        let planned = splits
+            .iter()
+            .flat_map(Split::pieces)
+            .filter(|p| p.path == stamp.path)
+            .map(|p| p.end)
+            .max()
+            .unwrap_or(0);
+        if planned != stamp.len {
+            return Err(Error::usage(format!(
+                "input {} changed since gmr split planned it ({planned} bytes then, {} now); run gmr split again",
+                stamp.path.display(),
+                stamp.len
+            )));
+        }
+    }
     spec.splits = splits;
     Ok(spec)
 }

@@ -154,6 +154,8 @@ struct Watch {
     exited: AtomicBool,
     /// The run is failing: writing its input fails at once.
     abort: AtomicBool,
+    /// The attempt's cancel handle, seen from the feeder's thread too.
+    cancel: Option<std::sync::Arc<interrupt::Cancel>>,
 }
 
 impl Watch {
@@ -163,7 +165,16 @@ impl Watch {
             alive_ms: AtomicU64::new(0),
             exited: AtomicBool::new(false),
             abort: AtomicBool::new(false),
+            cancel: interrupt::current(),
         }
+    }
+
+    /// Feeding must stop: the run fails, the job is interrupted, or the
+    /// attempt was cancelled.
+    fn stopping(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+            || interrupt::is_set()
+            || self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
     }
 
     fn touch(&self) {
@@ -230,7 +241,7 @@ impl<W: Write> InputMeter<'_, W> {
             return Ok(());
         };
         loop {
-            if watch.abort.load(Ordering::Relaxed) {
+            if watch.stopping() {
                 return Err(stopped());
             }
             if watch.exited.load(Ordering::Relaxed) {
@@ -256,7 +267,7 @@ fn stopped() -> io::Error {
 impl<W: Write> Write for InputMeter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some((_, watch)) = self.pipe
-            && watch.abort.load(Ordering::Relaxed)
+            && watch.stopping()
         {
             return Err(stopped());
         }
@@ -485,8 +496,9 @@ impl Child<'_> {
         // What is left of the command's process group goes: a `cmd &` that
         // outlived it, or the whole pipeline when the run failed.
         interrupt::kill_group(pid);
-        let status = reap(&mut child);
+        // Forgotten before it is reaped: its group id may be reused after.
         interrupt::unregister_child(pid);
+        let status = reap(&mut child);
         let (mut outcome, tail) = errs.finish();
         let failure = |kind: FailureKind, message: String| TaskError {
             kind,
@@ -649,6 +661,7 @@ impl Child<'_> {
             }
             if err_open && ready(stderr.as_raw_fd()) {
                 match stderr.read(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Ok(0) | Err(_) => err_open = false,
                     Ok(n) => {
                         watch.touch();

@@ -69,27 +69,39 @@ impl JobSpec {
     /// hex): remote tasks get it on their command line and refuse a spec
     /// that changed since (whoever could write the work directory could
     /// otherwise make every host run their commands).
-    pub fn digest(wd: &WorkDir) -> Result<String> {
+    /// Reads the job spec of `wd` and its digest, of the same bytes.
+    pub fn load_with_digest(wd: &WorkDir) -> Result<(JobSpec, String)> {
         let path = wd.spec_path();
-        let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-        Ok(hex_sha256(&bytes))
+        let bytes =
+            fs::read(&path).map_err(|e| wd_error(wd, Error::io("cannot read", &path, e)))?;
+        Ok((JobSpec::parse(wd, &bytes)?, hex_sha256(&bytes)))
     }
 
-    /// Reads the job spec of `wd`, which must have the digest `want`.
+    /// Reads the job spec of `wd`, which must have the digest `want`: the
+    /// bytes checked are the bytes parsed.
     pub fn load_checked(wd: &WorkDir, want: &str) -> Result<JobSpec> {
-        let have = JobSpec::digest(wd).map_err(|e| wd_error(wd, e))?;
+        let (spec, have) = JobSpec::load_with_digest(wd)?;
         if have != want {
             return Err(Error::usage(format!(
                 "the job spec {} changed since the job started (digest {have}, the job's {want}): refusing to run it",
                 wd.spec_path().display()
             )));
         }
-        JobSpec::load(wd)
+        Ok(spec)
     }
 
     /// Reads the job spec of the work directory `wd`.
     pub fn load(wd: &WorkDir) -> Result<JobSpec> {
-        let spec: JobSpec = workdir::read_json(&wd.spec_path()).map_err(|e| wd_error(wd, e))?;
+        JobSpec::load_with_digest(wd).map(|(spec, _)| spec)
+    }
+
+    fn parse(wd: &WorkDir, bytes: &[u8]) -> Result<JobSpec> {
+        let spec: JobSpec = serde_json::from_slice(bytes).map_err(|e| {
+            wd_error(
+                wd,
+                Error::job(format!("cannot parse {}: {e}", wd.spec_path().display())),
+            )
+        })?;
         if spec.version != FORMAT_VERSION {
             return Err(Error::usage(format!(
                 "work directory {} has format {}, this gmr reads format {FORMAT_VERSION}; \

@@ -94,26 +94,40 @@ pub fn committed_report(wd: &WorkDir, spec: &JobSpec, task: TaskId) -> Option<Ta
     if !output.exists() {
         return None;
     }
-    // Runs are not synced to disk (see `workdir::close_file`): after a
-    // crash of the machine, a runs file of another length than its index
-    // says is removed, and its task redone.
-    if let TaskId::Map(i) = task
-        && spec.reducers > 0
-    {
-        let dir = wd.map_dir(i);
-        let whole = workdir::read_json::<MapIndex>(&output).is_ok_and(|index| {
-            let end = index.segments.last().map_or(0, |s| s.end);
-            fs::metadata(WorkDir::map_out(&dir)).is_ok_and(|m| m.len() == end)
-        });
-        if !whole {
-            workdir::remove_path(&dir);
-            return None;
-        }
-    }
     let report: TaskReport = workdir::read_json(&wd.report_path(&task.to_string())).ok()?;
     // A commit of another job (a work directory reused by hand) is none of
     // this job's.
-    (report.job == spec.job).then_some(report)
+    if report.job != spec.job {
+        return None;
+    }
+    // Runs, shuffle parts and parts bound for stdout are not synced to
+    // disk (see `workdir::close_file`): after a crash of the machine, one
+    // of another length than its index or report says is removed, and its
+    // task redone. A file that cannot be read now is left alone (the task
+    // is simply not reused).
+    let len = |p: &Path| fs::metadata(p).ok().map(|m| m.len());
+    let (target, whole) = match task {
+        TaskId::Map(i) if spec.reducers > 0 => {
+            let dir = wd.map_dir(i);
+            let bytes = fs::read(&output).ok()?;
+            let whole = serde_json::from_slice::<MapIndex>(&bytes)
+                .ok()
+                .map(|index| {
+                    let end = index.segments.last().map_or(0, |s| s.end);
+                    len(&WorkDir::map_out(&dir)) == Some(end)
+                });
+            (dir, whole.unwrap_or(false))
+        }
+        _ => {
+            let have = len(&output)?;
+            (output, have == report.bytes_out)
+        }
+    };
+    if !whole {
+        workdir::remove_path(&target);
+        return None;
+    }
+    Some(report)
 }
 
 /// One attempt of one task of a job: what every kind of task needs.
@@ -200,12 +214,23 @@ impl Attempt<'_> {
         // `JobSpec::identity_mark`): reading its head costs the same for a
         // job of a million splits as of one.
         let mut head = [0u8; 256];
-        let n = fs::File::open(self.wd.spec_path())
-            .and_then(|f| {
-                use std::os::unix::fs::FileExt;
-                f.read_at(&mut head, 0)
-            })
-            .unwrap_or(0);
+        let read = fs::File::open(self.wd.spec_path()).and_then(|f| {
+            use std::os::unix::fs::FileExt;
+            f.read_at(&mut head, 0)
+        });
+        let n = match read {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            // A read that failed says nothing of whose the directory is:
+            // the attempt fails, and is retried.
+            Err(e) => {
+                let path = self.wd.spec_path();
+                return Err(TaskError::io(
+                    crate::error::io_message("cannot read", &path, &e),
+                    &e,
+                ));
+            }
+        };
         let mark = self.job.spec.identity_mark();
         let held = memchr::memmem::find(&head[..n], mark.as_bytes()).is_some();
         match held {

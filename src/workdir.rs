@@ -361,7 +361,7 @@ pub fn commit(attempt: &Path, target: &Path) -> Result<bool> {
         match fs::hard_link(attempt, target) {
             Ok(()) => fs::remove_file(attempt),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-            Err(_) => fs::rename(attempt, target),
+            Err(_) => rename_noreplace(attempt, target),
         }
     };
     match result {
@@ -382,6 +382,33 @@ pub fn commit(attempt: &Path, target: &Path) -> Result<bool> {
             Ok(false)
         }
         Err(e) => Err(Error::io("cannot commit", target, e)),
+    }
+}
+
+/// rename(2) that never replaces `target` (renameat2 with
+/// RENAME_NOREPLACE): where a filesystem has no hard links, first commit
+/// still wins. Fails with EEXIST when `target` exists.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in a path"))
+    };
+    let (from, to) = (cstr(from)?, cstr(to)?);
+    // SAFETY: both are NUL-terminated paths that live across the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

@@ -285,7 +285,7 @@ fn ctrl_c_ends_gmr_waiting_on_a_fifo_without_a_writer() {
 // 4. Inputs that change under the job.
 
 #[test]
-fn an_input_truncated_before_its_tasks_run_fails_them_naming_it() {
+fn an_input_truncated_between_split_and_map_is_refused_naming_it() {
     let d = Dir::new();
     d.sh("seq 200000 > in");
     let gmr = gmr_bin().display().to_string();
@@ -293,9 +293,11 @@ fn an_input_truncated_before_its_tasks_run_fails_them_naming_it() {
     d.sh("truncate -s 100 in");
     let s = read(d.path("s"));
     let out = d.run_stdin(&["map", "-q", "-m", "cat", "-R1", "--workdir", "w"], &s);
-    let err = out.fails(1);
+    // Caught before any task runs: the last split no longer ends at the
+    // file's end.
+    let err = out.fails(2);
     assert!(
-        err.contains("changed while the job ran") && err.contains("/in"),
+        err.contains("changed since gmr split planned it") && err.contains("/in"),
         "{err}"
     );
 }
@@ -893,6 +895,10 @@ fn a_runs_file_cut_short_by_a_crash_is_redone_on_resume() {
     run(false).ok();
     // The crash: a runs file cut, the output not yet there.
     d.sh("truncate -s 100 w/map/map-00001/out && rm -r out/* w/reports/reduce-*");
+    run(true).ok();
+    assert_eq!(parts(d.path("out")), reference);
+    // A part cut short, its report kept: redone too.
+    d.sh("truncate -s 10 out/part-00001 && rm out/_SUCCESS");
     run(true).ok();
     assert_eq!(parts(d.path("out")), reference);
 }

@@ -67,6 +67,26 @@ pub struct Credentials {
     pub accept_new_host_keys: bool,
 }
 
+impl Credentials {
+    /// The known_hosts files, the user's first.
+    fn files(&self) -> Vec<PathBuf> {
+        std::iter::once(self.known_hosts.clone())
+            .chain(self.more_known_hosts.iter().cloned())
+            .collect()
+    }
+}
+
+/// Host key types libssh2 can check, in its order of preference.
+const HOST_KEY_TYPES: &[&str] = &[
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-ed25519",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "ssh-rsa",
+];
+
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -316,6 +336,30 @@ impl Connection {
             message: e.to_string(),
         })?;
         session.set_tcp_stream(stream);
+        // Ask for a host key of a type known_hosts has for the host, as
+        // ssh does: else a host known by its ed25519 key that offers ECDSA
+        // first would look unknown.
+        let files = creds.files();
+        if let Ok(known) = KnownHosts::read(&files) {
+            let known = known.known_types(&target.host, target.port);
+            let mut prefs: Vec<&str> = HOST_KEY_TYPES
+                .iter()
+                .copied()
+                // An RSA key (`ssh-rsa` in known_hosts) signs with SHA-2 too.
+                .filter(|t| {
+                    known
+                        .iter()
+                        .any(|k| k == t || (k == "ssh-rsa" && t.starts_with("rsa-")))
+                })
+                .collect();
+            let rest: Vec<&str> = HOST_KEY_TYPES
+                .iter()
+                .copied()
+                .filter(|t| !prefs.contains(t))
+                .collect();
+            prefs.extend(rest);
+            let _ = session.method_pref(ssh2::MethodType::HostKey, &prefs.join(","));
+        }
         // Non-blocking throughout: every step waits in poll(2), where a
         // deadline or an interrupt can end it.
         session.set_blocking(false);
@@ -410,11 +454,8 @@ impl Connection {
             file: file.clone(),
             message,
         };
-        let files: Vec<PathBuf> = std::iter::once(file.clone())
-            .chain(creds.more_known_hosts.iter().cloned())
-            .collect();
-        let known = KnownHosts::read(&files).map_err(|e| known_err(e.to_string()))?;
-        match known.check(&target.host, target.port, key) {
+        let known = KnownHosts::read(&creds.files()).map_err(|e| known_err(e.to_string()))?;
+        match known.check(&target.host, target.port, key_type_name(key_type), key) {
             Verdict::Known => Ok(()),
             Verdict::Revoked(place) => Err(ConnectError::HostKeyMismatch {
                 name,
