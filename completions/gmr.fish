@@ -41,6 +41,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s o -l output -d 'Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l separator -d 'The byte between key and value (one character, or \\t)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l key-fields -d 'How many leading fields form the key' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l partition-fields -d 'Choose the partition by the first N fields of the key only (1 <= N <= --key-fields): records whose first N fields are equal go to the same reducer (Hadoop\'s KeyFieldBasedPartitioner -k1,N)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
@@ -72,6 +73,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand map" -s c -l combiner -d 'A comb
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs, at most 1048576); 0 makes a map-only job whose mapper output is the output, order kept' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l separator -d 'The byte between key and value (one character, or \\t)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l key-fields -d 'How many leading fields form the key' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l partition-fields -d 'Choose the partition by the first N fields of the key only (1 <= N <= --key-fields): records whose first N fields are equal go to the same reducer (Hadoop\'s KeyFieldBasedPartitioner -k1,N)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r

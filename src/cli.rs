@@ -120,6 +120,12 @@ pub struct KeyArgs {
     /// How many leading fields form the key
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
     pub key_fields: u32,
+
+    /// Choose the partition by the first N fields of the key only (1 <= N
+    /// <= --key-fields): records whose first N fields are equal go to the
+    /// same reducer (Hadoop's KeyFieldBasedPartitioner -k1,N)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
+    pub partition_fields: Option<u32>,
 }
 
 /// The map side of a job.

@@ -80,7 +80,8 @@ A record is one line of bytes ending in a newline; a last line without one is a 
 Bytes need not be UTF-8, and a split never cuts a record.
 The key is the text before the first separator (TAB unless --separator), or before the N-th \
 with --key-fields N; the value is the rest. A line without a separator is all key.
-A record goes to partition XXH3-64(key, seed 0) mod R, the same on every host and release.
+A record goes to partition XXH3-64(key, seed 0) mod R (of the key's first N fields with \
+--partition-fields N), the same on every host and release.
 Within a partition records are sorted by key, then value, bytewise, whatever the locale; \
 so the output is byte-identical whatever the number of splits, jobs or retries.
 The reducer gets exactly the lines the mappers printed, in that order. \

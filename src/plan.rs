@@ -190,6 +190,18 @@ impl MapSide<'_> {
             key: KeySpec {
                 separator: self.key.separator,
                 key_fields: self.key.key_fields,
+                partition_fields: match self.key.partition_fields {
+                    Some(n) if n > self.key.key_fields => {
+                        return Err(Error::usage(format!(
+                            "--partition-fields {n} is more than the key's {} field{}: give at most --key-fields",
+                            self.key.key_fields,
+                            if self.key.key_fields == 1 { "" } else { "s" }
+                        )));
+                    }
+                    // All of the key's fields: the key itself.
+                    Some(n) if n == self.key.key_fields => None,
+                    n => n,
+                },
             },
             // The buffer is shared by the map tasks that run at once on a host.
             sort_buffer: (self.perf.sort_buffer / slots.per_host as u64).max(64 << 10),

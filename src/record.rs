@@ -18,6 +18,12 @@ pub struct KeySpec {
     pub separator: u8,
     /// How many leading fields make the key (1 by default).
     pub key_fields: u32,
+    /// How many leading fields choose the partition, when fewer than the
+    /// key's (`--partition-fields`, Hadoop's KeyFieldBasedPartitioner
+    /// `-k1,N`): records whose first N fields are equal meet in one
+    /// partition, so one reducer sees all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_fields: Option<u32>,
 }
 
 impl Default for KeySpec {
@@ -25,6 +31,7 @@ impl Default for KeySpec {
         KeySpec {
             separator: b'\t',
             key_fields: 1,
+            partition_fields: None,
         }
     }
 }
@@ -76,6 +83,21 @@ impl KeySpec {
     #[inline]
     pub fn key<'a>(&self, line: &'a [u8]) -> &'a [u8] {
         &line[..self.fields(line).key_end]
+    }
+
+    /// The bytes that choose the partition of a record whose key is
+    /// `key`: the key, or its first `--partition-fields` fields.
+    #[inline]
+    pub fn partition_key<'a>(&self, key: &'a [u8]) -> &'a [u8] {
+        match self.partition_fields {
+            Some(n) if n < self.key_fields => {
+                let end = memchr::memchr_iter(self.separator, key)
+                    .nth(n as usize - 1)
+                    .unwrap_or(key.len());
+                &key[..end]
+            }
+            _ => key,
+        }
     }
 }
 
@@ -181,9 +203,17 @@ mod tests {
         let two = KeySpec {
             separator: b',',
             key_fields: 2,
+            partition_fields: None,
         };
         assert_eq!(two.key(b"a,b,c"), b"a,b");
         assert_eq!(two.key(b"a,b"), b"a,b");
+        assert_eq!(two.partition_key(b"a,b"), b"a,b");
+        let first = KeySpec {
+            partition_fields: Some(1),
+            ..two
+        };
+        assert_eq!(first.partition_key(first.key(b"roses,are,red")), b"roses");
+        assert_eq!(first.partition_key(b"roses"), b"roses");
         assert_eq!(KeySpec::default().key(b"k\tv\tw"), b"k");
         assert_eq!(KeySpec::default().key(b"no-sep"), b"no-sep");
     }

@@ -405,7 +405,7 @@ impl SortBuffer {
             start,
             len,
             key_len: f.key_end as u32,
-            part_sep: partition(key, self.reducers) | sep,
+            part_sep: partition(self.key.partition_key(key), self.reducers) | sep,
         });
         extend_short(&mut self.data, line);
         self.records += 1;

@@ -335,6 +335,7 @@ mod tests {
             key: KeySpec {
                 separator: b'\t',
                 key_fields: 1,
+                partition_fields: None,
             },
             sort_buffer: 1,
             one_mapper_per_task: false,

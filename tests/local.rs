@@ -1068,3 +1068,98 @@ fn plain_commands_run_as_the_shell_would_run_them() {
         );
     }
 }
+
+/// Which part of `out` holds each line's first `.`-field.
+fn families_by_part(out: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut by_family: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for name in names(out).into_iter().filter(|n| n.starts_with("part-")) {
+        let text = String::from_utf8(read(out.join(&name))).unwrap();
+        for line in text.lines() {
+            let family = line.split('.').next().unwrap().to_string();
+            let parts = by_family.entry(family).or_default();
+            if !parts.contains(&name) {
+                parts.push(name.clone());
+            }
+        }
+    }
+    by_family
+}
+
+#[test]
+fn partition_fields_keep_a_key_prefix_in_one_part() {
+    // Hadoop's TestStreamDataProtocol: the key is the first two
+    // `.`-fields, the partition is chosen by the first.
+    let d = Dir::new();
+    let mut input = String::new();
+    for family in [
+        "roses", "bunnies", "owls", "pears", "kites", "moles", "ferns", "gulls",
+    ] {
+        for (verb, rest) in [
+            ("are", "red"),
+            ("smell", "good"),
+            ("need", "care"),
+            ("run", "fast"),
+        ] {
+            input.push_str(&format!("{family}.{verb}.{rest}\n"));
+        }
+    }
+    d.write("in.txt", &input);
+    let job = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "run",
+            "-q",
+            "-m",
+            "cat",
+            "-r",
+            "cat",
+            "--separator",
+            ".",
+            "--key-fields",
+            "2",
+            "-R",
+            "4",
+            "-o",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        args.push("in.txt");
+        d.run(&args).ok();
+    };
+    job(&["--partition-fields", "1"], "out");
+    let families = families_by_part(&d.path("out"));
+    assert_eq!(families.len(), 8);
+    for (family, parts) in &families {
+        assert_eq!(parts.len(), 1, "{family} is in {parts:?}");
+    }
+    assert_same_lines(&parts(d.path("out")), input.as_bytes(), "every record");
+    // Without it, some family is split: the test above can fail.
+    job(&[], "whole-key");
+    let split = families_by_part(&d.path("whole-key"));
+    assert!(split.values().any(|p| p.len() > 1), "{split:?}");
+    // The partition is XXH3-64 of the first field's bytes.
+    let part_of_roses = &families["roses"][0];
+    let hash = xxhash3_mod(b"roses", 4);
+    assert_eq!(part_of_roses, &format!("part-{hash:05}"));
+    let err = d
+        .run(&[
+            "run",
+            "-q",
+            "-m",
+            "cat",
+            "-r",
+            "cat",
+            "--partition-fields",
+            "2",
+            "in.txt",
+        ])
+        .fails(2);
+    assert!(
+        err.contains("--partition-fields 2 is more than the key's 1 field"),
+        "{err}"
+    );
+}
+
+/// XXH3-64 (seed 0) of `key`, modulo `r`.
+fn xxhash3_mod(key: &[u8], r: u64) -> u64 {
+    twox_hash::XxHash3_64::oneshot(key) % r
+}
