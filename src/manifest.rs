@@ -142,7 +142,7 @@ mod tests {
                     path: "/a".into(),
                     start: 0,
                     end: 9,
-                    gzip: false,
+                    codec: None,
                     more: Vec::new(),
                 },
             },

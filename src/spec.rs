@@ -15,8 +15,9 @@ use std::path::PathBuf;
 
 /// Version of the work directory format; a task refuses other versions.
 /// Version 2 added the job's identity, `--ok-exit` and `--task-timeout`;
-/// version 3 the job's environment.
-pub const FORMAT_VERSION: u32 = 3;
+/// version 3 the job's environment; version 4 splits' `codec` (gzip,
+/// zstd, bzip2, xz, by their magic bytes).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// What a job runs: everything a task needs besides its id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -319,7 +320,7 @@ mod tests {
             path: "/a".into(),
             start: 0,
             end: 9,
-            gzip: false,
+            codec: None,
             more: Vec::new(),
         };
         let spec = JobSpec {

@@ -4,7 +4,8 @@
 //! Splitting reads only the bytes around each cut. A split ends just after
 //! a `\n` (or at the end of the file), so no record is ever cut, and a line
 //! longer than the split size simply makes that split longer. Compressed
-//! files (`.gz`) cannot be cut: each is one split. Inputs that are not
+//! files (gzip, zstd, bzip2, xz: known by their first bytes, whatever their
+//! names) cannot be cut: each is one split. Inputs that are not
 //! regular files (stdin, FIFOs, `<(…)`, devices) are streams: each is
 //! spooled into the work directory first, as stdin is.
 //!
@@ -33,9 +34,10 @@ pub struct Split {
     pub start: u64,
     /// One past the last byte of the split.
     pub end: u64,
-    /// The file is gzip-compressed; the split is the whole file.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub gzip: bool,
+    /// How the file is compressed, if it is; the split is then the whole
+    /// file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<Codec>,
     /// Small files fed to the same mapper after this one (see
     /// [`plan_splits`]); each is whole and has no `more` of its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -93,9 +95,62 @@ pub fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
         .collect()
 }
 
-/// Whether a file is read through gzip, by its name.
-pub fn is_gzip(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "gz")
+/// A compression an input is read through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// gzip (several members are read one after the other).
+    Gzip,
+    /// Zstandard (several frames too).
+    Zstd,
+    /// bzip2 (several streams too).
+    Bzip2,
+    /// xz.
+    Xz,
+}
+
+impl Codec {
+    /// The codec of `file` by its first bytes, whatever its name: gzip
+    /// `1f 8b 08`, zstd `28 b5 2f fd`, bzip2 `BZh1`-`BZh9` followed by the
+    /// block magic `31 41 59 26 53 59`, xz `fd 37 7a 58 5a 00`. No text
+    /// starts with any of them.
+    pub fn sniff(file: &File) -> io::Result<Option<Codec>> {
+        let mut head = [0u8; 10];
+        let mut n = 0;
+        while n < head.len() {
+            match file.read_at(&mut head[n..], n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let head = &head[..n];
+        Ok(if head.starts_with(&[0x1f, 0x8b, 0x08]) {
+            Some(Codec::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Codec::Zstd)
+        } else if head.len() == 10
+            && head.starts_with(b"BZh")
+            && (b'1'..=b'9').contains(&head[3])
+            && head[4..] == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59]
+        {
+            Some(Codec::Bzip2)
+        } else if head.starts_with(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
+            Some(Codec::Xz)
+        } else {
+            None
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Codec::Gzip => "gzip",
+            Codec::Zstd => "zstd",
+            Codec::Bzip2 => "bzip2",
+            Codec::Xz => "xz",
+        }
+    }
 }
 
 /// Whether `input` is read as a stream, spooled first: `-`, or anything
@@ -243,12 +298,13 @@ pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
         if len == 0 {
             continue;
         }
-        if is_gzip(path) {
+        let codec = Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?;
+        if codec.is_some() {
             splits.push(Split {
                 path: path.clone(),
                 start: 0,
                 end: len,
-                gzip: true,
+                codec,
                 more: Vec::new(),
             });
             continue;
@@ -261,7 +317,7 @@ pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
                 path: path.clone(),
                 start,
                 end,
-                gzip: false,
+                codec: None,
                 more: Vec::new(),
             });
             start = end;
@@ -356,19 +412,23 @@ pub fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> io::Resu
     let stamp = stamps.iter().find(|s| s.path == split.path);
     check_unchanged(&file, split, stamp)?;
     let mut last = b'\n';
-    if split.gzip {
-        let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(&file));
-        let mut buf = vec![0u8; FEED_CHUNK];
-        loop {
-            let n = match dec.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io::Error::new(e.kind(), format!("decompressing: {e}"))),
-            };
-            last = buf[n - 1];
-            w.write_all(&buf[..n])?;
-        }
+    if let Some(codec) = split.codec {
+        let mut out = LastByte {
+            inner: w,
+            last: b'\n',
+            failed: false,
+        };
+        decompress(codec, &file, &mut out).map_err(|e| match e {
+            // A write that failed is the mapper's side: as is.
+            e if out.failed => e,
+            // The input is not what it claims: every attempt would fail.
+            e => io::Error::other(Unrecoverable(format!(
+                "input {} is not valid {} data: {e}",
+                split.path.display(),
+                codec.name()
+            ))),
+        })?;
+        last = out.last;
     } else {
         let len = (split.end - split.start) as usize;
         let mut buf = vec![0u8; len.min(FEED_CHUNK)];
@@ -395,6 +455,61 @@ pub fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> io::Resu
     // A file rewritten while it was fed has a new modification time.
     check_unchanged(&file, split, stamp)?;
     Ok(last == b'\n')
+}
+
+/// Writes what `file`, compressed with `codec`, holds to `out`.
+fn decompress(codec: Codec, file: &File, out: &mut LastByte) -> io::Result<()> {
+    let mut reader = io::BufReader::with_capacity(FEED_CHUNK, file);
+    match codec {
+        Codec::Gzip => copy(&mut flate2::read::MultiGzDecoder::new(reader), out),
+        Codec::Bzip2 => copy(&mut bzip2::read::MultiBzDecoder::new(reader), out),
+        Codec::Xz => lzma_rs::xz_decompress(&mut reader, out)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        Codec::Zstd => {
+            use io::BufRead;
+            // One decoder per frame, for files of several.
+            while !reader.fill_buf()?.is_empty() {
+                let mut frame = ruzstd::decoding::StreamingDecoder::new(&mut reader)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                copy(&mut frame, out)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `io::copy` in chunks of [`FEED_CHUNK`].
+fn copy(from: &mut dyn Read, to: &mut LastByte) -> io::Result<()> {
+    let mut buf = vec![0u8; FEED_CHUNK];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => to.write_all(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A writer that remembers the last byte through it, and whether a write
+/// failed (the mapper's side) rather than the decompression.
+struct LastByte<'a> {
+    inner: &'a mut dyn Write,
+    last: u8,
+    failed: bool,
+}
+
+impl Write for LastByte<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf).inspect_err(|_| self.failed = true)?;
+        if n > 0 {
+            self.last = buf[n - 1];
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed = true)
+    }
 }
 
 /// Fails when `file` is no longer as the job planned it: shorter than the

@@ -1163,3 +1163,37 @@ fn partition_fields_keep_a_key_prefix_in_one_part() {
 fn xxhash3_mod(key: &[u8], r: u64) -> u64 {
     twox_hash::XxHash3_64::oneshot(key) % r
 }
+
+#[test]
+fn zstd_bzip2_xz_and_gzip_inputs_are_known_by_their_bytes_not_their_names() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    // Each book compressed by the tool itself, named without an
+    // extension; one file of two gzip members, one of two zstd frames.
+    d.sh(&format!(
+        "mkdir z && i=0 && for f in {corpus}/*; do i=$((i+1)); case $((i % 4)) in \
+         0) gzip -c \"$f\" ;; 1) zstd -q -c \"$f\" ;; 2) bzip2 -c \"$f\" ;; 3) xz -c \"$f\" ;; esac > z/book$i; done"
+    ));
+    d.write("two/a", "x\ny\n");
+    d.sh("printf 'one\\n' | gzip -c > two/g && printf 'two\\n' | gzip -c >> two/g");
+    d.sh("printf 'three\\n' | zstd -q -c > two/z && printf 'four\\n' | zstd -q -c >> two/z");
+    // Text that starts like bzip2's magic stays text.
+    d.write("two/text", "BZh9 is not a header\n");
+    let words = |input: &str| d.word_count(&["-R", "2", input]).ok().to_vec();
+    assert_eq!(words("z"), words(&corpus));
+    let lines = d.run(&["run", "-q", "-m", "cat", "-r", "cat", "-R", "1", "two"]);
+    assert_same_lines(
+        lines.ok(),
+        b"x\ny\none\ntwo\nthree\nfour\nBZh9 is not a header\n",
+        "members and frames",
+    );
+    // A file that claims zstd and is not: the task fails naming it.
+    d.sh("printf 'hello\\n' | zstd -q -c | head -c 9 > bad");
+    let err = d
+        .run(&["run", "-q", "-m", "cat", "-r", "cat", "bad"])
+        .fails(1);
+    assert!(
+        err.contains("is not valid zstd data") && err.contains("/bad"),
+        "{err}"
+    );
+}
