@@ -459,22 +459,12 @@ pub fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> io::Resu
 
 /// Writes what `file`, compressed with `codec`, holds to `out`.
 fn decompress(codec: Codec, file: &File, out: &mut LastByte) -> io::Result<()> {
-    let mut reader = io::BufReader::with_capacity(FEED_CHUNK, file);
+    let reader = io::BufReader::with_capacity(FEED_CHUNK, file);
     match codec {
         Codec::Gzip => copy(&mut flate2::read::MultiGzDecoder::new(reader), out),
         Codec::Bzip2 => copy(&mut bzip2::read::MultiBzDecoder::new(reader), out),
-        Codec::Xz => lzma_rs::xz_decompress(&mut reader, out)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-        Codec::Zstd => {
-            use io::BufRead;
-            // One decoder per frame, for files of several.
-            while !reader.fill_buf()?.is_empty() {
-                let mut frame = ruzstd::decoding::StreamingDecoder::new(&mut reader)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                copy(&mut frame, out)?;
-            }
-            Ok(())
-        }
+        Codec::Xz => copy(&mut liblzma::read::XzDecoder::new_multi_decoder(reader), out),
+        Codec::Zstd => copy(&mut zstd::stream::read::Decoder::with_buffer(reader)?, out),
     }
 }
 
