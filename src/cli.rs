@@ -175,6 +175,11 @@ pub struct OutputArgs {
     /// Replace an existing, non-empty output directory
     #[arg(long, help_heading = "Output")]
     pub force: bool,
+
+    /// Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst);
+    /// gmr reads such parts back as input
+    #[arg(long, value_name = "CODEC", value_parser = crate::codec::Codec::parse_output, help_heading = "Output")]
+    pub compress: Option<crate::codec::Codec>,
 }
 
 /// How and where tasks run.

@@ -13,7 +13,7 @@ use crate::resources::{self, Resources};
 use crate::spec::{Job, JobSpec};
 use crate::split::{self, Split};
 use crate::task::{self, TaskId};
-use crate::workdir::{self, WorkDir, output_part};
+use crate::workdir::{self, WorkDir};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -219,7 +219,7 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
 fn part_entry(spec: &JobSpec, p: usize, r: &TaskReport) -> Entry {
     Entry::Part {
         partition: p as u32,
-        path: output_part(&spec.output, p),
+        path: spec.part_path(p),
         records: r.records_out,
         bytes: r.bytes_out,
     }
@@ -263,6 +263,7 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
         recorded.clone(),
         &args.reducer,
         wd.default_output(),
+        args.output.compress,
         &args.exec,
     )?;
     let cwd = plan::cwd()?;
@@ -284,6 +285,7 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
         output
             .as_ref()
             .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf()),
+        args.output.compress,
         &args.exec,
     )?;
     if let Some(output) = &output {

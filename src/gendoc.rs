@@ -89,7 +89,7 @@ Lines reporter:counter:GROUP,NAME,AMOUNT and reporter:status:MSG on a task's std
 counters and status, as in Hadoop Streaming; other stderr lines are its log.";
 
 const FILES: &str = "\
-DIR/part-NNNNN and DIR/_SUCCESS: the output of -o DIR; _SUCCESS is written last.
+DIR/part-NNNNN (.gz or .zst with --compress) and DIR/_SUCCESS: the output of -o DIR; _SUCCESS is written last.
 WORKDIR/job.json: the job spec. WORKDIR/map/, WORKDIR/shuffle/: sorted runs and merged partitions. \
 WORKDIR/reports/: one report per committed task. WORKDIR/logs/TASK.ATTEMPT.stderr: each attempt's stderr \
 (the first 16 MiB of each command run). WORKDIR/input/: standard input and other streams, spooled.";

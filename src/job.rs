@@ -291,7 +291,7 @@ impl<'a> Lifecycle<'a> {
         match delivery {
             Delivery::Stay => {}
             Delivery::Directory => output::mark_success(&spec.output)?,
-            Delivery::Stdout => output::copy_to_stdout(&spec.output, parts)?,
+            Delivery::Stdout => output::copy_to_stdout((0..parts).map(|p| spec.part_path(p)))?,
         }
         let summary = matches!(ending, Ending::Run | Ending::Stage { summary: true });
         if summary && !self.options.quiet {

@@ -13,6 +13,7 @@
 pub mod aggregate;
 pub mod builtin;
 pub mod cli;
+pub mod codec;
 pub mod commands;
 pub mod coordinator;
 pub mod error;

@@ -4,7 +4,7 @@
 //! partition order.
 
 use crate::error::{Error, Result};
-use crate::workdir::{self, output_part, success_marker};
+use crate::workdir::{self, success_marker};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -127,11 +127,10 @@ pub fn mark_success(output: &Path) -> Result<()> {
 
 /// Copies the `parts` parts of `output` to stdout, in order. A closed
 /// stdout (`| head`) is not an error.
-pub fn copy_to_stdout(output: &Path, parts: usize) -> Result<()> {
+pub fn copy_to_stdout(parts: impl Iterator<Item = PathBuf>) -> Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    for p in 0..parts {
-        let path = output_part(output, p);
+    for path in parts {
         let mut f = File::open(&path).map_err(|e| Error::io("cannot read part", &path, e))?;
         match io::copy(&mut f, &mut out) {
             Ok(_) => {}

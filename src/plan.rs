@@ -209,6 +209,7 @@ impl MapSide<'_> {
             output,
             ok_exit: self.exec.ok_exit.0.clone(),
             task_timeout_ms: self.exec.task_timeout.as_millis() as u64,
+            compress: None,
             env: spec::job_env(&self.exec.env)?,
         })
     }
@@ -337,6 +338,7 @@ impl<'a> RunPlan<'a> {
             .as_ref()
             .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf());
         let mut spec = self.side.spec(slots, output)?;
+        spec.compress = self.args.output.compress;
         spec.inputs = split::stamp_inputs(&files)?;
         spec.splits = match &self.recorded {
             Some(old) => {
@@ -435,6 +437,7 @@ pub fn reduce_spec(
     mut spec: JobSpec,
     reducer: &str,
     output: PathBuf,
+    compress: Option<crate::codec::Codec>,
     exec: &ExecArgs,
 ) -> Result<JobSpec> {
     if spec.reducers == 0 {
@@ -444,6 +447,7 @@ pub fn reduce_spec(
     }
     spec.reducer = Some(reducer.to_string());
     spec.output = output;
+    spec.compress = compress;
     spec.ok_exit = exec.ok_exit.0.clone();
     spec.task_timeout_ms = exec.task_timeout.as_millis() as u64;
     // The reducer's variables: the map side's, with this stage's added.
@@ -489,6 +493,9 @@ fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
     }
     if old.inputs != new.inputs {
         diffs.push("the input (other files, or files changed since)".into());
+    }
+    if old.compress != new.compress {
+        diffs.push("--compress".into());
     }
     if old.output != new.output {
         diffs.push(format!("the output (was {})", old.output.display()));

@@ -30,6 +30,10 @@ pub struct TaskReport {
     pub records_out: u64,
     /// Bytes written.
     pub bytes_out: u64,
+    /// The length of the part file written (compressed with `--compress`),
+    /// for a task that writes one: what `--resume` checks it against.
+    #[serde(default)]
+    pub part_bytes: u64,
     /// Lines the user's command printed (the mapper, for a map task).
     pub command_records_out: u64,
     /// Sorted runs spilled to disk past the sort buffer (map tasks).

@@ -4,6 +4,7 @@
 //! the decisions that follow from them taken once.
 
 use crate::builtin::Builtin;
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::program::Program;
 use crate::record::KeySpec;
@@ -59,6 +60,9 @@ pub struct JobSpec {
     /// Milliseconds a command may show no sign of life before its attempt
     /// is killed; 0 for no limit.
     pub task_timeout_ms: u64,
+    /// How output parts are compressed (`--compress`), if they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<Codec>,
     /// Variables every command of the job gets, on every host: `--env`,
     /// and the locale of the user who started the job (see
     /// [`job_env`]).
@@ -119,6 +123,13 @@ impl JobSpec {
     /// task's fence looks for without parsing the whole spec.
     pub fn identity_mark(&self) -> String {
         format!("\"job\": \"{}\"", self.job)
+    }
+
+    /// Output part `p`: `part-NNNNN` in the output directory, with the
+    /// extension of `--compress`.
+    pub fn part_path(&self, p: usize) -> PathBuf {
+        let ext = self.compress.map_or("", Codec::extension);
+        workdir::output_part(&self.output, p, ext)
     }
 
     /// How long a command may show no sign of life, if limited.
@@ -343,6 +354,7 @@ mod tests {
             output: "/o".into(),
             ok_exit: vec![0],
             task_timeout_ms: 0,
+            compress: None,
             env: vec![("LANG".into(), "C".repeat(1000))],
         };
         let bytes = workdir::json_bytes(&spec);

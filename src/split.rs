@@ -16,6 +16,7 @@
 //! does for a file whose size or modification time changed since the job
 //! was planned.
 
+use crate::codec::Codec;
 use crate::error::{Error, Result, Unrecoverable};
 use crate::workdir;
 use serde::{Deserialize, Serialize};
@@ -93,64 +94,6 @@ pub fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
             })
         })
         .collect()
-}
-
-/// A compression an input is read through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Codec {
-    /// gzip (several members are read one after the other).
-    Gzip,
-    /// Zstandard (several frames too).
-    Zstd,
-    /// bzip2 (several streams too).
-    Bzip2,
-    /// xz.
-    Xz,
-}
-
-impl Codec {
-    /// The codec of `file` by its first bytes, whatever its name: gzip
-    /// `1f 8b 08`, zstd `28 b5 2f fd`, bzip2 `BZh1`-`BZh9` followed by the
-    /// block magic `31 41 59 26 53 59`, xz `fd 37 7a 58 5a 00`. No text
-    /// starts with any of them.
-    pub fn sniff(file: &File) -> io::Result<Option<Codec>> {
-        let mut head = [0u8; 10];
-        let mut n = 0;
-        while n < head.len() {
-            match file.read_at(&mut head[n..], n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let head = &head[..n];
-        Ok(if head.starts_with(&[0x1f, 0x8b, 0x08]) {
-            Some(Codec::Gzip)
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Some(Codec::Zstd)
-        } else if head.len() == 10
-            && head.starts_with(b"BZh")
-            && (b'1'..=b'9').contains(&head[3])
-            && head[4..] == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59]
-        {
-            Some(Codec::Bzip2)
-        } else if head.starts_with(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
-            Some(Codec::Xz)
-        } else {
-            None
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Codec::Gzip => "gzip",
-            Codec::Zstd => "zstd",
-            Codec::Bzip2 => "bzip2",
-            Codec::Xz => "xz",
-        }
-    }
 }
 
 /// Whether `input` is read as a stream, spooled first: `-`, or anything
@@ -460,12 +403,7 @@ pub fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> io::Resu
 /// Writes what `file`, compressed with `codec`, holds to `out`.
 fn decompress(codec: Codec, file: &File, out: &mut LastByte) -> io::Result<()> {
     let reader = io::BufReader::with_capacity(FEED_CHUNK, file);
-    match codec {
-        Codec::Gzip => copy(&mut flate2::read::MultiGzDecoder::new(reader), out),
-        Codec::Bzip2 => copy(&mut bzip2::read::MultiBzDecoder::new(reader), out),
-        Codec::Xz => copy(&mut liblzma::read::XzDecoder::new_multi_decoder(reader), out),
-        Codec::Zstd => copy(&mut zstd::stream::read::Decoder::with_buffer(reader)?, out),
-    }
+    copy(&mut codec.decoder(reader)?, out)
 }
 
 /// `io::copy` in chunks of [`FEED_CHUNK`].

@@ -11,6 +11,7 @@
 //! - `reduce-NNNNN`: merge partition N (from the shuffle, or straight from
 //!   the map outputs) into the reducer; its output is part N.
 
+use crate::codec::{Codec, Encoder};
 use crate::error::{Error, FailureKind, TaskError};
 use crate::interrupt::io_failure;
 use crate::linebuf::WRITE_BUFFER;
@@ -24,7 +25,7 @@ use crate::sort::Segment;
 use crate::spec::{Job, JobSpec};
 use crate::spill::Sorter;
 use crate::split::{self, Split};
-use crate::workdir::{self, AttemptGuard, WorkDir, output_part};
+use crate::workdir::{self, AttemptGuard, WorkDir};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::{self, File};
@@ -86,10 +87,10 @@ pub struct MapIndex {
 /// output exist), so that a resumed job need not run it again.
 pub fn committed_report(wd: &WorkDir, spec: &JobSpec, task: TaskId) -> Option<TaskReport> {
     let output = match task {
-        TaskId::Map(i) if spec.reducers == 0 => output_part(&spec.output, i),
+        TaskId::Map(i) if spec.reducers == 0 => spec.part_path(i),
         TaskId::Map(i) => WorkDir::map_index(&wd.map_dir(i)),
         TaskId::Shuffle(p) => wd.shuffle_part(p),
-        TaskId::Reduce(p) => output_part(&spec.output, p as usize),
+        TaskId::Reduce(p) => spec.part_path(p as usize),
     };
     if !output.exists() {
         return None;
@@ -120,7 +121,7 @@ pub fn committed_report(wd: &WorkDir, spec: &JobSpec, task: TaskId) -> Option<Ta
         }
         _ => {
             let have = len(&output)?;
-            (output, have == report.bytes_out)
+            (output, have == report.part_bytes)
         }
     };
     if !whole {
@@ -400,24 +401,27 @@ impl MapTask<'_> {
 
     /// `-R 0`: the mapper's output is part N of the job, as it printed it.
     fn run_map_only(&self, mapper: &Program) -> Result<(TaskReport, InputCount), TaskError> {
-        let target = output_part(&self.at.job.spec.output, self.index);
+        let target = self.at.job.spec.part_path(self.index);
         let durable = self.at.durable_parts();
-        let (outcome, records, bytes) = write_part(&target, &self.at, durable, |out| {
-            let mut counts = (0u64, 0u64, false);
-            let outcome = self.run_mapper(mapper, |output| {
-                // One mapper's last line is not the next one's first.
-                let chunk = output.unwrap_or(if counts.2 { b"\n" } else { b"" });
-                counts.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
-                counts.1 += chunk.len() as u64;
-                counts.2 = chunk.last().map_or(counts.2, |&b| b != b'\n');
-                out.write_all(chunk)
+        let codec = self.at.job.spec.compress;
+        let ((outcome, records, bytes), part_bytes) =
+            write_part(&target, &self.at, (durable, codec), |out| {
+                let mut counts = (0u64, 0u64, false);
+                let outcome = self.run_mapper(mapper, |output| {
+                    // One mapper's last line is not the next one's first.
+                    let chunk = output.unwrap_or(if counts.2 { b"\n" } else { b"" });
+                    counts.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                    counts.1 += chunk.len() as u64;
+                    counts.2 = chunk.last().map_or(counts.2, |&b| b != b'\n');
+                    out.write_all(chunk)
+                })?;
+                Ok((outcome, counts.0 + u64::from(counts.2), counts.1))
             })?;
-            Ok((outcome, counts.0 + u64::from(counts.2), counts.1))
-        })?;
         let report = TaskReport {
             records_out: records,
             command_records_out: records,
             bytes_out: bytes,
+            part_bytes,
             counters: outcome.counters,
             status: outcome.status,
             ..TaskReport::default()
@@ -552,13 +556,15 @@ fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionR
 fn run_shuffle(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let key = at.job.spec.key;
     let PartitionRuns { runs, _scratch } = partition_runs(at, p, false)?;
-    let (records, bytes) = write_part(&at.wd.shuffle_part(p), at, false, |out| {
-        merge::merge_into(key, runs, out)
-            .map_err(|e| TaskError::io(format!("merging partition {p}: {e}"), &e))
-    })?;
+    let ((records, bytes), part_bytes) =
+        write_part(&at.wd.shuffle_part(p), at, (false, None), |out| {
+            merge::merge_into(key, runs, out)
+                .map_err(|e| TaskError::io(format!("merging partition {p}: {e}"), &e))
+        })?;
     Ok(TaskReport {
         records_in: records,
         records_read: records,
+        part_bytes,
         bytes_in: bytes,
         records_out: records,
         bytes_out: bytes,
@@ -578,26 +584,28 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let log = at.log("reducer");
     let ctx = at.context("reducer", &env, &log);
     let feed = |w: &mut dyn Write| merge::merge_into(spec.key, runs, w).map(drop);
-    let target = output_part(&spec.output, p as usize);
+    let target = spec.part_path(p as usize);
     let durable = at.durable_parts();
-    let (outcome, records_out, bytes_out) = write_part(&target, at, durable, |out| {
-        let mut lines = (0u64, 0u64, false);
-        let outcome = reducer
-            .run(&ctx, feed, |chunk| {
-                lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
-                lines.1 += chunk.len() as u64;
-                lines.2 = chunk.last() != Some(&b'\n');
-                out.write_all(chunk)
-            })
-            .map_err(|mut e| {
-                if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
-                    e.message = format!("{} (partition {p})", e.message);
-                }
-                e
-            })?;
-        Ok((outcome, lines.0 + u64::from(lines.2), lines.1))
-    })?;
+    let ((outcome, records_out, bytes_out), part_bytes) =
+        write_part(&target, at, (durable, spec.compress), |out| {
+            let mut lines = (0u64, 0u64, false);
+            let outcome = reducer
+                .run(&ctx, feed, |chunk| {
+                    lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                    lines.1 += chunk.len() as u64;
+                    lines.2 = chunk.last() != Some(&b'\n');
+                    out.write_all(chunk)
+                })
+                .map_err(|mut e| {
+                    if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
+                        e.message = format!("{} (partition {p})", e.message);
+                    }
+                    e
+                })?;
+            Ok((outcome, lines.0 + u64::from(lines.2), lines.1))
+        })?;
     Ok(TaskReport {
+        part_bytes,
         records_in: outcome.input.records,
         bytes_in: outcome.input.bytes,
         records_read: outcome.input.records_taken,
@@ -610,9 +618,10 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     })
 }
 
-/// An attempt of a part file being written: write errors name the file.
+/// An attempt of a part file being written (compressed with
+/// `--compress`): write errors name the file.
 struct PartOut {
-    out: BufWriter<File>,
+    out: Encoder<BufWriter<File>>,
     path: std::path::PathBuf,
 }
 
@@ -639,15 +648,16 @@ impl PartOut {
     }
 }
 
-/// Writes an attempt of the file `target` with `write`, closes it (synced
-/// to disk when `durable`: an output part), then commits it: a part is
-/// never committed short.
+/// Writes an attempt of the file `target` with `write` (compressed with
+/// `codec`), closes it (synced to disk when `durable`: a part of the
+/// user's output directory), then commits it: a part is never committed
+/// short. Returns what `write` returned and the file's length.
 fn write_part<T>(
     target: &Path,
     at: &Attempt,
-    durable: bool,
+    (durable, codec): (bool, Option<Codec>),
     write: impl FnOnce(&mut PartOut) -> Result<T, TaskError>,
-) -> Result<T, TaskError> {
+) -> Result<(T, u64), TaskError> {
     let guard = AttemptGuard::new(workdir::attempt_path(target, at.attempt));
     // A part of the user's output directory gets the umask's permissions;
     // anything in the work directory stays private.
@@ -657,19 +667,27 @@ fn write_part<T>(
         workdir::create_new
     };
     let file = create(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
+    let encoder = Encoder::new(codec, BufWriter::with_capacity(WRITE_BUFFER, file))
+        .map_err(io_failure("cannot write", guard.path()))?;
     let mut out = PartOut {
-        out: BufWriter::with_capacity(WRITE_BUFFER, file),
+        out: encoder,
         path: guard.path().to_path_buf(),
     };
     let value = write(&mut out)?;
     let file = out
         .out
+        .finish()
+        .map_err(io_failure("cannot write", guard.path()))?
         .into_inner()
         .map_err(|e| e.into_error())
         .map_err(io_failure("cannot write", guard.path()))?;
+    let len = file
+        .metadata()
+        .map_err(io_failure("cannot write", guard.path()))?
+        .len();
     workdir::close_file(file, durable).map_err(io_failure("cannot write", guard.path()))?;
     at.fence()?;
     workdir::commit(guard.path(), target)?;
     guard.keep();
-    Ok(value)
+    Ok((value, len))
 }

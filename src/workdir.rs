@@ -302,9 +302,10 @@ pub fn part_name(p: usize) -> String {
     format!("part-{p:05}")
 }
 
-/// Part `p` of the job's output directory `output`.
-pub fn output_part(output: &Path, p: usize) -> PathBuf {
-    output.join(part_name(p))
+/// Part `p` of the job's output directory `output`, its name ending in
+/// `ext` (`.gz`, `.zst`, or nothing).
+pub fn output_part(output: &Path, p: usize, ext: &str) -> PathBuf {
+    output.join(format!("{}{ext}", part_name(p)))
 }
 
 /// The marker written into the output directory last, once every part is

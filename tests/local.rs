@@ -1197,3 +1197,41 @@ fn zstd_bzip2_xz_and_gzip_inputs_are_known_by_their_bytes_not_their_names() {
         "{err}"
     );
 }
+
+#[test]
+fn compressed_parts_decompress_to_the_plain_output_and_read_back() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let plain = d.word_count(&["-R", "3", &corpus]).ok().to_vec();
+    for (codec, cat, ext) in [("gz", "zcat", "gz"), ("zst", "zstdcat", "zst")] {
+        let out = format!("out-{codec}");
+        d.word_count(&["-R", "3", "--compress", codec, "-o", &out, &corpus])
+            .ok();
+        assert_eq!(
+            names(d.path(&out)),
+            [
+                "_SUCCESS",
+                &format!("part-00000.{ext}"),
+                &format!("part-00001.{ext}"),
+                &format!("part-00002.{ext}")
+            ]
+        );
+        let unpacked = d.sh(&format!("{cat} {out}/part-*"));
+        assert_eq!(unpacked, plain, "{codec}");
+        // To stdout: one stream of members or frames.
+        let piped = d.word_count(&["-R", "3", "--compress", codec, &corpus]);
+        let unpacked = d.sh(&format!("{} | {cat}", {
+            let path = d.path(&format!("stdout.{ext}"));
+            std::fs::write(&path, piped.ok()).unwrap();
+            format!("cat {}", path.display())
+        }));
+        assert_eq!(unpacked, plain, "{codec} on stdout");
+        // Read back as the next job's input.
+        let again = d.run(&["run", "-q", "-m", "cat", "-r", "cat", "-R", "1", &out]);
+        assert_same_lines(again.ok(), &plain, "read back");
+    }
+    let err = d
+        .run(&["run", "-q", "-m", "cat", "-R0", "--compress", "xz", &corpus])
+        .fails(2);
+    assert!(err.contains("--compress takes gz or zst"), "{err}");
+}
