@@ -17,18 +17,6 @@ fn gutenberg() -> String {
     data("gutenberg")
 }
 
-/// Waits for `path` to exist (up to 20 s).
-fn wait_for(path: &std::path::Path) {
-    let t0 = Instant::now();
-    while !path.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "{path:?} never came"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn signal(child: &std::process::Child, sig: i32) {
     // SAFETY: signalling our own child process.
     unsafe {

@@ -839,10 +839,7 @@ fn a_vanished_current_directory_fails_the_hosts_not_the_tasks() {
         .unwrap();
     let child = KillOnDrop(child);
     let t0 = Instant::now();
-    while !started.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&started);
     // The mount the job ran from is gone on every host.
     fs::remove_dir(&cwd).unwrap();
     let mut child = child;
@@ -978,11 +975,7 @@ fn remote_tasks_refuse_a_job_spec_that_changed() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let t0 = Instant::now();
-    while !started.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&started);
     // Someone who can write the work directory swaps the mapper.
     let spec = fs::read_to_string(d.path("w/job.json")).unwrap();
     let evil = spec.replace(
@@ -1042,13 +1035,7 @@ fn an_attempt_of_an_earlier_job_never_commits_into_a_later_one() {
         .spawn()
         .unwrap();
     let stale = KillOnDrop(stale);
-    let wait = |f: &str| {
-        let t0 = Instant::now();
-        while !d.path(f).exists() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "{f}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let wait = |f: &str| wait_for(&d.path(f));
     wait("a-started");
     // The user runs job B in the same work directory.
     fs::remove_file(d.path("w/job.json")).unwrap();
@@ -1149,11 +1136,7 @@ fn a_host_admitted_late_is_checked_before_its_first_task() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let t0 = Instant::now();
-    while !d.path("log").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "no task started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(&d.path("log"));
     c.control("resume-host", 2);
     let status = child.0.wait().unwrap();
     let mut err = String::new();

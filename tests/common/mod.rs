@@ -207,6 +207,20 @@ pub fn assert_same_lines(got: &[u8], want: &[u8], what: &str) {
     );
 }
 
+/// Waits for `path` to exist (a command's sign that it started), up to
+/// 30 s.
+#[track_caller]
+pub fn wait_for(path: &Path) {
+    let t0 = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "{path:?} never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Reads a file.
 pub fn read(p: impl AsRef<Path>) -> Vec<u8> {
     fs::read(p.as_ref()).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.as_ref().display()))
