@@ -128,7 +128,7 @@ impl Error {
 pub fn io_message(what: &str, path: &Path, err: &io::Error) -> String {
     let hint = match err.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-            "; free some space or point --workdir at a larger filesystem"
+            "; free some space there, or give the job a larger filesystem (-o DIR for the output, --workdir DIR for the rest)"
         }
         Some(libc::EACCES) | Some(libc::EPERM) => "; check the permissions",
         Some(libc::ENOENT) => "; check the path",
