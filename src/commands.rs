@@ -226,6 +226,11 @@ fn part_entry(spec: &JobSpec, p: usize, r: &TaskReport) -> Entry {
 }
 
 fn shuffle_stage(args: ShuffleArgs, start: Start) -> Result<()> {
+    if !args.exec.env.is_empty() {
+        return Err(Error::usage(
+            "gmr shuffle runs no command: give --env to gmr map and gmr reduce",
+        ));
+    }
     let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
     let entries = manifest::read(io::stdin().lock(), "gmr shuffle")?;
     let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr shuffle")?;

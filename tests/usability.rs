@@ -430,3 +430,12 @@ fn a_work_directory_without_a_job_is_a_usage_error() {
         "{err}"
     );
 }
+
+#[test]
+fn env_is_refused_where_no_command_runs() {
+    let d = Dir::new();
+    let err = d
+        .run_stdin(&["shuffle", "--env", "X=1", "--workdir", "w"], b"")
+        .fails(2);
+    assert!(err.contains("gmr shuffle runs no command"), "{err}");
+}
