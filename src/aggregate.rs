@@ -392,6 +392,7 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::order::Order;
 
     thread_local! {
         /// Makes every key hash alike, so that every lookup compares keys.
@@ -437,7 +438,7 @@ mod tests {
                 agg.push(key).unwrap();
             }
         }
-        let mut buf = SortBuffer::new(spec, 1);
+        let mut buf = SortBuffer::new(Order::new(spec), 1);
         assert_eq!(agg.drain_into(&mut buf).unwrap() as usize, want.len());
         let got = sorted(&mut buf);
         COLLIDE.set(false);
@@ -456,7 +457,7 @@ mod tests {
         for w in ["b", "a", "b", "c", "b", "a"] {
             agg.push(w.as_bytes()).unwrap();
         }
-        let mut buf = SortBuffer::new(spec, 1);
+        let mut buf = SortBuffer::new(Order::new(spec), 1);
         assert_eq!(agg.drain_into(&mut buf).unwrap(), 3);
         buf.sort();
         let mut out = Vec::new();
@@ -494,10 +495,10 @@ mod tests {
             }
         }
         assert_eq!(agg.records(), want.len() as u64);
-        let mut buf = SortBuffer::new(spec, 2);
+        let mut buf = SortBuffer::new(Order::new(spec), 2);
         assert_eq!(agg.drain_into(&mut buf).unwrap(), lines.len() as u64);
         assert_eq!(buf.len(), want.len());
-        let mut plain = SortBuffer::new(spec, 2);
+        let mut plain = SortBuffer::new(Order::new(spec), 2);
         want.iter().for_each(|l| plain.push(l));
         let (got, expected) = (sorted(&mut buf), sorted(&mut plain));
         assert_eq!(got, expected);
@@ -525,7 +526,7 @@ mod tests {
                 agg.push(&[*k, b"\t1"].concat()).unwrap();
             }
         }
-        let mut buf = SortBuffer::new(spec, 1);
+        let mut buf = SortBuffer::new(Order::new(spec), 1);
         assert_eq!(agg.drain_into(&mut buf).unwrap(), 10);
         buf.sort();
         let mut out = Vec::new();
@@ -566,7 +567,7 @@ mod tests {
             .collect();
         for builtin in [Builtin::Count, Builtin::Sum, Builtin::Min, Builtin::Max] {
             let mut agg = Aggregator::new(builtin, spec, 1 << 20);
-            let mut buf = SortBuffer::new(spec, 1);
+            let mut buf = SortBuffer::new(Order::new(spec), 1);
             let mut partials = 0;
             let mut want: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
             for (i, (key, value)) in records.iter().enumerate() {
@@ -618,7 +619,7 @@ mod tests {
         let spec = KeySpec::default();
         let budget = 64 << 10;
         let mut agg = Aggregator::new(Builtin::Count, spec, budget);
-        let mut buf = SortBuffer::new(spec, 1);
+        let mut buf = SortBuffer::new(Order::new(spec), 1);
         let (mut spills, mut partials, mut largest) = (0, 0, 0);
         for chunk in 0..100 {
             for i in 0..100 {
@@ -654,7 +655,7 @@ mod tests {
         agg.push(b"k\t1").unwrap();
         agg.push(b"k\tx").unwrap();
         let err = agg
-            .drain_into(&mut SortBuffer::new(KeySpec::default(), 1))
+            .drain_into(&mut SortBuffer::new(Order::new(KeySpec::default()), 1))
             .unwrap_err();
         assert!(err.to_string().contains("integer"), "{err}");
     }

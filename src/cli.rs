@@ -126,6 +126,25 @@ pub struct KeyArgs {
     /// same reducer (Hadoop's KeyFieldBasedPartitioner -k1,N)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
     pub partition_fields: Option<u32>,
+
+    /// Order the records of each partition by this key, in sort(1)'s -k
+    /// syntax (2,2nr, 1,1, 3n; options b d f g i n r), fields split at
+    /// --separator; repeat it for more keys. Ties go by the whole line, so
+    /// one partition is what LC_ALL=C sort -t SEP -k KEYDEF gives. Reducers
+    /// still group by --key-fields: consecutive equal keys
+    #[arg(long, value_name = "KEYDEF", value_parser = parse_sort_key, help_heading = "Keys")]
+    pub sort_key: Vec<String>,
+
+    /// Partition by ranges of the order instead of by hash, so that the parts
+    /// are in order one after the other (cat out/part-* is sorted): cut
+    /// points are picked from a sample of the mapper's output
+    #[arg(long, help_heading = "Keys")]
+    pub total_order: bool,
+}
+
+/// Checks a `--sort-key` definition.
+fn parse_sort_key(text: &str) -> Result<String, String> {
+    crate::sortkey::KeyDef::parse(text).map(|_| text.to_string())
 }
 
 /// The map side of a job.

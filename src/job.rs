@@ -302,7 +302,8 @@ impl<'a> Lifecycle<'a> {
                     self.started.elapsed(),
                     &map,
                     self.reduce.as_ref(),
-                    &self.counters
+                    &self.counters,
+                    spec.total_order,
                 )
             );
             if let Some(hint) = (ending == Ending::Run)

@@ -12,7 +12,8 @@
 //! both steps for a merge.
 
 use crate::linebuf::LineBlock;
-use crate::record::{Fields, KeySpec, compare, key_prefix};
+use crate::order::Order;
+use crate::record::{Fields, compare, key_prefix};
 use crate::sort::Segment;
 use std::cmp::Ordering;
 use std::fs::File;
@@ -84,7 +85,7 @@ impl RunFile {
 /// merged again; the caller removes the files it is returned. Equal
 /// records are byte-equal, so the grouping changes nothing in the output.
 pub fn narrow(
-    key: KeySpec,
+    order: &Order,
     mut runs: Vec<RunFile>,
     fan_in: usize,
     dir: &Path,
@@ -102,7 +103,7 @@ pub fn narrow(
             .iter()
             .map(|r| r.open(buffer))
             .collect::<io::Result<Vec<Run>>>()?;
-        let (records, end) = merge_into(key, opened, crate::workdir::create_new(&path)?)?;
+        let (records, end) = merge_into(order, opened, crate::workdir::create_new(&path)?)?;
         for r in group.iter().filter(|r| made.contains(&r.path)) {
             let _ = std::fs::remove_file(&r.path);
         }
@@ -133,7 +134,7 @@ pub struct Opened {
 /// `dir/{name}-N`) when there are more than `fan_in`, each with its share
 /// of the merge's read buffers.
 pub fn open_narrowed(
-    key: KeySpec,
+    order: &Order,
     files: Vec<RunFile>,
     fan_in: usize,
     dir: &Path,
@@ -145,7 +146,7 @@ pub fn open_narrowed(
         false => Default::default(),
     };
     let files = match narrowed {
-        true => narrow(key, files, fan_in, dir, name)?,
+        true => narrow(order, files, fan_in, dir, name)?,
         false => files,
     };
     let buffer = run_buffer(files.len());
@@ -201,7 +202,10 @@ struct Reader {
     /// The current record: `buf[rec.0..rec.1]`.
     rec: (usize, usize),
     fields: Fields,
-    /// The first eight key bytes, zero-padded: most comparisons end here.
+    /// With sort keys, the record's encoding ([`crate::sortkey`]).
+    encoded: Vec<u8>,
+    /// The first eight bytes of the key (or the encoding), zero-padded:
+    /// most comparisons end here.
     prefix: u64,
     /// Whether `rec` holds a record yet.
     has_prev: bool,
@@ -217,6 +221,7 @@ impl Reader {
             end: 0,
             rec: (0, 0),
             fields: Fields::default(),
+            encoded: Vec::new(),
             prefix: 0,
             has_prev: false,
             done: false,
@@ -228,7 +233,7 @@ impl Reader {
     }
 
     /// Moves to the next record.
-    fn advance(&mut self, key: KeySpec) -> io::Result<Next> {
+    fn advance(&mut self, order: &Order) -> io::Result<Next> {
         let prev = self.rec;
         let mut moved = false;
         let (start, stop) = loop {
@@ -269,21 +274,33 @@ impl Reader {
         }
         self.has_prev = true;
         let line = &self.buf[start..stop];
-        self.fields = key.fields(line);
-        self.prefix = key_prefix(&line[..self.fields.key_end]);
+        if let Some(keys) = order.sort_keys() {
+            self.encoded.clear();
+            keys.encode(line, &mut self.encoded);
+            self.prefix = key_prefix(&self.encoded);
+        } else {
+            self.fields = order.key.fields(line);
+            self.prefix = key_prefix(&line[..self.fields.key_end]);
+        }
         Ok(Next::Other)
     }
 }
 
-/// Whether run `a`'s record goes before run `b`'s: record order, then run
-/// order; an ended run goes last.
+/// Whether run `a`'s record goes before run `b`'s: record order (by sort
+/// keys then line when `encoded`), then run order; an ended run goes last.
 #[inline]
-fn before(readers: &[Reader], a: usize, b: usize) -> bool {
+fn before(readers: &[Reader], a: usize, b: usize, encoded: bool) -> bool {
     let (ra, rb) = (&readers[a], &readers[b]);
     if ra.done || rb.done {
         return rb.done && !ra.done;
     }
     match ra.prefix.cmp(&rb.prefix) {
+        Ordering::Equal if encoded => {
+            (ra.encoded.cmp(&rb.encoded))
+                .then_with(|| ra.record().cmp(rb.record()))
+                .then(a.cmp(&b))
+                == Ordering::Less
+        }
         Ordering::Equal => {
             compare(ra.record(), ra.fields, rb.record(), rb.fields).then(a.cmp(&b))
                 == Ordering::Less
@@ -299,7 +316,7 @@ fn before(readers: &[Reader], a: usize, b: usize) -> bool {
 /// the run that lost the match played there, leaf `k + i` is run `i`, and
 /// only the path from the winner's leaf is replayed when it moves on.
 pub fn merge(
-    key: KeySpec,
+    order: &Order,
     runs: Vec<Run>,
     mut emit: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<u64> {
@@ -309,8 +326,9 @@ pub fn merge(
     }
     let mut readers: Vec<Reader> = runs.into_iter().map(Reader::new).collect();
     for r in &mut readers {
-        r.advance(key)?;
+        r.advance(order)?;
     }
+    let encoded = order.sort_keys().is_some();
     let mut losers = vec![0usize; k];
     let mut winners = vec![0usize; 2 * k];
     for (i, w) in winners[k..].iter_mut().enumerate() {
@@ -318,7 +336,7 @@ pub fn merge(
     }
     for n in (1..k).rev() {
         let (a, b) = (winners[2 * n], winners[2 * n + 1]);
-        (winners[n], losers[n]) = if before(&readers, a, b) {
+        (winners[n], losers[n]) = if before(&readers, a, b, encoded) {
             (a, b)
         } else {
             (b, a)
@@ -334,13 +352,13 @@ pub fn merge(
         // once, without a trip through the tree. Equal lines from other
         // runs may then come after it rather than before, which changes
         // nothing in the output.
-        while readers[winner].advance(key)? == Next::Same {
+        while readers[winner].advance(order)? == Next::Same {
             emit(readers[winner].record())?;
             count += 1;
         }
         let mut n = (winner + k) / 2;
         while n >= 1 {
-            if before(&readers, losers[n], winner) {
+            if before(&readers, losers[n], winner, encoded) {
                 std::mem::swap(&mut losers[n], &mut winner);
             }
             n /= 2;
@@ -352,10 +370,10 @@ pub fn merge(
 /// Merges `runs` into `out` as `\n`-terminated lines; returns the number
 /// of records and of bytes written. `out` is written in large blocks and
 /// needs no buffer of its own.
-pub fn merge_into(key: KeySpec, runs: Vec<Run>, out: impl Write) -> io::Result<(u64, u64)> {
+pub fn merge_into(order: &Order, runs: Vec<Run>, out: impl Write) -> io::Result<(u64, u64)> {
     let mut bytes = 0u64;
     let mut block = LineBlock::new(out);
-    let records = merge(key, runs, |line| {
+    let records = merge(order, runs, |line| {
         bytes += line.len() as u64 + 1;
         block.line(line)
     })?;
@@ -366,6 +384,7 @@ pub fn merge_into(key: KeySpec, runs: Vec<Run>, out: impl Write) -> io::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::KeySpec;
 
     #[test]
     fn merge_memory_is_bounded_whatever_the_number_of_runs() {
@@ -384,7 +403,7 @@ mod tests {
             .map(|r| Run::new(io::Cursor::new(r.to_vec()), 4096))
             .collect();
         let mut out = Vec::new();
-        let n = merge(KeySpec::default(), runs, |l| {
+        let n = merge(&Order::new(KeySpec::default()), runs, |l| {
             out.extend_from_slice(l);
             out.push(b'\n');
             Ok(())
@@ -442,11 +461,11 @@ mod tests {
         }
         let refs: Vec<&[u8]> = all.iter().map(|t| t.as_bytes()).collect();
         let (_, want) = merged(&refs);
-        let left = narrow(KeySpec::default(), files.clone(), 3, dir.path(), "m").unwrap();
+        let left = narrow(&Order::new(KeySpec::default()), files.clone(), 3, dir.path(), "m").unwrap();
         assert!(left.len() <= 3, "{} runs left", left.len());
         let runs = left.iter().map(|f| f.open(4096).unwrap()).collect();
         let mut got = Vec::new();
-        merge(KeySpec::default(), runs, |l| {
+        merge(&Order::new(KeySpec::default()), runs, |l| {
             got.extend_from_slice(l);
             got.push(b'\n');
             Ok(())
@@ -520,7 +539,7 @@ mod tests {
                 .map(|t| Run::new(io::Cursor::new(t), buffer))
                 .collect();
             let mut got = Vec::new();
-            let n = merge(spec, runs, |l| {
+            let n = merge(&Order::new(spec), runs, |l| {
                 got.extend_from_slice(l);
                 got.push(b'\n');
                 Ok(())

@@ -177,14 +177,19 @@ impl MapSide<'_> {
     /// planned. A built-in reducer that can merge partial results combines
     /// map-side too, unless the job names a combiner.
     fn spec(&self, slots: Slots, output: PathBuf) -> Result<JobSpec> {
-        Ok(JobSpec {
+        if self.key.total_order && self.key.partition_fields.is_some() {
+            return Err(Error::usage(
+                "--total-order partitions by ranges of the order, --partition-fields by a hash: give one of them",
+            ));
+        }
+        let mut spec = JobSpec {
             version: FORMAT_VERSION,
             job: spec::new_job_id(),
             cwd: self.cwd.clone(),
             inputs: Vec::new(),
             splits: Vec::new(),
             mapper: self.map.mapper.clone(),
-            combiner: spec::implied_combiner(self.map.combiner.as_deref(), self.reducer)?,
+            combiner: self.map.combiner.clone(),
             reducer: self.reducer.map(str::to_string),
             reducers: self.map.reducers.unwrap_or(slots.total as u32),
             key: KeySpec {
@@ -203,6 +208,9 @@ impl MapSide<'_> {
                     n => n,
                 },
             },
+            sort_keys: self.key.sort_key.clone(),
+            total_order: self.key.total_order,
+            cuts: Vec::new(),
             // The buffer is shared by the map tasks that run at once on a host.
             sort_buffer: (self.perf.sort_buffer / slots.per_host as u64).max(64 << 10),
             one_mapper_per_task: self.perf.one_mapper_per_task,
@@ -211,7 +219,16 @@ impl MapSide<'_> {
             task_timeout_ms: self.exec.task_timeout.as_millis() as u64,
             compress: None,
             env: spec::job_env(&self.exec.env)?,
-        })
+        };
+        if spec.keys_consecutive() {
+            spec.combiner = spec::implied_combiner(self.map.combiner.as_deref(), self.reducer)?;
+        } else if let Some(c) = &spec.combiner {
+            return Err(Error::usage(format!(
+                "--combiner `{c}` with --sort-key {}: a key's records are not consecutive in that order, so what a combiner sees would depend on the splits; combine in the mapper, or make the sort keys start with the key (--sort-key 1,1 first)",
+                spec.sort_keys.join(" --sort-key ")
+            )));
+        }
+        Ok(spec)
     }
 
     /// Parses and checks every command before anything runs.
@@ -347,12 +364,17 @@ impl<'a> RunPlan<'a> {
                 // --ok-exit and --task-timeout may change (a job that
                 // failed on grep's status 1 resumes with --ok-exit 0,1).
                 spec.job = old.job.clone();
+                // The same partitions: the cuts its tasks used.
+                spec.cuts = old.cuts.clone();
                 // The recorded plan, not a new one: a different split size
                 // would make different tasks.
                 old.splits.clone()
             }
             None => plan_splits(&files, &self.args.input, slots.total)?,
         };
+        if spec.total_order && self.recorded.is_none() {
+            spec.cuts = total_order_cuts(&spec, wd)?;
+        }
         Ok(spec)
     }
 }
@@ -401,7 +423,17 @@ pub fn map_spec(
         }
     }
     spec.splits = splits;
+    if spec.total_order {
+        spec.cuts = total_order_cuts(&spec, wd)?;
+    }
     Ok(spec)
+}
+
+/// The cut points of a `--total-order` job, in hex for its spec.
+fn total_order_cuts(spec: &JobSpec, wd: &WorkDir) -> Result<Vec<String>> {
+    let job = Job::new(spec.clone())?;
+    let cuts = crate::sample::cut_points(&job, wd)?;
+    Ok(cuts.iter().map(|c| spec::to_hex(c)).collect())
 }
 
 /// `gmr map`: checks the commands before anything runs.
@@ -487,6 +519,9 @@ fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
     }
     if old.key != new.key {
         diffs.push("the separator or key fields".into());
+    }
+    if old.sort_keys != new.sort_keys || old.total_order != new.total_order {
+        diffs.push("the order (--sort-key, --total-order)".into());
     }
     if old.env != new.env {
         diffs.push("the environment (--env, or the locale)".into());

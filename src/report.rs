@@ -106,6 +106,10 @@ pub struct PhaseTotals {
     pub records_out: u64,
     /// Sum of the tasks' `bytes_out`.
     pub bytes_out: u64,
+    /// The largest of the tasks' `bytes_out`: with the mean, the skew of
+    /// the partitions.
+    #[serde(default)]
+    pub largest_out: u64,
     /// Sum of the tasks' `command_records_out`.
     pub command_records_out: u64,
     /// Sum of the tasks' spills.
@@ -119,6 +123,15 @@ pub struct PhaseTotals {
 }
 
 impl PhaseTotals {
+    /// The largest task output over the mean (1 when all are equal; 0
+    /// when there is none).
+    pub fn skew(&self) -> f64 {
+        if self.bytes_out == 0 {
+            return 0.0;
+        }
+        self.largest_out as f64 * self.tasks as f64 / self.bytes_out as f64
+    }
+
     /// Adds one committed task.
     pub fn add(&mut self, r: &TaskReport) {
         self.tasks += 1;
@@ -127,6 +140,7 @@ impl PhaseTotals {
         self.bytes_in += r.bytes_in;
         self.records_out += r.records_out;
         self.bytes_out += r.bytes_out;
+        self.largest_out = self.largest_out.max(r.bytes_out);
         self.command_records_out += r.command_records_out;
         self.spills += r.spills;
         self.combine_in += r.combine_in;
@@ -147,12 +161,18 @@ pub struct JobReport {
     pub counters: Counters,
 }
 
-/// The job summary printed on stderr at the end of a run.
+/// Partitions whose largest is this many times the mean are worth a line
+/// of the summary even without `--total-order`.
+const SKEW_WORTH_SAYING: f64 = 2.0;
+
+/// The job summary printed on stderr at the end of a run; `total_order`
+/// always shows the skew of the parts.
 pub fn summary(
     elapsed: std::time::Duration,
     map: &PhaseTotals,
     reduce: Option<&PhaseTotals>,
     counters: &Counters,
+    total_order: bool,
 ) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -195,6 +215,15 @@ pub fn summary(
     phase("map", map);
     if let Some(r) = reduce {
         phase("reduce", r);
+        let skew = r.skew();
+        if r.tasks > 1 && (total_order || skew >= SKEW_WORTH_SAYING) {
+            let _ = writeln!(
+                s,
+                "  parts   largest {} = {skew:.2}x the mean{}",
+                human_bytes(r.largest_out),
+                if total_order { " (total order)" } else { "" }
+            );
+        }
     }
     for (name, value) in counters {
         let _ = writeln!(s, "  counter {name} = {value}");

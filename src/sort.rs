@@ -22,8 +22,8 @@
 //! count and a move, and the buckets that remain fit in the cache.
 
 use crate::linebuf::{LineBlock, extend_short, prefetch};
-use crate::partition::partition;
-use crate::record::{KeySpec, cmp_bytes, key_prefix};
+use crate::order::Order;
+use crate::record::{cmp_bytes, key_prefix};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -61,8 +61,12 @@ const REKEYED: u32 = 1 << 30;
 /// Set in `Entry::part_sep` when the entry stands for several copies of its
 /// line: their number is in the four arena bytes before the line.
 const GROUPED: u32 = 1 << 29;
+/// Set in `Entry::part_sep` when the entry's "key" is the encoding of the
+/// line's sort keys ([`crate::sortkey`]) and its "value" the line: the
+/// arena holds the encoding, a 0 byte, then the line.
+const ENCODED: u32 = 1 << 28;
 /// The partition's bits of `Entry::part_sep`.
-const PARTITION: u32 = !(HAS_SEPARATOR | REKEYED | GROUPED);
+const PARTITION: u32 = !(HAS_SEPARATOR | REKEYED | GROUPED | ENCODED);
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -73,7 +77,8 @@ struct Entry {
     start: u32,
     len: u32,
     key_len: u32,
-    /// The partition, [`HAS_SEPARATOR`], [`REKEYED`] and [`GROUPED`].
+    /// The partition, [`HAS_SEPARATOR`], [`REKEYED`], [`GROUPED`] and
+    /// [`ENCODED`].
     part_sep: u32,
 }
 
@@ -86,8 +91,20 @@ impl Entry {
         }
     }
 
+    /// What the entry orders by: the line, or its sort keys' encoding and
+    /// the line.
     fn line<'a>(&self, data: &'a [u8]) -> &'a [u8] {
         &data[self.start as usize..(self.start + self.len) as usize]
+    }
+
+    /// The record the entry stands for.
+    #[inline]
+    fn record<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        let line = self.line(data);
+        match self.part_sep & ENCODED {
+            0 => line,
+            _ => &line[self.key_len as usize + 1..],
+        }
     }
 
     /// How many records the entry stands for.
@@ -336,7 +353,7 @@ impl BufferPool {
 
     /// A buffer like [`SortBuffer::with_capacity`], reusing one a finished
     /// task gave back when there is one big enough.
-    pub fn take(&self, key: KeySpec, reducers: u32, bytes: usize) -> SortBuffer {
+    pub fn take(&self, order: Order, reducers: u32, bytes: usize) -> SortBuffer {
         // A pooled buffer too small for this task is dropped, not kept:
         // the tasks of a job all ask for the same size.
         let reused = self
@@ -346,11 +363,11 @@ impl BufferPool {
         match reused {
             Some(mut b) => {
                 assert!(reducers <= MAX_PARTITIONS, "{reducers} partitions");
-                b.key = key;
+                b.order = order;
                 b.reducers = reducers;
                 b
             }
-            None => SortBuffer::with_capacity(key, reducers, bytes),
+            None => SortBuffer::with_capacity(order, reducers, bytes),
         }
     }
 
@@ -372,7 +389,9 @@ impl BufferPool {
 
 /// Records waiting to be sorted and written.
 pub struct SortBuffer {
-    key: KeySpec,
+    order: Order,
+    /// Scratch for a record's sort-key encoding.
+    encoded: Vec<u8>,
     reducers: u32,
     data: Vec<u8>,
     entries: Vec<Entry>,
@@ -382,15 +401,18 @@ pub struct SortBuffer {
 
 impl SortBuffer {
     /// An empty buffer for `reducers` partitions (> 0).
-    pub fn new(key: KeySpec, reducers: u32) -> SortBuffer {
-        SortBuffer::with_capacity(key, reducers, 0)
+    pub fn new(order: Order, reducers: u32) -> SortBuffer {
+        SortBuffer::with_capacity(order, reducers, 0)
     }
 
     /// Adds one record (without its `\n`). The caller spills before the
     /// arena reaches [`MAX_ARENA`].
     #[inline]
     pub fn push(&mut self, line: &[u8]) {
-        let f = self.key.fields(line);
+        if self.order.sort_keys().is_some() {
+            return self.push_encoded(line);
+        }
+        let f = self.order.key.fields(line);
         let key = &line[..f.key_end];
         let start = u32::try_from(self.data.len()).expect("sort buffer over 4 GiB");
         let len = u32::try_from(line.len()).expect("a record over 4 GiB");
@@ -405,10 +427,36 @@ impl SortBuffer {
             start,
             len,
             key_len: f.key_end as u32,
-            part_sep: partition(self.key.partition_key(key), self.reducers) | sep,
+            part_sep: self.order.partition(key, &[], self.reducers) | sep,
         });
         extend_short(&mut self.data, line);
         self.records += 1;
+    }
+
+    /// [`SortBuffer::push`] with sort keys: the entry orders by the line's
+    /// encoding, then by the line.
+    fn push_encoded(&mut self, line: &[u8]) {
+        let mut encoded = std::mem::take(&mut self.encoded);
+        encoded.clear();
+        if let Some(keys) = self.order.sort_keys() {
+            keys.encode(line, &mut encoded);
+        }
+        let key = self.order.key.key(line);
+        let start = u32::try_from(self.data.len()).expect("sort buffer over 4 GiB");
+        let len = encoded.len() + 1 + line.len();
+        self.entries.push(Entry {
+            key_prefix: key_prefix(&encoded),
+            value_prefix: key_prefix(line),
+            start,
+            len: u32::try_from(len).expect("a record over 4 GiB"),
+            key_len: encoded.len() as u32,
+            part_sep: self.order.partition(key, &encoded, self.reducers) | HAS_SEPARATOR | ENCODED,
+        });
+        self.data.extend_from_slice(&encoded);
+        self.data.push(0);
+        self.data.extend_from_slice(line);
+        self.records += 1;
+        self.encoded = encoded;
     }
 
     /// Adds `copies` records that are all `line`, as one entry: they are
@@ -434,10 +482,11 @@ impl SortBuffer {
     /// resident); growing by doubling is not: every smaller buffer the
     /// vectors outgrow stays in the allocator's per-thread arena, which
     /// made a task's resident memory about 1.4 times its sort buffer.
-    pub fn with_capacity(key: KeySpec, reducers: u32, bytes: usize) -> SortBuffer {
+    pub fn with_capacity(order: Order, reducers: u32, bytes: usize) -> SortBuffer {
         assert!(reducers <= MAX_PARTITIONS, "{reducers} partitions");
         SortBuffer {
-            key,
+            order,
+            encoded: Vec::new(),
             reducers,
             data: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(bytes / ENTRY_BYTES),
@@ -450,9 +499,9 @@ impl SortBuffer {
         self.reducers
     }
 
-    /// The key spec records are sorted by.
-    pub fn key(&self) -> KeySpec {
-        self.key
+    /// The order records are sorted in.
+    pub fn order(&self) -> &Order {
+        &self.order
     }
 
     /// Memory the buffered records take.
@@ -535,7 +584,7 @@ impl SortBuffer {
             }
             let line = match last {
                 Some((prev, line)) if e.same_line(prev) => line,
-                _ => e.line(&self.data),
+                _ => e.record(&self.data),
             };
             last = Some((e, line));
             (e, line, e.copies(&self.data))
@@ -576,7 +625,7 @@ impl SortBuffer {
             for _ in 0..copies {
                 block.line(line)?;
             }
-            pos += (u64::from(e.len) + 1) * copies;
+            pos += (line.len() as u64 + 1) * copies;
             records += copies;
         }
         while (current as usize) < segments.len() {
@@ -605,7 +654,7 @@ impl SortBuffer {
 mod tests {
     use super::*;
     use crate::partition::partition;
-    use crate::record::compare;
+    use crate::record::{KeySpec, compare};
 
     #[test]
     fn entry_order_equals_record_order() {
@@ -629,7 +678,7 @@ mod tests {
             }
         }
         let spec = KeySpec::default();
-        let mut b = SortBuffer::new(spec, 1);
+        let mut b = SortBuffer::new(Order::new(spec), 1);
         for l in &lines {
             b.push(l);
         }
@@ -647,7 +696,7 @@ mod tests {
 
     #[test]
     fn sorts_by_partition_then_key_then_value() {
-        let mut b = SortBuffer::new(KeySpec::default(), 3);
+        let mut b = SortBuffer::new(Order::new(KeySpec::default()), 3);
         let lines: Vec<&[u8]> = vec![
             b"b\t2",
             b"a\t9",
@@ -690,7 +739,7 @@ mod tests {
     /// [`compare`] and that no record is lost.
     fn sorts_like_compare(lines: &[Vec<u8>], reducers: u32) {
         let spec = KeySpec::default();
-        let mut b = SortBuffer::new(spec, reducers);
+        let mut b = SortBuffer::new(Order::new(spec), reducers);
         for l in lines {
             b.push(l);
         }
@@ -773,8 +822,8 @@ mod tests {
     fn copies_come_out_as_their_records() {
         let lines = repeated_keys(50_000);
         let spec = KeySpec::default();
-        let mut plain = SortBuffer::new(spec, 3);
-        let mut grouped = SortBuffer::new(spec, 3);
+        let mut plain = SortBuffer::new(Order::new(spec), 3);
+        let mut grouped = SortBuffer::new(Order::new(spec), 3);
         let mut counts = std::collections::BTreeMap::new();
         for (i, l) in lines.iter().enumerate() {
             plain.push(l);
@@ -816,7 +865,7 @@ mod tests {
     /// More copies than an entry counts take more entries.
     #[test]
     fn copies_past_u32_take_two_entries() {
-        let mut b = SortBuffer::new(KeySpec::default(), 1);
+        let mut b = SortBuffer::new(Order::new(KeySpec::default()), 1);
         let n = u64::from(u32::MAX) + 2;
         b.push_copies(b"w\t1", n);
         b.push_copies(b"v", 1);

@@ -7,7 +7,9 @@ use crate::builtin::Builtin;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::program::Program;
+use crate::order::Order;
 use crate::record::KeySpec;
+use crate::sortkey::SortKeys;
 use crate::split::{InputStamp, Split};
 use crate::workdir::{self, WorkDir};
 use serde::{Deserialize, Serialize};
@@ -17,8 +19,10 @@ use std::path::PathBuf;
 /// Version of the work directory format; a task refuses other versions.
 /// Version 2 added the job's identity, `--ok-exit` and `--task-timeout`;
 /// version 3 the job's environment; version 4 splits' `codec` (gzip,
-/// zstd, bzip2, xz, by their magic bytes).
-pub const FORMAT_VERSION: u32 = 4;
+/// zstd, bzip2, xz, by their magic bytes); version 5 the job's order
+/// (`sort_keys`, `total_order`, `cuts`), which a task of an older gmr would
+/// ignore and sort wrongly.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// What a job runs: everything a task needs besides its id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -47,6 +51,20 @@ pub struct JobSpec {
     pub reducers: u32,
     /// How records split into key and value.
     pub key: KeySpec,
+    /// `--sort-key` definitions in sort(1)'s `-k` syntax, in order: records
+    /// of a partition order by them, then by the whole line. None: by key,
+    /// value and line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sort_keys: Vec<String>,
+    /// `--total-order`: partitions hold consecutive ranges of the order,
+    /// between `cuts`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub total_order: bool,
+    /// The cut points of a total order, ascending, in hex: the ranks (see
+    /// [`crate::order::Order::rank`]) that end partitions 0, 1, …, chosen
+    /// from a sample of the mapper's output when the job was planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cuts: Vec<String>,
     /// Bytes of mapper output a map task sorts in memory before spilling.
     pub sort_buffer: u64,
     /// Whether the files of a map task's split go to one mapper (rather
@@ -132,6 +150,38 @@ impl JobSpec {
         workdir::output_part(&self.output, p, ext)
     }
 
+    /// The order of the job's map output: its key, sort keys and cuts.
+    pub fn order(&self) -> Result<Order> {
+        let mut order = Order::new(self.key);
+        if !self.sort_keys.is_empty() {
+            let keys = SortKeys::parse(&self.sort_keys, self.key.separator).map_err(Error::usage)?;
+            order = order.with_sort_keys(keys);
+        }
+        if self.total_order {
+            let cuts = self
+                .cuts
+                .iter()
+                .map(|c| from_hex(c))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::job("the job spec's cut points are not hex"))?;
+            order = order.with_cuts(cuts);
+        }
+        Ok(order)
+    }
+
+    /// Whether records of one key are consecutive in a partition's order:
+    /// by default, or when the sort keys start with the key's fields
+    /// compared as plain bytes. Only then may records be combined by key
+    /// before they all meet (a combiner would otherwise see a key's
+    /// records in groups that depend on the splits).
+    pub fn keys_consecutive(&self) -> bool {
+        match self.sort_keys.is_empty() {
+            true => true,
+            false => SortKeys::parse(&self.sort_keys, self.key.separator)
+                .is_ok_and(|k| k.starts_with_fields(self.key.key_fields)),
+        }
+    }
+
     /// How long a command may show no sign of life, if limited.
     pub fn task_timeout(&self) -> Option<std::time::Duration> {
         (self.task_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.task_timeout_ms))
@@ -167,13 +217,26 @@ fn wd_error(wd: &WorkDir, e: Error) -> Error {
     }
 }
 
+/// `bytes` in hex, two lower-case digits a byte.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of `to_hex`'s output; None for anything else.
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// SHA-256 of `bytes`, in hex.
 fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    to_hex(&sha2::Sha256::digest(bytes))
 }
 
 /// A new job identity: unique across hosts, processes and time (16 hex
@@ -255,6 +318,8 @@ pub enum Combiner {
 pub struct Job {
     /// The spec as stored.
     pub spec: JobSpec,
+    /// The order of its map output.
+    pub order: Order,
     /// The mapper.
     pub mapper: Program,
     /// The map-side combiner.
@@ -285,6 +350,7 @@ impl Job {
             Some(command) => Combiner::Command(command),
         };
         Ok(Job {
+            order: spec.order()?,
             spec,
             mapper,
             combiner,
@@ -349,6 +415,9 @@ mod tests {
                 key_fields: 1,
                 partition_fields: None,
             },
+            sort_keys: Vec::new(),
+            total_order: false,
+            cuts: Vec::new(),
             sort_buffer: 1,
             one_mapper_per_task: false,
             output: "/o".into(),

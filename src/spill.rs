@@ -73,7 +73,7 @@ impl<'a> Sorter<'a> {
         };
         Sorter {
             res,
-            buffer: res.buffers.take(spec.key, spec.reducers, limit),
+            buffer: res.buffers.take(job.order.clone(), spec.reducers, limit),
             limit,
             dir,
             spills: Vec::new(),
@@ -132,7 +132,7 @@ impl<'a> Sorter<'a> {
         hashes.sort_unstable();
         hashes.dedup();
         self.intake = if hashes.len() * 2 <= seen {
-            Intake::Group(Aggregator::lines(self.buffer.key(), self.limit / 2))
+            Intake::Group(Aggregator::lines(self.buffer.order().key, self.limit / 2))
         } else {
             Intake::Direct
         };
@@ -172,7 +172,7 @@ impl<'a> Sorter<'a> {
     fn write_buffer(&mut self, path: &Path) -> Result<Vec<Segment>, TaskError> {
         self.buffer.sort();
         if let Some((combiner, ctx)) = self.combiner {
-            let mut combined = SortBuffer::new(ctx.key, self.buffer.reducers());
+            let mut combined = SortBuffer::new(self.buffer.order().clone(), self.buffer.reducers());
             let mut lines = LineSplitter::default();
             let buffer = &self.buffer;
             self.report.combine_in += buffer.len() as u64;
@@ -267,7 +267,7 @@ impl<'a> Sorter<'a> {
                 })
                 .collect();
             let opened = merge::open_narrowed(
-                self.buffer.key(),
+                self.buffer.order(),
                 files,
                 self.res.fan_in,
                 self.dir,
@@ -279,7 +279,7 @@ impl<'a> Sorter<'a> {
                 let _ = fs::remove_file(path);
             }
             let start = pos;
-            let (records, bytes) = merge::merge_into(self.buffer.key(), opened.runs, &mut out)
+            let (records, bytes) = merge::merge_into(self.buffer.order(), opened.runs, &mut out)
                 .map_err(io_failure("cannot merge spills into", &out_path))?;
             pos += bytes;
             segments.push(Segment {

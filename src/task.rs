@@ -540,7 +540,7 @@ fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionR
     }
     let dir = scratch.as_ref().map_or(wd.root(), |g| g.path());
     let opened = merge::open_narrowed(
-        spec.key,
+        &at.job.order,
         files,
         at.res.fan_in,
         dir,
@@ -554,11 +554,11 @@ fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionR
 }
 
 fn run_shuffle(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
-    let key = at.job.spec.key;
+    let order = &at.job.order;
     let PartitionRuns { runs, _scratch } = partition_runs(at, p, false)?;
     let ((records, bytes), part_bytes) =
         write_part(&at.wd.shuffle_part(p), at, (false, None), |out| {
-            merge::merge_into(key, runs, out)
+            merge::merge_into(order, runs, out)
                 .map_err(|e| TaskError::io(format!("merging partition {p}: {e}"), &e))
         })?;
     Ok(TaskReport {
@@ -583,7 +583,8 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let env = at.env(p as usize);
     let log = at.log("reducer");
     let ctx = at.context("reducer", &env, &log);
-    let feed = |w: &mut dyn Write| merge::merge_into(spec.key, runs, w).map(drop);
+    let order = &at.job.order;
+    let feed = |w: &mut dyn Write| merge::merge_into(order, runs, w).map(drop);
     let target = spec.part_path(p as usize);
     let durable = at.durable_parts();
     let ((outcome, records_out, bytes_out), part_bytes) =

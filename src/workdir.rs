@@ -190,6 +190,11 @@ impl WorkDir {
         self.root.join("reports").join(format!("{task}.json"))
     }
 
+    /// The mapper's stderr on the sample `--total-order` reads.
+    pub fn sample_log_path(&self) -> PathBuf {
+        self.root.join("sample.log")
+    }
+
     /// The stderr log of one attempt of a task.
     pub fn log_path(&self, task: &str, attempt: u32) -> PathBuf {
         self.root
