@@ -191,7 +191,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__map)
-            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --partition-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
+            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --one-mapper-per-task --quiet --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -230,6 +230,10 @@ _gmr() {
                     return 0
                     ;;
                 --partition-fields)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -391,7 +395,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --compress --separator --key-fields --partition-fields --sort-buffer --one-mapper-per-task --quiet --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
+            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --compress --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --one-mapper-per-task --quiet --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --ssh-timeout --workdir --resume --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -454,6 +458,10 @@ _gmr() {
                     return 0
                     ;;
                 --partition-fields)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

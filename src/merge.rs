@@ -461,7 +461,14 @@ mod tests {
         }
         let refs: Vec<&[u8]> = all.iter().map(|t| t.as_bytes()).collect();
         let (_, want) = merged(&refs);
-        let left = narrow(&Order::new(KeySpec::default()), files.clone(), 3, dir.path(), "m").unwrap();
+        let left = narrow(
+            &Order::new(KeySpec::default()),
+            files.clone(),
+            3,
+            dir.path(),
+            "m",
+        )
+        .unwrap();
         assert!(left.len() <= 3, "{} runs left", left.len());
         let runs = left.iter().map(|f| f.open(4096).unwrap()).collect();
         let mut got = Vec::new();

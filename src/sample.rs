@@ -65,7 +65,10 @@ pub fn cut_points(job: &Job, wd: &WorkDir) -> Result<Vec<Vec<u8>>> {
             keys.encode(line, &mut encoded);
         }
         let key = job.spec.key.key(line);
-        ranks.push((job.order.rank(key, &encoded).to_vec(), line.len() as u64 + 1));
+        ranks.push((
+            job.order.rank(key, &encoded).to_vec(),
+            line.len() as u64 + 1,
+        ));
         if ranks.len() == MAX_RANKS {
             let mut i = 0;
             ranks.retain(|_| {
@@ -215,7 +218,10 @@ struct Bounded {
 impl Write for Bounded {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.bytes.len() >= self.want {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "sample window full"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "sample window full",
+            ));
         }
         self.bytes.extend_from_slice(buf);
         Ok(buf.len())

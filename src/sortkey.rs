@@ -22,8 +22,10 @@
 //!   negative.
 //! - `g`, as `strtold` reads numbers: a sign, digits with a `.`, an
 //!   exponent, `inf`, `infinity` and `nan`, after white space. What holds
-//!   no number sorts first, then NaN (`-nan` before `nan`), then -inf,
-//!   numbers and +inf, as sort(1) orders them. Values are compared exactly
+//!   no number sorts first, then NaN, then -inf, numbers and +inf. Among
+//!   NaNs, `nan` sorts before `-nan` (a payload, `nan(12)`, is not read):
+//!   sort(1) orders NaNs by their bytes in memory, which no other program
+//!   can reproduce. Values are compared exactly
 //!   where sort(1) compares long doubles: the two differ only for numbers
 //!   of more than 18 significant digits that round to the same long
 //!   double. Magnitudes past a long double's range are infinite or zero, as
@@ -117,7 +119,11 @@ impl KeyDef {
                 'b' if start => self.skip_start_blanks = true,
                 'b' => self.skip_end_blanks = true,
                 'n' | 'g' => {
-                    let kind = if c == 'n' { Kind::Numeric } else { Kind::General };
+                    let kind = if c == 'n' {
+                        Kind::Numeric
+                    } else {
+                        Kind::General
+                    };
                     if self.kind != Kind::Text && self.kind != kind {
                         return Err("n and g cannot both apply".into());
                     }
@@ -404,7 +410,12 @@ fn encode_numeric(text: &[u8], out: &mut Vec<u8>) {
     let mut p = text.iter().take_while(|&&b| is_blank(b)).count();
     let negative = text.get(p) == Some(&b'-');
     p += usize::from(negative);
-    let digits = |from: usize| from + text[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let digits = |from: usize| {
+        from + text[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
     let int_end = digits(p);
     let int = &text[p..int_end];
     let frac = match text.get(int_end) {
@@ -430,16 +441,22 @@ fn encode_general(text: &[u8], out: &mut Vec<u8>) {
         p += 1;
     }
     let rest = &text[p..];
-    let starts = |word: &[u8]| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
+    let starts =
+        |word: &[u8]| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
     if starts(b"nan") {
-        out.extend_from_slice(&[G_NAN, u8::from(!negative)]);
+        out.extend_from_slice(&[G_NAN, u8::from(negative)]);
         return;
     }
     if starts(b"inf") {
         out.push(if negative { G_MINUS_INF } else { G_PLUS_INF });
         return;
     }
-    let digits = |from: usize| from + text[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let digits = |from: usize| {
+        from + text[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
     let int_end = digits(p);
     let frac = match text.get(int_end) {
         Some(b'.') => {
@@ -448,7 +465,12 @@ fn encode_general(text: &[u8], out: &mut Vec<u8>) {
         }
         _ => &[][..],
     };
-    let end = int_end + if frac.is_empty() && text.get(int_end) != Some(&b'.') { 0 } else { 1 + frac.len() };
+    let end = int_end
+        + if frac.is_empty() && text.get(int_end) != Some(&b'.') {
+            0
+        } else {
+            1 + frac.len()
+        };
     let int = &text[p..int_end];
     if int.is_empty() && frac.is_empty() {
         out.push(G_NOT_A_NUMBER);
@@ -506,7 +528,10 @@ mod tests {
         assert_eq!((k.start_field, k.end_field, k.end_char), (1, 1, 0));
         assert!(k.reverse && k.kind == Kind::Numeric);
         let k = KeyDef::parse("3.2b,3.4").unwrap();
-        assert_eq!((k.start_field, k.start_char, k.end_field, k.end_char), (2, 1, 2, 4));
+        assert_eq!(
+            (k.start_field, k.start_char, k.end_field, k.end_char),
+            (2, 1, 2, 4)
+        );
         assert!(k.skip_start_blanks && !k.skip_end_blanks);
         assert_eq!(KeyDef::parse("3n").unwrap().end_field, usize::MAX);
         for bad in ["0", "1.0", "x", "1,", "2,2M", "1ng", "1nf", ""] {
@@ -536,16 +561,25 @@ mod tests {
     fn numbers_order_by_value() {
         let n = ["1,1n"];
         let ascending = [
-            "-1000", "-999.5", "-2", "-1.5", "-0.001", "0", "-0", "", "abc", "0.000", ".5", "0.50001",
-            "1", "1.0", "01", "2", "10", "99.99", "100", "1e3",
+            "-1000", "-999.5", "-2", "-1.5", "-0.001", "0", "-0", "", "abc", "0.000", ".5",
+            "0.50001", "1", "1.0", "01", "2", "10", "99.99", "100", "1e3",
         ];
         for w in ascending.windows(2) {
             let o = cmp(&n, w[0], w[1]);
             let equal = matches!(
                 (w[0], w[1]),
-                ("0", "-0") | ("-0", "") | ("", "abc") | ("abc", "0.000") | ("1", "1.0") | ("1.0", "01")
+                ("0", "-0")
+                    | ("-0", "")
+                    | ("", "abc")
+                    | ("abc", "0.000")
+                    | ("1", "1.0")
+                    | ("1.0", "01")
             ) || w[1] == "1e3";
-            let want = if equal { Ordering::Equal } else { Ordering::Less };
+            let want = if equal {
+                Ordering::Equal
+            } else {
+                Ordering::Less
+            };
             // "1e3" reads as 1 under n.
             if w[1] == "1e3" {
                 assert_eq!(cmp(&n, "1e3", "1"), Ordering::Equal);
@@ -554,7 +588,10 @@ mod tests {
             assert_eq!(o, want, "{} vs {}", w[0], w[1]);
         }
         let huge = "9".repeat(300);
-        assert_eq!(cmp(&n, &huge, &format!("1{}", "0".repeat(300))), Ordering::Less);
+        assert_eq!(
+            cmp(&n, &huge, &format!("1{}", "0".repeat(300))),
+            Ordering::Less
+        );
         assert_eq!(cmp(&["1,1nr"], "2", "10"), Ordering::Greater);
     }
 
@@ -562,8 +599,8 @@ mod tests {
     fn general_numbers_order_as_strtold_reads_them() {
         let g = ["1,1g"];
         let ascending = [
-            "abc", "-nan", "nan", "-inf", "-1e10", "-5", "-1e-3", "0", "1e-400", "1.5", "2e0", "1e3",
-            "1e4000", "inf",
+            "abc", "nan", "-nan", "-inf", "-1e10", "-5", "-1e-3", "0", "1e-400", "1.5", "2e0",
+            "1e3", "1e4000", "inf",
         ];
         for w in ascending.windows(2) {
             assert_eq!(cmp(&g, w[0], w[1]), Ordering::Less, "{} vs {}", w[0], w[1]);

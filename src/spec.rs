@@ -6,8 +6,8 @@
 use crate::builtin::Builtin;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::program::Program;
 use crate::order::Order;
+use crate::program::Program;
 use crate::record::KeySpec;
 use crate::sortkey::SortKeys;
 use crate::split::{InputStamp, Split};
@@ -154,7 +154,8 @@ impl JobSpec {
     pub fn order(&self) -> Result<Order> {
         let mut order = Order::new(self.key);
         if !self.sort_keys.is_empty() {
-            let keys = SortKeys::parse(&self.sort_keys, self.key.separator).map_err(Error::usage)?;
+            let keys =
+                SortKeys::parse(&self.sort_keys, self.key.separator).map_err(Error::usage)?;
             order = order.with_sort_keys(keys);
         }
         if self.total_order {

@@ -183,3 +183,102 @@ fn stage_by_stage_and_combiner_examples_match_the_word_count() {
     let combined = d.job(&map, "@sum", &["-c", "@sum", &ex("input")]);
     assert_same_lines(combined.ok(), &whole, "with @sum as combiner");
 }
+
+/// The secondary sort: each page's three largest responses, as `sort -k1,1
+/// -k2,2nr` and the same awk give them; in one part exactly, and in three
+/// the same lines.
+#[test]
+fn secondary_sort_example() {
+    let d = Dir::new();
+    let reference = d.sh(&format!(
+        "cat {}/* | {} 2>/dev/null | LC_ALL=C sort -t \"$(printf '\\t')\" -k1,1 -k2,2nr | {}",
+        ex("logs"),
+        ex("traffic/map.sh"),
+        ex("secondary/reduce.sh")
+    ));
+    let run = |r: &str| {
+        d.job(
+            &ex("traffic/map.sh"),
+            &ex("secondary/reduce.sh"),
+            &[
+                "--sort-key",
+                "1,1",
+                "--sort-key",
+                "2,2nr",
+                "-R",
+                r,
+                &ex("logs"),
+            ],
+        )
+        .ok()
+        .to_vec()
+    };
+    assert_eq!(run("1"), reference);
+    assert_eq!(sorted_lines(&run("3")), sorted_lines(&reference));
+    assert!(reference.len() > 100);
+}
+
+/// The top-N list: the ten most frequent words of the counts job, as
+/// `sort -k2,2nr | head` gives them.
+#[test]
+fn top_n_example() {
+    let d = Dir::new();
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "tr -s ' ' '\\n'",
+        "-r",
+        "@count",
+        "-o",
+        "counts",
+        &ex("input"),
+    ])
+    .ok();
+    let top = d
+        .run(&[
+            "run",
+            "-q",
+            "-m",
+            "cat",
+            "-r",
+            &ex("topn/reduce.sh"),
+            "-R",
+            "1",
+            "--sort-key",
+            "2,2nr",
+            "counts",
+        ])
+        .ok()
+        .to_vec();
+    let reference =
+        d.sh("cat counts/part-* | LC_ALL=C sort -t \"$(printf '\\t')\" -k2,2nr | head -n 10");
+    assert_eq!(top, reference);
+    assert!(String::from_utf8_lossy(&top).starts_with("the\t"));
+}
+
+/// The parallel external sort: the parts one after another are the sorted
+/// input.
+#[test]
+fn total_order_example() {
+    let d = Dir::new();
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        "-R",
+        "4",
+        "--total-order",
+        "-o",
+        "sorted",
+        &ex("input"),
+    ])
+    .ok();
+    assert_eq!(
+        parts(d.path("sorted")),
+        d.sh(&format!("cat {}/* | LC_ALL=C sort", ex("input")))
+    );
+}
