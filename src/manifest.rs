@@ -144,6 +144,7 @@ mod tests {
                     end: 9,
                     codec: None,
                     more: Vec::new(),
+                    origin: None,
                 },
             },
             Entry::Partition {

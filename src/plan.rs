@@ -242,12 +242,46 @@ impl MapSide<'_> {
 }
 
 /// The splits of `files`: `--split-size`, or a size that gives every one
-/// of `slots` tasks work.
-fn plan_splits(files: &[PathBuf], input: &InputArgs, slots: usize) -> Result<Vec<Split>> {
-    let size = input
-        .split_size
-        .unwrap_or_else(|| split::default_split_size(split::total_size(files), slots));
-    split::plan_splits(files, size)
+/// of `slots` tasks work. A compressed file larger than a split is
+/// decompressed into `spool_dir` first, and its copy split instead
+/// ([`split::spool_compressed`]); returns the splits and each such file
+/// with its copy.
+fn plan_splits(
+    files: &[PathBuf],
+    input: &InputArgs,
+    slots: usize,
+    spool_dir: &Path,
+) -> Result<(Vec<Split>, split::Copies)> {
+    let size_for = |files: &[PathBuf]| {
+        input
+            .split_size
+            .unwrap_or_else(|| split::default_split_size(split::total_size(files), slots))
+    };
+    let spools = split::spool_compressed(files, spool_dir, size_for(files), slots)?;
+    let files: Vec<PathBuf> = files
+        .iter()
+        .map(|f| {
+            spools
+                .iter()
+                .find(|(o, _)| o == f)
+                .map_or(f, |(_, s)| s)
+                .clone()
+        })
+        .collect();
+    let mut splits = split::plan_splits(&files, size_for(&files))?;
+    split::mark_origins(&mut splits, &spools);
+    Ok((splits, spools))
+}
+
+/// The files to stamp: the inputs, then the decompressed copies.
+fn stamped_files(files: &[PathBuf], spools: &[(PathBuf, PathBuf)]) -> Vec<PathBuf> {
+    let mut all = files.to_vec();
+    for (_, spool) in spools {
+        if !all.contains(spool) {
+            all.push(spool.clone());
+        }
+    }
+    all
 }
 
 /// `gmr run`: what the flags decide, checked before anything is made.
@@ -356,7 +390,13 @@ impl<'a> RunPlan<'a> {
             .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf());
         let mut spec = self.side.spec(slots, output)?;
         spec.compress = self.args.output.compress;
-        spec.inputs = split::stamp_inputs(&files)?;
+        let (splits, spools) = match &self.recorded {
+            // The recorded plan, not a new one (below), with the copies it
+            // decompressed.
+            Some(old) => (Vec::new(), recorded_spools(old)),
+            None => plan_splits(&files, &self.args.input, slots.total, &wd.input_dir())?,
+        };
+        spec.inputs = split::stamp_inputs(&stamped_files(&files, &spools))?;
         spec.splits = match &self.recorded {
             Some(old) => {
                 check_resumable(old, &spec)?;
@@ -370,7 +410,7 @@ impl<'a> RunPlan<'a> {
                 // would make different tasks.
                 old.splits.clone()
             }
-            None => plan_splits(&files, &self.args.input, slots.total)?,
+            None => splits,
         };
         if spec.total_order && self.recorded.is_none() {
             spec.cuts = total_order_cuts(&spec, wd)?;
@@ -455,7 +495,21 @@ pub fn check_map(args: &MapArgs) -> Result<PathBuf> {
 /// streams are spooled into `spool_dir`.
 pub fn split_inputs(input: &InputArgs, spool_dir: &Path, jobs: usize) -> Result<Vec<Split>> {
     let files = split::resolve_inputs(&input.inputs, spool_dir)?;
-    plan_splits(&files, input, jobs)
+    plan_splits(&files, input, jobs, spool_dir).map(|(splits, _)| splits)
+}
+
+/// The decompressed copies a recorded job made: each with its file.
+fn recorded_spools(old: &JobSpec) -> split::Copies {
+    let mut spools = Vec::new();
+    for piece in old.splits.iter().flat_map(Split::pieces) {
+        if let Some(origin) = &piece.origin {
+            let pair = (origin.clone(), piece.path.clone());
+            if !spools.contains(&pair) {
+                spools.push(pair);
+            }
+        }
+    }
+    spools
 }
 
 /// `gmr reduce`: checks the reducer before anything runs.

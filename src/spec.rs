@@ -400,6 +400,7 @@ mod tests {
             end: 9,
             codec: None,
             more: Vec::new(),
+            origin: None,
         };
         let spec = JobSpec {
             version: FORMAT_VERSION,

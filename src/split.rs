@@ -43,6 +43,10 @@ pub struct Split {
     /// [`plan_splits`]); each is whole and has no `more` of its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub more: Vec<Split>,
+    /// The compressed input this split's file is the decompressed copy of
+    /// (see [`spool_compressed`]): the file mappers are told they read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<PathBuf>,
 }
 
 impl Split {
@@ -228,6 +232,125 @@ fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
     Ok(spool.to_path_buf())
 }
 
+/// Compressed inputs, each with its decompressed copy.
+pub type Copies = Vec<(PathBuf, PathBuf)>;
+
+/// Decompresses into `spool_dir` each compressed file of `files` of at
+/// least `split_size` bytes, up to `jobs` at a time, and returns each such
+/// file with its copy (`decompressed-N`, N from 1 in input order).
+///
+/// A compressed file cannot be cut into splits: read directly, it is one
+/// map task on one core, however large. Its decompressed copy is cut like
+/// any file, so its records go to as many map tasks as it has splits, and
+/// it is decompressed once. A file smaller than a split stays as it is (one
+/// task each, decompressed as it is read, no copy on disk): many small
+/// compressed files already make many tasks. The copy is not synced: it
+/// can be made again from its file, and a copy cut short by a crash fails
+/// its stamp check.
+pub fn spool_compressed(
+    files: &[PathBuf],
+    spool_dir: &Path,
+    split_size: u64,
+    jobs: usize,
+) -> Result<Copies> {
+    let mut large = Vec::new();
+    for path in files {
+        let file = File::open(path).map_err(|e| Error::input("cannot read input", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::input("cannot read input", path, e))?
+            .len();
+        let codec = Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?;
+        if let Some(codec) = codec.filter(|_| len >= split_size.max(1)) {
+            let spool = workdir::decompressed_spool(spool_dir, large.len() + 1);
+            large.push((path.clone(), spool, codec));
+        }
+    }
+    if large.is_empty() {
+        return Ok(Vec::new());
+    }
+    fs::create_dir_all(spool_dir)
+        .map_err(|e| Error::io("cannot create spool directory", spool_dir, e))?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.clamp(1, large.len()))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((path, spool, codec)) = large.get(i) else {
+                            return Ok(());
+                        };
+                        decompress_to(path, *codec, spool)?;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.into_iter().collect::<Result<()>>()?;
+    crate::interrupt::check()?;
+    Ok(large
+        .into_iter()
+        .map(|(path, spool, _)| (path, spool))
+        .collect())
+}
+
+/// Writes what `path`, compressed with `codec`, holds to the new file
+/// `spool`, renamed into place once whole.
+fn decompress_to(path: &Path, codec: Codec, spool: &Path) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::input("cannot read input", path, e))?;
+    let tmp = workdir::AttemptGuard::new(workdir::attempt_path(spool, 0));
+    let out = workdir::create_new(tmp.path())
+        .map_err(|e| Error::io("cannot decompress input to", spool, e))?;
+    let mut out = io::BufWriter::with_capacity(FEED_CHUNK, out);
+    let reader = io::BufReader::with_capacity(FEED_CHUNK, &file);
+    let copied = codec.decoder(reader).and_then(|mut d| {
+        let mut buf = vec![0u8; FEED_CHUNK];
+        loop {
+            crate::interrupt::check().map_err(io::Error::other)?;
+            match d.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => out.write_all(&buf[..n])?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    copied.map_err(|e| {
+        Error::job(format!(
+            "cannot decompress input {} ({}) to {}: {e}",
+            path.display(),
+            codec.name(),
+            spool.display()
+        ))
+    })?;
+    let out = out
+        .into_inner()
+        .map_err(|e| Error::io("cannot decompress input to", spool, e.into_error()))?;
+    workdir::close_file(out, false)
+        .and_then(|()| fs::rename(tmp.path(), spool))
+        .map_err(|e| Error::io("cannot decompress input to", spool, e))?;
+    tmp.keep();
+    Ok(())
+}
+
+/// Marks the splits of each decompressed copy with the file it came from.
+pub fn mark_origins(splits: &mut [Split], spools: &[(PathBuf, PathBuf)]) {
+    let mark = |piece: &mut Split| {
+        if let Some((origin, _)) = spools.iter().find(|(_, s)| *s == piece.path) {
+            piece.origin = Some(origin.clone());
+        }
+    };
+    for split in splits {
+        mark(split);
+        split.more.iter_mut().for_each(mark);
+    }
+}
+
 /// Cuts `files` into splits of about `split_size` bytes each.
 pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
     let split_size = split_size.max(1);
@@ -249,6 +372,7 @@ pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
                 end: len,
                 codec,
                 more: Vec::new(),
+                origin: None,
             });
             continue;
         }
@@ -262,6 +386,7 @@ pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
                 end,
                 codec: None,
                 more: Vec::new(),
+                origin: None,
             });
             start = end;
         }

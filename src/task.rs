@@ -362,7 +362,9 @@ impl MapTask<'_> {
                 on_output(None).map_err(|e| TaskError::io(format!("mapper output: {e}"), &e))?;
             }
             let mut env = self.at.env(self.index);
-            let input = piece.path.display().to_string();
+            // A decompressed copy is read under its compressed file's name.
+            let input = piece.origin.as_ref().unwrap_or(&piece.path);
+            let input = input.display().to_string();
             env.extend([
                 ("GMR_INPUT_FILE".into(), input.clone()),
                 ("mapreduce_map_input_file".into(), input.clone()),

@@ -232,6 +232,12 @@ impl WorkDir {
     }
 }
 
+/// The file in `spool_dir` that large compressed input `n` (1, 2, …) is
+/// decompressed to.
+pub fn decompressed_spool(spool_dir: &Path, n: usize) -> PathBuf {
+    spool_dir.join(format!("decompressed-{n}"))
+}
+
 /// The file in `spool_dir` that stream input `n` (1, 2, …) is spooled to,
 /// or standard input for `None`.
 pub fn stream_spool(spool_dir: &Path, n: Option<usize>) -> PathBuf {

@@ -1198,6 +1198,92 @@ fn zstd_bzip2_xz_and_gzip_inputs_are_known_by_their_bytes_not_their_names() {
     );
 }
 
+/// A compressed file larger than a split is decompressed once into the
+/// work directory and its copy split among map tasks, so that one large
+/// file keeps every slot busy; mappers are still told the file's own name,
+/// and a resumed job reads the same copy.
+#[test]
+fn a_large_compressed_file_feeds_several_map_tasks() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    d.sh(&format!(
+        "cat {corpus}/* > all.txt && zstd -q -c all.txt > all.zst && bzip2 -c all.txt > all.bz"
+    ));
+    let plain = d
+        .word_count(&["-R", "2", "--split-size", "256K", "all.txt"])
+        .ok()
+        .to_vec();
+    for file in ["all.zst", "all.bz"] {
+        let out = d.run(&[
+            "run",
+            "-m",
+            &job("words_map.sh"),
+            "-r",
+            &job("sum_reduce.sh"),
+            "-R",
+            "2",
+            "--split-size",
+            "256K",
+            file,
+        ]);
+        assert_eq!(out.ok(), plain, "{file}");
+        let tasks: u32 = out
+            .stderr()
+            .lines()
+            .find(|l| l.trim_start().starts_with("map"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        assert!(tasks >= 4, "{file}: {} map tasks:\n{}", tasks, out.stderr());
+    }
+    // The mapper sees the compressed file's name.
+    let names = d
+        .run(&[
+            "run",
+            "-q",
+            "-m",
+            "sh -c 'cat >/dev/null; echo \"$GMR_INPUT_FILE\"'",
+            "-R",
+            "0",
+            "--split-size",
+            "256K",
+            "all.zst",
+        ])
+        .ok()
+        .to_vec();
+    let want = format!("{}\n", d.path("all.zst").display());
+    assert!(
+        String::from_utf8_lossy(&names)
+            .lines()
+            .all(|l| format!("{l}\n") == want),
+        "{}",
+        String::from_utf8_lossy(&names)
+    );
+    // Resumed, the job reuses its copy.
+    let args = [
+        "run",
+        "-q",
+        "-m",
+        &job("words_map.sh"),
+        "-r",
+        &job("sum_reduce.sh"),
+        "-R",
+        "2",
+        "--split-size",
+        "256K",
+        "--workdir",
+        "w",
+        "-o",
+        "o",
+        "all.zst",
+    ];
+    d.run(&args).ok();
+    assert!(d.path("w/input/decompressed-1").exists());
+    let mut again = args.to_vec();
+    again.insert(1, "--resume");
+    d.run(&again).ok();
+    assert_eq!(parts(d.path("o")), plain);
+}
+
 #[test]
 fn compressed_parts_decompress_to_the_plain_output_and_read_back() {
     let d = Dir::new();
