@@ -11,6 +11,9 @@ use twox_hash::XxHash3_64;
 #[inline]
 pub fn partition(key: &[u8], reducers: u32) -> u32 {
     debug_assert!(reducers > 0);
+    if reducers == 1 {
+        return 0;
+    }
     let hash = XxHash3_64::oneshot(key);
     // The same remainder without a 64-bit division, the costliest step of
     // taking a record in profiles, when R is a power of two (as R = the

@@ -284,7 +284,7 @@ fn radix_sort(mut entries: &mut [Entry], mut depth: u32, mut offset: u32, data: 
             // comparing values alone spares reading long keys from the
             // arena.
             if shortest == longest {
-                return entries.sort_unstable_by(|a, b| a.cmp_value(b, data));
+                return radix_sort_values(entries, 0, data);
             }
             return by_comparison(entries);
         }
@@ -301,6 +301,41 @@ fn radix_sort(mut entries: &mut [Entry], mut depth: u32, mut offset: u32, data: 
                 rest = Some(bucket);
             } else {
                 radix_sort(bucket, depth, offset, data);
+            }
+        });
+        entries = rest.expect("the largest bucket is not empty");
+    }
+}
+
+/// Sorts entries whose partition and key are equal by value (then line):
+/// by the value prefix's bytes while the bucket is large, then by
+/// comparison. Many records of one key with different values are where a
+/// comparison sort used to take most of the time: word counts ordered by
+/// `--sort-key 2,2nr`, whose equal counts are most of them, or records
+/// whose lines differ only after the key.
+fn radix_sort_values(mut entries: &mut [Entry], mut depth: u32, data: &[u8]) {
+    loop {
+        if entries.len() <= RADIX_MIN || depth == 8 {
+            return entries.sort_unstable_by(|a, b| a.cmp_value(b, data));
+        }
+        let shift = 56 - 8 * depth;
+        let digit = |e: &Entry| (e.value_prefix >> shift) as u8 as usize;
+        let mut counts = [0; 256];
+        for e in entries.iter() {
+            counts[digit(e)] += 1;
+        }
+        depth += 1;
+        if counts.contains(&entries.len()) {
+            continue;
+        }
+        let largest = (0..256).max_by_key(|&b| counts[b]).unwrap_or(0);
+        distribute(entries, &mut counts, &mut [0; 256], digit);
+        let mut rest = None;
+        for_each_bucket(entries, &counts, |b, bucket| {
+            if b == largest {
+                rest = Some(bucket);
+            } else {
+                radix_sort_values(bucket, depth, data);
             }
         });
         entries = rest.expect("the largest bucket is not empty");

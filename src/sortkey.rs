@@ -149,42 +149,40 @@ impl KeyDef {
             }
             p
         };
-        // The start: past `start_field` separators, then blanks, then bytes.
-        let mut p = 0;
-        let mut fields = self.start_field;
-        while p < len && fields > 0 {
-            p = memchr::memchr(sep, &line[p..]).map_or(len, |i| p + i + 1);
-            fields -= 1;
-        }
+        // The start of the field `n` fields on from the one at `p`.
+        let skip = |mut p: usize, mut n: usize| {
+            while p < len && n > 0 {
+                p = find(sep, line, p).map_or(len, |i| i + 1);
+                n -= 1;
+            }
+            p
+        };
+        // The start: the start field, then blanks, then bytes.
+        let field = skip(0, self.start_field);
+        let mut p = field;
         if self.skip_start_blanks {
             p = blank_end(p);
         }
         let start = len.min(p.saturating_add(self.start_char));
-        // The end: the end of field `end_field`, or the bytes of it.
+        // The end: the end of field `end_field`, or bytes of it. The walk
+        // goes on from the start field when the end field is not before it.
         let end = if self.end_field == usize::MAX {
             len
         } else {
-            let mut p = 0;
-            let mut fields = if self.end_char == 0 {
-                self.end_field + 1
-            } else {
-                self.end_field
+            let p = match self.end_field.checked_sub(self.start_field) {
+                Some(n) => skip(field, n),
+                None => skip(0, self.end_field),
             };
-            while p < len && fields > 0 {
-                p = memchr::memchr(sep, &line[p..]).map_or(len, |i| p + i);
-                fields -= 1;
-                // Step over the separator unless this is the end wanted.
-                if p < len && (fields > 0 || self.end_char != 0) {
-                    p += 1;
-                }
+            if self.end_char == 0 {
+                find(sep, line, p).unwrap_or(len)
+            } else {
+                let p = if self.skip_end_blanks {
+                    blank_end(p)
+                } else {
+                    p
+                };
+                len.min(p.saturating_add(self.end_char))
             }
-            if self.end_char != 0 {
-                if self.skip_end_blanks {
-                    p = blank_end(p);
-                }
-                p = len.min(p.saturating_add(self.end_char));
-            }
-            p
         };
         (start, end.max(start))
     }
@@ -219,6 +217,18 @@ impl KeyDef {
             }
         }
     }
+}
+
+/// The first `sep` in `line` from `from`: a plain loop over short lines
+/// (most fields are words and numbers), where memchr's set-up costs more.
+#[inline]
+fn find(sep: u8, line: &[u8], from: usize) -> Option<usize> {
+    let rest = &line[from..];
+    let at = match rest.len() {
+        0..=32 => rest.iter().position(|&b| b == sep),
+        _ => memchr::memchr(sep, rest),
+    };
+    at.map(|i| from + i)
 }
 
 /// sort(1)'s blanks in the C locale.
@@ -319,7 +329,10 @@ const LONG_DOUBLE_MIN_EXP: i64 = -4950;
 /// A decimal number's magnitude: `0.DIGITS × 10^exp`, the digits without
 /// leading or trailing zeros (none: zero).
 struct Decimal<'a> {
-    digits: Vec<&'a [u8]>,
+    /// The digits are `head` then `tail` (the integer and fraction parts,
+    /// which the point separates in the text).
+    head: &'a [u8],
+    tail: &'a [u8],
     exp: i64,
 }
 
@@ -338,34 +351,32 @@ impl Decimal<'_> {
                 false => int,
             };
             return Decimal {
-                digits: vec![int, frac],
+                head: int,
+                tail: frac,
                 exp,
             };
         }
         let zeros = frac.iter().take_while(|&&d| d == b'0').count();
         let frac = &frac[zeros..];
-        if frac.is_empty() {
-            return Decimal {
-                digits: Vec::new(),
-                exp: 0,
-            };
-        }
         Decimal {
-            digits: vec![frac],
-            exp: exp10.saturating_sub(zeros as i64),
+            head: frac,
+            tail: &[],
+            exp: match frac.is_empty() {
+                true => 0,
+                false => exp10.saturating_sub(zeros as i64),
+            },
         }
     }
 
     fn is_zero(&self) -> bool {
-        self.digits.iter().all(|d| d.is_empty())
+        self.head.is_empty() && self.tail.is_empty()
     }
 
     /// Appends the exponent and the digits, then a 0 that ends them.
     fn encode(&self, out: &mut Vec<u8>) {
         encode_exponent(self.exp, out);
-        for d in &self.digits {
-            out.extend_from_slice(d);
-        }
+        out.extend_from_slice(self.head);
+        out.extend_from_slice(self.tail);
         out.push(0);
     }
 }
