@@ -292,14 +292,27 @@ pub struct ExecArgs {
     #[arg(long, requires = "hosts", help_heading = "Distributed runs")]
     pub accept_new_host_keys: bool,
 
-    /// The path of gmr on the hosts (default: the path of this gmr)
+    /// The path of gmr on the hosts or Slurm nodes (default: a copy of this
+    /// gmr that gmr makes in the work directory, WORKDIR/bin/gmr)
+    #[arg(long, value_name = "PATH", help_heading = "Distributed runs")]
+    pub remote_gmr: Option<PathBuf>,
+
+    /// Run each task as a job step (srun) of the Slurm allocation gmr runs
+    /// in (under salloc, or in an sbatch script), on its nodes: per node as
+    /// many at once as it has allocated CPUs, or -j
+    #[arg(long, conflicts_with = "hosts", help_heading = "Distributed runs")]
+    pub slurm: bool,
+
+    /// Options every srun gets, split at blanks: partition, account, time
+    /// limit, QOS (e.g. "--partition=short --time=10")
     #[arg(
         long,
-        value_name = "PATH",
-        requires = "hosts",
+        value_name = "ARGS",
+        requires = "slurm",
+        allow_hyphen_values = true,
         help_heading = "Distributed runs"
     )]
-    pub remote_gmr: Option<PathBuf>,
+    pub slurm_args: Option<String>,
 
     /// Seconds to wait when connecting to a host, and the longest a host may
     /// stay silent (not even answering keepalives) before it counts as hung;

@@ -14,6 +14,8 @@
 use crate::cli::{ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, PerfArgs, RunArgs};
 use crate::error::{Error, Result};
 use crate::exec::connection::Credentials;
+use crate::exec::remote;
+use crate::exec::slurm::Allocation;
 use crate::exec::ssh::{self, HostPool};
 use crate::exec::{Pool, Slots};
 use crate::hosts::{self, HostEntry};
@@ -67,8 +69,18 @@ impl RunOptions {
 pub enum Placement {
     /// This machine, `-j` slots.
     Local(usize),
-    /// The hosts of `--hosts`.
-    Hosts(Vec<HostEntry>, ssh::Options),
+    /// The hosts of `--hosts`; the binary they run is copied into the
+    /// work directory when `--remote-gmr` names none.
+    Hosts(Vec<HostEntry>, ssh::Options, bool),
+    /// The nodes of the Slurm allocation gmr runs in (`--slurm`).
+    Slurm {
+        /// The allocation.
+        alloc: Allocation,
+        /// `--remote-gmr`, if given.
+        remote_gmr: Option<PathBuf>,
+        /// `--slurm-args`, split at blanks.
+        srun_args: Vec<String>,
+    },
 }
 
 impl Placement {
@@ -76,7 +88,30 @@ impl Placement {
     /// needs an explicit work directory: remote tasks read their input and
     /// write their output there.
     pub fn new(ex: &ExecArgs, workdir: Option<&Path>) -> Result<Placement> {
+        if ex.slurm {
+            if workdir.is_none() {
+                return Err(Error::usage(
+                    "--slurm needs --workdir DIR, on a filesystem every node mounts at the same path (e.g. NFS, Lustre): the tasks read their input and write their output there",
+                ));
+            }
+            return Ok(Placement::Slurm {
+                alloc: Allocation::from_env(ex.jobs.map(|j| j as usize))?,
+                remote_gmr: ex.remote_gmr.clone(),
+                srun_args: ex
+                    .slurm_args
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+            });
+        }
         let Some(value) = &ex.hosts else {
+            if ex.remote_gmr.is_some() {
+                return Err(Error::usage(
+                    "--remote-gmr is the gmr of the hosts or Slurm nodes: give --hosts or --slurm",
+                ));
+            }
             return Ok(Placement::Local(jobs(ex)));
         };
         if workdir.is_none() {
@@ -120,13 +155,10 @@ impl Placement {
         } else {
             more_known_hosts.extend(ex.global_known_hosts.iter().cloned());
         }
-        let remote_gmr = match &ex.remote_gmr {
-            Some(path) => path.clone(),
-            None => std::env::current_exe().map_err(|e| Error::Usage {
-                message: format!("cannot find the path of this gmr ({e}); pass --remote-gmr PATH"),
-                source: Some(Box::new(e)),
-            })?,
-        };
+        // Without --remote-gmr, a copy in the work directory, made by
+        // `connect` (the work directory does not exist yet).
+        let copy = ex.remote_gmr.is_none();
+        let remote_gmr = ex.remote_gmr.clone().unwrap_or_default();
         let options = ssh::Options {
             credentials: Credentials {
                 identity: ex.identity.clone(),
@@ -142,7 +174,7 @@ impl Placement {
             timeout: Duration::from_secs(ex.ssh_timeout),
             local_slots: jobs(ex),
         };
-        Ok(Placement::Hosts(entries, options))
+        Ok(Placement::Hosts(entries, options, copy))
     }
 
     /// The slots of the job in `wd`: this machine's, or the hosts', which
@@ -150,7 +182,21 @@ impl Placement {
     pub fn connect(self, wd: &WorkDir, cwd: &Path) -> Result<Pool> {
         match self {
             Placement::Local(n) => Ok(Pool::Local(n)),
-            Placement::Hosts(entries, options) => {
+            Placement::Slurm {
+                alloc,
+                remote_gmr,
+                srun_args,
+            } => {
+                let gmr = match remote_gmr {
+                    Some(path) => path,
+                    None => remote::copy_of_gmr(wd)?,
+                };
+                Ok(Pool::Slurm(alloc, gmr, srun_args))
+            }
+            Placement::Hosts(entries, mut options, copy) => {
+                if copy {
+                    options.remote_gmr = remote::copy_of_gmr(wd)?;
+                }
                 let pool = HostPool::connect(&entries, wd, cwd, options)?;
                 for warning in &pool.warnings {
                     eprintln!("gmr: {warning}");

@@ -190,6 +190,12 @@ impl WorkDir {
         self.root.join("reports").join(format!("{task}.json"))
     }
 
+    /// The copy of gmr that hosts and Slurm nodes run (unless
+    /// `--remote-gmr`).
+    pub fn gmr_copy_path(&self) -> PathBuf {
+        self.root.join("bin").join("gmr")
+    }
+
     /// The mapper's stderr on the sample `--total-order` reads.
     pub fn sample_log_path(&self) -> PathBuf {
         self.root.join("sample.log")

@@ -15,7 +15,6 @@
 //! socket before libssh2 frees it: freeing a channel waits for the server's
 //! reply, which a hung host never sends.
 
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
@@ -27,6 +26,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use ssh2::{BlockDirections, ErrorCode, HashType, HostKeyType};
 
+use super::remote::{Exit, Output};
 use crate::knownhosts::{self, KnownHosts, Verdict};
 
 /// How much of a command's stdout and stderr is kept (the end of it).
@@ -230,35 +230,6 @@ pub enum ExecError {
     /// `stop` said so.
     #[error("cancelled")]
     Cancelled,
-}
-
-/// How a remote command ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    /// It exited with this status.
-    Code(i32),
-    /// It was killed by this signal (name without SIG).
-    Signal(String),
-}
-
-impl fmt::Display for Exit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Exit::Code(c) => write!(f, "exited with status {c}"),
-            Exit::Signal(s) => write!(f, "was killed by signal {s}"),
-        }
-    }
-}
-
-/// What a remote command left.
-#[derive(Debug)]
-pub struct Output {
-    /// Its stdout (the last MiB).
-    pub stdout: Vec<u8>,
-    /// Its stderr (the last MiB).
-    pub stderr: Vec<u8>,
-    /// How it ended.
-    pub exit: Exit,
 }
 
 /// Limits the number of SSH handshakes in flight, so that many slots

@@ -8,9 +8,16 @@
 //! - [`local`]: this machine's threads, `-j N` slots.
 //! - [`ssh`]: the hosts of `--hosts`, one SSH connection per slot, and this
 //!   machine's own slots when the hosts list has `:`.
+//! - [`slurm`]: the nodes of the Slurm allocation gmr runs in, one job step
+//!   per attempt.
+//!
+//! [`remote`] holds what the last two share: the `gmr task` command line
+//! and reading its result.
 
 pub mod connection;
 pub mod local;
+pub mod remote;
+pub mod slurm;
 pub mod ssh;
 
 use crate::error::TaskError;
@@ -64,6 +71,9 @@ pub enum Pool {
     Local(usize),
     /// SSH hosts (and maybe local slots).
     Hosts(Box<ssh::HostPool>),
+    /// The nodes of a Slurm allocation, the gmr their steps run, and the
+    /// options of every srun.
+    Slurm(slurm::Allocation, std::path::PathBuf, Vec<String>),
 }
 
 impl Pool {
@@ -75,6 +85,7 @@ impl Pool {
                 per_host: *n,
             },
             Pool::Hosts(pool) => pool.slots(),
+            Pool::Slurm(alloc, ..) => alloc.slots(),
         }
     }
 
@@ -83,6 +94,9 @@ impl Pool {
         match self {
             Pool::Local(n) => *n,
             Pool::Hosts(pool) => pool.local_slots(),
+            // Tasks run in steps, each its own gmr; the coordinator only
+            // plans and merges nothing itself.
+            Pool::Slurm(..) => 1,
         }
     }
 
@@ -99,6 +113,9 @@ impl Pool {
         match self {
             Pool::Local(n) => Box::new(local::LocalExecutor::new(wd.clone(), job.clone(), res, n)),
             Pool::Hosts(pool) => Box::new((*pool).executor(wd, job, digest, res)),
+            Pool::Slurm(alloc, gmr, args) => Box::new(slurm::SlurmExecutor::new(
+                &alloc, wd, job, digest, gmr, args,
+            )),
         }
     }
 }

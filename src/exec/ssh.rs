@@ -21,11 +21,11 @@
 //! host's ([`FailureKind::Host`]), which do not count against the task's
 //! retries.
 
-use super::connection::{Connection, Credentials, ExecError, Exit, Target, Throttle};
+use super::connection::{Connection, Credentials, ExecError, Target, Throttle};
 use super::local::LocalExecutor;
+use super::remote::{self, Exit, NO_CWD, interpret, last_lines, shell_quote};
 use super::{Executor, Slots};
-use crate::error::ExitCode;
-use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::error::{Error, Result, TaskError};
 use crate::health::Health;
 use crate::hosts::{HostEntry, Place};
 use crate::interrupt;
@@ -279,12 +279,8 @@ impl HostPool {
         // Paths were checked to be UTF-8 by `connect`.
         // A current directory gone on a host (a stale mount) is the host's
         // failure, not the task's.
-        let command = format!(
-            "cd {} || exit {NO_CWD}; exec {} task --watch-stdin --spec-digest {digest} --workdir {}",
-            shell_quote(&spec.cwd.to_string_lossy()),
-            shell_quote(&self.options.remote_gmr.to_string_lossy()),
-            shell_quote(&wd.root().to_string_lossy()),
-        );
+        let command =
+            remote::task_command(&self.options.remote_gmr, &spec.cwd, wd.root(), digest, true);
         SshExecutor {
             pool: self,
             local,
@@ -391,7 +387,6 @@ fn probe_all(remotes: &[Remote], options: &Options, command: &str) -> Result<Vec
 
 /// Exit statuses of the check command.
 const NO_WORKDIR: i32 = 91;
-const NO_CWD: i32 = 92;
 
 /// The check run on each host before the job (see the module docs).
 fn probe_command(probe: &Path, wd: &Path, cwd: &Path, gmr: &Path) -> Result<String> {
@@ -576,95 +571,6 @@ impl Executor for SshExecutor {
     }
 }
 
-/// What a remote `gmr task` left, as the result of its attempt.
-fn interpret(gmr: &Path, out: super::connection::Output) -> Result<TaskReport, TaskError> {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail = last_lines(&stderr, 20);
-    let with_tail = |kind: FailureKind, message: String| TaskError {
-        kind,
-        message,
-        stderr_tail: tail.clone(),
-    };
-    // `gmr task` ends with one of gmr's exit codes; anything else came from
-    // the shell, ssh or a signal on the host.
-    let status = match out.exit {
-        Exit::Code(c) => ExitCode::from_status(c),
-        Exit::Signal(_) => None,
-    };
-    match (status, &out.exit) {
-        (Some(ExitCode::Success), _) => {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            // The last line: a login script may print something first.
-            stdout
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .and_then(|l| serde_json::from_str::<TaskReport>(l).ok())
-                .ok_or_else(|| {
-                    with_tail(
-                        FailureKind::Host,
-                        format!(
-                            "{} task printed no report (is it another version of gmr?)",
-                            gmr.display()
-                        ),
-                    )
-                })
-        }
-        (Some(ExitCode::JobFailed), _) => match stderr
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str::<TaskError>(l).ok())
-        {
-            // Stopped there, not by us: the host's doing.
-            Some(mut e) if e.kind == FailureKind::Interrupted => {
-                e.kind = FailureKind::Host;
-                e.message = format!("the task was stopped on the host: {}", e.message);
-                Err(e)
-            }
-            Some(e) => Err(e),
-            None => Err(with_tail(
-                FailureKind::Task,
-                format!("{} task exited with status 1", gmr.display()),
-            )),
-        },
-        (Some(ExitCode::Usage), _) => Err(with_tail(
-            FailureKind::Host,
-            format!(
-                "{} task cannot run the task there: {}",
-                gmr.display(),
-                last_lines(&stderr, 1)
-            ),
-        )),
-        (_, Exit::Code(NO_CWD)) => Err(with_tail(
-            FailureKind::Host,
-            "the current directory of the job is gone there (a stale or lost mount?)".into(),
-        )),
-        (_, Exit::Code(c @ (126 | 127))) => Err(with_tail(
-            FailureKind::Host,
-            format!(
-                "{} cannot be run there (exit {c}); install gmr there, or pass --remote-gmr PATH",
-                gmr.display()
-            ),
-        )),
-        (Some(ExitCode::Interrupted), Exit::Code(c)) | (_, Exit::Code(c @ (143 | 255))) => {
-            Err(with_tail(
-                FailureKind::Host,
-                format!("{} task was stopped on the host (exit {c})", gmr.display()),
-            ))
-        }
-        (_, exit) => Err(with_tail(
-            FailureKind::Task,
-            format!("{} task {exit}", gmr.display()),
-        )),
-    }
-}
-
-/// The last `n` non-empty lines of `text`.
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// The user name on this machine (the default login on hosts).
 fn local_user() -> String {
     if let Some(u) = std::env::var_os("USER").and_then(|u| u.into_string().ok())
@@ -685,52 +591,9 @@ fn local_user() -> String {
     "root".to_string()
 }
 
-/// Quotes `s` for a POSIX shell: as is when it holds only characters no
-/// shell treats specially, else in single quotes (a `'` inside becomes
-/// `'\''`). Remote command lines are made only of fixed words and quoted
-/// strings.
-pub fn shell_quote(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+,-".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting_keeps_every_string_one_word() {
-        assert_eq!(shell_quote("/usr/bin/gmr"), "/usr/bin/gmr");
-        assert_eq!(shell_quote("map-00003"), "map-00003");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote("$HOME"), "'$HOME'");
-        assert_eq!(shell_quote("~/x"), "'~/x'");
-        assert_eq!(shell_quote("a=b"), "'a=b'");
-        // The shell gives back exactly what was quoted.
-        for s in [
-            "plain",
-            "two words",
-            "it's",
-            "'",
-            "''",
-            "$(touch /tmp/pwned) `id` $HOME \\ \" ; | & > < * ? [ ] { } ! #",
-            "new\nline\ttab",
-            "ünïcödé",
-        ] {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("printf %s {}", shell_quote(s)))
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
-        }
-    }
 
     #[test]
     fn the_check_command_quotes_its_paths() {
@@ -747,47 +610,5 @@ mod tests {
         );
         assert!(cmd.contains(r"cd '/home/o'\''neil' || exit 92"), "{cmd}");
         assert!(cmd.contains("'/opt/gmr bin/gmr' --version"), "{cmd}");
-    }
-
-    fn output(code: i32, stdout: &str, stderr: &str) -> super::super::connection::Output {
-        super::super::connection::Output {
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: stderr.as_bytes().to_vec(),
-            exit: Exit::Code(code),
-        }
-    }
-
-    #[test]
-    fn remote_exits_say_whose_failure_it_was() {
-        let gmr = Path::new("/usr/bin/gmr");
-        let report = TaskReport {
-            task: "map-00001".into(),
-            attempt: 2,
-            ..TaskReport::default()
-        };
-        let line = serde_json::to_string(&report).unwrap();
-        let ok = interpret(gmr, output(0, &format!("motd noise\n{line}\n"), "")).unwrap();
-        assert_eq!(ok, report);
-
-        let failed = TaskError::task("mapper `x` exited with status 3");
-        let stderr = format!(
-            "{}\ngmr: task map-00001 failed: mapper\n",
-            serde_json::to_string(&failed).unwrap()
-        );
-        let e = interpret(gmr, output(1, "", &stderr)).unwrap_err();
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (FailureKind::Task, failed.message.as_str())
-        );
-
-        for code in [2, 126, 127, 130, 255] {
-            let e = interpret(gmr, output(code, "", "boom\n")).unwrap_err();
-            assert_eq!(e.kind, FailureKind::Host, "exit {code}: {}", e.message);
-        }
-        let e = interpret(gmr, output(0, "not json\n", "")).unwrap_err();
-        assert_eq!(e.kind, FailureKind::Host);
-        let e = interpret(gmr, output(101, "", "panicked\n")).unwrap_err();
-        assert_eq!(e.kind, FailureKind::Task);
-        assert_eq!(e.stderr_tail, "panicked");
     }
 }

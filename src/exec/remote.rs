@@ -1,0 +1,268 @@
+//! What runs `gmr task` somewhere else has in common, over SSH or as a
+//! Slurm job step: the command line (a `cd` that fails with [`NO_CWD`],
+//! then `exec gmr task`), shell quoting, and reading what the command left
+//! (its exit, its report on stdout or its error on stderr) as the attempt's
+//! result (docs/dev/architecture.md §5).
+
+use crate::error::{Error, ExitCode, FailureKind, Result, TaskError};
+use crate::report::TaskReport;
+use crate::workdir::WorkDir;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The exit status of a task command whose current directory is gone
+/// there (a stale or lost mount): the host's failure, not the task's.
+pub const NO_CWD: i32 = 92;
+
+/// The shell command line that runs `gmr task` for the job in `wd` (whose
+/// spec has the SHA-256 `digest`) in `cwd` with the binary `gmr`; its
+/// attempt and task follow. `watch_stdin`: the task ends when its stdin
+/// closes (a dropped SSH connection).
+pub fn task_command(gmr: &Path, cwd: &Path, wd: &Path, digest: &str, watch_stdin: bool) -> String {
+    format!(
+        "cd {} || exit {NO_CWD}; exec {} task{} --spec-digest {digest} --workdir {}",
+        shell_quote(&cwd.to_string_lossy()),
+        shell_quote(&gmr.to_string_lossy()),
+        if watch_stdin { " --watch-stdin" } else { "" },
+        shell_quote(&wd.to_string_lossy()),
+    )
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// It was killed by this signal (name without SIG).
+    Signal(String),
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exited with status {c}"),
+            Exit::Signal(s) => write!(f, "was killed by signal {s}"),
+        }
+    }
+}
+
+/// What a remote command left.
+#[derive(Debug)]
+pub struct Output {
+    /// Its stdout (the last MiB).
+    pub stdout: Vec<u8>,
+    /// Its stderr (the last MiB).
+    pub stderr: Vec<u8>,
+    /// How it ended.
+    pub exit: Exit,
+}
+
+/// What a remote `gmr task` left, as the result of its attempt.
+pub fn interpret(gmr: &Path, out: Output) -> std::result::Result<TaskReport, TaskError> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail = last_lines(&stderr, 20);
+    let with_tail = |kind: FailureKind, message: String| TaskError {
+        kind,
+        message,
+        stderr_tail: tail.clone(),
+    };
+    // `gmr task` ends with one of gmr's exit codes; anything else came from
+    // the shell, ssh or a signal on the host.
+    let status = match out.exit {
+        Exit::Code(c) => ExitCode::from_status(c),
+        Exit::Signal(_) => None,
+    };
+    match (status, &out.exit) {
+        (Some(ExitCode::Success), _) => {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            // The last line: a login script may print something first.
+            stdout
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .and_then(|l| serde_json::from_str::<TaskReport>(l).ok())
+                .ok_or_else(|| {
+                    with_tail(
+                        FailureKind::Host,
+                        format!(
+                            "{} task printed no report (is it another version of gmr?)",
+                            gmr.display()
+                        ),
+                    )
+                })
+        }
+        (Some(ExitCode::JobFailed), _) => match stderr
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<TaskError>(l).ok())
+        {
+            // Stopped there, not by us: the host's doing.
+            Some(mut e) if e.kind == FailureKind::Interrupted => {
+                e.kind = FailureKind::Host;
+                e.message = format!("the task was stopped on the host: {}", e.message);
+                Err(e)
+            }
+            Some(e) => Err(e),
+            None => Err(with_tail(
+                FailureKind::Task,
+                format!("{} task exited with status 1", gmr.display()),
+            )),
+        },
+        (Some(ExitCode::Usage), _) => Err(with_tail(
+            FailureKind::Host,
+            format!(
+                "{} task cannot run the task there: {}",
+                gmr.display(),
+                last_lines(&stderr, 1)
+            ),
+        )),
+        (_, Exit::Code(NO_CWD)) => Err(with_tail(
+            FailureKind::Host,
+            "the current directory of the job is gone there (a stale or lost mount?)".into(),
+        )),
+        (_, Exit::Code(c @ (126 | 127))) => Err(with_tail(
+            FailureKind::Host,
+            format!(
+                "{} cannot be run there (exit {c}); install gmr there, or pass --remote-gmr PATH",
+                gmr.display()
+            ),
+        )),
+        (Some(ExitCode::Interrupted), Exit::Code(c)) | (_, Exit::Code(c @ (143 | 255))) => {
+            Err(with_tail(
+                FailureKind::Host,
+                format!("{} task was stopped on the host (exit {c})", gmr.display()),
+            ))
+        }
+        (_, exit) => Err(with_tail(
+            FailureKind::Task,
+            format!("{} task {exit}", gmr.display()),
+        )),
+    }
+}
+
+/// The last `n` non-empty lines of `text`.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Quotes `s` for a POSIX shell: as is when it holds only characters no
+/// shell treats specially, else in single quotes (a `'` inside becomes
+/// `'\''`). Remote command lines are made only of fixed words and quoted
+/// strings.
+pub fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+,-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The copy of this gmr in the work directory that nodes and hosts run
+/// unless `--remote-gmr` says otherwise: `WORKDIR/bin/gmr`, made once.
+pub fn copy_of_gmr(wd: &WorkDir) -> Result<PathBuf> {
+    let target = wd.gmr_copy_path();
+    if target.is_file() {
+        return Ok(target);
+    }
+    let me = std::env::current_exe().map_err(|e| Error::Usage {
+        message: format!("cannot find the path of this gmr ({e}); pass --remote-gmr PATH"),
+        source: Some(Box::new(e)),
+    })?;
+    copy_executable(&me, &target)?;
+    Ok(target)
+}
+
+/// Copies `from` to the new executable `to` (made whole under another
+/// name, then renamed).
+fn copy_executable(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = to.parent().expect("a file in a directory");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let tmp = crate::workdir::attempt_path(to, 0);
+    std::fs::copy(from, &tmp)
+        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
+        .and_then(|()| std::fs::rename(&tmp, to))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(&format!("cannot copy {} to", from.display()), to, e)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_every_string_one_word() {
+        assert_eq!(shell_quote("/usr/bin/gmr"), "/usr/bin/gmr");
+        assert_eq!(shell_quote("map-00003"), "map-00003");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(shell_quote("~/x"), "'~/x'");
+        assert_eq!(shell_quote("a=b"), "'a=b'");
+        // The shell gives back exactly what was quoted.
+        for s in [
+            "plain",
+            "two words",
+            "it's",
+            "'",
+            "''",
+            "$(touch /tmp/pwned) `id` $HOME \\ \" ; | & > < * ? [ ] { } ! #",
+            "new\nline\ttab",
+            "ünïcödé",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(s)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
+        }
+    }
+
+    fn output(code: i32, stdout: &str, stderr: &str) -> Output {
+        Output {
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            exit: Exit::Code(code),
+        }
+    }
+
+    #[test]
+    fn remote_exits_say_whose_failure_it_was() {
+        let gmr = Path::new("/usr/bin/gmr");
+        let report = TaskReport {
+            task: "map-00001".into(),
+            attempt: 2,
+            ..TaskReport::default()
+        };
+        let line = serde_json::to_string(&report).unwrap();
+        let ok = interpret(gmr, output(0, &format!("motd noise\n{line}\n"), "")).unwrap();
+        assert_eq!(ok, report);
+
+        let failed = TaskError::task("mapper `x` exited with status 3");
+        let stderr = format!(
+            "{}\ngmr: task map-00001 failed: mapper\n",
+            serde_json::to_string(&failed).unwrap()
+        );
+        let e = interpret(gmr, output(1, "", &stderr)).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (FailureKind::Task, failed.message.as_str())
+        );
+
+        for code in [2, 126, 127, 130, 255] {
+            let e = interpret(gmr, output(code, "", "boom\n")).unwrap_err();
+            assert_eq!(e.kind, FailureKind::Host, "exit {code}: {}", e.message);
+        }
+        let e = interpret(gmr, output(0, "not json\n", "")).unwrap_err();
+        assert_eq!(e.kind, FailureKind::Host);
+        let e = interpret(gmr, output(101, "", "panicked\n")).unwrap_err();
+        assert_eq!(e.kind, FailureKind::Task);
+        assert_eq!(e.stderr_tail, "panicked");
+    }
+}

@@ -1,0 +1,194 @@
+//! `--slurm` on a real one-node Slurm cluster (slurmctld, slurmd and munged
+//! started by `scripts/test-slurm` in a private network namespace): output
+//! byte-identical to a local run, a step lost counted against the node, a
+//! task that always fails failing the job with its stderr, and Ctrl-C
+//! leaving nothing of gmr's in `squeue`.
+//!
+//! One test runs every scenario in turn, on one cluster that it starts and
+//! stops: the cluster is a machine-wide fixture (a namespace, ports).
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The cluster, stopped when dropped (a failing test too).
+struct Cluster {
+    dir: PathBuf,
+    /// Its network namespace, this test's own.
+    ns: String,
+}
+
+impl Cluster {
+    fn script(&self) -> Command {
+        let mut c = Command::new(repo().join("scripts/test-slurm"));
+        c.env("GMR_SLURM_NS", &self.ns);
+        c
+    }
+
+    fn start(dir: &Path) -> Cluster {
+        let cluster = Cluster {
+            dir: dir.to_path_buf(),
+            ns: format!("gmr-test-{}", std::process::id()),
+        };
+        let out = cluster.script().arg("start").arg(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/test-slurm start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    /// `cmd` (a shell command line) run in the cluster's namespace, in `d`.
+    fn sh(&self, d: &Dir, cmd: &str) -> Output {
+        self.script()
+            .arg("exec")
+            .arg(&self.dir)
+            .args(["--", "sh", "-c", cmd])
+            .current_dir(d.path(""))
+            .env("TMPDIR", d.path("tmp"))
+            .env("LC_ALL", "C")
+            .env("GMR", gmr_bin())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// The steps and jobs `squeue` shows.
+    fn queue(&self, d: &Dir) -> String {
+        let out = self.sh(d, "squeue -h -o '%i %j %T'; squeue -h -s -o '%i %j'");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.script().arg("stop").arg(&self.dir).output();
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn jobs_run_as_steps_of_a_slurm_allocation() {
+    let d = Dir::new();
+    let cluster = Cluster::start(&d.path("cluster"));
+    let books = data("gutenberg");
+
+    // Byte-identical to a local run, in an allocation of both CPUs.
+    let local = d
+        .word_count(&["-R", "3", "-o", "local", &books])
+        .ok()
+        .to_vec();
+    assert!(local.is_empty());
+    let cmd = format!(
+        "salloc -Q -N1 -n2 \"$GMR\" run -q --slurm --workdir w1 --joblog j1 -m {} -r {} -R 3 -o slurm {books}",
+        job("words_map.sh"),
+        job("sum_reduce.sh")
+    );
+    let out = cluster.sh(&d, &cmd);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(parts(d.path("slurm")), parts(d.path("local")));
+    // Every attempt ran as a step on the node, from the copy of gmr the
+    // job made in its work directory.
+    let log = String::from_utf8_lossy(&read(d.path("j1"))).into_owned();
+    assert!(log.lines().count() >= 4, "{log}");
+    assert!(
+        log.lines().all(|l| l.contains("\"host\":\"localhost\"")),
+        "{log}"
+    );
+    assert!(d.path("w1/bin/gmr").is_file());
+
+    // A step cancelled under its task counts against the node, not the
+    // task: with --retries 0 the job still succeeds.
+    d.script(
+        "killed.sh",
+        "if [ \"$GMR_TASK\" = map-00001 ] && [ \"$GMR_ATTEMPT\" = 1 ]; then\n  \
+         scancel \"$SLURM_JOB_ID.$SLURM_STEP_ID\"; sleep 10\nfi\nexec \"$0.real\"",
+    );
+    std::fs::copy(job("words_map.sh"), d.path("killed.sh.real")).unwrap();
+    let cmd = format!(
+        "salloc -Q -N1 -n2 \"$GMR\" run -q --slurm --retries 0 --workdir w2 --joblog j2 -m ./killed.sh -r {} -R 3 -o killed {books}",
+        job("sum_reduce.sh")
+    );
+    let out = cluster.sh(&d, &cmd);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(parts(d.path("killed")), parts(d.path("local")));
+    let log = String::from_utf8_lossy(&read(d.path("j2"))).into_owned();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("map-00001") && l.contains("host_failed")),
+        "{log}"
+    );
+
+    // A task that fails on every attempt fails the job, naming the task,
+    // the Slurm job and its stderr.
+    let out = cluster.sh(
+        &d,
+        &format!(
+            "salloc -Q -N1 -n2 \"$GMR\" run -q --slurm --retries 1 --workdir w3 -m 'sh -c \"echo no such record >&2; exit 3\"' -r cat {books}"
+        ),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("failed 2 times")
+            && err.contains("(Slurm job ")
+            && err.contains("no such record"),
+        "{err}"
+    );
+
+    // Ctrl-C: gmr stops, and nothing of its steps is left in the queue.
+    d.script("slow.sh", "sleep 60\nexec cat");
+    let started = Instant::now();
+    let out = cluster.sh(
+        &d,
+        &format!(
+            "salloc -Q -N1 -n2 sh -c '\"$GMR\" run -q --slurm --workdir w4 -m ./slow.sh -r cat {books} >/dev/null & \
+             pid=$!; sleep 3; squeue -h -s > steps-before; kill -INT $pid; wait $pid; echo \"gmr $?\"'"
+        ),
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("gmr 130"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&read(d.path("steps-before"))).contains("gmr-"),
+        "no step was running before Ctrl-C"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let queue = cluster.queue(&d);
+        if queue.trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still queued after Ctrl-C: {queue}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(started.elapsed() < Duration::from_secs(40));
+
+    // Outside an allocation, --slurm says what to do.
+    let out = d.run(&[
+        "run",
+        "--slurm",
+        "--workdir",
+        "w5",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        &books,
+    ]);
+    let err = out.fails(2);
+    assert!(err.contains("salloc"), "{err}");
+}
