@@ -56,7 +56,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l identity -d 'The private
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l known-hosts -d 'The user\'s known_hosts file, read before --global-known-hosts, where --accept-new-host-keys adds keys; an unknown, changed or revoked key refuses the host (default: ~/.ssh/known_hosts, then ~/.ssh/known_hosts2)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l global-known-hosts -d 'Known_hosts files read after the user\'s, as ssh\'s GlobalKnownHostsFile (default: /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2); repeat for several' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l remote-gmr -d 'The path of gmr on the hosts or Slurm nodes (default: a copy of this gmr that gmr makes in the work directory, WORKDIR/bin/gmr)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l slurm-args -d 'Options every srun gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l slurm-args -d 'Options every srun or sbatch gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l workdir -d 'The work directory (default: a new one in $TMPDIR, removed after a successful run)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l force -d 'Replace an existing, non-empty output directory'
@@ -64,7 +64,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l total-order -d 'Partitio
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. Mappers then get no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s q -l quiet -d 'No progress display and no summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use); a changed or revoked key is still refused'
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l slurm -d 'Run each task as a job step (srun) of the Slurm allocation gmr runs in (under salloc, or in an sbatch script), on its nodes: per node as many at once as it has allocated CPUs, or -j'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l resume -d 'Continue the failed or interrupted job in --workdir: tasks that committed are reused, only the rest run (the job must be the same: commands, inputs, R, key, output)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s V -l version -d 'Print version'
@@ -92,14 +92,14 @@ complete -c gmr -n "__fish_gmr_using_subcommand map" -l identity -d 'The private
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l known-hosts -d 'The user\'s known_hosts file, read before --global-known-hosts, where --accept-new-host-keys adds keys; an unknown, changed or revoked key refuses the host (default: ~/.ssh/known_hosts, then ~/.ssh/known_hosts2)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l global-known-hosts -d 'Known_hosts files read after the user\'s, as ssh\'s GlobalKnownHostsFile (default: /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2); repeat for several' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l remote-gmr -d 'The path of gmr on the hosts or Slurm nodes (default: a copy of this gmr that gmr makes in the work directory, WORKDIR/bin/gmr)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand map" -l slurm-args -d 'Options every srun gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l slurm-args -d 'Options every srun or sbatch gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l workdir -d 'The work directory (default: the one in the split lines, else a new one in $TMPDIR)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l total-order -d 'Partition by ranges of the order instead of by hash, so that the parts are in order one after the other (cat out/part-* is sorted): cut points are picked from a sample of the mapper\'s output'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. Mappers then get no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s q -l quiet -d 'No progress display and no summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use); a changed or revoked key is still refused'
-complete -c gmr -n "__fish_gmr_using_subcommand map" -l slurm -d 'Run each task as a job step (srun) of the Slurm allocation gmr runs in (under salloc, or in an sbatch script), on its nodes: per node as many at once as it has allocated CPUs, or -j'
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
@@ -113,12 +113,12 @@ complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l identity -d 'The pri
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l known-hosts -d 'The user\'s known_hosts file, read before --global-known-hosts, where --accept-new-host-keys adds keys; an unknown, changed or revoked key refuses the host (default: ~/.ssh/known_hosts, then ~/.ssh/known_hosts2)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l global-known-hosts -d 'Known_hosts files read after the user\'s, as ssh\'s GlobalKnownHostsFile (default: /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2); repeat for several' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l remote-gmr -d 'The path of gmr on the hosts or Slurm nodes (default: a copy of this gmr that gmr makes in the work directory, WORKDIR/bin/gmr)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l slurm-args -d 'Options every srun gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l slurm-args -d 'Options every srun or sbatch gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l workdir -d 'The work directory (default: the one in the map lines on stdin)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s q -l quiet -d 'No progress display and no summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use); a changed or revoked key is still refused'
-complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l slurm -d 'Run each task as a job step (srun) of the Slurm allocation gmr runs in (under salloc, or in an sbatch script), on its nodes: per node as many at once as it has allocated CPUs, or -j'
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s r -l reducer -d 'The reducer: a command, as for -m, or a built-in (@count, @sum, @min, @max, @identity)' -r
@@ -135,13 +135,13 @@ complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l identity -d 'The priv
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l known-hosts -d 'The user\'s known_hosts file, read before --global-known-hosts, where --accept-new-host-keys adds keys; an unknown, changed or revoked key refuses the host (default: ~/.ssh/known_hosts, then ~/.ssh/known_hosts2)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l global-known-hosts -d 'Known_hosts files read after the user\'s, as ssh\'s GlobalKnownHostsFile (default: /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2); repeat for several' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l remote-gmr -d 'The path of gmr on the hosts or Slurm nodes (default: a copy of this gmr that gmr makes in the work directory, WORKDIR/bin/gmr)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l slurm-args -d 'Options every srun gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l slurm-args -d 'Options every srun or sbatch gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l workdir -d 'The work directory (default: the one in the lines on stdin)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l force -d 'Replace an existing, non-empty output directory'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s q -l quiet -d 'No progress display and no summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use); a changed or revoked key is still refused'
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l slurm -d 'Run each task as a job step (srun) of the Slurm allocation gmr runs in (under salloc, or in an sbatch script), on its nodes: per node as many at once as it has allocated CPUs, or -j'
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l workdir -d 'The job\'s work directory' -r -F

@@ -297,14 +297,15 @@ pub struct ExecArgs {
     #[arg(long, value_name = "PATH", help_heading = "Distributed runs")]
     pub remote_gmr: Option<PathBuf>,
 
-    /// Run each task as a job step (srun) of the Slurm allocation gmr runs
-    /// in (under salloc, or in an sbatch script), on its nodes: per node as
-    /// many at once as it has allocated CPUs, or -j
+    /// Run the tasks on Slurm: inside an allocation (salloc, an sbatch
+    /// script) as job steps (srun) on its nodes, per node as many at once as
+    /// it has allocated CPUs (or -j); outside one (a login node) as job
+    /// arrays (sbatch), -j at once (default: the cluster's CPUs)
     #[arg(long, conflicts_with = "hosts", help_heading = "Distributed runs")]
     pub slurm: bool,
 
-    /// Options every srun gets, split at blanks: partition, account, time
-    /// limit, QOS (e.g. "--partition=short --time=10")
+    /// Options every srun or sbatch gets, split at blanks: partition,
+    /// account, time limit, QOS (e.g. "--partition=short --time=10")
     #[arg(
         long,
         value_name = "ARGS",

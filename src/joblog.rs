@@ -39,6 +39,9 @@ pub struct Line<'a> {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+    /// The Slurm job step or array element the attempt ran as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<&'a str>,
 }
 
 /// Appends attempt lines to a file.
@@ -100,6 +103,7 @@ impl Observer for JobLog {
             records_out: report.records_out,
             bytes_out: report.bytes_out,
             error,
+            slurm_job: report.slurm_job.as_deref(),
         };
         let mut text = serde_json::to_vec(&line).expect("serializable");
         text.push(b'\n');

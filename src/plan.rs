@@ -15,6 +15,7 @@ use crate::cli::{ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, PerfArgs, Ru
 use crate::error::{Error, Result};
 use crate::exec::connection::Credentials;
 use crate::exec::remote;
+use crate::exec::sbatch;
 use crate::exec::slurm::Allocation;
 use crate::exec::ssh::{self, HostPool};
 use crate::exec::{Pool, Slots};
@@ -72,10 +73,11 @@ pub enum Placement {
     /// The hosts of `--hosts`; the binary they run is copied into the
     /// work directory when `--remote-gmr` names none.
     Hosts(Vec<HostEntry>, ssh::Options, bool),
-    /// The nodes of the Slurm allocation gmr runs in (`--slurm`).
+    /// Slurm (`--slurm`): the steps of the allocation gmr runs in, or job
+    /// arrays outside one.
     Slurm {
-        /// The allocation.
-        alloc: Allocation,
+        /// The allocation, or the slots and `MaxArraySize` of arrays.
+        alloc: Result<Allocation, (usize, usize)>,
         /// `--remote-gmr`, if given.
         remote_gmr: Option<PathBuf>,
         /// `--slurm-args`, split at blanks.
@@ -94,8 +96,16 @@ impl Placement {
                     "--slurm needs --workdir DIR, on a filesystem every node mounts at the same path (e.g. NFS, Lustre): the tasks read their input and write their output there",
                 ));
             }
+            let per_node = ex.jobs.map(|j| j as usize);
+            let alloc = match Allocation::from_env(per_node)? {
+                Some(alloc) => Ok(alloc),
+                None => Err((
+                    per_node.unwrap_or_else(sbatch::default_slots),
+                    sbatch::max_array_size()?,
+                )),
+            };
             return Ok(Placement::Slurm {
-                alloc: Allocation::from_env(ex.jobs.map(|j| j as usize))?,
+                alloc,
                 remote_gmr: ex.remote_gmr.clone(),
                 srun_args: ex
                     .slurm_args
@@ -191,7 +201,10 @@ impl Placement {
                     Some(path) => path,
                     None => remote::copy_of_gmr(wd)?,
                 };
-                Ok(Pool::Slurm(alloc, gmr, srun_args))
+                Ok(match alloc {
+                    Ok(alloc) => Pool::Steps(alloc, gmr, srun_args),
+                    Err(sizes) => Pool::Arrays(sizes, gmr, srun_args),
+                })
             }
             Placement::Hosts(entries, mut options, copy) => {
                 if copy {

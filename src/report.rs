@@ -18,6 +18,10 @@ pub struct TaskReport {
     pub attempt: u32,
     /// Where it ran.
     pub host: String,
+    /// The Slurm job step (`JOB.STEP`) or array element (`JOB_INDEX`) it
+    /// ran as, when it ran under Slurm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
     /// Records offered to the task's command (split lines for a map task,
     /// merged records for a reduce).
     pub records_in: u64,

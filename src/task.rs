@@ -184,6 +184,7 @@ pub fn run(
     report.task = name.clone();
     report.attempt = attempt;
     report.host = workdir::hostname();
+    report.slurm_job = slurm_job();
     report.millis = started.elapsed().as_millis() as u64;
     let path = wd.report_path(&name);
     let tmp = workdir::attempt_path(&path, attempt);
@@ -693,4 +694,19 @@ fn write_part<T>(
     workdir::commit(guard.path(), target)?;
     guard.keep();
     Ok((value, len))
+}
+
+/// The Slurm job step or array element this process runs as, from
+/// Slurm's environment: `JOB_INDEX` for an array element, `JOB.STEP` for
+/// a step.
+fn slurm_job() -> Option<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let (Some(job), Some(index)) = (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
+        return Some(format!("{job}_{index}"));
+    }
+    let job = var("SLURM_JOB_ID")?;
+    Some(match var("SLURM_STEP_ID") {
+        Some(step) => format!("{job}.{step}"),
+        None => job,
+    })
 }

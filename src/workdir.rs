@@ -190,6 +190,12 @@ impl WorkDir {
         self.root.join("reports").join(format!("{task}.json"))
     }
 
+    /// Where job arrays keep their batches' task lists and scripts, and
+    /// their elements' output and exit status.
+    pub fn slurm_dir(&self) -> PathBuf {
+        self.root.join("slurm")
+    }
+
     /// The copy of gmr that hosts and Slurm nodes run (unless
     /// `--remote-gmr`).
     pub fn gmr_copy_path(&self) -> PathBuf {

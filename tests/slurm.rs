@@ -113,7 +113,8 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
     d.script(
         "killed.sh",
         "if [ \"$GMR_TASK\" = map-00001 ] && [ \"$GMR_ATTEMPT\" = 1 ]; then\n  \
-         scancel \"$SLURM_JOB_ID.$SLURM_STEP_ID\"; sleep 10\nfi\nexec \"$0.real\"",
+         if [ -n \"$SLURM_ARRAY_JOB_ID\" ]; then scancel \"${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID\"; \
+         else scancel \"$SLURM_JOB_ID.$SLURM_STEP_ID\"; fi\n  sleep 10\nfi\nexec \"$0.real\"",
     );
     std::fs::copy(job("words_map.sh"), d.path("killed.sh.real")).unwrap();
     let cmd = format!(
@@ -177,7 +178,71 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
     }
     assert!(started.elapsed() < Duration::from_secs(40));
 
-    // Outside an allocation, --slurm says what to do.
+    // Outside an allocation: job arrays, byte-identical too, each attempt
+    // an element the job log names.
+    let cmd = format!(
+        "\"$GMR\" run -q --slurm --workdir a1 --joblog ja1 -m {} -r {} -R 3 -o arrays {books}",
+        job("words_map.sh"),
+        job("sum_reduce.sh")
+    );
+    let out = cluster.sh(&d, &cmd);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(parts(d.path("arrays")), parts(d.path("local")));
+    let log = String::from_utf8_lossy(&read(d.path("ja1"))).into_owned();
+    assert!(
+        log.lines()
+            .all(|l| l.contains("\"slurm_job\":\"") && l.contains('_')),
+        "{log}"
+    );
+
+    // An element cancelled under its task is resubmitted, without counting
+    // against the task.
+    let cmd = format!(
+        "\"$GMR\" run -q --slurm --retries 0 --workdir a2 --joblog ja2 -m ./killed.sh -r {} -R 3 -o arrays2 {books}",
+        job("sum_reduce.sh")
+    );
+    let out = cluster.sh(&d, &cmd);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(parts(d.path("arrays2")), parts(d.path("local")));
+    let log = String::from_utf8_lossy(&read(d.path("ja2"))).into_owned();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("map-00001") && l.contains("host_failed")),
+        "{log}"
+    );
+
+    // Ctrl-C cancels every array gmr submitted.
+    let out = cluster.sh(
+        &d,
+        &format!(
+            "\"$GMR\" run -q --slurm --workdir a3 -m ./slow.sh -r cat {books} >/dev/null 2>a3.err & \
+             pid=$!; sleep 4; squeue -h -r > arrays-before; kill -INT $pid; wait $pid; echo \"gmr $?\""
+        ),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("gmr 130"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&read(d.path("arrays-before"))).contains("gmr-"),
+        "no element was queued before Ctrl-C"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let queue = cluster.queue(&d);
+        if queue.trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still queued after Ctrl-C: {queue}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Without Slurm to talk to (outside the cluster's namespace), --slurm
+    // says what to do.
     let out = d.run(&[
         "run",
         "--slurm",

@@ -10,6 +10,8 @@
 //!   machine's own slots when the hosts list has `:`.
 //! - [`slurm`]: the nodes of the Slurm allocation gmr runs in, one job step
 //!   per attempt.
+//! - [`sbatch`]: outside an allocation, Slurm job arrays, an element per
+//!   attempt.
 //!
 //! [`remote`] holds what the last two share: the `gmr task` command line
 //! and reading its result.
@@ -17,6 +19,7 @@
 pub mod connection;
 pub mod local;
 pub mod remote;
+pub mod sbatch;
 pub mod slurm;
 pub mod ssh;
 
@@ -73,7 +76,10 @@ pub enum Pool {
     Hosts(Box<ssh::HostPool>),
     /// The nodes of a Slurm allocation, the gmr their steps run, and the
     /// options of every srun.
-    Slurm(slurm::Allocation, std::path::PathBuf, Vec<String>),
+    Steps(slurm::Allocation, std::path::PathBuf, Vec<String>),
+    /// Slurm job arrays: attempts at once, `MaxArraySize`, the gmr the
+    /// elements run, and the options of every sbatch.
+    Arrays((usize, usize), std::path::PathBuf, Vec<String>),
 }
 
 impl Pool {
@@ -85,7 +91,12 @@ impl Pool {
                 per_host: *n,
             },
             Pool::Hosts(pool) => pool.slots(),
-            Pool::Slurm(alloc, ..) => alloc.slots(),
+            Pool::Steps(alloc, ..) => alloc.slots(),
+            // Slurm places the elements: none shares a host's buffer.
+            Pool::Arrays((n, _), ..) => Slots {
+                total: *n,
+                per_host: 1,
+            },
         }
     }
 
@@ -96,7 +107,7 @@ impl Pool {
             Pool::Hosts(pool) => pool.local_slots(),
             // Tasks run in steps, each its own gmr; the coordinator only
             // plans and merges nothing itself.
-            Pool::Slurm(..) => 1,
+            Pool::Steps(..) | Pool::Arrays(..) => 1,
         }
     }
 
@@ -113,8 +124,11 @@ impl Pool {
         match self {
             Pool::Local(n) => Box::new(local::LocalExecutor::new(wd.clone(), job.clone(), res, n)),
             Pool::Hosts(pool) => Box::new((*pool).executor(wd, job, digest, res)),
-            Pool::Slurm(alloc, gmr, args) => Box::new(slurm::SlurmExecutor::new(
+            Pool::Steps(alloc, gmr, args) => Box::new(slurm::SlurmExecutor::new(
                 &alloc, wd, job, digest, gmr, args,
+            )),
+            Pool::Arrays(sizes, gmr, args) => Box::new(sbatch::ArrayExecutor::new(
+                wd, job, digest, gmr, args, sizes,
             )),
         }
     }

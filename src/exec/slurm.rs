@@ -42,15 +42,12 @@ pub struct Allocation {
 
 impl Allocation {
     /// The allocation of this process, from Slurm's environment; `per_node`
-    /// (`-j`) replaces the CPUs Slurm allocated on each node. An error
-    /// outside an allocation.
-    pub fn from_env(per_node: Option<usize>) -> Result<Allocation> {
+    /// (`-j`) replaces the CPUs Slurm allocated on each node. None outside
+    /// an allocation (no `SLURM_JOB_ID`).
+    pub fn from_env(per_node: Option<usize>) -> Result<Option<Allocation>> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let Some(job_id) = var("SLURM_JOB_ID") else {
-            return Err(Error::usage(
-                "--slurm runs the tasks as job steps of the allocation gmr runs in, and there is none \
-                 (no SLURM_JOB_ID): run it under salloc (salloc -N 4 gmr run --slurm ...) or in an sbatch script",
-            ));
+            return Ok(None);
         };
         let list = var("SLURM_JOB_NODELIST")
             .or_else(|| var("SLURM_NODELIST"))
@@ -69,7 +66,7 @@ impl Allocation {
                 (n, slots.max(1))
             })
             .collect();
-        Ok(Allocation { job_id, nodes })
+        Ok(Some(Allocation { job_id, nodes }))
     }
 
     /// The job's slots.
