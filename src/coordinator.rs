@@ -126,12 +126,20 @@ struct State {
     running: Vec<Running>,
     backed_up: HashSet<TaskId>,
     /// Durations of the phase's successful attempts.
-    durations: Vec<Duration>,
+    durations: Median,
     retries: u64,
     backups: u64,
     timeouts: u64,
     fatal: Option<Error>,
+    /// When an idle slot last looked for a straggler (see
+    /// [`STRAGGLER_SCANS`]).
+    last_scan: Option<Instant>,
 }
+
+/// The least time between two looks for a straggler, whichever slots look:
+/// at the end of a large phase thousands of idle slots wake on every
+/// attempt that ends, and each look scans every running attempt.
+const STRAGGLER_SCANS: Duration = Duration::from_millis(50);
 
 /// What a slot does next.
 enum Next {
@@ -268,13 +276,22 @@ impl State {
                 .get(t)
                 .is_some_and(|on| on.iter().any(|x| x == h))
         };
-        let pick = self.pending.iter().position(|t| {
-            !failed_here(t, host)
-                || !phase
+        // Whether another good host is left where `t` has not failed: with
+        // more good hosts than it failed on, one is, without a search.
+        let mut good = None;
+        let elsewhere = |t: &TaskId, good: &mut Option<usize>| {
+            let failed = self.failed_on.get(t).map_or(0, Vec::len);
+            let good = *good.get_or_insert_with(|| phase.health.up().0);
+            failed + 1 < good
+                || phase
                     .hosts
                     .iter()
                     .any(|&h| h != host && !failed_here(t, h) && phase.health.is_good(h))
-        });
+        };
+        let pick = self
+            .pending
+            .iter()
+            .position(|t| !failed_here(t, host) || !elsewhere(t, &mut good));
         let task = match pick {
             Some(i) => self.pending.remove(i).expect("index valid"),
             None => match self.straggler(phase, host, now) {
@@ -301,17 +318,25 @@ impl State {
     /// The task to back up on an idle slot of `host`: the longest-running
     /// one, running once only and on another host, for longer than twice
     /// the median task time and the policy's minimum.
-    fn straggler(&self, phase: &Phase, host: &str, now: Instant) -> Option<TaskId> {
-        if phase.hosts.len() < 2 || !self.pending.is_empty() || self.durations.is_empty() {
+    fn straggler(&mut self, phase: &Phase, host: &str, now: Instant) -> Option<TaskId> {
+        if phase.hosts.len() < 2 || !self.pending.is_empty() {
             return None;
         }
-        let mut sorted = self.durations.clone();
-        sorted.sort();
-        let threshold = phase.policy.backup_after.max(sorted[sorted.len() / 2] * 2);
+        if self
+            .last_scan
+            .is_some_and(|t| now.duration_since(t) < STRAGGLER_SCANS)
+        {
+            return None;
+        }
+        self.last_scan = Some(now);
+        let median = self.durations.get()?;
+        let threshold = phase.policy.backup_after.max(median * 2);
+        // The cheap tests first: the last one scans every running attempt,
+        // and every idle slot asks at the end of a phase.
         self.running
             .iter()
-            .filter(|r| r.host != host && !self.backed_up.contains(&r.task))
             .filter(|r| now.duration_since(r.started) > threshold)
+            .filter(|r| r.host != host && !self.backed_up.contains(&r.task))
             .filter(|r| self.running.iter().filter(|o| o.task == r.task).count() == 1)
             .max_by_key(|r| now.duration_since(r.started))
             .map(|r| r.task)
@@ -411,6 +436,47 @@ impl State {
     }
 }
 
+/// The median of a growing set of durations, in O(log n) per value: every
+/// idle slot asks for it at the end of a phase, and sorting 100,000
+/// durations for each ask made the end of a large phase quadratic.
+#[derive(Default)]
+struct Median {
+    /// The smaller half (a max-heap) and the larger half (a min-heap);
+    /// `low` holds the median, and at most one more value than `high`.
+    low: std::collections::BinaryHeap<Duration>,
+    high: std::collections::BinaryHeap<std::cmp::Reverse<Duration>>,
+}
+
+impl Median {
+    fn push(&mut self, d: Duration) {
+        match self.low.peek() {
+            Some(&top) if d > top => self.high.push(std::cmp::Reverse(d)),
+            _ => self.low.push(d),
+        }
+        if self.low.len() > self.high.len() + 1 {
+            let moved = self.low.pop().expect("not empty");
+            self.high.push(std::cmp::Reverse(moved));
+        } else if self.high.len() > self.low.len() {
+            let std::cmp::Reverse(moved) = self.high.pop().expect("not empty");
+            self.low.push(moved);
+        }
+    }
+
+    /// The median (of an even count, the upper of the two middle values,
+    /// as `sorted[len / 2]` is); None before any value.
+    fn get(&self) -> Option<Duration> {
+        let n = self.low.len() + self.high.len();
+        if n == 0 {
+            return None;
+        }
+        if n % 2 == 0 {
+            self.high.peek().map(|r| r.0)
+        } else {
+            self.low.peek().copied()
+        }
+    }
+}
+
 /// The job's end when no host is left.
 fn no_hosts(health: &Health) -> Error {
     Error::job(format!(
@@ -444,6 +510,25 @@ fn task_failed(task: TaskId, attempts: u32, host: &str, e: &TaskError) -> Error 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_is_the_sorted_middle() {
+        let mut m = Median::default();
+        assert_eq!(m.get(), None);
+        let mut all = Vec::new();
+        let mut x = 12345u64;
+        for _ in 0..500 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let d = Duration::from_micros(x >> 54);
+            m.push(d);
+            all.push(d);
+            let mut sorted = all.clone();
+            sorted.sort();
+            assert_eq!(m.get(), Some(sorted[sorted.len() / 2]));
+        }
+    }
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     /// An executor whose tasks fail a scripted number of times.

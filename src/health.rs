@@ -79,6 +79,9 @@ struct HostState {
 pub struct Health {
     policy: HealthPolicy,
     hosts: Mutex<Vec<HostState>>,
+    /// Where each host is in `hosts` (asked on every scheduling decision,
+    /// with a thousand hosts a search was the coordinator's main cost).
+    index: std::collections::HashMap<String, usize>,
 }
 
 impl Health {
@@ -107,13 +110,19 @@ impl Health {
         }
         Health {
             policy,
+            index: states
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (h.name.clone(), i))
+                .collect(),
             hosts: Mutex::new(states),
         }
     }
 
     fn with_host<T>(&self, host: &str, f: impl FnOnce(&mut HostState) -> T) -> Option<T> {
+        let i = *self.index.get(host)?;
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        hosts.iter_mut().find(|h| h.name == host).map(f)
+        hosts.get_mut(i).map(f)
     }
 
     /// Whether `slot` of `host` may start an attempt at `now`. After a bad
