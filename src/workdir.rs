@@ -419,9 +419,12 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in a path"))
     };
     let (from, to) = (cstr(from)?, cstr(to)?);
+    // The system call itself: musl, which a static build links, has no
+    // renameat2 wrapper.
     // SAFETY: both are NUL-terminated paths that live across the call.
     let r = unsafe {
-        libc::renameat2(
+        libc::syscall(
+            libc::SYS_renameat2,
             libc::AT_FDCWD,
             from.as_ptr(),
             libc::AT_FDCWD,
