@@ -425,6 +425,14 @@ impl State {
                 if *failures > phase.policy.retries {
                     let n = *failures;
                     self.fatal.get_or_insert(task_failed(task, n, host, &e));
+                    // The job fails. Attempts that still run finish (what
+                    // they commit, --resume reuses), unless they may wait
+                    // for hours in a batch queue first.
+                    if phase.exec.cancel_when_failing() {
+                        for r in &self.running {
+                            phase.exec.cancel(r.slot);
+                        }
+                    }
                 } else {
                     self.retries += 1;
                     if !another_running {

@@ -119,16 +119,21 @@ fn cuts_by_bytes(ranks: &[(Vec<u8>, u64)], reducers: usize) -> Vec<Vec<u8>> {
 fn read_sample(splits: &[Split], stamps: &[split::InputStamp]) -> Result<Vec<u8>> {
     // Each file once, whole, in the order of the splits.
     let mut files: Vec<Split> = Vec::new();
+    let mut seen: std::collections::HashMap<&std::path::Path, usize> = Default::default();
     for piece in splits.iter().flat_map(Split::pieces) {
-        match files.iter_mut().find(|f| f.path == piece.path) {
-            Some(f) => {
+        match seen.get(piece.path.as_path()) {
+            Some(&i) => {
+                let f = &mut files[i];
                 f.start = f.start.min(piece.start);
                 f.end = f.end.max(piece.end);
             }
-            None => files.push(Split {
-                more: Vec::new(),
-                ..piece.clone()
-            }),
+            None => {
+                seen.insert(&piece.path, files.len());
+                files.push(Split {
+                    more: Vec::new(),
+                    ..piece.clone()
+                });
+            }
         }
     }
     let total: u64 = files.iter().map(|f| f.end - f.start).sum();

@@ -55,6 +55,13 @@ pub trait Executor: Sync {
     fn health(&self) -> Option<&Health> {
         None
     }
+
+    /// Whether the attempts still running when the job fails are cancelled
+    /// rather than let finish (so that `--resume` reuses them): for
+    /// attempts that may wait in a batch queue first.
+    fn cancel_when_failing(&self) -> bool {
+        false
+    }
 }
 
 /// How many slots a job has: in all, and on its busiest host (the sort

@@ -34,9 +34,25 @@ use std::time::{Duration, Instant};
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
 /// How often `squeue` is asked about the arrays still running.
 const POLL: Duration = Duration::from_millis(500);
-/// How long an element may be missing from `squeue` without an exit file
-/// (the file may take a moment to be seen on a shared filesystem).
-const GRACE: Duration = Duration::from_secs(5);
+/// How long an element that ended on its own (COMPLETED, FAILED: its
+/// script ran to its end and wrote the exit file), or that `squeue` no
+/// longer lists, may stay without an exit file: on NFS a file another node
+/// made can take this long to be seen.
+const GRACE: Duration = Duration::from_secs(60);
+/// The same for an element stopped before its script ended (cancelled,
+/// timed out, its node lost): no exit file is coming.
+const GRACE_STOPPED: Duration = Duration::from_secs(5);
+/// The states of an element that ended; any other is alive.
+const ENDED: &[&str] = &["COMPLETED", "FAILED"];
+const STOPPED: &[&str] = &[
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+];
 /// The name every host of this executor has in messages, the job log and
 /// host health: Slurm places the elements, not gmr.
 const CLUSTER: &str = "slurm";
@@ -127,7 +143,7 @@ struct Shared {
     gathering: bool,
     /// The last `squeue` view: element id -> state.
     states: HashMap<String, String>,
-    /// When `states` was read.
+    /// When `states` was last read, whether `squeue` answered or not.
     polled: Option<Instant>,
 }
 
@@ -141,6 +157,9 @@ pub struct ArrayExecutor {
     max_array: usize,
     slots: usize,
     name: String,
+    /// What this run's batch files start with: a resumed job's run, or an
+    /// element of a killed one still running, never shares their names.
+    run: String,
     shared: Mutex<Shared>,
     wake: Condvar,
     batches: AtomicUsize,
@@ -172,6 +191,7 @@ impl ArrayExecutor {
             max_array: max_array.max(1),
             slots: slots.max(1),
             name: format!("gmr-{}", &job.spec.job[..job.spec.job.len().min(8)]),
+            run: crate::spec::new_job_id()[..8].to_string(),
             shared: Mutex::default(),
             wake: Condvar::new(),
             batches: AtomicUsize::new(0),
@@ -191,8 +211,8 @@ impl ArrayExecutor {
     fn submit(&self, reqs: &[Request]) -> Vec<(usize, std::result::Result<Element, String>)> {
         let batch = self.batches.fetch_add(1, Ordering::Relaxed);
         let mut placed = Vec::new();
-        let tasks = self.dir.join(format!("{batch}.tasks"));
-        let script = self.dir.join(format!("{batch}.sh"));
+        let tasks = self.dir.join(format!("{}-{batch}.tasks", self.run));
+        let script = self.dir.join(format!("{}-{batch}.sh", self.run));
         let lines: String = reqs
             .iter()
             .map(|r| format!("{} {}\n", r.task, r.attempt))
@@ -233,15 +253,16 @@ impl ArrayExecutor {
         let dir = shell_quote(&self.dir.to_string_lossy());
         format!(
             "#!/bin/sh\n\
-             i=$(( ${{SLURM_ARRAY_TASK_ID:?}} + ${{GMR_ARRAY_OFFSET:-0}} ))\n\
+             i=$(( ${{SLURM_ARRAY_TASK_ID:?}} + ${{1:-0}} ))\n\
              set -- $(sed -n \"$((i + 1))p\" {tasks})\n\
-             out={dir}/{batch}.$i\n\
+             out={dir}/{run}-{batch}.$i\n\
              ( {command} --attempt \"$2\" \"$1\" ) >\"$out.out\" 2>\"$out.err\"\n\
              rc=$?\n\
              echo \"$rc $(hostname)\" >\"$out.exit.tmp\" && mv \"$out.exit.tmp\" \"$out.exit\"\n\
              exit $rc\n",
             tasks = shell_quote(&tasks.to_string_lossy()),
             command = self.command,
+            run = self.run,
         )
     }
 
@@ -260,10 +281,12 @@ impl ArrayExecutor {
                 &self.name,
                 "--output=/dev/null",
                 "--error=/dev/null",
-                &format!("--export=ALL,GMR_ARRAY_OFFSET={offset}"),
             ])
             .args(&self.sbatch_args)
+            // The offset as the script's argument: a `--export` in
+            // --slurm-args cannot hide it.
             .arg(script)
+            .arg(offset.to_string())
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run sbatch: {e}"))?;
@@ -333,25 +356,45 @@ impl ArrayExecutor {
     }
 
     /// The state `squeue` gives `element`, asked at most every [`POLL`]
-    /// for all of this executor's arrays at once; None when it is not
-    /// listed.
+    /// for all of this executor's arrays at once (outside the lock, which
+    /// every slot needs); None when it is not listed. When `squeue` does
+    /// not answer, the last answer stands.
     fn state(&self, element: &Element) -> Option<String> {
-        let mut shared = self.lock();
-        if shared.polled.is_none_or(|t| t.elapsed() >= POLL) {
+        let due = {
+            let mut shared = self.lock();
+            let due = shared.polled.is_none_or(|t| t.elapsed() >= POLL);
+            if due {
+                shared.polled = Some(Instant::now());
+            }
+            due
+        };
+        if due {
             let jobs = self
                 .submitted
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .join(",");
-            shared.states = squeue(&jobs);
-            shared.polled = Some(Instant::now());
+            if let Some(states) = squeue(&jobs) {
+                self.lock().states = states;
+            }
         }
-        shared.states.get(&element.id()).cloned()
+        self.lock().states.get(&element.id()).cloned()
+    }
+
+    /// Cancels `element` (it is given up on, or its attempt cancelled).
+    fn scancel(&self, element: &Element) {
+        let _ = Command::new("scancel")
+            .arg(element.id())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 
     /// Waits for the element's exit file; what it left.
     fn wait(&self, slot: usize, element: &Element) -> std::result::Result<Output, TaskError> {
-        let base = self.dir.join(format!("{}.{}", element.batch, element.line));
+        let base = self
+            .dir
+            .join(format!("{}-{}.{}", self.run, element.batch, element.line));
         let exit_path = PathBuf::from(format!("{}.exit", base.display()));
         let mut missing_since: Option<Instant> = None;
         let started = Instant::now();
@@ -369,25 +412,23 @@ impl ArrayExecutor {
                 return Err(TaskError::interrupted());
             }
             if self.cancelled[slot].load(Ordering::SeqCst) {
+                self.scancel(element);
                 return Err(TaskError::cancelled());
             }
             let state = self.state(element);
-            let ended = match state.as_deref() {
-                None => started.elapsed() > GRACE,
-                Some(s) => !matches!(
-                    s,
-                    "PENDING"
-                        | "RUNNING"
-                        | "CONFIGURING"
-                        | "COMPLETING"
-                        | "REQUEUED"
-                        | "RESIZING"
-                        | "SUSPENDED"
-                ),
+            // How long to wait for the exit file once the element ended;
+            // None while it lives.
+            let grace = match state.as_deref() {
+                None if started.elapsed() > GRACE_STOPPED => Some(GRACE),
+                None => None,
+                Some(s) if ENDED.contains(&s) => Some(GRACE),
+                Some(s) if STOPPED.contains(&s) => Some(GRACE_STOPPED),
+                Some(_) => None,
             };
-            if ended {
+            if let Some(grace) = grace {
                 let since = *missing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > GRACE {
+                if since.elapsed() > grace {
+                    self.scancel(element);
                     return Err(TaskError::host(format!(
                         "array element {} ended without a result ({}); resubmitted",
                         element.id(),
@@ -410,24 +451,26 @@ fn take_placed(shared: &mut Shared, slot: usize) -> std::result::Result<Element,
     }
 }
 
-/// `squeue`'s states of the elements of `jobs` (comma-separated ids).
-fn squeue(jobs: &str) -> HashMap<String, String> {
+/// `squeue`'s states of the elements of `jobs` (comma-separated ids); None
+/// when it does not answer (slurmctld busy or restarting), which says
+/// nothing of the elements.
+fn squeue(jobs: &str) -> Option<HashMap<String, String>> {
     if jobs.is_empty() {
-        return HashMap::new();
+        return Some(HashMap::new());
     }
-    let Ok(out) = Command::new("squeue")
+    let out = Command::new("squeue")
         .args(["-h", "-r", "-t", "all", "-j", jobs, "-o", "%i %T"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
-    else {
-        return HashMap::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
+        .ok()
+        .filter(|out| out.status.success())?;
+    let states = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once(' '))
         .map(|(id, state)| (id.trim().to_string(), state.trim().to_string()))
-        .collect()
+        .collect();
+    Some(states)
 }
 
 /// The last MiB of a file (none when it is missing).
@@ -477,16 +520,16 @@ impl Executor for ArrayExecutor {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         if let Some(element) = element {
-            let _ = Command::new("scancel")
-                .arg(element.id())
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            self.scancel(&element);
         }
     }
 
     fn health(&self) -> Option<&Health> {
         Some(&self.health)
+    }
+
+    fn cancel_when_failing(&self) -> bool {
+        true
     }
 }
 

@@ -132,6 +132,10 @@ pub struct SlurmExecutor {
     running: Vec<Mutex<Option<u32>>>,
     /// What every step's name starts with: this job's steps, to cancel.
     prefix: String,
+    /// Each slot's share of its node's memory, as an srun option: a step
+    /// otherwise gets all of the job's memory on the node (Slurm 20.11 and
+    /// later), and the node's other steps wait for it.
+    mem: Vec<Option<String>>,
 }
 
 impl SlurmExecutor {
@@ -150,6 +154,21 @@ impl SlurmExecutor {
             .iter()
             .flat_map(|(node, n)| std::iter::repeat_n(node.clone(), *n))
             .collect();
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let mem = alloc
+            .nodes
+            .iter()
+            .flat_map(|(_, n)| {
+                let arg = match (var("SLURM_MEM_PER_CPU"), var("SLURM_MEM_PER_NODE")) {
+                    (Some(per_cpu), _) => Some(format!("--mem-per-cpu={per_cpu}M")),
+                    (None, Some(per_node)) => {
+                        Some(format!("--mem={}M", (per_node / *n as u64).max(1)))
+                    }
+                    (None, None) => None,
+                };
+                std::iter::repeat_n(arg, *n)
+            })
+            .collect();
         SlurmExecutor {
             job_id: alloc.job_id.clone(),
             health: Health::new(alloc.nodes.iter().map(|n| n.0.clone())),
@@ -159,6 +178,7 @@ impl SlurmExecutor {
             running: slots.iter().map(|_| Mutex::new(None)).collect(),
             slots,
             prefix: format!("gmr-{}", &job.spec.job[..job.spec.job.len().min(8)]),
+            mem,
         }
     }
 
@@ -205,6 +225,7 @@ impl SlurmExecutor {
                 "-w",
                 &self.slots[slot],
             ])
+            .args(self.mem[slot].iter())
             .args(&self.srun_args)
             .args(["/bin/sh", "-c", script])
             .stdin(Stdio::null())
@@ -260,6 +281,15 @@ impl Executor for SlurmExecutor {
         let answered = stderr
             .lines()
             .any(|l| serde_json::from_str::<TaskError>(l).is_ok());
+        // srun itself killed, not by us: the node's or Slurm's doing.
+        if let Exit::Signal(s) = &out.exit
+            && !answered
+        {
+            return Err(TaskError::host(format!(
+                "srun for a step on {} (job {}) was killed by signal {s}",
+                self.slots[slot], self.job_id
+            )));
+        }
         if out.exit != Exit::Code(0)
             && !answered
             && let Some(trouble) = srun_trouble(&stderr)
@@ -303,7 +333,11 @@ impl Drop for SlurmExecutor {
 fn srun_trouble(stderr: &str) -> Option<String> {
     stderr
         .lines()
-        .filter(|l| l.starts_with("srun: error:") || l.starts_with("slurmstepd: error:"))
+        .filter(|l| {
+            ["srun: error:", "srun: fatal:", "slurmstepd: error:"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
         .rfind(|l| !l.contains("Exited with exit code"))
         .map(str::to_string)
 }
