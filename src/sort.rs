@@ -293,18 +293,33 @@ fn radix_sort(mut entries: &mut [Entry], mut depth: u32, mut offset: u32, data: 
             // One bucket: a pass would move nothing.
             continue;
         }
-        let largest = (0..256).max_by_key(|&b| counts[b]).unwrap_or(0);
-        distribute(entries, &mut counts, &mut [0; 256], digit);
-        let mut rest = None;
-        for_each_bucket(entries, &counts, |b, bucket| {
-            if b == largest {
-                rest = Some(bucket);
-            } else {
-                radix_sort(bucket, depth, offset, data);
-            }
+        entries = split_by(entries, counts, digit, |bucket| {
+            radix_sort(bucket, depth, offset, data)
         });
-        entries = rest.expect("the largest bucket is not empty");
     }
+}
+
+/// One radix pass: moves `entries` into the buckets of `digit` (whose sizes
+/// are `counts`), sorts every bucket but the largest with `sort`, and
+/// returns the largest, which the caller's loop goes on with (so that the
+/// stack stays shallow whatever the keys).
+fn split_by<'a>(
+    entries: &'a mut [Entry],
+    mut counts: [usize; 256],
+    digit: impl Fn(&Entry) -> usize,
+    mut sort: impl FnMut(&'a mut [Entry]),
+) -> &'a mut [Entry] {
+    let largest = (0..256).max_by_key(|&b| counts[b]).unwrap_or(0);
+    distribute(entries, &mut counts, &mut [0; 256], digit);
+    let mut rest = None;
+    for_each_bucket(entries, &counts, |b, bucket| {
+        if b == largest {
+            rest = Some(bucket);
+        } else {
+            sort(bucket);
+        }
+    });
+    rest.expect("the largest bucket is not empty")
 }
 
 /// Sorts entries whose partition and key are equal by value (then line):
@@ -328,17 +343,9 @@ fn radix_sort_values(mut entries: &mut [Entry], mut depth: u32, data: &[u8]) {
         if counts.contains(&entries.len()) {
             continue;
         }
-        let largest = (0..256).max_by_key(|&b| counts[b]).unwrap_or(0);
-        distribute(entries, &mut counts, &mut [0; 256], digit);
-        let mut rest = None;
-        for_each_bucket(entries, &counts, |b, bucket| {
-            if b == largest {
-                rest = Some(bucket);
-            } else {
-                radix_sort_values(bucket, depth, data);
-            }
+        entries = split_by(entries, counts, digit, |bucket| {
+            radix_sort_values(bucket, depth, data)
         });
-        entries = rest.expect("the largest bucket is not empty");
     }
 }
 
