@@ -102,7 +102,7 @@ impl<'a> Lifecycle<'a> {
             digest
         };
         let res = Arc::new(Resources::new(pool.local_slots(), child_nofile));
-        let exec = pool.executor(wd, &job, &digest, Arc::clone(&res));
+        let exec = pool.executor(wd, &job, &digest, Arc::clone(&res))?;
         let joblog = options.joblog.as_deref().map(JobLog::open).transpose()?;
         Ok(Lifecycle {
             wd,

@@ -178,6 +178,21 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
     }
     assert!(started.elapsed() < Duration::from_secs(40));
 
+    // More tasks than the cluster allows steps in a job (the test cluster's
+    // MaxStepCount is 200): refused before any runs, saying what to do.
+    let out = cluster.sh(
+        &d,
+        &format!(
+            "salloc -Q -N1 -n2 \"$GMR\" run -q --slurm --workdir w6 --split-size 10K -m cat -r cat {books}"
+        ),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("MaxStepCount") && err.contains("--split-size"),
+        "{err}"
+    );
+
     // Outside an allocation: job arrays, byte-identical too, each attempt
     // an element the job log names.
     let cmd = format!(

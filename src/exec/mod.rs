@@ -121,14 +121,18 @@ impl Pool {
     /// The executor for `job` in `wd`; tasks on this machine run with
     /// `res`.
     /// `digest` is that of the saved spec, which remote tasks check.
+    /// Fails when the job does not fit the engine (Slurm's step limit).
     pub fn executor(
         self,
         wd: &WorkDir,
         job: &Job,
         digest: &str,
         res: Arc<Resources>,
-    ) -> Box<dyn Executor> {
-        match self {
+    ) -> crate::error::Result<Box<dyn Executor>> {
+        if let Pool::Steps(..) = self {
+            slurm::check_step_count(job.spec.splits.len() + job.spec.reducers as usize)?;
+        }
+        Ok(match self {
             Pool::Local(n) => Box::new(local::LocalExecutor::new(wd.clone(), job.clone(), res, n)),
             Pool::Hosts(pool) => Box::new((*pool).executor(wd, job, digest, res)),
             Pool::Steps(alloc, gmr, args) => Box::new(slurm::SlurmExecutor::new(
@@ -137,6 +141,6 @@ impl Pool {
             Pool::Arrays(sizes, gmr, args) => Box::new(sbatch::ArrayExecutor::new(
                 wd, job, digest, gmr, args, sizes,
             )),
-        }
+        })
     }
 }

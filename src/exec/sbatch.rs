@@ -15,6 +15,7 @@
 
 use super::Executor;
 use super::remote::{Exit, Output, interpret, shell_quote, task_command};
+use super::slurm::config_value;
 use crate::error::{Error, Result, TaskError};
 use crate::health::Health;
 use crate::interrupt;
@@ -98,15 +99,7 @@ pub fn max_array_size() -> Result<usize> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(parse_max_array_size(&String::from_utf8_lossy(&out.stdout)).unwrap_or(1001))
-}
-
-fn parse_max_array_size(config: &str) -> Option<usize> {
-    config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("MaxArraySize"))
-        .and_then(|rest| rest.trim().strip_prefix('='))
-        .and_then(|v| v.trim().parse().ok())
+    Ok(config_value(&String::from_utf8_lossy(&out.stdout), "MaxArraySize").unwrap_or(1001))
 }
 
 /// Where an attempt runs: element `index` of array job `job`, which runs
@@ -559,7 +552,8 @@ mod tests {
     fn max_array_size_is_read_from_the_config() {
         let config =
             "Configuration data as of ...\nMaxArraySize            = 1001\nMaxJobCount = 10000\n";
-        assert_eq!(parse_max_array_size(config), Some(1001));
-        assert_eq!(parse_max_array_size("nothing"), None);
+        assert_eq!(config_value(config, "MaxArraySize"), Some(1001));
+        assert_eq!(config_value(config, "MaxJobCount"), Some(10000));
+        assert_eq!(config_value("nothing", "MaxArraySize"), None);
     }
 }

@@ -78,6 +78,37 @@ impl Allocation {
     }
 }
 
+/// A number of `scontrol show config`'s output: `NAME = VALUE`.
+pub fn config_value(config: &str, name: &str) -> Option<usize> {
+    config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(name))
+        .and_then(|rest| rest.trim().strip_prefix('='))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Refuses a job of more tasks than the cluster's `MaxStepCount` allows
+/// steps in one job (every attempt is a step): otherwise its steps would
+/// start failing midway, and the nodes with them. Says nothing when
+/// `scontrol` does not tell.
+pub fn check_step_count(tasks: usize) -> Result<()> {
+    let Ok(out) = Command::new("scontrol")
+        .args(["show", "config"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Ok(());
+    };
+    match config_value(&String::from_utf8_lossy(&out.stdout), "MaxStepCount") {
+        Some(max) if tasks >= max => Err(Error::usage(format!(
+            "the job has {tasks} tasks and this cluster allows {max} job steps in a job (MaxStepCount; every attempt is a step): \
+             make fewer map tasks (a larger --split-size) or reducers (-R), or run gmr outside an allocation, where tasks run as job arrays"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The node names of a Slurm node list (`node[01-04],gpu7`), as `scontrol
 /// show hostnames` expands it.
 fn hostnames(list: &str) -> Result<Vec<String>> {
