@@ -416,23 +416,33 @@ fn encode_signed(negative: bool, d: &Decimal, classes: (u8, u8), out: &mut Vec<u
     }
 }
 
+/// Where the run of decimal digits of `text` from `from` ends.
+fn digits_end(text: &[u8], from: usize) -> usize {
+    from + text[from..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count()
+}
+
+/// The digits of a number at `text[p..]`: before the point, after it (none
+/// without a point), and where they end (past the point, if any).
+fn mantissa(text: &[u8], p: usize) -> (&[u8], &[u8], usize) {
+    let int_end = digits_end(text, p);
+    match text.get(int_end) {
+        Some(b'.') => {
+            let end = digits_end(text, int_end + 1);
+            (&text[p..int_end], &text[int_end + 1..end], end)
+        }
+        _ => (&text[p..int_end], &[], int_end),
+    }
+}
+
 /// `n`: see the module's documentation.
 fn encode_numeric(text: &[u8], out: &mut Vec<u8>) {
     let mut p = text.iter().take_while(|&&b| is_blank(b)).count();
     let negative = text.get(p) == Some(&b'-');
     p += usize::from(negative);
-    let digits = |from: usize| {
-        from + text[from..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count()
-    };
-    let int_end = digits(p);
-    let int = &text[p..int_end];
-    let frac = match text.get(int_end) {
-        Some(b'.') => &text[int_end + 1..digits(int_end + 1)],
-        _ => &[][..],
-    };
+    let (int, frac, _) = mantissa(text, p);
     let d = Decimal::new(int, frac, 0);
     if d.is_zero() {
         out.push(N_ZERO);
@@ -462,27 +472,7 @@ fn encode_general(text: &[u8], out: &mut Vec<u8>) {
         out.push(if negative { G_MINUS_INF } else { G_PLUS_INF });
         return;
     }
-    let digits = |from: usize| {
-        from + text[from..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count()
-    };
-    let int_end = digits(p);
-    let frac = match text.get(int_end) {
-        Some(b'.') => {
-            let e = digits(int_end + 1);
-            &text[int_end + 1..e]
-        }
-        _ => &[][..],
-    };
-    let end = int_end
-        + if frac.is_empty() && text.get(int_end) != Some(&b'.') {
-            0
-        } else {
-            1 + frac.len()
-        };
-    let int = &text[p..int_end];
+    let (int, frac, end) = mantissa(text, p);
     if int.is_empty() && frac.is_empty() {
         out.push(G_NOT_A_NUMBER);
         return;
@@ -495,7 +485,7 @@ fn encode_general(text: &[u8], out: &mut Vec<u8>) {
         if matches!(text.get(q), Some(b'-' | b'+')) {
             q += 1;
         }
-        let e = digits(q);
+        let e = digits_end(text, q);
         if e > q {
             for &d in &text[q..e] {
                 // Saturate far beyond any long double's range.

@@ -255,13 +255,14 @@ pub fn spool_compressed(
 ) -> Result<Copies> {
     let mut large = Vec::new();
     for path in files {
-        let file = File::open(path).map_err(|e| Error::input("cannot read input", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::input("cannot read input", path, e))?
-            .len();
+        let (file, len) = open_input(path)?;
+        // Only a file of a split or more is worth sniffing: thousands of
+        // small files are not read here.
+        if len < split_size.max(1) {
+            continue;
+        }
         let codec = Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?;
-        if let Some(codec) = codec.filter(|_| len >= split_size.max(1)) {
+        if let Some(codec) = codec {
             let spool = workdir::decompressed_spool(spool_dir, large.len() + 1);
             large.push((path.clone(), spool, codec));
         }
@@ -307,19 +308,12 @@ fn decompress_to(path: &Path, codec: Codec, spool: &Path) -> Result<()> {
     let out = workdir::create_new(tmp.path())
         .map_err(|e| Error::io("cannot decompress input to", spool, e))?;
     let mut out = io::BufWriter::with_capacity(FEED_CHUNK, out);
+    // Ctrl-C ends gmr within a second whatever it waits on (the interrupt
+    // watchdog), a decompression included.
     let reader = io::BufReader::with_capacity(FEED_CHUNK, &file);
-    let copied = codec.decoder(reader).and_then(|mut d| {
-        let mut buf = vec![0u8; FEED_CHUNK];
-        loop {
-            crate::interrupt::check().map_err(io::Error::other)?;
-            match d.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => out.write_all(&buf[..n])?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    });
+    let copied = codec
+        .decoder(reader)
+        .and_then(|mut d| copy(&mut d, &mut out));
     copied.map_err(|e| {
         Error::job(format!(
             "cannot decompress input {} ({}) to {}: {e}",
@@ -356,11 +350,7 @@ pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
     let split_size = split_size.max(1);
     let mut splits = Vec::new();
     for path in files {
-        let file = File::open(path).map_err(|e| Error::input("cannot read input", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::input("cannot read input", path, e))?
-            .len();
+        let (file, len) = open_input(path)?;
         if len == 0 {
             continue;
         }
@@ -531,8 +521,16 @@ fn decompress(codec: Codec, file: &File, out: &mut LastByte) -> io::Result<()> {
     copy(&mut codec.decoder(reader)?, out)
 }
 
+/// An input file, open, and its length.
+fn open_input(path: &Path) -> Result<(File, u64)> {
+    let read = |e| Error::input("cannot read input", path, e);
+    let file = File::open(path).map_err(read)?;
+    let len = file.metadata().map_err(read)?.len();
+    Ok((file, len))
+}
+
 /// `io::copy` in chunks of [`FEED_CHUNK`].
-fn copy(from: &mut dyn Read, to: &mut LastByte) -> io::Result<()> {
+fn copy(from: &mut dyn Read, to: &mut impl Write) -> io::Result<()> {
     let mut buf = vec![0u8; FEED_CHUNK];
     loop {
         match from.read(&mut buf) {

@@ -159,6 +159,34 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// The most bytes of a remote command's stdout or stderr kept: its report
+/// is its last stdout line, its error its last stderr lines.
+const KEEP: usize = 1 << 20;
+
+/// Reads `r` to its end, keeping the last [`KEEP`] bytes (what cannot be
+/// read is left out).
+pub fn read_tail(r: &mut impl std::io::Read) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 2 * KEEP {
+                    kept.drain(..kept.len() - KEEP);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if kept.len() > KEEP {
+        kept.drain(..kept.len() - KEEP);
+    }
+    kept
+}
+
 /// The copy of this gmr in the work directory that nodes and hosts run
 /// unless `--remote-gmr` says otherwise: `WORKDIR/bin/gmr`, made once.
 pub fn copy_of_gmr(wd: &WorkDir) -> Result<PathBuf> {

@@ -14,7 +14,7 @@
 //! coordinator resubmits it. Ctrl-C `scancel`s every array gmr submitted.
 
 use super::Executor;
-use super::remote::{Exit, Output, interpret, shell_quote, task_command};
+use super::remote::{Exit, Output, interpret, read_tail, shell_quote, task_command};
 use super::slurm::config_value;
 use crate::error::{Error, Result, TaskError};
 use crate::health::Health;
@@ -394,7 +394,10 @@ impl ArrayExecutor {
         loop {
             if let Ok(text) = std::fs::read_to_string(&exit_path) {
                 let code = text.split_whitespace().next().and_then(|c| c.parse().ok());
-                let read = |ext: &str| tail(&PathBuf::from(format!("{}.{ext}", base.display())));
+                let read = |ext: &str| {
+                    std::fs::File::open(format!("{}.{ext}", base.display()))
+                        .map_or_else(|_| Vec::new(), |mut f| read_tail(&mut f))
+                };
                 return Ok(Output {
                     stdout: read("out"),
                     stderr: read("err"),
@@ -464,15 +467,6 @@ fn squeue(jobs: &str) -> Option<HashMap<String, String>> {
         .map(|(id, state)| (id.trim().to_string(), state.trim().to_string()))
         .collect();
     Some(states)
-}
-
-/// The last MiB of a file (none when it is missing).
-fn tail(path: &std::path::Path) -> Vec<u8> {
-    let mut bytes = std::fs::read(path).unwrap_or_default();
-    if bytes.len() > 1 << 20 {
-        bytes.drain(..bytes.len() - (1 << 20));
-    }
-    bytes
 }
 
 impl Executor for ArrayExecutor {

@@ -12,7 +12,7 @@
 //! has its srun killed and its step cancelled by name (`scancel`), so
 //! nothing of gmr's is left in `squeue`.
 
-use super::remote::{Exit, Output, interpret, shell_quote, task_command};
+use super::remote::{Exit, Output, interpret, read_tail, shell_quote, task_command};
 use super::{Executor, Slots};
 use crate::error::{Error, Result, TaskError};
 use crate::health::Health;
@@ -21,15 +21,10 @@ use crate::report::TaskReport;
 use crate::spec::Job;
 use crate::task::TaskId;
 use crate::workdir::WorkDir;
-use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-
-/// The most bytes of a step's stdout or stderr kept (the report is its
-/// last stdout line, the error its last stderr lines).
-const KEEP: usize = 1 << 20;
 
 /// The nodes of the allocation gmr runs in and the slots of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,25 +366,6 @@ fn srun_trouble(stderr: &str) -> Option<String> {
         })
         .rfind(|l| !l.contains("Exited with exit code"))
         .map(str::to_string)
-}
-
-/// Reads `r` to its end, keeping the last [`KEEP`] bytes.
-fn read_tail(r: &mut impl Read) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return kept,
-            Ok(n) => {
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > 2 * KEEP {
-                    kept.drain(..kept.len() - KEEP);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return kept,
-        }
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
