@@ -316,8 +316,10 @@ impl Executor for SlurmExecutor {
                 self.slots[slot], self.job_id
             )));
         }
+        // The step's own trouble wins over what the task said: a step
+        // cancelled or lost with its node kills the task's commands, and
+        // the task may live long enough to report that as its failure.
         if out.exit != Exit::Code(0)
-            && !answered
             && let Some(trouble) = srun_trouble(&stderr)
         {
             return Err(TaskError::host(format!(
