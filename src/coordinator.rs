@@ -20,14 +20,13 @@
 //!   wins); the others are cancelled and their results ignored.
 
 use crate::error::{Error, FailureKind, TaskError};
-use crate::exec::Executor;
+use crate::exec::{Ended, Executor};
 use crate::health::{Availability, Health};
 use crate::interrupt;
 use crate::report::TaskReport;
 use crate::task::TaskId;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How failures and stragglers are handled.
@@ -109,9 +108,8 @@ pub struct PhaseOutcome {
 
 /// An attempt in progress.
 struct Running {
-    slot: usize,
     task: TaskId,
-    host: String,
+    attempt: u32,
     started: Instant,
 }
 
@@ -123,7 +121,12 @@ struct State {
     host_failures: HashMap<TaskId, u32>,
     failed_on: HashMap<TaskId, Vec<String>>,
     done: HashMap<TaskId, TaskReport>,
-    running: Vec<Running>,
+    /// The attempt running in each slot: looked up by slot at every end,
+    /// and slots are many.
+    running: Vec<Option<Running>>,
+    /// How many slots run an attempt, in all and of each task.
+    busy: usize,
+    busy_tasks: HashMap<TaskId, u32>,
     backed_up: HashSet<TaskId>,
     /// Durations of the phase's successful attempts.
     durations: Median,
@@ -137,9 +140,13 @@ struct State {
 }
 
 /// The least time between two looks for a straggler, whichever slots look:
-/// at the end of a large phase thousands of idle slots wake on every
-/// attempt that ends, and each look scans every running attempt.
+/// at the end of a large phase thousands of slots are idle, and each look
+/// scans every running attempt.
 const STRAGGLER_SCANS: Duration = Duration::from_millis(50);
+
+/// The longest the coordinator waits without looking at the interrupt flag
+/// and the idle slots.
+const TICK: Duration = Duration::from_millis(200);
 
 /// What a slot does next.
 enum Next {
@@ -160,18 +167,25 @@ struct Phase<'a> {
 }
 
 /// Runs every task of a phase to completion, or fails the phase.
+///
+/// One thread decides everything: it hands attempts to idle slots and
+/// takes their ends from a channel. An attempt runs on a thread of its own
+/// only when the executor needs one ([`Executor::run`]); slots themselves
+/// are no threads, so a phase of 1,000 hosts × 32 slots costs what its
+/// running attempts cost.
 pub fn run_phase(
     exec: &dyn Executor,
     tasks: &[TaskId],
     policy: Policy,
     observer: &dyn Observer,
 ) -> Result<PhaseOutcome, Error> {
-    let state = Mutex::new(State {
+    let slots = exec.slots();
+    let mut st = State {
         pending: tasks.iter().copied().collect(),
+        running: (0..slots).map(|_| None).collect(),
         ..State::default()
-    });
-    let wake = Condvar::new();
-    let mut host_names: Vec<&str> = (0..exec.slots()).map(|s| exec.host_of(s)).collect();
+    };
+    let mut host_names: Vec<&str> = (0..slots).map(|s| exec.host_of(s)).collect();
     host_names.sort_unstable();
     host_names.dedup();
     let own_health;
@@ -190,47 +204,71 @@ pub fn run_phase(
         total: tasks.len(),
         hosts: host_names,
     };
+    let (done, ended) = crossbeam_channel::unbounded::<Ended>();
+    // Every slot, even when there are fewer tasks: a task that fails on
+    // one host must find a slot of another. A slot whose host is gone
+    // leaves the queue.
+    let mut idle: VecDeque<usize> = (0..slots).collect();
     std::thread::scope(|scope| {
-        // Every slot, even when there are fewer tasks: a task that fails on
-        // one host must find a slot of another.
-        for slot in 0..exec.slots() {
-            let (state, wake, phase) = (&state, &wake, &phase);
-            scope.spawn(move || {
-                let host = exec.host_of(slot);
-                loop {
-                    let (task, attempt) = {
-                        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                        loop {
-                            match st.next(phase, slot, host, Instant::now()) {
-                                Next::Run(task, attempt) => break (task, attempt),
-                                Next::Exit => {
-                                    wake.notify_all();
-                                    return;
-                                }
-                                Next::Wait(d) => {
-                                    // Bounded, so that interrupts are seen.
-                                    let d = d.min(Duration::from_millis(200));
-                                    st = wake
-                                        .wait_timeout(st, d)
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .0;
-                                }
+        loop {
+            let now = Instant::now();
+            if st.fatal.is_none() && interrupt::is_set() {
+                st.fatal = Some(Error::Interrupted);
+            }
+            let mut wait = TICK;
+            // Each idle slot is asked at most once a round, and only while
+            // there may be work for it.
+            for _ in 0..idle.len() {
+                if !st.wants_slots(&phase, now) {
+                    break;
+                }
+                let slot = idle.pop_front().expect("counted");
+                match st.next(&phase, slot, exec.host_of(slot), now) {
+                    Next::Run(task, attempt) => {
+                        observer.started(task, attempt, exec.host_of(slot));
+                        if !exec.start(slot, task, attempt, &done) {
+                            let sender = done.clone();
+                            let spawned = std::thread::Builder::new()
+                                .name(format!("slot-{slot}"))
+                                .spawn_scoped(scope, move || {
+                                    let result = exec.run(slot, task, attempt);
+                                    let _ = sender.send(Ended { slot, result });
+                                });
+                            if let Err(e) = spawned {
+                                let result = Err(TaskError::host(format!(
+                                    "cannot start a thread for the attempt: {e}"
+                                )));
+                                let _ = done.send(Ended { slot, result });
                             }
                         }
-                    };
-                    observer.started(task, attempt, host);
-                    let t0 = Instant::now();
-                    let result = exec.run(slot, task, attempt);
-                    let elapsed = t0.elapsed();
-                    observer.finished(task, attempt, host, &result, elapsed);
-                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                    st.finish(phase, slot, host, task, result, elapsed);
-                    wake.notify_all();
+                    }
+                    Next::Wait(d) => {
+                        wait = wait.min(d);
+                        idle.push_back(slot);
+                    }
+                    Next::Exit => {}
                 }
-            });
+            }
+            if st.busy == 0
+                && (st.fatal.is_some() || st.done.len() == phase.total || idle.is_empty())
+            {
+                break;
+            }
+            if st.busy == 0 && !st.pending.is_empty() {
+                st.check_hosts(&phase);
+            }
+            let mut first = ended.recv_timeout(wait).ok();
+            // Everything that ended meanwhile, before the next round.
+            while let Some(Ended { slot, result }) = first.take().or_else(|| ended.try_recv().ok())
+            {
+                let host = exec.host_of(slot);
+                let (task, attempt, elapsed) = st.ended(slot);
+                observer.finished(task, attempt, host, &result, elapsed);
+                st.finish(&phase, slot, host, task, result, elapsed);
+                idle.push_back(slot);
+            }
         }
     });
-    let mut st = state.into_inner().unwrap_or_else(|e| e.into_inner());
     if st.fatal.is_none() && st.done.len() < tasks.len() {
         // Every slot gave up: their hosts are gone.
         st.fatal = Some(no_hosts(health));
@@ -250,14 +288,21 @@ pub fn run_phase(
 }
 
 impl State {
+    /// Whether an idle slot may find work: a pending task, or a straggler
+    /// to back up when a look for one is due.
+    fn wants_slots(&self, phase: &Phase, now: Instant) -> bool {
+        if self.fatal.is_some() || self.done.len() == phase.total {
+            return false;
+        }
+        !self.pending.is_empty()
+            || (phase.hosts.len() > 1
+                && self
+                    .last_scan
+                    .is_none_or(|t| now.duration_since(t) >= STRAGGLER_SCANS))
+    }
+
     /// Decides what `slot` of `host` does next.
     fn next(&mut self, phase: &Phase, slot: usize, host: &str, now: Instant) -> Next {
-        if self.fatal.is_none() && interrupt::is_set() {
-            self.fatal = Some(Error::Interrupted);
-        }
-        if self.fatal.is_some() || self.done.len() == phase.total {
-            return Next::Exit;
-        }
         match phase.health.availability(host, slot, now) {
             Availability::Ready => {}
             Availability::Gone => {
@@ -300,19 +345,47 @@ impl State {
                     self.backups += 1;
                     task
                 }
-                None => return Next::Wait(Duration::from_millis(200)),
+                None => return Next::Wait(TICK),
             },
         };
         let n = self.attempts.entry(task).or_default();
         *n += 1;
         let attempt = *n;
-        self.running.push(Running {
-            slot,
+        self.running[slot] = Some(Running {
             task,
-            host: host.to_string(),
+            attempt,
             started: now,
         });
+        self.busy += 1;
+        *self.busy_tasks.entry(task).or_default() += 1;
         Next::Run(task, attempt)
+    }
+
+    /// Frees `slot`: the task and attempt that ran there, and for how long.
+    fn ended(&mut self, slot: usize) -> (TaskId, u32, Duration) {
+        let r = self.running[slot].take().expect("an attempt ran there");
+        self.busy -= 1;
+        if let Entry::Occupied(mut n) = self.busy_tasks.entry(r.task) {
+            *n.get_mut() -= 1;
+            if *n.get() == 0 {
+                n.remove();
+            }
+        }
+        (r.task, r.attempt, r.started.elapsed())
+    }
+
+    /// The slots running an attempt of `task` (a scan of every slot, so
+    /// only when the count says one does).
+    fn slots_running(&self, task: TaskId) -> Vec<usize> {
+        if !self.busy_tasks.contains_key(&task) {
+            return Vec::new();
+        }
+        self.running
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.as_ref().is_some_and(|r| r.task == task))
+            .map(|(slot, _)| slot)
+            .collect()
     }
 
     /// The task to back up on an idle slot of `host`: the longest-running
@@ -331,20 +404,30 @@ impl State {
         self.last_scan = Some(now);
         let median = self.durations.get()?;
         let threshold = phase.policy.backup_after.max(median * 2);
-        // The cheap tests first: the last one scans every running attempt,
-        // and every idle slot asks at the end of a phase.
+        // The cheap tests first.
         self.running
             .iter()
-            .filter(|r| now.duration_since(r.started) > threshold)
-            .filter(|r| r.host != host && !self.backed_up.contains(&r.task))
-            .filter(|r| self.running.iter().filter(|o| o.task == r.task).count() == 1)
-            .max_by_key(|r| now.duration_since(r.started))
-            .map(|r| r.task)
+            .enumerate()
+            .filter_map(|(slot, r)| Some((slot, r.as_ref()?)))
+            .filter(|(_, r)| now.duration_since(r.started) > threshold)
+            .filter(|(slot, r)| {
+                phase.exec.host_of(*slot) != host && !self.backed_up.contains(&r.task)
+            })
+            .filter(|(_, r)| self.busy_tasks.get(&r.task) == Some(&1))
+            .max_by_key(|(_, r)| now.duration_since(r.started))
+            .map(|(_, r)| r.task)
+    }
+
+    /// Cancels every running attempt.
+    fn cancel_all(&self, phase: &Phase) {
+        for (slot, _) in self.running.iter().enumerate().filter(|(_, r)| r.is_some()) {
+            phase.exec.cancel(slot);
+        }
     }
 
     /// Stops the phase when no host can take work and nothing runs.
     fn check_hosts(&mut self, phase: &Phase) {
-        if self.fatal.is_none() && self.running.is_empty() && phase.health.all_down() {
+        if self.fatal.is_none() && self.busy == 0 && phase.health.all_down() {
             self.fatal = Some(no_hosts(phase.health));
         }
     }
@@ -359,8 +442,7 @@ impl State {
         result: Result<TaskReport, TaskError>,
         elapsed: Duration,
     ) {
-        self.running.retain(|r| r.slot != slot);
-        let another_running = self.running.iter().any(|r| r.task == task);
+        let another_running = self.busy_tasks.contains_key(&task);
         let event = match &result {
             Err(e) if e.kind == FailureKind::Host => {
                 phase.health.failed(host, slot, &e.message, Instant::now())
@@ -377,8 +459,8 @@ impl State {
                 if let Entry::Vacant(slot) = self.done.entry(task) {
                     slot.insert(report);
                     // The losers of a race with a backup: stop them.
-                    for r in self.running.iter().filter(|r| r.task == task) {
-                        phase.exec.cancel(r.slot);
+                    for other in self.slots_running(task) {
+                        phase.exec.cancel(other);
                     }
                 }
             }
@@ -390,9 +472,7 @@ impl State {
                 // Retrying cannot mend it: stop now, and the running
                 // attempts with the job.
                 self.fatal.get_or_insert(task_failed(task, 1, host, &e));
-                for r in &self.running {
-                    phase.exec.cancel(r.slot);
-                }
+                self.cancel_all(phase);
             }
             Err(e) if e.kind == FailureKind::Host => {
                 self.failed_on
@@ -429,9 +509,7 @@ impl State {
                     // they commit, --resume reuses), unless they may wait
                     // for hours in a batch queue first.
                     if phase.exec.cancel_when_failing() {
-                        for r in &self.running {
-                            phase.exec.cancel(r.slot);
-                        }
+                        self.cancel_all(phase);
                     }
                 } else {
                     self.retries += 1;
@@ -777,5 +855,45 @@ mod tests {
             let out = run_phase(&exec, &tasks, policy, &NoObserver).unwrap();
             assert!(out.reports.iter().all(|r| r.attempt <= 2));
         }
+    }
+
+    /// Attempts that end as they start, reported on the channel: no thread
+    /// of their own.
+    struct Queued {
+        slots: Vec<String>,
+        started: AtomicU32,
+    }
+
+    impl Executor for Queued {
+        fn slots(&self) -> usize {
+            self.slots.len()
+        }
+        fn host_of(&self, slot: usize) -> &str {
+            &self.slots[slot]
+        }
+        fn start(&self, slot: usize, task: TaskId, attempt: u32, done: &crate::exec::Done) -> bool {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            let _ = done.send(Ended {
+                slot,
+                result: ok(task, attempt),
+            });
+            true
+        }
+    }
+
+    #[test]
+    fn slots_are_no_threads() {
+        // More slots than a machine gives threads (pid_max is 32,768 by
+        // default): a thread per slot could not start this phase.
+        let exec = Queued {
+            slots: (0..40_000).map(|i| format!("h{}", i / 32)).collect(),
+            started: AtomicU32::new(0),
+        };
+        let tasks: Vec<TaskId> = (0..60_000).map(TaskId::Map).collect();
+        let out = run_phase(&exec, &tasks, Policy::default(), &NoObserver).unwrap();
+        assert_eq!(out.reports.len(), 60_000);
+        assert_eq!(exec.started.load(Ordering::SeqCst), 60_000);
+        // And `run` still works for an executor that only starts.
+        assert_eq!(exec.run(7, TaskId::Map(3), 1).unwrap().task, "map-00003");
     }
 }

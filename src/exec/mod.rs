@@ -1,7 +1,10 @@
 //! Executors decide *where* a task runs, never *what* it does (docs/dev/architecture.md §5).
 //!
-//! An executor offers slots (a local thread, a connection to a host); the
-//! coordinator gives each slot one task attempt at a time. Every executor
+//! An executor offers slots (a local thread, a connection to a host, a
+//! place in a batch queue); the coordinator gives each slot one task
+//! attempt at a time, and runs the attempt on a thread of its own
+//! ([`Executor::run`]) or has the executor start it and report its end
+//! ([`Executor::start`]). Every executor
 //! ends up calling [`crate::task::run`] — in this process, or in `gmr task`
 //! on another host — so output is the same wherever tasks run.
 //!
@@ -32,6 +35,18 @@ use crate::task::TaskId;
 use crate::workdir::WorkDir;
 use std::sync::Arc;
 
+/// The end of an attempt started with [`Executor::start`].
+#[derive(Debug)]
+pub struct Ended {
+    /// The slot it ran in.
+    pub slot: usize,
+    /// What it gave.
+    pub result: Result<TaskReport, TaskError>,
+}
+
+/// Where [`Executor::start`] sends the ends of attempts.
+pub type Done = crossbeam_channel::Sender<Ended>;
+
 /// Where tasks run.
 pub trait Executor: Sync {
     /// How many task attempts can run at once.
@@ -41,8 +56,32 @@ pub trait Executor: Sync {
     /// another host).
     fn host_of(&self, slot: usize) -> &str;
 
-    /// Runs one attempt of `task` in `slot`.
-    fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError>;
+    /// Runs one attempt of `task` in `slot`, until it ends. The
+    /// coordinator calls it on a thread of the attempt's own, unless
+    /// [`Executor::start`] takes the attempt. An executor implements
+    /// `run` or `start`; this default runs `start` and waits.
+    fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
+        let (done, ended) = crossbeam_channel::bounded(1);
+        assert!(
+            self.start(slot, task, attempt, &done),
+            "an executor implements run or start"
+        );
+        match ended.recv() {
+            Ok(ended) => ended.result,
+            Err(_) => Err(TaskError::host("the executor lost the attempt")),
+        }
+    }
+
+    /// Starts an attempt of `task` in `slot` and returns at once; its end
+    /// goes to `done`. For executors whose attempts need no thread of
+    /// their own (a batch queue, a simulated cluster): a thread per
+    /// running attempt does not scale to tens of thousands of slots
+    /// (threads count against `pid_max`, their stacks against memory
+    /// maps). Returns false, as this default does, when the executor has
+    /// no such form: the coordinator then calls [`Executor::run`].
+    fn start(&self, _slot: usize, _task: TaskId, _attempt: u32, _done: &Done) -> bool {
+        false
+    }
 
     /// Stops the attempt running in `slot`, if it can: its `run` then
     /// returns soon (its result is ignored). The coordinator calls this for

@@ -6,16 +6,17 @@
 //! within [`BATCH_WINDOW`] of each other go into one array, split into
 //! several when they are more than the cluster's `MaxArraySize`. Element
 //! `i` of batch `B` reads its task and attempt from line `i + 1` of
-//! `slurm/B.tasks`, runs `gmr task`, and leaves its stdout, stderr and exit
-//! status in `slurm/B.I.{out,err,exit}` (the exit file renamed into place
-//! last). An attempt ends when its exit file appears; one whose element
+//! `slurm/RUN-B/tasks`, runs `gmr task`, and leaves its stdout, stderr and
+//! exit status in `slurm/RUN-B/I.{out,err,exit}` (the exit file renamed
+//! into place last). One watcher thread follows every element: an attempt
+//! ends when its exit file appears; one whose element
 //! left `squeue` without an exit file (cancelled, timed out, its node
 //! failed) is a failure of "the cluster", not of the task, and the
 //! coordinator resubmits it. Ctrl-C `scancel`s every array gmr submitted.
 
-use super::Executor;
 use super::remote::{Exit, Output, interpret, read_tail, shell_quote, task_command};
 use super::slurm::config_value;
+use super::{Done, Ended, Executor};
 use crate::error::{Error, Result, TaskError};
 use crate::health::Health;
 use crate::interrupt;
@@ -23,16 +24,18 @@ use crate::report::TaskReport;
 use crate::spec::Job;
 use crate::task::TaskId;
 use crate::workdir::WorkDir;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the first attempt asked for waits for others to share its
 /// array: a phase's slots all ask at once.
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
+/// How often the watcher looks for ended elements.
+const TICK: Duration = Duration::from_millis(100);
 /// How often `squeue` is asked about the arrays still running.
 const POLL: Duration = Duration::from_millis(500);
 /// How long an element that ended on its own (COMPLETED, FAILED: its
@@ -119,29 +122,41 @@ impl Element {
     }
 }
 
-/// An attempt waiting for its element.
+/// An attempt not yet submitted.
 struct Request {
     slot: usize,
     task: TaskId,
     attempt: u32,
+    done: Done,
 }
 
+/// A submitted attempt, until its element ends.
+struct Flight {
+    element: Element,
+    done: Done,
+    submitted: Instant,
+    /// Since when its element has ended (or left `squeue`) without an exit
+    /// file.
+    missing_since: Option<Instant>,
+}
+
+/// What the watcher and the coordinator share.
 #[derive(Default)]
-struct Shared {
-    /// Attempts asked for and not yet submitted.
-    pending: Vec<Request>,
-    /// Where each slot's attempt was submitted, or why it was not.
-    placed: HashMap<usize, std::result::Result<Element, String>>,
-    /// Whether an attempt is gathering the others into a batch.
-    gathering: bool,
-    /// The last `squeue` view: element id -> state.
-    states: HashMap<String, String>,
-    /// When `states` was last read, whether `squeue` answered or not.
-    polled: Option<Instant>,
+struct Queue {
+    /// Attempts asked for and not yet submitted, and since when the first
+    /// of them waits.
+    waiting: Vec<Request>,
+    since: Option<Instant>,
+    /// The slots of the batch being submitted, and which of them were
+    /// cancelled meanwhile.
+    submitting: HashSet<usize>,
+    cancelled: HashSet<usize>,
+    /// Each slot's submitted attempt.
+    flights: HashMap<usize, Flight>,
 }
 
-/// Runs attempts as elements of job arrays.
-pub struct ArrayExecutor {
+/// What the executor and its watcher thread share.
+struct Arrays {
     dir: PathBuf,
     gmr: PathBuf,
     /// The element's command line, without attempt and task.
@@ -153,14 +168,19 @@ pub struct ArrayExecutor {
     /// What this run's batch files start with: a resumed job's run, or an
     /// element of a killed one still running, never shares their names.
     run: String,
-    shared: Mutex<Shared>,
-    wake: Condvar,
+    queue: Mutex<Queue>,
     batches: AtomicUsize,
     /// Every array job submitted, for Ctrl-C.
     submitted: Mutex<Vec<String>>,
-    /// Each slot's running element.
-    running: Vec<Mutex<Option<Element>>>,
-    cancelled: Vec<AtomicBool>,
+    stop: AtomicBool,
+}
+
+/// Runs attempts as elements of job arrays. The attempts need no thread of
+/// their own: one watcher thread submits the batches and follows every
+/// element, however many slots there are.
+pub struct ArrayExecutor {
+    arrays: Arc<Arrays>,
+    watcher: Option<std::thread::JoinHandle<()>>,
     health: Health,
 }
 
@@ -176,7 +196,7 @@ impl ArrayExecutor {
         sbatch_args: Vec<String>,
         (slots, max_array): (usize, usize),
     ) -> ArrayExecutor {
-        ArrayExecutor {
+        let arrays = Arc::new(Arrays {
             dir: wd.slurm_dir(),
             command: task_command(&gmr, &job.spec.cwd, wd.root(), digest, false),
             gmr,
@@ -185,77 +205,88 @@ impl ArrayExecutor {
             slots: slots.max(1),
             name: format!("gmr-{}", &job.spec.job[..job.spec.job.len().min(8)]),
             run: crate::spec::new_job_id()[..8].to_string(),
-            shared: Mutex::default(),
-            wake: Condvar::new(),
+            queue: Mutex::default(),
             batches: AtomicUsize::new(0),
             submitted: Mutex::default(),
-            running: (0..slots.max(1)).map(|_| Mutex::new(None)).collect(),
-            cancelled: (0..slots.max(1)).map(|_| AtomicBool::new(false)).collect(),
+            stop: AtomicBool::new(false),
+        });
+        let watcher = {
+            let arrays = Arc::clone(&arrays);
+            std::thread::Builder::new()
+                .name("slurm-arrays".into())
+                .spawn(move || arrays.watch())
+                .ok()
+        };
+        ArrayExecutor {
+            arrays,
+            watcher,
             health: Health::new([CLUSTER]),
         }
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+impl Arrays {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Submits `reqs` as arrays of batch `batch`; returns each one's
+    /// Where batch `batch`'s elements leave their files: a directory per
+    /// batch, so that following a batch lists few names.
+    fn batch_dir(&self, batch: usize) -> PathBuf {
+        self.dir.join(format!("{}-{batch}", self.run))
+    }
+
+    /// Submits `reqs` as arrays of a new batch; returns each one's
     /// element, or why it could not be submitted.
-    fn submit(&self, reqs: &[Request]) -> Vec<(usize, std::result::Result<Element, String>)> {
+    fn submit(&self, reqs: &[Request]) -> Vec<std::result::Result<Element, String>> {
         let batch = self.batches.fetch_add(1, Ordering::Relaxed);
-        let mut placed = Vec::new();
-        let tasks = self.dir.join(format!("{}-{batch}.tasks", self.run));
-        let script = self.dir.join(format!("{}-{batch}.sh", self.run));
+        let dir = self.batch_dir(batch);
+        let tasks = dir.join("tasks");
+        let script = dir.join("element.sh");
         let lines: String = reqs
             .iter()
             .map(|r| format!("{} {}\n", r.task, r.attempt))
             .collect();
-        let written = std::fs::create_dir_all(&self.dir)
+        let written = std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(&tasks, lines))
-            .and_then(|()| std::fs::write(&script, self.element_script(batch, &tasks)));
+            .and_then(|()| std::fs::write(&script, self.element_script(&dir, &tasks)));
         if let Err(e) = written {
-            let why = format!(
-                "cannot write the array's files in {}: {e}",
-                self.dir.display()
-            );
-            return reqs.iter().map(|r| (r.slot, Err(why.clone()))).collect();
+            let why = format!("cannot write the array's files in {}: {e}", dir.display());
+            return reqs.iter().map(|_| Err(why.clone())).collect();
         }
         // Indices run from 0 in every array: an array covers lines
-        // `first..first + n` of the batch, passed as GMR_ARRAY_OFFSET.
+        // `first..first + n` of the batch, passed as the script's argument.
+        let mut placed = Vec::with_capacity(reqs.len());
         for (chunk_no, chunk) in reqs.chunks(self.max_array).enumerate() {
             let first = chunk_no * self.max_array;
             let result = self.sbatch(&script, chunk.len(), first);
-            for (i, r) in chunk.iter().enumerate() {
-                placed.push((
-                    r.slot,
-                    result.clone().map(|job| Element {
-                        batch,
-                        line: first + i,
-                        job,
-                        index: i,
-                    }),
-                ));
-            }
+            placed.extend((0..chunk.len()).map(|i| {
+                result.clone().map(|job| Element {
+                    batch,
+                    line: first + i,
+                    job,
+                    index: i,
+                })
+            }));
         }
         placed
     }
 
     /// The shell script each element runs: its line of the batch, the task
     /// with its output in files, the exit status renamed into place last.
-    fn element_script(&self, batch: usize, tasks: &std::path::Path) -> String {
-        let dir = shell_quote(&self.dir.to_string_lossy());
+    fn element_script(&self, dir: &std::path::Path, tasks: &std::path::Path) -> String {
         format!(
             "#!/bin/sh\n\
              i=$(( ${{SLURM_ARRAY_TASK_ID:?}} + ${{1:-0}} ))\n\
              set -- $(sed -n \"$((i + 1))p\" {tasks})\n\
-             out={dir}/{run}-{batch}.$i\n\
+             out={dir}/$i\n\
              ( {command} --attempt \"$2\" \"$1\" ) >\"$out.out\" 2>\"$out.err\"\n\
              rc=$?\n\
              echo \"$rc $(hostname)\" >\"$out.exit.tmp\" && mv \"$out.exit.tmp\" \"$out.exit\"\n\
              exit $rc\n",
             tasks = shell_quote(&tasks.to_string_lossy()),
+            dir = shell_quote(&dir.to_string_lossy()),
             command = self.command,
-            run = self.run,
         )
     }
 
@@ -303,148 +334,202 @@ impl ArrayExecutor {
         Ok(job)
     }
 
-    /// Waits until this slot's attempt has an element: gathers the others
-    /// asked for meanwhile into the same array when it asked first.
-    fn place(&self, req: Request) -> std::result::Result<Element, TaskError> {
-        let slot = req.slot;
-        let mut shared = self.lock();
-        shared.pending.push(req);
-        if !shared.gathering {
-            shared.gathering = true;
-            drop(shared);
-            std::thread::sleep(BATCH_WINDOW);
-            let reqs = std::mem::take(&mut self.lock().pending);
-            let placed = self.submit(&reqs);
-            let mut shared = self.lock();
-            shared.gathering = false;
-            shared.placed.extend(placed);
-            self.wake.notify_all();
-            return take_placed(&mut shared, slot);
-        }
-        loop {
-            if shared.placed.contains_key(&slot) {
-                return take_placed(&mut shared, slot);
-            }
-            if !shared.gathering && shared.pending.iter().any(|r| r.slot == slot) {
-                // The gatherer took its batch before this one came: gather
-                // the next.
-                drop(shared);
-                let req = {
-                    let mut s = self.lock();
-                    let i = s.pending.iter().position(|r| r.slot == slot);
-                    i.map(|i| s.pending.remove(i))
+    /// The watcher: every [`TICK`], submits the attempts that waited
+    /// [`BATCH_WINDOW`], and ends those whose element left an exit file or
+    /// ended without one; until the executor is dropped.
+    fn watch(&self) {
+        let mut states = HashMap::new();
+        let mut polled: Option<Instant> = None;
+        while !self.stop.load(Ordering::SeqCst) {
+            if interrupt::is_set() {
+                let ends: Vec<(usize, Done)> = {
+                    let mut q = self.lock();
+                    let q = &mut *q;
+                    let flights = q.flights.drain().map(|(slot, f)| (slot, f.done));
+                    let waiting = q.waiting.drain(..).map(|r| (r.slot, r.done));
+                    flights.chain(waiting).collect()
                 };
-                match req {
-                    Some(req) => return self.place(req),
-                    None => shared = self.lock(),
+                for (slot, done) in ends {
+                    let _ = done.send(Ended {
+                        slot,
+                        result: Err(TaskError::interrupted()),
+                    });
                 }
+                std::thread::sleep(TICK);
                 continue;
             }
-            shared = self
-                .wake
-                .wait_timeout(shared, POLL)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    /// The state `squeue` gives `element`, asked at most every [`POLL`]
-    /// for all of this executor's arrays at once (outside the lock, which
-    /// every slot needs); None when it is not listed. When `squeue` does
-    /// not answer, the last answer stands.
-    fn state(&self, element: &Element) -> Option<String> {
-        let due = {
-            let mut shared = self.lock();
-            let due = shared.polled.is_none_or(|t| t.elapsed() >= POLL);
-            if due {
-                shared.polled = Some(Instant::now());
-            }
-            due
-        };
-        if due {
-            let jobs = self
-                .submitted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .join(",");
-            if let Some(states) = squeue(&jobs) {
-                self.lock().states = states;
-            }
-        }
-        self.lock().states.get(&element.id()).cloned()
-    }
-
-    /// Cancels `element` (it is given up on, or its attempt cancelled).
-    fn scancel(&self, element: &Element) {
-        let _ = Command::new("scancel")
-            .arg(element.id())
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-
-    /// Waits for the element's exit file; what it left.
-    fn wait(&self, slot: usize, element: &Element) -> std::result::Result<Output, TaskError> {
-        let base = self
-            .dir
-            .join(format!("{}-{}.{}", self.run, element.batch, element.line));
-        let exit_path = PathBuf::from(format!("{}.exit", base.display()));
-        let mut missing_since: Option<Instant> = None;
-        let started = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&exit_path) {
-                let code = text.split_whitespace().next().and_then(|c| c.parse().ok());
-                let read = |ext: &str| {
-                    std::fs::File::open(format!("{}.{ext}", base.display()))
-                        .map_or_else(|_| Vec::new(), |mut f| read_tail(&mut f))
-                };
-                return Ok(Output {
-                    stdout: read("out"),
-                    stderr: read("err"),
-                    exit: Exit::Code(code.unwrap_or(-1)),
-                });
-            }
-            if interrupt::is_set() {
-                return Err(TaskError::interrupted());
-            }
-            if self.cancelled[slot].load(Ordering::SeqCst) {
-                self.scancel(element);
-                return Err(TaskError::cancelled());
-            }
-            let state = self.state(element);
-            // How long to wait for the exit file once the element ended;
-            // None while it lives.
-            let grace = match state.as_deref() {
-                None if started.elapsed() > GRACE_STOPPED => Some(GRACE),
-                None => None,
-                Some(s) if ENDED.contains(&s) => Some(GRACE),
-                Some(s) if STOPPED.contains(&s) => Some(GRACE_STOPPED),
-                Some(_) => None,
-            };
-            if let Some(grace) = grace {
-                let since = *missing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > grace {
-                    self.scancel(element);
-                    return Err(TaskError::host(format!(
-                        "array element {} ended without a result ({}); resubmitted",
-                        element.id(),
-                        state.unwrap_or_else(|| "no longer in squeue".into())
-                    )));
+            self.submit_waiting();
+            if polled.is_none_or(|t: Instant| t.elapsed() >= POLL)
+                && !self.lock().flights.is_empty()
+            {
+                polled = Some(Instant::now());
+                let jobs = self
+                    .submitted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .join(",");
+                if let Some(now) = squeue(&jobs) {
+                    states = now;
                 }
-            } else {
-                missing_since = None;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            self.end_finished(&states);
+            std::thread::sleep(TICK);
         }
+    }
+
+    /// Submits the waiting attempts once the first has waited
+    /// [`BATCH_WINDOW`] (a phase's slots all ask at once: one array).
+    fn submit_waiting(&self) {
+        let reqs = {
+            let mut q = self.lock();
+            if q.since.is_none_or(|t| t.elapsed() < BATCH_WINDOW) {
+                return;
+            }
+            q.since = None;
+            let reqs = std::mem::take(&mut q.waiting);
+            q.submitting = reqs.iter().map(|r| r.slot).collect();
+            reqs
+        };
+        let placed = self.submit(&reqs);
+        let mut q = self.lock();
+        q.submitting.clear();
+        let mut ends = Vec::new();
+        let mut cancels = Vec::new();
+        for (req, placed) in reqs.into_iter().zip(placed) {
+            let cancelled = q.cancelled.remove(&req.slot);
+            match placed {
+                Ok(element) if cancelled => {
+                    cancels.push(element);
+                    ends.push((req.slot, req.done, Err(TaskError::cancelled())));
+                }
+                Ok(element) => {
+                    q.flights.insert(
+                        req.slot,
+                        Flight {
+                            element,
+                            done: req.done,
+                            submitted: Instant::now(),
+                            missing_since: None,
+                        },
+                    );
+                }
+                Err(why) => ends.push((req.slot, req.done, Err(TaskError::host(why)))),
+            }
+        }
+        drop(q);
+        for element in cancels {
+            scancel(&element);
+        }
+        for (slot, done, result) in ends {
+            let _ = done.send(Ended { slot, result });
+        }
+    }
+
+    /// Ends the flights whose element left its exit file, or ended without
+    /// one for longer than its grace (`states`: the last `squeue` view).
+    fn end_finished(&self, states: &HashMap<String, String>) {
+        // One listing per batch with elements out, not a lookup per
+        // element: thousands of elements are out at once.
+        let batches: HashSet<usize> = self
+            .lock()
+            .flights
+            .values()
+            .map(|f| f.element.batch)
+            .collect();
+        let exits: HashSet<(usize, usize)> = batches
+            .into_iter()
+            .flat_map(|batch| {
+                let names = std::fs::read_dir(self.batch_dir(batch))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name();
+                        name.to_str()?.strip_suffix(".exit")?.parse::<usize>().ok()
+                    });
+                names.map(move |line| (batch, line)).collect::<Vec<_>>()
+            })
+            .collect();
+        let mut ended = Vec::new();
+        {
+            let mut q = self.lock();
+            let now = Instant::now();
+            for (&slot, f) in q.flights.iter_mut() {
+                let e = &f.element;
+                let exit = self.batch_dir(e.batch).join(format!("{}.exit", e.line));
+                let state = states.get(&e.id()).map(String::as_str);
+                // How long to wait for the exit file once the element
+                // ended; None while it lives.
+                let grace = match state {
+                    None if now.duration_since(f.submitted) > GRACE_STOPPED => Some(GRACE),
+                    None => None,
+                    Some(s) if ENDED.contains(&s) => Some(GRACE),
+                    Some(s) if STOPPED.contains(&s) => Some(GRACE_STOPPED),
+                    Some(_) => None,
+                };
+                // A listing may be stale on NFS; opening the file is not.
+                if exits.contains(&(e.batch, e.line)) || (grace.is_some() && exit.exists()) {
+                    ended.push((slot, None));
+                    continue;
+                }
+                match grace {
+                    Some(grace) => {
+                        let since = *f.missing_since.get_or_insert(now);
+                        if now.duration_since(since) > grace {
+                            let why = state.unwrap_or("no longer in squeue").to_string();
+                            ended.push((slot, Some(why)));
+                        }
+                    }
+                    None => f.missing_since = None,
+                }
+            }
+        }
+        for (slot, why) in ended {
+            let Some(f) = self.lock().flights.remove(&slot) else {
+                continue;
+            };
+            let result = match why {
+                Some(why) => {
+                    scancel(&f.element);
+                    Err(TaskError::host(format!(
+                        "array element {} ended without a result ({why}); resubmitted",
+                        f.element.id()
+                    )))
+                }
+                None => self.result(&f.element),
+            };
+            let _ = f.done.send(Ended { slot, result });
+        }
+    }
+
+    /// What an element that left its exit file gave.
+    fn result(&self, element: &Element) -> std::result::Result<TaskReport, TaskError> {
+        let base = self.batch_dir(element.batch).join(element.line.to_string());
+        let read = |ext: &str| {
+            std::fs::File::open(format!("{}.{ext}", base.display()))
+                .map_or_else(|_| Vec::new(), |mut f| read_tail(&mut f))
+        };
+        let exit = String::from_utf8_lossy(&read("exit")).into_owned();
+        let code = exit.split_whitespace().next().and_then(|c| c.parse().ok());
+        let out = Output {
+            stdout: read("out"),
+            stderr: read("err"),
+            exit: Exit::Code(code.unwrap_or(-1)),
+        };
+        interpret(&self.gmr, out).map_err(|mut e| {
+            e.message = format!("{} (Slurm job {})", e.message, element.id());
+            e
+        })
     }
 }
 
-fn take_placed(shared: &mut Shared, slot: usize) -> std::result::Result<Element, TaskError> {
-    match shared.placed.remove(&slot) {
-        Some(Ok(e)) => Ok(e),
-        Some(Err(why)) => Err(TaskError::host(why)),
-        None => Err(TaskError::host("the attempt was not submitted")),
-    }
+/// Cancels `element` (it is given up on, or its attempt cancelled).
+fn scancel(element: &Element) {
+    let _ = Command::new("scancel")
+        .arg(element.id())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// `squeue`'s states of the elements of `jobs` (comma-separated ids); None
@@ -471,43 +556,51 @@ fn squeue(jobs: &str) -> Option<HashMap<String, String>> {
 
 impl Executor for ArrayExecutor {
     fn slots(&self) -> usize {
-        self.slots
+        self.arrays.slots
     }
 
     fn host_of(&self, _slot: usize) -> &str {
         CLUSTER
     }
 
-    fn run(
-        &self,
-        slot: usize,
-        task: TaskId,
-        attempt: u32,
-    ) -> std::result::Result<TaskReport, TaskError> {
-        self.cancelled[slot].store(false, Ordering::SeqCst);
-        let element = self.place(Request {
+    fn start(&self, slot: usize, task: TaskId, attempt: u32, done: &Done) -> bool {
+        if self.watcher.is_none() {
+            let result = Err(TaskError::host(
+                "cannot start the thread that follows the job arrays",
+            ));
+            let _ = done.send(Ended { slot, result });
+            return true;
+        }
+        let mut q = self.arrays.lock();
+        q.since.get_or_insert_with(Instant::now);
+        q.waiting.push(Request {
             slot,
             task,
             attempt,
-        })?;
-        *self.running[slot].lock().unwrap_or_else(|e| e.into_inner()) = Some(element.clone());
-        let out = self.wait(slot, &element);
-        *self.running[slot].lock().unwrap_or_else(|e| e.into_inner()) = None;
-        let id = element.id();
-        interpret(&self.gmr, out?).map_err(|mut e| {
-            e.message = format!("{} (Slurm job {id})", e.message);
-            e
-        })
+            done: done.clone(),
+        });
+        true
     }
 
     fn cancel(&self, slot: usize) {
-        self.cancelled[slot].store(true, Ordering::SeqCst);
-        let element = self.running[slot]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(element) = element {
-            self.scancel(&element);
+        let mut q = self.arrays.lock();
+        let end = if let Some(i) = q.waiting.iter().position(|r| r.slot == slot) {
+            Some(q.waiting.remove(i).done)
+        } else if q.submitting.contains(&slot) {
+            q.cancelled.insert(slot);
+            None
+        } else if let Some(f) = q.flights.remove(&slot) {
+            scancel(&f.element);
+            Some(f.done)
+        } else {
+            None
+        };
+        drop(q);
+        if let Some(done) = end {
+            let _ = done.send(Ended {
+                slot,
+                result: Err(TaskError::cancelled()),
+            });
         }
     }
 
@@ -521,9 +614,14 @@ impl Executor for ArrayExecutor {
 }
 
 impl Drop for ArrayExecutor {
-    /// After Ctrl-C, every array submitted is cancelled.
+    /// Stops the watcher; after Ctrl-C, every array submitted is cancelled.
     fn drop(&mut self) {
+        self.arrays.stop.store(true, Ordering::SeqCst);
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
         let jobs = self
+            .arrays
             .submitted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
