@@ -31,6 +31,8 @@ complete -c gmr -n "__fish_gmr_needs_command" -f -a "split" -d 'Cut inputs into 
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "map" -d 'Run the mapper on each split (JSON lines on stdin); partition and sort its output'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "shuffle" -d 'Merge the sorted runs of each partition (map JSON lines on stdin)'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "reduce" -d 'Run the reducer on each merged partition and commit the part files'
+complete -c gmr -n "__fish_gmr_needs_command" -f -a "status" -d 'Show a job\'s status: phase, tasks, hosts, throughput, counters, failures'
+complete -c gmr -n "__fish_gmr_needs_command" -f -a "report" -d 'Write a job\'s HTML report: timeline of attempts, partition sizes, task durations, counters, failures'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "task" -d 'Run one task of a job (used by executors on remote hosts)'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s m -l mapper -d 'The mapper: a command (plain words start the program directly, any other command line runs under `sh -c`, so a pipeline is fine) or @identity' -r
@@ -45,6 +47,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l key-fields -d 'How many 
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l partition-fields -d 'Choose the partition by the first N fields of the key only (1 <= N <= --key-fields): records whose first N fields are equal go to the same reducer (Hadoop\'s KeyFieldBasedPartitioner -k1,N)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l sort-key -d 'Order the records of each partition by this key, in sort(1)\'s -k syntax (2,2nr, 1,1, 3n; options b d f g i n r), fields split at --separator; repeat it for more keys. Ties go by the whole line, so one partition is what LC_ALL=C sort -t SEP -k KEYDEF gives. Reducers still group by --key-fields: consecutive equal keys' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l status-interval -d 'When stderr is not a terminal (nohup, cron, CI, a Slurm job\'s log), print a plain status line every DURATION: phase, tasks done/total, percentage of bytes, failed attempts, ETA. 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l env -d 'Set a variable for every command of the job, on every host: NAME=VALUE, or NAME for its value here (repeatable). The locale (LANG, LANGUAGE, LC_*) and TZ are passed on by default' -r
@@ -62,7 +65,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l workdir -d 'The work dir
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l force -d 'Replace an existing, non-empty output directory'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l total-order -d 'Partition by ranges of the order instead of by hash, so that the parts are in order one after the other (cat out/part-* is sorted): cut points are picked from a sample of the mapper\'s output'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. Mappers then get no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s q -l quiet -d 'No progress display, status lines or summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use); a changed or revoked key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l resume -d 'Continue the failed or interrupted job in --workdir: tasks that committed are reused, only the rest run (the job must be the same: commands, inputs, R, key, output)'
@@ -81,6 +84,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand map" -l key-fields -d 'How many 
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l partition-fields -d 'Choose the partition by the first N fields of the key only (1 <= N <= --key-fields): records whose first N fields are equal go to the same reducer (Hadoop\'s KeyFieldBasedPartitioner -k1,N)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l sort-key -d 'Order the records of each partition by this key, in sort(1)\'s -k syntax (2,2nr, 1,1, 3n; options b d f g i n r), fields split at --separator; repeat it for more keys. Ties go by the whole line, so one partition is what LC_ALL=C sort -t SEP -k KEYDEF gives. Reducers still group by --key-fields: consecutive equal keys' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l sort-buffer -d 'Mapper output a map task sorts in memory before spilling a sorted run to disk, with K, M or G suffix (shared by the running tasks)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l status-interval -d 'When stderr is not a terminal (nohup, cron, CI, a Slurm job\'s log), print a plain status line every DURATION: phase, tasks done/total, percentage of bytes, failed attempts, ETA. 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l env -d 'Set a variable for every command of the job, on every host: NAME=VALUE, or NAME for its value here (repeatable). The locale (LANG, LANGUAGE, LC_*) and TZ are passed on by default' -r
@@ -97,11 +101,12 @@ complete -c gmr -n "__fish_gmr_using_subcommand map" -l ssh-timeout -d 'Seconds 
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l workdir -d 'The work directory (default: the one in the split lines, else a new one in $TMPDIR)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l total-order -d 'Partition by ranges of the order instead of by hash, so that the parts are in order one after the other (cat out/part-* is sorted): cut points are picked from a sample of the mapper\'s output'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. Mappers then get no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
-complete -c gmr -n "__fish_gmr_using_subcommand map" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s q -l quiet -d 'No progress display, status lines or summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use); a changed or revoked key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l status-interval -d 'When stderr is not a terminal (nohup, cron, CI, a Slurm job\'s log), print a plain status line every DURATION: phase, tasks done/total, percentage of bytes, failed attempts, ETA. 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l env -d 'Set a variable for every command of the job, on every host: NAME=VALUE, or NAME for its value here (repeatable). The locale (LANG, LANGUAGE, LC_*) and TZ are passed on by default' -r
@@ -116,7 +121,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l remote-gmr -d 'The p
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l slurm-args -d 'Options every srun or sbatch gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l workdir -d 'The work directory (default: the one in the map lines on stdin)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s q -l quiet -d 'No progress display, status lines or summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use); a changed or revoked key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s h -l help -d 'Print help'
@@ -124,6 +129,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s V -l version -d 'Pri
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s r -l reducer -d 'The reducer: a command, as for -m, or a built-in (@count, @sum, @min, @max, @identity)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s o -l output -d 'Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l compress -d 'Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst); gmr reads such parts back as input' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l status-interval -d 'When stderr is not a terminal (nohup, cron, CI, a Slurm job\'s log), print a plain status line every DURATION: phase, tasks done/total, percentage of bytes, failed attempts, ETA. 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l env -d 'Set a variable for every command of the job, on every host: NAME=VALUE, or NAME for its value here (repeatable). The locale (LANG, LANGUAGE, LC_*) and TZ are passed on by default' -r
@@ -139,21 +145,30 @@ complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l slurm-args -d 'Option
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l workdir -d 'The work directory (default: the one in the lines on stdin)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l force -d 'Replace an existing, non-empty output directory'
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s q -l quiet -d 'No progress display and no summary on stderr'
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s q -l quiet -d 'No progress display, status lines or summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use); a changed or revoked key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_using_subcommand status" -l json -d 'Print the status document as JSON (the fields of report.json, less the attempts; docs/status.md)'
+complete -c gmr -n "__fish_gmr_using_subcommand status" -l watch -d 'Show it again every 2 seconds, until the job is no longer running'
+complete -c gmr -n "__fish_gmr_using_subcommand status" -s h -l help -d 'Print help'
+complete -c gmr -n "__fish_gmr_using_subcommand status" -s V -l version -d 'Print version'
+complete -c gmr -n "__fish_gmr_using_subcommand report" -s o -l output -d 'Where to write the page (default WORKDIR/report.html; - for stdout)' -r -F
+complete -c gmr -n "__fish_gmr_using_subcommand report" -s h -l help -d 'Print help'
+complete -c gmr -n "__fish_gmr_using_subcommand report" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l workdir -d 'The job\'s work directory' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l attempt -d 'The attempt number' -r
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l spec-digest -d 'Refuse to run unless job.json has this SHA-256 digest (hex): the spec the coordinator saved' -r
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l watch-stdin -d 'Stop the task when stdin closes (the SSH executor keeps it open, so a task dies with its connection)'
 complete -c gmr -n "__fish_gmr_using_subcommand task" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand task" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "run" -d 'Run a whole job: split, map, shuffle and reduce'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "split" -d 'Cut inputs into splits on record boundaries; print one JSON line per split'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "map" -d 'Run the mapper on each split (JSON lines on stdin); partition and sort its output'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "shuffle" -d 'Merge the sorted runs of each partition (map JSON lines on stdin)'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "reduce" -d 'Run the reducer on each merged partition and commit the part files'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "task" -d 'Run one task of a job (used by executors on remote hosts)'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce task help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "run" -d 'Run a whole job: split, map, shuffle and reduce'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "split" -d 'Cut inputs into splits on record boundaries; print one JSON line per split'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "map" -d 'Run the mapper on each split (JSON lines on stdin); partition and sort its output'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "shuffle" -d 'Merge the sorted runs of each partition (map JSON lines on stdin)'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "reduce" -d 'Run the reducer on each merged partition and commit the part files'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "status" -d 'Show a job\'s status: phase, tasks, hosts, throughput, counters, failures'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "report" -d 'Write a job\'s HTML report: timeline of attempts, partition sizes, task durations, counters, failures'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "task" -d 'Run one task of a job (used by executors on remote hosts)'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

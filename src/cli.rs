@@ -51,6 +51,19 @@ Examples:
   ... | gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/
   ... | gmr map -m ./map.sh --workdir w | gmr reduce -r @count > counts.txt";
 
+/// `--help` and man page examples.
+pub const EXAMPLES_STATUS: &str = "\
+Examples:
+  gmr status /nfs/w                    # from any terminal or host that sees /nfs/w
+  gmr status --watch /nfs/w            # refreshed every 2 s until the job ends
+  gmr status --json /nfs/w | jq .phases   # fields: docs/status.md";
+
+/// `--help` and man page examples.
+pub const EXAMPLES_REPORT: &str = "\
+Examples:
+  gmr report /nfs/w -o job.html        # at any time, running or not
+  gmr report /nfs/w -o - > job.html";
+
 /// gmr - MapReduce for the shell.
 #[derive(Debug, Parser)]
 #[command(
@@ -92,9 +105,46 @@ pub enum Command {
     /// Run the reducer on each merged partition and commit the part files
     #[command(after_help = EXAMPLES_REDUCE)]
     Reduce(ReduceArgs),
+    /// Show a job's status: phase, tasks, hosts, throughput, counters, failures
+    #[command(after_help = EXAMPLES_STATUS)]
+    Status(StatusArgs),
+    /// Write a job's HTML report: timeline of attempts, partition sizes,
+    /// task durations, counters, failures
+    #[command(after_help = EXAMPLES_REPORT)]
+    Report(ReportArgs),
     /// Run one task of a job (used by executors on remote hosts)
     #[command(hide = true)]
     Task(TaskArgs),
+}
+
+/// `gmr status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The job's work directory (its --workdir); it only reads it, so the
+    /// job is never disturbed
+    #[arg(value_name = "WORKDIR", default_value = ".")]
+    pub workdir: PathBuf,
+
+    /// Print the status document as JSON (the fields of report.json, less
+    /// the attempts; docs/status.md)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Show it again every 2 seconds, until the job is no longer running
+    #[arg(long)]
+    pub watch: bool,
+}
+
+/// `gmr report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The job's work directory (its --workdir)
+    #[arg(value_name = "WORKDIR")]
+    pub workdir: PathBuf,
+
+    /// Where to write the page (default WORKDIR/report.html; - for stdout)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Input files and how they are split.
@@ -204,9 +254,15 @@ pub struct OutputArgs {
 /// How and where tasks run.
 #[derive(Debug, Clone, Args)]
 pub struct ExecArgs {
-    /// No progress display and no summary on stderr
+    /// No progress display, status lines or summary on stderr
     #[arg(short = 'q', long, help_heading = "Output")]
     pub quiet: bool,
+
+    /// When stderr is not a terminal (nohup, cron, CI, a Slurm job's
+    /// log), print a plain status line every DURATION: phase, tasks
+    /// done/total, percentage of bytes, failed attempts, ETA. 0 never
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = "Output")]
+    pub status_interval: std::time::Duration,
 
     /// Tasks to run at once on this machine (default: the number of cores);
     /// with --hosts, the slots of a `:` entry that gives no N/

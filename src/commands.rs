@@ -2,17 +2,22 @@
 //! [`crate::plan`], how it runs from [`crate::job`]; a stage command adds
 //! only the manifest it reads and the one it prints.
 
-use crate::cli::{Cli, Command, MapArgs, ReduceArgs, RunArgs, ShuffleArgs, SplitArgs, TaskArgs};
+use crate::cli::{
+    Cli, Command, MapArgs, ReduceArgs, ReportArgs, RunArgs, ShuffleArgs, SplitArgs, StatusArgs,
+    TaskArgs,
+};
 use crate::error::{Error, Result};
 use crate::job::{self, Delivery, Ending, Lifecycle};
 use crate::manifest::{self, Entry};
-use crate::output::OutputDir;
+use crate::output::{self, OutputDir};
 use crate::plan::{self, Placement, RunOptions, RunPlan};
 use crate::report::TaskReport;
 use crate::resources::{self, Resources};
 use crate::spec::{Job, JobSpec};
 use crate::split::{self, Split};
+use crate::status::{JobStatus, State};
 use crate::task::{self, TaskId};
+use crate::tracker;
 use crate::workdir::{self, WorkDir};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,7 +36,57 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Map(args) => map_stage(args, start),
         Command::Shuffle(args) => shuffle_stage(args, start),
         Command::Reduce(args) => reduce_stage(args, start),
+        Command::Status(args) => status_command(args),
+        Command::Report(args) => report_command(args),
         Command::Task(args) => task_command(args, start),
+    }
+}
+
+/// How often `gmr status --watch` reads the status again.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn status_command(args: StatusArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    let wd = WorkDir::new(args.workdir);
+    let terminal = io::stdout().is_terminal();
+    loop {
+        let status = JobStatus::load(&wd)?;
+        let text = if args.json {
+            String::from_utf8(workdir::json_bytes(&status)).expect("JSON is UTF-8")
+        } else {
+            status.text()
+        };
+        if args.watch && terminal {
+            // Home and clear, then the status: a display that stays put.
+            output::write_stdout(format!("\x1b[H\x1b[2J{text}").as_bytes())?;
+        } else {
+            output::write_stdout(text.as_bytes())?;
+        }
+        if !args.watch || status.state != Some(State::Running) {
+            return Ok(());
+        }
+        if !terminal {
+            output::write_stdout(b"\n")?;
+        }
+        std::thread::sleep(WATCH_EVERY);
+        if crate::interrupt::is_set() {
+            return Err(Error::Interrupted);
+        }
+    }
+}
+
+fn report_command(args: ReportArgs) -> Result<()> {
+    let wd = WorkDir::new(args.workdir);
+    let status = JobStatus::load(&wd)?;
+    let page = crate::htmlreport::render(&tracker::with_attempts(status, &wd.attempts_path()));
+    match args.output.as_deref() {
+        Some(p) if p == Path::new("-") => output::write_stdout(page.as_bytes()),
+        given => {
+            let path = given.map_or_else(|| wd.report_html_path(), Path::to_path_buf);
+            std::fs::write(&path, page).map_err(|e| Error::io("cannot write", &path, e))?;
+            eprintln!("gmr: wrote {}", path.display());
+            Ok(())
+        }
     }
 }
 
@@ -49,6 +104,7 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
         let spec = plan.spec(&wd, pool.slots())?;
         plan.make_output_ready()?;
         let mut job = Lifecycle::start(&wd, spec, true, pool, &options, resume, start)?;
+        job.keep_workdir(!created);
         job.map()?;
         if job.spec().reducers > 0 {
             job.reduce()?;

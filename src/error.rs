@@ -168,6 +168,20 @@ pub enum FailureKind {
     Fatal,
 }
 
+impl FailureKind {
+    /// The attempt's status in the job log and the status document:
+    /// `failed` (a fatal failure too), `host_failed`, `interrupted` or
+    /// `timed_out`.
+    pub fn status(self) -> &'static str {
+        match self {
+            FailureKind::Task | FailureKind::Fatal => "failed",
+            FailureKind::Host => "host_failed",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::Timeout => "timed_out",
+        }
+    }
+}
+
 /// One failed attempt of a task.
 #[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message}")]

@@ -92,7 +92,10 @@ const FILES: &str = "\
 DIR/part-NNNNN (.gz or .zst with --compress) and DIR/_SUCCESS: the output of -o DIR; _SUCCESS is written last.
 WORKDIR/job.json: the job spec. WORKDIR/map/, WORKDIR/shuffle/: sorted runs and merged partitions. \
 WORKDIR/reports/: one report per committed task. WORKDIR/logs/TASK.ATTEMPT.stderr: each attempt's stderr \
-(the first 16 MiB of each command run). WORKDIR/input/: standard input and other streams, spooled.";
+(the first 16 MiB of each command run). WORKDIR/input/: standard input and other streams, spooled. \
+WORKDIR/status.json: the job's status, rewritten every second while it runs (gmr status reads it). \
+WORKDIR/attempts.jsonl: every attempt that ended. WORKDIR/report.json and WORKDIR/report.html: \
+at the end of the job, the status with every attempt, and the HTML report.";
 
 /// Every man page: `gmr.1` and one page per subcommand.
 pub fn man_pages() -> Vec<Generated> {
@@ -111,6 +114,8 @@ pub fn man_pages() -> Vec<Generated> {
             "split" => cli::EXAMPLES_SPLIT,
             "map" => cli::EXAMPLES_MAP,
             "shuffle" => cli::EXAMPLES_SHUFFLE,
+            "status" => cli::EXAMPLES_STATUS,
+            "report" => cli::EXAMPLES_REPORT,
             _ => cli::EXAMPLES_REDUCE,
         };
         let name = format!("gmr-{}", sub.get_name());

@@ -16,13 +16,16 @@ use crate::output;
 use crate::plan::RunOptions;
 use crate::program::Program;
 use crate::progress::Progress;
-use crate::report::{self, Counters, JobReport, PhaseTotals, TaskReport, add_counters};
+use crate::report::{self, Counters, PhaseTotals, TaskReport, add_counters};
 use crate::resources::Resources;
 use crate::spec::{Combiner, Job, JobSpec};
 use crate::split::Split;
+use crate::status::State;
 use crate::task::{self, TaskId};
+use crate::tracker::{self, Tracker};
 use crate::workdir::{self, WorkDir};
 use std::fs;
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,6 +68,11 @@ pub struct Lifecycle<'a> {
     counters: Counters,
     map: Option<PhaseTotals>,
     reduce: Option<PhaseTotals>,
+    /// The job's status document in the work directory.
+    tracker: Tracker,
+    /// Whether the work directory stays after success (the summary then
+    /// names its report).
+    kept: bool,
 }
 
 impl<'a> Lifecycle<'a> {
@@ -104,7 +112,10 @@ impl<'a> Lifecycle<'a> {
         let res = Arc::new(Resources::new(pool.local_slots(), child_nofile));
         let exec = pool.executor(wd, &job, &digest, Arc::clone(&res))?;
         let joblog = options.joblog.as_deref().map(JobLog::open).transpose()?;
+        let tracker = Tracker::new(wd, &job.spec.job, exec.as_ref());
         Ok(Lifecycle {
+            tracker,
+            kept: !wd.is_temporary(),
             wd,
             job,
             exec,
@@ -117,6 +128,12 @@ impl<'a> Lifecycle<'a> {
             map: None,
             reduce: None,
         })
+    }
+
+    /// Says whether the work directory stays after success (by default,
+    /// unless marked temporary).
+    pub fn keep_workdir(&mut self, kept: bool) {
+        self.kept = kept;
     }
 
     /// The job's spec.
@@ -202,21 +219,27 @@ impl<'a> Lifecycle<'a> {
             !self.options.quiet,
             self.exec.health(),
         );
-        let mut observers: Vec<&dyn Observer> = vec![&progress];
+        let reused_reports: Vec<&TaskReport> = reused.iter().flatten().collect();
+        self.tracker
+            .begin_phase(name, tasks, &reused_reports, bytes.unwrap_or(0));
+        let mut observers: Vec<&dyn Observer> = vec![&progress, &self.tracker];
         if let Some(log) = &self.joblog {
             observers.push(log);
         }
-        let outcome = coordinator::run_phase(
-            self.exec.as_ref(),
-            &pending,
-            Policy {
-                retries: self.options.retries,
-                ..Policy::default()
-            },
-            &Observers(observers),
-        );
+        let policy = Policy {
+            retries: self.options.retries,
+            ..Policy::default()
+        };
+        let outcome = std::thread::scope(|scope| {
+            let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+            scope.spawn(move || self.watch(stopped));
+            let outcome =
+                coordinator::run_phase(self.exec.as_ref(), &pending, policy, &Observers(observers));
+            drop(stop);
+            outcome
+        });
         progress.finish();
-        let outcome = outcome?;
+        let outcome = outcome.inspect_err(|e| self.tracker.failed(e))?;
         let mut fresh = outcome.reports.into_iter();
         let reports: Vec<TaskReport> = reused
             .into_iter()
@@ -232,7 +255,29 @@ impl<'a> Lifecycle<'a> {
             totals.add(r);
         }
         totals.millis = started.elapsed().as_millis() as u64;
+        self.tracker.end_phase(name, &totals, &reports);
         Ok((reports, totals))
+    }
+
+    /// While a phase runs: keeps `status.json` up to date, and prints a
+    /// status line every `--status-interval` when stderr is not a terminal
+    /// (where no progress bar is drawn); until `stop` closes.
+    fn watch(&self, stop: crossbeam_channel::Receiver<()>) {
+        let lines = self
+            .options
+            .status_interval
+            .filter(|_| !self.options.quiet && !std::io::stderr().is_terminal());
+        let every = lines.map_or(tracker::UPDATE_EVERY, |i| i.min(tracker::UPDATE_EVERY));
+        let mut last_line = Instant::now();
+        while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+            let doc = self.tracker.write(self.exec.health());
+            if let Some(interval) = lines
+                && last_line.elapsed() >= interval
+            {
+                eprintln!("{}", doc.line());
+                last_line = Instant::now();
+            }
+        }
     }
 
     /// Makes sure no record went missing between map and reduce.
@@ -261,23 +306,49 @@ impl<'a> Lifecycle<'a> {
     /// writes the job report (`gmr run`), removes what failed attempts
     /// left, delivers the output, and prints the summary.
     pub fn finish(self, delivery: Delivery, ending: Ending) -> Result<()> {
+        let result = self.deliver(delivery);
+        // A stage that leaves its output for the next one ends its part.
+        let state = match delivery {
+            Delivery::Stay => State::Staged,
+            Delivery::Directory | Delivery::Stdout => State::Done,
+        };
+        match &result {
+            Ok(()) => self.tracker.end(state, None, Some(&self.counters)),
+            Err(e) => self.tracker.failed(e),
+        }
+        result?;
+        let spec = &self.job.spec;
+        let summary = matches!(ending, Ending::Run | Ending::Stage { summary: true });
+        if summary && !self.options.quiet {
+            let map = self.map.clone().unwrap_or_default();
+            eprint!(
+                "{}",
+                report::summary(
+                    self.started.elapsed(),
+                    &map,
+                    self.reduce.as_ref(),
+                    &self.counters,
+                    spec.total_order,
+                )
+            );
+            if self.kept {
+                eprintln!("  report: {}", self.wd.report_html_path().display());
+            }
+            if let Some(hint) = (ending == Ending::Run)
+                .then(|| small_files_hint(&self.job))
+                .flatten()
+            {
+                eprintln!("{hint}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the record counts, removes what failed attempts left, and
+    /// delivers the output.
+    fn deliver(&self, delivery: Delivery) -> Result<()> {
         self.check_counts()?;
         let spec = &self.job.spec;
-        if ending == Ending::Run
-            && let Some(map) = &self.map
-        {
-            let report = JobReport {
-                seconds: self.started.elapsed().as_secs_f64(),
-                map: map.clone(),
-                reduce: self.reduce.clone(),
-                counters: self.counters.clone(),
-            };
-            // Written anew by a resumed job: a new file, renamed over.
-            let path = self.wd.job_report_path();
-            let tmp = workdir::attempt_path(&path, 0);
-            workdir::write_json(&tmp, &report)?;
-            std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write", &path, e))?;
-        }
         // Parts are written by map-only and reduce tasks.
         if self.map.is_some() || self.reduce.is_some() {
             workdir::remove_attempt_files(&spec.output);
@@ -293,27 +364,20 @@ impl<'a> Lifecycle<'a> {
             Delivery::Directory => output::mark_success(&spec.output)?,
             Delivery::Stdout => output::copy_to_stdout((0..parts).map(|p| spec.part_path(p)))?,
         }
-        let summary = matches!(ending, Ending::Run | Ending::Stage { summary: true });
-        if summary && !self.options.quiet {
-            let map = self.map.clone().unwrap_or_default();
-            eprint!(
-                "{}",
-                report::summary(
-                    self.started.elapsed(),
-                    &map,
-                    self.reduce.as_ref(),
-                    &self.counters,
-                    spec.total_order,
-                )
-            );
-            if let Some(hint) = (ending == Ending::Run)
-                .then(|| small_files_hint(&self.job))
-                .flatten()
-            {
-                eprintln!("{hint}");
-            }
-        }
         Ok(())
+    }
+}
+
+impl Drop for Lifecycle<'_> {
+    /// A job that stops without finishing (an error between phases, a
+    /// panic) leaves a final status all the same.
+    fn drop(&mut self) {
+        let state = if crate::interrupt::is_set() {
+            State::Interrupted
+        } else {
+            State::Failed
+        };
+        self.tracker.end(state, None, None);
     }
 }
 
@@ -331,11 +395,16 @@ pub fn keeping_workdir<T>(
         Ok(_) if created => workdir::remove_path(wd.root()),
         Err(Error::Usage { .. }) if created => workdir::remove_path(wd.root()),
         Err(e @ Error::Job { .. }) => {
+            let report = wd.report_html_path();
             return Err(e.context(|msg| {
-                format!(
+                let mut msg = format!(
                     "{msg}\n  the work directory is kept for inspection: {}",
                     wd.root().display()
-                )
+                );
+                if report.exists() {
+                    msg.push_str(&format!("\n  its report: {}", report.display()));
+                }
+                msg
             }));
         }
         Err(Error::Interrupted) => eprintln!(

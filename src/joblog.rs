@@ -2,10 +2,9 @@
 //! start time, duration, status, records and bytes, error — like GNU
 //! parallel's `--joblog`, but in JSON so scripts need no column parsing.
 
-use crate::coordinator::Observer;
-use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::coordinator::{Attempt, Observer};
+use crate::error::{Error, Result, TaskError};
 use crate::report::TaskReport;
-use crate::task::TaskId;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -64,14 +63,7 @@ impl JobLog {
 }
 
 impl Observer for JobLog {
-    fn finished(
-        &self,
-        task: TaskId,
-        attempt: u32,
-        host: &str,
-        result: &Result<TaskReport, TaskError>,
-        elapsed: Duration,
-    ) {
+    fn finished(&self, a: &Attempt, result: &Result<TaskReport, TaskError>, elapsed: Duration) {
         let start = SystemTime::now()
             .checked_sub(elapsed)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -79,22 +71,12 @@ impl Observer for JobLog {
         let empty = TaskReport::default();
         let (report, status, error) = match result {
             Ok(r) => (r, "ok", None),
-            Err(e) => (
-                &empty,
-                match e.kind {
-                    FailureKind::Task => "failed",
-                    FailureKind::Host => "host_failed",
-                    FailureKind::Interrupted => "interrupted",
-                    FailureKind::Timeout => "timed_out",
-                    FailureKind::Fatal => "failed",
-                },
-                Some(e.message.as_str()),
-            ),
+            Err(e) => (&empty, e.kind.status(), Some(e.message.as_str())),
         };
         let line = Line {
-            task: task.to_string(),
-            attempt,
-            host,
+            task: a.task.to_string(),
+            attempt: a.attempt,
+            host: a.host,
             start,
             duration: elapsed.as_secs_f64(),
             status,

@@ -125,6 +125,19 @@ pub fn mark_success(output: &Path) -> Result<()> {
         .map_err(|e| Error::io("cannot write", &marker, e))
 }
 
+/// Writes `bytes` to stdout. A closed stdout (`| head`) is not an error.
+pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Job {
+            message: format!("cannot write stdout: {e}"),
+            source: Some(Box::new(e)),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Copies the `parts` parts of `output` to stdout, in order. A closed
 /// stdout (`| head`) is not an error.
 pub fn copy_to_stdout(parts: impl Iterator<Item = PathBuf>) -> Result<()> {

@@ -53,15 +53,20 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Where one JSON line per attempt is appended.
     pub joblog: Option<PathBuf>,
+    /// Status lines on a stderr that is not a terminal, this often (None:
+    /// never).
+    pub status_interval: Option<std::time::Duration>,
 }
 
 impl RunOptions {
-    /// The options of `--retries`, `--quiet` and `--joblog`.
+    /// The options of `--retries`, `--quiet`, `--joblog` and
+    /// `--status-interval`.
     pub fn new(ex: &ExecArgs) -> RunOptions {
         RunOptions {
             retries: ex.retries,
             quiet: ex.quiet,
             joblog: ex.joblog.clone(),
+            status_interval: (!ex.status_interval.is_zero()).then_some(ex.status_interval),
         }
     }
 }

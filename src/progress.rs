@@ -2,11 +2,10 @@
 //! stderr is a terminal and `--quiet` is off (docs/dev/architecture.md §7). In a pipe or a
 //! log file nothing is drawn, so no escape codes end up there.
 
-use crate::coordinator::Observer;
+use crate::coordinator::{Attempt, Observer};
 use crate::error::TaskError;
 use crate::health::Health;
 use crate::report::TaskReport;
-use crate::task::TaskId;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,14 +89,7 @@ impl<'a> Progress<'a> {
 }
 
 impl Observer for Progress<'_> {
-    fn finished(
-        &self,
-        _task: TaskId,
-        _attempt: u32,
-        host: &str,
-        result: &Result<TaskReport, TaskError>,
-        _elapsed: Duration,
-    ) {
+    fn finished(&self, a: &Attempt, result: &Result<TaskReport, TaskError>, _elapsed: Duration) {
         let Some(bar) = &self.bar else { return };
         match result {
             Ok(r) => {
@@ -106,7 +98,7 @@ impl Observer for Progress<'_> {
             }
             Err(_) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                self.show_status(Some(host));
+                self.show_status(Some(a.host));
             }
         }
     }

@@ -238,9 +238,27 @@ impl WorkDir {
         self.root.join("temporary").exists()
     }
 
-    /// The job report written at the end of a run.
+    /// The job report written at the end of a job: the status document
+    /// with every attempt.
     pub fn job_report_path(&self) -> PathBuf {
         self.root.join("report.json")
+    }
+
+    /// The job's status while it runs, rewritten every second
+    /// (`status.rs`).
+    pub fn status_path(&self) -> PathBuf {
+        self.root.join("status.json")
+    }
+
+    /// Every attempt that ended, a JSON line each, appended as they end:
+    /// the timeline of `gmr report`.
+    pub fn attempts_path(&self) -> PathBuf {
+        self.root.join("attempts.jsonl")
+    }
+
+    /// The HTML report written at the end of a job.
+    pub fn report_html_path(&self) -> PathBuf {
+        self.root.join("report.html")
     }
 }
 

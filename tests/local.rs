@@ -898,7 +898,7 @@ fn merges_of_more_runs_than_open_files_take_several_passes() {
         ));
         assert!(got == want, "{args}: output differs");
         let left = d.sh(&format!(
-            "find {w} -type f | grep -v -e /reports/ -e /logs/ -e /index.json -e /out$ -e /job.json -e /report.json -e /output/part- || true"
+            "find {w} -type f | grep -v -e /reports/ -e /logs/ -e /index.json -e /out$ -e /job.json -e /report.json -e /report.html -e /status.json -e /attempts.jsonl -e /output/part- || true"
         ));
         assert_eq!(String::from_utf8_lossy(&left), "", "{args}: files left");
         let scratch = d.sh(&format!("find {w}/scratch -mindepth 1 2>/dev/null || true"));

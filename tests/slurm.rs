@@ -107,6 +107,18 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         "{log}"
     );
     assert!(d.path("w1/bin/gmr").is_file());
+    // `gmr status` reads the work directory: the node, its slots, every
+    // attempt of the job log.
+    let st: serde_json::Value =
+        serde_json::from_slice(d.run(&["status", "--json", "w1"]).ok()).unwrap();
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(st["hosts"][0]["name"], "localhost", "{st}");
+    assert_eq!(st["hosts"][0]["slots"], 2, "{st}");
+    assert_eq!(
+        st["hosts"][0]["attempts"].as_u64(),
+        Some(log.lines().count() as u64),
+        "{st}"
+    );
 
     // A step cancelled under its task counts against the node, not the
     // task: with --retries 0 the job still succeeds.
@@ -203,6 +215,10 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
     let out = cluster.sh(&d, &cmd);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(parts(d.path("arrays")), parts(d.path("local")));
+    let st: serde_json::Value =
+        serde_json::from_slice(d.run(&["status", "--json", "a1"]).ok()).unwrap();
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(st["hosts"][0]["name"], "slurm", "{st}");
     let log = String::from_utf8_lossy(&read(d.path("ja1"))).into_owned();
     assert!(
         log.lines()

@@ -1277,6 +1277,28 @@ fn a_straggler_gets_a_backup_and_the_loser_is_killed() {
         report["map"]["backups"].as_u64() >= Some(1),
         "backups counted: {report}"
     );
+    // The report's timeline has the race: the backup, and the loser
+    // cancelled (not a failure); both hosts with their slots.
+    let attempts = report["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), log.len(), "an attempt per job log line");
+    assert!(
+        attempts.iter().any(|a| a["task"] == "map-00000"
+            && a["attempt"] == 2
+            && a["backup"] == true
+            && a["status"] == "ok"),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts
+            .iter()
+            .any(|a| a["task"] == "map-00000" && a["attempt"] == 1 && a["status"] == "cancelled"),
+        "{attempts:?}"
+    );
+    assert_eq!(
+        report["failed_attempts"], 0,
+        "a cancelled loser is no failure"
+    );
+    assert_eq!(report["hosts"].as_array().unwrap().len(), 2, "{report}");
     // The loser's command was killed on its host.
     let pid = fs::read_to_string(d.path("straggler.pid")).unwrap();
     let proc = PathBuf::from(format!("/proc/{}", pid.trim()));

@@ -1,0 +1,554 @@
+//! A job's status document: what `gmr status` shows, `status.json` holds
+//! while the job runs and `report.json` holds at its end — one schema
+//! (docs/status.md), written by the tracker (`tracker.rs`) in the user's gmr and
+//! read here by any process that sees the work directory.
+//!
+//! Reading never writes: `gmr status` disturbs no job. Whether the job's gmr
+//! still lives is judged from the document alone (its pid on this host, or
+//! how long ago it was updated from another host).
+
+use crate::error::{Error, Result};
+use crate::report::{Counters, PhaseTotals};
+use crate::workdir::WorkDir;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The version of the schema; a reader refuses a newer one.
+pub const SCHEMA: u32 = 1;
+
+/// How often a running job's gmr rewrites `status.json`; a document older
+/// than [`STALE_AFTER`] from a gmr on another host is reported stale.
+pub const UPDATE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// See [`UPDATE_EVERY`].
+pub const STALE_AFTER: f64 = 30.0;
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Its gmr is running it.
+    Running,
+    /// It finished, with its output.
+    Done,
+    /// It failed (`error` says why).
+    Failed,
+    /// It was interrupted (Ctrl-C), or its gmr is gone: `--resume` goes on.
+    Interrupted,
+    /// A stage command (`gmr map`, `gmr shuffle`) finished its phase; the
+    /// next stage goes on with the job.
+    Staged,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Done => "done",
+            State::Failed => "failed",
+            State::Interrupted => "interrupted",
+            State::Staged => "staged (waiting for its next stage command)",
+        }
+    }
+}
+
+/// The gmr process that runs the job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Coordinator {
+    /// Its host name.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+}
+
+/// One phase: map, shuffle or reduce.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseStatus {
+    /// `map`, `shuffle` or `reduce`.
+    pub name: String,
+    /// When it started and ended, in seconds since the epoch.
+    pub started: f64,
+    /// None while it runs.
+    pub ended: Option<f64>,
+    /// Its tasks, those reused from an earlier run (`--resume`) included.
+    pub tasks: u64,
+    /// Tasks reused from an earlier run.
+    pub reused: u64,
+    /// Tasks committed (reused ones included).
+    pub done: u64,
+    /// Tasks with an attempt running.
+    pub running: u64,
+    /// Tasks neither done nor running.
+    pub pending: u64,
+    /// Attempts started.
+    pub attempts: u64,
+    /// Attempts that failed (retried or not; cancelled losers of a backup
+    /// race are not failures).
+    pub failed_attempts: u64,
+    /// The phase's input, in bytes (the map phase; 0 for the others).
+    pub bytes_total: u64,
+    /// Input bytes of the tasks done.
+    pub bytes_done: u64,
+}
+
+/// A host (or `local`, or `slurm` for job arrays) that runs tasks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// Its name.
+    pub name: String,
+    /// Its slots, and how many run an attempt.
+    pub slots: u64,
+    /// See `slots`.
+    pub busy: u64,
+    /// Attempts started there, and how many failed.
+    pub attempts: u64,
+    /// See `attempts`.
+    pub failed_attempts: u64,
+    /// When an attempt last started or ended there (seconds since the
+    /// epoch); None before any did.
+    pub last_heard: Option<f64>,
+    /// Whether it takes work (false: bad or dead, after failures).
+    pub good: bool,
+}
+
+/// An attempt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptStatus {
+    /// The task (`map-00003`, `reduce-00001`).
+    pub task: String,
+    /// Its attempt number, from 1.
+    pub attempt: u32,
+    /// Where it ran: host and slot (the executor's slot number).
+    pub host: String,
+    /// See `host`.
+    pub slot: u64,
+    /// Start, in seconds since the epoch.
+    pub start: f64,
+    /// How long it ran (so far, for a running attempt).
+    pub seconds: f64,
+    /// `running`, `ok`, `failed`, `host_failed`, `timed_out`, `cancelled`
+    /// (the loser of a backup race) or `interrupted`.
+    pub status: String,
+    /// Whether it was a backup of a straggler.
+    pub backup: bool,
+    /// Input bytes and records (an `ok` attempt).
+    pub bytes_in: u64,
+    /// See `bytes_in`.
+    pub records_in: u64,
+}
+
+/// A failed attempt, with what its task printed last on stderr.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The task.
+    pub task: String,
+    /// Its attempt number.
+    pub attempt: u32,
+    /// Where it ran.
+    pub host: String,
+    /// When it ended, in seconds since the epoch.
+    pub end: f64,
+    /// `failed`, `host_failed`, `timed_out` or `interrupted`.
+    pub status: String,
+    /// Why it failed.
+    pub error: String,
+    /// The last lines of its stderr.
+    pub stderr_tail: String,
+}
+
+/// The status document (docs/status.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// The job's id.
+    pub job: String,
+    /// Its work directory.
+    pub workdir: String,
+    /// Where it is.
+    pub state: Option<State>,
+    /// The phase running (the last one run once the job ended).
+    pub phase: Option<String>,
+    /// Why a failed job failed.
+    pub error: Option<String>,
+    /// The gmr that runs it.
+    pub coordinator: Coordinator,
+    /// When it started, was last written, and ended (seconds since the
+    /// epoch).
+    pub started: f64,
+    /// See `started`.
+    pub updated: f64,
+    /// See `started`.
+    pub ended: Option<f64>,
+    /// Wall time so far.
+    pub seconds: f64,
+    /// The phases so far.
+    pub phases: Vec<PhaseStatus>,
+    /// The hosts and their slots.
+    pub hosts: Vec<HostStatus>,
+    /// Map input bytes per second so far, and the time left at that rate
+    /// (None before a task is done, and after the map phase).
+    pub throughput: f64,
+    /// See `throughput`.
+    pub eta_seconds: Option<f64>,
+    /// User counters of the tasks done, summed (`group,name`).
+    pub counters: Counters,
+    /// The attempts running now, longest-running first.
+    pub running: Vec<AttemptStatus>,
+    /// The last failed attempts (at most [`FAILURES_KEPT`]), oldest first.
+    pub failures: Vec<Failure>,
+    /// Failed attempts in all (`failures` keeps the last ones).
+    pub failed_attempts: u64,
+    /// The map and reduce phases' totals, once each ended (report.json of
+    /// earlier versions had these, with `seconds` and `counters`).
+    pub map: Option<PhaseTotals>,
+    /// See `map`.
+    pub reduce: Option<PhaseTotals>,
+    /// Bytes out of each reduce task (each partition), once the reduce
+    /// phase ended: the skew.
+    pub partitions: Option<Vec<u64>>,
+    /// Every attempt that ended (report.json and `gmr report`; None in
+    /// status.json).
+    pub attempts: Option<Vec<AttemptStatus>>,
+}
+
+/// How many failed attempts the document keeps.
+pub const FAILURES_KEPT: usize = 20;
+
+/// Now, in seconds since the epoch.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// This host's name.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into `buf`.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+impl JobStatus {
+    /// Reads the status of the job in `wd`: `status.json`, which its gmr
+    /// keeps up to date; for a job whose gmr is gone while running, the
+    /// state says interrupted.
+    pub fn load(wd: &WorkDir) -> Result<JobStatus> {
+        let path = wd.status_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let what = if wd.spec_path().exists() {
+                    "has no status.json (a job of an older gmr, or a stage that has not run yet)"
+                } else {
+                    "holds no job"
+                };
+                return Err(Error::usage(format!(
+                    "{} {what}: give the work directory of a job (its --workdir)",
+                    wd.root().display()
+                )));
+            }
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        };
+        let mut status: JobStatus = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::job(format!(
+                "{} is not a gmr status document ({e}); is a job of another gmr version running there?",
+                path.display()
+            ))
+        })?;
+        if status.schema > SCHEMA {
+            return Err(Error::job(format!(
+                "{} has status schema {}, newer than this gmr's {SCHEMA}: use the gmr that runs the job",
+                path.display(),
+                status.schema
+            )));
+        }
+        if status.state == Some(State::Running) && !status.coordinator_alive() {
+            status.state = Some(State::Interrupted);
+            status.error = Some(format!(
+                "gmr (pid {} on {}) stopped without finishing the job; continue it with --resume",
+                status.coordinator.pid, status.coordinator.host
+            ));
+        }
+        Ok(status)
+    }
+
+    /// Whether the job's gmr lives: its pid, on this host; from another
+    /// host, an update within [`STALE_AFTER`].
+    fn coordinator_alive(&self) -> bool {
+        if self.coordinator.host == host_name() {
+            let pid = self.coordinator.pid as libc::pid_t;
+            // SAFETY: kill with signal 0 only checks that the pid exists.
+            let exists = pid > 0
+                && (unsafe { libc::kill(pid, 0) } == 0
+                    || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+            // A reused pid is another process; its start is after the
+            // last update only if it is newer than the document.
+            exists && now() - self.updated < 10.0 * STALE_AFTER
+        } else {
+            now() - self.updated < STALE_AFTER
+        }
+    }
+
+    /// The phase running, or the last one.
+    pub fn current(&self) -> Option<&PhaseStatus> {
+        self.phases.last()
+    }
+
+    /// One plain line: phase, tasks done of all, bytes, failed attempts,
+    /// ETA. For logs: no escape codes, no carriage returns.
+    pub fn line(&self) -> String {
+        let Some(p) = self.current() else {
+            return "gmr: starting".into();
+        };
+        let mut line = format!("gmr: {} {}/{} tasks", p.name, p.done, p.tasks);
+        if p.running > 0 {
+            let _ = write!(line, " ({} running)", p.running);
+        }
+        if p.bytes_total > 0 {
+            let _ = write!(
+                line,
+                ", {:.0}% of {}",
+                100.0 * p.bytes_done as f64 / p.bytes_total as f64,
+                human_bytes(p.bytes_total)
+            );
+            if self.throughput > 0.0 {
+                let _ = write!(line, " at {}/s", human_bytes(self.throughput as u64));
+            }
+        }
+        if self.failed_attempts > 0 {
+            let _ = write!(line, ", {} failed attempt(s)", self.failed_attempts);
+        }
+        if let Some(eta) = self.eta_seconds {
+            let _ = write!(line, ", ETA {}", human_duration(eta));
+        }
+        let _ = write!(line, ", {} elapsed", human_duration(self.seconds));
+        line
+    }
+
+    /// What `gmr status` prints.
+    pub fn text(&self) -> String {
+        let mut t = String::new();
+        let state = self.state.map_or("unknown", State::name);
+        let phase = match (&self.phase, self.state) {
+            (Some(p), Some(State::Running)) => format!(", {p} phase"),
+            (Some(p), Some(State::Failed | State::Interrupted)) => format!(", in the {p} phase"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            t,
+            "job {} in {}: {state}{phase}",
+            short(&self.job),
+            self.workdir
+        );
+        let when = match self.ended {
+            Some(end) => format!(
+                "ran {}, ended {} ago",
+                human_duration(self.seconds),
+                human_duration((now() - end).max(0.0))
+            ),
+            None => format!(
+                "started {} ago, updated {} ago",
+                human_duration(now() - self.started),
+                human_duration((now() - self.updated).max(0.0))
+            ),
+        };
+        let _ = writeln!(
+            t,
+            "  gmr pid {} on {}, {when}",
+            self.coordinator.pid, self.coordinator.host
+        );
+        if let Some(e) = &self.error {
+            for (i, l) in e.lines().enumerate() {
+                let _ = writeln!(t, "  {}{l}", if i == 0 { "error: " } else { "  " });
+            }
+        }
+        let _ = writeln!(t, "phases:");
+        for p in &self.phases {
+            let secs = p.ended.unwrap_or(self.updated) - p.started;
+            let _ = write!(
+                t,
+                "  {:<8} {}/{} done, {} running, {} pending; {} attempts, {} failed",
+                p.name, p.done, p.tasks, p.running, p.pending, p.attempts, p.failed_attempts
+            );
+            if p.reused > 0 {
+                let _ = write!(t, "; {} reused", p.reused);
+            }
+            if p.bytes_total > 0 {
+                let _ = write!(
+                    t,
+                    "; {} of {} ({:.0}%)",
+                    human_bytes(p.bytes_done),
+                    human_bytes(p.bytes_total),
+                    100.0 * p.bytes_done as f64 / p.bytes_total as f64
+                );
+            }
+            let _ = writeln!(
+                t,
+                "; {}{}",
+                human_duration(secs),
+                if p.ended.is_none() { " so far" } else { "" }
+            );
+        }
+        if self.state == Some(State::Running) {
+            let mut rate = String::new();
+            if self.throughput > 0.0 {
+                let _ = write!(rate, "{}/s", human_bytes(self.throughput as u64));
+            }
+            if let Some(eta) = self.eta_seconds {
+                let _ = write!(rate, ", ETA {}", human_duration(eta));
+            }
+            if !rate.is_empty() {
+                let _ = writeln!(t, "  throughput {rate}");
+            }
+        }
+        if !self.hosts.is_empty() {
+            let _ = writeln!(t, "hosts (slots busy, attempts, failed, last heard from):");
+            let width = self.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+            for h in &self.hosts {
+                let heard = h.last_heard.map_or("never".to_string(), |at| {
+                    format!("{} ago", human_duration((now() - at).max(0.0)))
+                });
+                let _ = writeln!(
+                    t,
+                    "  {:<width$}  {}/{} busy, {} attempts, {} failed, {heard}{}",
+                    h.name,
+                    h.busy,
+                    h.slots,
+                    h.attempts,
+                    h.failed_attempts,
+                    if h.good {
+                        ""
+                    } else {
+                        ", BAD (no work until its back-off ends)"
+                    }
+                );
+            }
+        }
+        if !self.running.is_empty() {
+            let _ = writeln!(t, "running (longest first):");
+            for a in self.running.iter().take(10) {
+                let _ = writeln!(
+                    t,
+                    "  {} attempt {} on {}, {}{}",
+                    a.task,
+                    a.attempt,
+                    a.host,
+                    human_duration(a.seconds),
+                    if a.backup { " (backup)" } else { "" }
+                );
+            }
+            if self.running.len() > 10 {
+                let _ = writeln!(t, "  ... and {} more", self.running.len() - 10);
+            }
+        }
+        if !self.counters.is_empty() {
+            let _ = writeln!(t, "counters:");
+            for (name, n) in &self.counters {
+                let _ = writeln!(t, "  {name} = {n}");
+            }
+        }
+        if !self.failures.is_empty() {
+            let _ = writeln!(
+                t,
+                "failed attempts ({} in all; the last {}):",
+                self.failed_attempts,
+                self.failures.len()
+            );
+            for f in &self.failures {
+                let _ = writeln!(
+                    t,
+                    "  {} attempt {} on {} ({}): {}",
+                    f.task, f.attempt, f.host, f.status, f.error
+                );
+                for l in f.stderr_tail.lines() {
+                    let _ = writeln!(t, "    | {l}");
+                }
+            }
+        }
+        t
+    }
+}
+
+/// The first 8 characters of a job id.
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+/// 1.2 GB, 340 MB, 12 KB, 512 B.
+pub fn human_bytes(n: u64) -> String {
+    let units = [("GB", 1e9), ("MB", 1e6), ("KB", 1e3)];
+    for (unit, size) in units {
+        if n as f64 >= size {
+            return format!("{:.1} {unit}", n as f64 / size);
+        }
+    }
+    format!("{n} B")
+}
+
+/// 1h02m, 3m05s, 12.3s.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0);
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_plain() {
+        let s = JobStatus {
+            phases: vec![PhaseStatus {
+                name: "map".into(),
+                tasks: 40,
+                done: 12,
+                running: 4,
+                bytes_total: 1_200_000_000,
+                bytes_done: 372_000_000,
+                ..PhaseStatus::default()
+            }],
+            throughput: 45e6,
+            eta_seconds: Some(65.0),
+            failed_attempts: 2,
+            seconds: 8.3,
+            ..JobStatus::default()
+        };
+        assert_eq!(
+            s.line(),
+            "gmr: map 12/40 tasks (4 running), 31% of 1.2 GB at 45.0 MB/s, 2 failed attempt(s), ETA 1m05s, 8.3s elapsed"
+        );
+    }
+
+    #[test]
+    fn the_document_reads_back() {
+        let s = JobStatus {
+            schema: SCHEMA,
+            state: Some(State::Failed),
+            failures: vec![Failure {
+                task: "map-00001".into(),
+                stderr_tail: "boom\n".into(),
+                ..Failure::default()
+            }],
+            ..JobStatus::default()
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"state\":\"failed\""), "{json}");
+        assert_eq!(serde_json::from_str::<JobStatus>(&json).unwrap(), s);
+    }
+}

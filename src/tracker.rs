@@ -1,0 +1,417 @@
+//! The tracker: an [`Observer`] in the job's gmr that keeps the job's
+//! status document ([`crate::status`]) up to date in the work directory,
+//! so that `gmr status` works from any terminal or host that sees it.
+//!
+//! - `status.json`: rewritten (a new file renamed over) at least every
+//!   [`UPDATE_EVERY`] while a phase runs, and at each phase's start and end.
+//! - `attempts.jsonl`: a line per attempt that ended, appended as it ends.
+//! - at the end of the job, failed or not: `report.json` (the document
+//!   with every attempt) and `report.html` ([`crate::htmlreport`]).
+//!
+//! A job run stage by stage (`gmr map | gmr shuffle | gmr reduce`), or
+//! resumed, continues the document its earlier processes left.
+
+use crate::coordinator::{Attempt, Observer};
+use crate::error::{Error, FailureKind, TaskError};
+use crate::exec::Executor;
+use crate::health::Health;
+use crate::report::{Counters, PhaseTotals, TaskReport, add_counters};
+use crate::status::{
+    self, AttemptStatus, FAILURES_KEPT, Failure, HostStatus, JobStatus, PhaseStatus, SCHEMA, State,
+};
+use crate::task::TaskId;
+use crate::workdir::WorkDir;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use crate::status::UPDATE_EVERY;
+
+/// Keeps a job's status document.
+pub struct Tracker {
+    root: PathBuf,
+    status_path: PathBuf,
+    attempts_path: PathBuf,
+    live: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    /// The document, less what is computed when it is written.
+    doc: JobStatus,
+    /// The attempts running, by slot.
+    running: HashMap<usize, AttemptStatus>,
+    /// The tasks of the phase done, and those with an attempt running.
+    done: HashSet<TaskId>,
+    busy_tasks: HashMap<TaskId, u32>,
+    /// Each host's slots, attempts, failures and last word.
+    hosts: BTreeMap<String, HostStatus>,
+    /// `attempts.jsonl`, appended to (None when it cannot be opened).
+    attempts: Option<std::io::BufWriter<std::fs::File>>,
+    /// Input bytes of the phase's reused tasks (not this run's throughput).
+    reused_bytes: u64,
+    /// Whether the job ended (the document is final).
+    ended: bool,
+}
+
+impl Tracker {
+    /// Starts (or, for the same job, continues) the status of job `job` in
+    /// `wd`, run on `exec`'s slots.
+    pub fn new(wd: &WorkDir, job: &str, exec: &dyn Executor) -> Tracker {
+        let mut hosts: BTreeMap<String, HostStatus> = BTreeMap::new();
+        for slot in 0..exec.slots() {
+            let name = exec.host_of(slot);
+            let h = hosts.entry(name.to_string()).or_insert_with(|| HostStatus {
+                name: name.to_string(),
+                good: true,
+                ..HostStatus::default()
+            });
+            h.slots += 1;
+        }
+        let now = status::now();
+        let earlier = std::fs::read(wd.status_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<JobStatus>(&b).ok())
+            .filter(|s| s.job == job && s.schema == SCHEMA);
+        let mut doc = JobStatus {
+            schema: SCHEMA,
+            job: job.to_string(),
+            workdir: wd.root().display().to_string(),
+            started: now,
+            ..JobStatus::default()
+        };
+        if let Some(e) = earlier {
+            // What the earlier stages or runs of this job did.
+            doc.started = e.started;
+            doc.phases = e.phases;
+            doc.failures = e.failures;
+            doc.failed_attempts = e.failed_attempts;
+            doc.map = e.map;
+            doc.reduce = e.reduce;
+            doc.partitions = e.partitions;
+            doc.counters = e.counters;
+        }
+        doc.state = Some(State::Running);
+        doc.coordinator = status::Coordinator {
+            host: status::host_name(),
+            pid: std::process::id(),
+        };
+        let attempts = crate::workdir::open_append(&wd.attempts_path())
+            .ok()
+            .map(std::io::BufWriter::new);
+        let tracker = Tracker {
+            root: wd.root().to_path_buf(),
+            status_path: wd.status_path(),
+            attempts_path: wd.attempts_path(),
+            live: Mutex::new(Live {
+                doc,
+                hosts,
+                attempts,
+                ..Live::default()
+            }),
+        };
+        tracker.write(None);
+        tracker
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A phase starts: `tasks` in all, of which `reused` committed in an
+    /// earlier run; `bytes` its input (the map phase).
+    pub fn begin_phase(&self, name: &str, tasks: &[TaskId], reused: &[&TaskReport], bytes: u64) {
+        {
+            let mut live = self.lock();
+            let reused_bytes: u64 = reused.iter().map(|r| r.bytes_in).sum();
+            live.doc.phases.retain(|p| p.name != name);
+            live.doc.phases.push(PhaseStatus {
+                name: name.to_string(),
+                started: status::now(),
+                tasks: tasks.len() as u64,
+                reused: reused.len() as u64,
+                done: reused.len() as u64,
+                bytes_total: bytes,
+                bytes_done: if bytes > 0 { reused_bytes } else { 0 },
+                ..PhaseStatus::default()
+            });
+            live.doc.phase = Some(name.to_string());
+            live.reused_bytes = if bytes > 0 { reused_bytes } else { 0 };
+            // The counters of reused tasks are in the document of the run
+            // that committed them (and the job's end sets the job's own).
+            live.done.clear();
+        }
+        self.write(None);
+    }
+
+    /// The phase ended with these totals and reports.
+    pub fn end_phase(&self, name: &str, totals: &PhaseTotals, reports: &[TaskReport]) {
+        {
+            let mut live = self.lock();
+            if let Some(p) = live.doc.phases.iter_mut().find(|p| p.name == name) {
+                p.ended = Some(status::now());
+            }
+            match name {
+                "map" => live.doc.map = Some(totals.clone()),
+                "reduce" => {
+                    live.doc.reduce = Some(totals.clone());
+                    live.doc.partitions = Some(reports.iter().map(|r| r.bytes_out).collect());
+                }
+                _ => {}
+            }
+        }
+        self.write(None);
+    }
+
+    /// Rewrites `status.json`; returns the document written. `health`
+    /// tells which hosts are good.
+    pub fn write(&self, health: Option<&Health>) -> JobStatus {
+        let doc = {
+            let mut live = self.lock();
+            if let Some(a) = live.attempts.as_mut() {
+                let _ = a.flush();
+            }
+            if let Some(health) = health {
+                for h in live.hosts.values_mut() {
+                    h.good = health.is_good(&h.name);
+                }
+            }
+            live.snapshot()
+        };
+        // A new file renamed over: a reader never sees half a document.
+        // No fsync: it is rewritten every second, and a crash leaves the
+        // last one whole.
+        let tmp = self
+            .root
+            .join(format!("status.json.{}", std::process::id()));
+        let written = std::fs::write(&tmp, crate::workdir::json_bytes(&doc))
+            .and_then(|()| std::fs::rename(&tmp, &self.status_path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        doc
+    }
+
+    /// The job ended: `state`, with `error` for a failed job; `counters`
+    /// and `seconds` are the job's own figures. Writes the last
+    /// `status.json`, `report.json` and `report.html`. Only the first call
+    /// counts.
+    pub fn end(&self, state: State, error: Option<String>, counters: Option<&Counters>) {
+        {
+            let mut live = self.lock();
+            if live.ended {
+                return;
+            }
+            live.ended = true;
+            let now = status::now();
+            live.doc.state = Some(state);
+            live.doc.error = error;
+            live.doc.ended = Some(now);
+            if let Some(c) = counters {
+                live.doc.counters = c.clone();
+            }
+            for p in &mut live.doc.phases {
+                p.ended.get_or_insert(now);
+            }
+        }
+        let doc = self.write(None);
+        let report = with_attempts(doc, &self.attempts_path);
+        let json = self.root.join("report.json");
+        let html = self.root.join("report.html");
+        let _ = write_renamed(&json, &crate::workdir::json_bytes(&report));
+        let _ = write_renamed(&html, crate::htmlreport::render(&report).as_bytes());
+    }
+
+    /// The job failed with `e` (or was interrupted).
+    pub fn failed(&self, e: &Error) {
+        match e {
+            Error::Interrupted => self.end(State::Interrupted, None, None),
+            e => self.end(State::Failed, Some(e.to_string()), None),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a new file renamed over it.
+fn write_renamed(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path))
+}
+
+/// `doc` with every attempt of `attempts.jsonl` (what `report.json` and
+/// `gmr report` show); lines that do not parse (a line cut short by a
+/// crash) are skipped.
+pub fn with_attempts(mut doc: JobStatus, attempts: &std::path::Path) -> JobStatus {
+    let text = std::fs::read(attempts).unwrap_or_default();
+    let mut all: Vec<AttemptStatus> = text
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect();
+    // The attempts still running, as they are so far.
+    all.extend(doc.running.iter().cloned());
+    all.sort_by(|a, b| a.start.total_cmp(&b.start));
+    doc.attempts = Some(all);
+    doc
+}
+
+impl Live {
+    /// The document as of now.
+    fn snapshot(&mut self) -> JobStatus {
+        let now = status::now();
+        let mut doc = self.doc.clone();
+        doc.updated = now;
+        doc.seconds = doc.ended.unwrap_or(now) - doc.started;
+        for h in self.hosts.values_mut() {
+            h.busy = 0;
+        }
+        for a in self.running.values() {
+            if let Some(h) = self.hosts.get_mut(&a.host) {
+                h.busy += 1;
+            }
+        }
+        doc.hosts = self.hosts.values().cloned().collect();
+        let mut running: Vec<AttemptStatus> = self
+            .running
+            .values()
+            .map(|a| AttemptStatus {
+                seconds: now - a.start,
+                ..a.clone()
+            })
+            .collect();
+        running.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        doc.running = running;
+        let ended = doc.ended.is_some();
+        if let Some(p) = doc.phases.last_mut() {
+            // A task done may still have a loser of its backup race running.
+            p.running = self
+                .busy_tasks
+                .keys()
+                .filter(|t| !self.done.contains(t))
+                .count() as u64;
+            p.pending = p.tasks.saturating_sub(p.done + p.running);
+            // Throughput and ETA: by bytes in the map phase, by tasks in
+            // the others.
+            let elapsed = now - p.started;
+            doc.throughput = 0.0;
+            doc.eta_seconds = None;
+            if p.ended.is_none() && !ended && elapsed > 0.0 {
+                let fresh = p.done - p.reused;
+                if p.bytes_total > 0 {
+                    doc.throughput =
+                        p.bytes_done.saturating_sub(self.reused_bytes) as f64 / elapsed;
+                    if doc.throughput > 0.0 {
+                        doc.eta_seconds = Some(
+                            p.bytes_total.saturating_sub(p.bytes_done) as f64 / doc.throughput,
+                        );
+                    }
+                } else if fresh > 0 {
+                    doc.eta_seconds = Some((p.tasks - p.done) as f64 * elapsed / fresh as f64);
+                }
+            }
+        }
+        doc
+    }
+}
+
+impl Observer for Tracker {
+    fn started(&self, a: &Attempt) {
+        let mut live = self.lock();
+        let now = status::now();
+        let backup = live.busy_tasks.contains_key(&a.task);
+        *live.busy_tasks.entry(a.task).or_default() += 1;
+        live.running.insert(
+            a.slot,
+            AttemptStatus {
+                task: a.task.to_string(),
+                attempt: a.attempt,
+                host: a.host.to_string(),
+                slot: a.slot as u64,
+                start: now,
+                status: "running".into(),
+                backup,
+                ..AttemptStatus::default()
+            },
+        );
+        if let Some(h) = live.hosts.get_mut(a.host) {
+            h.attempts += 1;
+            h.last_heard = Some(now);
+        }
+        if let Some(p) = live.doc.phases.last_mut() {
+            p.attempts += 1;
+        }
+    }
+
+    fn finished(&self, a: &Attempt, result: &Result<TaskReport, TaskError>, elapsed: Duration) {
+        let mut live = self.lock();
+        let live = &mut *live;
+        let now = status::now();
+        let Some(mut attempt) = live.running.remove(&a.slot) else {
+            return;
+        };
+        if let Some(n) = live.busy_tasks.get_mut(&a.task) {
+            *n -= 1;
+            if *n == 0 {
+                live.busy_tasks.remove(&a.task);
+            }
+        }
+        attempt.seconds = elapsed.as_secs_f64();
+        let host = live.hosts.get_mut(a.host);
+        match result {
+            Ok(r) => {
+                attempt.status = "ok".into();
+                attempt.bytes_in = r.bytes_in;
+                attempt.records_in = r.records_in;
+                if live.done.insert(a.task)
+                    && let Some(p) = live.doc.phases.last_mut()
+                {
+                    p.done += 1;
+                    if p.bytes_total > 0 {
+                        p.bytes_done += r.bytes_in;
+                    }
+                    add_counters(&mut live.doc.counters, &r.counters);
+                }
+                if let Some(h) = host {
+                    h.last_heard = Some(now);
+                }
+            }
+            Err(e) if e.kind == FailureKind::Interrupted && live.done.contains(&a.task) => {
+                attempt.status = "cancelled".into();
+            }
+            Err(e) => {
+                attempt.status = e.kind.status().into();
+                if e.kind != FailureKind::Interrupted {
+                    if let Some(h) = host {
+                        h.failed_attempts += 1;
+                        if e.kind != FailureKind::Host {
+                            h.last_heard = Some(now);
+                        }
+                    }
+                    if let Some(p) = live.doc.phases.last_mut() {
+                        p.failed_attempts += 1;
+                    }
+                    live.doc.failed_attempts += 1;
+                    if live.doc.failures.len() >= FAILURES_KEPT {
+                        live.doc.failures.remove(0);
+                    }
+                    live.doc.failures.push(Failure {
+                        task: a.task.to_string(),
+                        attempt: a.attempt,
+                        host: a.host.to_string(),
+                        end: now,
+                        status: e.kind.status().into(),
+                        error: e.message.clone(),
+                        stderr_tail: e.stderr_tail.clone(),
+                    });
+                }
+            }
+        }
+        if let Some(log) = live.attempts.as_mut() {
+            let mut line = serde_json::to_vec(&attempt).expect("serializable");
+            line.push(b'\n');
+            let _ = log.write_all(&line);
+        }
+    }
+}

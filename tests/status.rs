@@ -1,0 +1,465 @@
+//! Seeing a job: `gmr status` from another process while the job runs, after
+//! it failed, and after its gmr was killed; status lines in a log; the HTML
+//! report as headless Chromium renders it. The figures are checked against
+//! the job log (`--joblog`), which gmr writes independently of the status.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `gmr status --json DIR`, parsed.
+fn status(d: &Dir, w: &str) -> Value {
+    let out = d.run(&["status", "--json", w]);
+    serde_json::from_slice(out.ok()).unwrap()
+}
+
+/// The lines of a job log, parsed.
+fn joblog(d: &Dir, name: &str) -> Vec<Value> {
+    String::from_utf8(read(d.path(name)))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A mapper that takes its time, and fails once (the first attempt of
+/// map-00001), saying why on stderr.
+fn slow_flaky_mapper(d: &Dir) -> String {
+    d.script(
+        "map.sh",
+        "if [ \"$GMR_TASK\" = map-00001 ] && [ \"$GMR_ATTEMPT\" = 1 ]; then\n\
+           echo 'bad record at line 7' >&2; exit 3\n\
+         fi\n\
+         sleep 0.4; tr -s ' ' '\\n'",
+    )
+    .display()
+    .to_string()
+}
+
+fn inputs(d: &Dir, n: usize) {
+    for i in 0..n {
+        d.write(
+            &format!("in/f{i:02}"),
+            format!("alpha beta {i}\ngamma {i}\n"),
+        );
+    }
+}
+
+#[test]
+fn a_running_job_is_seen_from_another_process_and_its_figures_add_up() {
+    let d = Dir::new();
+    inputs(&d, 8);
+    let m = slow_flaky_mapper(&d);
+    let mut child = d
+        .gmr(&[
+            "run",
+            "-m",
+            &m,
+            "-r",
+            "@count",
+            "-R",
+            "3",
+            "-j",
+            "2",
+            "--workdir",
+            "w",
+            "--joblog",
+            "log.jsonl",
+            "-o",
+            "out",
+            "in",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it runs: the map phase, tasks running on the two slots.
+    let t0 = Instant::now();
+    let running = loop {
+        assert!(t0.elapsed() < Duration::from_secs(20), "never seen running");
+        if d.path("w/status.json").exists() {
+            let s = status(&d, "w");
+            if s["state"] == "running" && s["phases"][0]["running"].as_u64() > Some(0) {
+                break s;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(running["phase"], "map");
+    assert_eq!(running["phases"][0]["tasks"], 8);
+    assert_eq!(running["hosts"][0]["name"], "local");
+    assert_eq!(running["hosts"][0]["slots"], 2);
+    assert!(running["hosts"][0]["busy"].as_u64().unwrap() <= 2);
+    assert!(!running["running"].as_array().unwrap().is_empty());
+    assert_eq!(running["coordinator"]["pid"], child.id());
+    let text = String::from_utf8(d.run(&["status", "w"]).ok().to_vec()).unwrap();
+    assert!(text.contains(": running, map phase"), "{text}");
+    assert!(text.contains("local  "), "{text}");
+    assert!(child.wait().unwrap().success());
+
+    // Done: every figure agrees with the job log and the report.
+    let done = status(&d, "w");
+    let log = joblog(&d, "log.jsonl");
+    assert_eq!(done["state"], "done");
+    let phases: Vec<&str> = done["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["map", "reduce"]);
+    assert_eq!(done["phases"][0]["done"], 8);
+    assert_eq!(done["phases"][1]["done"], 3);
+    let attempts: u64 = done["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(attempts as usize, log.len(), "one attempt per job log line");
+    let failed = log.iter().filter(|l| l["status"] != "ok").count();
+    assert_eq!(failed, 1);
+    assert_eq!(done["failed_attempts"], 1);
+    assert_eq!(done["failures"][0]["task"], "map-00001");
+    assert!(
+        done["failures"][0]["stderr_tail"]
+            .as_str()
+            .unwrap()
+            .contains("bad record at line 7")
+    );
+    let input: u64 = (0..8)
+        .map(|i| format!("alpha beta {i}\ngamma {i}\n").len() as u64)
+        .sum();
+    assert_eq!(done["phases"][0]["bytes_total"], input);
+    assert_eq!(done["phases"][0]["bytes_done"], input);
+    assert!(done["running"].as_array().unwrap().is_empty());
+    // report.json: the same document, with every attempt.
+    let report: Value = serde_json::from_slice(&read(d.path("w/report.json"))).unwrap();
+    assert_eq!(report["attempts"].as_array().unwrap().len(), log.len());
+    assert_eq!(report["state"], "done");
+    assert_eq!(report["map"]["tasks"], 8);
+    assert_eq!(report["partitions"].as_array().unwrap().len(), 3);
+    let parts: u64 = report["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        parts,
+        read(d.path("out/part-00000")).len() as u64
+            + read(d.path("out/part-00001")).len() as u64
+            + read(d.path("out/part-00002")).len() as u64
+    );
+    for key in [
+        "schema", "job", "state", "phases", "hosts", "counters", "failures",
+    ] {
+        assert_eq!(
+            report[key], done[key],
+            "{key} differs between report.json and status"
+        );
+    }
+    // The summary names the report of a kept work directory.
+    let err = String::from_utf8(child.stderr.take().map_or_else(Vec::new, |mut e| {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+        v
+    }))
+    .unwrap();
+    assert!(
+        err.contains("report: ") && err.contains("w/report.html"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failed_job_shows_its_failed_tasks_with_their_stderr() {
+    let d = Dir::new();
+    inputs(&d, 3);
+    let m = d.script("bad.sh", "echo 'cannot parse field 3' >&2; exit 1");
+    let err = d
+        .run(&[
+            "run",
+            "-q",
+            "-m",
+            m.to_str().unwrap(),
+            "-r",
+            "@count",
+            "--retries",
+            "1",
+            "--workdir",
+            "w",
+            "in",
+        ])
+        .fails(1);
+    assert!(
+        err.contains("its report: ") && err.contains("w/report.html"),
+        "{err}"
+    );
+    let s = status(&d, "w");
+    assert_eq!(s["state"], "failed");
+    assert!(
+        s["error"].as_str().unwrap().contains("failed 2 times"),
+        "{s}"
+    );
+    let tail = s["failures"][0]["stderr_tail"].as_str().unwrap();
+    assert!(tail.contains("cannot parse field 3"), "{tail}");
+    let text = String::from_utf8(d.run(&["status", "w"]).ok().to_vec()).unwrap();
+    assert!(text.contains(": failed, in the map phase"), "{text}");
+    assert!(text.contains("| cannot parse field 3"), "{text}");
+    assert!(d.path("w/report.html").exists());
+}
+
+#[test]
+fn a_killed_gmr_leaves_a_job_reported_interrupted() {
+    let d = Dir::new();
+    inputs(&d, 6);
+    let m = d.script("slow.sh", "sleep 30; cat");
+    let mut child = d
+        .gmr(&[
+            "run",
+            "-q",
+            "-m",
+            m.to_str().unwrap(),
+            "-r",
+            "@count",
+            "-j",
+            "2",
+            "--workdir",
+            "w",
+            "in",
+        ])
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !(d.path("w/status.json").exists()
+        && status(&d, "w")["running"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()))
+    {
+        assert!(t0.elapsed() < Duration::from_secs(20), "never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let s = status(&d, "w");
+    assert_eq!(s["state"], "interrupted", "{s}");
+    assert!(s["error"].as_str().unwrap().contains("--resume"), "{s}");
+    // Its mappers, orphaned, still run: kill them.
+    let _ = Command::new("pkill")
+        .args(["-f", m.to_str().unwrap()])
+        .status();
+}
+
+#[test]
+fn a_log_gets_plain_status_lines_and_quiet_silences_them() {
+    let d = Dir::new();
+    inputs(&d, 6);
+    let m = d.script("slow.sh", "sleep 0.3; cat");
+    let m = m.to_str().unwrap();
+    // stderr is a pipe here, as under nohup, cron or CI.
+    let every_200ms = |quiet: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(quiet);
+        args.extend([
+            "-m",
+            m,
+            "-r",
+            "@count",
+            "-j",
+            "2",
+            "--status-interval",
+            "200ms",
+            "in",
+        ]);
+        d.run(&args)
+    };
+    let out = every_200ms(&[]);
+    out.ok();
+    let err = out.stderr();
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("gmr: map ")).collect();
+    assert!(!lines.is_empty(), "no status line: {err}");
+    assert!(
+        lines[0].contains("/6 tasks") && lines[0].contains("% of "),
+        "{}",
+        lines[0]
+    );
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    let quiet = every_200ms(&["-q"]);
+    quiet.ok();
+    assert_eq!(quiet.stderr(), "");
+    // The default interval (30 s) says nothing in a job this short.
+    let default = d.run(&["run", "-m", m, "-r", "@count", "-j", "2", "in"]);
+    default.ok();
+    assert!(
+        !default.stderr().contains("gmr: map "),
+        "{}",
+        default.stderr()
+    );
+}
+
+#[test]
+fn watch_shows_the_status_again_until_the_job_ends() {
+    let d = Dir::new();
+    inputs(&d, 4);
+    let m = d.script("slow.sh", "sleep 1; cat");
+    let mut job = d
+        .gmr(&[
+            "run",
+            "-q",
+            "-m",
+            m.to_str().unwrap(),
+            "-r",
+            "@count",
+            "-j",
+            "2",
+            "--workdir",
+            "w",
+            "in",
+        ])
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !d.path("w/status.json").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no status");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // stdout is a pipe: the refreshed statuses follow each other, no
+    // escape codes; it returns once the job is done.
+    let watched = d.run(&["status", "--watch", "w"]);
+    let text = String::from_utf8(watched.ok().to_vec()).unwrap();
+    assert!(job.wait().unwrap().success());
+    let shown = text.matches("\nphases:").count();
+    assert!(shown >= 2, "shown {shown} times: {text}");
+    assert!(text.contains(": running, map phase"), "{text}");
+    assert!(
+        text.trim_end()
+            .rsplit("job ")
+            .next()
+            .unwrap()
+            .contains(": done"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "{text:?}");
+}
+
+#[test]
+fn a_pipeline_of_stages_keeps_one_status() {
+    let d = Dir::new();
+    inputs(&d, 4);
+    let gmr = gmr_bin().display().to_string();
+    d.sh(&format!(
+        "{gmr} split in | {gmr} map -q -m cat -R 2 --workdir w > map.jsonl"
+    ));
+    let s = status(&d, "w");
+    assert_eq!(s["state"], "staged");
+    d.sh(&format!(
+        "{gmr} shuffle -q --workdir w < map.jsonl | {gmr} reduce -q -r @count --workdir w -o out"
+    ));
+    let s = status(&d, "w");
+    assert_eq!(s["state"], "done");
+    let phases: Vec<&str> = s["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["map", "shuffle", "reduce"]);
+}
+
+#[test]
+fn status_of_a_directory_without_a_job_is_a_usage_error() {
+    let d = Dir::new();
+    d.write("empty/x", "");
+    let err = d.run(&["status", "empty"]).fails(2);
+    assert!(
+        err.starts_with("gmr: ") && err.contains("holds no job"),
+        "{err}"
+    );
+}
+
+/// Headless Chromium, when installed (`.ci/run` installs Debian's
+/// `chromium`).
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+#[test]
+fn the_report_renders_in_chromium_with_a_bar_per_attempt() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: no chromium (apt-get install chromium)");
+        return;
+    };
+    let d = Dir::new();
+    inputs(&d, 5);
+    let m = d.script(
+        "map.sh",
+        "if [ \"$GMR_TASK\" = map-00002 ] && [ \"$GMR_ATTEMPT\" = 1 ]; then echo 'no <b>html</b> here' >&2; exit 1; fi\ncat",
+    );
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        m.to_str().unwrap(),
+        "-r",
+        "@count",
+        "-R",
+        "2",
+        "-j",
+        "2",
+        "--workdir",
+        "w",
+        "--joblog",
+        "log.jsonl",
+        "in",
+    ])
+    .ok();
+    let attempts = joblog(&d, "log.jsonl").len();
+    d.run(&["report", "w", "-o", "again.html"]).ok();
+    for page in ["w/report.html", "again.html"] {
+        let url = format!("file://{}", d.path(page).display());
+        let out = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--dump-dom",
+                &url,
+            ])
+            .env("HOME", d.path("tmp"))
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&out.stdout);
+        let log = String::from_utf8_lossy(&out.stderr);
+        let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+        assert!(console.is_empty(), "{page}: console messages: {console:?}");
+        assert!(
+            dom.contains("data-ready=\"1\""),
+            "{page}: the script did not finish"
+        );
+        assert!(!dom.contains("data-errors"), "{page}: {dom}");
+        let bars = dom.matches("data-count=\"1\"").count();
+        assert_eq!(bars, attempts, "{page}: one bar per attempt");
+        assert!(
+            dom.contains("attempt failed"),
+            "{page}: the failed attempt shows"
+        );
+        // Its stderr is text, not markup.
+        assert!(dom.contains("no &lt;b&gt;html&lt;/b&gt; here"), "{page}");
+        assert!(
+            !dom.contains("http://") || !dom.contains("src=\"http"),
+            "{page}: nothing from the network"
+        );
+    }
+}
