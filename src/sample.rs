@@ -3,8 +3,8 @@
 //! (docs/dev/architecture.md §2).
 //!
 //! The cut points must be ranks of *map output*, which only the mapper
-//! makes: so gmr reads a bounded sample of the input, at most
-//! [`SAMPLE_BYTES`] in [`WINDOWS`] windows spread evenly over the input
+//! makes: so gmr reads a bounded sample of the input, [`sample_bytes`]
+//! (from 1 to 8 MiB, by R) in [`WINDOWS`] windows spread evenly over the input
 //! files (not over the splits, so that `--split-size` changes nothing),
 //! runs the mapper on it once, and cuts the ranks of what it printed, in
 //! order, into R ranges of about equal bytes: parts of about equal size. A compressed file cannot be read from the middle:
@@ -20,8 +20,20 @@ use crate::split::{self, Split};
 use crate::workdir::WorkDir;
 use std::io::{self, Write};
 
-/// Input bytes the sample reads at most.
-pub const SAMPLE_BYTES: u64 = 8 << 20;
+/// Input bytes the sample reads per partition, and at least and at most:
+/// a cut's error shrinks with the sample lines per range (about 1 in
+/// sqrt(n)), so two parts are as well balanced by 1 MiB (some 10,000 lines
+/// of text, 5,000 a part) as 128 parts by 8 MiB, and sampling no more
+/// than that keeps it a few milliseconds.
+const PER_PARTITION: u64 = 256 << 10;
+const MIN_SAMPLE: u64 = 1 << 20;
+/// See [`PER_PARTITION`].
+pub const MAX_SAMPLE: u64 = 8 << 20;
+
+/// The input bytes the sample of a job of `reducers` partitions reads.
+pub fn sample_bytes(reducers: usize) -> u64 {
+    (reducers as u64 * PER_PARTITION).clamp(MIN_SAMPLE, MAX_SAMPLE)
+}
 /// Windows of the input the sample reads.
 pub const WINDOWS: u64 = 256;
 /// Ranks kept at most: mapper output beyond them is thinned, evenly.
@@ -35,7 +47,7 @@ pub fn cut_points(job: &Job, wd: &WorkDir) -> Result<Vec<Vec<u8>>> {
     if reducers < 2 {
         return Ok(Vec::new());
     }
-    let sample = read_sample(&job.spec.splits, &job.spec.inputs)?;
+    let sample = read_sample(&job.spec.splits, &job.spec.inputs, sample_bytes(reducers))?;
     let mut env = job.spec.env.clone();
     env.push(("GMR_TASK".into(), "sample".into()));
     let log = wd.sample_log_path();
@@ -115,8 +127,8 @@ fn cuts_by_bytes(ranks: &[(Vec<u8>, u64)], reducers: usize) -> Vec<Vec<u8>> {
 }
 
 /// Whole lines from [`WINDOWS`] windows spread over the input files,
-/// [`SAMPLE_BYTES`] at most; all of the input when it is smaller.
-fn read_sample(splits: &[Split], stamps: &[split::InputStamp]) -> Result<Vec<u8>> {
+/// `bytes` at most; all of the input when it is smaller.
+fn read_sample(splits: &[Split], stamps: &[split::InputStamp], bytes: u64) -> Result<Vec<u8>> {
     // Each file once, whole, in the order of the splits.
     let mut files: Vec<Split> = Vec::new();
     let mut seen: std::collections::HashMap<&std::path::Path, usize> = Default::default();
@@ -137,7 +149,7 @@ fn read_sample(splits: &[Split], stamps: &[split::InputStamp]) -> Result<Vec<u8>
         }
     }
     let total: u64 = files.iter().map(|f| f.end - f.start).sum();
-    let window = (SAMPLE_BYTES / WINDOWS).max(1);
+    let window = (bytes / WINDOWS).max(1);
     let step = (total / WINDOWS).max(window);
     let mut sample = Vec::new();
     let mut at = 0u64;
