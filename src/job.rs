@@ -259,9 +259,10 @@ impl<'a> Lifecycle<'a> {
         Ok((reports, totals))
     }
 
-    /// While a phase runs: keeps `status.json` up to date, and prints a
-    /// status line every `--status-interval` when stderr is not a terminal
-    /// (where no progress bar is drawn); until `stop` closes.
+    /// While a phase runs: keeps the hosts' health in the status (the
+    /// tracker's heartbeat writes it), and prints a status line every
+    /// `--status-interval` when stderr is not a terminal (where no
+    /// progress bar is drawn); until `stop` closes.
     fn watch(&self, stop: crossbeam_channel::Receiver<()>) {
         let lines = self
             .options
@@ -270,11 +271,13 @@ impl<'a> Lifecycle<'a> {
         let every = lines.map_or(tracker::UPDATE_EVERY, |i| i.min(tracker::UPDATE_EVERY));
         let mut last_line = Instant::now();
         while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
-            let doc = self.tracker.write(self.exec.health());
+            if let Some(health) = self.exec.health() {
+                self.tracker.hosts_health(health);
+            }
             if let Some(interval) = lines
                 && last_line.elapsed() >= interval
             {
-                eprintln!("{}", doc.line());
+                eprintln!("{}", self.tracker.snapshot().line());
                 last_line = Instant::now();
             }
         }

@@ -244,7 +244,7 @@ impl JobStatus {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let what = if wd.spec_path().exists() {
-                    "has no status.json (a job of an older gmr, or a stage that has not run yet)"
+                    "has no status.json yet (a job still being planned or sampled, a stage that has not run, or a job of an older gmr)"
                 } else {
                     "holds no job"
                 };
@@ -278,21 +278,20 @@ impl JobStatus {
         Ok(status)
     }
 
-    /// Whether the job's gmr lives: its pid, on this host; from another
-    /// host, an update within [`STALE_AFTER`].
+    /// Whether the job's gmr lives: on this host, its pid names a process
+    /// that started before the job (not a later one that reuses the pid);
+    /// from another host, an update within [`STALE_AFTER`] (its gmr
+    /// rewrites the document every second while it lives).
     fn coordinator_alive(&self) -> bool {
-        if self.coordinator.host == host_name() {
-            let pid = self.coordinator.pid as libc::pid_t;
-            // SAFETY: kill with signal 0 only checks that the pid exists.
-            let exists = pid > 0
-                && (unsafe { libc::kill(pid, 0) } == 0
-                    || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
-            // A reused pid is another process; its start is after the
-            // last update only if it is newer than the document.
-            exists && now() - self.updated < 10.0 * STALE_AFTER
-        } else {
-            now() - self.updated < STALE_AFTER
+        if self.coordinator.host != host_name() {
+            return now() - self.updated < STALE_AFTER;
         }
+        let pid = self.coordinator.pid as libc::pid_t;
+        // SAFETY: kill with signal 0 only checks that the pid exists.
+        let exists = pid > 0
+            && (unsafe { libc::kill(pid, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+        exists && process_start(pid).is_none_or(|t| t <= self.started + 1.0)
     }
 
     /// The phase running, or the last one.
@@ -473,6 +472,31 @@ impl JobStatus {
         }
         t
     }
+}
+
+/// When process `pid` started, in seconds since the epoch (Linux's
+/// `/proc`); None where that cannot be read.
+fn process_start(pid: libc::pid_t) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counting from the pid; the command (field 2) may hold
+    // spaces and parentheses, so count from the last ')'.
+    let ticks: f64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let boot: f64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| boot + ticks / hz as f64)
 }
 
 /// The first 8 characters of a job id.

@@ -24,13 +24,25 @@ use crate::workdir::WorkDir;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use crate::status::UPDATE_EVERY;
 
-/// Keeps a job's status document.
+/// Keeps a job's status document: from its making to [`Tracker::end`], a
+/// heartbeat thread rewrites `status.json` every [`UPDATE_EVERY`], between
+/// phases too (sampling, delivering a large output), so that `gmr status`
+/// on another host can tell a job that runs from one whose gmr is gone.
 pub struct Tracker {
+    inner: Arc<Inner>,
+    heartbeat: Mutex<Option<Heartbeat>>,
+}
+
+/// The heartbeat thread, and the sender whose closing stops it.
+type Heartbeat = (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>);
+
+/// What the tracker and its heartbeat share.
+struct Inner {
     root: PathBuf,
     status_path: PathBuf,
     attempts_path: PathBuf,
@@ -101,7 +113,7 @@ impl Tracker {
         let attempts = crate::workdir::open_append(&wd.attempts_path())
             .ok()
             .map(std::io::BufWriter::new);
-        let tracker = Tracker {
+        let inner = Arc::new(Inner {
             root: wd.root().to_path_buf(),
             status_path: wd.status_path(),
             attempts_path: wd.attempts_path(),
@@ -111,13 +123,42 @@ impl Tracker {
                 attempts,
                 ..Live::default()
             }),
-        };
-        tracker.write(None);
-        tracker
+        });
+        inner.write();
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let beating = Arc::clone(&inner);
+        let heartbeat = std::thread::Builder::new()
+            .name("status".into())
+            .spawn(move || {
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(UPDATE_EVERY)
+                {
+                    beating.write();
+                }
+            })
+            .ok()
+            .map(|h| (stop, h));
+        Tracker {
+            inner,
+            heartbeat: Mutex::new(heartbeat),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock()
+    }
+
+    /// Stops the heartbeat (the document is final, or the job's gmr ends).
+    fn stop_heartbeat(&self) {
+        let beat = self
+            .heartbeat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((stop, thread)) = beat {
+            drop(stop);
+            let _ = thread.join();
+        }
     }
 
     /// A phase starts: `tasks` in all, of which `reused` committed in an
@@ -143,7 +184,7 @@ impl Tracker {
             // that committed them (and the job's end sets the job's own).
             live.done.clear();
         }
-        self.write(None);
+        self.write();
     }
 
     /// The phase ended with these totals and reports.
@@ -162,36 +203,24 @@ impl Tracker {
                 _ => {}
             }
         }
-        self.write(None);
+        self.write();
     }
 
-    /// Rewrites `status.json`; returns the document written. `health`
-    /// tells which hosts are good.
-    pub fn write(&self, health: Option<&Health>) -> JobStatus {
-        let doc = {
-            let mut live = self.lock();
-            if let Some(a) = live.attempts.as_mut() {
-                let _ = a.flush();
-            }
-            if let Some(health) = health {
-                for h in live.hosts.values_mut() {
-                    h.good = health.is_good(&h.name);
-                }
-            }
-            live.snapshot()
-        };
-        // A new file renamed over: a reader never sees half a document.
-        // No fsync: it is rewritten every second, and a crash leaves the
-        // last one whole.
-        let tmp = self
-            .root
-            .join(format!("status.json.{}", std::process::id()));
-        let written = std::fs::write(&tmp, crate::workdir::json_bytes(&doc))
-            .and_then(|()| std::fs::rename(&tmp, &self.status_path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+    /// Notes which hosts are good, as `health` says.
+    pub fn hosts_health(&self, health: &Health) {
+        for h in self.lock().hosts.values_mut() {
+            h.good = health.is_good(&h.name);
         }
-        doc
+    }
+
+    /// The document as of now, as the next write will have it.
+    pub fn snapshot(&self) -> JobStatus {
+        self.lock().snapshot()
+    }
+
+    /// Rewrites `status.json` now; returns the document written.
+    pub fn write(&self) -> JobStatus {
+        self.inner.write()
     }
 
     /// The job ended: `state`, with `error` for a failed job; `counters`
@@ -216,10 +245,11 @@ impl Tracker {
                 p.ended.get_or_insert(now);
             }
         }
-        let doc = self.write(None);
-        let report = with_attempts(doc, &self.attempts_path);
-        let json = self.root.join("report.json");
-        let html = self.root.join("report.html");
+        self.stop_heartbeat();
+        let doc = self.write();
+        let report = with_attempts(doc, &self.inner.attempts_path);
+        let json = self.inner.root.join("report.json");
+        let html = self.inner.root.join("report.html");
         let _ = write_renamed(&json, &crate::workdir::json_bytes(&report));
         let _ = write_renamed(&html, crate::htmlreport::render(&report).as_bytes());
     }
@@ -230,6 +260,41 @@ impl Tracker {
             Error::Interrupted => self.end(State::Interrupted, None, None),
             e => self.end(State::Failed, Some(e.to_string()), None),
         }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.stop_heartbeat();
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rewrites `status.json`; returns the document written.
+    fn write(&self) -> JobStatus {
+        let doc = {
+            let mut live = self.lock();
+            if let Some(a) = live.attempts.as_mut() {
+                let _ = a.flush();
+            }
+            live.snapshot()
+        };
+        // A new file renamed over: a reader never sees half a document.
+        // No fsync: it is rewritten every second, and a crash leaves the
+        // last one whole.
+        let tmp = self
+            .root
+            .join(format!("status.json.{}", std::process::id()));
+        let written = std::fs::write(&tmp, crate::workdir::json_bytes(&doc))
+            .and_then(|()| std::fs::rename(&tmp, &self.status_path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        doc
     }
 }
 

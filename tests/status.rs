@@ -463,3 +463,43 @@ fn the_report_renders_in_chromium_with_a_bar_per_attempt() {
         );
     }
 }
+
+#[test]
+fn a_running_state_is_believed_only_while_its_gmr_lives() {
+    let d = Dir::new();
+    let host = String::from_utf8(d.sh("hostname"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // A process that started after the job did: it reuses the pid of a
+    // gmr that is gone.
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let cases = [
+        ("elsewhere", 1, now - 1.0, "running"),
+        ("elsewhere", 1, now - 120.0, "interrupted"),
+        (host.as_str(), sleeper.id(), now - 1.0, "interrupted"),
+        // Process 1 started before the job: as a live gmr would have.
+        (host.as_str(), 1, now - 1.0, "running"),
+    ];
+    for (coordinator, pid, updated, want) in cases {
+        let doc = serde_json::json!({
+            "schema": 1, "job": "0123456789abcdef", "workdir": "w", "state": "running",
+            "coordinator": {"host": coordinator, "pid": pid},
+            "started": now - 100.0, "updated": updated, "seconds": 100.0,
+            "phases": [], "hosts": [], "throughput": 0.0, "counters": {},
+            "running": [], "failures": [], "failed_attempts": 0
+        });
+        d.write("w/status.json", doc.to_string());
+        let s = status(&d, "w");
+        assert_eq!(
+            s["state"], want,
+            "{coordinator} pid {pid} updated {updated}"
+        );
+    }
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
