@@ -165,10 +165,11 @@ struct Phase<'a> {
 /// Runs every task of a phase to completion, or fails the phase.
 ///
 /// One thread decides everything: it hands attempts to idle slots and
-/// takes their ends from a channel. An attempt runs on a thread of its own
-/// only when the executor needs one ([`Executor::run`]); slots themselves
-/// are no threads, so a phase of 1,000 hosts × 32 slots costs what its
-/// running attempts cost.
+/// takes their ends from a channel. Slots are no threads: an executor that
+/// starts attempts itself ([`Executor::start`], Slurm arrays) adds none,
+/// and one that runs them ([`Executor::run`]: local, SSH, steps, each
+/// attempt a process or a connection anyway) gets a thread per slot that
+/// has run an attempt, kept for the phase.
 pub fn run_phase(
     exec: &dyn Executor,
     tasks: &[TaskId],
@@ -308,7 +309,14 @@ fn run_on_worker<'scope, 'env>(
         .name(format!("slot-{slot}"))
         .spawn_scoped(scope, move || {
             for (task, attempt) in take {
-                let result = exec.run(slot, task, attempt);
+                // A panic must still end the attempt: the phase waits for
+                // every attempt it started.
+                let run = std::panic::AssertUnwindSafe(|| exec.run(slot, task, attempt));
+                let result = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                    Err(TaskError::fatal(format!(
+                        "internal error: the executor panicked running {task} (see above); please report this"
+                    )))
+                });
                 let _ = sender.send(Ended { slot, result });
             }
         });
@@ -482,7 +490,12 @@ impl State {
         elapsed: Duration,
     ) {
         let another_running = self.busy_tasks.contains_key(&task);
+        // The loser of a race with a backup, however it ended (a killed
+        // step or connection says "host"): neither the task's failure nor
+        // its host's.
+        let lost_race = result.is_err() && self.done.contains_key(&task);
         let event = match &result {
+            _ if lost_race => None,
             Err(e) if e.kind == FailureKind::Host => {
                 phase.health.failed(host, slot, &e.message, Instant::now())
             }

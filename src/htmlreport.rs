@@ -10,8 +10,8 @@
 //!
 //! Size is bounded: past [`MAX_BARS`] attempts, the successful ones that
 //! follow each other in a slot are drawn as one bar per run of them
-//! (failures and backups always get their own), so 10,000 tasks make a
-//! page well under 1 MB. The data is escaped so that no `</script>` in a
+//! (failures and backups always get their own; a slot gets at least one
+//! bar), so 10,000 tasks make a page well under 1 MB. The data is escaped so that no `</script>` in a
 //! task's stderr ends the script, and the script puts text in the page as
 //! text, never as markup.
 
@@ -66,7 +66,12 @@ pub fn render(doc: &JobStatus) -> String {
         .expect("serializable")
         // Inside a script element: no `</script>` or `<!--` may appear.
         .replace('<', "\\u003c");
-    let title = format!("gmr job {}", &doc.job[..doc.job.len().min(8)]);
+    // From the document, which gmr report reads from any work directory:
+    // escaped like everything else that reaches the page.
+    let title = format!("gmr job {}", crate::status::short(&doc.job))
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\

@@ -315,8 +315,11 @@ impl<'a> Lifecycle<'a> {
             Delivery::Stay => State::Staged,
             Delivery::Directory | Delivery::Stdout => State::Done,
         };
+        // A stage's counters are its own phases': the tracker's, carried
+        // over from the earlier stages, are the job's.
+        let counters = (ending == Ending::Run).then_some(&self.counters);
         match &result {
-            Ok(()) => self.tracker.end(state, None, Some(&self.counters)),
+            Ok(()) => self.tracker.end(state, None, counters),
             Err(e) => self.tracker.failed(e),
         }
         result?;
@@ -375,12 +378,12 @@ impl Drop for Lifecycle<'_> {
     /// A job that stops without finishing (an error between phases, a
     /// panic) leaves a final status all the same.
     fn drop(&mut self) {
-        let state = if crate::interrupt::is_set() {
-            State::Interrupted
+        if crate::interrupt::is_set() {
+            self.tracker.interrupted();
         } else {
-            State::Failed
-        };
-        self.tracker.end(state, None, None);
+            let why = "gmr stopped before the job finished; its error message says why";
+            self.tracker.end(State::Failed, Some(why.into()), None);
+        }
     }
 }
 

@@ -59,6 +59,10 @@ pub struct Coordinator {
     pub host: String,
     /// Its process id there.
     pub pid: u32,
+    /// When it took the job up (seconds since the epoch): a later stage or
+    /// a resumed run is another process, later than the job's `started`.
+    #[serde(default)]
+    pub started: f64,
 }
 
 /// One phase: map, shuffle or reduce.
@@ -104,8 +108,9 @@ pub struct HostStatus {
     pub attempts: u64,
     /// See `attempts`.
     pub failed_attempts: u64,
-    /// When an attempt last started or ended there (seconds since the
-    /// epoch); None before any did.
+    /// When an attempt last started there, or ended there with word from
+    /// the host (not a lost connection): seconds since the epoch; None
+    /// before any did.
     pub last_heard: Option<f64>,
     /// Whether it takes work (false: bad or dead, after failures).
     pub good: bool,
@@ -148,7 +153,7 @@ pub struct Failure {
     pub host: String,
     /// When it ended, in seconds since the epoch.
     pub end: f64,
-    /// `failed`, `host_failed`, `timed_out` or `interrupted`.
+    /// `failed`, `host_failed` or `timed_out`.
     pub status: String,
     /// Why it failed.
     pub error: String,
@@ -186,8 +191,10 @@ pub struct JobStatus {
     pub phases: Vec<PhaseStatus>,
     /// The hosts and their slots.
     pub hosts: Vec<HostStatus>,
-    /// Map input bytes per second so far, and the time left at that rate
-    /// (None before a task is done, and after the map phase).
+    /// Map input bytes per second so far in a running map phase (0
+    /// otherwise), and the time left in the running phase at its rate so
+    /// far: by bytes in the map phase, by tasks in the others (None before
+    /// a task is done, and once the job ended).
     pub throughput: f64,
     /// See `throughput`.
     pub eta_seconds: Option<f64>,
@@ -291,7 +298,14 @@ impl JobStatus {
         let exists = pid > 0
             && (unsafe { libc::kill(pid, 0) } == 0
                 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
-        exists && process_start(pid).is_none_or(|t| t <= self.started + 1.0)
+        let took_up = if self.coordinator.started > 0.0 {
+            self.coordinator.started
+        } else {
+            self.started
+        };
+        // A second's slack: /proc's start time, from boot time and clock
+        // ticks, is up to about a second off the wall clock.
+        exists && process_start(pid).is_none_or(|t| t <= took_up + 1.0)
     }
 
     /// The phase running, or the last one.
@@ -500,8 +514,8 @@ fn process_start(pid: libc::pid_t) -> Option<f64> {
 }
 
 /// The first 8 characters of a job id.
-fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+pub fn short(id: &str) -> &str {
+    id.char_indices().nth(8).map_or(id, |(at, _)| &id[..at])
 }
 
 /// 1.2 GB, 340 MB, 12 KB, 512 B.

@@ -2,8 +2,10 @@
 //! status document ([`crate::status`]) up to date in the work directory,
 //! so that `gmr status` works from any terminal or host that sees it.
 //!
-//! - `status.json`: rewritten (a new file renamed over) at least every
-//!   [`UPDATE_EVERY`] while a phase runs, and at each phase's start and end.
+//! - `status.json`: rewritten (a new file renamed over) every
+//!   [`UPDATE_EVERY`] from the tracker's making to the job's end, within
+//!   [`NUDGE_GAP`] of an attempt's start or end, and at each phase's start
+//!   and end.
 //! - `attempts.jsonl`: a line per attempt that ended, appended as it ends.
 //! - at the end of the job, failed or not: `report.json` (the document
 //!   with every attempt) and `report.html` ([`crate::htmlreport`]).
@@ -47,7 +49,16 @@ struct Inner {
     status_path: PathBuf,
     attempts_path: PathBuf,
     live: Mutex<Live>,
+    /// Held from a snapshot to its rename: the heartbeat and the job's
+    /// thread write through the same temporary file.
+    writing: Mutex<()>,
+    /// An attempt started or ended: the heartbeat writes soon.
+    nudge: crossbeam_channel::Sender<()>,
+    nudged: crossbeam_channel::Receiver<()>,
 }
+
+/// The least time between two writes an attempt's start or end asks for.
+const NUDGE_GAP: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 struct Live {
@@ -109,10 +120,12 @@ impl Tracker {
         doc.coordinator = status::Coordinator {
             host: status::host_name(),
             pid: std::process::id(),
+            started: now,
         };
         let attempts = crate::workdir::open_append(&wd.attempts_path())
             .ok()
             .map(std::io::BufWriter::new);
+        let (nudge, nudged) = crossbeam_channel::bounded(1);
         let inner = Arc::new(Inner {
             root: wd.root().to_path_buf(),
             status_path: wd.status_path(),
@@ -123,17 +136,36 @@ impl Tracker {
                 attempts,
                 ..Live::default()
             }),
+            writing: Mutex::new(()),
+            nudge,
+            nudged,
         });
         inner.write();
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let nudged = inner.nudged.clone();
         let beating = Arc::clone(&inner);
         let heartbeat = std::thread::Builder::new()
             .name("status".into())
             .spawn(move || {
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(UPDATE_EVERY)
-                {
+                let mut last = std::time::Instant::now();
+                loop {
+                    // Every second, and soon after an attempt starts or
+                    // ends, but not more often than every NUDGE_GAP: a
+                    // large job's document is megabytes.
+                    crossbeam_channel::select! {
+                        recv(stopped) -> _ => return,
+                        recv(nudged) -> _ => {
+                            let gap = NUDGE_GAP.saturating_sub(last.elapsed());
+                            if stopped.recv_timeout(gap)
+                                != Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                            {
+                                return;
+                            }
+                        }
+                        default(UPDATE_EVERY) => {}
+                    }
                     beating.write();
+                    last = std::time::Instant::now();
                 }
             })
             .ok()
@@ -257,9 +289,18 @@ impl Tracker {
     /// The job failed with `e` (or was interrupted).
     pub fn failed(&self, e: &Error) {
         match e {
-            Error::Interrupted => self.end(State::Interrupted, None, None),
+            Error::Interrupted => self.interrupted(),
             e => self.end(State::Failed, Some(e.to_string()), None),
         }
+    }
+
+    /// The job was interrupted (Ctrl-C, SIGTERM).
+    pub fn interrupted(&self) {
+        let how = format!(
+            "interrupted; continue the job with --resume --workdir {}",
+            self.inner.root.display()
+        );
+        self.end(State::Interrupted, Some(how), None);
     }
 }
 
@@ -276,6 +317,7 @@ impl Inner {
 
     /// Rewrites `status.json`; returns the document written.
     fn write(&self) -> JobStatus {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let doc = {
             let mut live = self.lock();
             if let Some(a) = live.attempts.as_mut() {
@@ -407,6 +449,7 @@ impl Observer for Tracker {
         if let Some(p) = live.doc.phases.last_mut() {
             p.attempts += 1;
         }
+        let _ = self.inner.nudge.try_send(());
     }
 
     fn finished(&self, a: &Attempt, result: &Result<TaskReport, TaskError>, elapsed: Duration) {
@@ -442,7 +485,10 @@ impl Observer for Tracker {
                     h.last_heard = Some(now);
                 }
             }
-            Err(e) if e.kind == FailureKind::Interrupted && live.done.contains(&a.task) => {
+            // The loser of a race with a backup, however it ended (a
+            // killed step or connection says "host"), as the coordinator
+            // counts it: no failure.
+            Err(_) if live.done.contains(&a.task) => {
                 attempt.status = "cancelled".into();
             }
             Err(e) => {
@@ -478,5 +524,6 @@ impl Observer for Tracker {
             line.push(b'\n');
             let _ = log.write_all(&line);
         }
+        let _ = self.inner.nudge.try_send(());
     }
 }

@@ -350,14 +350,48 @@ fn a_pipeline_of_stages_keeps_one_status() {
     let d = Dir::new();
     inputs(&d, 4);
     let gmr = gmr_bin().display().to_string();
+    d.script("map.sh", "echo reporter:counter:Stage,Maps,1 >&2\nexec cat");
     d.sh(&format!(
-        "{gmr} split in | {gmr} map -q -m cat -R 2 --workdir w > map.jsonl"
+        "{gmr} split in | {gmr} map -q -m ./map.sh -R 2 --workdir w > map.jsonl"
     ));
     let s = status(&d, "w");
     assert_eq!(s["state"], "staged");
+    let maps = s["counters"]["Stage,Maps"].clone();
+    assert!(maps.as_i64() > Some(0), "{s}");
     d.sh(&format!(
-        "{gmr} shuffle -q --workdir w < map.jsonl | {gmr} reduce -q -r @count --workdir w -o out"
+        "{gmr} shuffle -q --workdir w < map.jsonl > shuffle.jsonl"
     ));
+    // A later stage is another gmr, started well after the job (its pid
+    // is no reuse): while it runs, the job is running, not interrupted.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut reduce = d
+        .gmr(&[
+            "reduce",
+            "-q",
+            "-r",
+            "sleep 1; cat",
+            "--workdir",
+            "w",
+            "-o",
+            "out",
+        ])
+        .stdin(std::fs::File::open(d.path("shuffle.jsonl")).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let s = status(&d, "w");
+        if s["phase"] == "reduce" && s["phases"][2]["running"].as_u64() > Some(0) {
+            assert_eq!(s["state"], "running", "{s}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "reduce never seen: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(reduce.wait().unwrap().success());
     let s = status(&d, "w");
     assert_eq!(s["state"], "done");
     let phases: Vec<&str> = s["phases"]
@@ -367,6 +401,8 @@ fn a_pipeline_of_stages_keeps_one_status() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(phases, ["map", "shuffle", "reduce"]);
+    // The map stage's counters last to the job's end.
+    assert_eq!(s["counters"]["Stage,Maps"], maps, "{s}");
 }
 
 #[test]

@@ -57,8 +57,9 @@ pub trait Executor: Sync {
     fn host_of(&self, slot: usize) -> &str;
 
     /// Runs one attempt of `task` in `slot`, until it ends. The
-    /// coordinator calls it on a thread of the attempt's own, unless
-    /// [`Executor::start`] takes the attempt. An executor implements
+    /// coordinator calls it on the slot's thread (made when the slot first
+    /// runs an attempt, kept for the phase), unless [`Executor::start`]
+    /// takes the attempt. An executor implements
     /// `run` or `start`; this default runs `start` and waits.
     fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
         let (done, ended) = crossbeam_channel::bounded(1);

@@ -359,17 +359,22 @@ impl Arrays {
                 continue;
             }
             self.submit_waiting();
-            if polled.is_none_or(|t: Instant| t.elapsed() >= POLL)
-                && !self.lock().flights.is_empty()
-            {
-                polled = Some(Instant::now());
-                let jobs = self
-                    .submitted
+            if polled.is_none_or(|t: Instant| t.elapsed() >= POLL) {
+                // Only the arrays with elements out: every array ever
+                // submitted would outgrow an argument (a batch forms every
+                // 200 ms while a phase runs).
+                let jobs: std::collections::BTreeSet<String> = self
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .join(",");
-                if let Some(now) = squeue(&jobs) {
-                    states = now;
+                    .flights
+                    .values()
+                    .map(|f| f.element.job.clone())
+                    .collect();
+                if !jobs.is_empty() {
+                    polled = Some(Instant::now());
+                    let jobs: Vec<String> = jobs.into_iter().collect();
+                    if let Some(now) = squeue(&jobs.join(",")) {
+                        states = now;
+                    }
                 }
             }
             self.end_finished(&states);
@@ -590,12 +595,14 @@ impl Executor for ArrayExecutor {
             q.cancelled.insert(slot);
             None
         } else if let Some(f) = q.flights.remove(&slot) {
+            // scancel after the lock: the watcher and the coordinator
+            // need it meanwhile.
+            drop(q);
             scancel(&f.element);
             Some(f.done)
         } else {
             None
         };
-        drop(q);
         if let Some(done) = end {
             let _ = done.send(Ended {
                 slot,
