@@ -16,6 +16,16 @@ fn status(d: &Dir, w: &str) -> Value {
     serde_json::from_slice(out.ok()).unwrap()
 }
 
+/// The names of a status's phases, in order.
+fn phase_names(s: &Value) -> Vec<&str> {
+    s["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect()
+}
+
 /// The lines of a job log, parsed.
 fn joblog(d: &Dir, name: &str) -> Vec<Value> {
     String::from_utf8(read(d.path(name)))
@@ -37,6 +47,29 @@ fn slow_flaky_mapper(d: &Dir) -> String {
     )
     .display()
     .to_string()
+}
+
+/// Starts `gmr run -q` in the background on `n` inputs with a mapper that
+/// sleeps `secs` seconds, two slots, work directory `w`; returns it and the
+/// mapper's path.
+fn slow_job(d: &Dir, n: usize, secs: &str) -> (std::process::Child, String) {
+    inputs(d, n);
+    let m = d.script("slow.sh", &format!("sleep {secs}; cat"));
+    let m = m.display().to_string();
+    let args = [
+        "run",
+        "-q",
+        "-m",
+        &m,
+        "-r",
+        "@count",
+        "-j",
+        "2",
+        "--workdir",
+        "w",
+        "in",
+    ];
+    (d.gmr(&args).spawn().unwrap(), m)
 }
 
 fn inputs(d: &Dir, n: usize) {
@@ -103,13 +136,7 @@ fn a_running_job_is_seen_from_another_process_and_its_figures_add_up() {
     let done = status(&d, "w");
     let log = joblog(&d, "log.jsonl");
     assert_eq!(done["state"], "done");
-    let phases: Vec<&str> = done["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(phases, ["map", "reduce"]);
+    assert_eq!(phase_names(&done), ["map", "reduce"]);
     assert_eq!(done["phases"][0]["done"], 8);
     assert_eq!(done["phases"][1]["done"], 3);
     let attempts: u64 = done["phases"]
@@ -215,24 +242,7 @@ fn a_failed_job_shows_its_failed_tasks_with_their_stderr() {
 #[test]
 fn a_killed_gmr_leaves_a_job_reported_interrupted() {
     let d = Dir::new();
-    inputs(&d, 6);
-    let m = d.script("slow.sh", "sleep 30; cat");
-    let mut child = d
-        .gmr(&[
-            "run",
-            "-q",
-            "-m",
-            m.to_str().unwrap(),
-            "-r",
-            "@count",
-            "-j",
-            "2",
-            "--workdir",
-            "w",
-            "in",
-        ])
-        .spawn()
-        .unwrap();
+    let (mut child, m) = slow_job(&d, 6, "30");
     let t0 = Instant::now();
     while !(d.path("w/status.json").exists()
         && status(&d, "w")["running"]
@@ -248,9 +258,7 @@ fn a_killed_gmr_leaves_a_job_reported_interrupted() {
     assert_eq!(s["state"], "interrupted", "{s}");
     assert!(s["error"].as_str().unwrap().contains("--resume"), "{s}");
     // Its mappers, orphaned, still run: kill them.
-    let _ = Command::new("pkill")
-        .args(["-f", m.to_str().unwrap()])
-        .status();
+    let _ = Command::new("pkill").args(["-f", &m]).status();
 }
 
 #[test]
@@ -303,24 +311,7 @@ fn a_log_gets_plain_status_lines_and_quiet_silences_them() {
 #[test]
 fn watch_shows_the_status_again_until_the_job_ends() {
     let d = Dir::new();
-    inputs(&d, 4);
-    let m = d.script("slow.sh", "sleep 1; cat");
-    let mut job = d
-        .gmr(&[
-            "run",
-            "-q",
-            "-m",
-            m.to_str().unwrap(),
-            "-r",
-            "@count",
-            "-j",
-            "2",
-            "--workdir",
-            "w",
-            "in",
-        ])
-        .spawn()
-        .unwrap();
+    let (mut job, _) = slow_job(&d, 4, "1");
     let t0 = Instant::now();
     while !d.path("w/status.json").exists() {
         assert!(t0.elapsed() < Duration::from_secs(20), "no status");
@@ -394,13 +385,7 @@ fn a_pipeline_of_stages_keeps_one_status() {
     assert!(reduce.wait().unwrap().success());
     let s = status(&d, "w");
     assert_eq!(s["state"], "done");
-    let phases: Vec<&str> = s["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(phases, ["map", "shuffle", "reduce"]);
+    assert_eq!(phase_names(&s), ["map", "shuffle", "reduce"]);
     // The map stage's counters last to the job's end.
     assert_eq!(s["counters"]["Stage,Maps"], maps, "{s}");
 }
