@@ -78,6 +78,42 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// What runs gmr in an allocation (its tasks then run as steps); arrays
+/// need nothing.
+const STEPS: &str = "salloc -Q -N1 -n2 ";
+
+/// Runs the word count with `mapper` through `launch` ([`STEPS`], or ""
+/// for arrays) in work directory `w` with `flags`; checks that it succeeds
+/// with the local run's output (`local/`), and returns its job log.
+fn word_count(
+    cluster: &Cluster,
+    d: &Dir,
+    launch: &str,
+    w: &str,
+    mapper: &str,
+    flags: &str,
+) -> String {
+    let cmd = format!(
+        "{launch}\"$GMR\" run -q --slurm {flags} --workdir {w} --joblog {w}.log -m {mapper} -r {} -R 3 -o {w}.out {}",
+        job("sum_reduce.sh"),
+        data("gutenberg")
+    );
+    let out = cluster.sh(d, &cmd);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(parts(d.path(&format!("{w}.out"))), parts(d.path("local")));
+    String::from_utf8_lossy(&read(d.path(&format!("{w}.log")))).into_owned()
+}
+
+/// The first attempt of map-00001, its step or element cancelled under it,
+/// counts against the host, not the task.
+fn assert_lost_host(log: &str) {
+    assert!(
+        log.lines()
+            .any(|l| l.contains("map-00001") && l.contains("host_failed")),
+        "{log}"
+    );
+}
+
 #[test]
 fn jobs_run_as_steps_of_a_slurm_allocation() {
     let d = Dir::new();
@@ -90,17 +126,9 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         .ok()
         .to_vec();
     assert!(local.is_empty());
-    let cmd = format!(
-        "salloc -Q -N1 -n2 \"$GMR\" run -q --slurm --workdir w1 --joblog j1 -m {} -r {} -R 3 -o slurm {books}",
-        job("words_map.sh"),
-        job("sum_reduce.sh")
-    );
-    let out = cluster.sh(&d, &cmd);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(parts(d.path("slurm")), parts(d.path("local")));
+    let log = word_count(&cluster, &d, STEPS, "w1", &job("words_map.sh"), "");
     // Every attempt ran as a step on the node, from the copy of gmr the
     // job made in its work directory.
-    let log = String::from_utf8_lossy(&read(d.path("j1"))).into_owned();
     assert!(log.lines().count() >= 4, "{log}");
     assert!(
         log.lines().all(|l| l.contains("\"host\":\"localhost\"")),
@@ -129,19 +157,8 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
          else scancel \"$SLURM_JOB_ID.$SLURM_STEP_ID\"; fi\n  sleep 10\nfi\nexec \"$0.real\"",
     );
     std::fs::copy(job("words_map.sh"), d.path("killed.sh.real")).unwrap();
-    let cmd = format!(
-        "salloc -Q -N1 -n2 \"$GMR\" run -q --slurm --retries 0 --workdir w2 --joblog j2 -m ./killed.sh -r {} -R 3 -o killed {books}",
-        job("sum_reduce.sh")
-    );
-    let out = cluster.sh(&d, &cmd);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(parts(d.path("killed")), parts(d.path("local")));
-    let log = String::from_utf8_lossy(&read(d.path("j2"))).into_owned();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("map-00001") && l.contains("host_failed")),
-        "{log}"
-    );
+    let log = word_count(&cluster, &d, STEPS, "w2", "./killed.sh", "--retries 0");
+    assert_lost_host(&log);
 
     // A task that fails on every attempt fails the job, naming the task,
     // the Slurm job and its stderr.
@@ -207,19 +224,11 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
 
     // Outside an allocation: job arrays, byte-identical too, each attempt
     // an element the job log names.
-    let cmd = format!(
-        "\"$GMR\" run -q --slurm --workdir a1 --joblog ja1 -m {} -r {} -R 3 -o arrays {books}",
-        job("words_map.sh"),
-        job("sum_reduce.sh")
-    );
-    let out = cluster.sh(&d, &cmd);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(parts(d.path("arrays")), parts(d.path("local")));
+    let log = word_count(&cluster, &d, "", "a1", &job("words_map.sh"), "");
     let st: serde_json::Value =
         serde_json::from_slice(d.run(&["status", "--json", "a1"]).ok()).unwrap();
     assert_eq!(st["state"], "done", "{st}");
     assert_eq!(st["hosts"][0]["name"], "slurm", "{st}");
-    let log = String::from_utf8_lossy(&read(d.path("ja1"))).into_owned();
     assert!(
         log.lines()
             .all(|l| l.contains("\"slurm_job\":\"") && l.contains('_')),
@@ -228,19 +237,8 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
 
     // An element cancelled under its task is resubmitted, without counting
     // against the task.
-    let cmd = format!(
-        "\"$GMR\" run -q --slurm --retries 0 --workdir a2 --joblog ja2 -m ./killed.sh -r {} -R 3 -o arrays2 {books}",
-        job("sum_reduce.sh")
-    );
-    let out = cluster.sh(&d, &cmd);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(parts(d.path("arrays2")), parts(d.path("local")));
-    let log = String::from_utf8_lossy(&read(d.path("ja2"))).into_owned();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("map-00001") && l.contains("host_failed")),
-        "{log}"
-    );
+    let log = word_count(&cluster, &d, "", "a2", "./killed.sh", "--retries 0");
+    assert_lost_host(&log);
 
     // Ctrl-C cancels every array gmr submitted.
     let out = cluster.sh(
