@@ -61,6 +61,23 @@ impl Cluster {
         let out = self.sh(d, "squeue -h -o '%i %j %T'; squeue -h -s -o '%i %j'");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    /// Waits (20 s at most) until nothing is queued or running: what
+    /// Ctrl-C must leave.
+    fn wait_for_empty_queue(&self, d: &Dir) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let queue = self.queue(d);
+            if queue.trim().is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still queued after Ctrl-C: {queue}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 impl Drop for Cluster {
@@ -193,18 +210,7 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         String::from_utf8_lossy(&read(d.path("steps-before"))).contains("gmr-"),
         "no step was running before Ctrl-C"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let queue = cluster.queue(&d);
-        if queue.trim().is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still queued after Ctrl-C: {queue}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    cluster.wait_for_empty_queue(&d);
     assert!(started.elapsed() < Duration::from_secs(40));
 
     // More tasks than the cluster allows steps in a job (the test cluster's
@@ -257,18 +263,7 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         String::from_utf8_lossy(&read(d.path("arrays-before"))).contains("gmr-"),
         "no element was queued before Ctrl-C"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let queue = cluster.queue(&d);
-        if queue.trim().is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still queued after Ctrl-C: {queue}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    cluster.wait_for_empty_queue(&d);
 
     // Without Slurm to talk to (outside the cluster's namespace), --slurm
     // says what to do.
