@@ -86,7 +86,7 @@ fn a_running_job_is_seen_from_another_process_and_its_figures_add_up() {
     let d = Dir::new();
     inputs(&d, 8);
     let m = slow_flaky_mapper(&d);
-    let mut child = d
+    let child = d
         .gmr(&[
             "run",
             "-m",
@@ -130,7 +130,9 @@ fn a_running_job_is_seen_from_another_process_and_its_figures_add_up() {
     let text = String::from_utf8(d.run(&["status", "w"]).ok().to_vec()).unwrap();
     assert!(text.contains(": running, map phase"), "{text}");
     assert!(text.contains("local  "), "{text}");
-    assert!(child.wait().unwrap().success());
+    // Its stderr (the summary) is read to the end as it exits.
+    let finished = child.wait_with_output().unwrap();
+    assert!(finished.status.success());
 
     // Done: every figure agrees with the job log and the report.
     let done = status(&d, "w");
@@ -189,12 +191,7 @@ fn a_running_job_is_seen_from_another_process_and_its_figures_add_up() {
         );
     }
     // The summary names the report of a kept work directory.
-    let err = String::from_utf8(child.stderr.take().map_or_else(Vec::new, |mut e| {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut v).unwrap();
-        v
-    }))
-    .unwrap();
+    let err = String::from_utf8(finished.stderr).unwrap();
     assert!(
         err.contains("report: ") && err.contains("w/report.html"),
         "{err}"
