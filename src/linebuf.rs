@@ -7,8 +7,13 @@
 
 use std::io::{self, Write};
 
-/// Bytes gathered before they are written.
-const BLOCK: usize = 1 << 20;
+/// Bytes gathered before they are written to a file.
+pub const BLOCK: usize = 1 << 20;
+
+/// Bytes gathered before they are written to a command's input: what a
+/// pipe holds, so that the command gets its first records early, and one
+/// that stops reading (`head`) is noticed after a pipe's worth more.
+pub const PIPE_BLOCK: usize = 64 << 10;
 
 /// The buffer of a file that runs, merges and parts are written to.
 pub const WRITE_BUFFER: usize = 1 << 20;
@@ -83,14 +88,22 @@ pub fn extend_short(v: &mut Vec<u8>, src: &[u8]) {
 pub struct LineBlock<W: Write> {
     out: W,
     block: Vec<u8>,
+    /// The block's size.
+    size: usize,
 }
 
 impl<W: Write> LineBlock<W> {
-    /// A block buffer in front of `out`.
+    /// A block buffer of [`BLOCK`] bytes in front of `out`.
     pub fn new(out: W) -> LineBlock<W> {
+        LineBlock::with_size(out, BLOCK)
+    }
+
+    /// A block buffer of `size` bytes in front of `out`.
+    pub fn with_size(out: W, size: usize) -> LineBlock<W> {
         LineBlock {
             out,
-            block: Vec::with_capacity(BLOCK),
+            block: Vec::with_capacity(size),
+            size,
         }
     }
 
@@ -98,15 +111,15 @@ impl<W: Write> LineBlock<W> {
     #[inline]
     pub fn line(&mut self, line: &[u8]) -> io::Result<()> {
         let n = line.len();
-        if BLOCK - self.block.len() <= n {
+        if self.size - self.block.len() <= n {
             self.write_block()?;
-            if n >= BLOCK {
+            if n >= self.size {
                 self.out.write_all(line)?;
                 return self.out.write_all(b"\n");
             }
         }
         let at = self.block.len();
-        // SAFETY: the block has capacity BLOCK and at + n < BLOCK, so there
+        // SAFETY: the block has capacity `size` and at + n < size, so there
         // is room for the line and its newline; `line` is not in the block.
         unsafe {
             let dst = self.block.as_mut_ptr().add(at);

@@ -11,7 +11,7 @@
 //! intermediate files, as many passes as it takes; [`open_narrowed`] does
 //! both steps for a merge.
 
-use crate::linebuf::LineBlock;
+use crate::linebuf::{BLOCK, LineBlock};
 use crate::order::Order;
 use crate::record::{Fields, compare, key_prefix};
 use crate::sort::Segment;
@@ -103,7 +103,7 @@ pub fn narrow(
             .iter()
             .map(|r| r.open(buffer))
             .collect::<io::Result<Vec<Run>>>()?;
-        let (records, end) = merge_into(order, opened, crate::workdir::create_new(&path)?)?;
+        let (records, end) = merge_into(order, opened, crate::workdir::create_new(&path)?, BLOCK)?;
         for r in group.iter().filter(|r| made.contains(&r.path)) {
             let _ = std::fs::remove_file(&r.path);
         }
@@ -368,11 +368,18 @@ pub fn merge(
 }
 
 /// Merges `runs` into `out` as `\n`-terminated lines; returns the number
-/// of records and of bytes written. `out` is written in large blocks and
-/// needs no buffer of its own.
-pub fn merge_into(order: &Order, runs: Vec<Run>, out: impl Write) -> io::Result<(u64, u64)> {
+/// of records and of bytes written. `out` is written in blocks of `block`
+/// bytes ([`crate::linebuf::BLOCK`] for a file,
+/// [`crate::linebuf::PIPE_BLOCK`] for a command's input) and needs no
+/// buffer of its own.
+pub fn merge_into(
+    order: &Order,
+    runs: Vec<Run>,
+    out: impl Write,
+    block: usize,
+) -> io::Result<(u64, u64)> {
     let mut bytes = 0u64;
-    let mut block = LineBlock::new(out);
+    let mut block = LineBlock::with_size(out, block);
     let records = merge(order, runs, |line| {
         bytes += line.len() as u64 + 1;
         block.line(line)

@@ -16,7 +16,10 @@
 //! - stdin is fed from its own thread through an [`InputMeter`], which
 //!   counts the records offered and those the command took. A command that
 //!   stops reading early (`head`, `grep -m`) is no error: the rest of its
-//!   input is counted as offered, not written.
+//!   input is counted as offered, not written; or, for a caller that knows
+//!   its input's size without reading it ([`Child::stop_feed`]: a
+//!   reducer's merge), the feed stops there, so that a `head` reducer does
+//!   not wait for the rest of a large partition to be merged.
 //! - stdout and stderr are read on the caller's thread with poll(2), so no
 //!   pipe fills up, and the loop sees interrupts, cancels and timeouts
 //!   within a tick.
@@ -133,6 +136,10 @@ pub struct InputCount {
     pub records_taken: u64,
     /// Bytes written into the command's input before it closed it.
     pub bytes_taken: u64,
+    /// The feed stopped when the command stopped reading
+    /// ([`Child::stop_feed`]): `records` and `bytes` count only what was
+    /// offered until then, and the caller counts the rest.
+    pub stopped_early: bool,
 }
 
 impl InputCount {
@@ -142,6 +149,7 @@ impl InputCount {
         self.bytes += other.bytes;
         self.records_taken += other.records_taken;
         self.bytes_taken += other.bytes_taken;
+        self.stopped_early |= other.stopped_early;
     }
 }
 
@@ -204,6 +212,11 @@ pub struct InputMeter<'a, W: Write> {
     bytes_taken: u64,
     last: u8,
     closed: bool,
+    /// Once the command stopped reading, writing fails with
+    /// [`stopped_reading`] instead of counting the rest.
+    stop_when_closed: bool,
+    /// It did fail so.
+    stopped: bool,
 }
 
 impl<W: Write> InputMeter<'_, W> {
@@ -218,6 +231,8 @@ impl<W: Write> InputMeter<'_, W> {
             bytes_taken: 0,
             last: b'\n',
             closed: false,
+            stop_when_closed: false,
+            stopped: false,
         }
     }
 
@@ -231,6 +246,7 @@ impl<W: Write> InputMeter<'_, W> {
             bytes: self.bytes,
             records_taken: self.newlines_taken + if all_taken { open_record } else { 0 },
             bytes_taken: self.bytes_taken,
+            stopped_early: self.stopped,
         }
     }
 
@@ -264,12 +280,25 @@ fn stopped() -> io::Error {
     io::Error::other("the command's run was stopped")
 }
 
+/// What writing to a command that stopped reading returns when its feed is
+/// to stop ([`Child::stop_feed`]).
+fn stopped_reading() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the command stopped reading its input",
+    )
+}
+
 impl<W: Write> Write for InputMeter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some((_, watch)) = self.pipe
             && watch.stopping()
         {
             return Err(stopped());
+        }
+        if self.closed && self.stop_when_closed {
+            self.stopped = true;
+            return Err(stopped_reading());
         }
         let newlines = memchr::memchr_iter(b'\n', buf).count() as u64;
         self.newlines += newlines;
@@ -388,6 +417,11 @@ pub struct Child<'a> {
     pub ok_exit: &'a [i32],
     /// How long it may show no sign of life before it is killed.
     pub timeout: Option<Duration>,
+    /// Once the command stops reading, the feed is stopped (its writes
+    /// fail) rather than counted to its end; the outcome's input then says
+    /// [`InputCount::stopped_early`]. For a feed whose size its caller
+    /// knows without reading it.
+    pub stop_feed: bool,
 }
 impl Child<'_> {
     /// The process to start: `words` run directly, or else the command
@@ -476,11 +510,16 @@ impl Child<'_> {
                 let fd = stdin.as_raw_fd();
                 let mut meter = InputMeter {
                     pipe: Some((fd, watch)),
+                    stop_when_closed: self.stop_feed,
                     ..InputMeter::new(stdin)
                 };
                 let mut w = BufWriter::with_capacity(PIPE_CHUNK, &mut meter);
                 let r = feed(&mut w).and_then(|()| w.flush());
-                drop(w);
+                // What is still buffered is not offered: the command
+                // stopped reading.
+                let _ = w.into_parts();
+                // The feed's error is the meter's own when it stopped it.
+                let r = if meter.stopped { Ok(()) } else { r };
                 // Dropping the meter closes stdin: the command sees its end.
                 r.map(|()| meter.finish())
             });

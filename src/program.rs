@@ -38,6 +38,9 @@ pub struct Context<'a> {
     pub ok_exit: &'a [i32],
     /// How long a command may show no sign of life.
     pub timeout: Option<std::time::Duration>,
+    /// A command's feed stops once it stops reading (see
+    /// [`crate::process::Child::stop_feed`]); built-ins read everything.
+    pub stop_feed: bool,
 }
 
 impl Program {
@@ -126,6 +129,7 @@ impl Program {
                 nofile: ctx.nofile,
                 ok_exit: ctx.ok_exit,
                 timeout: ctx.timeout,
+                stop_feed: ctx.stop_feed,
             }
             .run(feed, on_stdout),
             Program::Builtin(b) => {
@@ -279,5 +283,49 @@ mod tests {
                 .check("mapper", dir.path())
                 .is_ok()
         );
+    }
+
+    /// Runs `head -c 4` on a feed of `limit` lines; returns the feed's
+    /// counts and what head printed.
+    fn head_of_feed(stop_feed: bool, limit: u64) -> (crate::process::InputCount, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let ctx = Context {
+            role: "reducer",
+            cwd: dir.path(),
+            env: &[],
+            log: &log,
+            key: KeySpec::default(),
+            nofile: None,
+            ok_exit: &[0],
+            timeout: None,
+            stop_feed,
+        };
+        let feed = |w: &mut dyn Write| (0..limit).try_for_each(|_| w.write_all(b"line\n"));
+        let mut out = Vec::new();
+        let outcome = Program::parse("head -c 4")
+            .unwrap()
+            .run(&ctx, feed, |c| {
+                out.extend_from_slice(c);
+                Ok(())
+            })
+            .unwrap();
+        (outcome.input, out)
+    }
+
+    #[test]
+    fn a_feed_stops_when_the_command_stops_reading_only_if_asked() {
+        // 2 GB of input: fed to its end, this test would take minutes.
+        let (input, out) = head_of_feed(true, 400 << 20);
+        assert_eq!(out, b"line");
+        assert!(input.stopped_early);
+        assert!(input.bytes < 64 << 20, "{input:?}");
+        assert!(input.records_taken <= input.records);
+        // Otherwise everything is offered, and counted.
+        let (input, out) = head_of_feed(false, 100_000);
+        assert_eq!(out, b"line");
+        assert!(!input.stopped_early);
+        assert_eq!((input.records, input.bytes), (100_000, 500_000));
+        assert!(input.records_taken < 100_000, "{input:?}");
     }
 }

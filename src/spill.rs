@@ -8,7 +8,7 @@
 use crate::aggregate::{self, Aggregator};
 use crate::error::TaskError;
 use crate::interrupt::io_failure;
-use crate::linebuf::{LineBlock, WRITE_BUFFER};
+use crate::linebuf::{BLOCK, LineBlock, WRITE_BUFFER};
 use crate::merge::{self, RunFile};
 use crate::program::{Context, Program};
 use crate::record::LineSplitter;
@@ -279,8 +279,9 @@ impl<'a> Sorter<'a> {
                 let _ = fs::remove_file(path);
             }
             let start = pos;
-            let (records, bytes) = merge::merge_into(self.buffer.order(), opened.runs, &mut out)
-                .map_err(io_failure("cannot merge spills into", &out_path))?;
+            let (records, bytes) =
+                merge::merge_into(self.buffer.order(), opened.runs, &mut out, BLOCK)
+                    .map_err(io_failure("cannot merge spills into", &out_path))?;
             pos += bytes;
             segments.push(Segment {
                 start,

@@ -14,7 +14,7 @@
 use crate::codec::{Codec, Encoder};
 use crate::error::{Error, FailureKind, TaskError};
 use crate::interrupt::io_failure;
-use crate::linebuf::WRITE_BUFFER;
+use crate::linebuf::{self, WRITE_BUFFER};
 use crate::merge::{self, Run, RunFile};
 use crate::process::{ChildOutcome, InputCount};
 use crate::program::{Context, Program};
@@ -263,6 +263,7 @@ impl Attempt<'_> {
             nofile: self.res.child_nofile,
             ok_exit: &self.job.spec.ok_exit,
             timeout: self.job.spec.task_timeout(),
+            stop_feed: false,
         }
     }
 
@@ -489,6 +490,9 @@ impl MapTask<'_> {
 /// any intermediate merges (removed when dropped).
 struct PartitionRuns {
     runs: Vec<Run>,
+    /// The records and bytes the runs hold, from their indexes: what a
+    /// reducer that stopped reading early was offered all the same.
+    size: (u64, u64),
     _scratch: Option<AttemptGuard>,
 }
 
@@ -499,9 +503,10 @@ struct PartitionRuns {
 fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionRuns, TaskError> {
     let (wd, spec) = (at.wd, &at.job.spec);
     let merged = wd.shuffle_part(p);
-    if from_shuffle && committed_report(wd, spec, TaskId::Shuffle(p)).is_some() {
+    if from_shuffle && let Some(shuffled) = committed_report(wd, spec, TaskId::Shuffle(p)) {
         return Ok(PartitionRuns {
             runs: vec![merge::open_file(&merged).map_err(io_failure("cannot read", &merged))?],
+            size: (shuffled.records_out, shuffled.bytes_out),
             _scratch: None,
         });
     }
@@ -535,6 +540,10 @@ fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionR
             });
         }
     }
+    let size = files.iter().fold((0, 0), |(records, bytes), f| {
+        let seg = f.segment;
+        (records + seg.records, bytes + (seg.end - seg.start))
+    });
     let mut scratch = None;
     if files.len() > at.res.fan_in {
         let dir = wd.scratch_dir(at.name, at.attempt);
@@ -552,16 +561,17 @@ fn partition_runs(at: &Attempt, p: u32, from_shuffle: bool) -> Result<PartitionR
     .map_err(io_failure("cannot merge runs in", dir))?;
     Ok(PartitionRuns {
         runs: opened.runs,
+        size,
         _scratch: scratch,
     })
 }
 
 fn run_shuffle(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
     let order = &at.job.order;
-    let PartitionRuns { runs, _scratch } = partition_runs(at, p, false)?;
+    let PartitionRuns { runs, _scratch, .. } = partition_runs(at, p, false)?;
     let ((records, bytes), part_bytes) =
         write_part(&at.wd.shuffle_part(p), at, (false, None), |out| {
-            merge::merge_into(order, runs, out)
+            merge::merge_into(order, runs, out, linebuf::BLOCK)
                 .map_err(|e| TaskError::io(format!("merging partition {p}: {e}"), &e))
         })?;
     Ok(TaskReport {
@@ -582,12 +592,27 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
         .reducer
         .as_ref()
         .ok_or_else(|| TaskError::task("the job spec names no reducer"))?;
-    let PartitionRuns { runs, _scratch } = partition_runs(at, p, true)?;
+    let PartitionRuns {
+        runs,
+        size,
+        _scratch,
+    } = partition_runs(at, p, true)?;
     let env = at.env(p as usize);
     let log = at.log("reducer");
-    let ctx = at.context("reducer", &env, &log);
+    // A reducer that stops reading (`head`) ends the merge: the
+    // partition's size is known from its runs.
+    let ctx = Context {
+        stop_feed: true,
+        ..at.context("reducer", &env, &log)
+    };
     let order = &at.job.order;
-    let feed = |w: &mut dyn Write| merge::merge_into(order, runs, w).map(drop);
+    // A command gets its input a pipe's worth at a time; a built-in
+    // takes large blocks whole.
+    let block = match reducer {
+        Program::Shell(_) => linebuf::PIPE_BLOCK,
+        Program::Builtin(_) => linebuf::BLOCK,
+    };
+    let feed = |w: &mut dyn Write| merge::merge_into(order, runs, w, block).map(drop);
     let target = spec.part_path(p as usize);
     let durable = at.durable_parts();
     let ((outcome, records_out, bytes_out), part_bytes) =
@@ -608,10 +633,14 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
                 })?;
             Ok((outcome, lines.0 + u64::from(lines.2), lines.1))
         })?;
+    let (records_in, bytes_in) = match outcome.input.stopped_early {
+        true => size,
+        false => (outcome.input.records, outcome.input.bytes),
+    };
     Ok(TaskReport {
         part_bytes,
-        records_in: outcome.input.records,
-        bytes_in: outcome.input.bytes,
+        records_in,
+        bytes_in,
         records_read: outcome.input.records_taken,
         records_out,
         command_records_out: records_out,

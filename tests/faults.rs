@@ -381,7 +381,19 @@ fn a_reducer_or_mapper_that_stops_reading_succeeds_and_counts_still_add_up() {
     let report: serde_json::Value = serde_json::from_slice(&read(d.path("w/report.json"))).unwrap();
     assert_eq!(report["map"]["records_out"], 300000);
     assert_eq!(report["reduce"]["records_in"], 300000);
+    let size = fs::metadata(d.path("in")).unwrap().len();
+    assert_eq!(report["reduce"]["bytes_in"], size);
     assert!(report["reduce"]["records_read"].as_u64().unwrap() < 300000);
+    // Staged, the reducer reads the shuffle's merged partition: its
+    // records are accounted for too.
+    let gmr = gmr_bin().display().to_string();
+    d.sh(&format!(
+        "{gmr} split in | {gmr} map -q -m cat -R1 --workdir s | {gmr} shuffle -q --workdir s | {gmr} reduce -r 'head -n1' --workdir s > staged 2> staged.err"
+    ));
+    assert_eq!(read(d.path("staged")), b"1\n");
+    let err = String::from_utf8(read(d.path("staged.err"))).unwrap();
+    assert!(err.contains("300000 records in"), "{err}");
+    assert!(err.contains("stopped reading early"), "{err}");
 }
 
 // 6. Exit statuses that mean success.
