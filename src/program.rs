@@ -137,8 +137,9 @@ impl Program {
                     |e: io::Error| TaskError::io(format!("{} {}: {e}", ctx.role, b.name()), &e);
                 let mut sink = Sink::new(*b, ctx.key, &mut on_stdout);
                 let mut meter = InputMeter::new(&mut sink);
-                // Feeds write record by record: batch them.
-                let mut w = io::BufWriter::with_capacity(1 << 20, &mut meter);
+                // Feeds write record by record: batch them. A merge's or a
+                // split's blocks are larger, and pass through whole.
+                let mut w = io::BufWriter::with_capacity(crate::linebuf::WRITE_BUFFER, &mut meter);
                 feed(&mut w).and_then(|()| w.flush()).map_err(failed)?;
                 drop(w);
                 let input = meter.finish();
