@@ -722,6 +722,35 @@ fn gzip_input_equals_plain_input() {
     assert_eq!(gz.ok(), plain.ok());
 }
 
+/// A stdout that is a file gets each part copied straight to its place
+/// (several at once): the same bytes as a pipe gets, after what the shell
+/// wrote there before, and at the end of a file opened to append.
+#[test]
+fn a_stdout_redirected_to_a_file_gets_the_parts_in_order() {
+    let d = Dir::new();
+    let job = format!(
+        "{} run -q -m cat -r cat -R 3 --total-order {}",
+        gmr_bin().display(),
+        gutenberg()
+    );
+    let sorted = d.sh(&format!("cat {}/* | LC_ALL=C sort", gutenberg()));
+    assert!(
+        sorted.len() > 2 << 20,
+        "enough output for the copies in place"
+    );
+    assert_eq!(d.sh(&format!("{job} | cat")), sorted);
+    d.sh(&format!("{job} > plain"));
+    assert_eq!(read(d.path("plain")), sorted);
+    d.sh(&format!("{{ echo first; {job}; echo last; }} > framed"));
+    let framed = [&b"first\n"[..], &sorted, b"last\n"].concat();
+    assert_eq!(read(d.path("framed")), framed);
+    d.sh(&format!(
+        "echo old > appended; {job} >> appended; {job} >> appended"
+    ));
+    let appended = [&b"old\n"[..], &sorted, &sorted].concat();
+    assert_eq!(read(d.path("appended")), appended);
+}
+
 #[test]
 fn a_closed_stdout_is_not_an_error() {
     // Megabytes of output into `head -n 1`: gmr sees EPIPE and exits 0.
