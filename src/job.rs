@@ -368,10 +368,7 @@ impl<'a> Lifecycle<'a> {
         match delivery {
             Delivery::Stay => {}
             Delivery::Directory => output::mark_success(&spec.output)?,
-            Delivery::Stdout => {
-                let parts: Vec<_> = (0..parts).map(|p| spec.part_path(p)).collect();
-                output::copy_to_stdout(&parts)?
-            }
+            Delivery::Stdout => output::copy_to_stdout((0..parts).map(|p| spec.part_path(p)))?,
         }
         Ok(())
     }

@@ -722,9 +722,9 @@ fn gzip_input_equals_plain_input() {
     assert_eq!(gz.ok(), plain.ok());
 }
 
-/// A stdout that is a file gets each part copied straight to its place
-/// (several at once): the same bytes as a pipe gets, after what the shell
-/// wrote there before, and at the end of a file opened to append.
+/// A stdout that is a file (copied into by copy_file_range) gets the same
+/// bytes as a pipe: after what the shell wrote there before, and at the
+/// end of a file opened to append.
 #[test]
 fn a_stdout_redirected_to_a_file_gets_the_parts_in_order() {
     let d = Dir::new();
