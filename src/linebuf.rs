@@ -15,11 +15,11 @@ pub const BLOCK: usize = 1 << 20;
 /// that stops reading (`head`) is noticed after a pipe's worth more.
 pub const PIPE_BLOCK: usize = 64 << 10;
 
-/// The buffer of a file that merges and parts are written to: smaller
-/// than a [`BLOCK`], so that a merge's blocks pass through it whole rather
-/// than being copied into it (a copy of every byte of a partition), while
-/// a command's output, read a pipe's worth at a time, is still written in
-/// fewer, larger writes.
+/// The buffer of a file that merges and parts are written to, and of a
+/// built-in's input: smaller than a [`BLOCK`], so that a merge's blocks
+/// pass through it whole rather than being copied into it (a copy of every
+/// byte of a partition), while a command's output, read a pipe's worth at
+/// a time, is still written in fewer, larger writes.
 pub const WRITE_BUFFER: usize = 256 << 10;
 
 /// Asks the CPU to start loading `p`'s cache line: a hint, never a fault.

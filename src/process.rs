@@ -97,11 +97,15 @@ const LINE_CAP: usize = 64 << 10;
 /// How much of one run's stderr its log keeps; past it, the log says how
 /// much was dropped.
 pub const LOG_CAP: u64 = 16 << 20;
-/// The buffers between gmr and a child's pipes. A pipe holds 64 KiB, so a
-/// read returns no more and larger writes pass straight through; a larger
-/// buffer would be an mmap and munmap per child, which thousands of
-/// small-file mappers pay.
+/// The buffer a child's stdout and stderr are read into. A pipe holds
+/// 64 KiB, so a read returns no more; a larger buffer would be an mmap and
+/// munmap per child, which thousands of small-file mappers pay.
 const PIPE_CHUNK: usize = 64 << 10;
+/// The buffer in front of a command's stdin: feeds write large blocks (a
+/// split's megabyte, a merge's [`crate::linebuf::PIPE_BLOCK`]), which pass
+/// a smaller buffer whole (neither copied nor held back until the next
+/// block); it only gathers small writes (a small file's lines).
+const FEED_BUFFER: usize = 8 << 10;
 /// How long a command's output may stay open after it exited (held by
 /// something it started) before what is left of its process group is
 /// killed.
@@ -199,8 +203,9 @@ impl Watch {
 
 /// The writer a command's input is fed through: it counts the records and
 /// bytes offered and those the command took. Once the command stops
-/// reading (a broken pipe, or it exited), the rest is counted and dropped;
-/// once its run is failing, writing fails.
+/// reading (a broken pipe, or it exited), the rest is counted and dropped,
+/// or, with `stop_when_closed`, writing fails so that the feed stops; once
+/// its run is failing, writing fails.
 pub struct InputMeter<'a, W: Write> {
     inner: W,
     /// The pipe, non-blocking, when `inner` is one: a full pipe is waited
@@ -513,7 +518,7 @@ impl Child<'_> {
                     stop_when_closed: self.stop_feed,
                     ..InputMeter::new(stdin)
                 };
-                let mut w = BufWriter::with_capacity(PIPE_CHUNK, &mut meter);
+                let mut w = BufWriter::with_capacity(FEED_BUFFER, &mut meter);
                 let r = feed(&mut w).and_then(|()| w.flush());
                 // What is still buffered is not offered: the command
                 // stopped reading.

@@ -60,8 +60,7 @@ pub fn cut_points(job: &Job, wd: &WorkDir) -> Result<Vec<Vec<u8>>> {
         nofile: None,
         ok_exit: &job.spec.ok_exit,
         timeout: job.spec.task_timeout(),
-        // Only the mapper's output counts.
-        stop_feed: true,
+        stop_feed: false,
     };
     // Each line's rank and its bytes (with its newline).
     let mut ranks: Vec<(Vec<u8>, u64)> = Vec::new();

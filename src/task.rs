@@ -633,15 +633,25 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
                 })?;
             Ok((outcome, lines.0 + u64::from(lines.2), lines.1))
         })?;
-    let (records_in, bytes_in) = match outcome.input.stopped_early {
+    let input = outcome.input;
+    // The record check compares the map side's counts with what reducers
+    // were offered: a reducer that stopped early was offered the whole
+    // partition, of which the merge cannot have made more than there is.
+    let (records_in, bytes_in) = match input.stopped_early {
+        true if input.records > size.0 || input.bytes > size.1 => {
+            return Err(TaskError::fatal(format!(
+                "internal error: the merge of partition {p} made {} records ({} bytes) of {} ({} bytes); please report this",
+                input.records, input.bytes, size.0, size.1
+            )));
+        }
         true => size,
-        false => (outcome.input.records, outcome.input.bytes),
+        false => (input.records, input.bytes),
     };
     Ok(TaskReport {
         part_bytes,
         records_in,
         bytes_in,
-        records_read: outcome.input.records_taken,
+        records_read: input.records_taken,
         records_out,
         command_records_out: records_out,
         bytes_out,

@@ -722,7 +722,8 @@ fn gzip_input_equals_plain_input() {
     assert_eq!(gz.ok(), plain.ok());
 }
 
-/// A stdout that is a file (copied into by copy_file_range) gets the same
+/// A stdout that is a file (which `io::copy` fills by copy_file_range)
+/// gets the same
 /// bytes as a pipe: after what the shell wrote there before, and at the
 /// end of a file opened to append.
 #[test]
