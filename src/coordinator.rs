@@ -634,7 +634,11 @@ fn task_failed(task: TaskId, attempts: u32, host: &str, e: &TaskError) -> Error 
         )
     };
     if e.stderr_tail.trim().is_empty() {
-        msg.push_str("\n  (its stderr was empty)");
+        // Only a command's failure has a stderr to speak of: a bad input,
+        // a full disk or a lost host are said in the message itself.
+        if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
+            msg.push_str("\n  (its stderr was empty)");
+        }
     } else {
         msg.push_str("\n  last lines of its stderr:");
         for line in e.stderr_tail.lines() {

@@ -1226,6 +1226,8 @@ fn zstd_bzip2_xz_and_gzip_inputs_are_known_by_their_bytes_not_their_names() {
         err.contains("is not valid zstd data") && err.contains("/bad"),
         "{err}"
     );
+    // No command ran: nothing is said of a stderr.
+    assert!(!err.contains("stderr"), "{err}");
 }
 
 /// A compressed file larger than a split is decompressed once into the
