@@ -62,7 +62,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l remote-gmr -d 'The path 
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l slurm-args -d 'Options every srun or sbatch gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l workdir -d 'The work directory (default: a new one in $TMPDIR, removed after a successful run)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l force -d 'Replace an existing, non-empty output directory'
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l force -d 'Replace an old output in DIR: its part files and _SUCCESS (a DIR holding anything else is refused)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l total-order -d 'Partition by ranges of the order instead of by hash, so that the parts are in order one after the other (cat out/part-* is sorted): cut points are picked from a sample of the mapper\'s output'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l one-mapper-per-task -d 'Feed the small files that share a map task to one mapper, one after the other, rather than start a mapper for each: far faster over thousands of small files. Mappers then get no GMR_INPUT_FILE (nor map_input_file): leave this off for mappers that read it'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s q -l quiet -d 'No progress display, status lines or summary on stderr'
@@ -144,7 +144,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l remote-gmr -d 'The pa
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l slurm-args -d 'Options every srun or sbatch gets, split at blanks: partition, account, time limit, QOS (e.g. "--partition=short --time=10")' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l ssh-timeout -d 'Seconds to wait when connecting to a host, and the longest a host may stay silent (not even answering keepalives) before it counts as hung; a quiet task on a live host is never cut short (at least 5)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l workdir -d 'The work directory (default: the one in the lines on stdin)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l force -d 'Replace an existing, non-empty output directory'
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l force -d 'Replace an old output in DIR: its part files and _SUCCESS (a DIR holding anything else is refused)'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s q -l quiet -d 'No progress display, status lines or summary on stderr'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use); a changed or revoked key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'

@@ -241,7 +241,7 @@ pub struct OutputArgs {
     #[arg(short = 'o', long, value_name = "DIR", help_heading = "Output")]
     pub output: Option<PathBuf>,
 
-    /// Replace an existing, non-empty output directory
+    /// Replace an old output in DIR: its part files and _SUCCESS (a DIR holding anything else is refused)
     #[arg(long, help_heading = "Output")]
     pub force: bool,
 

@@ -15,16 +15,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     path: PathBuf,
-    /// Its files are replaced (`--force`).
-    replace: bool,
+    /// The old output's files, removed to replace it (`--force`).
+    replace: Vec<PathBuf>,
 }
 
 impl OutputDir {
     /// Checks the output directory `dir` (None: the output goes to
     /// stdout). An existing non-empty directory is refused unless `force`,
     /// and even then when it is, or contains, one of `keep` (the inputs,
-    /// the current directory, the work directory): `--force` replaces an
-    /// old output, never the data it is computed from.
+    /// the current directory, the work directory), or holds anything but
+    /// an old output's files (parts and `_SUCCESS`): `--force` replaces an
+    /// old output, never a script, a log or the data it is computed from.
     pub fn check(
         dir: Option<&Path>,
         force: bool,
@@ -51,13 +52,12 @@ impl OutputDir {
                 dir.display()
             )));
         }
+        let mut replace = Vec::new();
         if non_empty {
             refuse_to_replace(dir, keep)?;
+            replace = old_output_files(dir)?;
         }
-        Ok(Some(OutputDir {
-            path,
-            replace: non_empty,
-        }))
+        Ok(Some(OutputDir { path, replace }))
     }
 
     /// A directory that already holds this job's parts (a resumed job):
@@ -65,7 +65,7 @@ impl OutputDir {
     pub fn keep(path: PathBuf) -> OutputDir {
         OutputDir {
             path,
-            replace: false,
+            replace: Vec::new(),
         }
     }
 
@@ -74,15 +74,41 @@ impl OutputDir {
         &self.path
     }
 
-    /// Empties it (`--force`) and makes it.
+    /// Removes the old output's files (`--force`) and makes it.
     pub fn make_ready(&self) -> Result<()> {
-        let dir = &self.path;
-        if self.replace {
-            fs::remove_dir_all(dir)
-                .map_err(|e| Error::input("cannot replace output directory", dir, e))?;
+        for file in &self.replace {
+            match fs::remove_file(file) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::input("cannot replace old output", file, e));
+                }
+                _ => {}
+            }
         }
+        let dir = &self.path;
         fs::create_dir_all(dir).map_err(|e| Error::input("cannot create output directory", dir, e))
     }
+}
+
+/// The files of an old output in `dir`, which `--force` removes; refuses
+/// a directory that holds anything else (a subdirectory, a script, a log,
+/// a link to an input), naming it: that is no old output of gmr's.
+fn old_output_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let read = |e| Error::input("cannot read output directory", dir, e);
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read)? {
+        let entry = entry.map_err(read)?;
+        let name = entry.file_name();
+        let is_file = entry.file_type().is_ok_and(|t| !t.is_dir());
+        if !is_file || !workdir::is_output_name(&name.to_string_lossy()) {
+            return Err(Error::usage(format!(
+                "--force replaces an old output (part-NNNNN files and _SUCCESS), and {} also holds {}; nothing was removed: choose another output directory, or remove it yourself",
+                dir.display(),
+                Path::new(&name).display()
+            )));
+        }
+        files.push(entry.path());
+    }
+    Ok(files)
 }
 
 /// Refuses to replace `dir` when it is `/`, the home directory, or holds

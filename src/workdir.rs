@@ -343,6 +343,21 @@ pub fn part_name(p: usize) -> String {
     format!("part-{p:05}")
 }
 
+/// Whether `name` is one gmr writes into an output directory: a part
+/// (`part-00003`, `.gz` or `.zst`), `_SUCCESS`, or what an attempt left
+/// (`.part-00003.attempt-...`). `--force` replaces only these.
+pub fn is_output_name(name: &str) -> bool {
+    let part = |n: &str| {
+        n.strip_prefix("part-")
+            .is_some_and(|d| d.len() >= 5 && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let stem = name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".zst"))
+        .unwrap_or(name);
+    name == "_SUCCESS" || part(stem) || (is_attempt_name(name) && name.starts_with(".part-"))
+}
+
 /// Part `p` of the job's output directory `output`, its name ending in
 /// `ext` (`.gz`, `.zst`, or nothing).
 pub fn output_part(output: &Path, p: usize, ext: &str) -> PathBuf {
@@ -584,6 +599,32 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_names_are_parts_success_and_attempts() {
+        for name in [
+            "part-00000",
+            "part-123456",
+            "part-00001.gz",
+            "part-00002.zst",
+            "_SUCCESS",
+            ".part-00003.attempt-1-host-42-7",
+        ] {
+            assert!(is_output_name(name), "{name}");
+        }
+        for name in [
+            "map.sh",
+            "part-0",
+            "part-0000x",
+            "part-00000.txt",
+            "part-00000.gz.bak",
+            ".job.json.attempt-1-h-1-1",
+            "_SUCCESS.gz",
+            "README",
+        ] {
+            assert!(!is_output_name(name), "{name}");
+        }
+    }
 
     #[test]
     fn first_commit_wins_for_files_and_dirs() {

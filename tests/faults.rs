@@ -93,13 +93,73 @@ fn force_never_removes_an_input_the_current_directory_or_the_work_directory() {
     .fails(2);
     assert_eq!(read(d.path("keep.txt")), b"mine\n");
     assert_eq!(read(d.path("jobs/old")), b"x\n");
-    // An old output is still replaced.
-    d.write("out/stale", "old\n");
+    // An old output is replaced: its parts, _SUCCESS, an attempt's
+    // leftover, compressed parts.
+    for old in ["part-00000", "part-00001.gz", "part-00002.zst", "_SUCCESS"] {
+        d.write(&format!("out/{old}"), "old\n");
+    }
+    d.write("out/.part-00003.attempt-1-h-1-1", "old\n");
     d.run(&[
         "run", "-q", "-m", "cat", "-R0", "-o", "out", "--force", "data",
     ])
     .ok();
     assert_eq!(names(d.path("out")), ["_SUCCESS", "part-00000"]);
+    assert_eq!(read(d.path("out/part-00000")), b"1\n2\n3\n");
+}
+
+/// `--force` replaces an old output and nothing else: a directory that also
+/// holds the job's own scripts, its job log, a link to an input, notes or a
+/// subdirectory is refused (exit 2), and nothing in it is removed.
+#[test]
+fn force_removes_only_an_old_outputs_files() {
+    let d = Dir::new();
+    d.write("in.txt", "a b\n");
+    d.sh("mkdir -p linked && ln -s ../in.txt linked/in.txt");
+    d.write("job/map.sh", "#!/bin/sh\ntr -s ' ' '\\n'\n");
+    d.sh("chmod +x job/map.sh");
+    for dir in ["job", "linked", "logs", "notes", "nested"] {
+        d.write(&format!("{dir}/part-00000"), "old\n");
+    }
+    d.write("logs/log.jsonl", "{}\n");
+    d.write("notes/README", "mine\n");
+    d.write("nested/sub/f", "mine\n");
+    let cases: [(&str, &[&str]); 5] = [
+        ("job", &["-m", "job/map.sh", "-r", "@count", "in.txt"]),
+        ("linked", &["-m", "cat", "-r", "cat", "linked/in.txt"]),
+        (
+            "logs",
+            &[
+                "-m",
+                "cat",
+                "-r",
+                "cat",
+                "--joblog",
+                "logs/log.jsonl",
+                "in.txt",
+            ],
+        ),
+        ("notes", &["-m", "cat", "-r", "cat", "in.txt"]),
+        ("nested", &["-m", "cat", "-r", "cat", "in.txt"]),
+    ];
+    for (out, args) in cases {
+        let mut argv = vec!["run", "-q", "-o", out, "--force"];
+        argv.extend_from_slice(args);
+        let err = d.run(&argv).fails(2);
+        assert!(
+            err.starts_with("gmr: ") && err.contains("nothing was removed"),
+            "{out}: {err}"
+        );
+        assert_eq!(
+            read(d.path(&format!("{out}/part-00000"))),
+            b"old\n",
+            "{out}"
+        );
+    }
+    assert!(d.path("job/map.sh").exists());
+    assert_eq!(read(d.path("linked/in.txt")), b"a b\n");
+    assert_eq!(read(d.path("logs/log.jsonl")), b"{}\n");
+    assert_eq!(read(d.path("notes/README")), b"mine\n");
+    assert_eq!(read(d.path("nested/sub/f")), b"mine\n");
 }
 
 #[test]

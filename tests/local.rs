@@ -634,9 +634,19 @@ fn an_existing_output_directory_is_refused_unless_forced() {
     );
     assert_eq!(read(d.path("o/keep.txt")), b"precious");
     assert_eq!(names(d.path("o")), ["keep.txt"]);
-    d.job("cat", "cat", &["-R", "2", "-o", "o", "--force", "in"])
+    // --force replaces an old output, not a file of the user's.
+    let err = d
+        .job("cat", "cat", &["-R", "2", "-o", "o", "--force", "in"])
+        .fails(2);
+    assert!(err.contains("also holds keep.txt"), "{err}");
+    assert_eq!(read(d.path("o/keep.txt")), b"precious");
+    d.job("cat", "cat", &["-R", "3", "-o", "old", "in"]).ok();
+    d.job("cat", "cat", &["-R", "2", "-o", "old", "--force", "in"])
         .ok();
-    assert_eq!(names(d.path("o")), ["_SUCCESS", "part-00000", "part-00001"]);
+    assert_eq!(
+        names(d.path("old")),
+        ["_SUCCESS", "part-00000", "part-00001"]
+    );
 }
 
 #[test]
