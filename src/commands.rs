@@ -102,7 +102,8 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
     job::keeping_workdir(&wd, created, || {
         let pool = placement.connect(&wd, plan.cwd())?;
         let spec = plan.spec(&wd, pool.slots())?;
-        plan.make_output_ready()?;
+        // Held until the job ends: no other job writes its output.
+        let _lock = plan.make_output_ready()?;
         let mut job = Lifecycle::start(&wd, spec, true, pool, &options, resume, start)?;
         job.keep_workdir(!created);
         job.map()?;
@@ -349,9 +350,8 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
         args.output.compress,
         &args.exec,
     )?;
-    if let Some(output) = &output {
-        output.make_ready()?;
-    }
+    // Held until the stage ends: no other job writes its output.
+    let _lock = output.as_ref().map(OutputDir::make_ready).transpose()?;
     let pool = placement.connect(&wd, &spec.cwd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;

@@ -17,6 +17,16 @@ pub struct OutputDir {
     path: PathBuf,
     /// The old output's files, removed to replace it (`--force`).
     replace: Vec<PathBuf>,
+    /// It holds this job's own parts (a resumed job).
+    own: bool,
+}
+
+/// The lock a job holds on its output directory while it runs, so that
+/// two jobs never write one directory (each would take the other's parts
+/// for its own); released when dropped.
+#[derive(Debug)]
+pub struct OutputLock {
+    _dir: Option<File>,
 }
 
 impl OutputDir {
@@ -57,7 +67,11 @@ impl OutputDir {
             refuse_to_replace(dir, keep)?;
             replace = old_output_files(dir)?;
         }
-        Ok(Some(OutputDir { path, replace }))
+        Ok(Some(OutputDir {
+            path,
+            replace,
+            own: false,
+        }))
     }
 
     /// A directory that already holds this job's parts (a resumed job):
@@ -66,6 +80,7 @@ impl OutputDir {
         OutputDir {
             path,
             replace: Vec::new(),
+            own: true,
         }
     }
 
@@ -74,8 +89,27 @@ impl OutputDir {
         &self.path
     }
 
-    /// Removes the old output's files (`--force`) and makes it.
-    pub fn make_ready(&self) -> Result<()> {
+    /// Makes it, locks it for the job, and removes the old output's files
+    /// (`--force`). A directory another gmr job holds, or that was written
+    /// since it was checked, is refused: removing nothing.
+    pub fn make_ready(&self) -> Result<OutputLock> {
+        let dir = &self.path;
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::input("cannot create output directory", dir, e))?;
+        let lock = lock_dir(dir)?;
+        if !self.own {
+            let read = |e| Error::input("cannot read output directory", dir, e);
+            for entry in fs::read_dir(dir).map_err(read)? {
+                let path = entry.map_err(read)?.path();
+                if !self.replace.iter().any(|r| r.file_name() == path.file_name()) {
+                    return Err(Error::usage(format!(
+                        "output directory {} changed since gmr looked at it ({} appeared); nothing was removed: is another job writing it? choose another output directory",
+                        dir.display(),
+                        path.display()
+                    )));
+                }
+            }
+        }
         for file in &self.replace {
             match fs::remove_file(file) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -84,9 +118,28 @@ impl OutputDir {
                 _ => {}
             }
         }
-        let dir = &self.path;
-        fs::create_dir_all(dir).map_err(|e| Error::input("cannot create output directory", dir, e))
+        Ok(lock)
     }
+}
+
+/// Takes `dir`'s lock (flock(2) on the directory itself: no file of gmr's
+/// among the parts). A filesystem that has no locks (some NFS setups) goes
+/// without.
+fn lock_dir(dir: &Path) -> Result<OutputLock> {
+    use std::os::fd::AsRawFd;
+    let file = File::open(dir).map_err(|e| Error::input("cannot open output directory", dir, e))?;
+    // SAFETY: flock on a descriptor we own; it only takes a lock.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(OutputLock { _dir: Some(file) });
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Err(Error::usage(format!(
+            "output directory {} is being written by another gmr job; wait for it to end, or choose another output directory",
+            dir.display()
+        )));
+    }
+    Ok(OutputLock { _dir: None })
 }
 
 /// The files of an old output in `dir`, which `--force` removes; refuses

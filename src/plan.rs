@@ -20,7 +20,7 @@ use crate::exec::slurm::Allocation;
 use crate::exec::ssh::{self, HostPool};
 use crate::exec::{Pool, Slots};
 use crate::hosts::{self, HostEntry};
-use crate::output::OutputDir;
+use crate::output::{OutputDir, OutputLock};
 use crate::program::Program;
 use crate::record::KeySpec;
 use crate::resources;
@@ -421,8 +421,8 @@ impl<'a> RunPlan<'a> {
 
     /// Makes the output directory ready, replacing its files with
     /// `--force`: call it once every check has passed ([`RunPlan::spec`]).
-    pub fn make_output_ready(&self) -> Result<()> {
-        self.output.as_ref().map_or(Ok(()), OutputDir::make_ready)
+    pub fn make_output_ready(&self) -> Result<Option<OutputLock>> {
+        self.output.as_ref().map(OutputDir::make_ready).transpose()
     }
 
     /// The directory commands run in.

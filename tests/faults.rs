@@ -162,6 +162,52 @@ fn force_removes_only_an_old_outputs_files() {
     assert_eq!(read(d.path("nested/sub/f")), b"mine\n");
 }
 
+/// Two jobs never write one output directory: the second is refused
+/// (exit 2) while the first runs, even with --force, and the first's
+/// output is whole.
+#[test]
+fn a_second_job_on_the_same_output_is_refused_while_the_first_runs() {
+    let d = Dir::new();
+    d.sh("seq 1000 > a.txt; seq 5000 7000 > b.txt");
+    let first = d
+        .gmr(&[
+            "run",
+            "-q",
+            "-m",
+            "cat",
+            "-r",
+            "sh -c 'sleep 2; cat'",
+            "-R",
+            "4",
+            "-o",
+            "out",
+            "a.txt",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for(&d.path("out"));
+    for force in [false, true] {
+        let mut args = vec![
+            "run", "-q", "-m", "cat", "-r", "cat", "-R", "4", "-o", "out", "b.txt",
+        ];
+        if force {
+            args.push("--force");
+        }
+        let err = d.run(&args).fails(2);
+        assert!(
+            err.contains("exists and is not empty")
+                || err.contains("being written by another gmr job"),
+            "{err}"
+        );
+    }
+    assert!(first.wait_with_output().unwrap().status.success());
+    assert_same_lines(
+        &parts(d.path("out")),
+        &d.sh("seq 1000"),
+        "the first job's output",
+    );
+}
+
 #[test]
 fn a_refused_resume_removes_nothing() {
     let d = Dir::new();
@@ -180,7 +226,7 @@ fn a_refused_resume_removes_nothing() {
         "in",
     ])
     .ok();
-    d.write("out2/precious", "keep me\n");
+    d.write("out2/part-00000", "keep me\n");
     // Another mapper: not the same job, so the resume is refused, before
     // --force touched out2.
     let err = d
@@ -201,7 +247,7 @@ fn a_refused_resume_removes_nothing() {
         ])
         .fails(2);
     assert!(err.contains("cannot resume"), "{err}");
-    assert_eq!(read(d.path("out2/precious")), b"keep me\n");
+    assert_eq!(read(d.path("out2/part-00000")), b"keep me\n");
 }
 
 // 2. A work directory belongs to one job.
