@@ -352,6 +352,7 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
     )?;
     // Held until the stage ends: no other job writes its output.
     let _lock = output.as_ref().map(OutputDir::make_ready).transpose()?;
+    wd.discard_reduce()?;
     let pool = placement.connect(&wd, &spec.cwd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;

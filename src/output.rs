@@ -101,7 +101,11 @@ impl OutputDir {
             let read = |e| Error::input("cannot read output directory", dir, e);
             for entry in fs::read_dir(dir).map_err(read)? {
                 let path = entry.map_err(read)?.path();
-                if !self.replace.iter().any(|r| r.file_name() == path.file_name()) {
+                if !self
+                    .replace
+                    .iter()
+                    .any(|r| r.file_name() == path.file_name())
+                {
                     return Err(Error::usage(format!(
                         "output directory {} changed since gmr looked at it ({} appeared); nothing was removed: is another job writing it? choose another output directory",
                         dir.display(),

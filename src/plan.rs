@@ -389,6 +389,9 @@ impl<'a> RunPlan<'a> {
             ),
             _ => None,
         };
+        if let Some(wd) = &args.workdir {
+            crate::workdir::check_apart(wd, args.output.output.as_deref(), &args.input.inputs)?;
+        }
         let output = match (&recorded, &args.output.output) {
             // A resumed job keeps the parts it committed in its output
             // directory.
@@ -464,6 +467,7 @@ impl<'a> RunPlan<'a> {
         spec.splits = match &self.recorded {
             Some(old) => {
                 check_resumable(old, &spec)?;
+                check_committed_parts(wd, old)?;
                 // The same job: its committed tasks are this one's. Its
                 // --ok-exit and --task-timeout may change (a job that
                 // failed on grep's status 1 resumes with --ok-exit 0,1).
@@ -609,6 +613,47 @@ pub fn reduce_spec(
 
 /// Refuses to resume a job with another job's settings: its committed
 /// tasks would not fit.
+/// A resumed job's parts in its output directory must be ones it
+/// committed: a part that no attempt of this job recorded (another job
+/// wrote the directory since, with `--force`) would be taken for this
+/// job's, as a task that finds its part in place takes it as committed.
+/// A part this job recorded at another length (cut short by a crash) is
+/// redone (`task::committed_report`); parts bound for stdout, in the work
+/// directory, are gmr's own.
+fn check_committed_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
+    use crate::task::TaskId;
+    if old.output == wd.default_output() {
+        return Ok(());
+    }
+    let map_only = old.reducers == 0;
+    let parts = if map_only {
+        old.splits.len()
+    } else {
+        old.reducers as usize
+    };
+    for p in 0..parts {
+        let path = old.part_path(p);
+        if !path.exists() {
+            continue;
+        }
+        let task = match map_only {
+            true => TaskId::Map(p),
+            false => TaskId::Reduce(p as u32),
+        };
+        let report: Option<crate::report::TaskReport> =
+            crate::workdir::read_json(&wd.report_path(&task.to_string())).ok();
+        if report.is_some_and(|r| r.job == old.job) {
+            continue;
+        }
+        return Err(Error::usage(format!(
+            "cannot resume: {} is not a part this job committed (another job may have written {} since); remove that file to let this job write it again, or run the job again without --resume",
+            path.display(),
+            old.output.display()
+        )));
+    }
+    Ok(())
+}
+
 fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
     let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
     let mut diffs = Vec::new();

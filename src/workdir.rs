@@ -65,12 +65,40 @@ impl WorkDir {
                         dir.display()
                     )));
                 }
+                if fresh {
+                    wd.check_no_stale_data(dir)?;
+                }
                 (wd, false)
             }
             None => (WorkDir::new(new_temp_dir()?), true),
         };
         wd.create()?;
         Ok((wd, created))
+    }
+
+    /// Refuses, for a new job, a work directory whose `output/` holds files
+    /// though it records no job (its job.json removed by hand, or made by
+    /// someone else): a task finding its part already in place takes it as
+    /// committed. (Map outputs and reports carry their job's identity, and
+    /// another job's are never taken.)
+    fn check_no_stale_data(&self, given: &Path) -> Result<()> {
+        let dir = self.default_output();
+        if let Some(Ok(entry)) = fs::read_dir(&dir).ok().and_then(|mut e| e.next()) {
+            return Err(Error::usage(format!(
+                "work directory {} holds output/{} but no job: gmr would take it for this job's output; remove it or choose another --workdir",
+                given.display(),
+                entry.file_name().to_string_lossy()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Forgets what an earlier `gmr reduce` in this directory committed
+    /// (its reports, and its parts here): a reduce stage run again, with
+    /// another reducer or output, must not take them for its own.
+    pub fn discard_reduce(&self) -> Result<()> {
+        remove_named(&self.root.join("reports"), |n| n.starts_with("reduce-"))?;
+        remove_named(&self.default_output(), is_output_name)
     }
 
     /// Refuses a work directory that belongs to another user: whoever can
@@ -338,6 +366,47 @@ pub fn open_append(path: &Path) -> io::Result<fs::File> {
         .open(path)
 }
 
+/// Refuses a work directory `workdir` that is, holds or lies inside the
+/// output directory, or is or lies inside an input directory: gmr's own
+/// files (job.json, logs, reports) would be mixed with the output, or read
+/// as input by the next job.
+pub fn check_apart(workdir: &Path, output: Option<&Path>, inputs: &[PathBuf]) -> Result<()> {
+    // The real path, also of a path not made yet (its parent's).
+    let real = |p: &Path| {
+        let parent = || match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => {
+                fs::canonicalize(parent).map(|d| d.join(name))
+            }
+            _ => Err(io::ErrorKind::NotFound.into()),
+        };
+        fs::canonicalize(p)
+            .or_else(|_| parent())
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let wd = real(workdir);
+    if let Some(out) = output {
+        let o = real(out);
+        if o.starts_with(&wd) || wd.starts_with(&o) {
+            return Err(Error::usage(format!(
+                "the output directory {} and the work directory {} overlap: gmr's own files would be mixed with the output; choose them apart",
+                out.display(),
+                workdir.display()
+            )));
+        }
+    }
+    for input in inputs.iter().filter(|i| i.is_dir()) {
+        if wd.starts_with(real(input)) {
+            return Err(Error::usage(format!(
+                "the work directory {} is inside the input {}: the next job over it would read gmr's files as input; choose another --workdir",
+                workdir.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `part-00003`.
 pub fn part_name(p: usize) -> String {
     format!("part-{p:05}")
@@ -485,6 +554,27 @@ pub fn remove_attempt_files(dir: &Path) {
             remove_path(&entry.path());
         }
     }
+}
+
+/// Removes the files of `dir` whose names are `old`; a missing `dir` has
+/// none.
+fn remove_named(dir: &Path, old: impl Fn(&str) -> bool) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !old(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::io("cannot remove", &path, e));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Removes a file or directory tree, ignoring errors (cleanup paths).

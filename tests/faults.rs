@@ -306,6 +306,100 @@ fn stages_refuse_a_work_directory_of_another_job() {
     );
 }
 
+/// Nothing already lying in a work directory or an output directory is
+/// taken for a job's work: a reduce stage run again with another reducer
+/// computes its answer again; files in a work directory that records no
+/// job, a work directory that overlaps the output or lies in an input,
+/// and a resume whose output another job has rewritten are refused.
+#[test]
+fn nothing_left_in_a_directory_is_taken_for_this_jobs_work() {
+    let d = Dir::new();
+    d.write("in.txt", "a\nb\na\n");
+    let gmr = gmr_bin().display().to_string();
+    d.sh(&format!(
+        "{gmr} split in.txt | {gmr} map -q -m cat -R 2 --workdir w > maps"
+    ));
+    let maps = read(d.path("maps"));
+    let counted = d.run_stdin(&["reduce", "-q", "-r", "@count", "--workdir", "w"], &maps);
+    assert_same_lines(counted.ok(), b"a\t2\nb\t1\n", "@count");
+    let lines = d.run_stdin(&["reduce", "-q", "-r", "wc -l", "--workdir", "w"], &maps);
+    let total: u64 = String::from_utf8_lossy(lines.ok())
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 3, "wc -l per partition, not @count's parts again");
+
+    // A work directory with an output no job recorded.
+    d.write("p/output/part-00000", "NOT JOB OUTPUT\n");
+    let err = d
+        .run(&[
+            "run",
+            "-q",
+            "-m",
+            "cat",
+            "-r",
+            "cat",
+            "--workdir",
+            "p",
+            "in.txt",
+        ])
+        .fails(2);
+    assert!(err.contains("holds output/part-00000 but no job"), "{err}");
+    // Work and output directories apart; no work directory in an input.
+    d.write("data/x", "1\n");
+    for args in [
+        ["--workdir", "o9", "-o", "o9", "in.txt"],
+        ["--workdir", "w9", "-o", "w9/out", "in.txt"],
+        ["--workdir", "o8/w", "-o", "o8", "in.txt"],
+        ["--workdir", "data", "-o", "o7", "data"],
+        ["--workdir", "data/w", "-o", "o7", "data"],
+    ] {
+        let mut argv = vec!["run", "-q", "-m", "cat", "-r", "cat"];
+        argv.extend_from_slice(&args);
+        let err = d.run(&argv).fails(2);
+        assert!(
+            err.contains("overlap") || err.contains("inside the input"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(names(d.path("data")), ["x"]);
+
+    // A failed job's output rewritten by another job before the resume.
+    d.sh("seq 1000 > a.txt; seq 5000 7000 > b.txt");
+    // Partition 1 fails while the file `fail` exists.
+    let failing = "sh -c '[ $mapreduce_task_partition = 1 ] && [ -e fail ] && exit 3; cat'";
+    d.write("fail", "");
+    let job = |reducer: &str, input: &str, extra: &[&str]| {
+        let mut argv = vec![
+            "run",
+            "-q",
+            "-m",
+            "cat",
+            "-r",
+            reducer,
+            "-R",
+            "2",
+            "-o",
+            "out",
+            "--workdir",
+            "wa",
+            "--retries",
+            "0",
+            input,
+        ];
+        argv.extend_from_slice(extra);
+        d.run(&argv)
+    };
+    job(failing, "a.txt", &[]).fails(1);
+    d.run(&[
+        "run", "-q", "-m", "cat", "-r", "cat", "-R", "2", "-o", "out", "--force", "b.txt",
+    ])
+    .ok();
+    fs::remove_file(d.path("fail")).unwrap();
+    let err = job(failing, "a.txt", &["--resume"]).fails(2);
+    assert!(err.contains("is not a part this job committed"), "{err}");
+}
+
 // 3. Streams are read as stdin is.
 
 #[test]
