@@ -403,7 +403,8 @@ impl MapTask<'_> {
         Ok(all)
     }
 
-    /// `-R 0`: the mapper's output is part N of the job, as it printed it.
+    /// `-R 0`: the mapper's output is part N of the job, as it printed it,
+    /// a last line without a newline ended with one.
     fn run_map_only(&self, mapper: &Program) -> Result<(TaskReport, InputCount), TaskError> {
         let target = self.at.job.spec.part_path(self.index);
         let durable = self.at.durable_parts();
@@ -419,6 +420,13 @@ impl MapTask<'_> {
                     counts.2 = chunk.last().map_or(counts.2, |&b| b != b'\n');
                     out.write_all(chunk)
                 })?;
+                // Nor the part's last line the next part's first: parts
+                // are read one after another.
+                if counts.2 {
+                    out.write_all(b"\n")
+                        .map_err(|e| TaskError::io(format!("{e}"), &e))?;
+                    counts.1 += 1;
+                }
                 Ok((outcome, counts.0 + u64::from(counts.2), counts.1))
             })?;
         let report = TaskReport {

@@ -249,7 +249,8 @@ fn map_only_keeps_input_order() {
         "1K",
         "in",
     ]);
-    let expected = d.sh("cat in/a in/b | sed s/^/x/");
+    // The last line, without a newline in the input, ends with one.
+    let expected = d.sh("cat in/a in/b | sed s/^/x/; echo");
     assert_eq!(out.ok(), expected);
     let out = d.run(&[
         "run",
@@ -277,7 +278,7 @@ fn map_only_keeps_input_order() {
         parts(d.path("o")),
         read(d.path("in/a"))
             .into_iter()
-            .chain(*b"b1\nb2")
+            .chain(*b"b1\nb2\n")
             .collect::<Vec<u8>>()
     );
 }
@@ -760,6 +761,31 @@ fn a_stdout_redirected_to_a_file_gets_the_parts_in_order() {
     ));
     let appended = [&b"old\n"[..], &sorted, &sorted].concat();
     assert_eq!(read(d.path("appended")), appended);
+}
+
+/// A file whose last line has no newline does not run into the next
+/// file's first line, whether they are one map task's or two (-R 0: the
+/// parts are read one after another).
+#[test]
+fn a_last_line_without_a_newline_stays_a_line_in_a_map_only_job() {
+    let d = Dir::new();
+    d.write("x", "a");
+    d.write("y", "b\n");
+    for split in ["1", "64M"] {
+        let out = d.run(&[
+            "run",
+            "-q",
+            "-m",
+            "cat",
+            "-R",
+            "0",
+            "--split-size",
+            split,
+            "x",
+            "y",
+        ]);
+        assert_eq!(out.ok(), b"a\nb\n", "--split-size {split}");
+    }
 }
 
 #[test]
