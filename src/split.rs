@@ -212,7 +212,17 @@ fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
     if let Some(dir) = spool.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io("cannot create spool directory", dir, e))?;
     }
-    // A new private file, renamed into place once whole.
+    // Another split's saved input, which its lines name: never replaced.
+    let taken = || {
+        Error::usage(format!(
+            "{} already holds a saved input (of an earlier gmr split or job, whose lines read it); choose another --workdir",
+            spool.display()
+        ))
+    };
+    if spool.exists() {
+        return Err(taken());
+    }
+    // A new private file, committed into place once whole.
     let tmp = workdir::AttemptGuard::new(workdir::attempt_path(spool, 0));
     let mut out = workdir::create_new(tmp.path())
         .map_err(|e| Error::io("cannot spool input to", spool, e))?;
@@ -225,8 +235,10 @@ fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
     };
     copied
         .and_then(|_| out.sync_all())
-        .and_then(|()| fs::rename(tmp.path(), spool))
         .map_err(|e| Error::io(&format!("cannot spool {} to", input.display()), spool, e))?;
+    if !workdir::commit(tmp.path(), spool)? {
+        return Err(taken());
+    }
     tmp.keep();
     crate::interrupt::check()?;
     Ok(spool.to_path_buf())

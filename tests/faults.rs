@@ -402,6 +402,23 @@ fn nothing_left_in_a_directory_is_taken_for_this_jobs_work() {
 
 // 3. Streams are read as stdin is.
 
+/// A second `gmr split` of stdin into the same work directory is refused:
+/// it would replace the saved input that the first split's lines read.
+#[test]
+fn a_second_split_of_stdin_never_replaces_the_first_ones_input() {
+    let d = Dir::new();
+    let first = d.run_stdin(&["split", "--workdir", "w"], b"one\n");
+    let lines = first.ok().to_vec();
+    let err = d.run_stdin(&["split", "--workdir", "w"], b"two\n").fails(2);
+    assert!(err.contains("already holds a saved input"), "{err}");
+    let gmr = gmr_bin().display().to_string();
+    d.write("lines", &lines);
+    let out = d.sh(&format!(
+        "{gmr} map -q -m cat -R 1 < lines | {gmr} reduce -q -r cat"
+    ));
+    assert_eq!(out, b"one\n");
+}
+
 #[test]
 fn pipes_process_substitution_and_dev_stdin_are_read_not_skipped() {
     let d = Dir::new();
