@@ -31,12 +31,14 @@ impl Resources {
     /// open-file limit was `child_nofile` before [`raise_open_file_limit`]
     /// raised it. Sizes the thread pool of the parallel sort to `slots`, so
     /// that `-j N` caps gmr's CPU use at N cores rather than only its task
-    /// slots. Call it once per process.
+    /// slots, and never past the cores (a `-j` far above them, for
+    /// commands that wait, would otherwise start a thread per slot here).
+    /// Call it once per process.
     pub fn new(slots: usize, child_nofile: Option<libc::rlimit>) -> Resources {
         let slots = slots.max(1);
         // Fails only when the pool exists already (a second call): keep it.
         let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(slots)
+            .num_threads(slots.min(cores()))
             .build_global();
         Resources {
             slots,

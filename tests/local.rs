@@ -788,6 +788,19 @@ fn a_last_line_without_a_newline_stays_a_line_in_a_map_only_job() {
     }
 }
 
+/// A `-j` far above the cores (for commands that mostly wait) starts no
+/// thread per slot for the sort: a tiny job stays a tiny job (it took
+/// minutes at -j 20000 when it did).
+#[test]
+fn a_huge_j_on_a_tiny_input_is_no_burden() {
+    let d = Dir::new();
+    d.write("in", "b\na\n");
+    let out = d.run(&[
+        "run", "-q", "-j", "20000", "-m", "cat", "-r", "cat", "-R", "2", "in",
+    ]);
+    assert_same_lines(out.ok(), b"a\nb\n", "-j 20000");
+}
+
 #[test]
 fn a_closed_stdout_is_not_an_error() {
     // Megabytes of output into `head -n 1`: gmr sees EPIPE and exits 0.
