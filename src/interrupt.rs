@@ -19,6 +19,10 @@ use std::sync::{Arc, Mutex};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static CHILDREN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// A work directory gmr made, removed if the process is abandoned (see
+/// [`STOP_WITHIN`]) while it holds no job yet: a stream being saved that
+/// blocked the main thread (a terminal's stdin) leaves nothing behind.
+static MADE_DIR: Mutex<Option<std::path::PathBuf>> = Mutex::new(None);
 
 thread_local! {
     /// The cancel handle of the attempt this thread runs, if any.
@@ -37,11 +41,23 @@ pub fn install() {
     let _ = ctrlc::set_handler(|| {
         trigger();
         std::thread::sleep(STOP_WITHIN);
+        if let Some(dir) = lock(&MADE_DIR).take()
+            // WorkDir::spec_path: the job saved in it.
+            && !dir.join("job.json").exists()
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         // Nothing is printed: stderr may be what another thread is stuck on.
         // SAFETY: _exit ends the process at once; nothing is shared with
         // code that runs after it.
         unsafe { libc::_exit(crate::error::ExitCode::Interrupted as i32) }
     });
+}
+
+/// Names the work directory gmr just made, to remove if the process is
+/// abandoned before a job is saved in it.
+pub fn made_workdir(dir: &Path) {
+    *lock(&MADE_DIR) = Some(dir.to_path_buf());
 }
 
 /// Acts as if a signal arrived: `gmr task --watch-stdin` calls this when

@@ -413,6 +413,10 @@ pub fn keeping_workdir<T>(
                 msg
             }));
         }
+        // Before a job was saved (a stream being read): nothing to resume.
+        Err(Error::Interrupted) if created && !wd.spec_path().exists() => {
+            workdir::remove_path(wd.root())
+        }
         Err(Error::Interrupted) => eprintln!(
             "gmr: the work directory is kept; continue the job with --resume --workdir {}",
             wd.root().display()

@@ -227,12 +227,13 @@ fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
     let mut out = workdir::create_new(tmp.path())
         .map_err(|e| Error::io("cannot spool input to", spool, e))?;
     let copied = if is_stdin {
-        io::copy(&mut io::stdin().lock(), &mut out)
+        copy_interruptible(&mut io::stdin().lock(), &mut out)
     } else {
         let mut stream =
             File::open(input).map_err(|e| Error::input("cannot read input", input, e))?;
-        io::copy(&mut stream, &mut out)
+        copy_interruptible(&mut stream, &mut out)
     };
+    crate::interrupt::check()?;
     copied
         .and_then(|_| out.sync_all())
         .map_err(|e| Error::io(&format!("cannot spool {} to", input.display()), spool, e))?;
@@ -242,6 +243,24 @@ fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
     tmp.keep();
     crate::interrupt::check()?;
     Ok(spool.to_path_buf())
+}
+
+/// `io::copy` that stops at an interrupt (a stream never ends: a device,
+/// a producer that runs on), checked after each read.
+fn copy_interruptible(from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; FEED_CHUNK];
+    let mut total = 0u64;
+    while !crate::interrupt::is_set() {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    Ok(total)
 }
 
 /// Compressed inputs, each with its decompressed copy.

@@ -72,6 +72,9 @@ impl WorkDir {
             }
             None => (WorkDir::new(new_temp_dir()?), true),
         };
+        if created {
+            crate::interrupt::made_workdir(&wd.root);
+        }
         wd.create()?;
         Ok((wd, created))
     }

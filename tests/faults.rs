@@ -485,6 +485,43 @@ fn ctrl_c_ends_gmr_waiting_on_a_fifo_without_a_writer() {
         t0.elapsed()
     );
     assert_eq!(out.status.code(), Some(130));
+    // The work directory it made, holding no job yet, is gone.
+    assert!(
+        d.leftover_workdirs().is_empty(),
+        "{:?}",
+        d.leftover_workdirs()
+    );
+}
+
+/// Ctrl-C while a stream is being saved, one that never ends (/dev/zero)
+/// or one that never comes (a terminal left alone), exits 130 and leaves
+/// no work directory: there is no job yet to resume.
+#[test]
+fn ctrl_c_while_a_stream_is_saved_leaves_nothing_behind() {
+    let d = Dir::new();
+    for endless in [true, false] {
+        let stdin = match endless {
+            true => Stdio::from(fs::File::open("/dev/zero").unwrap()),
+            false => Stdio::piped(),
+        };
+        let mut child = d
+            .gmr(&["run", "-q", "-m", "cat", "-r", "cat"])
+            .stdin(stdin)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Held open, never written: the read blocks.
+        let _stdin = child.stdin.take();
+        std::thread::sleep(Duration::from_millis(500));
+        signal(&child, libc::SIGINT);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "endless: {endless}");
+        assert!(
+            d.leftover_workdirs().is_empty(),
+            "endless {endless}: {:?}",
+            d.leftover_workdirs()
+        );
+    }
 }
 
 // 4. Inputs that change under the job.
