@@ -328,24 +328,32 @@ impl Inner {
         // A new file renamed over: a reader never sees half a document.
         // No fsync: it is rewritten every second, and a crash leaves the
         // last one whole.
-        let tmp = self
-            .root
-            .join(format!("status.json.{}", std::process::id()));
-        let written = std::fs::write(&tmp, crate::workdir::json_bytes(&doc))
-            .and_then(|()| std::fs::rename(&tmp, &self.status_path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let _ = write_renamed(&self.status_path, &crate::workdir::json_bytes(&doc));
         doc
     }
 }
 
-/// Writes `bytes` to `path` through a new file renamed over it.
+/// Writes `bytes` to `path` through a file renamed over it, private to
+/// its user as everything in the work directory is (0600).
 fn write_renamed(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path))
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// `doc` with every attempt of `attempts.jsonl` (what `report.json` and

@@ -887,6 +887,10 @@ fn work_directories_and_task_files_are_private() {
         "w/job.json",
         "w/reports/map-00000.json",
         "w/logs/map-00000.1.stderr",
+        "w/status.json",
+        "w/report.json",
+        "w/report.html",
+        "w/attempts.jsonl",
     ] {
         assert_eq!(mode(&d.path(f)), 0o600, "{f}");
     }
