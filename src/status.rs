@@ -247,6 +247,17 @@ impl JobStatus {
     /// state says interrupted.
     pub fn load(wd: &WorkDir) -> Result<JobStatus> {
         let path = wd.status_path();
+        let root = wd.root();
+        if !root.is_dir() {
+            let what = match root.exists() {
+                true => "is not a directory",
+                false => "does not exist",
+            };
+            return Err(Error::usage(format!(
+                "{} {what}: give the work directory of a job (its --workdir)",
+                root.display()
+            )));
+        }
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

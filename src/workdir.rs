@@ -59,6 +59,12 @@ impl WorkDir {
                         .map_err(|e| Error::input("bad work directory", dir, e))?,
                 );
                 wd.check_owner()?;
+                if wd.root.exists() && !wd.root.is_dir() {
+                    return Err(Error::usage(format!(
+                        "work directory {} exists and is not a directory; choose another --workdir",
+                        dir.display()
+                    )));
+                }
                 if fresh && wd.spec_path().exists() {
                     return Err(Error::usage(format!(
                         "work directory {} already holds a job; remove it or choose another --workdir",
@@ -327,6 +333,19 @@ fn new_temp_dir() -> Result<PathBuf> {
         match fs::DirBuilder::new().mode(0o700).create(&root) {
             Ok(()) => return Ok(root),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::PermissionDenied
+                        | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Err(Error::usage(format!(
+                    "cannot make a work directory in {} ({e}): set TMPDIR to a directory you can write, or pass --workdir",
+                    base.display()
+                )));
+            }
             Err(e) => return Err(Error::io("cannot create work directory", &root, e)),
         }
     }

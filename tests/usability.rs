@@ -439,3 +439,51 @@ fn env_is_refused_where_no_command_runs() {
         .fails(2);
     assert!(err.contains("gmr shuffle runs no command"), "{err}");
 }
+
+/// Setup mistakes are usage errors (exit 2), one `gmr:` line that says
+/// what to do, not a failed job's exit 1 with an OS error.
+#[test]
+fn setup_mistakes_are_usage_errors_that_say_what_to_do() {
+    let d = Dir::new();
+    d.write("in.txt", "a\n");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "run",
+                "-q",
+                "-m",
+                "cat",
+                "-r",
+                "cat",
+                "--workdir",
+                "in.txt",
+                "in.txt",
+            ],
+            "is not a directory; choose another --workdir",
+        ),
+        (&["status", "in.txt"], "in.txt is not a directory"),
+        (
+            &["report", "in.txt", "-o", "-"],
+            "in.txt is not a directory",
+        ),
+        (&["status", "nowhere"], "nowhere does not exist"),
+    ];
+    for (args, says) in cases {
+        let err = d.run(args).fails(2);
+        assert!(
+            err.starts_with("gmr: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    let err = Out(d
+        .gmr(&["run", "-q", "-m", "cat", "-r", "cat", "in.txt"])
+        .env("TMPDIR", d.path("no/such/dir"))
+        .output()
+        .unwrap())
+    .fails(2);
+    assert!(
+        err.contains("set TMPDIR to a directory you can write"),
+        "{err}"
+    );
+}
