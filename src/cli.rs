@@ -156,7 +156,7 @@ pub struct InputArgs {
     pub inputs: Vec<PathBuf>,
 
     /// Bytes per split, with K, M or G suffix (default: input size / (4 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Input")]
+    #[arg(allow_negative_numbers = true, long, value_name = "SIZE", value_parser = parse_size, help_heading = "Input")]
     pub split_size: Option<u64>,
 }
 
@@ -168,13 +168,13 @@ pub struct KeyArgs {
     pub separator: u8,
 
     /// How many leading fields form the key
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
     pub key_fields: u32,
 
     /// Choose the partition by the first N fields of the key only (1 <= N
     /// <= --key-fields): records whose first N fields are equal go to the
     /// same reducer (Hadoop's KeyFieldBasedPartitioner -k1,N)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
     pub partition_fields: Option<u32>,
 
     /// Order the records of each partition by this key, in sort(1)'s -k
@@ -214,7 +214,7 @@ pub struct MapperArgs {
     /// Number of reduce partitions (default: the number of jobs, at most
     /// 1048576); 0 makes a map-only job whose mapper output is the output,
     /// order kept
-    #[arg(short = 'R', long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=crate::sort::MAX_PARTITIONS as i64), help_heading = "Job")]
+    #[arg(allow_negative_numbers = true, short = 'R', long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=crate::sort::MAX_PARTITIONS as i64), help_heading = "Job")]
     pub reducers: Option<u32>,
 }
 
@@ -223,7 +223,7 @@ pub struct MapperArgs {
 pub struct PerfArgs {
     /// Mapper output a map task sorts in memory before spilling a sorted run
     /// to disk, with K, M or G suffix (shared by the running tasks)
-    #[arg(long, value_name = "SIZE", default_value = "192M", value_parser = parse_size, help_heading = "Performance")]
+    #[arg(allow_negative_numbers = true, long, value_name = "SIZE", default_value = "192M", value_parser = parse_size, help_heading = "Performance")]
     pub sort_buffer: u64,
 
     /// Feed the small files that share a map task to one mapper, one after
@@ -261,12 +261,12 @@ pub struct ExecArgs {
     /// When stderr is not a terminal (nohup, cron, CI, a Slurm job's
     /// log), print a plain status line every DURATION: phase, tasks
     /// done/total, percentage of bytes, failed attempts, ETA. 0 never
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = "Output")]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = "Output")]
     pub status_interval: std::time::Duration,
 
     /// Tasks to run at once on this machine (default: the number of cores);
     /// with --hosts, the slots of a `:` entry that gives no N/
-    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Performance")]
+    #[arg(allow_negative_numbers = true, short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Performance")]
     pub jobs: Option<u32>,
 
     /// Retries of a failed task before the job fails (an attempt lost with
@@ -275,6 +275,7 @@ pub struct ExecArgs {
         long,
         value_name = "N",
         default_value_t = 3,
+        allow_negative_numbers = true,
         help_heading = "Reliability"
     )]
     pub retries: u32,
@@ -293,7 +294,7 @@ pub struct ExecArgs {
     /// Kill and retry an attempt whose command shows no sign of life (takes
     /// no input, prints nothing, writes nothing to stderr) for DURATION:
     /// 90s, 10m, 1h; 0 never
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, help_heading = "Reliability")]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, help_heading = "Reliability")]
     pub task_timeout: std::time::Duration,
 
     /// Append one JSON line per task attempt to FILE (task, attempt, host,
@@ -379,6 +380,7 @@ pub struct ExecArgs {
         value_name = "SECS",
         default_value_t = 30,
         value_parser = clap::value_parser!(u64).range(5..),
+        allow_negative_numbers = true,
         help_heading = "Distributed runs"
     )]
     pub ssh_timeout: u64,
@@ -435,7 +437,7 @@ pub struct SplitArgs {
     pub workdir: Option<PathBuf>,
 
     /// The number of jobs the default split size plans for (default: the number of cores)
-    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Performance")]
+    #[arg(allow_negative_numbers = true, short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Performance")]
     pub jobs: Option<u32>,
 }
 

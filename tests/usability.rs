@@ -486,4 +486,21 @@ fn setup_mistakes_are_usage_errors_that_say_what_to_do() {
         err.contains("set TMPDIR to a directory you can write"),
         "{err}"
     );
+    // A negative number is a bad value, not an unknown flag to pass after
+    // `--`.
+    for (flag, value) in [
+        ("-R", "-1"),
+        ("-j", "-3"),
+        ("--retries", "-1"),
+        ("--task-timeout", "-1s"),
+    ] {
+        let err = d
+            .run(&["run", "-m", "cat", "-r", "cat", flag, value, "in.txt"])
+            .fails(2);
+        assert!(
+            err.contains(&format!("invalid value '{value}'")),
+            "{flag} {value}: {err}"
+        );
+        assert!(!err.contains("tip:"), "{err}");
+    }
 }
