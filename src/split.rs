@@ -201,6 +201,14 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             names.push(path);
         }
     }
+    // An input that gives nothing is a mistake to say, as a glob that
+    // matches nothing is, rather than an empty output.
+    if names.is_empty() {
+        return Err(Error::usage(format!(
+            "input {} holds no file gmr reads (the regular files directly inside it, but for names that start with . or _); give the files, or a directory of them",
+            dir.display()
+        )));
+    }
     names.sort();
     Ok(names)
 }

@@ -446,7 +446,10 @@ fn env_is_refused_where_no_command_runs() {
 fn setup_mistakes_are_usage_errors_that_say_what_to_do() {
     let d = Dir::new();
     d.write("in.txt", "a\n");
-    let cases: [(&[&str], &str); 4] = [
+    // A directory of nothing gmr reads: a subdirectory, hidden files.
+    d.write("sub/deeper/f", "a\n");
+    d.write("sub/.hidden", "a\n");
+    let cases: [(&[&str], &str); 5] = [
         (
             &[
                 "run",
@@ -467,6 +470,10 @@ fn setup_mistakes_are_usage_errors_that_say_what_to_do() {
             "in.txt is not a directory",
         ),
         (&["status", "nowhere"], "nowhere does not exist"),
+        (
+            &["run", "-q", "-m", "cat", "-r", "cat", "sub"],
+            "sub holds no file gmr reads",
+        ),
     ];
     for (args, says) in cases {
         let err = d.run(args).fails(2);
