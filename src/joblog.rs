@@ -46,6 +46,9 @@ pub struct Line<'a> {
 /// Appends attempt lines to a file.
 pub struct JobLog {
     file: Mutex<File>,
+    path: std::path::PathBuf,
+    /// A write failed already (and was said, once).
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl JobLog {
@@ -58,6 +61,8 @@ impl JobLog {
             .map_err(|e| Error::input("cannot open job log", path, e))?;
         Ok(JobLog {
             file: Mutex::new(file),
+            path: path.to_path_buf(),
+            failed: Default::default(),
         })
     }
 }
@@ -90,10 +95,19 @@ impl Observer for JobLog {
         let mut text = serde_json::to_vec(&line).expect("serializable");
         text.push(b'\n');
         // One write per line, so concurrent attempts never interleave.
-        let _ = self
+        let written = self
             .file
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .write_all(&text);
+        // The job goes on without its log, but not silently.
+        if let Err(e) = written
+            && !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!(
+                "gmr: warning: {}; the job goes on without it",
+                crate::error::io_message("cannot write job log", &self.path, &e)
+            );
+        }
     }
 }

@@ -511,3 +511,30 @@ fn setup_mistakes_are_usage_errors_that_say_what_to_do() {
         assert!(!err.contains("tip:"), "{err}");
     }
 }
+
+/// A job log that cannot be written is said once; the job goes on.
+#[test]
+fn a_job_log_that_cannot_be_written_is_said_once() {
+    let d = Dir::new();
+    d.write("in.txt", "b\na\n");
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        "-R",
+        "2",
+        "--joblog",
+        "/dev/full",
+        "in.txt",
+    ]);
+    assert_same_lines(out.ok(), b"a\nb\n", "the output");
+    let err = out.stderr();
+    assert_eq!(
+        err.matches("cannot write job log /dev/full").count(),
+        1,
+        "{err}"
+    );
+}
