@@ -173,8 +173,13 @@ fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result
             wd.check_owner()?;
             Ok(wd)
         }
+        None if entries.iter().any(|e| matches!(e, Entry::Split { .. })) => {
+            Err(Error::usage(format!(
+                "the lines on stdin are gmr split's, and {stage} takes gmr map's: pipe them through gmr map first"
+            )))
+        }
         None => Err(Error::usage(format!(
-            "{stage}: no work directory: pass --workdir DIR, or pipe in the previous stage's lines"
+            "no work directory for {stage}: pass --workdir DIR, or pipe in the previous stage's lines"
         ))),
     }
 }
@@ -185,7 +190,7 @@ fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result
 fn check_lines_of(spec: &JobSpec, wd: &WorkDir, entries: &[Entry], stage: &str) -> Result<()> {
     if entries.is_empty() {
         return Err(Error::usage(format!(
-            "{stage}: no lines on stdin; pipe in the lines of the stage before it (if that stage failed, fix it first)"
+            "no lines on stdin for {stage}; pipe in the lines of the stage before it (if that stage failed, fix it first)"
         )));
     }
     match entries
@@ -194,7 +199,7 @@ fn check_lines_of(spec: &JobSpec, wd: &WorkDir, entries: &[Entry], stage: &str) 
         .find(|j| *j != spec.job)
     {
         Some(other) => Err(Error::usage(format!(
-            "{stage}: the lines on stdin are of job {other}, but work directory {} holds job {}; pipe in the lines of the stage that ran in it, or give that stage's --workdir",
+            "the lines on stdin for {stage} are of job {other}, but work directory {} holds job {}; pipe in the lines of the stage that ran in it, or give that stage's --workdir",
             wd.root().display(),
             spec.job
         ))),

@@ -102,15 +102,14 @@ impl Entry {
 pub fn read(input: impl BufRead, stage: &str) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| {
-            Error::usage(format!("{stage}: cannot read the manifest on stdin: {e}"))
-        })?;
+        let line =
+            line.map_err(|e| Error::usage(format!("{stage} cannot read the lines on stdin: {e}")))?;
         if line.trim().is_empty() {
             continue;
         }
         let entry = serde_json::from_str(&line).map_err(|e| {
             Error::usage(format!(
-                "{stage}: line {} of stdin is not a gmr manifest line ({e}); pipe the previous stage's output into it",
+                "line {} of stdin is not a gmr manifest line ({e}); pipe the previous stage's output into {stage}",
                 n + 1
             ))
         })?;

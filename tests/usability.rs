@@ -538,3 +538,21 @@ fn a_job_log_that_cannot_be_written_is_said_once() {
         "{err}"
     );
 }
+
+/// Stages piped in the wrong order say which stage comes first, once
+/// prefixed with `gmr:`.
+#[test]
+fn stages_in_the_wrong_order_say_which_comes_first() {
+    let d = Dir::new();
+    d.write("in.txt", "a\n");
+    let splits = d.run(&["split", "in.txt"]).ok().to_vec();
+    for stage in ["shuffle", "reduce"] {
+        let mut args = vec![stage];
+        if stage == "reduce" {
+            args.extend(["-r", "cat"]);
+        }
+        let err = d.run_stdin(&args, &splits).fails(2);
+        assert!(err.contains("pipe them through gmr map first"), "{err}");
+        assert!(!err.contains("gmr: gmr"), "{err}");
+    }
+}
