@@ -266,14 +266,16 @@ fn parse_number(v: &[u8]) -> Option<f64> {
     (!n.is_nan()).then_some(n)
 }
 
+/// A value a built-in cannot take: the same records fail every attempt
+/// the same way, so retrying cannot help (the task fails at once).
 fn bad_value(name: &str, what: &str, key: &[u8], value: &[u8]) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!(
+        crate::error::Unrecoverable(format!(
             "{name}: the value `{}` of key `{}` is not {what}",
             String::from_utf8_lossy(value),
             String::from_utf8_lossy(key)
-        ),
+        )),
     )
 }
 

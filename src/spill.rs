@@ -150,7 +150,7 @@ impl<'a> Sorter<'a> {
 
     /// Moves aggregated keys (or counted lines) into the sort buffer.
     fn drain_intake(&mut self) -> Result<(), TaskError> {
-        let err = |e: io::Error| TaskError::task(format!("combiner: {e}"));
+        let err = |e: io::Error| TaskError::io(format!("combiner: {e}"), &e);
         match &mut self.intake {
             Intake::Direct | Intake::Trial(_) => {}
             Intake::Combine(agg) => {

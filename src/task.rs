@@ -473,7 +473,7 @@ impl MapTask<'_> {
         let outcome: ChildOutcome = outcome?;
         lines
             .finish(|line| sorter.push(line))
-            .map_err(|e| TaskError::task(format!("combiner: {e}")))?;
+            .map_err(|e| TaskError::io(format!("combiner: {e}"), &e))?;
         let (segments, mut report) = sorter.finish()?;
         let index = MapIndex {
             job: at.job.spec.job.clone(),

@@ -556,3 +556,21 @@ fn stages_in_the_wrong_order_say_which_comes_first() {
         assert!(!err.contains("gmr: gmr"), "{err}");
     }
 }
+
+/// A value a built-in cannot take fails the task at once, naming the key
+/// and the value: retrying the same records cannot help.
+#[test]
+fn a_value_a_builtin_cannot_take_fails_at_once() {
+    let d = Dir::new();
+    d.write("in.txt", "a\t1\nb\tx\n");
+    for (reducer, says) in [("@sum", "is not an integer"), ("@max", "is not a number")] {
+        let err = d
+            .run(&["run", "-q", "-m", "cat", "-r", reducer, "in.txt"])
+            .fails(1);
+        assert!(
+            err.contains(says) && err.contains("`x` of key `b`"),
+            "{err}"
+        );
+        assert!(err.contains("failed on local:"), "not retried: {err}");
+    }
+}
