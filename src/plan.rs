@@ -447,6 +447,13 @@ impl<'a> RunPlan<'a> {
                     .iter()
                     .all(|i| i.path.starts_with(wd.input_dir()))
         });
+        if reuse_spool {
+            // A stream can be read once: the first run's copy is the input.
+            eprintln!(
+                "gmr: resuming with the input the first run saved in {}; this run's stdin (or stream) is not read",
+                wd.input_dir().display()
+            );
+        }
         let files = match &self.recorded {
             Some(old) if reuse_spool => old.inputs.iter().map(|i| i.path.clone()).collect(),
             _ => split::resolve_inputs(inputs, &wd.input_dir())?,

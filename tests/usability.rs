@@ -574,3 +574,40 @@ fn a_value_a_builtin_cannot_take_fails_at_once() {
         assert!(err.contains("failed on local:"), "not retried: {err}");
     }
 }
+
+/// A resumed job whose input was stdin reads the copy its first run
+/// saved, and says that this run's stdin is not read.
+#[test]
+fn a_resume_of_a_stdin_job_says_it_reads_the_saved_input() {
+    let d = Dir::new();
+    d.write("fail", "");
+    let m = "sh -c '[ -e fail ] && exit 1; cat'";
+    let args = |resume: bool| {
+        let mut a = vec![
+            "run",
+            "-q",
+            "-m",
+            m,
+            "-r",
+            "cat",
+            "--retries",
+            "0",
+            "--workdir",
+            "w",
+        ];
+        if resume {
+            a.push("--resume");
+        }
+        a
+    };
+    d.run_stdin(&args(false), b"first\n").fails(1);
+    std::fs::remove_file(d.path("fail")).unwrap();
+    let out = d.run_stdin(&args(true), b"second\n");
+    assert_eq!(out.ok(), b"first\n");
+    assert!(
+        out.stderr()
+            .contains("this run's stdin (or stream) is not read"),
+        "{}",
+        out.stderr()
+    );
+}
