@@ -297,6 +297,21 @@ impl MapSide<'_> {
 
     /// Parses and checks every command before anything runs.
     fn check(&self) -> Result<()> {
+        if self.map.reducers == Some(0) {
+            // A map-only job neither combines, partitions nor sorts: a flag
+            // for those would be silently without effect.
+            let given = [
+                (self.map.combiner.is_some(), "-c"),
+                (!self.key.sort_key.is_empty(), "--sort-key"),
+                (self.key.total_order, "--total-order"),
+                (self.key.partition_fields.is_some(), "--partition-fields"),
+            ];
+            if let Some((_, flag)) = given.iter().find(|(set, _)| *set) {
+                return Err(Error::usage(format!(
+                    "{flag} has no effect with -R 0 (a map-only job: the mapper's output is the output); drop it, or give -R N"
+                )));
+            }
+        }
         let one = Slots {
             total: 1,
             per_host: 1,
@@ -365,6 +380,11 @@ impl<'a> RunPlan<'a> {
     pub fn new(args: &'a RunArgs) -> Result<(RunPlan<'a>, Placement)> {
         let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
         let map_only = args.map.reducers == Some(0);
+        if map_only && args.reducer.is_some() {
+            return Err(Error::usage(
+                "-r has no effect with -R 0 (a map-only job: the mapper's output is the output); drop it, or give -R N",
+            ));
+        }
         let reducer = if map_only {
             None
         } else {

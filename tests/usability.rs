@@ -493,6 +493,18 @@ fn setup_mistakes_are_usage_errors_that_say_what_to_do() {
         err.contains("set TMPDIR to a directory you can write"),
         "{err}"
     );
+    // Flags a map-only job would ignore.
+    for extra in [
+        &["-r", "cat"][..],
+        &["-c", "cat"],
+        &["--sort-key", "1,1"],
+        &["--total-order"],
+    ] {
+        let mut args = vec!["run", "-q", "-m", "cat", "-R", "0", "in.txt"];
+        args.extend_from_slice(extra);
+        let err = d.run(&args).fails(2);
+        assert!(err.contains("has no effect with -R 0"), "{extra:?}: {err}");
+    }
     // A negative number is a bad value, not an unknown flag to pass after
     // `--`.
     for (flag, value) in [
