@@ -220,7 +220,7 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
         .collect();
     if splits.len() != entries.len() {
         return Err(Error::usage(
-            "gmr map: stdin must hold the split lines of `gmr split`",
+            "the stdin of gmr map must hold the split lines of `gmr split`",
         ));
     }
     splits.sort_by_key(|(i, _)| *i);

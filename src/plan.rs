@@ -623,7 +623,7 @@ pub fn reduce_spec(
 ) -> Result<JobSpec> {
     if spec.reducers == 0 {
         return Err(Error::usage(
-            "gmr reduce: the job is map-only (-R 0); its output is already in the parts",
+            "the job is map-only (-R 0): there is nothing for gmr reduce to do, its output is already in the parts",
         ));
     }
     spec.reducer = Some(reducer.to_string());
