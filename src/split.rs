@@ -74,7 +74,7 @@ const COMBINE_ABOVE: usize = 64;
 
 /// An input file as it was when the job was planned, so that a resumed job
 /// can tell whether its input changed.
-#[derive(Debug, Clone, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputStamp {
     /// The file.
     pub path: PathBuf,
@@ -82,22 +82,6 @@ pub struct InputStamp {
     pub len: u64,
     /// Its modification time, in nanoseconds since the epoch.
     pub mtime_ns: u128,
-    /// Its status change time (ctime), in nanoseconds since the epoch: a
-    /// file replaced by one of the same size with its modification time
-    /// copied (`cp -p`, `rsync -a`, `touch -r`) has a new one. 0 in the
-    /// job.json of an older gmr, where it is not compared.
-    #[serde(default)]
-    pub ctime_ns: u128,
-}
-
-impl PartialEq for InputStamp {
-    fn eq(&self, other: &InputStamp) -> bool {
-        let known = self.ctime_ns != 0 && other.ctime_ns != 0;
-        self.path == other.path
-            && self.len == other.len
-            && self.mtime_ns == other.mtime_ns
-            && (!known || self.ctime_ns == other.ctime_ns)
-    }
 }
 
 /// Stamps of `files`.
@@ -111,7 +95,6 @@ pub fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
                 path: path.clone(),
                 len: meta.len(),
                 mtime_ns: mtime_ns(&meta),
-                ctime_ns: ctime_ns(&meta),
             })
         })
         .collect()
@@ -631,10 +614,6 @@ fn check_unchanged(file: &File, split: &Split, stamp: Option<&InputStamp>) -> io
         Some(stamp) if mtime_ns(&meta) != stamp.mtime_ns => {
             Err(changed(split, "it was modified".to_string()))
         }
-        Some(stamp) if stamp.ctime_ns != 0 && ctime_ns(&meta) != stamp.ctime_ns => {
-            let how = "it was replaced, or its status changed".to_string();
-            Err(changed(split, how))
-        }
         None if meta.len() < split.end => {
             let how = format!(
                 "it has {} bytes, the split ends at {}",
@@ -652,12 +631,6 @@ fn changed(split: &Split, how: String) -> io::Error {
         "input {} changed while the job ran ({how}); rerun the job on a copy that stays put (a log being rotated: copy it first)",
         split.path.display()
     )))
-}
-
-/// A file's status change time, in nanoseconds since the epoch.
-fn ctime_ns(meta: &fs::Metadata) -> u128 {
-    use std::os::unix::fs::MetadataExt;
-    (meta.ctime().max(0) as u128) * 1_000_000_000 + meta.ctime_nsec().max(0) as u128
 }
 
 /// A file's modification time, in nanoseconds since the epoch.
