@@ -83,11 +83,27 @@ fn report_command(args: ReportArgs) -> Result<()> {
         Some(p) if p == Path::new("-") => output::write_stdout(page.as_bytes()),
         given => {
             let path = given.map_or_else(|| wd.report_html_path(), Path::to_path_buf);
-            std::fs::write(&path, page).map_err(|e| Error::io("cannot write", &path, e))?;
+            // In the work directory, private as the rest of it.
+            let private = given.is_none();
+            write_page(&path, page.as_bytes(), private)
+                .map_err(|e| Error::io("cannot write", &path, e))?;
             eprintln!("gmr: wrote {}", path.display());
             Ok(())
         }
     }
+}
+
+/// Writes a page to `path`, 0600 when `private` (else the umask's mode).
+fn write_page(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if private { 0o600 } else { 0o666 })
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
 }
 
 fn run(args: RunArgs, start: Start) -> Result<()> {

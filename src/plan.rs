@@ -476,7 +476,7 @@ impl<'a> RunPlan<'a> {
         }
         let files = match &self.recorded {
             Some(old) if reuse_spool => old.inputs.iter().map(|i| i.path.clone()).collect(),
-            _ => split::resolve_inputs(inputs, &wd.input_dir())?,
+            _ => split::resolve_inputs(inputs, &wd.input_dir(), true)?,
         };
         let output = self
             .output
@@ -494,7 +494,7 @@ impl<'a> RunPlan<'a> {
         spec.splits = match &self.recorded {
             Some(old) => {
                 check_resumable(old, &spec)?;
-                check_committed_parts(wd, old)?;
+                remove_unrecorded_parts(wd, old)?;
                 // The same job: its committed tasks are this one's. Its
                 // --ok-exit and --task-timeout may change (a job that
                 // failed on grep's status 1 resumes with --ok-exit 0,1).
@@ -589,7 +589,7 @@ pub fn check_map(args: &MapArgs) -> Result<PathBuf> {
 /// `gmr split`: the splits of the inputs, planned for `jobs` tasks;
 /// streams are spooled into `spool_dir`.
 pub fn split_inputs(input: &InputArgs, spool_dir: &Path, jobs: usize) -> Result<Vec<Split>> {
-    let files = split::resolve_inputs(&input.inputs, spool_dir)?;
+    let files = split::resolve_inputs(&input.inputs, spool_dir, false)?;
     plan_splits(&files, input, jobs, spool_dir).map(|(splits, _)| splits)
 }
 
@@ -640,14 +640,15 @@ pub fn reduce_spec(
 
 /// Refuses to resume a job with another job's settings: its committed
 /// tasks would not fit.
-/// A resumed job's parts in its output directory must be ones it
-/// committed: a part that no attempt of this job recorded (another job
-/// wrote the directory since, with `--force`) would be taken for this
-/// job's, as a task that finds its part in place takes it as committed.
-/// A part this job recorded at another length (cut short by a crash) is
-/// redone (`task::committed_report`); parts bound for stdout, in the work
-/// directory, are gmr's own.
-fn check_committed_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
+/// Removes from a resumed job's output directory the parts that no report
+/// of this job records, so that their tasks run again: a part committed
+/// just before a crash took its report, or one another job wrote there
+/// since (`--force` onto the same output). Left in place, either would be
+/// taken for this job's, as a task that finds its part in place takes it
+/// as committed. A part this job recorded at another length (cut short
+/// by a crash) is redone too (`task::committed_report`); parts bound for
+/// stdout, in the work directory, are gmr's own.
+fn remove_unrecorded_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
     use crate::task::TaskId;
     if old.output == wd.default_output() {
         return Ok(());
@@ -672,11 +673,7 @@ fn check_committed_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
         if report.is_some_and(|r| r.job == old.job) {
             continue;
         }
-        return Err(Error::usage(format!(
-            "cannot resume: {} is not a part this job committed (another job may have written {} since); remove that file to let this job write it again, or run the job again without --resume",
-            path.display(),
-            old.output.display()
-        )));
+        std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
     }
     Ok(())
 }

@@ -124,8 +124,10 @@ fn stdin_identity() -> Option<(u64, u64)> {
 /// stream (see [`is_stream`]) is spooled into `spool_dir` (`stdin`,
 /// `stream-1`, …), because a pipe can be read only once and has no size.
 /// Standard input named twice (`- -`, `- /dev/stdin`) is a usage error: the
-/// second would read nothing.
-pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path) -> Result<Vec<PathBuf>> {
+/// second would read nothing. A spool already in `spool_dir` is replaced
+/// when `replace` (a new job's leftover: no lines name it), else refused
+/// (`gmr split`: an earlier split's lines read it).
+pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path, replace: bool) -> Result<Vec<PathBuf>> {
     let stdin_only = [PathBuf::from("-")];
     let inputs = if inputs.is_empty() {
         &stdin_only[..]
@@ -174,7 +176,7 @@ pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path) -> Result<Vec<PathBu
                     streams += 1;
                     workdir::stream_spool(spool_dir, Some(streams))
                 };
-                files.push(spool_stream(input, is_stdin, &spool)?);
+                files.push(spool_stream(input, is_stdin, &spool, replace)?);
             }
         }
     }
@@ -216,7 +218,7 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Copies the stream `input` (standard input when `is_stdin`) to `spool`.
 /// Opening a FIFO waits for its writer; Ctrl-C still ends gmr (see
 /// [`crate::interrupt`]).
-fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
+fn spool_stream(input: &Path, is_stdin: bool, spool: &Path, replace: bool) -> Result<PathBuf> {
     if let Some(dir) = spool.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io("cannot create spool directory", dir, e))?;
     }
@@ -228,7 +230,10 @@ fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
         ))
     };
     if spool.exists() {
-        return Err(taken());
+        if !replace {
+            return Err(taken());
+        }
+        fs::remove_file(spool).map_err(|e| Error::io("cannot replace", spool, e))?;
     }
     // A new private file, committed into place once whole.
     let tmp = workdir::AttemptGuard::new(workdir::attempt_path(spool, 0));
@@ -245,6 +250,10 @@ fn spool_stream(input: &Path, is_stdin: bool, spool: &Path) -> Result<PathBuf> {
     copied
         .and_then(|_| out.sync_all())
         .map_err(|e| Error::io(&format!("cannot spool {} to", input.display()), spool, e))?;
+    // Closed before its attempt name is unlinked: on NFS, unlinking an open
+    // file is a rename whose removal comes later, changing the spool after
+    // it was stamped.
+    drop(out);
     if !workdir::commit(tmp.path(), spool)? {
         return Err(taken());
     }

@@ -389,9 +389,9 @@ pub fn open_append(path: &Path) -> io::Result<fs::File> {
 }
 
 /// Refuses a work directory `workdir` that is, holds or lies inside the
-/// output directory, or is or lies inside an input directory: gmr's own
-/// files (job.json, logs, reports) would be mixed with the output, or read
-/// as input by the next job.
+/// output directory, or is an input directory: gmr's own files (job.json,
+/// logs, reports) would be mixed with the output, or read as input by the
+/// next job. (A subdirectory of an input directory is never read.)
 pub fn check_apart(workdir: &Path, output: Option<&Path>, inputs: &[PathBuf]) -> Result<()> {
     // The real path, also of a path not made yet (its parent's).
     let real = |p: &Path| {
@@ -418,9 +418,9 @@ pub fn check_apart(workdir: &Path, output: Option<&Path>, inputs: &[PathBuf]) ->
         }
     }
     for input in inputs.iter().filter(|i| i.is_dir()) {
-        if wd.starts_with(real(input)) {
+        if wd == real(input) {
             return Err(Error::usage(format!(
-                "the work directory {} is inside the input {}: the next job over it would read gmr's files as input; choose another --workdir",
+                "the work directory {} is the input {}: the next job over it would read gmr's files as input; choose another --workdir",
                 workdir.display(),
                 input.display()
             )));
