@@ -1144,4 +1144,9 @@ fn a_runs_file_cut_short_by_a_crash_is_redone_on_resume() {
     d.sh("truncate -s 10 out/part-00001 && rm out/_SUCCESS");
     run(true).ok();
     assert_eq!(parts(d.path("out")), reference);
+    // A part committed, the crash before its report (here: a part of
+    // another content): removed and redone.
+    d.sh("echo not-this-jobs > out/part-00001.x && mv out/part-00001.x out/part-00001 && rm w/reports/reduce-00001.json out/_SUCCESS");
+    run(true).ok();
+    assert_eq!(parts(d.path("out")), reference);
 }
