@@ -134,14 +134,14 @@ fn split_stage(args: SplitArgs) -> Result<()> {
     // Streams (stdin, FIFOs, `<(…)`) are spooled into a work directory.
     let streams =
         args.input.inputs.is_empty() || args.input.inputs.iter().any(|p| split::is_stream(p));
-    let wd = if streams || args.workdir.is_some() {
+    let (wd, created) = if streams || args.workdir.is_some() {
         let (wd, created) = WorkDir::open(args.workdir.as_deref(), false)?;
         if created {
             wd.mark_temporary()?;
         }
-        Some(wd)
+        (Some(wd), created)
     } else {
-        None
+        (None, false)
     };
     // Without a work directory no input is a stream: nothing is spooled.
     let spool = wd
@@ -150,7 +150,13 @@ fn split_stage(args: SplitArgs) -> Result<()> {
     let jobs = args
         .jobs
         .map_or_else(crate::resources::cores, |j| j as usize);
-    let entries: Vec<Entry> = plan::split_inputs(&args.input, &spool, jobs)?
+    let splits = plan::split_inputs(&args.input, &spool, jobs);
+    // A work directory made for a stream that was not saved (an interrupt,
+    // a bad input) serves no later stage.
+    if let (Err(_), Some(wd), true) = (&splits, &wd, created) {
+        crate::workdir::remove_path(wd.root());
+    }
+    let entries: Vec<Entry> = splits?
         .into_iter()
         .enumerate()
         .map(|(index, split)| Entry::Split {

@@ -477,8 +477,11 @@ fn pipes_process_substitution_and_dev_stdin_are_read_not_skipped() {
 fn ctrl_c_while_a_stream_is_read_exits_130_and_leaves_nothing_behind() {
     let d = Dir::new();
     d.sh("mkfifo fifo");
-    for source in ["fifo", "/dev/zero", "silent stdin"] {
-        let mut args = vec!["run", "-q", "-m", "cat", "-r", "cat"];
+    let sources = ["fifo", "/dev/zero", "silent stdin"];
+    // `gmr run`, and `gmr split` of a stream (whose lines would name it).
+    let runs = sources.map(|s| (s, vec!["run", "-q", "-m", "cat", "-r", "cat"]));
+    let splits = ["/dev/zero", "silent stdin"].map(|s| (s, vec!["split"]));
+    for (source, mut args) in runs.into_iter().chain(splits) {
         let stdin = match source {
             "fifo" => {
                 args.push("fifo");
@@ -504,10 +507,10 @@ fn ctrl_c_while_a_stream_is_read_exits_130_and_leaves_nothing_behind() {
             "{source}: took {:?}",
             t0.elapsed()
         );
-        assert_eq!(out.status.code(), Some(130), "{source}");
+        assert_eq!(out.status.code(), Some(130), "{args:?} {source}");
         assert!(
             d.leftover_workdirs().is_empty(),
-            "{source}: {:?}",
+            "{args:?} {source}: {:?}",
             d.leftover_workdirs()
         );
     }
