@@ -609,7 +609,7 @@ fn recorded_spools(old: &JobSpec) -> split::Copies {
 
 /// `gmr reduce`: checks the reducer before anything runs.
 pub fn check_reducer(reducer: &str) -> Result<()> {
-    Program::parse(reducer)?.check("reducer", &cwd()?)
+    Program::parse_flag(reducer, "-r")?.check("reducer", &cwd()?)
 }
 
 /// `gmr reduce`: the recorded map-side spec with the reducer, output and

@@ -44,6 +44,12 @@ pub struct Context<'a> {
 }
 
 impl Program {
+    /// Parses the program given to `flag` (`-m`, `-c`, `-r`): as
+    /// [`Program::parse`], its error naming the flag.
+    pub fn parse_flag(text: &str, flag: &str) -> Result<Program> {
+        Program::parse(text).map_err(|e| e.context(|msg| format!("{flag}: {msg}")))
+    }
+
     /// Parses a program as given on the command line: `@name` is a
     /// built-in, anything else a shell command.
     pub fn parse(text: &str) -> Result<Program> {

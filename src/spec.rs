@@ -334,9 +334,18 @@ pub struct Job {
 impl Job {
     /// Parses the programs of `spec`.
     pub fn new(spec: JobSpec) -> Result<Job> {
-        let mapper = Program::parse(&spec.mapper)?;
-        let combiner = spec.combiner.as_deref().map(Program::parse).transpose()?;
-        let reducer = spec.reducer.as_deref().map(Program::parse).transpose()?;
+        let parse = Program::parse_flag;
+        let mapper = parse(&spec.mapper, "-m")?;
+        let combiner = spec
+            .combiner
+            .as_deref()
+            .map(|c| parse(c, "-c"))
+            .transpose()?;
+        let reducer = spec
+            .reducer
+            .as_deref()
+            .map(|r| parse(r, "-r"))
+            .transpose()?;
         let reducer = match (reducer, &combiner) {
             (Some(Program::Builtin(r)), Some(Program::Builtin(c))) if r == *c => {
                 Some(Program::Builtin(r.merge_form().unwrap_or(r)))
@@ -382,10 +391,12 @@ pub fn implied_combiner(combiner: Option<&str>, reducer: Option<&str>) -> Result
     if combiner.is_some() {
         return Ok(combiner.map(str::to_string));
     }
-    Ok(match reducer.map(Program::parse).transpose()? {
-        Some(Program::Builtin(b)) if b.merge_form().is_some() => Some(b.name().to_string()),
-        _ => None,
-    })
+    Ok(
+        match reducer.map(|r| Program::parse_flag(r, "-r")).transpose()? {
+            Some(Program::Builtin(b)) if b.merge_form().is_some() => Some(b.name().to_string()),
+            _ => None,
+        },
+    )
 }
 
 #[cfg(test)]

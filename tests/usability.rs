@@ -493,6 +493,18 @@ fn setup_mistakes_are_usage_errors_that_say_what_to_do() {
         err.contains("set TMPDIR to a directory you can write"),
         "{err}"
     );
+    // A program that cannot run: the message names its flag.
+    for (flag, says) in [
+        ("-m", "-m: an empty command"),
+        ("-r", "-r: unknown built-in `@nope`"),
+    ] {
+        let program = if flag == "-m" { "" } else { "@nope" };
+        let other = if flag == "-m" { "-r" } else { "-m" };
+        let err = d
+            .run(&["run", "-q", flag, program, other, "cat", "in.txt"])
+            .fails(2);
+        assert!(err.contains(says), "{flag}: {err}");
+    }
     // Flags a map-only job would ignore.
     for extra in [
         &["-r", "cat"][..],
