@@ -276,7 +276,7 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
     let spec = plan::map_spec(cwd, &args, splits, pool.slots(), &wd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;
-    let reports = job.map()?;
+    let reports = job.map().map_err(|e| job::kept_for_inspection(&wd, e))?;
     let lines: Vec<Entry> = if job.spec().reducers == 0 {
         reports
             .iter()
@@ -323,7 +323,9 @@ fn shuffle_stage(args: ShuffleArgs, start: Start) -> Result<()> {
     let pool = placement.connect(&wd, &spec.cwd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, false, pool, &options, false, start)?;
-    let reports = job.shuffle()?;
+    let reports = job
+        .shuffle()
+        .map_err(|e| job::kept_for_inspection(&wd, e))?;
     let lines: Vec<Entry> = reports
         .iter()
         .enumerate()
@@ -383,7 +385,7 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
     let pool = placement.connect(&wd, &spec.cwd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;
-    let reports = job.reduce()?;
+    let reports = job.reduce().map_err(|e| job::kept_for_inspection(&wd, e))?;
     let lines: Vec<Entry> = reports
         .iter()
         .enumerate()

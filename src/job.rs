@@ -400,19 +400,7 @@ pub fn keeping_workdir<T>(
     match result {
         Ok(_) if created => workdir::remove_path(wd.root()),
         Err(Error::Usage { .. }) if created => workdir::remove_path(wd.root()),
-        Err(e @ Error::Job { .. }) => {
-            let report = wd.report_html_path();
-            return Err(e.context(|msg| {
-                let mut msg = format!(
-                    "{msg}\n  the work directory is kept for inspection: {}",
-                    wd.root().display()
-                );
-                if report.exists() {
-                    msg.push_str(&format!("\n  its report: {}", report.display()));
-                }
-                msg
-            }));
-        }
+        Err(e @ Error::Job { .. }) => return Err(kept_for_inspection(wd, e)),
         // Before a job was saved (a stream being read): nothing to resume.
         Err(Error::Interrupted) if created && !wd.spec_path().exists() => {
             workdir::remove_path(wd.root())
@@ -424,6 +412,25 @@ pub fn keeping_workdir<T>(
         _ => {}
     }
     result
+}
+
+/// A failed job's error, saying where its work directory (kept) and its
+/// report are: a stage's as much as a `gmr run`'s. Other errors as they are.
+pub fn kept_for_inspection(wd: &WorkDir, e: Error) -> Error {
+    if !matches!(e, Error::Job { .. }) {
+        return e;
+    }
+    let report = wd.report_html_path();
+    e.context(|msg| {
+        let mut msg = format!(
+            "{msg}\n  the work directory is kept for inspection: {}",
+            wd.root().display()
+        );
+        if report.exists() {
+            msg.push_str(&format!("\n  its report: {}", report.display()));
+        }
+        msg
+    })
 }
 
 /// Past this many small files sharing map tasks, each with a mapper of its

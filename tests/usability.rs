@@ -635,3 +635,26 @@ fn a_resume_of_a_stdin_job_says_it_reads_the_saved_input() {
         out.stderr()
     );
 }
+
+/// A stage whose task fails says where its work directory is kept, as
+/// `gmr run` does.
+#[test]
+fn a_failed_stage_says_where_its_work_directory_is_kept() {
+    let d = Dir::new();
+    d.write("in.txt", "a\n");
+    let gmr = gmr_bin().display().to_string();
+    let out = Out(std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{gmr} split in.txt | {gmr} map -q -m false -R 1 --retries 0"
+        ))
+        .current_dir(d.tmp.path())
+        .env("TMPDIR", d.path("tmp"))
+        .output()
+        .unwrap());
+    let err = out.fails(1);
+    assert!(
+        err.contains("the work directory is kept for inspection"),
+        "{err}"
+    );
+}
