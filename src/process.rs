@@ -127,6 +127,16 @@ pub struct ChildOutcome {
     pub input: InputCount,
 }
 
+impl ChildOutcome {
+    /// The outcome of a built-in that took `input` and reported nothing.
+    pub fn fed(input: InputCount) -> ChildOutcome {
+        ChildOutcome {
+            input,
+            ..ChildOutcome::default()
+        }
+    }
+}
+
 /// Records and bytes offered to a command, and those it took before it
 /// stopped reading.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +157,17 @@ pub struct InputCount {
 }
 
 impl InputCount {
+    /// `records` and `bytes` offered, and all of them taken.
+    pub fn whole(records: u64, bytes: u64) -> InputCount {
+        InputCount {
+            records,
+            bytes,
+            records_taken: records,
+            bytes_taken: bytes,
+            stopped_early: false,
+        }
+    }
+
     /// Adds another run's counts.
     pub fn add(&mut self, other: &InputCount) {
         self.records += other.records;

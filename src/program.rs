@@ -150,10 +150,7 @@ impl Program {
                 drop(w);
                 let input = meter.finish();
                 sink.finish().map_err(failed)?;
-                Ok(ChildOutcome {
-                    input,
-                    ..ChildOutcome::default()
-                })
+                Ok(ChildOutcome::fed(input))
             }
         }
     }

@@ -180,6 +180,11 @@ impl LineSplitter {
         Ok(())
     }
 
+    /// Takes the start of a record not ended yet, leaving none.
+    pub fn take_partial(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.partial)
+    }
+
     /// Ends the stream: calls `f` with a last record that had no `\n`.
     pub fn finish<E>(&mut self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         if self.partial.is_empty() {

@@ -35,6 +35,10 @@ pub const MAX_ARENA: usize = 3 << 30;
 
 /// Bytes of bookkeeping per record, counted against the buffer's size.
 const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+
+/// The least [`SortBuffer::read_lines`] reads, even when the arena must
+/// grow for it.
+const MIN_READ: usize = 64 << 10;
 /// Buckets of up to this many entries are sorted by comparison.
 const RADIX_MIN: usize = 64;
 /// Below this many records a parallel sort costs more than it saves.
@@ -415,6 +419,8 @@ impl BufferPool {
 
     /// Keeps `buffer`'s memory for the next [`BufferPool::take`].
     pub fn give_back(&self, mut buffer: SortBuffer) {
+        // Nothing of a line being read goes to the next task.
+        buffer.line_start = buffer.data.len();
         buffer.clear();
         let mut buffers = self.buffers();
         if buffers.len() < self.keep {
@@ -439,6 +445,10 @@ pub struct SortBuffer {
     entries: Vec<Entry>,
     /// Records buffered: entries, counted with their copies.
     records: usize,
+    /// Where the line being read into the arena starts
+    /// ([`SortBuffer::read_lines`]): the bytes from here on are not a
+    /// record yet. The arena's length otherwise.
+    line_start: usize,
 }
 
 impl SortBuffer {
@@ -451,28 +461,89 @@ impl SortBuffer {
     /// arena reaches [`MAX_ARENA`].
     #[inline]
     pub fn push(&mut self, line: &[u8]) {
+        debug_assert_eq!(self.line_start, self.data.len(), "a line is being read");
         if self.order.sort_keys().is_some() {
             return self.push_encoded(line);
         }
+        let entry = self.entry(line, self.data.len());
+        self.entries.push(entry);
+        extend_short(&mut self.data, line);
+        self.line_start = self.data.len();
+        self.records += 1;
+    }
+
+    /// The entry of `line`, to be found in the arena at `start`.
+    #[inline]
+    fn entry(&self, line: &[u8], start: usize) -> Entry {
         let f = self.order.key.fields(line);
         let key = &line[..f.key_end];
-        let start = u32::try_from(self.data.len()).expect("sort buffer over 4 GiB");
-        let len = u32::try_from(line.len()).expect("a record over 4 GiB");
         let sep = if f.value_start > f.key_end {
             HAS_SEPARATOR
         } else {
             0
         };
-        self.entries.push(Entry {
+        Entry {
             key_prefix: key_prefix(key),
             value_prefix: key_prefix(&line[f.value_start..]),
-            start,
-            len,
+            start: u32::try_from(start).expect("sort buffer over 4 GiB"),
+            len: u32::try_from(line.len()).expect("a record over 4 GiB"),
             key_len: f.key_end as u32,
             part_sep: self.order.partition(key, &[], self.reducers) | sep,
-        });
-        extend_short(&mut self.data, line);
+        }
+    }
+
+    /// Whether [`SortBuffer::read_lines`] may be used: records are stored
+    /// as they are, not encoded by sort keys.
+    pub fn reads_lines(&self) -> bool {
+        self.order.sort_keys().is_none()
+    }
+
+    /// Takes input straight into the arena, for a mapper whose output is
+    /// its input (`cat`): `read` appends bytes to the arena and returns how
+    /// many (0 at the end), and every line they end becomes a record, its
+    /// `\n` left in the arena between records. A line not ended yet stays
+    /// at the arena's end for the next read ([`SortBuffer::end_line`]
+    /// takes it as it is). Returns the bytes read and the records added.
+    /// Unlike [`SortBuffer::push`], no record is copied.
+    pub fn read_lines<E>(
+        &mut self,
+        max: usize,
+        read: impl FnOnce(&mut Vec<u8>, usize) -> Result<usize, E>,
+    ) -> Result<(usize, usize), E> {
+        assert!(self.reads_lines(), "records are encoded");
+        // At most the room left, so that the arena does not grow (it was
+        // reserved at full size); more for a line longer than the arena.
+        let room = self.data.capacity() - self.data.len();
+        let from = self.data.len();
+        let n = read(&mut self.data, max.min(room.max(MIN_READ)))?;
+        let mut added = 0;
+        let mut start = self.line_start;
+        // The arena is only read here; entries are collected apart.
+        let data = std::mem::take(&mut self.data);
+        for end in memchr::memchr_iter(b'\n', &data[from..]).map(|i| from + i) {
+            let entry = self.entry(&data[start..end], start);
+            self.entries.push(entry);
+            start = end + 1;
+            added += 1;
+        }
+        self.data = data;
+        self.line_start = start;
+        self.records += added;
+        Ok((n, added))
+    }
+
+    /// Ends what [`SortBuffer::read_lines`] read: a last line without a
+    /// `\n` becomes a record. Returns whether there was one.
+    pub fn end_line(&mut self) -> bool {
+        let (start, end) = (self.line_start, self.data.len());
+        if start == end {
+            return false;
+        }
+        let entry = self.entry(&self.data[start..end], start);
+        self.entries.push(entry);
+        self.line_start = end;
         self.records += 1;
+        true
     }
 
     /// [`SortBuffer::push`] with sort keys: the entry orders by the line's
@@ -497,6 +568,7 @@ impl SortBuffer {
         self.data.extend_from_slice(&encoded);
         self.data.push(0);
         self.data.extend_from_slice(line);
+        self.line_start = self.data.len();
         self.records += 1;
         self.encoded = encoded;
     }
@@ -509,6 +581,7 @@ impl SortBuffer {
         while copies > 1 {
             let n = u32::try_from(copies).unwrap_or(u32::MAX);
             self.data.extend_from_slice(&n.to_ne_bytes());
+            self.line_start = self.data.len();
             self.push(line);
             self.entries.last_mut().expect("just pushed").part_sep |= GROUPED;
             self.records += n as usize - 1;
@@ -533,6 +606,7 @@ impl SortBuffer {
             data: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(bytes / ENTRY_BYTES),
             records: 0,
+            line_start: 0,
         }
     }
 
@@ -546,9 +620,10 @@ impl SortBuffer {
         &self.order
     }
 
-    /// Memory the buffered records take.
+    /// Memory the buffered records take (a line still being read aside:
+    /// it is no record yet, and spilling cannot make room for it).
     pub fn bytes(&self) -> usize {
-        self.data.len() + self.entries.len() * ENTRY_BYTES
+        self.line_start + self.entries.len() * ENTRY_BYTES
     }
 
     /// Records buffered.
@@ -684,9 +759,13 @@ impl SortBuffer {
         Ok(segments)
     }
 
-    /// Empties the buffer, keeping its memory for reuse.
+    /// Empties the buffer of records, keeping its memory for reuse, and a
+    /// line still being read ([`SortBuffer::read_lines`]).
     pub fn clear(&mut self) {
-        self.data.clear();
+        let reading = self.data.len() - self.line_start;
+        self.data.copy_within(self.line_start.., 0);
+        self.data.truncate(reading);
+        self.line_start = 0;
         self.entries.clear();
         self.records = 0;
     }
@@ -733,6 +812,71 @@ mod tests {
                     "{lx:?} vs {ly:?}"
                 );
             }
+        }
+    }
+
+    /// Reads `input` into a buffer `step` bytes at a time, clearing it
+    /// (as a spill does) after every `clear_every` reads.
+    fn read_in_steps(input: &[u8], step: usize, clear_every: usize) -> Vec<u8> {
+        let order = Order::new(KeySpec::default());
+        let mut b = SortBuffer::with_capacity(order, 3, 16);
+        let mut out = Vec::new();
+        let mut flush = |b: &mut SortBuffer| {
+            b.sort();
+            b.write_runs(&mut out, 0).unwrap();
+            b.clear();
+        };
+        let mut rest = input;
+        for reads in 1.. {
+            let (n, _) = b
+                .read_lines(step, |arena, max| -> io::Result<usize> {
+                    let n = rest.len().min(max);
+                    arena.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                    Ok(n)
+                })
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            if reads % clear_every == 0 {
+                flush(&mut b);
+            }
+        }
+        b.end_line();
+        flush(&mut b);
+        out
+    }
+
+    #[test]
+    fn lines_read_into_the_arena_are_the_records_pushed() {
+        let input = b"b\t2\na\t9\n\nlong line, longer than a read\na\t10\n\xff\t1\nc";
+        // The records, pushed one by one, sorted: what every way of reading
+        // them must give.
+        let mut b = SortBuffer::new(Order::new(KeySpec::default()), 3);
+        for line in input.split(|&c| c == b'\n') {
+            b.push(line);
+        }
+        b.sort();
+        let mut want = Vec::new();
+        b.write_runs(&mut want, 0).unwrap();
+        assert_eq!(b.len(), 7);
+        assert_eq!(read_in_steps(input, input.len(), usize::MAX), want);
+        for step in [1, 2, 3, 7] {
+            // Read in pieces that cut lines anywhere, but never cleared: one
+            // sorted run.
+            assert_eq!(read_in_steps(input, step, usize::MAX), want, "{step}");
+            // Cleared in the middle of lines: several runs, the same lines.
+            let lines = |out: &[u8]| {
+                let mut v: Vec<Vec<u8>> = out.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect();
+                v.sort_unstable();
+                v
+            };
+            assert_eq!(
+                lines(&read_in_steps(input, step, 3)),
+                lines(&want),
+                "{step}"
+            );
         }
     }
 

@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 /// lines pays.
 const GROUP_TRIAL: usize = 1 << 14;
 
+/// Bytes of input read at a time by [`Sorter::read_input`].
+const READ_CHUNK: usize = 1 << 20;
+
 /// How mapper output reaches the sort buffer.
 enum Intake {
     /// Straight in.
@@ -98,6 +101,69 @@ impl<'a> Sorter<'a> {
         let segments = self.write_out()?;
         self.res.buffers.give_back(self.buffer);
         Ok((segments, self.report))
+    }
+
+    /// Takes the output of a mapper that is `cat`: its input, which
+    /// `read(buf, max)` appends to `buf`, at most `max` bytes at a time,
+    /// returning how many (0 at the input's end). Once records go straight
+    /// into the sort buffer ([`Intake::Direct`]) they are read into it
+    /// ([`SortBuffer::read_lines`]) rather than copied there one by one.
+    /// Returns the records and bytes taken; a last line without a `\n` is
+    /// a record.
+    pub fn read_input(
+        &mut self,
+        mut read: impl FnMut(&mut Vec<u8>, usize) -> Result<usize, TaskError>,
+    ) -> Result<(u64, u64), TaskError> {
+        let (mut records, mut bytes) = (0u64, 0u64);
+        let mut chunk = Vec::new();
+        let mut lines = LineSplitter::default();
+        let failed = |e: io::Error| TaskError::io(format!("combiner: {e}"), &e);
+        loop {
+            let n = if matches!(self.intake, Intake::Direct) && self.buffer.reads_lines() {
+                // A line begun in `chunk` goes on in the sort buffer.
+                let begun = lines.take_partial();
+                if !begun.is_empty() {
+                    self.buffer.read_lines(
+                        begun.len(),
+                        |arena, _| -> Result<usize, TaskError> {
+                            arena.extend_from_slice(&begun);
+                            Ok(begun.len())
+                        },
+                    )?;
+                }
+                let (n, added) = self.buffer.read_lines(READ_CHUNK, &mut read)?;
+                records += added as u64;
+                self.report.command_records_out += added as u64;
+                n
+            } else {
+                chunk.clear();
+                let n = read(&mut chunk, READ_CHUNK)?;
+                lines
+                    .feed(&chunk, |line| {
+                        records += 1;
+                        self.push(line)
+                    })
+                    .map_err(failed)?;
+                n
+            };
+            if n == 0 {
+                break;
+            }
+            bytes += n as u64;
+            self.spill_if_full()?;
+        }
+        // A last line without its `\n`: in the sort buffer or in `lines`.
+        if self.buffer.reads_lines() && self.buffer.end_line() {
+            records += 1;
+            self.report.command_records_out += 1;
+        }
+        lines
+            .finish(|line| {
+                records += 1;
+                self.push(line)
+            })
+            .map_err(failed)?;
+        Ok((records, bytes))
     }
 
     /// Takes one record of mapper output.

@@ -514,53 +514,127 @@ const FEED_CHUNK: usize = 1 << 20;
 /// feed; a file that changed fails with an [`Unrecoverable`] error naming
 /// it (retrying would read the changed file again).
 pub fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> io::Result<bool> {
+    let Some(codec) = split.codec else {
+        let mut piece = Piece::open(split, stamps)?;
+        let mut buf = Vec::with_capacity(((split.end - split.start) as usize).min(FEED_CHUNK));
+        let mut last = b'\n';
+        loop {
+            buf.clear();
+            let n = piece.read_into(&mut buf, FEED_CHUNK)?;
+            if n == 0 {
+                piece.finish()?;
+                return Ok(last == b'\n');
+            }
+            last = buf[n - 1];
+            w.write_all(&buf)?;
+        }
+    };
+    let (file, stamp) = open_checked(split, stamps)?;
+    let mut out = LastByte {
+        inner: w,
+        last: b'\n',
+        failed: false,
+    };
+    decompress(codec, &file, &mut out).map_err(|e| match e {
+        // A write that failed is the mapper's side: as is.
+        e if out.failed => e,
+        // The input is not what it claims: every attempt would fail.
+        e => io::Error::other(Unrecoverable(format!(
+            "input {} is not valid {} data: {e}",
+            split.path.display(),
+            codec.name()
+        ))),
+    })?;
+    // A file rewritten while it was fed has a new modification time.
+    check_unchanged(&file, split, stamp)?;
+    Ok(out.last == b'\n')
+}
+
+/// Opens a split's file and checks that it is as planned.
+fn open_checked<'a>(
+    split: &Split,
+    stamps: &'a [InputStamp],
+) -> io::Result<(File, Option<&'a InputStamp>)> {
     let file = File::open(&split.path)?;
     let stamp = stamps.iter().find(|s| s.path == split.path);
     check_unchanged(&file, split, stamp)?;
-    let mut last = b'\n';
-    if let Some(codec) = split.codec {
-        let mut out = LastByte {
-            inner: w,
-            last: b'\n',
-            failed: false,
-        };
-        decompress(codec, &file, &mut out).map_err(|e| match e {
-            // A write that failed is the mapper's side: as is.
-            e if out.failed => e,
-            // The input is not what it claims: every attempt would fail.
-            e => io::Error::other(Unrecoverable(format!(
-                "input {} is not valid {} data: {e}",
-                split.path.display(),
-                codec.name()
-            ))),
-        })?;
-        last = out.last;
-    } else {
-        let len = (split.end - split.start) as usize;
-        let mut buf = vec![0u8; len.min(FEED_CHUNK)];
-        let mut pos = split.start;
-        while pos < split.end {
-            let want = ((split.end - pos) as usize).min(buf.len());
-            let n = match file.read_at(&mut buf[..want], pos) {
-                Ok(0) => {
-                    let how = format!(
-                        "it ends at byte {pos}, inside split {}..{}",
-                        split.start, split.end
-                    );
-                    return Err(changed(split, how));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            last = buf[n - 1];
-            w.write_all(&buf[..n])?;
-            pos += n as u64;
-        }
+    Ok((file, stamp))
+}
+
+/// One piece of an uncompressed split (`more` aside), read in order from
+/// its first byte to its last, checked against its stamp before and after
+/// (see [`feed`]).
+pub struct Piece<'a> {
+    split: &'a Split,
+    stamp: Option<&'a InputStamp>,
+    file: File,
+    pos: u64,
+}
+
+impl<'a> Piece<'a> {
+    /// Opens `split`, which must not be compressed.
+    pub fn open(split: &'a Split, stamps: &'a [InputStamp]) -> io::Result<Piece<'a>> {
+        debug_assert!(split.codec.is_none(), "a compressed piece is decoded");
+        let (file, stamp) = open_checked(split, stamps)?;
+        Ok(Piece {
+            split,
+            stamp,
+            file,
+            pos: split.start,
+        })
     }
-    // A file rewritten while it was fed has a new modification time.
-    check_unchanged(&file, split, stamp)?;
-    Ok(last == b'\n')
+
+    /// Appends up to `max` (> 0) more bytes of the piece to `buf`, into
+    /// its spare room (reserved as needed), and returns how many: 0 at the
+    /// piece's end. Nothing is copied on the way, and the room is not
+    /// zeroed first: a map task's sort buffer is read into directly.
+    pub fn read_into(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let want = ((self.split.end - self.pos) as usize).min(max);
+        if want == 0 {
+            return Ok(0);
+        }
+        buf.reserve(want);
+        let spare = buf.spare_capacity_mut();
+        let n = loop {
+            // SAFETY: the kernel writes at most `want` bytes at the spare
+            // room's start, which `reserve` made at least that long; no
+            // reference to the uninitialised bytes is made.
+            let r = unsafe {
+                libc::pread(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                    spare.as_mut_ptr().cast(),
+                    want,
+                    self.pos as libc::off_t,
+                )
+            };
+            if r >= 0 {
+                break r as usize;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            // Its stamp says best how it changed.
+            check_unchanged(&self.file, self.split, self.stamp)?;
+            let how = format!(
+                "it ends at byte {}, inside split {}..{}",
+                self.pos, self.split.start, self.split.end
+            );
+            return Err(changed(self.split, how));
+        }
+        // SAFETY: the kernel initialised these `n` bytes.
+        unsafe { buf.set_len(buf.len() + n) };
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    /// Checks, once the piece is read, that its file was not rewritten
+    /// meanwhile (it would have a new modification time).
+    pub fn finish(self) -> io::Result<()> {
+        check_unchanged(&self.file, self.split, self.stamp)
+    }
 }
 
 /// Writes what `file`, compressed with `codec`, holds to `out`.
@@ -653,6 +727,53 @@ fn mtime_ns(meta: &fs::Metadata) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_piece_read_while_its_file_shrinks_or_changes_fails_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in");
+        fs::write(&path, b"aaaa\nbbbb\ncccc\n").unwrap();
+        let stamps = stamp_inputs(std::slice::from_ref(&path)).unwrap();
+        let split = Split {
+            path: path.clone(),
+            start: 5,
+            end: 15,
+            codec: None,
+            more: Vec::new(),
+            origin: None,
+        };
+        // Read whole, in pieces, appended to what the buffer held.
+        let mut piece = Piece::open(&split, &stamps).unwrap();
+        let mut buf = b"x".to_vec();
+        while piece.read_into(&mut buf, 3).unwrap() > 0 {}
+        assert_eq!(buf, b"xbbbb\ncccc\n");
+        piece.finish().unwrap();
+        // Cut short after the first read.
+        let mut piece = Piece::open(&split, &stamps).unwrap();
+        let mut buf = Vec::new();
+        piece.read_into(&mut buf, 3).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(6)
+            .unwrap();
+        let err = piece.read_into(&mut buf, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("changed while the job ran") && err.contains("it had 15 bytes, now 6"),
+            "{err}"
+        );
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        // Rewritten, same size, while it was read: its time tells.
+        fs::write(&path, b"aaaa\nbbbb\ncccc\n").unwrap();
+        let stamps = stamp_inputs(std::slice::from_ref(&path)).unwrap();
+        let mut piece = Piece::open(&split, &stamps).unwrap();
+        while piece.read_into(&mut buf, 64).unwrap() > 0 {}
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&path, b"AAAA\nBBBB\nCCCC\n").unwrap();
+        let err = piece.finish().unwrap_err().to_string();
+        assert!(err.contains("it was modified"), "{err}");
+    }
 
     #[test]
     fn cuts_land_after_newlines() {

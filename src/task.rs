@@ -11,6 +11,7 @@
 //! - `reduce-NNNNN`: merge partition N (from the shuffle, or straight from
 //!   the map outputs) into the reducer; its output is part N.
 
+use crate::builtin::Builtin;
 use crate::codec::{Codec, Encoder};
 use crate::error::{Error, FailureKind, TaskError};
 use crate::interrupt::io_failure;
@@ -384,23 +385,31 @@ impl MapTask<'_> {
                     |w: &mut dyn Write| split::feed(piece, stamps, w).map(drop),
                     |chunk| on_output(Some(chunk)),
                 )
-                .map_err(|mut e| {
-                    if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
-                        e.message = format!(
-                            "{} (input {} bytes {}..{})",
-                            e.message,
-                            piece.path.display(),
-                            piece.start,
-                            piece.end
-                        );
-                    }
-                    e
-                })?;
+                .map_err(|e| at_piece(e, piece))?;
             add_counters(&mut all.counters, &outcome.counters);
             all.status = outcome.status.or(all.status);
             all.input.add(&outcome.input);
         }
         Ok(all)
+    }
+
+    /// A mapper that is `cat` (`-m cat`): its output is its input, read
+    /// straight into the sort buffer ([`Sorter::read_input`]) rather than
+    /// through a copy for every layer of a mapper's run.
+    fn read_input(&self, sorter: &mut Sorter) -> Result<ChildOutcome, TaskError> {
+        let mut input = InputCount::default();
+        for piece in self.split.pieces() {
+            let failed = |e: io::Error| {
+                let e = TaskError::io(format!("mapper {}: {e}", Builtin::Identity.name()), &e);
+                at_piece(e, piece)
+            };
+            let mut reader = split::Piece::open(piece, &self.at.job.spec.inputs).map_err(failed)?;
+            let (records, bytes) =
+                sorter.read_input(|buf, max| reader.read_into(buf, max).map_err(failed))?;
+            reader.finish().map_err(failed)?;
+            input.add(&InputCount::whole(records, bytes));
+        }
+        Ok(ChildOutcome::fed(input))
     }
 
     /// `-R 0`: the mapper's output is part N of the job, as it printed it,
@@ -453,27 +462,33 @@ impl MapTask<'_> {
         let combine_log = at.log("combiner");
         let combine_ctx = at.context("combiner", &combine_env, &combine_log);
         let mut sorter = Sorter::new(at.job, at.res, &combine_ctx, attempt_dir.path());
-        let mut lines = LineSplitter::default();
-        let mut spill_error = None;
-        let outcome = self.run_mapper(mapper, |output| {
-            let Some(chunk) = output else {
-                // A mapper's last line, if it had no newline.
-                return lines.finish(|line| sorter.push(line));
-            };
-            lines.feed(chunk, |line| sorter.push(line))?;
-            sorter.spill_if_full().map_err(|e| {
-                let msg = e.message.clone();
-                spill_error = Some(e);
-                io::Error::other(msg)
-            })
-        });
-        if let Some(e) = spill_error {
-            return Err(e);
-        }
-        let outcome: ChildOutcome = outcome?;
-        lines
-            .finish(|line| sorter.push(line))
-            .map_err(|e| TaskError::io(format!("combiner: {e}"), &e))?;
+        let identity = matches!(mapper, Program::Builtin(Builtin::Identity));
+        let outcome = if identity && self.split.pieces().all(|p| p.codec.is_none()) {
+            self.read_input(&mut sorter)?
+        } else {
+            let mut lines = LineSplitter::default();
+            let mut spill_error = None;
+            let outcome = self.run_mapper(mapper, |output| {
+                let Some(chunk) = output else {
+                    // A mapper's last line, if it had no newline.
+                    return lines.finish(|line| sorter.push(line));
+                };
+                lines.feed(chunk, |line| sorter.push(line))?;
+                sorter.spill_if_full().map_err(|e| {
+                    let msg = e.message.clone();
+                    spill_error = Some(e);
+                    io::Error::other(msg)
+                })
+            });
+            if let Some(e) = spill_error {
+                return Err(e);
+            }
+            let outcome: ChildOutcome = outcome?;
+            lines
+                .finish(|line| sorter.push(line))
+                .map_err(|e| TaskError::io(format!("combiner: {e}"), &e))?;
+            outcome
+        };
         let (segments, mut report) = sorter.finish()?;
         let index = MapIndex {
             job: at.job.spec.job.clone(),
@@ -492,6 +507,21 @@ impl MapTask<'_> {
         attempt_dir.keep();
         Ok((report, outcome.input))
     }
+}
+
+/// A mapper's failure, with the piece of input it was reading when the
+/// failure is the task's (a retry may get past it).
+fn at_piece(mut e: TaskError, piece: &Split) -> TaskError {
+    if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
+        e.message = format!(
+            "{} (input {} bytes {}..{})",
+            e.message,
+            piece.path.display(),
+            piece.start,
+            piece.end
+        );
+    }
+    e
 }
 
 /// The open sorted runs of one partition, and the scratch directory of
@@ -620,26 +650,37 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
         Program::Shell(_) => linebuf::PIPE_BLOCK,
         Program::Builtin(_) => linebuf::BLOCK,
     };
-    let feed = |w: &mut dyn Write| merge::merge_into(order, runs, w, block).map(drop);
     let target = spec.part_path(p as usize);
     let durable = at.durable_parts();
     let ((outcome, records_out, bytes_out), part_bytes) =
         write_part(&target, at, (durable, spec.compress), |out| {
-            let mut lines = (0u64, 0u64, false);
-            let outcome = reducer
-                .run(&ctx, feed, |chunk| {
-                    lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
-                    lines.1 += chunk.len() as u64;
-                    lines.2 = chunk.last() != Some(&b'\n');
-                    out.write_all(chunk)
-                })
-                .map_err(|mut e| {
-                    if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
-                        e.message = format!("{} (partition {p})", e.message);
-                    }
-                    e
-                })?;
-            Ok((outcome, lines.0 + u64::from(lines.2), lines.1))
+            let ran = if matches!(reducer, Program::Builtin(Builtin::Identity)) {
+                // `-r cat`: the merge is the part, written as it is made,
+                // its records counted once.
+                merge::merge_into(order, runs, out, block)
+                    .map(|(records, bytes)| {
+                        let input = InputCount::whole(records, bytes);
+                        (ChildOutcome::fed(input), records, bytes)
+                    })
+                    .map_err(|e| TaskError::io(format!("reducer {reducer}: {e}"), &e))
+            } else {
+                let feed = |w: &mut dyn Write| merge::merge_into(order, runs, w, block).map(drop);
+                let mut lines = (0u64, 0u64, false);
+                reducer
+                    .run(&ctx, feed, |chunk| {
+                        lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                        lines.1 += chunk.len() as u64;
+                        lines.2 = chunk.last() != Some(&b'\n');
+                        out.write_all(chunk)
+                    })
+                    .map(|outcome| (outcome, lines.0 + u64::from(lines.2), lines.1))
+            };
+            ran.map_err(|mut e| {
+                if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
+                    e.message = format!("{} (partition {p})", e.message);
+                }
+                e
+            })
         })?;
     let input = outcome.input;
     // The record check compares the map side's counts with what reducers

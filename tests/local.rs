@@ -929,6 +929,67 @@ fn builtin_count_aggregates_map_side_even_when_spilling() {
 }
 
 #[test]
+fn a_cat_mapper_read_straight_into_the_sort_buffer_loses_no_line() {
+    // `-m cat` reads input straight into the sort buffer (once a task has
+    // seen that its lines do not repeat: after 16384 of them). Lines of
+    // every length, empty ones, one far longer than the buffer, files
+    // without a last newline, small files sharing a task: spilled in the
+    // middle of lines, the output is still the sorted input, every record
+    // counted.
+    let d = Dir::new();
+    let lines = "sed 's/$/ some words to make lines longer/'";
+    d.sh(&format!("mkdir in && seq 1 50000 | {lines} > in/a"));
+    d.sh("head -c 300000 /dev/zero | tr '\\0' x >> in/a && echo >> in/a");
+    d.sh(&format!(
+        "seq 50001 100000 | {lines} >> in/a && printf '\\n\\nno newline' >> in/a"
+    ));
+    d.sh("printf 'no newline at the end' > in/b && printf '\\n\\n\\n' > in/c");
+    d.sh("for i in 1 2 3; do printf \"small $i\\nlast $i\" > in/s$i; done");
+    let want =
+        d.sh("for f in in/*; do cat $f; [ -z \"$(tail -c1 $f)\" ] || echo; done | LC_ALL=C sort");
+    let records = want.split(|&c| c == b'\n').count() - 1;
+    for extra in [
+        &[][..],
+        &["--sort-buffer", "64K"],
+        &["--one-mapper-per-task"],
+    ] {
+        let mut args = vec![
+            "run",
+            "-m",
+            "cat",
+            "-r",
+            "cat",
+            "-R",
+            "3",
+            "--split-size",
+            "8M",
+        ];
+        args.extend_from_slice(extra);
+        args.push("in");
+        let out = d.run(&args);
+        assert_same_lines(out.ok(), &want, &format!("-m cat {extra:?}"));
+        let err = out.stderr();
+        let counted = format!("{records} records in");
+        assert!(err.contains(&counted), "{extra:?}: {err}");
+    }
+    // One part: the sorted input itself.
+    let out = d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        "-R",
+        "1",
+        "--sort-buffer",
+        "64K",
+        "in",
+    ]);
+    assert!(out.ok() == want, "one part is not the sorted input");
+}
+
+#[test]
 fn stages_on_stdin_pass_the_work_directory_along() {
     // `gmr split` spools stdin into a work directory of its own and names it
     // in its lines; the later stages find it there.
