@@ -695,9 +695,17 @@ impl SortBuffer {
         self.entries.iter().enumerate().map(move |(i, e)| {
             // The arena is read in sorted order, that is at random: ask for
             // a line (and its count) a few records ahead.
-            if let Some(ahead) = self.entries.get(i + 8) {
+            if let Some(ahead) = self.entries.get(i + 16) {
                 let at = ahead.start.saturating_sub(4) as usize;
-                prefetch(self.data.as_ptr().wrapping_add(at));
+                let end = (ahead.start + ahead.len) as usize;
+                let base = self.data.as_ptr();
+                prefetch(base.wrapping_add(at));
+                // A line over a cache line: ask for the rest of it too.
+                let mut next = (at | 63) + 1;
+                while next < end {
+                    prefetch(base.wrapping_add(next));
+                    next += 64;
+                }
             }
             let line = match last {
                 Some((prev, line)) if e.same_line(prev) => line,
