@@ -124,6 +124,10 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
         job.keep_workdir(!created);
         job.map()?;
         if job.spec().reducers > 0 {
+            // A resumed job's committed parts are in the work directory.
+            if delivery == Delivery::Stdout && !resume {
+                job.parts_to_stdout();
+            }
             job.reduce()?;
         }
         job.finish(delivery, Ending::Run)

@@ -8,6 +8,7 @@
 //! each walk the steps of their phase, so a job run stage by stage is
 //! checked and finished exactly as one run whole.
 
+use crate::builtin::Builtin;
 use crate::coordinator::{self, Observer, Observers, Policy};
 use crate::error::{Error, Result};
 use crate::exec::{Executor, Pool};
@@ -73,6 +74,8 @@ pub struct Lifecycle<'a> {
     /// Whether the work directory stays after success (the summary then
     /// names its report).
     kept: bool,
+    /// Whether every task runs in this process (no `--hosts`, no Slurm).
+    local: bool,
 }
 
 impl<'a> Lifecycle<'a> {
@@ -109,6 +112,7 @@ impl<'a> Lifecycle<'a> {
             }
             digest
         };
+        let local = matches!(pool, Pool::Local(_));
         let res = Arc::new(Resources::new(pool.local_slots(), child_nofile));
         let exec = pool.executor(wd, &job, &digest, Arc::clone(&res))?;
         let joblog = options.joblog.as_deref().map(JobLog::open).transpose()?;
@@ -127,6 +131,7 @@ impl<'a> Lifecycle<'a> {
             counters: Counters::new(),
             map: None,
             reduce: None,
+            local,
         })
     }
 
@@ -180,6 +185,35 @@ impl<'a> Lifecycle<'a> {
         self.add_counters(&reports);
         self.reduce = Some(totals);
         Ok(reports)
+    }
+
+    /// Has the reduce tasks write their parts straight into stdout
+    /// ([`output::StdoutParts`]) rather than into the work directory for a
+    /// copy at the end, when they run in this process, each part's size is
+    /// known once the map phase is over (a reducer that is `cat`, parts
+    /// not compressed) and stdout is a file. Call it between the phases.
+    pub fn parts_to_stdout(&self) {
+        let spec = &self.job.spec;
+        let identity = matches!(self.job.reducer, Some(Program::Builtin(Builtin::Identity)));
+        if !self.local || !identity || spec.compress.is_some() || spec.reducers == 0 {
+            return;
+        }
+        let mut sizes = vec![0u64; spec.reducers as usize];
+        for i in 0..spec.splits.len() {
+            let index = WorkDir::map_index(&self.wd.map_dir(i));
+            let Ok(index) = workdir::read_json::<task::MapIndex>(&index) else {
+                return;
+            };
+            if index.job != spec.job || index.segments.len() != sizes.len() {
+                return;
+            }
+            for (size, seg) in sizes.iter_mut().zip(&index.segments) {
+                *size += seg.end - seg.start;
+            }
+        }
+        if let Some(parts) = output::StdoutParts::take(&sizes) {
+            let _ = self.res.stdout_parts.set(parts);
+        }
     }
 
     fn add_counters(&mut self, reports: &[TaskReport]) {
@@ -368,7 +402,10 @@ impl<'a> Lifecycle<'a> {
         match delivery {
             Delivery::Stay => {}
             Delivery::Directory => output::mark_success(&spec.output)?,
-            Delivery::Stdout => output::copy_to_stdout((0..parts).map(|p| spec.part_path(p)))?,
+            Delivery::Stdout => match self.res.stdout_parts.get() {
+                Some(written) => written.finish()?,
+                None => output::copy_to_stdout((0..parts).map(|p| spec.part_path(p)))?,
+            },
         }
         Ok(())
     }

@@ -1,9 +1,11 @@
 //! What this process may use, decided once when a command starts and
 //! passed down to every task: how many tasks run at once (`-j`, or the
 //! cores), the open-file limit and how many runs a merge may open, the
-//! open-file limit commands get, and the pool of sort buffers. Nothing on
-//! the data path reads a process-wide setting of its own.
+//! open-file limit commands get, the pool of sort buffers, and stdout when
+//! parts go straight into it. Nothing on the data path reads a
+//! process-wide setting of its own.
 
+use crate::output::StdoutParts;
 use crate::sort::BufferPool;
 
 /// This machine's cores (the default `-j`).
@@ -24,6 +26,9 @@ pub struct Resources {
     pub child_nofile: Option<libc::rlimit>,
     /// Sort buffers of finished map tasks, for the next ones.
     pub buffers: BufferPool,
+    /// Stdout, when reduce tasks write their parts straight into it: set
+    /// once, before the reduce phase (`job::Lifecycle::reduce`).
+    pub stdout_parts: std::sync::OnceLock<StdoutParts>,
 }
 
 impl Resources {
@@ -45,6 +50,7 @@ impl Resources {
             fan_in: fan_in(open_file_limit(), slots),
             child_nofile,
             buffers: BufferPool::new(slots),
+            stdout_parts: std::sync::OnceLock::new(),
         }
     }
 }

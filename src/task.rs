@@ -650,38 +650,50 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
         Program::Shell(_) => linebuf::PIPE_BLOCK,
         Program::Builtin(_) => linebuf::BLOCK,
     };
-    let target = spec.part_path(p as usize);
-    let durable = at.durable_parts();
-    let ((outcome, records_out, bytes_out), part_bytes) =
-        write_part(&target, at, (durable, spec.compress), |out| {
-            let ran = if matches!(reducer, Program::Builtin(Builtin::Identity)) {
-                // `-r cat`: the merge is the part, written as it is made,
-                // its records counted once.
-                merge::merge_into(order, runs, out, block)
-                    .map(|(records, bytes)| {
-                        let input = InputCount::whole(records, bytes);
-                        (ChildOutcome::fed(input), records, bytes)
-                    })
-                    .map_err(|e| TaskError::io(format!("reducer {reducer}: {e}"), &e))
-            } else {
-                let feed = |w: &mut dyn Write| merge::merge_into(order, runs, w, block).map(drop);
-                let mut lines = (0u64, 0u64, false);
-                reducer
-                    .run(&ctx, feed, |chunk| {
-                        lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
-                        lines.1 += chunk.len() as u64;
-                        lines.2 = chunk.last() != Some(&b'\n');
-                        out.write_all(chunk)
-                    })
-                    .map(|outcome| (outcome, lines.0 + u64::from(lines.2), lines.1))
-            };
-            ran.map_err(|mut e| {
-                if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
-                    e.message = format!("{} (partition {p})", e.message);
-                }
-                e
-            })
-        })?;
+    let reduce = |out: &mut dyn Write| {
+        let ran = if matches!(reducer, Program::Builtin(Builtin::Identity)) {
+            // `-r cat`: the merge is the part, written as it is made, its
+            // records counted once.
+            merge::merge_into(order, runs, out, block)
+                .map(|(records, bytes)| {
+                    let input = InputCount::whole(records, bytes);
+                    (ChildOutcome::fed(input), records, bytes)
+                })
+                .map_err(|e| TaskError::io(format!("reducer {reducer}: {e}"), &e))
+        } else {
+            let feed = |w: &mut dyn Write| merge::merge_into(order, runs, w, block).map(drop);
+            let mut lines = (0u64, 0u64, false);
+            reducer
+                .run(&ctx, feed, |chunk| {
+                    lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                    lines.1 += chunk.len() as u64;
+                    lines.2 = chunk.last() != Some(&b'\n');
+                    out.write_all(chunk)
+                })
+                .map(|outcome| (outcome, lines.0 + u64::from(lines.2), lines.1))
+        };
+        ran.map_err(|mut e| {
+            if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
+                e.message = format!("{} (partition {p})", e.message);
+            }
+            e
+        })
+    };
+    let ((outcome, records_out, bytes_out), part_bytes) = match at.res.stdout_parts.get() {
+        // The part goes straight into its place in stdout.
+        Some(parts) => {
+            let mut out = parts.part(p as usize);
+            let done = reduce(&mut out)?;
+            out.finish().map_err(|e| TaskError::io(e.to_string(), &e))?;
+            let bytes = done.2;
+            (done, bytes)
+        }
+        None => {
+            let target = spec.part_path(p as usize);
+            let durable = at.durable_parts();
+            write_part(&target, at, (durable, spec.compress), |out| reduce(out))?
+        }
+    };
     let input = outcome.input;
     // The record check compares the map side's counts with what reducers
     // were offered: a reducer that stopped early was offered the whole

@@ -924,6 +924,60 @@ fn a_full_filesystem_names_the_file_and_is_not_retried_in_the_same_place() {
     );
 }
 
+#[test]
+fn parts_written_into_a_stdout_that_fills_up_are_taken_back() {
+    // With `-r cat` and stdout a file, parts go straight into it: on a full
+    // disk the job fails, and the file is cut back to what it held before.
+    let d = Dir::new();
+    fs::create_dir(d.path("small")).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mounted = root
+        && std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(d.path("small"))
+            .status()
+            .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(d.path("small"));
+    d.sh("seq 1000000 > in");
+    let gmr = gmr_bin().display().to_string();
+    let job = format!("{gmr} run -q -m cat -r cat -R 3 --total-order --workdir w in");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{{ echo before; {job}; }} > small/out 2> err"))
+        .current_dir(d.path(""))
+        // As `d.sh` runs the resume: the same environment.
+        .env("TMPDIR", d.path("tmp"))
+        .env("LC_ALL", "C")
+        .status()
+        .unwrap();
+    let err = String::from_utf8(read(d.path("err"))).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write stdout: No space left on device")
+            && err.contains("free some space"),
+        "{err}"
+    );
+    assert_eq!(read(d.path("small/out")), b"before\n", "cut back: {err}");
+    // Resumed with room, every part is written again: none was committed
+    // as a file.
+    let out = d.sh(&format!("{job} --resume"));
+    assert!(
+        out == d.sh("LC_ALL=C sort in"),
+        "the resumed job's output is the sorted input"
+    );
+}
+
 // 11. The crash test: commands that fail and stall at random.
 
 /// A mapper or reducer that, decided by a hash of the seed, the task and

@@ -990,6 +990,58 @@ fn a_cat_mapper_read_straight_into_the_sort_buffer_loses_no_line() {
 }
 
 #[test]
+fn parts_of_cat_go_straight_into_a_stdout_that_is_a_file() {
+    // `-r cat` with stdout a file: each part is written at its place in the
+    // file, none into the work directory. What is around gmr's output in
+    // the file stays: text before it, and what is written after gmr ends.
+    let d = Dir::new();
+    let gmr = gmr_bin().display().to_string();
+    d.sh("seq 200000 | awk '{ print ($1 * 7919) % 200003 \"\\tv\" $1 }' > in");
+    let sorted = d.sh("LC_ALL=C sort in");
+    let parts = |w: &str| fs::read_dir(d.path(w)).unwrap().count();
+    for (order, want) in [("--total-order", Some(&sorted)), ("--key-fields=1", None)] {
+        let job = format!("{gmr} run -q -m cat -r cat -R 3 --split-size 300K {order}");
+        // Through a pipe, the parts are copied out of the work directory.
+        let piped = d.sh(&format!("rm -rf w && {job} --workdir w in | cat"));
+        assert_eq!(
+            parts("w/output"),
+            3,
+            "{order}: parts kept in the work directory"
+        );
+        d.sh(&format!(
+            "rm -rf w && {{ echo first; {job} --workdir w in; echo last; }} > out"
+        ));
+        assert_eq!(
+            parts("w/output"),
+            0,
+            "{order}: the parts went straight to stdout"
+        );
+        let out = read(d.path("out"));
+        assert!(
+            out == [&b"first\n"[..], &piped, b"last\n"].concat(),
+            "{order}"
+        );
+        if let Some(want) = want {
+            assert!(&piped == want, "{order}: not the sorted input");
+        }
+        // Stderr into the same file: copied as usual, or a warning during
+        // the job would land on the parts.
+        d.sh(&format!("rm -rf w && {job} --workdir w in > out3 2>&1"));
+        assert_eq!(parts("w/output"), 3, "{order}: 2>&1 gets copies");
+        assert!(read(d.path("out3")) == piped, "{order}");
+        // Appended to (`>>`): copied as usual, after what was there.
+        d.sh(&format!(
+            "rm -rf w && echo first > out2 && {job} --workdir w in >> out2"
+        ));
+        assert_eq!(parts("w/output"), 3, "{order}: >> gets copies");
+        assert!(
+            read(d.path("out2")) == [&b"first\n"[..], &piped].concat(),
+            "{order}"
+        );
+    }
+}
+
+#[test]
 fn stages_on_stdin_pass_the_work_directory_along() {
     // `gmr split` spools stdin into a work directory of its own and names it
     // in its lines; the later stages find it there.
