@@ -24,6 +24,12 @@ static CHILDREN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// blocked the main thread (a terminal's stdin) leaves nothing behind.
 static MADE_DIR: Mutex<Option<std::path::PathBuf>> = Mutex::new(None);
 
+/// What to undo if the process is abandoned: stdout cut back to where the
+/// job found it, when parts were being written straight into it
+/// (`output::StdoutParts`).
+type Undo = Box<dyn Fn() + Send>;
+static ON_ABANDON: Mutex<Option<Undo>> = Mutex::new(None);
+
 thread_local! {
     /// The cancel handle of the attempt this thread runs, if any.
     static CURRENT: RefCell<Option<Arc<Cancel>>> = const { RefCell::new(None) };
@@ -47,6 +53,10 @@ pub fn install() {
         {
             let _ = std::fs::remove_dir_all(dir);
         }
+        // Under the lock: whoever set it waits, its file still open.
+        if let Some(undo) = lock(&ON_ABANDON).as_ref() {
+            undo();
+        }
         // Nothing is printed: stderr may be what another thread is stuck on.
         // SAFETY: _exit ends the process at once; nothing is shared with
         // code that runs after it.
@@ -58,6 +68,12 @@ pub fn install() {
 /// abandoned before a job is saved in it.
 pub fn made_workdir(dir: &Path) {
     *lock(&MADE_DIR) = Some(dir.to_path_buf());
+}
+
+/// Sets what to undo if the process is abandoned after a signal (None:
+/// nothing). Setting it waits for an undo already running.
+pub fn on_abandon(undo: Option<Undo>) {
+    *lock(&ON_ABANDON) = undo;
 }
 
 /// Acts as if a signal arrived: `gmr task --watch-stdin` calls this when

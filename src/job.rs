@@ -403,7 +403,7 @@ impl<'a> Lifecycle<'a> {
             Delivery::Stay => {}
             Delivery::Directory => output::mark_success(&spec.output)?,
             Delivery::Stdout => match self.res.stdout_parts.get() {
-                Some(written) => written.finish()?,
+                Some(written) => written.finish(),
                 None => output::copy_to_stdout((0..parts).map(|p| spec.part_path(p)))?,
             },
         }

@@ -250,14 +250,18 @@ pub fn copy_to_stdout(parts: impl Iterator<Item = PathBuf>) -> Result<()> {
 /// writing every part into the work directory and copying it out again:
 /// for a parallel sort, a third of the bytes it writes.
 ///
-/// Any number of attempts of a part may write it, each the same bytes, in
-/// its range only. Until [`StdoutParts::finish`], dropping this cuts stdout
-/// back to where the job found it: a failed job leaves no partial output.
+/// The output's range of the file is taken at once: stdout's offset moves
+/// past it, atomically, so that whatever else writes through the same
+/// stdout (`xargs -P4 gmr run ... > all`, a command after gmr) writes
+/// after it. Any number of attempts of a part may write it, each the same
+/// bytes, in its range only. Until [`StdoutParts::finish`], dropping this
+/// (or an interrupt that abandons the process) cuts stdout back to where
+/// the job found it, when nothing was written after the range meanwhile:
+/// a failed job leaves no partial output.
 #[derive(Debug)]
 pub struct StdoutParts {
     file: File,
-    /// Where the output starts: stdout's offset (and length) when the job
-    /// took it.
+    /// Where the output starts in the file.
     base: u64,
     /// Each part's offset from `base`, and its end.
     ranges: Vec<(u64, u64)>,
@@ -266,9 +270,10 @@ pub struct StdoutParts {
 
 impl StdoutParts {
     /// Takes stdout for parts of `sizes` bytes, when it is a regular file
-    /// not opened for appending, and written up to its end (so nothing of
-    /// the file lies past the output, and cutting it back on failure
-    /// restores it). None otherwise: the parts are then copied.
+    /// not opened for appending, written up to its end (so nothing of the
+    /// file lies past the output), and not where stderr goes (a warning
+    /// during the job would land on the parts). None otherwise: the parts
+    /// are then copied.
     pub fn take(sizes: &[u64]) -> Option<StdoutParts> {
         use std::os::fd::{AsFd, AsRawFd};
         use std::os::unix::fs::MetadataExt;
@@ -280,13 +285,9 @@ impl StdoutParts {
             return None;
         }
         let meta = file.metadata().ok()?;
-        // SAFETY: lseek(SEEK_CUR, 0) only reads the offset.
-        let offset = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-        if !meta.is_file() || offset < 0 || offset as u64 != meta.len() {
+        if !meta.is_file() || offset(fd) != Some(meta.len()) {
             return None;
         }
-        // Stderr into the same file (`> log 2>&1`): a warning written
-        // during the job would land on the parts.
         let stderr = File::from(io::stderr().as_fd().try_clone_to_owned().ok()?);
         if stderr
             .metadata()
@@ -295,16 +296,25 @@ impl StdoutParts {
             return None;
         }
         let mut at = 0;
-        let ranges = sizes
+        let ranges: Vec<(u64, u64)> = sizes
             .iter()
             .map(|&n| {
                 at += n;
                 (at - n, at)
             })
             .collect();
+        // Moves the shared offset past the output, atomically (the file's
+        // position lock), so that the range is this job's alone.
+        // SAFETY: lseek on a descriptor this value owns.
+        let end = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_CUR) };
+        if end < 0 {
+            return None;
+        }
+        let (base, end) = (end as u64 - at, end as u64);
+        crate::interrupt::on_abandon(Some(Box::new(move || cut_back(fd, base, end))));
         Some(StdoutParts {
             file,
-            base: offset as u64,
+            base,
             ranges,
             finished: Default::default(),
         })
@@ -321,31 +331,49 @@ impl StdoutParts {
         }
     }
 
-    /// The job succeeded: stdout's offset moves past the output, as if it
-    /// had been written there in order (what a command after gmr writes to
-    /// the same stdout goes after it).
-    pub fn finish(&self) -> Result<()> {
-        let end = self.base + self.ranges.last().map_or(0, |r| r.1);
-        use std::os::fd::AsRawFd;
-        // SAFETY: lseek on a descriptor this value owns.
-        if unsafe { libc::lseek(self.file.as_raw_fd(), end as libc::off_t, libc::SEEK_SET) } < 0 {
-            let e = io::Error::last_os_error();
-            return Err(Error::Job {
-                message: format!("cannot write stdout: {e}"),
-                source: Some(Box::new(e)),
-            });
-        }
+    /// The job succeeded: the output stays.
+    pub fn finish(&self) {
+        crate::interrupt::on_abandon(None);
         self.finished
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        Ok(())
+    }
+
+    fn end(&self) -> u64 {
+        self.base + self.ranges.last().map_or(0, |r| r.1)
     }
 }
 
 impl Drop for StdoutParts {
     /// A job that did not finish takes back what it wrote.
     fn drop(&mut self) {
+        crate::interrupt::on_abandon(None);
         if !self.finished.load(std::sync::atomic::Ordering::SeqCst) {
-            let _ = self.file.set_len(self.base);
+            use std::os::fd::AsRawFd;
+            cut_back(self.file.as_raw_fd(), self.base, self.end());
+        }
+    }
+}
+
+/// The offset of `fd`.
+fn offset(fd: std::os::fd::RawFd) -> Option<u64> {
+    // SAFETY: lseek(SEEK_CUR, 0) only reads the offset.
+    let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    u64::try_from(at).ok()
+}
+
+/// Cuts the file of `fd` back to `base` and puts its offset there, when
+/// nothing was written past `end`, the end of the output that took
+/// `base..end`; else leaves it (what others wrote after it stays).
+fn cut_back(fd: std::os::fd::RawFd, base: u64, end: u64) {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat fills `st`; ftruncate and lseek act on `fd` only.
+    unsafe {
+        if offset(fd) == Some(end)
+            && libc::fstat(fd, &mut st) == 0
+            && st.st_size as u64 <= end
+            && libc::ftruncate(fd, base as libc::off_t) == 0
+        {
+            libc::lseek(fd, base as libc::off_t, libc::SEEK_SET);
         }
     }
 }
@@ -381,6 +409,11 @@ impl PartRange<'_> {
 impl Write for PartRange<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         use std::os::unix::fs::FileExt;
+        // Stopped soon enough for the output to be cut back before an
+        // interrupted gmr is abandoned.
+        if crate::interrupt::is_set() {
+            return Err(io::Error::other("interrupted"));
+        }
         if self.at + buf.len() as u64 > self.end {
             return Err(self.mismatch());
         }

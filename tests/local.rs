@@ -1029,6 +1029,17 @@ fn parts_of_cat_go_straight_into_a_stdout_that_is_a_file() {
         d.sh(&format!("rm -rf w && {job} --workdir w in > out3 2>&1"));
         assert_eq!(parts("w/output"), 3, "{order}: 2>&1 gets copies");
         assert!(read(d.path("out3")) == piped, "{order}");
+        // Two jobs at once into one stdout (`xargs -P2`): the first to get
+        // there takes its range (the other, finding the file's end past its
+        // length, copies its parts after it), and each output comes out
+        // whole.
+        d.sh(&format!(
+            "rm -rf w1 w2 && {{ {job} --workdir w1 in & {job} --workdir w2 in; wait; }} > out4"
+        ));
+        assert!(
+            read(d.path("out4")) == [&piped[..], &piped].concat(),
+            "{order}: two jobs at once"
+        );
         // Appended to (`>>`): copied as usual, after what was there.
         d.sh(&format!(
             "rm -rf w && echo first > out2 && {job} --workdir w in >> out2"
