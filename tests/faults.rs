@@ -858,9 +858,15 @@ fn gigabytes_of_stderr_without_newlines_keep_memory_bounded() {
 
 // 10. A full filesystem.
 
-#[test]
-fn a_full_filesystem_names_the_file_and_is_not_retried_in_the_same_place() {
-    let d = Dir::new();
+/// A 1 MB filesystem mounted at `small` in `d`, unmounted when the value
+/// is dropped; None when it cannot be mounted (not root).
+fn small_filesystem(d: &Dir) -> Option<impl Drop> {
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
     fs::create_dir(d.path("small")).unwrap();
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -870,17 +876,16 @@ fn a_full_filesystem_names_the_file_and_is_not_retried_in_the_same_place() {
             .arg(d.path("small"))
             .status()
             .is_ok_and(|s| s.success());
-    if !mounted {
+    mounted.then(|| Unmount(d.path("small")))
+}
+
+#[test]
+fn a_full_filesystem_names_the_file_and_is_not_retried_in_the_same_place() {
+    let d = Dir::new();
+    let Some(_unmount) = small_filesystem(&d) else {
         eprintln!("skipped: mounting a small tmpfs needs root");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(d.path("small"));
+    };
     d.sh("seq 1000000 > in");
     let out = d.run(&[
         "run",
@@ -929,26 +934,10 @@ fn parts_written_into_a_stdout_that_fills_up_are_taken_back() {
     // With `-r cat` and stdout a file, parts go straight into it: on a full
     // disk the job fails, and the file is cut back to what it held before.
     let d = Dir::new();
-    fs::create_dir(d.path("small")).unwrap();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mounted = root
-        && std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(d.path("small"))
-            .status()
-            .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(_unmount) = small_filesystem(&d) else {
         eprintln!("skipped: mounting a small tmpfs needs root");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(d.path("small"));
+    };
     d.sh("seq 1000000 > in");
     let gmr = gmr_bin().display().to_string();
     let job = format!("{gmr} run -q -m cat -r cat -R 3 --total-order --workdir w in");
