@@ -76,6 +76,15 @@ pub fn on_abandon(undo: Option<Undo>) {
     *lock(&ON_ABANDON) = undo;
 }
 
+/// Runs what [`on_abandon`] set, if anything, and clears it: under the same
+/// lock as the signal thread, so that the undo is done once, before the
+/// process may be abandoned.
+pub fn undo_now() {
+    if let Some(undo) = lock(&ON_ABANDON).take() {
+        undo();
+    }
+}
+
 /// Acts as if a signal arrived: `gmr task --watch-stdin` calls this when
 /// its SSH connection goes away, so a remote task dies with its connection.
 pub fn trigger() {

@@ -265,7 +265,6 @@ pub struct StdoutParts {
     base: u64,
     /// Each part's offset from `base`, and its end.
     ranges: Vec<(u64, u64)>,
-    finished: std::sync::atomic::AtomicBool,
 }
 
 impl StdoutParts {
@@ -312,12 +311,7 @@ impl StdoutParts {
         }
         let (base, end) = (end as u64 - at, end as u64);
         crate::interrupt::on_abandon(Some(Box::new(move || cut_back(fd, base, end))));
-        Some(StdoutParts {
-            file,
-            base,
-            ranges,
-            finished: Default::default(),
-        })
+        Some(StdoutParts { file, base, ranges })
     }
 
     /// A writer of part `p`, in its range of stdout.
@@ -334,23 +328,15 @@ impl StdoutParts {
     /// The job succeeded: the output stays.
     pub fn finish(&self) {
         crate::interrupt::on_abandon(None);
-        self.finished
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn end(&self) -> u64 {
-        self.base + self.ranges.last().map_or(0, |r| r.1)
     }
 }
 
 impl Drop for StdoutParts {
     /// A job that did not finish takes back what it wrote.
     fn drop(&mut self) {
-        crate::interrupt::on_abandon(None);
-        if !self.finished.load(std::sync::atomic::Ordering::SeqCst) {
-            use std::os::fd::AsRawFd;
-            cut_back(self.file.as_raw_fd(), self.base, self.end());
-        }
+        // The undo set in `take`: done here unless `finish` cleared it, and
+        // done once even if the signal thread is about to abandon gmr.
+        crate::interrupt::undo_now();
     }
 }
 
@@ -363,7 +349,10 @@ fn offset(fd: std::os::fd::RawFd) -> Option<u64> {
 
 /// Cuts the file of `fd` back to `base` and puts its offset there, when
 /// nothing was written past `end`, the end of the output that took
-/// `base..end`; else leaves it (what others wrote after it stays).
+/// `base..end`; else leaves it (what others wrote after it stays). A
+/// process that writes at `end` between the check and the cut loses that
+/// write: the cut is for a job that fails while it has its stdout to
+/// itself.
 fn cut_back(fd: std::os::fd::RawFd, base: u64, end: u64) {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstat fills `st`; ftruncate and lseek act on `fd` only.
@@ -417,6 +406,9 @@ impl Write for PartRange<'_> {
         if self.at + buf.len() as u64 > self.end {
             return Err(self.mismatch());
         }
+        // At most 1 MiB a write, the interrupt checked between them: a
+        // long line is no long write that could land after a cut back.
+        let buf = &buf[..buf.len().min(1 << 20)];
         self.parts
             .file
             .write_all_at(buf, self.parts.base + self.at)

@@ -659,7 +659,10 @@ fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
                     let input = InputCount::whole(records, bytes);
                     (ChildOutcome::fed(input), records, bytes)
                 })
-                .map_err(|e| TaskError::io(format!("reducer {reducer}: {e}"), &e))
+                .map_err(|e| match crate::interrupt::is_set() {
+                    true => TaskError::interrupted(),
+                    false => TaskError::io(format!("reducer {reducer}: {e}"), &e),
+                })
         } else {
             let feed = |w: &mut dyn Write| merge::merge_into(order, runs, w, block).map(drop);
             let mut lines = (0u64, 0u64, false);
