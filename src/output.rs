@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::workdir::{self, success_marker};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// An output directory, checked; made ready by [`OutputDir::make_ready`]
@@ -222,8 +222,40 @@ pub fn write_stdout(bytes: &[u8]) -> Result<()> {
 }
 
 /// Copies the `parts` parts of `output` to stdout, in order. A closed
-/// stdout (`| head`) is not an error.
+/// stdout (`| head`) is not an error. A stdout that is a file gets them in
+/// a range of its own ([`StdoutParts`]): other writers of the same file
+/// (`xargs -P4 gmr run ... > all`) cannot land between the parts, nor
+/// race with the copy for the file's offset (copy_file_range(2) reads and
+/// sets it without the lock that write(2) and lseek(2) take), and a copy
+/// that fails is taken back.
 pub fn copy_to_stdout(parts: impl Iterator<Item = PathBuf>) -> Result<()> {
+    let parts: Vec<PathBuf> = parts.collect();
+    let sizes = parts
+        .iter()
+        .map(|p| fs::metadata(p).map(|m| m.len()))
+        .collect::<io::Result<Vec<u64>>>();
+    if let Some(ranges) = sizes.ok().and_then(|s| StdoutParts::take(&s)) {
+        for (p, path) in parts.iter().enumerate() {
+            let mut f = File::open(path).map_err(|e| Error::io("cannot read part", path, e))?;
+            let mut out = ranges.part(p);
+            // A large buffer: a read and a pwrite per MiB.
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| Error::io("cannot read part", path, e))?;
+                if n == 0 {
+                    break;
+                }
+                out.write_all(&buf[..n])
+                    .map_err(|e| Error::io("cannot copy to stdout", path, e))?;
+            }
+            out.finish()
+                .map_err(|e| Error::io("cannot copy to stdout", path, e))?;
+        }
+        ranges.finish();
+        return Ok(());
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     for path in parts {
@@ -269,10 +301,10 @@ pub struct StdoutParts {
 
 impl StdoutParts {
     /// Takes stdout for parts of `sizes` bytes, when it is a regular file
-    /// not opened for appending, written up to its end (so nothing of the
-    /// file lies past the output), and not where stderr goes (a warning
-    /// during the job would land on the parts). None otherwise: the parts
-    /// are then copied.
+    /// not opened for appending, whose offset is at or past its end (so
+    /// nothing of the file lies past the output), and not where stderr
+    /// goes (a warning during the job would land on the parts). None
+    /// otherwise: the parts are then written at stdout's offset.
     pub fn take(sizes: &[u64]) -> Option<StdoutParts> {
         use std::os::fd::{AsFd, AsRawFd};
         use std::os::unix::fs::MetadataExt;
@@ -283,8 +315,11 @@ impl StdoutParts {
         if flags < 0 || flags & libc::O_APPEND != 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
             return None;
         }
+        // Nothing of the file past its offset (a file opened with `1<>`
+        // may hold more: cut back, it would lose it). Past its end is
+        // fine: another job's range, reserved and not written yet.
         let meta = file.metadata().ok()?;
-        if !meta.is_file() || offset(fd) != Some(meta.len()) {
+        if !meta.is_file() || offset(fd).is_none_or(|at| at < meta.len()) {
             return None;
         }
         let stderr = File::from(io::stderr().as_fd().try_clone_to_owned().ok()?);

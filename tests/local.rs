@@ -1053,6 +1053,50 @@ fn parts_of_cat_go_straight_into_a_stdout_that_is_a_file() {
 }
 
 #[test]
+fn jobs_sharing_one_stdout_each_come_out_whole() {
+    // `ls *.txt | xargs -P4 gmr run ... > all`: each job takes a range of
+    // the file for its output, whether its parts go straight there (`-r
+    // cat`) or are copied at the end (a command as reducer). Neither the
+    // parts of two jobs nor their offsets may mix: the file is the four
+    // outputs one after another, in some order.
+    let d = Dir::new();
+    let gmr = gmr_bin().display().to_string();
+    // Large enough for a copy of one job's part to overlap another job
+    // taking its range (this lost output before the copy took a range).
+    for i in 1..=4 {
+        let n = 300_000 * i;
+        d.sh(&format!(
+            "seq {n} | awk '{{ print \"job{i}-\" $1 \"\\t\" NR % 97 }}' > in{i}"
+        ));
+    }
+    let outputs: Vec<Vec<u8>> = (1..=4).map(|i| d.sh(&format!("sort in{i}"))).collect();
+    let orders: Vec<Vec<usize>> = (0..4usize.pow(4))
+        .map(|n| (0..4).map(|k| n / 4usize.pow(k) % 4).collect::<Vec<_>>())
+        .filter(|o| (0..4).all(|i| o.contains(&i)))
+        .collect();
+    for reducer in ["cat", "sh -c cat"] {
+        for round in 0..3 {
+            d.sh(&format!(
+                "ls in? | xargs -P4 -I{{}} {gmr} run -q -m cat -r '{reducer}' --total-order -R 3 --split-size 256K {{}} > all"
+            ));
+            let all = read(d.path("all"));
+            let whole = orders.iter().any(|o| {
+                all == o
+                    .iter()
+                    .map(|&i| &outputs[i][..])
+                    .collect::<Vec<_>>()
+                    .concat()
+            });
+            assert!(
+                whole,
+                "-r {reducer:?}, round {round}: the outputs mixed ({} bytes)",
+                all.len()
+            );
+        }
+    }
+}
+
+#[test]
 fn stages_on_stdin_pass_the_work_directory_along() {
     // `gmr split` spools stdin into a work directory of its own and names it
     // in its lines; the later stages find it there.
