@@ -235,11 +235,11 @@ pub fn copy_to_stdout(parts: impl Iterator<Item = PathBuf>) -> Result<()> {
         .map(|p| fs::metadata(p).map(|m| m.len()))
         .collect::<io::Result<Vec<u64>>>();
     if let Some(ranges) = sizes.ok().and_then(|s| StdoutParts::take(&s)) {
+        // A large buffer: a read and a pwrite per MiB.
+        let mut buf = vec![0u8; 1 << 20];
         for (p, path) in parts.iter().enumerate() {
             let mut f = File::open(path).map_err(|e| Error::io("cannot read part", path, e))?;
             let mut out = ranges.part(p);
-            // A large buffer: a read and a pwrite per MiB.
-            let mut buf = vec![0u8; 1 << 20];
             loop {
                 let n = f
                     .read(&mut buf)
