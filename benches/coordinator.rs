@@ -10,12 +10,12 @@
 //! executor starts them, as a batch queue does), so the CPU time is the
 //! coordinator's.
 
-use gmr::coordinator::{NoObserver, Policy, run_phase};
+use gmr::control::coordinator::{NoObserver, Policy, run_phase};
 use gmr::error::TaskError;
+use gmr::exec::health::Health;
 use gmr::exec::{Done, Ended, Executor};
-use gmr::health::Health;
-use gmr::report::TaskReport;
 use gmr::task::TaskId;
+use gmr::task::report::TaskReport;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;

@@ -2,7 +2,7 @@
 //! result into one `gmr: …` line and an exit status (docs/dev/architecture.md §7).
 
 use clap::Parser;
-use gmr::cli::Cli;
+use gmr::cli::flags::Cli;
 use gmr::error::ExitCode;
 
 fn main() {
@@ -20,7 +20,7 @@ fn main() {
         }
     };
     gmr::interrupt::install();
-    let code = match gmr::commands::dispatch(cli) {
+    let code = match gmr::control::commands::dispatch(cli) {
         Ok(()) => ExitCode::Success,
         Err(e) => {
             eprintln!("gmr: {e}");

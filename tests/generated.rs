@@ -10,9 +10,9 @@ use std::process::Command;
 fn generated_files_are_up_to_date() {
     let update = std::env::var_os("GMR_UPDATE_GENERATED").is_some_and(|v| v == "1");
     let mut stale = Vec::new();
-    for (rel, bytes) in gmr::gendoc::man_pages()
+    for (rel, bytes) in gmr::cli::gendoc::man_pages()
         .into_iter()
-        .chain(gmr::gendoc::completions())
+        .chain(gmr::cli::gendoc::completions())
     {
         // Servers, containers and cron jobs often run in the C locale:
         // what a man page or a completion shows there must be ASCII.
@@ -37,7 +37,7 @@ fn generated_files_are_up_to_date() {
 
 #[test]
 fn man_pages_render_without_warnings() {
-    let pages = gmr::gendoc::man_pages();
+    let pages = gmr::cli::gendoc::man_pages();
     assert!(pages.len() >= 6, "gmr.1 and one page per subcommand");
     for (rel, _) in pages {
         let out = Command::new("man")

@@ -27,7 +27,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use ssh2::{BlockDirections, ErrorCode, HashType, HostKeyType};
 
 use super::remote::{Exit, Output};
-use crate::knownhosts::{self, KnownHosts, Verdict};
+use crate::exec::knownhosts::{self, KnownHosts, Verdict};
 
 /// How much of a command's stdout and stderr is kept (the end of it).
 const KEEP_OUTPUT: usize = 1 << 20;
@@ -400,7 +400,7 @@ impl Connection {
     }
 
     /// Checks the key the host offered against the known_hosts files,
-    /// with OpenSSH's semantics (see [`crate::knownhosts`]); records it in
+    /// with OpenSSH's semantics (see [`crate::exec::knownhosts`]); records it in
     /// the user's file, with `--accept-new-host-keys`, only for a host that
     /// no line of any file covers.
     fn check_host_key(&self, target: &Target, creds: &Credentials) -> Result<(), ConnectError> {

@@ -4,11 +4,11 @@
 use super::Executor;
 use crate::error::TaskError;
 use crate::interrupt::Cancel;
-use crate::report::TaskReport;
-use crate::resources::Resources;
-use crate::spec::Job;
+use crate::store::resources::Resources;
+use crate::store::spec::Job;
+use crate::store::workdir::WorkDir;
+use crate::task::report::TaskReport;
 use crate::task::{self, TaskId};
-use crate::workdir::WorkDir;
 use std::sync::Arc;
 
 /// Runs tasks in this process.

@@ -20,6 +20,9 @@
 //! and reading its result.
 
 pub mod connection;
+pub mod health;
+pub mod hosts;
+pub mod knownhosts;
 pub mod local;
 pub mod remote;
 pub mod sbatch;
@@ -27,12 +30,12 @@ pub mod slurm;
 pub mod ssh;
 
 use crate::error::TaskError;
-use crate::health::Health;
-use crate::report::TaskReport;
-use crate::resources::Resources;
-use crate::spec::Job;
+use crate::exec::health::Health;
+use crate::store::resources::Resources;
+use crate::store::spec::Job;
+use crate::store::workdir::WorkDir;
 use crate::task::TaskId;
-use crate::workdir::WorkDir;
+use crate::task::report::TaskReport;
 use std::sync::Arc;
 
 /// The end of an attempt started with [`Executor::start`].

@@ -5,8 +5,8 @@
 //! result (docs/dev/architecture.md §5).
 
 use crate::error::{Error, ExitCode, FailureKind, Result, TaskError};
-use crate::report::TaskReport;
-use crate::workdir::WorkDir;
+use crate::store::workdir::WorkDir;
+use crate::task::report::TaskReport;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -208,7 +208,7 @@ fn copy_executable(from: &Path, to: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = to.parent().expect("a file in a directory");
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    let tmp = crate::workdir::attempt_path(to, 0);
+    let tmp = crate::store::workdir::attempt_path(to, 0);
     std::fs::copy(from, &tmp)
         .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
         .and_then(|()| std::fs::rename(&tmp, to))

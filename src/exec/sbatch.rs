@@ -18,12 +18,12 @@ use super::remote::{Exit, Output, interpret, read_tail, shell_quote, task_comman
 use super::slurm::config_value;
 use super::{Done, Ended, Executor};
 use crate::error::{Error, Result, TaskError};
-use crate::health::Health;
+use crate::exec::health::Health;
 use crate::interrupt;
-use crate::report::TaskReport;
-use crate::spec::Job;
+use crate::store::spec::Job;
+use crate::store::workdir::WorkDir;
 use crate::task::TaskId;
-use crate::workdir::WorkDir;
+use crate::task::report::TaskReport;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -204,7 +204,7 @@ impl ArrayExecutor {
             max_array: max_array.max(1),
             slots: slots.max(1),
             name: format!("gmr-{}", &job.spec.job[..job.spec.job.len().min(8)]),
-            run: crate::spec::new_job_id()[..8].to_string(),
+            run: crate::store::spec::new_job_id()[..8].to_string(),
             queue: Mutex::default(),
             batches: AtomicUsize::new(0),
             submitted: Mutex::default(),

@@ -15,12 +15,12 @@
 use super::remote::{Exit, Output, interpret, read_tail, shell_quote, task_command};
 use super::{Executor, Slots};
 use crate::error::{Error, Result, TaskError};
-use crate::health::Health;
+use crate::exec::health::Health;
 use crate::interrupt;
-use crate::report::TaskReport;
-use crate::spec::Job;
+use crate::store::spec::Job;
+use crate::store::workdir::WorkDir;
 use crate::task::TaskId;
-use crate::workdir::WorkDir;
+use crate::task::report::TaskReport;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -11,7 +11,7 @@
 //! runs and is this version; it also asks the host's cores for its default
 //! slot count. A host failing a check that cannot pass later is dropped
 //! with a warning; one that cannot be reached now starts as bad and is
-//! tried again during the job (see [`crate::health`]). The connection of
+//! tried again during the job (see [`crate::exec::health`]). The connection of
 //! the check becomes the first slot's.
 //!
 //! A slot keeps its connection from task to task and reconnects after a
@@ -26,14 +26,14 @@ use super::local::LocalExecutor;
 use super::remote::{self, Exit, NO_CWD, interpret, last_lines, shell_quote};
 use super::{Executor, Slots};
 use crate::error::{Error, Result, TaskError};
-use crate::health::Health;
-use crate::hosts::{HostEntry, Place};
+use crate::exec::health::Health;
+use crate::exec::hosts::{HostEntry, Place};
 use crate::interrupt;
-use crate::report::TaskReport;
-use crate::resources::Resources;
-use crate::spec::Job;
+use crate::store::resources::Resources;
+use crate::store::spec::Job;
+use crate::store::workdir::{AttemptGuard, WorkDir};
 use crate::task::TaskId;
-use crate::workdir::{AttemptGuard, WorkDir};
+use crate::task::report::TaskReport;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;

@@ -6,7 +6,7 @@
 //! - A failure of the host rather than the task (lost connection, host
 //!   unusable: [`FailureKind::Host`]) does not count against `--retries`:
 //!   the task simply runs again elsewhere. The host's health counts it
-//!   instead ([`crate::health`]): after a few in a row the host is bad, gets
+//!   instead ([`crate::exec::health`]): after a few in a row the host is bad, gets
 //!   no work, and is tried again after a back-off; when every host is bad
 //!   or dead at once and nothing runs, the job stops, naming each host and
 //!   its last error. A task that loses its host more than
@@ -20,11 +20,11 @@
 //!   wins); the others are cancelled and their results ignored.
 
 use crate::error::{Error, FailureKind, TaskError};
+use crate::exec::health::{Availability, Health};
 use crate::exec::{Ended, Executor};
-use crate::health::{Availability, Health};
 use crate::interrupt;
-use crate::report::TaskReport;
 use crate::task::TaskId;
+use crate::task::report::TaskReport;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};

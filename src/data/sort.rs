@@ -21,9 +21,9 @@
 //! function, over an array far larger than the cache; a radix pass costs a
 //! count and a move, and the buckets that remain fit in the cache.
 
-use crate::linebuf::{LineBlock, extend_short, prefetch};
-use crate::order::Order;
-use crate::record::{cmp_bytes, key_prefix};
+use crate::data::linebuf::{LineBlock, extend_short, prefetch};
+use crate::data::order::Order;
+use crate::data::record::{cmp_bytes, key_prefix};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -66,7 +66,7 @@ const REKEYED: u32 = 1 << 30;
 /// line: their number is in the four arena bytes before the line.
 const GROUPED: u32 = 1 << 29;
 /// Set in `Entry::part_sep` when the entry's "key" is the encoding of the
-/// line's sort keys ([`crate::sortkey`]) and its "value" the line: the
+/// line's sort keys ([`crate::data::sortkey`]) and its "value" the line: the
 /// arena holds the encoding, a 0 byte, then the line.
 const ENCODED: u32 = 1 << 28;
 /// The partition's bits of `Entry::part_sep`.
@@ -137,7 +137,7 @@ impl Entry {
             && self.value_prefix == other.value_prefix
     }
 
-    /// The record order of [`crate::record::compare`] (key, value, line),
+    /// The record order of [`crate::data::record::compare`] (key, value, line),
     /// reading the arena only past the first eight bytes of key or value.
     #[inline]
     fn cmp(&self, other: &Entry, data: &[u8]) -> Ordering {
@@ -782,8 +782,8 @@ impl SortBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::partition;
-    use crate::record::{KeySpec, compare};
+    use crate::data::partition::partition;
+    use crate::data::record::{KeySpec, compare};
 
     #[test]
     fn entry_order_equals_record_order() {

@@ -1,5 +1,5 @@
 //! The HTML report (`report.html`, `gmr report`): one self-contained page
-//! made from a status document with its attempts ([`crate::status`]).
+//! made from a status document with its attempts ([`crate::observe::status`]).
 //!
 //! The page needs no network: its style, its script and its data are
 //! inline, and the script draws SVG. It shows the phases and their timings,
@@ -15,7 +15,7 @@
 //! task's stderr ends the script, and the script puts text in the page as
 //! text, never as markup.
 
-use crate::status::{AttemptStatus, JobStatus};
+use crate::observe::status::{AttemptStatus, JobStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -68,7 +68,7 @@ pub fn render(doc: &JobStatus) -> String {
         .replace('<', "\\u003c");
     // From the document, which gmr report reads from any work directory:
     // escaped like everything else that reaches the page.
-    let title = format!("gmr job {}", crate::status::short(&doc.job))
+    let title = format!("gmr job {}", crate::observe::status::short(&doc.job))
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;");
@@ -420,7 +420,7 @@ mod tests {
     fn no_stderr_ends_the_script() {
         let doc = JobStatus {
             job: "j".into(),
-            failures: vec![crate::status::Failure {
+            failures: vec![crate::observe::status::Failure {
                 stderr_tail: "</script><script>alert(1)</script>".into(),
                 ..Default::default()
             }],

@@ -1,5 +1,5 @@
 //! The tracker: an [`Observer`] in the job's gmr that keeps the job's
-//! status document ([`crate::status`]) up to date in the work directory,
+//! status document ([`crate::observe::status`]) up to date in the work directory,
 //! so that `gmr status` works from any terminal or host that sees it.
 //!
 //! - `status.json`: rewritten (a new file renamed over) every
@@ -8,28 +8,28 @@
 //!   and end.
 //! - `attempts.jsonl`: a line per attempt that ended, appended as it ends.
 //! - at the end of the job, failed or not: `report.json` (the document
-//!   with every attempt) and `report.html` ([`crate::htmlreport`]).
+//!   with every attempt) and `report.html` ([`crate::observe::htmlreport`]).
 //!
 //! A job run stage by stage (`gmr map | gmr shuffle | gmr reduce`), or
 //! resumed, continues the document its earlier processes left.
 
-use crate::coordinator::{Attempt, Observer};
+use crate::control::coordinator::{Attempt, Observer};
 use crate::error::{Error, FailureKind, TaskError};
 use crate::exec::Executor;
-use crate::health::Health;
-use crate::report::{Counters, PhaseTotals, TaskReport, add_counters};
-use crate::status::{
+use crate::exec::health::Health;
+use crate::observe::status::{
     self, AttemptStatus, FAILURES_KEPT, Failure, HostStatus, JobStatus, PhaseStatus, SCHEMA, State,
 };
+use crate::store::workdir::WorkDir;
 use crate::task::TaskId;
-use crate::workdir::WorkDir;
+use crate::task::report::{Counters, PhaseTotals, TaskReport, add_counters};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use crate::status::UPDATE_EVERY;
+pub use crate::observe::status::UPDATE_EVERY;
 
 /// Keeps a job's status document: from its making to [`Tracker::end`], a
 /// heartbeat thread rewrites `status.json` every [`UPDATE_EVERY`], between
@@ -122,7 +122,7 @@ impl Tracker {
             pid: std::process::id(),
             started: now,
         };
-        let attempts = crate::workdir::open_append(&wd.attempts_path())
+        let attempts = crate::store::workdir::open_append(&wd.attempts_path())
             .ok()
             .map(std::io::BufWriter::new);
         let (nudge, nudged) = crossbeam_channel::bounded(1);
@@ -282,8 +282,11 @@ impl Tracker {
         let report = with_attempts(doc, &self.inner.attempts_path);
         let json = self.inner.root.join("report.json");
         let html = self.inner.root.join("report.html");
-        let _ = write_renamed(&json, &crate::workdir::json_bytes(&report));
-        let _ = write_renamed(&html, crate::htmlreport::render(&report).as_bytes());
+        let _ = write_renamed(&json, &crate::store::workdir::json_bytes(&report));
+        let _ = write_renamed(
+            &html,
+            crate::observe::htmlreport::render(&report).as_bytes(),
+        );
     }
 
     /// The job failed with `e` (or was interrupted).
@@ -328,7 +331,7 @@ impl Inner {
         // A new file renamed over: a reader never sees half a document.
         // No fsync: it is rewritten every second, and a crash leaves the
         // last one whole.
-        let _ = write_renamed(&self.status_path, &crate::workdir::json_bytes(&doc));
+        let _ = write_renamed(&self.status_path, &crate::store::workdir::json_bytes(&doc));
         doc
     }
 }

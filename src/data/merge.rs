@@ -1,20 +1,20 @@
 //! k-way merge of sorted runs, streaming: memory is one buffered reader and
 //! one record per run, whatever the runs' sizes (docs/dev/architecture.md §6).
 //!
-//! A run is a segment of a runs file (see [`crate::sort::Segment`]) or a
+//! A run is a segment of a runs file (see [`crate::data::sort::Segment`]) or a
 //! whole merged partition; each holds `\n`-terminated records already in
 //! (key, value, line) order.
 //!
 //! A merge holds one open file per run. When there are more runs than the
 //! open-file limit allows (the fan-in, decided once in
-//! [`crate::resources`]), [`narrow`] first merges groups of them into
+//! [`crate::store::resources`]), [`narrow`] first merges groups of them into
 //! intermediate files, as many passes as it takes; [`open_narrowed`] does
 //! both steps for a merge.
 
-use crate::linebuf::{BLOCK, LineBlock};
-use crate::order::Order;
-use crate::record::{Fields, compare, key_prefix};
-use crate::sort::Segment;
+use crate::data::linebuf::{BLOCK, LineBlock};
+use crate::data::order::Order;
+use crate::data::record::{Fields, compare, key_prefix};
+use crate::data::sort::Segment;
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -103,7 +103,12 @@ pub fn narrow(
             .iter()
             .map(|r| r.open(buffer))
             .collect::<io::Result<Vec<Run>>>()?;
-        let (records, end) = merge_into(order, opened, crate::workdir::create_new(&path)?, BLOCK)?;
+        let (records, end) = merge_into(
+            order,
+            opened,
+            crate::store::workdir::create_new(&path)?,
+            BLOCK,
+        )?;
         for r in group.iter().filter(|r| made.contains(&r.path)) {
             let _ = std::fs::remove_file(&r.path);
         }
@@ -202,7 +207,7 @@ struct Reader {
     /// The current record: `buf[rec.0..rec.1]`.
     rec: (usize, usize),
     fields: Fields,
-    /// With sort keys, the record's encoding ([`crate::sortkey`]).
+    /// With sort keys, the record's encoding ([`crate::data::sortkey`]).
     encoded: Vec<u8>,
     /// The first eight bytes of the key (or the encoding), zero-padded:
     /// most comparisons end here.
@@ -369,8 +374,8 @@ pub fn merge(
 
 /// Merges `runs` into `out` as `\n`-terminated lines; returns the number
 /// of records and of bytes written. `out` is written in blocks of `block`
-/// bytes ([`crate::linebuf::BLOCK`] for a file,
-/// [`crate::linebuf::PIPE_BLOCK`] for a command's input) and needs no
+/// bytes ([`crate::data::linebuf::BLOCK`] for a file,
+/// [`crate::data::linebuf::PIPE_BLOCK`] for a command's input) and needs no
 /// buffer of its own.
 pub fn merge_into(
     order: &Order,
@@ -391,7 +396,7 @@ pub fn merge_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::KeySpec;
+    use crate::data::record::KeySpec;
 
     #[test]
     fn merge_memory_is_bounded_whatever_the_number_of_runs() {

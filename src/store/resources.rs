@@ -5,8 +5,8 @@
 //! parts go straight into it. Nothing on the data path reads a
 //! process-wide setting of its own.
 
-use crate::output::StdoutParts;
-use crate::sort::BufferPool;
+use crate::data::sort::BufferPool;
+use crate::store::output::StdoutParts;
 
 /// This machine's cores (the default `-j`).
 pub fn cores() -> usize {

@@ -8,8 +8,8 @@
 //! how long ago it was updated from another host).
 
 use crate::error::{Error, Result};
-use crate::report::{Counters, PhaseTotals};
-use crate::workdir::WorkDir;
+use crate::store::workdir::WorkDir;
+use crate::task::report::{Counters, PhaseTotals};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};

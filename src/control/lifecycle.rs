@@ -8,23 +8,23 @@
 //! each walk the steps of their phase, so a job run stage by stage is
 //! checked and finished exactly as one run whole.
 
-use crate::builtin::Builtin;
-use crate::coordinator::{self, Observer, Observers, Policy};
+use crate::control::coordinator::{self, Observer, Observers, Policy};
+use crate::control::plan::RunOptions;
+use crate::data::builtin::Builtin;
+use crate::data::split::Split;
 use crate::error::{Error, Result};
 use crate::exec::{Executor, Pool};
-use crate::joblog::JobLog;
-use crate::output;
-use crate::plan::RunOptions;
-use crate::program::Program;
-use crate::progress::Progress;
-use crate::report::{self, Counters, PhaseTotals, TaskReport, add_counters};
-use crate::resources::Resources;
-use crate::spec::{Combiner, Job, JobSpec};
-use crate::split::Split;
-use crate::status::State;
+use crate::observe::joblog::JobLog;
+use crate::observe::progress::Progress;
+use crate::observe::status::State;
+use crate::observe::tracker::{self, Tracker};
+use crate::store::output;
+use crate::store::resources::Resources;
+use crate::store::spec::{Combiner, Job, JobSpec};
+use crate::store::workdir::{self, WorkDir};
+use crate::task::program::Program;
+use crate::task::report::{self, Counters, PhaseTotals, TaskReport, add_counters};
 use crate::task::{self, TaskId};
-use crate::tracker::{self, Tracker};
-use crate::workdir::{self, WorkDir};
 use std::fs;
 use std::io::IsTerminal;
 use std::sync::Arc;

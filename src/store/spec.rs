@@ -3,15 +3,15 @@
 //! (docs/dev/architecture.md §4), and [`Job`], the spec with its programs parsed and
 //! the decisions that follow from them taken once.
 
-use crate::builtin::Builtin;
-use crate::codec::Codec;
+use crate::data::builtin::Builtin;
+use crate::data::codec::Codec;
+use crate::data::order::Order;
+use crate::data::record::KeySpec;
+use crate::data::sortkey::SortKeys;
+use crate::data::split::{InputStamp, Split};
 use crate::error::{Error, Result};
-use crate::order::Order;
-use crate::program::Program;
-use crate::record::KeySpec;
-use crate::sortkey::SortKeys;
-use crate::split::{InputStamp, Split};
-use crate::workdir::{self, WorkDir};
+use crate::store::workdir::{self, WorkDir};
+use crate::task::program::Program;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::PathBuf;
@@ -61,7 +61,7 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub total_order: bool,
     /// The cut points of a total order, ascending, in hex: the ranks (see
-    /// [`crate::order::Order::rank`]) that end partitions 0, 1, …, chosen
+    /// [`crate::data::order::Order::rank`]) that end partitions 0, 1, …, chosen
     /// from a sample of the mapper's output when the job was planned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cuts: Vec<String>,

@@ -6,7 +6,7 @@
 //! word to one per distinct word before anything is sorted.
 //!
 //! The reducer then merges partial results: `@count` partials are summed
-//! (see [`crate::builtin::Builtin::merge_form`]).
+//! (see [`crate::data::builtin::Builtin::merge_form`]).
 //!
 //! The same table counts identical whole lines for map tasks without a
 //! built-in combiner ([`Aggregator::lines`]): each distinct line goes into
@@ -14,10 +14,10 @@
 //! twelve million `word<TAB>1` records sort as its few hundred thousand
 //! distinct ones. Nothing is combined; every copy is written out.
 
-use crate::builtin::{Acc, Builtin};
-use crate::linebuf::prefetch;
-use crate::record::{KeySpec, key_prefix};
-use crate::sort::SortBuffer;
+use crate::data::builtin::{Acc, Builtin};
+use crate::data::linebuf::prefetch;
+use crate::data::record::{KeySpec, key_prefix};
+use crate::data::sort::SortBuffer;
 use std::io;
 use twox_hash::XxHash3_64;
 
@@ -182,7 +182,7 @@ impl Aggregator {
     pub fn push(&mut self, line: &[u8]) -> io::Result<()> {
         self.records += 1;
         let f = if self.lines {
-            crate::record::Fields {
+            crate::data::record::Fields {
                 key_end: line.len(),
                 value_start: line.len(),
             }
@@ -392,7 +392,7 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::Order;
+    use crate::data::order::Order;
 
     thread_local! {
         /// Makes every key hash alike, so that every lookup compares keys.

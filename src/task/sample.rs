@@ -12,12 +12,12 @@
 //! balance the parts: whatever they are, the parts are in order and hold
 //! every record.
 
+use crate::data::record::LineSplitter;
+use crate::data::split::{self, Split};
 use crate::error::{Error, Result};
-use crate::program::Context;
-use crate::record::LineSplitter;
-use crate::spec::Job;
-use crate::split::{self, Split};
-use crate::workdir::WorkDir;
+use crate::store::spec::Job;
+use crate::store::workdir::WorkDir;
+use crate::task::program::Context;
 use std::io::{self, Write};
 
 /// Input bytes the sample reads per partition, and at least and at most:

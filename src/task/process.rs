@@ -35,7 +35,7 @@
 
 use crate::error::{FailureKind, TaskError};
 use crate::interrupt;
-use crate::report::{Counters, parse_reporter_line};
+use crate::task::report::{Counters, parse_reporter_line};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -102,7 +102,7 @@ pub const LOG_CAP: u64 = 16 << 20;
 /// munmap per child, which thousands of small-file mappers pay.
 const PIPE_CHUNK: usize = 64 << 10;
 /// The buffer in front of a command's stdin: feeds write large blocks (a
-/// split's megabyte, a merge's [`crate::linebuf::PIPE_BLOCK`]), which pass
+/// split's megabyte, a merge's [`crate::data::linebuf::PIPE_BLOCK`]), which pass
 /// a smaller buffer whole (neither copied nor held back until the next
 /// block); it only gathers small writes (a small file's lines).
 const FEED_BUFFER: usize = 8 << 10;
@@ -505,7 +505,7 @@ impl Child<'_> {
         // Appended to: a task may run its command more than once (a mapper
         // per small file, a combiner per spill), and each run's stderr is
         // kept.
-        let log = crate::workdir::open_append(self.log).map_err(|e| {
+        let log = crate::store::workdir::open_append(self.log).map_err(|e| {
             let message = format!("cannot create log {}: {e}", self.log.display());
             match TaskError::io(message.clone(), &e) {
                 fatal if fatal.kind == FailureKind::Fatal => fatal,
@@ -581,7 +581,7 @@ impl Child<'_> {
                         "{} `{}` showed no sign of life (no input taken, no output, no stderr) for {}; killed (--task-timeout)",
                         self.role,
                         self.command,
-                        crate::report::human_duration(limit)
+                        crate::task::report::human_duration(limit)
                     ),
                 ));
             }

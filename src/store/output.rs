@@ -4,7 +4,7 @@
 //! partition order.
 
 use crate::error::{Error, Result};
-use crate::workdir::{self, success_marker};
+use crate::store::workdir::{self, success_marker};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};

@@ -5,18 +5,18 @@
 //! on each run; and merges the runs into the task's runs file, one segment
 //! per partition (docs/dev/architecture.md §6).
 
-use crate::aggregate::{self, Aggregator};
+use crate::data::aggregate::{self, Aggregator};
+use crate::data::linebuf::{BLOCK, LineBlock, WRITE_BUFFER};
+use crate::data::merge::{self, RunFile};
+use crate::data::record::LineSplitter;
+use crate::data::sort::{Segment, SortBuffer};
 use crate::error::TaskError;
 use crate::interrupt::io_failure;
-use crate::linebuf::{BLOCK, LineBlock, WRITE_BUFFER};
-use crate::merge::{self, RunFile};
-use crate::program::{Context, Program};
-use crate::record::LineSplitter;
-use crate::report::TaskReport;
-use crate::resources::Resources;
-use crate::sort::{Segment, SortBuffer};
-use crate::spec::{Combiner, Job};
-use crate::workdir::{self, WorkDir};
+use crate::store::resources::Resources;
+use crate::store::spec::{Combiner, Job};
+use crate::store::workdir::{self, WorkDir};
+use crate::task::program::{Context, Program};
+use crate::task::report::TaskReport;
 use std::fs;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
@@ -65,7 +65,7 @@ impl<'a> Sorter<'a> {
         dir: &'a Path,
     ) -> Sorter<'a> {
         let spec = &job.spec;
-        let limit = (spec.sort_buffer as usize).min(crate::sort::MAX_ARENA);
+        let limit = (spec.sort_buffer as usize).min(crate::data::sort::MAX_ARENA);
         let (intake, combiner) = match &job.combiner {
             Combiner::Table(b) => (
                 Intake::Combine(Aggregator::new(*b, spec.key, limit / 2)),

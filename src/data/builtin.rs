@@ -7,7 +7,7 @@
 //! prints one `key<SEP>result` line per run of equal keys, exactly what the
 //! equivalent awk one-liner prints.
 
-use crate::record::{KeySpec, LineSplitter};
+use crate::data::record::{KeySpec, LineSplitter};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 

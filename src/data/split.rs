@@ -16,9 +16,9 @@
 //! does for a file whose size or modification time changed since the job
 //! was planned.
 
-use crate::codec::Codec;
+use crate::data::codec::Codec;
 use crate::error::{Error, Result, Unrecoverable};
-use crate::workdir;
+use crate::store::workdir;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

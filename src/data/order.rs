@@ -4,15 +4,15 @@
 //! By default records order by key, value and line, and go to the
 //! partition their key (or its first `--partition-fields` fields) hashes
 //! to. With `--sort-key`, they order by the encoding of their sort keys
-//! ([`crate::sortkey`]), then by the whole line. With `--total-order`,
+//! ([`crate::data::sortkey`]), then by the whole line. With `--total-order`,
 //! they go to the partition whose range of *rank* holds theirs, between
-//! the job's cut points ([`crate::sample`] picks them), so that the parts
+//! the job's cut points ([`crate::task::sample`] picks them), so that the parts
 //! are in order one after another: the rank is the sort keys' encoding
 //! with `--sort-key`, the key without.
 
-use crate::partition::partition;
-use crate::record::KeySpec;
-use crate::sortkey::SortKeys;
+use crate::data::partition::partition;
+use crate::data::record::KeySpec;
+use crate::data::sortkey::SortKeys;
 use std::sync::Arc;
 
 /// How map output is partitioned and ordered.

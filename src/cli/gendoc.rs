@@ -1,12 +1,12 @@
 //! Man pages and shell completions, generated from the clap definitions in
-//! [`crate::cli`] (the one source of every flag and its help) plus the
+//! [`crate::cli::flags`] (the one source of every flag and its help) plus the
 //! sections clap cannot express: exit status, environment, the record
 //! contract, files and examples. The generated files are checked in under
 //! `man/` and `completions/`; a test regenerates them in memory and fails
 //! when the copies are stale (`GMR_UPDATE_GENERATED=1` rewrites them).
 
-use crate::builtin::Builtin;
-use crate::cli::{self, Cli};
+use crate::cli::flags::{self, Cli};
+use crate::data::builtin::Builtin;
 use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::Man;
@@ -103,20 +103,20 @@ pub fn man_pages() -> Vec<Generated> {
     cmd.build();
     let mut pages = vec![(
         "man/gmr.1".to_string(),
-        render_page(cmd.clone(), cli::EXAMPLES_GMR, true),
+        render_page(cmd.clone(), flags::EXAMPLES_GMR, true),
     )];
     for sub in cmd
         .get_subcommands()
         .filter(|s| !s.is_hide_set() && s.get_name() != "help")
     {
         let examples = match sub.get_name() {
-            "run" => cli::EXAMPLES_RUN,
-            "split" => cli::EXAMPLES_SPLIT,
-            "map" => cli::EXAMPLES_MAP,
-            "shuffle" => cli::EXAMPLES_SHUFFLE,
-            "status" => cli::EXAMPLES_STATUS,
-            "report" => cli::EXAMPLES_REPORT,
-            _ => cli::EXAMPLES_REDUCE,
+            "run" => flags::EXAMPLES_RUN,
+            "split" => flags::EXAMPLES_SPLIT,
+            "map" => flags::EXAMPLES_MAP,
+            "shuffle" => flags::EXAMPLES_SHUFFLE,
+            "status" => flags::EXAMPLES_STATUS,
+            "report" => flags::EXAMPLES_REPORT,
+            _ => flags::EXAMPLES_REDUCE,
         };
         let name = format!("gmr-{}", sub.get_name());
         let sub = sub.clone().version(env!("CARGO_PKG_VERSION"));

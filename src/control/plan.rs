@@ -11,22 +11,22 @@
 //! a draft from the flags alone, checked before anything is made on disk,
 //! then the complete spec once the work directory and the slots exist.
 
-use crate::cli::{ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, PerfArgs, RunArgs};
+use crate::cli::flags::{ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, PerfArgs, RunArgs};
+use crate::data::record::KeySpec;
+use crate::data::split::{self, Split};
 use crate::error::{Error, Result};
 use crate::exec::connection::Credentials;
+use crate::exec::hosts::{self, HostEntry};
 use crate::exec::remote;
 use crate::exec::sbatch;
 use crate::exec::slurm::Allocation;
 use crate::exec::ssh::{self, HostPool};
 use crate::exec::{Pool, Slots};
-use crate::hosts::{self, HostEntry};
-use crate::output::{OutputDir, OutputLock};
-use crate::program::Program;
-use crate::record::KeySpec;
-use crate::resources;
-use crate::spec::{self, FORMAT_VERSION, Job, JobSpec};
-use crate::split::{self, Split};
-use crate::workdir::WorkDir;
+use crate::store::output::{OutputDir, OutputLock};
+use crate::store::resources;
+use crate::store::spec::{self, FORMAT_VERSION, Job, JobSpec};
+use crate::store::workdir::WorkDir;
+use crate::task::program::Program;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -410,7 +410,11 @@ impl<'a> RunPlan<'a> {
             _ => None,
         };
         if let Some(wd) = &args.workdir {
-            crate::workdir::check_apart(wd, args.output.output.as_deref(), &args.input.inputs)?;
+            crate::store::workdir::check_apart(
+                wd,
+                args.output.output.as_deref(),
+                &args.input.inputs,
+            )?;
         }
         let output = match (&recorded, &args.output.output) {
             // A resumed job keeps the parts it committed in its output
@@ -567,7 +571,7 @@ pub fn map_spec(
 /// The cut points of a `--total-order` job, in hex for its spec.
 fn total_order_cuts(spec: &JobSpec, wd: &WorkDir) -> Result<Vec<String>> {
     let job = Job::new(spec.clone())?;
-    let cuts = crate::sample::cut_points(&job, wd)?;
+    let cuts = crate::task::sample::cut_points(&job, wd)?;
     Ok(cuts.iter().map(|c| spec::to_hex(c)).collect())
 }
 
@@ -618,7 +622,7 @@ pub fn reduce_spec(
     mut spec: JobSpec,
     reducer: &str,
     output: PathBuf,
-    compress: Option<crate::codec::Codec>,
+    compress: Option<crate::data::codec::Codec>,
     exec: &ExecArgs,
 ) -> Result<JobSpec> {
     if spec.reducers == 0 {
@@ -668,8 +672,8 @@ fn remove_unrecorded_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
             true => TaskId::Map(p),
             false => TaskId::Reduce(p as u32),
         };
-        let report: Option<crate::report::TaskReport> =
-            crate::workdir::read_json(&wd.report_path(&task.to_string())).ok();
+        let report: Option<crate::task::report::TaskReport> =
+            crate::store::workdir::read_json(&wd.report_path(&task.to_string())).ok();
         if report.is_some_and(|r| r.job == old.job) {
             continue;
         }

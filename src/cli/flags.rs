@@ -194,7 +194,7 @@ pub struct KeyArgs {
 
 /// Checks a `--sort-key` definition.
 fn parse_sort_key(text: &str) -> Result<String, String> {
-    crate::sortkey::KeyDef::parse(text).map(|_| text.to_string())
+    crate::data::sortkey::KeyDef::parse(text).map(|_| text.to_string())
 }
 
 /// The map side of a job.
@@ -214,7 +214,7 @@ pub struct MapperArgs {
     /// Number of reduce partitions (default: the number of jobs, at most
     /// 1048576); 0 makes a map-only job whose mapper output is the output,
     /// order kept
-    #[arg(allow_negative_numbers = true, short = 'R', long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=crate::sort::MAX_PARTITIONS as i64), help_heading = "Job")]
+    #[arg(allow_negative_numbers = true, short = 'R', long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=crate::data::sort::MAX_PARTITIONS as i64), help_heading = "Job")]
     pub reducers: Option<u32>,
 }
 
@@ -247,8 +247,8 @@ pub struct OutputArgs {
 
     /// Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst);
     /// gmr reads such parts back as input
-    #[arg(long, value_name = "CODEC", value_parser = crate::codec::Codec::parse_output, help_heading = "Output")]
-    pub compress: Option<crate::codec::Codec>,
+    #[arg(long, value_name = "CODEC", value_parser = crate::data::codec::Codec::parse_output, help_heading = "Output")]
+    pub compress: Option<crate::data::codec::Codec>,
 }
 
 /// How and where tasks run.

@@ -5,28 +5,34 @@
 //! - `map-NNNNN`: feed split N to the mapper; partition and sort its output
 //!   in the sort buffer, spilling sorted runs past it; combine; write one
 //!   runs file with every partition back to back, and its index (the
-//!   output side is [`crate::spill`]). With `-R 0`, the mapper's output is
+//!   output side is [`crate::task::sorter`]). With `-R 0`, the mapper's output is
 //!   the job's part N, order kept.
 //! - `shuffle-NNNNN`: merge partition N of every map output into one file.
 //! - `reduce-NNNNN`: merge partition N (from the shuffle, or straight from
 //!   the map outputs) into the reducer; its output is part N.
 
-use crate::builtin::Builtin;
-use crate::codec::{Codec, Encoder};
+pub mod process;
+pub mod program;
+pub mod report;
+pub mod sample;
+pub mod sorter;
+
+use crate::data::builtin::Builtin;
+use crate::data::codec::{Codec, Encoder};
+use crate::data::linebuf::{self, WRITE_BUFFER};
+use crate::data::merge::{self, Run, RunFile};
+use crate::data::record::LineSplitter;
+use crate::data::sort::Segment;
+use crate::data::split::{self, Split};
 use crate::error::{Error, FailureKind, TaskError};
 use crate::interrupt::io_failure;
-use crate::linebuf::{self, WRITE_BUFFER};
-use crate::merge::{self, Run, RunFile};
-use crate::process::{ChildOutcome, InputCount};
-use crate::program::{Context, Program};
-use crate::record::LineSplitter;
-use crate::report::{TaskReport, add_counters};
-use crate::resources::Resources;
-use crate::sort::Segment;
-use crate::spec::{Job, JobSpec};
-use crate::spill::Sorter;
-use crate::split::{self, Split};
-use crate::workdir::{self, AttemptGuard, WorkDir};
+use crate::store::resources::Resources;
+use crate::store::spec::{Job, JobSpec};
+use crate::store::workdir::{self, AttemptGuard, WorkDir};
+use crate::task::process::{ChildOutcome, InputCount};
+use crate::task::program::{Context, Program};
+use crate::task::report::{TaskReport, add_counters};
+use crate::task::sorter::Sorter;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::{self, File};

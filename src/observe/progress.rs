@@ -2,10 +2,10 @@
 //! stderr is a terminal and `--quiet` is off (docs/dev/architecture.md §7). In a pipe or a
 //! log file nothing is drawn, so no escape codes end up there.
 
-use crate::coordinator::{Attempt, Observer};
+use crate::control::coordinator::{Attempt, Observer};
 use crate::error::TaskError;
-use crate::health::Health;
-use crate::report::TaskReport;
+use crate::exec::health::Health;
+use crate::task::report::TaskReport;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};

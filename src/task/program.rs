@@ -3,10 +3,10 @@
 //! same `feed` callback and give their output to the same `on_stdout`
 //! callback, so task code does not care which it has.
 
-use crate::builtin::{Builtin, Sink};
+use crate::data::builtin::{Builtin, Sink};
+use crate::data::record::KeySpec;
 use crate::error::{Error, Result, TaskError};
-use crate::process::{Child, ChildOutcome, InputMeter, SHELL_WORDS};
-use crate::record::KeySpec;
+use crate::task::process::{Child, ChildOutcome, InputMeter, SHELL_WORDS};
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -14,7 +14,7 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Program {
     /// A command line: plain words start the program directly, anything
-    /// else runs under `sh -c` (see [`crate::process`]).
+    /// else runs under `sh -c` (see [`crate::task::process`]).
     Shell(String),
     /// A built-in reducer.
     Builtin(Builtin),
@@ -39,7 +39,7 @@ pub struct Context<'a> {
     /// How long a command may show no sign of life.
     pub timeout: Option<std::time::Duration>,
     /// A command's feed stops once it stops reading (see
-    /// [`crate::process::Child::stop_feed`]); built-ins read everything.
+    /// [`crate::task::process::Child::stop_feed`]); built-ins read everything.
     pub stop_feed: bool,
 }
 
@@ -145,7 +145,8 @@ impl Program {
                 let mut meter = InputMeter::new(&mut sink);
                 // Feeds write record by record: batch them. A merge's or a
                 // split's blocks are larger, and pass through whole.
-                let mut w = io::BufWriter::with_capacity(crate::linebuf::WRITE_BUFFER, &mut meter);
+                let mut w =
+                    io::BufWriter::with_capacity(crate::data::linebuf::WRITE_BUFFER, &mut meter);
                 feed(&mut w).and_then(|()| w.flush()).map_err(failed)?;
                 drop(w);
                 let input = meter.finish();
@@ -192,7 +193,7 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::plain_words;
+    use crate::task::process::plain_words;
 
     #[test]
     fn first_words() {
@@ -291,7 +292,7 @@ mod tests {
 
     /// Runs `head -c 4` on a feed of `limit` lines; returns the feed's
     /// counts and what head printed.
-    fn head_of_feed(stop_feed: bool, limit: u64) -> (crate::process::InputCount, Vec<u8>) {
+    fn head_of_feed(stop_feed: bool, limit: u64) -> (crate::task::process::InputCount, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
         let ctx = Context {

@@ -2,9 +2,9 @@
 //! start time, duration, status, records and bytes, error — like GNU
 //! parallel's `--joblog`, but in JSON so scripts need no column parsing.
 
-use crate::coordinator::{Attempt, Observer};
+use crate::control::coordinator::{Attempt, Observer};
 use crate::error::{Error, Result, TaskError};
-use crate::report::TaskReport;
+use crate::task::report::TaskReport;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::Write;

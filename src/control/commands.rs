@@ -1,24 +1,24 @@
 //! One function per subcommand: dispatch and glue. What a job is comes from
-//! [`crate::plan`], how it runs from [`crate::job`]; a stage command adds
+//! [`crate::control::plan`], how it runs from [`crate::control::lifecycle`]; a stage command adds
 //! only the manifest it reads and the one it prints.
 
-use crate::cli::{
+use crate::cli::flags::{
     Cli, Command, MapArgs, ReduceArgs, ReportArgs, RunArgs, ShuffleArgs, SplitArgs, StatusArgs,
     TaskArgs,
 };
+use crate::control::lifecycle::{self, Delivery, Ending, Lifecycle};
+use crate::control::manifest::{self, Entry};
+use crate::control::plan::{self, Placement, RunOptions, RunPlan};
+use crate::data::split::{self, Split};
 use crate::error::{Error, Result};
-use crate::job::{self, Delivery, Ending, Lifecycle};
-use crate::manifest::{self, Entry};
-use crate::output::{self, OutputDir};
-use crate::plan::{self, Placement, RunOptions, RunPlan};
-use crate::report::TaskReport;
-use crate::resources::{self, Resources};
-use crate::spec::{Job, JobSpec};
-use crate::split::{self, Split};
-use crate::status::{JobStatus, State};
+use crate::observe::status::{JobStatus, State};
+use crate::observe::tracker;
+use crate::store::output::{self, OutputDir};
+use crate::store::resources::{self, Resources};
+use crate::store::spec::{Job, JobSpec};
+use crate::store::workdir::{self, WorkDir};
+use crate::task::report::TaskReport;
 use crate::task::{self, TaskId};
-use crate::tracker;
-use crate::workdir::{self, WorkDir};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -78,7 +78,8 @@ fn status_command(args: StatusArgs) -> Result<()> {
 fn report_command(args: ReportArgs) -> Result<()> {
     let wd = WorkDir::new(args.workdir);
     let status = JobStatus::load(&wd)?;
-    let page = crate::htmlreport::render(&tracker::with_attempts(status, &wd.attempts_path()));
+    let page =
+        crate::observe::htmlreport::render(&tracker::with_attempts(status, &wd.attempts_path()));
     match args.output.as_deref() {
         Some(p) if p == Path::new("-") => output::write_stdout(page.as_bytes()),
         given => {
@@ -115,7 +116,7 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
         None => Delivery::Stdout,
     };
     let (wd, created) = WorkDir::open(args.workdir.as_deref(), !resume)?;
-    job::keeping_workdir(&wd, created, || {
+    lifecycle::keeping_workdir(&wd, created, || {
         let pool = placement.connect(&wd, plan.cwd())?;
         let spec = plan.spec(&wd, pool.slots())?;
         // Held until the job ends: no other job writes its output.
@@ -153,12 +154,12 @@ fn split_stage(args: SplitArgs) -> Result<()> {
         .map_or_else(|| PathBuf::from("input"), WorkDir::input_dir);
     let jobs = args
         .jobs
-        .map_or_else(crate::resources::cores, |j| j as usize);
+        .map_or_else(crate::store::resources::cores, |j| j as usize);
     let splits = plan::split_inputs(&args.input, &spool, jobs);
     // A work directory made for a stream that was not saved (an interrupt,
     // a bad input) serves no later stage.
     if let (Err(_), Some(wd), true) = (&splits, &wd, created) {
-        crate::workdir::remove_path(wd.root());
+        crate::store::workdir::remove_path(wd.root());
     }
     let entries: Vec<Entry> = splits?
         .into_iter()
@@ -280,7 +281,9 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
     let spec = plan::map_spec(cwd, &args, splits, pool.slots(), &wd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;
-    let reports = job.map().map_err(|e| job::kept_for_inspection(&wd, e))?;
+    let reports = job
+        .map()
+        .map_err(|e| lifecycle::kept_for_inspection(&wd, e))?;
     let lines: Vec<Entry> = if job.spec().reducers == 0 {
         reports
             .iter()
@@ -329,7 +332,7 @@ fn shuffle_stage(args: ShuffleArgs, start: Start) -> Result<()> {
     let mut job = Lifecycle::start(&wd, spec, false, pool, &options, false, start)?;
     let reports = job
         .shuffle()
-        .map_err(|e| job::kept_for_inspection(&wd, e))?;
+        .map_err(|e| lifecycle::kept_for_inspection(&wd, e))?;
     let lines: Vec<Entry> = reports
         .iter()
         .enumerate()
@@ -389,7 +392,9 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
     let pool = placement.connect(&wd, &spec.cwd)?;
     let options = RunOptions::new(&args.exec);
     let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;
-    let reports = job.reduce().map_err(|e| job::kept_for_inspection(&wd, e))?;
+    let reports = job
+        .reduce()
+        .map_err(|e| lifecycle::kept_for_inspection(&wd, e))?;
     let lines: Vec<Entry> = reports
         .iter()
         .enumerate()

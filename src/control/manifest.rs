@@ -15,8 +15,8 @@
 //! {"type":"part","partition":3,"path":"out/part-00003","records":…,"bytes":…}
 //! ```
 
+use crate::data::split::Split;
 use crate::error::{Error, Result};
-use crate::split::Split;
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
