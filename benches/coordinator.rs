@@ -10,10 +10,11 @@
 //! executor starts them, as a batch queue does), so the CPU time is the
 //! coordinator's.
 
-use gmr::control::coordinator::{NoObserver, Policy, run_phase};
+use gmr::control::coordinator::{Policy, run_phase};
 use gmr::error::TaskError;
 use gmr::exec::health::Health;
 use gmr::exec::{Done, Ended, Executor};
+use gmr::observe::observer::NoObserver;
 use gmr::task::TaskId;
 use gmr::task::report::TaskReport;
 use std::cmp::Reverse;

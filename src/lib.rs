@@ -20,6 +20,7 @@ pub mod control;
 pub mod data;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod interrupt;
 pub mod observe;
 pub mod store;

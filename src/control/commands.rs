@@ -9,14 +9,16 @@ use crate::cli::flags::{
 use crate::control::lifecycle::{self, Delivery, Ending, Lifecycle};
 use crate::control::manifest::{self, Entry};
 use crate::control::plan::{self, Placement, RunOptions, RunPlan};
-use crate::data::split::{self, Split};
+use crate::data::split::Split;
 use crate::error::{Error, Result};
 use crate::observe::status::{JobStatus, State};
 use crate::observe::tracker;
+use crate::store::input;
 use crate::store::output::{self, OutputDir};
 use crate::store::resources::{self, Resources};
-use crate::store::spec::{Job, JobSpec};
-use crate::store::workdir::{self, WorkDir};
+use crate::store::spec::JobSpec;
+use crate::store::workdir::WorkDir;
+use crate::task::job::Job;
 use crate::task::report::TaskReport;
 use crate::task::{self, TaskId};
 use std::io;
@@ -52,7 +54,7 @@ fn status_command(args: StatusArgs) -> Result<()> {
     loop {
         let status = JobStatus::load(&wd)?;
         let text = if args.json {
-            String::from_utf8(workdir::json_bytes(&status)).expect("JSON is UTF-8")
+            String::from_utf8(crate::files::json_bytes(&status)).expect("JSON is UTF-8")
         } else {
             status.text()
         };
@@ -138,7 +140,7 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
 fn split_stage(args: SplitArgs) -> Result<()> {
     // Streams (stdin, FIFOs, `<(…)`) are spooled into a work directory.
     let streams =
-        args.input.inputs.is_empty() || args.input.inputs.iter().any(|p| split::is_stream(p));
+        args.input.inputs.is_empty() || args.input.inputs.iter().any(|p| input::is_stream(p));
     let (wd, created) = if streams || args.workdir.is_some() {
         let (wd, created) = WorkDir::open(args.workdir.as_deref(), false)?;
         if created {
@@ -159,7 +161,7 @@ fn split_stage(args: SplitArgs) -> Result<()> {
     // A work directory made for a stream that was not saved (an interrupt,
     // a bad input) serves no later stage.
     if let (Err(_), Some(wd), true) = (&splits, &wd, created) {
-        crate::store::workdir::remove_path(wd.root());
+        crate::files::remove_path(wd.root());
     }
     let entries: Vec<Entry> = splits?
         .into_iter()
@@ -410,7 +412,7 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
     // (stdin, no --workdir) would otherwise stay in $TMPDIR for good. To
     // reduce the same map output again, give the stages a --workdir.
     if args.workdir.is_none() && wd.is_temporary() {
-        workdir::remove_path(wd.root());
+        crate::files::remove_path(wd.root());
     }
     if to_stdout {
         return Ok(());

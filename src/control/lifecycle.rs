@@ -8,22 +8,25 @@
 //! each walk the steps of their phase, so a job run stage by stage is
 //! checked and finished exactly as one run whole.
 
-use crate::control::coordinator::{self, Observer, Observers, Policy};
+use crate::control::coordinator::{self, Policy};
 use crate::control::plan::RunOptions;
 use crate::data::builtin::Builtin;
 use crate::data::split::Split;
 use crate::error::{Error, Result};
 use crate::exec::{Executor, Pool};
 use crate::observe::joblog::JobLog;
+use crate::observe::observer::{Observer, Observers};
 use crate::observe::progress::Progress;
 use crate::observe::status::State;
+use crate::observe::summary::{self, PhaseTotals};
 use crate::observe::tracker::{self, Tracker};
 use crate::store::output;
 use crate::store::resources::Resources;
-use crate::store::spec::{Combiner, Job, JobSpec};
+use crate::store::spec::JobSpec;
 use crate::store::workdir::{self, WorkDir};
+use crate::task::job::{Combiner, Job};
 use crate::task::program::Program;
-use crate::task::report::{self, Counters, PhaseTotals, TaskReport, add_counters};
+use crate::task::report::{Counters, TaskReport, add_counters};
 use crate::task::{self, TaskId};
 use std::fs;
 use std::io::IsTerminal;
@@ -201,7 +204,7 @@ impl<'a> Lifecycle<'a> {
         let mut sizes = vec![0u64; spec.reducers as usize];
         for i in 0..spec.splits.len() {
             let index = WorkDir::map_index(&self.wd.map_dir(i));
-            let Ok(index) = workdir::read_json::<task::MapIndex>(&index) else {
+            let Ok(index) = crate::files::read_json::<task::MapIndex>(&index) else {
                 return;
             };
             if index.job != spec.job || index.segments.len() != sizes.len() {
@@ -363,7 +366,7 @@ impl<'a> Lifecycle<'a> {
             let map = self.map.clone().unwrap_or_default();
             eprint!(
                 "{}",
-                report::summary(
+                summary::summary(
                     self.started.elapsed(),
                     &map,
                     self.reduce.as_ref(),
@@ -435,12 +438,12 @@ pub fn keeping_workdir<T>(
 ) -> Result<T> {
     let result = body();
     match result {
-        Ok(_) if created => workdir::remove_path(wd.root()),
-        Err(Error::Usage { .. }) if created => workdir::remove_path(wd.root()),
+        Ok(_) if created => crate::files::remove_path(wd.root()),
+        Err(Error::Usage { .. }) if created => crate::files::remove_path(wd.root()),
         Err(e @ Error::Job { .. }) => return Err(kept_for_inspection(wd, e)),
         // Before a job was saved (a stream being read): nothing to resume.
         Err(Error::Interrupted) if created && !wd.spec_path().exists() => {
-            workdir::remove_path(wd.root())
+            crate::files::remove_path(wd.root())
         }
         Err(Error::Interrupted) => eprintln!(
             "gmr: the work directory is kept; continue the job with --resume --workdir {}",

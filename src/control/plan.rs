@@ -22,10 +22,12 @@ use crate::exec::sbatch;
 use crate::exec::slurm::Allocation;
 use crate::exec::ssh::{self, HostPool};
 use crate::exec::{Pool, Slots};
+use crate::store::input;
 use crate::store::output::{OutputDir, OutputLock};
 use crate::store::resources;
-use crate::store::spec::{self, FORMAT_VERSION, Job, JobSpec};
+use crate::store::spec::{self, FORMAT_VERSION, JobSpec};
 use crate::store::workdir::WorkDir;
+use crate::task::job::{self, Job};
 use crate::task::program::Program;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -285,7 +287,7 @@ impl MapSide<'_> {
             env: spec::job_env(&self.exec.env)?,
         };
         if spec.keys_consecutive() {
-            spec.combiner = spec::implied_combiner(self.map.combiner.as_deref(), self.reducer)?;
+            spec.combiner = job::implied_combiner(self.map.combiner.as_deref(), self.reducer)?;
         } else if let Some(c) = &spec.combiner {
             return Err(Error::usage(format!(
                 "--combiner `{c}` with --sort-key {}: a key's records are not consecutive in that order, so what a combiner sees would depend on the splits; combine in the mapper, or make the sort keys start with the key (--sort-key 1,1 first)",
@@ -323,20 +325,20 @@ impl MapSide<'_> {
 /// The splits of `files`: `--split-size`, or a size that gives every one
 /// of `slots` tasks work. A compressed file larger than a split is
 /// decompressed into `spool_dir` first, and its copy split instead
-/// ([`split::spool_compressed`]); returns the splits and each such file
+/// ([`input::spool_compressed`]); returns the splits and each such file
 /// with its copy.
 fn plan_splits(
     files: &[PathBuf],
     input: &InputArgs,
     slots: usize,
     spool_dir: &Path,
-) -> Result<(Vec<Split>, split::Copies)> {
+) -> Result<(Vec<Split>, input::Copies)> {
     let size_for = |files: &[PathBuf]| {
         input
             .split_size
             .unwrap_or_else(|| split::default_split_size(split::total_size(files), slots))
     };
-    let spools = split::spool_compressed(files, spool_dir, size_for(files), slots)?;
+    let spools = input::spool_compressed(files, spool_dir, size_for(files), slots)?;
     let files: Vec<PathBuf> = files
         .iter()
         .map(|f| {
@@ -348,7 +350,7 @@ fn plan_splits(
         })
         .collect();
     let mut splits = split::plan_splits(&files, size_for(&files))?;
-    split::mark_origins(&mut splits, &spools);
+    input::mark_origins(&mut splits, &spools);
     Ok((splits, spools))
 }
 
@@ -465,7 +467,7 @@ impl<'a> RunPlan<'a> {
         let inputs = &self.args.input.inputs;
         // Streams can be read once: a resumed job reads their spools.
         let reuse_spool = self.recorded.as_ref().is_some_and(|old| {
-            inputs.iter().all(|p| split::is_stream(p))
+            inputs.iter().all(|p| input::is_stream(p))
                 && old
                     .inputs
                     .iter()
@@ -480,7 +482,7 @@ impl<'a> RunPlan<'a> {
         }
         let files = match &self.recorded {
             Some(old) if reuse_spool => old.inputs.iter().map(|i| i.path.clone()).collect(),
-            _ => split::resolve_inputs(inputs, &wd.input_dir(), true)?,
+            _ => input::resolve_inputs(inputs, &wd.input_dir(), true)?,
         };
         let output = self
             .output
@@ -593,12 +595,12 @@ pub fn check_map(args: &MapArgs) -> Result<PathBuf> {
 /// `gmr split`: the splits of the inputs, planned for `jobs` tasks;
 /// streams are spooled into `spool_dir`.
 pub fn split_inputs(input: &InputArgs, spool_dir: &Path, jobs: usize) -> Result<Vec<Split>> {
-    let files = split::resolve_inputs(&input.inputs, spool_dir, false)?;
+    let files = input::resolve_inputs(&input.inputs, spool_dir, false)?;
     plan_splits(&files, input, jobs, spool_dir).map(|(splits, _)| splits)
 }
 
 /// The decompressed copies a recorded job made: each with its file.
-fn recorded_spools(old: &JobSpec) -> split::Copies {
+fn recorded_spools(old: &JobSpec) -> input::Copies {
     let mut spools = Vec::new();
     for piece in old.splits.iter().flat_map(Split::pieces) {
         if let Some(origin) = &piece.origin {
@@ -673,7 +675,7 @@ fn remove_unrecorded_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
             false => TaskId::Reduce(p as u32),
         };
         let report: Option<crate::task::report::TaskReport> =
-            crate::store::workdir::read_json(&wd.report_path(&task.to_string())).ok();
+            crate::files::read_json(&wd.report_path(&task.to_string())).ok();
         if report.is_some_and(|r| r.job == old.job) {
             continue;
         }

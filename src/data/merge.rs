@@ -103,12 +103,7 @@ pub fn narrow(
             .iter()
             .map(|r| r.open(buffer))
             .collect::<io::Result<Vec<Run>>>()?;
-        let (records, end) = merge_into(
-            order,
-            opened,
-            crate::store::workdir::create_new(&path)?,
-            BLOCK,
-        )?;
+        let (records, end) = merge_into(order, opened, crate::files::create_new(&path)?, BLOCK)?;
         for r in group.iter().filter(|r| made.contains(&r.path)) {
             let _ = std::fs::remove_file(&r.path);
         }

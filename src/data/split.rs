@@ -1,5 +1,7 @@
 //! Inputs and splits: expand input paths, spool streams, and cut files into
-//! byte ranges that end on record boundaries (docs/dev/architecture.md §1-2).
+//! byte ranges that end on record boundaries (docs/dev/architecture.md §1-2);
+//! expanding the user's inputs and spooling streams is
+//! [`crate::store::input`]'s.
 //!
 //! Splitting reads only the bytes around each cut. A split ends just after
 //! a `\n` (or at the end of the file), so no record is ever cut, and a line
@@ -18,11 +20,10 @@
 
 use crate::data::codec::Codec;
 use crate::error::{Error, Result, Unrecoverable};
-use crate::store::workdir;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// One map task's input: the bytes `start..end` of `path`, then the whole
@@ -98,299 +99,6 @@ pub fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
             })
         })
         .collect()
-}
-
-/// Whether `input` is read as a stream, spooled first: `-`, or anything
-/// that is not a regular file or a directory (a FIFO, `<(…)`,
-/// `/dev/stdin`, a character device).
-pub fn is_stream(input: &Path) -> bool {
-    input.as_os_str() == "-" || fs::metadata(input).is_ok_and(|m| !m.is_file() && !m.is_dir())
-}
-
-/// The device and inode of standard input, to tell `/dev/stdin` (or
-/// `/proc/self/fd/0`) from another stream.
-fn stdin_identity() -> Option<(u64, u64)> {
-    // SAFETY: fstat fills a plain struct for descriptor 0.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(0, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
-}
-
-/// Expands the user's inputs into the list of files to read, in order.
-///
-/// A directory stands for the regular files directly inside it, in name
-/// order, skipping names that start with `.` or `_` (as Hadoop does, so that
-/// a job's output directory, with its `_SUCCESS`, can be the next job's
-/// input). `-`, or no input at all, is standard input; it and every other
-/// stream (see [`is_stream`]) is spooled into `spool_dir` (`stdin`,
-/// `stream-1`, …), because a pipe can be read only once and has no size.
-/// Standard input named twice (`- -`, `- /dev/stdin`) is a usage error: the
-/// second would read nothing. A spool already in `spool_dir` is replaced
-/// when `replace` (a new job's leftover: no lines name it), else refused
-/// (`gmr split`: an earlier split's lines read it).
-pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path, replace: bool) -> Result<Vec<PathBuf>> {
-    let stdin_only = [PathBuf::from("-")];
-    let inputs = if inputs.is_empty() {
-        &stdin_only[..]
-    } else {
-        inputs
-    };
-    let stdin = stdin_identity();
-    let mut stdin_by: Option<&Path> = None;
-    let mut streams = 0;
-    let mut files = Vec::new();
-    for input in inputs {
-        let meta = if input.as_os_str() == "-" {
-            None
-        } else {
-            Some(fs::metadata(input).map_err(|e| Error::input("cannot read input", input, e))?)
-        };
-        match &meta {
-            Some(m) if m.is_dir() => files.extend(list_dir(input)?),
-            Some(m) if m.is_file() => {
-                // Open now, so that an unreadable file is a usage error
-                // before anything runs, not a task failure later.
-                File::open(input).map_err(|e| Error::input("cannot read input", input, e))?;
-                // `/dev/stdin` or `/dev/fd/N` on a regular file is that
-                // file: its own path is the one every host can open.
-                let special = input.starts_with("/dev") || input.starts_with("/proc");
-                match fs::canonicalize(input) {
-                    Ok(real) if special => files.push(real),
-                    _ => files.push(input.clone()),
-                }
-            }
-            _ => {
-                let is_stdin = meta
-                    .as_ref()
-                    .is_none_or(|m| Some((m.dev(), m.ino())) == stdin);
-                let spool = if is_stdin {
-                    if let Some(first) = stdin_by {
-                        return Err(Error::usage(format!(
-                            "standard input is given twice (`{}` and `{}`); the second would read nothing: name it once",
-                            first.display(),
-                            input.display()
-                        )));
-                    }
-                    stdin_by = Some(input);
-                    workdir::stream_spool(spool_dir, None)
-                } else {
-                    streams += 1;
-                    workdir::stream_spool(spool_dir, Some(streams))
-                };
-                files.push(spool_stream(input, is_stdin, &spool, replace)?);
-            }
-        }
-    }
-    files
-        .into_iter()
-        .map(|f| std::path::absolute(&f).map_err(|e| Error::input("cannot resolve input", &f, e)))
-        .collect()
-}
-
-/// The regular files directly inside `dir`, in name order, hidden and
-/// `_` names skipped.
-fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut names = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| Error::input("cannot list input", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::input("cannot list input", dir, e))?;
-        let name = entry.file_name();
-        let hidden = name
-            .as_encoded_bytes()
-            .first()
-            .is_some_and(|&b| b == b'.' || b == b'_');
-        let path = entry.path();
-        if !hidden && fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            names.push(path);
-        }
-    }
-    // An input that gives nothing is a mistake to say, as a glob that
-    // matches nothing is, rather than an empty output.
-    if names.is_empty() {
-        return Err(Error::usage(format!(
-            "input {} holds no file gmr reads (the regular files directly inside it, but for names that start with . or _); give the files, or a directory of them",
-            dir.display()
-        )));
-    }
-    names.sort();
-    Ok(names)
-}
-
-/// Copies the stream `input` (standard input when `is_stdin`) to `spool`.
-/// Opening a FIFO waits for its writer; Ctrl-C still ends gmr (see
-/// [`crate::interrupt`]).
-fn spool_stream(input: &Path, is_stdin: bool, spool: &Path, replace: bool) -> Result<PathBuf> {
-    if let Some(dir) = spool.parent() {
-        fs::create_dir_all(dir).map_err(|e| Error::io("cannot create spool directory", dir, e))?;
-    }
-    // Another split's saved input, which its lines name: never replaced.
-    let taken = || {
-        Error::usage(format!(
-            "{} already holds a saved input (of an earlier gmr split or job, whose lines read it); choose another --workdir",
-            spool.display()
-        ))
-    };
-    if spool.exists() {
-        if !replace {
-            return Err(taken());
-        }
-        fs::remove_file(spool).map_err(|e| Error::io("cannot replace", spool, e))?;
-    }
-    // A new private file, committed into place once whole.
-    let tmp = workdir::AttemptGuard::new(workdir::attempt_path(spool, 0));
-    let mut out = workdir::create_new(tmp.path())
-        .map_err(|e| Error::io("cannot spool input to", spool, e))?;
-    let copied = if is_stdin {
-        copy_interruptible(&mut io::stdin().lock(), &mut out)
-    } else {
-        let mut stream =
-            File::open(input).map_err(|e| Error::input("cannot read input", input, e))?;
-        copy_interruptible(&mut stream, &mut out)
-    };
-    crate::interrupt::check()?;
-    copied
-        .and_then(|_| out.sync_all())
-        .map_err(|e| Error::io(&format!("cannot spool {} to", input.display()), spool, e))?;
-    // Closed before its attempt name is unlinked: on NFS, unlinking an open
-    // file is a rename whose removal comes later, changing the spool after
-    // it was stamped.
-    drop(out);
-    if !workdir::commit(tmp.path(), spool)? {
-        return Err(taken());
-    }
-    tmp.keep();
-    crate::interrupt::check()?;
-    Ok(spool.to_path_buf())
-}
-
-/// `io::copy` that stops at an interrupt (a stream never ends: a device,
-/// a producer that runs on), checked after each read.
-fn copy_interruptible(from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; FEED_CHUNK];
-    let mut total = 0u64;
-    while !crate::interrupt::is_set() {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        to.write_all(&buf[..n])?;
-        total += n as u64;
-    }
-    Ok(total)
-}
-
-/// Compressed inputs, each with its decompressed copy.
-pub type Copies = Vec<(PathBuf, PathBuf)>;
-
-/// Decompresses into `spool_dir` each compressed file of `files` of at
-/// least `split_size` bytes, up to `jobs` at a time, and returns each such
-/// file with its copy (`decompressed-N`, N from 1 in input order).
-///
-/// A compressed file cannot be cut into splits: read directly, it is one
-/// map task on one core, however large. Its decompressed copy is cut like
-/// any file, so its records go to as many map tasks as it has splits, and
-/// it is decompressed once. A file smaller than a split stays as it is (one
-/// task each, decompressed as it is read, no copy on disk): many small
-/// compressed files already make many tasks. The copy is not synced: it
-/// can be made again from its file, and a copy cut short by a crash fails
-/// its stamp check.
-pub fn spool_compressed(
-    files: &[PathBuf],
-    spool_dir: &Path,
-    split_size: u64,
-    jobs: usize,
-) -> Result<Copies> {
-    let mut large = Vec::new();
-    for path in files {
-        let (file, len) = open_input(path)?;
-        // Only a file of a split or more is worth sniffing: thousands of
-        // small files are not read here.
-        if len < split_size.max(1) {
-            continue;
-        }
-        let codec = Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?;
-        if let Some(codec) = codec {
-            let spool = workdir::decompressed_spool(spool_dir, large.len() + 1);
-            large.push((path.clone(), spool, codec));
-        }
-    }
-    if large.is_empty() {
-        return Ok(Vec::new());
-    }
-    fs::create_dir_all(spool_dir)
-        .map_err(|e| Error::io("cannot create spool directory", spool_dir, e))?;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<()>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..jobs.clamp(1, large.len()))
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((path, spool, codec)) = large.get(i) else {
-                            return Ok(());
-                        };
-                        decompress_to(path, *codec, spool)?;
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    results.into_iter().collect::<Result<()>>()?;
-    crate::interrupt::check()?;
-    Ok(large
-        .into_iter()
-        .map(|(path, spool, _)| (path, spool))
-        .collect())
-}
-
-/// Writes what `path`, compressed with `codec`, holds to the new file
-/// `spool`, renamed into place once whole.
-fn decompress_to(path: &Path, codec: Codec, spool: &Path) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::input("cannot read input", path, e))?;
-    let tmp = workdir::AttemptGuard::new(workdir::attempt_path(spool, 0));
-    let out = workdir::create_new(tmp.path())
-        .map_err(|e| Error::io("cannot decompress input to", spool, e))?;
-    let mut out = io::BufWriter::with_capacity(FEED_CHUNK, out);
-    // Ctrl-C ends gmr within a second whatever it waits on (the interrupt
-    // watchdog), a decompression included.
-    let reader = io::BufReader::with_capacity(FEED_CHUNK, &file);
-    let copied = codec
-        .decoder(reader)
-        .and_then(|mut d| copy(&mut d, &mut out));
-    copied.map_err(|e| {
-        Error::job(format!(
-            "cannot decompress input {} ({}) to {}: {e}",
-            path.display(),
-            codec.name(),
-            spool.display()
-        ))
-    })?;
-    let out = out
-        .into_inner()
-        .map_err(|e| Error::io("cannot decompress input to", spool, e.into_error()))?;
-    workdir::close_file(out, false)
-        .and_then(|()| fs::rename(tmp.path(), spool))
-        .map_err(|e| Error::io("cannot decompress input to", spool, e))?;
-    tmp.keep();
-    Ok(())
-}
-
-/// Marks the splits of each decompressed copy with the file it came from.
-pub fn mark_origins(splits: &mut [Split], spools: &[(PathBuf, PathBuf)]) {
-    let mark = |piece: &mut Split| {
-        if let Some((origin, _)) = spools.iter().find(|(_, s)| *s == piece.path) {
-            piece.origin = Some(origin.clone());
-        }
-    };
-    for split in splits {
-        mark(split);
-        split.more.iter_mut().for_each(mark);
-    }
 }
 
 /// Cuts `files` into splits of about `split_size` bytes each.
@@ -506,7 +214,7 @@ pub fn total_size(files: &[PathBuf]) -> u64 {
 }
 
 /// Bytes handed to a mapper per write.
-const FEED_CHUNK: usize = 1 << 20;
+pub(crate) const FEED_CHUNK: usize = 1 << 20;
 
 /// Writes the bytes of one piece of a split (`more` aside) to the mapper;
 /// returns whether they end with a newline (or are none). The file must be
@@ -644,7 +352,7 @@ fn decompress(codec: Codec, file: &File, out: &mut LastByte) -> io::Result<()> {
 }
 
 /// An input file, open, and its length.
-fn open_input(path: &Path) -> Result<(File, u64)> {
+pub(crate) fn open_input(path: &Path) -> Result<(File, u64)> {
     let read = |e| Error::input("cannot read input", path, e);
     let file = File::open(path).map_err(read)?;
     let len = file.metadata().map_err(read)?.len();
@@ -652,7 +360,7 @@ fn open_input(path: &Path) -> Result<(File, u64)> {
 }
 
 /// `io::copy` in chunks of [`FEED_CHUNK`].
-fn copy(from: &mut dyn Read, to: &mut impl Write) -> io::Result<()> {
+pub(crate) fn copy(from: &mut dyn Read, to: &mut impl Write) -> io::Result<()> {
     let mut buf = vec![0u8; FEED_CHUNK];
     loop {
         match from.read(&mut buf) {

@@ -32,9 +32,9 @@ pub mod ssh;
 use crate::error::TaskError;
 use crate::exec::health::Health;
 use crate::store::resources::Resources;
-use crate::store::spec::Job;
 use crate::store::workdir::WorkDir;
 use crate::task::TaskId;
+use crate::task::job::Job;
 use crate::task::report::TaskReport;
 use std::sync::Arc;
 

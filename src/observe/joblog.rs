@@ -2,8 +2,8 @@
 //! start time, duration, status, records and bytes, error — like GNU
 //! parallel's `--joblog`, but in JSON so scripts need no column parsing.
 
-use crate::control::coordinator::{Attempt, Observer};
 use crate::error::{Error, Result, TaskError};
+use crate::observe::observer::{Attempt, Observer};
 use crate::task::report::TaskReport;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};

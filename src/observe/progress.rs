@@ -2,9 +2,9 @@
 //! stderr is a terminal and `--quiet` is off (docs/dev/architecture.md §7). In a pipe or a
 //! log file nothing is drawn, so no escape codes end up there.
 
-use crate::control::coordinator::{Attempt, Observer};
 use crate::error::TaskError;
 use crate::exec::health::Health;
+use crate::observe::observer::{Attempt, Observer};
 use crate::task::report::TaskReport;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;

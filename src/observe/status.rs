@@ -8,8 +8,9 @@
 //! how long ago it was updated from another host).
 
 use crate::error::{Error, Result};
+use crate::observe::summary::PhaseTotals;
 use crate::store::workdir::WorkDir;
-use crate::task::report::{Counters, PhaseTotals};
+use crate::task::report::Counters;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};

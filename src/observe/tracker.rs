@@ -13,16 +13,17 @@
 //! A job run stage by stage (`gmr map | gmr shuffle | gmr reduce`), or
 //! resumed, continues the document its earlier processes left.
 
-use crate::control::coordinator::{Attempt, Observer};
 use crate::error::{Error, FailureKind, TaskError};
 use crate::exec::Executor;
 use crate::exec::health::Health;
+use crate::observe::observer::{Attempt, Observer};
 use crate::observe::status::{
     self, AttemptStatus, FAILURES_KEPT, Failure, HostStatus, JobStatus, PhaseStatus, SCHEMA, State,
 };
+use crate::observe::summary::PhaseTotals;
 use crate::store::workdir::WorkDir;
 use crate::task::TaskId;
-use crate::task::report::{Counters, PhaseTotals, TaskReport, add_counters};
+use crate::task::report::{Counters, TaskReport, add_counters};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
@@ -122,7 +123,7 @@ impl Tracker {
             pid: std::process::id(),
             started: now,
         };
-        let attempts = crate::store::workdir::open_append(&wd.attempts_path())
+        let attempts = crate::files::open_append(&wd.attempts_path())
             .ok()
             .map(std::io::BufWriter::new);
         let (nudge, nudged) = crossbeam_channel::bounded(1);
@@ -282,7 +283,7 @@ impl Tracker {
         let report = with_attempts(doc, &self.inner.attempts_path);
         let json = self.inner.root.join("report.json");
         let html = self.inner.root.join("report.html");
-        let _ = write_renamed(&json, &crate::store::workdir::json_bytes(&report));
+        let _ = write_renamed(&json, &crate::files::json_bytes(&report));
         let _ = write_renamed(
             &html,
             crate::observe::htmlreport::render(&report).as_bytes(),
@@ -331,7 +332,7 @@ impl Inner {
         // A new file renamed over: a reader never sees half a document.
         // No fsync: it is rewritten every second, and a crash leaves the
         // last one whole.
-        let _ = write_renamed(&self.status_path, &crate::store::workdir::json_bytes(&doc));
+        let _ = write_renamed(&self.status_path, &crate::files::json_bytes(&doc));
         doc
     }
 }

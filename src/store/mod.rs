@@ -1,7 +1,8 @@
 //! What a job keeps on disk: the work directory's names and commits
-//! ([`workdir`]), the job spec every task reads ([`spec`]), the output
+//! ([`workdir`]), the inputs with streams spooled into it ([`input`]), the job spec every task reads ([`spec`]), the output
 //! directory ([`output`]), and what this machine allows ([`resources`]).
 
+pub mod input;
 pub mod output;
 pub mod resources;
 pub mod spec;

@@ -203,8 +203,8 @@ fn refuse_to_replace(dir: &Path, keep: &[(&str, &Path)]) -> Result<()> {
 pub fn mark_success(output: &Path) -> Result<()> {
     let marker = success_marker(output);
     File::create(&marker)
-        .and_then(|f| workdir::close_file(f, true))
-        .and_then(|()| workdir::sync_dir(output))
+        .and_then(|f| crate::files::close_file(f, true))
+        .and_then(|()| crate::files::sync_dir(output))
         .map_err(|e| Error::io("cannot write", &marker, e))
 }
 

@@ -1,9 +1,8 @@
 //! The job spec: everything a task needs besides its id, stored as JSON in
 //! the work directory so that every host reads the same job
-//! (docs/dev/architecture.md §4), and [`Job`], the spec with its programs parsed and
-//! the decisions that follow from them taken once.
+//! (docs/dev/architecture.md §4). [`crate::task::job::Job`] is the spec
+//! with its programs parsed.
 
-use crate::data::builtin::Builtin;
 use crate::data::codec::Codec;
 use crate::data::order::Order;
 use crate::data::record::KeySpec;
@@ -11,7 +10,6 @@ use crate::data::sortkey::SortKeys;
 use crate::data::split::{InputStamp, Split};
 use crate::error::{Error, Result};
 use crate::store::workdir::{self, WorkDir};
-use crate::task::program::Program;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::PathBuf;
@@ -193,10 +191,10 @@ impl JobSpec {
     pub fn save(&self, wd: &WorkDir) -> Result<String> {
         let path = wd.spec_path();
         let tmp = workdir::attempt_path(&path, 0);
-        let bytes = workdir::json_bytes(self);
-        workdir::write_new(&tmp, &bytes)?;
+        let bytes = crate::files::json_bytes(self);
+        crate::files::write_new(&tmp, &bytes)?;
         fs::rename(&tmp, &path)
-            .and_then(|()| workdir::sync_dir(wd.root()))
+            .and_then(|()| crate::files::sync_dir(wd.root()))
             .map_err(|e| Error::io("cannot write job spec", &path, e))?;
         Ok(hex_sha256(&bytes))
     }
@@ -302,103 +300,6 @@ pub fn job_env(flags: &[String]) -> Result<Vec<(String, String)>> {
     Ok(env.into_iter().collect())
 }
 
-/// How a map task combines its output before writing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Combiner {
-    /// Not at all.
-    None,
-    /// In a hash table as records arrive: a built-in with a merge form.
-    Table(Builtin),
-    /// A command run on each sorted run.
-    Command(Program),
-}
-
-/// A job spec with its programs parsed once, and what follows from them
-/// decided: how map tasks combine, and which reducer actually runs.
-#[derive(Debug, Clone)]
-pub struct Job {
-    /// The spec as stored.
-    pub spec: JobSpec,
-    /// The order of its map output.
-    pub order: Order,
-    /// The mapper.
-    pub mapper: Program,
-    /// The map-side combiner.
-    pub combiner: Combiner,
-    /// The reducer that runs, once the job has one: a built-in whose own
-    /// table combined map-side gets partial results, so it runs its merge
-    /// form (`@count` partials are summed).
-    pub reducer: Option<Program>,
-}
-
-impl Job {
-    /// Parses the programs of `spec`.
-    pub fn new(spec: JobSpec) -> Result<Job> {
-        let parse = Program::parse_flag;
-        let mapper = parse(&spec.mapper, "-m")?;
-        let combiner = spec
-            .combiner
-            .as_deref()
-            .map(|c| parse(c, "-c"))
-            .transpose()?;
-        let reducer = spec
-            .reducer
-            .as_deref()
-            .map(|r| parse(r, "-r"))
-            .transpose()?;
-        let reducer = match (reducer, &combiner) {
-            (Some(Program::Builtin(r)), Some(Program::Builtin(c))) if r == *c => {
-                Some(Program::Builtin(r.merge_form().unwrap_or(r)))
-            }
-            (reducer, _) => reducer,
-        };
-        let combiner = match combiner {
-            None => Combiner::None,
-            Some(Program::Builtin(b)) if b.merge_form().is_some() => Combiner::Table(b),
-            // A built-in without a merge form (@identity) combines nothing.
-            Some(Program::Builtin(_)) => Combiner::None,
-            Some(command) => Combiner::Command(command),
-        };
-        Ok(Job {
-            order: spec.order()?,
-            spec,
-            mapper,
-            combiner,
-            reducer,
-        })
-    }
-
-    /// Checks, before any task runs, that each command's program exists and
-    /// is executable (relative to the job's directory), so that a typo is a
-    /// usage error rather than N failed tasks.
-    pub fn check(&self) -> Result<()> {
-        let cwd = &self.spec.cwd;
-        self.mapper.check("mapper", cwd)?;
-        if let Combiner::Command(c) = &self.combiner {
-            c.check("combiner", cwd)?;
-        }
-        if let Some(r) = &self.reducer {
-            r.check("reducer", cwd)?;
-        }
-        Ok(())
-    }
-}
-
-/// The combiner a job gets when it names none: a built-in reducer that can
-/// merge partial results combines map-side too, in a hash table, which
-/// leaves far fewer records to sort.
-pub fn implied_combiner(combiner: Option<&str>, reducer: Option<&str>) -> Result<Option<String>> {
-    if combiner.is_some() {
-        return Ok(combiner.map(str::to_string));
-    }
-    Ok(
-        match reducer.map(|r| Program::parse_flag(r, "-r")).transpose()? {
-            Some(Program::Builtin(b)) if b.merge_form().is_some() => Some(b.name().to_string()),
-            _ => None,
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,7 +340,7 @@ mod tests {
             compress: None,
             env: vec![("LANG".into(), "C".repeat(1000))],
         };
-        let bytes = workdir::json_bytes(&spec);
+        let bytes = crate::files::json_bytes(&spec);
         let head = String::from_utf8_lossy(&bytes[..256]);
         assert!(head.contains(&spec.identity_mark()), "{head}");
         assert_ne!(new_job_id(), spec.job);

@@ -505,7 +505,7 @@ impl Child<'_> {
         // Appended to: a task may run its command more than once (a mapper
         // per small file, a combiner per spill), and each run's stderr is
         // kept.
-        let log = crate::store::workdir::open_append(self.log).map_err(|e| {
+        let log = crate::files::open_append(self.log).map_err(|e| {
             let message = format!("cannot create log {}: {e}", self.log.display());
             match TaskError::io(message.clone(), &e) {
                 fatal if fatal.kind == FailureKind::Fatal => fatal,

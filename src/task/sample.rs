@@ -15,8 +15,8 @@
 use crate::data::record::LineSplitter;
 use crate::data::split::{self, Split};
 use crate::error::{Error, Result};
-use crate::store::spec::Job;
 use crate::store::workdir::WorkDir;
+use crate::task::job::Job;
 use crate::task::program::Context;
 use std::io::{self, Write};
 

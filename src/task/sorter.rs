@@ -13,8 +13,8 @@ use crate::data::sort::{Segment, SortBuffer};
 use crate::error::TaskError;
 use crate::interrupt::io_failure;
 use crate::store::resources::Resources;
-use crate::store::spec::{Combiner, Job};
-use crate::store::workdir::{self, WorkDir};
+use crate::store::workdir::WorkDir;
+use crate::task::job::{Combiner, Job};
 use crate::task::program::{Context, Program};
 use crate::task::report::TaskReport;
 use std::fs;
@@ -283,7 +283,7 @@ impl<'a> Sorter<'a> {
     /// Writes the sorted buffer to `path` (write_runs writes in large
     /// blocks: the file needs no buffer of its own).
     fn write_sorted(&self, path: &Path) -> Result<Vec<Segment>, TaskError> {
-        let mut out = workdir::create_new(path).map_err(io_failure("cannot create", path))?;
+        let mut out = crate::files::create_new(path).map_err(io_failure("cannot create", path))?;
         let segments = self
             .buffer
             .write_runs(&mut out, 0)
@@ -291,7 +291,7 @@ impl<'a> Sorter<'a> {
         // The runs file is committed: its close is checked. A spill is
         // only ever read by this attempt.
         if path == WorkDir::map_out(self.dir) {
-            workdir::close_file(out, false).map_err(io_failure("cannot write", path))?;
+            crate::files::close_file(out, false).map_err(io_failure("cannot write", path))?;
         }
         Ok(segments)
     }
@@ -318,7 +318,7 @@ impl<'a> Sorter<'a> {
         }
         let mut out = BufWriter::with_capacity(
             WRITE_BUFFER,
-            workdir::create_new(&out_path).map_err(io_failure("cannot create", &out_path))?,
+            crate::files::create_new(&out_path).map_err(io_failure("cannot create", &out_path))?,
         );
         let mut segments = Vec::new();
         let mut pos = 0u64;
@@ -359,7 +359,7 @@ impl<'a> Sorter<'a> {
             .into_inner()
             .map_err(|e| e.into_error())
             .map_err(io_failure("cannot write", &out_path))?;
-        workdir::close_file(out, false).map_err(io_failure("cannot write", &out_path))?;
+        crate::files::close_file(out, false).map_err(io_failure("cannot write", &out_path))?;
         for (path, _) in &self.spills {
             let _ = fs::remove_file(path);
         }

@@ -1,0 +1,167 @@
+//! What the job adds up: the totals of each phase, the job's report
+//! (`report.json`), and the summary printed at the end.
+
+use crate::task::report::{Counters, TaskReport};
+use serde::{Deserialize, Serialize};
+
+/// The totals of one phase (map, shuffle or reduce).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTotals {
+    /// Tasks committed.
+    pub tasks: u64,
+    /// Failed attempts that were retried.
+    pub retries: u64,
+    /// Backup attempts started for stragglers.
+    pub backups: u64,
+    /// Attempts killed for showing no sign of life (`--task-timeout`).
+    pub timeouts: u64,
+    /// Sum of the tasks' `records_in`.
+    pub records_in: u64,
+    /// Sum of the tasks' `records_read`.
+    pub records_read: u64,
+    /// Sum of the tasks' `bytes_in`.
+    pub bytes_in: u64,
+    /// Sum of the tasks' `records_out`.
+    pub records_out: u64,
+    /// Sum of the tasks' `bytes_out`.
+    pub bytes_out: u64,
+    /// The largest of the tasks' `bytes_out`: with the mean, the skew of
+    /// the partitions.
+    #[serde(default)]
+    pub largest_out: u64,
+    /// Sum of the tasks' `command_records_out`.
+    pub command_records_out: u64,
+    /// Sum of the tasks' spills.
+    pub spills: u64,
+    /// Sum of combiner input records.
+    pub combine_in: u64,
+    /// Sum of combiner output records.
+    pub combine_out: u64,
+    /// Wall time of the phase, in milliseconds.
+    pub millis: u64,
+}
+
+impl PhaseTotals {
+    /// The largest task output over the mean (1 when all are equal; 0
+    /// when there is none).
+    pub fn skew(&self) -> f64 {
+        if self.bytes_out == 0 {
+            return 0.0;
+        }
+        self.largest_out as f64 * self.tasks as f64 / self.bytes_out as f64
+    }
+
+    /// Adds one committed task.
+    pub fn add(&mut self, r: &TaskReport) {
+        self.tasks += 1;
+        self.records_in += r.records_in;
+        self.records_read += r.records_read;
+        self.bytes_in += r.bytes_in;
+        self.records_out += r.records_out;
+        self.bytes_out += r.bytes_out;
+        self.largest_out = self.largest_out.max(r.bytes_out);
+        self.command_records_out += r.command_records_out;
+        self.spills += r.spills;
+        self.combine_in += r.combine_in;
+        self.combine_out += r.combine_out;
+    }
+}
+
+/// The job report, written to the work directory at the end of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobReport {
+    /// Wall time of the job.
+    pub seconds: f64,
+    /// Map phase totals.
+    pub map: PhaseTotals,
+    /// Reduce phase totals (none for a map-only job).
+    pub reduce: Option<PhaseTotals>,
+    /// User counters, summed over committed tasks.
+    pub counters: Counters,
+}
+
+/// Partitions whose largest is this many times the mean are worth a line
+/// of the summary even without `--total-order`.
+const SKEW_WORTH_SAYING: f64 = 2.0;
+
+/// The job summary printed on stderr at the end of a run; `total_order`
+/// always shows the skew of the parts.
+pub fn summary(
+    elapsed: std::time::Duration,
+    map: &PhaseTotals,
+    reduce: Option<&PhaseTotals>,
+    counters: &Counters,
+    total_order: bool,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "gmr: job done in {:.2} s", elapsed.as_secs_f64());
+    let mut phase = |name: &str, t: &PhaseTotals| {
+        let _ = write!(
+            s,
+            "  {name:<7}{:>6} tasks {:>12} records in ({}) {:>12} records out ({}) {:>6.2} s",
+            t.tasks,
+            t.records_in,
+            human_bytes(t.bytes_in),
+            t.records_out,
+            human_bytes(t.bytes_out),
+            t.millis as f64 / 1000.0
+        );
+        if t.records_read < t.records_in {
+            let _ = write!(
+                s,
+                ", {} read (a command stopped reading early)",
+                t.records_read
+            );
+        }
+        if t.spills > 0 {
+            let _ = write!(s, ", {} spills", t.spills);
+        }
+        if t.combine_in > 0 {
+            let _ = write!(s, ", combiner {} → {}", t.combine_in, t.combine_out);
+        }
+        if t.retries > 0 {
+            let _ = write!(s, ", {} retried attempts", t.retries);
+        }
+        if t.backups > 0 {
+            let _ = write!(s, ", {} backup attempts", t.backups);
+        }
+        if t.timeouts > 0 {
+            let _ = write!(s, ", {} timed out", t.timeouts);
+        }
+        s.push('\n');
+    };
+    phase("map", map);
+    if let Some(r) = reduce {
+        phase("reduce", r);
+        let skew = r.skew();
+        if r.tasks > 1 && (total_order || skew >= SKEW_WORTH_SAYING) {
+            let _ = writeln!(
+                s,
+                "  parts   largest {} = {skew:.2}x the mean{}",
+                human_bytes(r.largest_out),
+                if total_order { " (total order)" } else { "" }
+            );
+        }
+    }
+    for (name, value) in counters {
+        let _ = writeln!(s, "  counter {name} = {value}");
+    }
+    s
+}
+
+/// `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,106 @@
+//! [`Job`]: a job spec with its programs parsed once, and what follows
+//! from them decided once: how map tasks combine, and which reducer
+//! actually runs (docs/dev/architecture.md §2, combiners).
+
+use crate::data::builtin::Builtin;
+use crate::data::order::Order;
+use crate::error::Result;
+use crate::store::spec::JobSpec;
+use crate::task::program::Program;
+
+/// How a map task combines its output before writing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Combiner {
+    /// Not at all.
+    None,
+    /// In a hash table as records arrive: a built-in with a merge form.
+    Table(Builtin),
+    /// A command run on each sorted run.
+    Command(Program),
+}
+
+/// A job spec with its programs parsed once, and what follows from them
+/// decided: how map tasks combine, and which reducer actually runs.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The spec as stored.
+    pub spec: JobSpec,
+    /// The order of its map output.
+    pub order: Order,
+    /// The mapper.
+    pub mapper: Program,
+    /// The map-side combiner.
+    pub combiner: Combiner,
+    /// The reducer that runs, once the job has one: a built-in whose own
+    /// table combined map-side gets partial results, so it runs its merge
+    /// form (`@count` partials are summed).
+    pub reducer: Option<Program>,
+}
+
+impl Job {
+    /// Parses the programs of `spec`.
+    pub fn new(spec: JobSpec) -> Result<Job> {
+        let parse = Program::parse_flag;
+        let mapper = parse(&spec.mapper, "-m")?;
+        let combiner = spec
+            .combiner
+            .as_deref()
+            .map(|c| parse(c, "-c"))
+            .transpose()?;
+        let reducer = spec
+            .reducer
+            .as_deref()
+            .map(|r| parse(r, "-r"))
+            .transpose()?;
+        let reducer = match (reducer, &combiner) {
+            (Some(Program::Builtin(r)), Some(Program::Builtin(c))) if r == *c => {
+                Some(Program::Builtin(r.merge_form().unwrap_or(r)))
+            }
+            (reducer, _) => reducer,
+        };
+        let combiner = match combiner {
+            None => Combiner::None,
+            Some(Program::Builtin(b)) if b.merge_form().is_some() => Combiner::Table(b),
+            // A built-in without a merge form (@identity) combines nothing.
+            Some(Program::Builtin(_)) => Combiner::None,
+            Some(command) => Combiner::Command(command),
+        };
+        Ok(Job {
+            order: spec.order()?,
+            spec,
+            mapper,
+            combiner,
+            reducer,
+        })
+    }
+
+    /// Checks, before any task runs, that each command's program exists and
+    /// is executable (relative to the job's directory), so that a typo is a
+    /// usage error rather than N failed tasks.
+    pub fn check(&self) -> Result<()> {
+        let cwd = &self.spec.cwd;
+        self.mapper.check("mapper", cwd)?;
+        if let Combiner::Command(c) = &self.combiner {
+            c.check("combiner", cwd)?;
+        }
+        if let Some(r) = &self.reducer {
+            r.check("reducer", cwd)?;
+        }
+        Ok(())
+    }
+}
+
+/// The combiner a job gets when it names none: a built-in reducer that can
+/// merge partial results combines map-side too, in a hash table, which
+/// leaves far fewer records to sort.
+pub fn implied_combiner(combiner: Option<&str>, reducer: Option<&str>) -> Result<Option<String>> {
+    if combiner.is_some() {
+        return Ok(combiner.map(str::to_string));
+    }
+    Ok(
+        match reducer.map(|r| Program::parse_flag(r, "-r")).transpose()? {
+            Some(Program::Builtin(b)) if b.merge_form().is_some() => Some(b.name().to_string()),
+            _ => None,
+        },
+    )
+}
