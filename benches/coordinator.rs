@@ -10,13 +10,9 @@
 //! executor starts them, as a batch queue does), so the CPU time is the
 //! coordinator's.
 
-use gmr::control::coordinator::{Policy, run_phase};
-use gmr::error::TaskError;
-use gmr::exec::health::Health;
-use gmr::exec::{Done, Ended, Executor};
-use gmr::observe::observer::NoObserver;
-use gmr::task::TaskId;
-use gmr::task::report::TaskReport;
+use gmr::schedule::{
+    Done, Ended, Executor, Health, NoObserver, Policy, TaskError, TaskId, TaskReport, run_phase,
+};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;

@@ -22,7 +22,7 @@ pub enum ExitCode {
 impl ExitCode {
     /// The exit code a gmr process ended with, if it is one of gmr's (the
     /// remote task protocol reads `gmr task`'s status with this).
-    pub fn from_status(code: i32) -> Option<ExitCode> {
+    pub(crate) fn from_status(code: i32) -> Option<ExitCode> {
         [
             ExitCode::Success,
             ExitCode::JobFailed,
@@ -35,7 +35,7 @@ impl ExitCode {
 }
 
 /// The underlying error an [`Error`] keeps as its source.
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// An error of gmr's library. The message is the one line `main` prints;
 /// the cause it came from (an I/O error, a parse error) stays reachable
@@ -67,7 +67,7 @@ pub enum Error {
 
 impl Error {
     /// A usage error (exit 2) with no underlying cause.
-    pub fn usage(message: impl Into<String>) -> Error {
+    pub(crate) fn usage(message: impl Into<String>) -> Error {
         Error::Usage {
             message: message.into(),
             source: None,
@@ -75,7 +75,7 @@ impl Error {
     }
 
     /// A job failure (exit 1) with no underlying cause.
-    pub fn job(message: impl Into<String>) -> Error {
+    pub(crate) fn job(message: impl Into<String>) -> Error {
         Error::Job {
             message: message.into(),
             source: None,
@@ -93,7 +93,7 @@ impl Error {
 
     /// The same error with `more` added to its message (its kind and cause
     /// kept).
-    pub fn context(self, more: impl FnOnce(&str) -> String) -> Error {
+    pub(crate) fn context(self, more: impl FnOnce(&str) -> String) -> Error {
         match self {
             Error::Usage { message, source } => Error::Usage {
                 message: more(&message),
@@ -108,7 +108,7 @@ impl Error {
     }
 
     /// An I/O error on `path` while doing `what`, as a job failure.
-    pub fn io(what: &str, path: &Path, err: io::Error) -> Error {
+    pub(crate) fn io(what: &str, path: &Path, err: io::Error) -> Error {
         Error::Job {
             message: io_message(what, path, &err),
             source: Some(Box::new(err)),
@@ -116,7 +116,7 @@ impl Error {
     }
 
     /// An I/O error on a user-named input, as a usage error.
-    pub fn input(what: &str, path: &Path, err: io::Error) -> Error {
+    pub(crate) fn input(what: &str, path: &Path, err: io::Error) -> Error {
         Error::Usage {
             message: io_message(what, path, &err),
             source: Some(Box::new(err)),
@@ -125,7 +125,7 @@ impl Error {
 }
 
 /// "cannot read input /x/y: No such file or directory (os error 2); hint".
-pub fn io_message(what: &str, path: &Path, err: &io::Error) -> String {
+pub(crate) fn io_message(what: &str, path: &Path, err: &io::Error) -> String {
     let hint = match err.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
             "; free some space there, or give the job a larger filesystem (-o DIR for the output, --workdir DIR for the rest)"
@@ -142,10 +142,10 @@ pub fn io_message(what: &str, path: &Path, err: &io::Error) -> String {
 /// failure, whatever carried it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Unrecoverable(pub String);
+pub(crate) struct Unrecoverable(pub String);
 
 /// Result with gmr's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why one attempt of a task failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -172,7 +172,7 @@ impl FailureKind {
     /// The attempt's status in the job log and the status document:
     /// `failed` (a fatal failure too), `host_failed`, `interrupted` or
     /// `timed_out`.
-    pub fn status(self) -> &'static str {
+    pub(crate) fn status(self) -> &'static str {
         match self {
             FailureKind::Task | FailureKind::Fatal => "failed",
             FailureKind::Host => "host_failed",
@@ -187,12 +187,12 @@ impl FailureKind {
 #[error("{message}")]
 pub struct TaskError {
     /// What kind of failure it was.
-    pub kind: FailureKind,
+    pub(crate) kind: FailureKind,
     /// What failed, in one line.
-    pub message: String,
+    pub(crate) message: String,
     /// The last lines the task wrote to stderr.
     #[serde(default)]
-    pub stderr_tail: String,
+    pub(crate) stderr_tail: String,
 }
 
 impl TaskError {
@@ -227,7 +227,7 @@ impl TaskError {
     /// A failure caused by the I/O error `e`: a full disk or an exceeded
     /// quota stops the job (retrying in the same place fails the same
     /// way); anything else is a failure of the task.
-    pub fn io(message: impl Into<String>, e: &io::Error) -> TaskError {
+    pub(crate) fn io(message: impl Into<String>, e: &io::Error) -> TaskError {
         let unrecoverable = e.get_ref().is_some_and(|c| c.is::<Unrecoverable>());
         match e.kind() {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => TaskError::fatal(message),
@@ -237,7 +237,7 @@ impl TaskError {
     }
 
     /// A failure that retrying cannot mend.
-    pub fn fatal(message: impl Into<String>) -> TaskError {
+    pub(crate) fn fatal(message: impl Into<String>) -> TaskError {
         TaskError {
             kind: FailureKind::Fatal,
             message: message.into(),
@@ -246,7 +246,7 @@ impl TaskError {
     }
 
     /// The job is being interrupted.
-    pub fn interrupted() -> TaskError {
+    pub(crate) fn interrupted() -> TaskError {
         TaskError {
             kind: FailureKind::Interrupted,
             message: "interrupted".into(),

@@ -14,13 +14,13 @@ use std::path::Path;
 /// Creates a new task file, private to its user (0600): never one that
 /// exists, and never through a symbolic link (O_EXCL, O_NOFOLLOW), so that
 /// nobody who can write the directory can redirect what a task writes.
-pub fn create_new(path: &Path) -> io::Result<fs::File> {
+pub(crate) fn create_new(path: &Path) -> io::Result<fs::File> {
     create_new_mode(path, 0o600)
 }
 
 /// Creates a new file of the user's output directory: as [`create_new`],
 /// but with the permissions the umask gives, as any tool's output.
-pub fn create_output(path: &Path) -> io::Result<fs::File> {
+pub(crate) fn create_output(path: &Path) -> io::Result<fs::File> {
     create_new_mode(path, 0o666)
 }
 
@@ -36,7 +36,7 @@ fn create_new_mode(path: &Path, mode: u32) -> io::Result<fs::File> {
 
 /// Opens a file to append to (a task's log), private to its user, never
 /// through a symbolic link.
-pub fn open_append(path: &Path) -> io::Result<fs::File> {
+pub(crate) fn open_append(path: &Path) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
         .create(true)
@@ -47,7 +47,7 @@ pub fn open_append(path: &Path) -> io::Result<fs::File> {
 }
 
 /// Removes a file or directory tree, ignoring errors (cleanup paths).
-pub fn remove_path(path: &Path) {
+pub(crate) fn remove_path(path: &Path) {
     if path.is_dir() {
         let _ = fs::remove_dir_all(path);
     } else {
@@ -56,19 +56,19 @@ pub fn remove_path(path: &Path) {
 }
 
 /// Writes `value` as JSON to `path`, durably (see [`close_file`]).
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_new(path, &json_bytes(value))
 }
 
 /// `value` as the JSON gmr writes (pretty, a final newline).
-pub fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("serializable");
     bytes.push(b'\n');
     bytes
 }
 
 /// Writes `bytes` to the new file `path`, durably.
-pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = create_new(path).map_err(|e| Error::io("cannot write", path, e))?;
     file.write_all(bytes)
         .and_then(|()| close_file(file, true))
@@ -84,7 +84,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 /// (map runs, shuffle parts) is not, as in Hadoop and Spark, because a
 /// sync of every byte costs I/O-bound jobs a quarter of their time, and a
 /// resumed job checks those files' lengths against their indexes.
-pub fn close_file(file: fs::File, durable: bool) -> io::Result<()> {
+pub(crate) fn close_file(file: fs::File, durable: bool) -> io::Result<()> {
     use std::os::fd::IntoRawFd;
     if durable {
         file.sync_all()?;
@@ -103,7 +103,7 @@ pub fn close_file(file: fs::File, durable: bool) -> io::Result<()> {
 
 /// Makes the names in `dir` durable (after a rename or link into it).
 /// Filesystems that cannot sync a directory are left as they are.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     match fs::File::open(dir).and_then(|d| d.sync_all()) {
         Err(e)
             if matches!(
@@ -118,7 +118,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Reads JSON from `path`.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::job(format!("cannot parse {}: {e}", path.display())))

@@ -39,10 +39,10 @@ thread_local! {
 /// not finished by then (a FIFO that no writer opens, a pipe that a
 /// process outside a child's group holds open, a child stuck on a dead
 /// mount) is abandoned, and gmr exits 130.
-pub const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Installs the handler for SIGINT and SIGTERM (once per process).
-pub fn install() {
+pub(crate) fn install() {
     // ctrlc runs the handler on a thread of its own, so it may wait.
     let _ = ctrlc::set_handler(|| {
         trigger();
@@ -66,20 +66,20 @@ pub fn install() {
 
 /// Names the work directory gmr just made, to remove if the process is
 /// abandoned before a job is saved in it.
-pub fn made_workdir(dir: &Path) {
+pub(crate) fn made_workdir(dir: &Path) {
     *lock(&MADE_DIR) = Some(dir.to_path_buf());
 }
 
 /// Sets what to undo if the process is abandoned after a signal (None:
 /// nothing). Setting it waits for an undo already running.
-pub fn on_abandon(undo: Option<Undo>) {
+pub(crate) fn on_abandon(undo: Option<Undo>) {
     *lock(&ON_ABANDON) = undo;
 }
 
 /// Runs what [`on_abandon`] set, if anything, and clears it: under the same
 /// lock as the signal thread, so that the undo is done once, before the
 /// process may be abandoned.
-pub fn undo_now() {
+pub(crate) fn undo_now() {
     if let Some(undo) = lock(&ON_ABANDON).take() {
         undo();
     }
@@ -87,18 +87,18 @@ pub fn undo_now() {
 
 /// Acts as if a signal arrived: `gmr task --watch-stdin` calls this when
 /// its SSH connection goes away, so a remote task dies with its connection.
-pub fn trigger() {
+pub(crate) fn trigger() {
     INTERRUPTED.store(true, Ordering::SeqCst);
     kill_children();
 }
 
 /// True once a signal arrived.
-pub fn is_set() -> bool {
+pub(crate) fn is_set() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// `Err(Interrupted)` once a signal arrived.
-pub fn check() -> Result<()> {
+pub(crate) fn check() -> Result<()> {
     if is_set() {
         Err(Error::Interrupted)
     } else {
@@ -109,7 +109,7 @@ pub fn check() -> Result<()> {
 /// Records a running child (the leader of its own process group) so that an
 /// interrupt kills it and everything it started. Kills it at once if the
 /// interrupt came first.
-pub fn register_child(pid: i32) {
+pub(crate) fn register_child(pid: i32) {
     CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
     if is_set() {
         kill_group(pid);
@@ -126,7 +126,7 @@ pub fn register_child(pid: i32) {
 }
 
 /// Forgets a child that has been waited for.
-pub fn unregister_child(pid: i32) {
+pub(crate) fn unregister_child(pid: i32) {
     lock(&CHILDREN).retain(|&p| p != pid);
     CURRENT.with(|c| {
         if let Some(cancel) = c.borrow().as_ref() {
@@ -142,7 +142,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Stops one task attempt that runs on this machine: kills the commands it
 /// started (and those it starts later), so that it fails soon.
 #[derive(Debug, Default)]
-pub struct Cancel {
+pub(crate) struct Cancel {
     cancelled: AtomicBool,
     children: Mutex<Vec<i32>>,
 }
@@ -150,7 +150,7 @@ pub struct Cancel {
 impl Cancel {
     /// Runs one attempt, `body`, on this thread under this handle (which
     /// starts out not cancelled).
-    pub fn run<T>(self: &Arc<Self>, body: impl FnOnce() -> T) -> T {
+    pub(crate) fn run<T>(self: &Arc<Self>, body: impl FnOnce() -> T) -> T {
         self.cancelled.store(false, Ordering::SeqCst);
         CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(self)));
         struct Reset;
@@ -164,7 +164,7 @@ impl Cancel {
     }
 
     /// Cancels the attempt running under this handle.
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
         for &pid in lock(&self.children).iter() {
             kill_group(pid);
@@ -172,19 +172,19 @@ impl Cancel {
     }
 
     /// Whether the attempt was cancelled.
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
 }
 
 /// The cancel handle of the attempt this thread runs, for the threads it
 /// starts (a command's feeder).
-pub fn current() -> Option<Arc<Cancel>> {
+pub(crate) fn current() -> Option<Arc<Cancel>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
 /// True when the attempt this thread runs was cancelled.
-pub fn cancelled() -> bool {
+pub(crate) fn cancelled() -> bool {
     CURRENT.with(|c| c.borrow().as_ref().is_some_and(|c| c.is_cancelled()))
 }
 
@@ -195,7 +195,7 @@ fn kill_children() {
 }
 
 /// Kills the process group led by `pid`.
-pub fn kill_group(pid: i32) {
+pub(crate) fn kill_group(pid: i32) {
     // SAFETY: kill(2) with a negative pid signals that process group; a
     // stale group id at worst signals nothing (ESRCH).
     unsafe {
@@ -206,7 +206,10 @@ pub fn kill_group(pid: i32) {
 /// Turns an I/O error on `path` into a task failure that names the path
 /// (and says what to do for a full disk), or into an interruption when the
 /// job is being stopped.
-pub fn io_failure<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(io::Error) -> TaskError + 'a {
+pub(crate) fn io_failure<'a>(
+    what: &'a str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> TaskError + 'a {
     move |e| {
         if is_set() {
             TaskError::interrupted()

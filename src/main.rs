@@ -1,9 +1,8 @@
 //! The `gmr` binary: parse the command line, run the command, turn the
-//! result into one `gmr: …` line and an exit status (docs/dev/architecture.md §7).
+//! result into one `gmr: …` line and an exit status (docs/contracts.md §7).
 
 use clap::Parser;
-use gmr::cli::flags::Cli;
-use gmr::error::ExitCode;
+use gmr::{Cli, ExitCode};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -19,8 +18,7 @@ fn main() {
             });
         }
     };
-    gmr::interrupt::install();
-    let code = match gmr::control::commands::dispatch(cli) {
+    let code = match gmr::run(cli) {
         Ok(()) => ExitCode::Success,
         Err(e) => {
             eprintln!("gmr: {e}");

@@ -10,10 +10,7 @@ use std::process::Command;
 fn generated_files_are_up_to_date() {
     let update = std::env::var_os("GMR_UPDATE_GENERATED").is_some_and(|v| v == "1");
     let mut stale = Vec::new();
-    for (rel, bytes) in gmr::cli::gendoc::man_pages()
-        .into_iter()
-        .chain(gmr::cli::gendoc::completions())
-    {
+    for (rel, bytes) in gmr::man_pages().into_iter().chain(gmr::completions()) {
         // Servers, containers and cron jobs often run in the C locale:
         // what a man page or a completion shows there must be ASCII.
         if let Some(at) = bytes.iter().position(|b| !b.is_ascii()) {
@@ -37,7 +34,7 @@ fn generated_files_are_up_to_date() {
 
 #[test]
 fn man_pages_render_without_warnings() {
-    let pages = gmr::cli::gendoc::man_pages();
+    let pages = gmr::man_pages();
     assert!(pages.len() >= 6, "gmr.1 and one page per subcommand");
     for (rel, _) in pages {
         let out = Command::new("man")

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// `--help` and man page examples.
-pub const EXAMPLES_GMR: &str = "\
+pub(crate) const EXAMPLES_GMR: &str = "\
 Examples:
   Word count over a directory of logs, on all cores, into out/:
     gmr run -m ./map.sh -r ./reduce.sh -R 4 -o out/ logs/
@@ -20,7 +20,7 @@ Examples:
       gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/";
 
 /// `--help` and man page examples.
-pub const EXAMPLES_RUN: &str = "\
+pub(crate) const EXAMPLES_RUN: &str = "\
 Examples:
   gmr run -m ./map.sh -r ./reduce.sh -R 4 -o out/ logs/
   gmr run -m 'tr -s \" \" \"\\n\"' -r @count big.txt > counts.txt
@@ -29,37 +29,37 @@ Examples:
   gmr run -m ./map.sh -r ./reduce.sh --hosts hosts.txt --workdir /nfs/w -o /nfs/out /nfs/in";
 
 /// `--help` and man page examples.
-pub const EXAMPLES_SPLIT: &str = "\
+pub(crate) const EXAMPLES_SPLIT: &str = "\
 Examples:
   gmr split --split-size 64M big.txt
   gmr split logs/ | gmr map -m ./map.sh -R 4 --workdir w";
 
 /// `--help` and man page examples.
-pub const EXAMPLES_MAP: &str = "\
+pub(crate) const EXAMPLES_MAP: &str = "\
 Examples:
   gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w
   gmr split big.txt | gmr map -m ./map.sh -c @sum -R 8 --workdir w";
 
 /// `--help` and man page examples.
-pub const EXAMPLES_SHUFFLE: &str = "\
+pub(crate) const EXAMPLES_SHUFFLE: &str = "\
 Examples:
   gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w | gmr shuffle --workdir w";
 
 /// `--help` and man page examples.
-pub const EXAMPLES_REDUCE: &str = "\
+pub(crate) const EXAMPLES_REDUCE: &str = "\
 Examples:
   ... | gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/
   ... | gmr map -m ./map.sh --workdir w | gmr reduce -r @count > counts.txt";
 
 /// `--help` and man page examples.
-pub const EXAMPLES_STATUS: &str = "\
+pub(crate) const EXAMPLES_STATUS: &str = "\
 Examples:
   gmr status /nfs/w                    # from any terminal or host that sees /nfs/w
   gmr status --watch /nfs/w            # refreshed every 2 s until the job ends
   gmr status --json /nfs/w | jq .phases   # fields: docs/status.md";
 
 /// `--help` and man page examples.
-pub const EXAMPLES_REPORT: &str = "\
+pub(crate) const EXAMPLES_REPORT: &str = "\
 Examples:
   gmr report /nfs/w -o job.html        # at any time, running or not
   gmr report /nfs/w -o - > job.html";
@@ -84,12 +84,12 @@ partitions and sorts their output by key, and runs reducers. `gmr run` does the 
 pub struct Cli {
     /// The command to run.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a whole job: split, map, shuffle and reduce
     #[command(after_help = EXAMPLES_RUN)]
     Run(RunArgs),
@@ -119,63 +119,63 @@ pub enum Command {
 
 /// `gmr status`.
 #[derive(Debug, Clone, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// The job's work directory (its --workdir); it only reads it, so the
     /// job is never disturbed
     #[arg(value_name = "WORKDIR", default_value = ".")]
-    pub workdir: PathBuf,
+    pub(crate) workdir: PathBuf,
 
     /// Print the status document as JSON (the fields of report.json, less
     /// the attempts; docs/status.md)
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// Show it again every 2 seconds, until the job is no longer running
     #[arg(long)]
-    pub watch: bool,
+    pub(crate) watch: bool,
 }
 
 /// `gmr report`.
 #[derive(Debug, Clone, Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// The job's work directory (its --workdir)
     #[arg(value_name = "WORKDIR")]
-    pub workdir: PathBuf,
+    pub(crate) workdir: PathBuf,
 
     /// Where to write the page (default WORKDIR/report.html; - for stdout)
     #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 }
 
 /// Input files and how they are split.
 #[derive(Debug, Clone, Args)]
-pub struct InputArgs {
+pub(crate) struct InputArgs {
     /// Input files or directories (every regular file inside, in name
     /// order, skipping names starting with `.` or `_`); none or `-` reads stdin
     #[arg(value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
 
     /// Bytes per split, with K, M or G suffix (default: input size / (4 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)
     #[arg(allow_negative_numbers = true, long, value_name = "SIZE", value_parser = parse_size, help_heading = "Input")]
-    pub split_size: Option<u64>,
+    pub(crate) split_size: Option<u64>,
 }
 
 /// How records split into key and value.
 #[derive(Debug, Clone, Args)]
-pub struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// The byte between key and value (one character, or \t)
     #[arg(long, value_name = "CHAR", default_value = "\\t", value_parser = parse_separator, help_heading = "Keys")]
-    pub separator: u8,
+    pub(crate) separator: u8,
 
     /// How many leading fields form the key
     #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
-    pub key_fields: u32,
+    pub(crate) key_fields: u32,
 
     /// Choose the partition by the first N fields of the key only (1 <= N
     /// <= --key-fields): records whose first N fields are equal go to the
     /// same reducer (Hadoop's KeyFieldBasedPartitioner -k1,N)
     #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Keys")]
-    pub partition_fields: Option<u32>,
+    pub(crate) partition_fields: Option<u32>,
 
     /// Order the records of each partition by this key, in sort(1)'s -k
     /// syntax (2,2nr, 1,1, 3n; options b d f g i n r), fields split at
@@ -183,13 +183,13 @@ pub struct KeyArgs {
     /// one partition is what LC_ALL=C sort -t SEP -k KEYDEF gives. Reducers
     /// still group by --key-fields: consecutive equal keys
     #[arg(long, value_name = "KEYDEF", value_parser = parse_sort_key, help_heading = "Keys")]
-    pub sort_key: Vec<String>,
+    pub(crate) sort_key: Vec<String>,
 
     /// Partition by ranges of the order instead of by hash, so that the parts
     /// are in order one after the other (cat out/part-* is sorted): cut
     /// points are picked from a sample of the mapper's output
     #[arg(long, help_heading = "Keys")]
-    pub total_order: bool,
+    pub(crate) total_order: bool,
 }
 
 /// Checks a `--sort-key` definition.
@@ -199,75 +199,75 @@ fn parse_sort_key(text: &str) -> Result<String, String> {
 
 /// The map side of a job.
 #[derive(Debug, Clone, Args)]
-pub struct MapperArgs {
+pub(crate) struct MapperArgs {
     /// The mapper: a command (plain words start the program directly, any
     /// other command line runs under `sh -c`, so a pipeline is fine) or
     /// @identity
     #[arg(short = 'm', long, value_name = "CMD", help_heading = "Job")]
-    pub mapper: String,
+    pub(crate) mapper: String,
 
     /// A combiner run on each sorted map-side run: a command or a built-in
     /// (@count, @sum, @min, @max); it must be safe to apply zero or more times
     #[arg(short = 'c', long, value_name = "CMD", help_heading = "Job")]
-    pub combiner: Option<String>,
+    pub(crate) combiner: Option<String>,
 
     /// Number of reduce partitions (default: the number of jobs, at most
     /// 1048576); 0 makes a map-only job whose mapper output is the output,
     /// order kept
     #[arg(allow_negative_numbers = true, short = 'R', long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=crate::data::sort::MAX_PARTITIONS as i64), help_heading = "Job")]
-    pub reducers: Option<u32>,
+    pub(crate) reducers: Option<u32>,
 }
 
 /// How a map task handles its input and output.
 #[derive(Debug, Clone, Args)]
-pub struct PerfArgs {
+pub(crate) struct PerfArgs {
     /// Mapper output a map task sorts in memory before spilling a sorted run
     /// to disk, with K, M or G suffix (shared by the running tasks)
     #[arg(allow_negative_numbers = true, long, value_name = "SIZE", default_value = "192M", value_parser = parse_size, help_heading = "Performance")]
-    pub sort_buffer: u64,
+    pub(crate) sort_buffer: u64,
 
     /// Feed the small files that share a map task to one mapper, one after
     /// the other, rather than start a mapper for each: far faster over
     /// thousands of small files. Mappers then get no GMR_INPUT_FILE (nor
     /// map_input_file): leave this off for mappers that read it
     #[arg(long, help_heading = "Performance")]
-    pub one_mapper_per_task: bool,
+    pub(crate) one_mapper_per_task: bool,
 }
 
 /// Where the output goes.
 #[derive(Debug, Clone, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)
     #[arg(short = 'o', long, value_name = "DIR", help_heading = "Output")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 
     /// Replace an old output in DIR: its part files and _SUCCESS (a DIR holding anything else is refused)
     #[arg(long, help_heading = "Output")]
-    pub force: bool,
+    pub(crate) force: bool,
 
     /// Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst);
     /// gmr reads such parts back as input
     #[arg(long, value_name = "CODEC", value_parser = crate::data::codec::Codec::parse_output, help_heading = "Output")]
-    pub compress: Option<crate::data::codec::Codec>,
+    pub(crate) compress: Option<crate::data::codec::Codec>,
 }
 
 /// How and where tasks run.
 #[derive(Debug, Clone, Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// No progress display, status lines or summary on stderr
     #[arg(short = 'q', long, help_heading = "Output")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// When stderr is not a terminal (nohup, cron, CI, a Slurm job's
     /// log), print a plain status line every DURATION: phase, tasks
     /// done/total, percentage of bytes, failed attempts, ETA. 0 never
     #[arg(allow_hyphen_values = true, long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = "Output")]
-    pub status_interval: std::time::Duration,
+    pub(crate) status_interval: std::time::Duration,
 
     /// Tasks to run at once on this machine (default: the number of cores);
     /// with --hosts, the slots of a `:` entry that gives no N/
     #[arg(allow_negative_numbers = true, short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Performance")]
-    pub jobs: Option<u32>,
+    pub(crate) jobs: Option<u32>,
 
     /// Retries of a failed task before the job fails (an attempt lost with
     /// its host, e.g. a dropped connection, is rerun elsewhere and not counted)
@@ -278,29 +278,29 @@ pub struct ExecArgs {
         allow_negative_numbers = true,
         help_heading = "Reliability"
     )]
-    pub retries: u32,
+    pub(crate) retries: u32,
 
     /// Set a variable for every command of the job, on every host:
     /// NAME=VALUE, or NAME for its value here (repeatable). The locale
     /// (LANG, LANGUAGE, LC_*) and TZ are passed on by default
     #[arg(long, value_name = "NAME[=VALUE]", help_heading = "Job")]
-    pub env: Vec<String>,
+    pub(crate) env: Vec<String>,
 
     /// Exit statuses of the job's commands that mean success, comma-separated
     /// (e.g. 0,1 for grep, which exits 1 when nothing matched)
     #[arg(long, value_name = "CODES", default_value = "0", value_parser = parse_exit_codes, help_heading = "Reliability")]
-    pub ok_exit: ExitCodes,
+    pub(crate) ok_exit: ExitCodes,
 
     /// Kill and retry an attempt whose command shows no sign of life (takes
     /// no input, prints nothing, writes nothing to stderr) for DURATION:
     /// 90s, 10m, 1h; 0 never
     #[arg(allow_hyphen_values = true, long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, help_heading = "Reliability")]
-    pub task_timeout: std::time::Duration,
+    pub(crate) task_timeout: std::time::Duration,
 
     /// Append one JSON line per task attempt to FILE (task, attempt, host,
     /// start, duration, status, records and bytes, error)
     #[arg(long, value_name = "FILE", help_heading = "Reliability")]
-    pub joblog: Option<PathBuf>,
+    pub(crate) joblog: Option<PathBuf>,
 
     /// Run tasks on these hosts over SSH. HOSTS is a file with one
     /// `[N/][user@]host[:port]` per line (N/: N tasks at once, default the
@@ -308,7 +308,7 @@ pub struct ExecArgs {
     /// file exists, the same entries inline, comma-separated. Needs
     /// --workdir on a filesystem every host shares (e.g. NFS)
     #[arg(long, value_name = "HOSTS", help_heading = "Distributed runs")]
-    pub hosts: Option<String>,
+    pub(crate) hosts: Option<String>,
 
     /// The private key for SSH logins (default: the keys of ssh-agent, then
     /// ~/.ssh/id_ed25519, then ~/.ssh/id_rsa)
@@ -318,7 +318,7 @@ pub struct ExecArgs {
         requires = "hosts",
         help_heading = "Distributed runs"
     )]
-    pub identity: Option<PathBuf>,
+    pub(crate) identity: Option<PathBuf>,
 
     /// The user's known_hosts file, read before --global-known-hosts, where
     /// --accept-new-host-keys adds keys; an unknown, changed or revoked key
@@ -330,7 +330,7 @@ pub struct ExecArgs {
         requires = "hosts",
         help_heading = "Distributed runs"
     )]
-    pub known_hosts: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
 
     /// Known_hosts files read after the user's, as ssh's
     /// GlobalKnownHostsFile (default: /etc/ssh/ssh_known_hosts and
@@ -341,25 +341,25 @@ pub struct ExecArgs {
         requires = "hosts",
         help_heading = "Distributed runs"
     )]
-    pub global_known_hosts: Vec<PathBuf>,
+    pub(crate) global_known_hosts: Vec<PathBuf>,
 
     /// Accept the key of a host that no line of the known_hosts files
     /// covers, and add it to the user's (trust on first use); a changed or
     /// revoked key is still refused
     #[arg(long, requires = "hosts", help_heading = "Distributed runs")]
-    pub accept_new_host_keys: bool,
+    pub(crate) accept_new_host_keys: bool,
 
     /// The path of gmr on the hosts or Slurm nodes (default: a copy of this
     /// gmr that gmr makes in the work directory, WORKDIR/bin/gmr)
     #[arg(long, value_name = "PATH", help_heading = "Distributed runs")]
-    pub remote_gmr: Option<PathBuf>,
+    pub(crate) remote_gmr: Option<PathBuf>,
 
     /// Run the tasks on Slurm: inside an allocation (salloc, an sbatch
     /// script) as job steps (srun) on its nodes, per node as many at once as
     /// it has allocated CPUs (or -j); outside one (a login node) as job
     /// arrays (sbatch), -j at once (default: the cluster's CPUs)
     #[arg(long, conflicts_with = "hosts", help_heading = "Distributed runs")]
-    pub slurm: bool,
+    pub(crate) slurm: bool,
 
     /// Options every srun or sbatch gets, split at blanks: partition,
     /// account, time limit, QOS (e.g. "--partition=short --time=10")
@@ -370,7 +370,7 @@ pub struct ExecArgs {
         allow_hyphen_values = true,
         help_heading = "Distributed runs"
     )]
-    pub slurm_args: Option<String>,
+    pub(crate) slurm_args: Option<String>,
 
     /// Seconds to wait when connecting to a host, and the longest a host may
     /// stay silent (not even answering keepalives) before it counts as hung;
@@ -383,14 +383,14 @@ pub struct ExecArgs {
         allow_negative_numbers = true,
         help_heading = "Distributed runs"
     )]
-    pub ssh_timeout: u64,
+    pub(crate) ssh_timeout: u64,
 }
 
 /// `gmr run`.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub map: MapperArgs,
+    pub(crate) map: MapperArgs,
 
     /// The reducer: a command, as for -m, or a built-in (@count, @sum, @min,
     /// @max, @identity)
@@ -401,120 +401,120 @@ pub struct RunArgs {
         required_unless_present = "reducers",
         help_heading = "Job"
     )]
-    pub reducer: Option<String>,
+    pub(crate) reducer: Option<String>,
 
     #[command(flatten)]
-    pub input: InputArgs,
+    pub(crate) input: InputArgs,
 
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub(crate) output: OutputArgs,
     #[command(flatten)]
-    pub key: KeyArgs,
+    pub(crate) key: KeyArgs,
     #[command(flatten)]
-    pub perf: PerfArgs,
+    pub(crate) perf: PerfArgs,
     #[command(flatten)]
-    pub exec: ExecArgs,
+    pub(crate) exec: ExecArgs,
 
     /// The work directory (default: a new one in $TMPDIR, removed after a successful run)
     #[arg(long, value_name = "DIR", help_heading = "Job")]
-    pub workdir: Option<PathBuf>,
+    pub(crate) workdir: Option<PathBuf>,
 
     /// Continue the failed or interrupted job in --workdir: tasks that
     /// committed are reused, only the rest run (the job must be the same:
     /// commands, inputs, R, key, output)
     #[arg(long, requires = "workdir", help_heading = "Reliability")]
-    pub resume: bool,
+    pub(crate) resume: bool,
 }
 
 /// `gmr split`.
 #[derive(Debug, Clone, Args)]
-pub struct SplitArgs {
+pub(crate) struct SplitArgs {
     #[command(flatten)]
-    pub input: InputArgs,
+    pub(crate) input: InputArgs,
 
     /// Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read; `gmr reduce` removes it after success)
     #[arg(long, value_name = "DIR", help_heading = "Job")]
-    pub workdir: Option<PathBuf>,
+    pub(crate) workdir: Option<PathBuf>,
 
     /// The number of jobs the default split size plans for (default: the number of cores)
     #[arg(allow_negative_numbers = true, short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Performance")]
-    pub jobs: Option<u32>,
+    pub(crate) jobs: Option<u32>,
 }
 
 /// `gmr map`.
 #[derive(Debug, Clone, Args)]
-pub struct MapArgs {
+pub(crate) struct MapArgs {
     #[command(flatten)]
-    pub map: MapperArgs,
+    pub(crate) map: MapperArgs,
     #[command(flatten)]
-    pub key: KeyArgs,
+    pub(crate) key: KeyArgs,
     #[command(flatten)]
-    pub perf: PerfArgs,
+    pub(crate) perf: PerfArgs,
     #[command(flatten)]
-    pub exec: ExecArgs,
+    pub(crate) exec: ExecArgs,
 
     /// The work directory (default: the one in the split lines, else a new one in $TMPDIR)
     #[arg(long, value_name = "DIR", help_heading = "Job")]
-    pub workdir: Option<PathBuf>,
+    pub(crate) workdir: Option<PathBuf>,
 }
 
 /// `gmr shuffle`.
 #[derive(Debug, Clone, Args)]
-pub struct ShuffleArgs {
+pub(crate) struct ShuffleArgs {
     #[command(flatten)]
-    pub exec: ExecArgs,
+    pub(crate) exec: ExecArgs,
 
     /// The work directory (default: the one in the map lines on stdin)
     #[arg(long, value_name = "DIR", help_heading = "Job")]
-    pub workdir: Option<PathBuf>,
+    pub(crate) workdir: Option<PathBuf>,
 }
 
 /// `gmr reduce`.
 #[derive(Debug, Clone, Args)]
-pub struct ReduceArgs {
+pub(crate) struct ReduceArgs {
     /// The reducer: a command, as for -m, or a built-in (@count, @sum, @min,
     /// @max, @identity)
     #[arg(short = 'r', long, value_name = "CMD", help_heading = "Job")]
-    pub reducer: String,
+    pub(crate) reducer: String,
 
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub(crate) output: OutputArgs,
     #[command(flatten)]
-    pub exec: ExecArgs,
+    pub(crate) exec: ExecArgs,
 
     /// The work directory (default: the one in the lines on stdin)
     #[arg(long, value_name = "DIR", help_heading = "Job")]
-    pub workdir: Option<PathBuf>,
+    pub(crate) workdir: Option<PathBuf>,
 }
 
 /// `gmr task` (hidden).
 #[derive(Debug, Clone, Args)]
-pub struct TaskArgs {
+pub(crate) struct TaskArgs {
     /// The job's work directory
     #[arg(long, value_name = "DIR")]
-    pub workdir: PathBuf,
+    pub(crate) workdir: PathBuf,
 
     /// The attempt number
     #[arg(long, value_name = "N", default_value_t = 1)]
-    pub attempt: u32,
+    pub(crate) attempt: u32,
 
     /// Stop the task when stdin closes (the SSH executor keeps it open, so
     /// a task dies with its connection)
     #[arg(long)]
-    pub watch_stdin: bool,
+    pub(crate) watch_stdin: bool,
 
     /// Refuse to run unless job.json has this SHA-256 digest (hex): the
     /// spec the coordinator saved
     #[arg(long, value_name = "HEX")]
-    pub spec_digest: Option<String>,
+    pub(crate) spec_digest: Option<String>,
 
     /// The task id: map-N, shuffle-N or reduce-N
     #[arg(value_name = "TASK")]
-    pub task: String,
+    pub(crate) task: String,
 }
 
 /// Parses `64M`, `1G`, `512K`, `100` (binary units).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
@@ -541,10 +541,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// The exit statuses that mean success.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExitCodes(pub Vec<i32>);
+pub(crate) struct ExitCodes(pub Vec<i32>);
 
 /// Parses `0,1`: exit statuses, 0 to 255.
-pub fn parse_exit_codes(s: &str) -> Result<ExitCodes, String> {
+pub(crate) fn parse_exit_codes(s: &str) -> Result<ExitCodes, String> {
     let mut codes = s
         .split(',')
         .map(|c| match c.trim().parse::<i32>() {
@@ -560,7 +560,7 @@ pub fn parse_exit_codes(s: &str) -> Result<ExitCodes, String> {
 }
 
 /// Parses `90s`, `10m`, `1h`, `500ms`, `30` (seconds); `0` is no limit.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -582,7 +582,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Parses a separator: one byte, or the escapes `\t`, `\0`, `\xHH`.
-pub fn parse_separator(s: &str) -> Result<u8, String> {
+pub(crate) fn parse_separator(s: &str) -> Result<u8, String> {
     let b = match s {
         "\\t" | "tab" | "TAB" => b'\t',
         "\\0" => 0,

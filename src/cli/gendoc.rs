@@ -15,7 +15,7 @@ use clap_mangen::Man;
 type RenderSection = fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>;
 
 /// One generated file: its path relative to the repository, and its bytes.
-pub type Generated = (String, Vec<u8>);
+pub(crate) type Generated = (String, Vec<u8>);
 
 const EXIT_STATUS: &[(&str, &str)] = &[
     (

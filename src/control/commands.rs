@@ -30,7 +30,7 @@ use std::time::Instant;
 type Start = (Instant, Option<libc::rlimit>);
 
 /// Runs a parsed command line.
-pub fn dispatch(cli: Cli) -> Result<()> {
+pub(crate) fn dispatch(cli: Cli) -> Result<()> {
     let start = (Instant::now(), resources::raise_open_file_limit());
     match cli.command {
         Command::Run(args) => run(args, start),

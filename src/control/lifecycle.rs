@@ -35,7 +35,7 @@ use std::time::Instant;
 
 /// What finishing a job includes besides the checks and the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// `gmr run`: the job report in the work directory, the summary and
     /// its hints (unless quiet).
     Run,
@@ -49,7 +49,7 @@ pub enum Ending {
 
 /// Where a finished job's output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// The parts stay where they are (a stage that prints its manifest).
     Stay,
     /// The parts are in the output directory: write `_SUCCESS`.
@@ -59,7 +59,7 @@ pub enum Delivery {
 }
 
 /// A job being run in its work directory.
-pub struct Lifecycle<'a> {
+pub(crate) struct Lifecycle<'a> {
     wd: &'a WorkDir,
     job: Job,
     exec: Box<dyn Executor>,
@@ -87,7 +87,7 @@ impl<'a> Lifecycle<'a> {
     /// is made with this process's [`Resources`]. `started` is when the
     /// command started (for the summary); `child_nofile` the open-file
     /// limit gmr started with.
-    pub fn start(
+    pub(crate) fn start(
         wd: &'a WorkDir,
         spec: JobSpec,
         save: bool,
@@ -140,17 +140,17 @@ impl<'a> Lifecycle<'a> {
 
     /// Says whether the work directory stays after success (by default,
     /// unless marked temporary).
-    pub fn keep_workdir(&mut self, kept: bool) {
+    pub(crate) fn keep_workdir(&mut self, kept: bool) {
         self.kept = kept;
     }
 
     /// The job's spec.
-    pub fn spec(&self) -> &JobSpec {
+    pub(crate) fn spec(&self) -> &JobSpec {
         &self.job.spec
     }
 
     /// Runs the map phase.
-    pub fn map(&mut self) -> Result<Vec<TaskReport>> {
+    pub(crate) fn map(&mut self) -> Result<Vec<TaskReport>> {
         let splits = &self.job.spec.splits;
         let tasks: Vec<TaskId> = (0..splits.len()).map(TaskId::Map).collect();
         let bytes = splits.iter().map(Split::len).sum();
@@ -164,7 +164,7 @@ impl<'a> Lifecycle<'a> {
     }
 
     /// Runs the shuffle phase: each partition merged into one file.
-    pub fn shuffle(&mut self) -> Result<Vec<TaskReport>> {
+    pub(crate) fn shuffle(&mut self) -> Result<Vec<TaskReport>> {
         let tasks: Vec<TaskId> = (0..self.job.spec.reducers).map(TaskId::Shuffle).collect();
         let (reports, _) = self.phase("shuffle", &tasks, None)?;
         Ok(reports)
@@ -173,7 +173,7 @@ impl<'a> Lifecycle<'a> {
     /// Runs the reduce phase. A job whose map phase ran in another process
     /// (`gmr reduce`) takes the map side's totals from its committed
     /// reports, for the record count check.
-    pub fn reduce(&mut self) -> Result<Vec<TaskReport>> {
+    pub(crate) fn reduce(&mut self) -> Result<Vec<TaskReport>> {
         if self.map.is_none() {
             let mut map = PhaseTotals::default();
             for i in 0..self.job.spec.splits.len() {
@@ -195,7 +195,7 @@ impl<'a> Lifecycle<'a> {
     /// copy at the end, when they run in this process, each part's size is
     /// known once the map phase is over (a reducer that is `cat`, parts
     /// not compressed) and stdout is a file. Call it between the phases.
-    pub fn parts_to_stdout(&self) {
+    pub(crate) fn parts_to_stdout(&self) {
         let spec = &self.job.spec;
         let identity = matches!(self.job.reducer, Some(Program::Builtin(Builtin::Identity)));
         if !self.local || !identity || spec.compress.is_some() || spec.reducers == 0 {
@@ -345,7 +345,7 @@ impl<'a> Lifecycle<'a> {
     /// Finishes the job once its phases ran: checks the record counts,
     /// writes the job report (`gmr run`), removes what failed attempts
     /// left, delivers the output, and prints the summary.
-    pub fn finish(self, delivery: Delivery, ending: Ending) -> Result<()> {
+    pub(crate) fn finish(self, delivery: Delivery, ending: Ending) -> Result<()> {
         let result = self.deliver(delivery);
         // A stage that leaves its output for the next one ends its part.
         let state = match delivery {
@@ -431,7 +431,7 @@ impl Drop for Lifecycle<'_> {
 /// (`created`: made by gmr); when it fails, says where the work directory
 /// is kept, or removes it after a usage error. A work directory gmr made
 /// is removed after success too.
-pub fn keeping_workdir<T>(
+pub(crate) fn keeping_workdir<T>(
     wd: &WorkDir,
     created: bool,
     body: impl FnOnce() -> Result<T>,
@@ -456,7 +456,7 @@ pub fn keeping_workdir<T>(
 
 /// A failed job's error, saying where its work directory (kept) and its
 /// report are: a stage's as much as a `gmr run`'s. Other errors as they are.
-pub fn kept_for_inspection(wd: &WorkDir, e: Error) -> Error {
+pub(crate) fn kept_for_inspection(wd: &WorkDir, e: Error) -> Error {
     if !matches!(e, Error::Job { .. }) {
         return e;
     }

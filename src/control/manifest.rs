@@ -24,7 +24,7 @@ use std::path::PathBuf;
 /// One manifest line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Entry {
+pub(crate) enum Entry {
     /// A split made by `gmr split`.
     Split {
         /// The work directory stdin was spooled to, if any.
@@ -81,7 +81,7 @@ pub enum Entry {
 
 impl Entry {
     /// The job the line belongs to, if it says.
-    pub fn job(&self) -> Option<&str> {
+    pub(crate) fn job(&self) -> Option<&str> {
         match self {
             Entry::Map { job, .. } | Entry::Partition { job, .. } => Some(job),
             Entry::Split { .. } | Entry::Part { .. } => None,
@@ -89,7 +89,7 @@ impl Entry {
     }
 
     /// The work directory the line names, if any.
-    pub fn workdir(&self) -> Option<&PathBuf> {
+    pub(crate) fn workdir(&self) -> Option<&PathBuf> {
         match self {
             Entry::Split { workdir, .. } => workdir.as_ref(),
             Entry::Map { workdir, .. } | Entry::Partition { workdir, .. } => Some(workdir),
@@ -99,7 +99,7 @@ impl Entry {
 }
 
 /// Reads manifest lines from `input` (blank lines skipped).
-pub fn read(input: impl BufRead, stage: &str) -> Result<Vec<Entry>> {
+pub(crate) fn read(input: impl BufRead, stage: &str) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for (n, line) in input.lines().enumerate() {
         let line =
@@ -119,7 +119,7 @@ pub fn read(input: impl BufRead, stage: &str) -> Result<Vec<Entry>> {
 }
 
 /// Writes manifest lines to `out`.
-pub fn write(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
+pub(crate) fn write(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
     for e in entries {
         serde_json::to_writer(&mut *out, e)?;
         out.write_all(b"\n")?;

@@ -3,8 +3,8 @@
 //! ([`lifecycle`]), the phases' scheduling ([`coordinator`]) and the stages'
 //! JSON lines ([`manifest`]).
 
-pub mod commands;
-pub mod coordinator;
-pub mod lifecycle;
-pub mod manifest;
-pub mod plan;
+pub(crate) mod commands;
+pub(crate) mod coordinator;
+pub(crate) mod lifecycle;
+pub(crate) mod manifest;
+pub(crate) mod plan;

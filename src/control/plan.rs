@@ -33,12 +33,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Tasks to run at once on this machine: `-j`, or the cores.
-pub fn jobs(exec: &ExecArgs) -> usize {
+pub(crate) fn jobs(exec: &ExecArgs) -> usize {
     exec.jobs.map_or_else(resources::cores, |j| j as usize)
 }
 
 /// The directory commands run in: the user's current directory.
-pub fn cwd() -> Result<PathBuf> {
+pub(crate) fn cwd() -> Result<PathBuf> {
     std::env::current_dir().map_err(|e| Error::Usage {
         message: format!("cannot read the current directory: {e}"),
         source: Some(Box::new(e)),
@@ -48,22 +48,22 @@ pub fn cwd() -> Result<PathBuf> {
 /// How the coordinator runs a job's phases: the reliability and display
 /// flags.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// Retries of a failed task.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// No progress display and no summary.
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Where one JSON line per attempt is appended.
-    pub joblog: Option<PathBuf>,
+    pub(crate) joblog: Option<PathBuf>,
     /// Status lines on a stderr that is not a terminal, this often (None:
     /// never).
-    pub status_interval: Option<std::time::Duration>,
+    pub(crate) status_interval: Option<std::time::Duration>,
 }
 
 impl RunOptions {
     /// The options of `--retries`, `--quiet`, `--joblog` and
     /// `--status-interval`.
-    pub fn new(ex: &ExecArgs) -> RunOptions {
+    pub(crate) fn new(ex: &ExecArgs) -> RunOptions {
         RunOptions {
             retries: ex.retries,
             quiet: ex.quiet,
@@ -74,7 +74,7 @@ impl RunOptions {
 }
 
 /// Where a job's tasks are to run, checked before anything is made.
-pub enum Placement {
+pub(crate) enum Placement {
     /// This machine, `-j` slots.
     Local(usize),
     /// The hosts of `--hosts`; the binary they run is copied into the
@@ -96,7 +96,7 @@ impl Placement {
     /// Reads and checks `--hosts` and the flags that go with it. `--hosts`
     /// needs an explicit work directory: remote tasks read their input and
     /// write their output there.
-    pub fn new(ex: &ExecArgs, workdir: Option<&Path>) -> Result<Placement> {
+    pub(crate) fn new(ex: &ExecArgs, workdir: Option<&Path>) -> Result<Placement> {
         if ex.slurm {
             if workdir.is_none() {
                 return Err(Error::usage(
@@ -196,7 +196,7 @@ impl Placement {
 
     /// The slots of the job in `wd`: this machine's, or the hosts', which
     /// are connected and checked now (see [`HostPool::connect`]).
-    pub fn connect(self, wd: &WorkDir, cwd: &Path) -> Result<Pool> {
+    pub(crate) fn connect(self, wd: &WorkDir, cwd: &Path) -> Result<Pool> {
         match self {
             Placement::Local(n) => Ok(Pool::Local(n)),
             Placement::Slurm {
@@ -366,20 +366,20 @@ fn stamped_files(files: &[PathBuf], spools: &[(PathBuf, PathBuf)]) -> Vec<PathBu
 }
 
 /// `gmr run`: what the flags decide, checked before anything is made.
-pub struct RunPlan<'a> {
+pub(crate) struct RunPlan<'a> {
     args: &'a RunArgs,
     side: MapSide<'a>,
     /// The recorded spec of the job being resumed.
-    pub recorded: Option<JobSpec>,
+    pub(crate) recorded: Option<JobSpec>,
     /// The output directory, checked; None for stdout.
-    pub output: Option<OutputDir>,
+    pub(crate) output: Option<OutputDir>,
 }
 
 impl<'a> RunPlan<'a> {
     /// Checks the flags, the commands, the job to resume and the output
     /// directory; nothing is made in a work directory yet. Returns the plan
     /// and where its tasks are to run.
-    pub fn new(args: &'a RunArgs) -> Result<(RunPlan<'a>, Placement)> {
+    pub(crate) fn new(args: &'a RunArgs) -> Result<(RunPlan<'a>, Placement)> {
         let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
         let map_only = args.map.reducers == Some(0);
         if map_only && args.reducer.is_some() {
@@ -450,12 +450,12 @@ impl<'a> RunPlan<'a> {
 
     /// Makes the output directory ready, replacing its files with
     /// `--force`: call it once every check has passed ([`RunPlan::spec`]).
-    pub fn make_output_ready(&self) -> Result<Option<OutputLock>> {
+    pub(crate) fn make_output_ready(&self) -> Result<Option<OutputLock>> {
         self.output.as_ref().map(OutputDir::make_ready).transpose()
     }
 
     /// The directory commands run in.
-    pub fn cwd(&self) -> &Path {
+    pub(crate) fn cwd(&self) -> &Path {
         &self.side.cwd
     }
 
@@ -463,7 +463,7 @@ impl<'a> RunPlan<'a> {
     /// has `slots`: inputs resolved (standard input spooled into `wd`) and
     /// stamped, splits planned, or those of the job being resumed, which
     /// must be the same job.
-    pub fn spec(&self, wd: &WorkDir, slots: Slots) -> Result<JobSpec> {
+    pub(crate) fn spec(&self, wd: &WorkDir, slots: Slots) -> Result<JobSpec> {
         let inputs = &self.args.input.inputs;
         // Streams can be read once: a resumed job reads their spools.
         let reuse_spool = self.recorded.as_ref().is_some_and(|old| {
@@ -522,7 +522,7 @@ impl<'a> RunPlan<'a> {
 
 /// `gmr map`: the spec of a new job over `splits`, with `slots`; its
 /// inputs are stamped now.
-pub fn map_spec(
+pub(crate) fn map_spec(
     cwd: PathBuf,
     args: &MapArgs,
     splits: Vec<Split>,
@@ -578,7 +578,7 @@ fn total_order_cuts(spec: &JobSpec, wd: &WorkDir) -> Result<Vec<String>> {
 }
 
 /// `gmr map`: checks the commands before anything runs.
-pub fn check_map(args: &MapArgs) -> Result<PathBuf> {
+pub(crate) fn check_map(args: &MapArgs) -> Result<PathBuf> {
     let cwd = cwd()?;
     MapSide {
         cwd: cwd.clone(),
@@ -594,7 +594,7 @@ pub fn check_map(args: &MapArgs) -> Result<PathBuf> {
 
 /// `gmr split`: the splits of the inputs, planned for `jobs` tasks;
 /// streams are spooled into `spool_dir`.
-pub fn split_inputs(input: &InputArgs, spool_dir: &Path, jobs: usize) -> Result<Vec<Split>> {
+pub(crate) fn split_inputs(input: &InputArgs, spool_dir: &Path, jobs: usize) -> Result<Vec<Split>> {
     let files = input::resolve_inputs(&input.inputs, spool_dir, false)?;
     plan_splits(&files, input, jobs, spool_dir).map(|(splits, _)| splits)
 }
@@ -614,13 +614,13 @@ fn recorded_spools(old: &JobSpec) -> input::Copies {
 }
 
 /// `gmr reduce`: checks the reducer before anything runs.
-pub fn check_reducer(reducer: &str) -> Result<()> {
+pub(crate) fn check_reducer(reducer: &str) -> Result<()> {
     Program::parse_flag(reducer, "-r")?.check("reducer", &cwd()?)
 }
 
 /// `gmr reduce`: the recorded map-side spec with the reducer, output and
 /// command limits of the reduce stage.
-pub fn reduce_spec(
+pub(crate) fn reduce_spec(
     mut spec: JobSpec,
     reducer: &str,
     output: PathBuf,

@@ -94,13 +94,13 @@ fn hash_key(key: &[u8], head: [u64; 2]) -> u64 {
 }
 
 /// The hash [`Aggregator::lines`] files `line` under.
-pub fn hash_line(line: &[u8]) -> u64 {
+pub(crate) fn hash_line(line: &[u8]) -> u64 {
     hash_key(line, head(line))
 }
 
 /// Partial results of one built-in, per key: an open-addressing table
 /// with linear probing, at most half full.
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     builtin: Builtin,
     key: KeySpec,
     /// Counts whole lines rather than aggregating values by key.
@@ -141,7 +141,7 @@ struct Batch {
 impl Aggregator {
     /// An empty table for `builtin`, which must have a merge form, whose
     /// slots may take about `budget` bytes.
-    pub fn new(builtin: Builtin, key: KeySpec, budget: usize) -> Aggregator {
+    pub(crate) fn new(builtin: Builtin, key: KeySpec, budget: usize) -> Aggregator {
         debug_assert!(builtin.merge_form().is_some());
         Aggregator {
             builtin,
@@ -164,7 +164,7 @@ impl Aggregator {
 
     /// An empty table that counts the copies of each distinct line; it
     /// drains them into the sort buffer with [`SortBuffer::push_copies`].
-    pub fn lines(key: KeySpec, budget: usize) -> Aggregator {
+    pub(crate) fn lines(key: KeySpec, budget: usize) -> Aggregator {
         Aggregator {
             lines: true,
             ..Aggregator::new(Builtin::Count, key, budget)
@@ -172,14 +172,14 @@ impl Aggregator {
     }
 
     /// Records taken since the table was last drained.
-    pub fn records(&self) -> u64 {
+    pub(crate) fn records(&self) -> u64 {
         self.records
     }
 
     /// Adds one record (without its `\n`). Records are taken in batches:
     /// an error in a value may be reported a few records late.
     #[inline]
-    pub fn push(&mut self, line: &[u8]) -> io::Result<()> {
+    pub(crate) fn push(&mut self, line: &[u8]) -> io::Result<()> {
         self.records += 1;
         let f = if self.lines {
             crate::data::record::Fields {
@@ -346,7 +346,7 @@ impl Aggregator {
     }
 
     /// Memory the table takes, roughly; `usize::MAX` once it is full.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         if self.full {
             return usize::MAX;
         }
@@ -356,7 +356,7 @@ impl Aggregator {
     /// Moves every partial result into `buffer` as a `key<SEP>partial`
     /// record and empties the table; returns how many. The table shrinks to
     /// its first size, so that memory is again that of the keys it holds.
-    pub fn drain_into(&mut self, buffer: &mut SortBuffer) -> io::Result<u64> {
+    pub(crate) fn drain_into(&mut self, buffer: &mut SortBuffer) -> io::Result<u64> {
         self.flush()?;
         let (mut key, mut line) = (Vec::new(), std::mem::take(&mut self.line));
         for slot in self.slots.iter().filter(|s| s.len != EMPTY) {
@@ -396,7 +396,7 @@ mod tests {
 
     thread_local! {
         /// Makes every key hash alike, so that every lookup compares keys.
-        pub static COLLIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        pub(crate) static COLLIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 
     /// The buffer's records, sorted.

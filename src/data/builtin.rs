@@ -13,7 +13,7 @@ use std::io::{self, Write};
 
 /// A built-in reducer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Builtin {
+pub(crate) enum Builtin {
     /// `key<SEP>N`: the number of records of each key.
     Count,
     /// `key<SEP>S`: the sum of the integer values of each key.
@@ -28,7 +28,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// Every built-in, with its name and what it does (for help and errors).
-    pub const ALL: [(Builtin, &'static str, &'static str); 5] = [
+    pub(crate) const ALL: [(Builtin, &'static str, &'static str); 5] = [
         (Builtin::Count, "@count", "records per key: key<TAB>count"),
         (
             Builtin::Sum,
@@ -53,7 +53,7 @@ impl Builtin {
     ];
 
     /// The built-in named `name` (`@count`, …).
-    pub fn from_name(name: &str) -> Option<Builtin> {
+    pub(crate) fn from_name(name: &str) -> Option<Builtin> {
         Builtin::ALL
             .iter()
             .find(|(_, n, _)| *n == name)
@@ -62,7 +62,7 @@ impl Builtin {
 
     /// The built-in that merges this one's partial results, when it has
     /// any: counts are merged by summing them. `@identity` has none.
-    pub fn merge_form(self) -> Option<Builtin> {
+    pub(crate) fn merge_form(self) -> Option<Builtin> {
         match self {
             Builtin::Count | Builtin::Sum => Some(Builtin::Sum),
             Builtin::Min | Builtin::Max => Some(self),
@@ -71,7 +71,7 @@ impl Builtin {
     }
 
     /// Its name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         Builtin::ALL
             .iter()
             .find(|(b, _, _)| *b == self)
@@ -84,7 +84,7 @@ impl Builtin {
 /// keep per key, whether keys arrive grouped (a reducer) or in any order
 /// (map-side aggregation in a hash table).
 #[derive(Debug, Clone)]
-pub enum Acc {
+pub(crate) enum Acc {
     /// Records seen.
     Count(u64),
     /// Sum of values.
@@ -100,7 +100,7 @@ pub enum Acc {
 
 impl Acc {
     /// A fresh accumulator for `builtin` (not `@identity`).
-    pub fn new(builtin: Builtin) -> Acc {
+    pub(crate) fn new(builtin: Builtin) -> Acc {
         match builtin {
             Builtin::Count => Acc::Count(0),
             Builtin::Sum => Acc::Sum(0),
@@ -113,7 +113,7 @@ impl Acc {
 
     /// Adds one record's value.
     #[inline]
-    pub fn add(&mut self, builtin: Builtin, key: &[u8], value: &[u8]) -> io::Result<()> {
+    pub(crate) fn add(&mut self, builtin: Builtin, key: &[u8], value: &[u8]) -> io::Result<()> {
         match self {
             Acc::Count(n) => *n += 1,
             Acc::Sum(s) => {
@@ -134,7 +134,7 @@ impl Acc {
     }
 
     /// Memory it takes, roughly.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         size_of::<Acc>()
             + match self {
                 Acc::Extreme { text, .. } => text.capacity(),
@@ -143,7 +143,7 @@ impl Acc {
     }
 
     /// Appends `key<SEP>result\n` to `out`.
-    pub fn write_line(&self, key: &[u8], separator: u8, out: &mut Vec<u8>) {
+    pub(crate) fn write_line(&self, key: &[u8], separator: u8, out: &mut Vec<u8>) {
         out.extend_from_slice(key);
         out.push(separator);
         match self {
@@ -171,7 +171,7 @@ impl std::fmt::Write for Digits<'_> {
 
 /// A built-in running as a byte sink: write its input into it, then call
 /// [`Sink::finish`]; its output goes to `emit` in large chunks.
-pub struct Sink<'a> {
+pub(crate) struct Sink<'a> {
     builtin: Builtin,
     key: KeySpec,
     lines: LineSplitter,
@@ -184,7 +184,7 @@ const FLUSH_AT: usize = 256 << 10;
 
 impl<'a> Sink<'a> {
     /// A sink for `builtin` with the job's key spec.
-    pub fn new(
+    pub(crate) fn new(
         builtin: Builtin,
         key: KeySpec,
         emit: &'a mut dyn FnMut(&[u8]) -> io::Result<()>,
@@ -228,7 +228,7 @@ impl<'a> Sink<'a> {
 
     /// Ends the input: processes a last line without `\n`, closes the last
     /// group and emits what is left.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub(crate) fn finish(mut self) -> io::Result<()> {
         let mut lines = std::mem::take(&mut self.lines);
         lines.finish(|l| self.record(l))?;
         self.close_group();

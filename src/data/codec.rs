@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 /// A compression an input is read through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Codec {
+pub(crate) enum Codec {
     /// gzip (several members are read one after the other).
     Gzip,
     /// Zstandard (several frames too).
@@ -31,7 +31,7 @@ impl Codec {
     /// `1f 8b 08`, zstd `28 b5 2f fd`, bzip2 `BZh1`-`BZh9` followed by the
     /// block magic `31 41 59 26 53 59`, xz `fd 37 7a 58 5a 00`. No text
     /// starts with any of them.
-    pub fn sniff(file: &File) -> io::Result<Option<Codec>> {
+    pub(crate) fn sniff(file: &File) -> io::Result<Option<Codec>> {
         let mut head = [0u8; 10];
         let mut n = 0;
         while n < head.len() {
@@ -61,7 +61,7 @@ impl Codec {
     }
 
     /// Its name, as `--compress` and messages spell it.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Codec::Gzip => "gzip",
             Codec::Zstd => "zstd",
@@ -73,7 +73,10 @@ impl Codec {
 
 impl Codec {
     /// A reader of what `inner`, compressed with this codec, holds.
-    pub fn decoder<'a>(self, inner: impl io::BufRead + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    pub(crate) fn decoder<'a>(
+        self,
+        inner: impl io::BufRead + 'a,
+    ) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
             Codec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
             Codec::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(inner)),
@@ -83,7 +86,7 @@ impl Codec {
     }
 
     /// The file name extension of output parts written with it.
-    pub fn extension(self) -> &'static str {
+    pub(crate) fn extension(self) -> &'static str {
         match self {
             Codec::Gzip => ".gz",
             Codec::Zstd => ".zst",
@@ -93,7 +96,7 @@ impl Codec {
     }
 
     /// Parses `--compress`: `gz` or `zst` (gzip, zstd also accepted).
-    pub fn parse_output(s: &str) -> Result<Codec, String> {
+    pub(crate) fn parse_output(s: &str) -> Result<Codec, String> {
         match s {
             "gz" | "gzip" => Ok(Codec::Gzip),
             "zst" | "zstd" => Ok(Codec::Zstd),
@@ -104,7 +107,7 @@ impl Codec {
 
 /// A writer that compresses what it is given into `W`; [`Encoder::finish`]
 /// writes the end of the stream and gives `W` back.
-pub enum Encoder<W: Write> {
+pub(crate) enum Encoder<W: Write> {
     /// No compression.
     Plain(W),
     /// gzip, at flate2's default level.
@@ -116,7 +119,7 @@ pub enum Encoder<W: Write> {
 impl<W: Write> Encoder<W> {
     /// An encoder of `codec` (None: none) in front of `inner`. Only gzip
     /// and zstd are written.
-    pub fn new(codec: Option<Codec>, inner: W) -> io::Result<Encoder<W>> {
+    pub(crate) fn new(codec: Option<Codec>, inner: W) -> io::Result<Encoder<W>> {
         Ok(match codec {
             None => Encoder::Plain(inner),
             Some(Codec::Gzip) => Encoder::Gzip(flate2::write::GzEncoder::new(
@@ -134,7 +137,7 @@ impl<W: Write> Encoder<W> {
     }
 
     /// Ends the stream and returns the writer it went to.
-    pub fn finish(self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Plain(w) => Ok(w),
             Encoder::Gzip(e) => e.finish(),

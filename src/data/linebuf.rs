@@ -8,23 +8,23 @@
 use std::io::{self, Write};
 
 /// Bytes gathered before they are written to a file.
-pub const BLOCK: usize = 1 << 20;
+pub(crate) const BLOCK: usize = 1 << 20;
 
 /// Bytes gathered before they are written to a command's input: what a
 /// pipe holds, so that the command gets its first records early, and one
 /// that stops reading (`head`) is noticed after a pipe's worth more.
-pub const PIPE_BLOCK: usize = 64 << 10;
+pub(crate) const PIPE_BLOCK: usize = 64 << 10;
 
 /// The buffer of a file that merges and parts are written to, and of a
 /// built-in's input: smaller than a [`BLOCK`], so that a merge's blocks
 /// pass through it whole rather than being copied into it (a copy of every
 /// byte of a partition), while a command's output, read a pipe's worth at
 /// a time, is still written in fewer, larger writes.
-pub const WRITE_BUFFER: usize = 256 << 10;
+pub(crate) const WRITE_BUFFER: usize = 256 << 10;
 
 /// Asks the CPU to start loading `p`'s cache line: a hint, never a fault.
 #[inline]
-pub fn prefetch<T>(p: *const T) {
+pub(crate) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint; it never faults, whatever the address.
     unsafe {
@@ -77,7 +77,7 @@ unsafe fn copy_short(dst: *mut u8, src: &[u8]) {
 
 /// Appends `src` to `v`, copying short slices without a `memcpy` call.
 #[inline]
-pub fn extend_short(v: &mut Vec<u8>, src: &[u8]) {
+pub(crate) fn extend_short(v: &mut Vec<u8>, src: &[u8]) {
     v.reserve(src.len());
     let at = v.len();
     // SAFETY: `reserve` made room for `src.len()` bytes after `at`, and
@@ -89,7 +89,7 @@ pub fn extend_short(v: &mut Vec<u8>, src: &[u8]) {
 }
 
 /// Gathers `\n`-terminated lines into 1 MiB blocks for a writer.
-pub struct LineBlock<W: Write> {
+pub(crate) struct LineBlock<W: Write> {
     out: W,
     block: Vec<u8>,
     /// The block's size.
@@ -98,12 +98,12 @@ pub struct LineBlock<W: Write> {
 
 impl<W: Write> LineBlock<W> {
     /// A block buffer of [`BLOCK`] bytes in front of `out`.
-    pub fn new(out: W) -> LineBlock<W> {
+    pub(crate) fn new(out: W) -> LineBlock<W> {
         LineBlock::with_size(out, BLOCK)
     }
 
     /// A block buffer of `size` bytes in front of `out`.
-    pub fn with_size(out: W, size: usize) -> LineBlock<W> {
+    pub(crate) fn with_size(out: W, size: usize) -> LineBlock<W> {
         LineBlock {
             out,
             block: Vec::with_capacity(size),
@@ -113,7 +113,7 @@ impl<W: Write> LineBlock<W> {
 
     /// Writes `line` and a `\n`.
     #[inline]
-    pub fn line(&mut self, line: &[u8]) -> io::Result<()> {
+    pub(crate) fn line(&mut self, line: &[u8]) -> io::Result<()> {
         let n = line.len();
         if self.size - self.block.len() <= n {
             self.write_block()?;
@@ -141,13 +141,13 @@ impl<W: Write> LineBlock<W> {
     }
 
     /// Writes what is gathered and flushes the writer.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.write_block()?;
         self.out.flush()
     }
 
     /// Writes what is gathered and returns the writer.
-    pub fn into_inner(mut self) -> io::Result<W> {
+    pub(crate) fn into_inner(mut self) -> io::Result<W> {
         self.write_block()?;
         Ok(self.out)
     }

@@ -21,7 +21,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// A sorted run to merge: its bytes, and the size of its read buffer.
-pub struct Run {
+pub(crate) struct Run {
     src: Box<dyn Read + Send>,
     buffer: usize,
 }
@@ -29,7 +29,7 @@ pub struct Run {
 impl Run {
     /// A run read from `src` through a buffer of `buffer` bytes (it grows
     /// for a record longer than that).
-    pub fn new(src: impl Read + Send + 'static, buffer: usize) -> Run {
+    pub(crate) fn new(src: impl Read + Send + 'static, buffer: usize) -> Run {
         Run {
             src: Box::new(src),
             buffer: buffer.max(16),
@@ -43,19 +43,19 @@ const MERGE_MEMORY: usize = 32 << 20;
 
 /// The read buffer of each of `runs` runs merged at once: 256 KiB for
 /// sequential reads, less when there are more than 128 runs.
-pub fn run_buffer(runs: usize) -> usize {
+pub(crate) fn run_buffer(runs: usize) -> usize {
     (MERGE_MEMORY / runs.max(1)).clamp(16 << 10, 256 << 10)
 }
 
 /// Opens one segment of a runs file, with a read buffer of `buffer` bytes.
-pub fn open_segment(path: &Path, seg: Segment, buffer: usize) -> io::Result<Run> {
+pub(crate) fn open_segment(path: &Path, seg: Segment, buffer: usize) -> io::Result<Run> {
     let mut file = File::open(path).map_err(too_many_files)?;
     file.seek(SeekFrom::Start(seg.start))?;
     Ok(Run::new(file.take(seg.end - seg.start), buffer))
 }
 
 /// Opens a whole file as one run.
-pub fn open_file(path: &Path) -> io::Result<Run> {
+pub(crate) fn open_file(path: &Path) -> io::Result<Run> {
     Ok(Run::new(
         File::open(path).map_err(too_many_files)?,
         run_buffer(1),
@@ -64,16 +64,16 @@ pub fn open_file(path: &Path) -> io::Result<Run> {
 
 /// A sorted run on disk: a segment of a file.
 #[derive(Debug, Clone)]
-pub struct RunFile {
+pub(crate) struct RunFile {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The run's bytes in it.
-    pub segment: Segment,
+    pub(crate) segment: Segment,
 }
 
 impl RunFile {
     /// Opens the run with a read buffer of `buffer` bytes.
-    pub fn open(&self, buffer: usize) -> io::Result<Run> {
+    pub(crate) fn open(&self, buffer: usize) -> io::Result<Run> {
         open_segment(&self.path, self.segment, buffer)
     }
 }
@@ -84,7 +84,7 @@ impl RunFile {
 /// the least data is written again. A file made here is removed once
 /// merged again; the caller removes the files it is returned. Equal
 /// records are byte-equal, so the grouping changes nothing in the output.
-pub fn narrow(
+pub(crate) fn narrow(
     order: &Order,
     mut runs: Vec<RunFile>,
     fan_in: usize,
@@ -122,18 +122,18 @@ pub fn narrow(
 
 /// The runs of one merge, opened, and the intermediate files made to
 /// narrow them down.
-pub struct Opened {
+pub(crate) struct Opened {
     /// The runs to merge.
-    pub runs: Vec<Run>,
+    pub(crate) runs: Vec<Run>,
     /// The intermediate files [`narrow`] made in the merge's directory: the
     /// caller removes them (the open runs keep reading them).
-    pub intermediate: Vec<PathBuf>,
+    pub(crate) intermediate: Vec<PathBuf>,
 }
 
 /// Opens `files` for one merge: narrowed first ([`narrow`], into
 /// `dir/{name}-N`) when there are more than `fan_in`, each with its share
 /// of the merge's read buffers.
-pub fn open_narrowed(
+pub(crate) fn open_narrowed(
     order: &Order,
     files: Vec<RunFile>,
     fan_in: usize,
@@ -315,7 +315,7 @@ fn before(readers: &[Reader], a: usize, b: usize, encoded: bool) -> bool {
 /// A loser tree picks the next record: internal node `n` (1 ≤ n < k) holds
 /// the run that lost the match played there, leaf `k + i` is run `i`, and
 /// only the path from the winner's leaf is replayed when it moves on.
-pub fn merge(
+pub(crate) fn merge(
     order: &Order,
     runs: Vec<Run>,
     mut emit: impl FnMut(&[u8]) -> io::Result<()>,
@@ -372,7 +372,7 @@ pub fn merge(
 /// bytes ([`crate::data::linebuf::BLOCK`] for a file,
 /// [`crate::data::linebuf::PIPE_BLOCK`] for a command's input) and needs no
 /// buffer of its own.
-pub fn merge_into(
+pub(crate) fn merge_into(
     order: &Order,
     runs: Vec<Run>,
     out: impl Write,

@@ -9,14 +9,14 @@
 //! built-ins of [`builtin`]), and merged ([`merge`]) through line blocks
 //! ([`linebuf`]).
 
-pub mod aggregate;
-pub mod builtin;
-pub mod codec;
-pub mod linebuf;
-pub mod merge;
-pub mod order;
-pub mod partition;
-pub mod record;
-pub mod sort;
-pub mod sortkey;
-pub mod split;
+pub(crate) mod aggregate;
+pub(crate) mod builtin;
+pub(crate) mod codec;
+pub(crate) mod linebuf;
+pub(crate) mod merge;
+pub(crate) mod order;
+pub(crate) mod partition;
+pub(crate) mod record;
+pub(crate) mod sort;
+pub(crate) mod sortkey;
+pub(crate) mod split;

@@ -17,17 +17,17 @@ use std::sync::Arc;
 
 /// How map output is partitioned and ordered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
+pub(crate) struct Order {
     /// How records split into key and value (built-ins and reducers group
     /// by the key).
-    pub key: KeySpec,
+    pub(crate) key: KeySpec,
     sort: Option<SortKeys>,
     cuts: Option<Arc<[Vec<u8>]>>,
 }
 
 impl Order {
     /// The default: by key, value and line, partitioned by the key's hash.
-    pub fn new(key: KeySpec) -> Order {
+    pub(crate) fn new(key: KeySpec) -> Order {
         Order {
             key,
             sort: None,
@@ -36,35 +36,35 @@ impl Order {
     }
 
     /// Orders by `keys`, then by the whole line.
-    pub fn with_sort_keys(mut self, keys: SortKeys) -> Order {
+    pub(crate) fn with_sort_keys(mut self, keys: SortKeys) -> Order {
         self.sort = Some(keys);
         self
     }
 
     /// Partitions by rank: partition `p` holds the ranks above cut
     /// `p - 1` and up to cut `p` (`cuts` ascending, at most R - 1).
-    pub fn with_cuts(mut self, cuts: Vec<Vec<u8>>) -> Order {
+    pub(crate) fn with_cuts(mut self, cuts: Vec<Vec<u8>>) -> Order {
         self.cuts = Some(cuts.into());
         self
     }
 
     /// The sort keys, when records order by them.
     #[inline]
-    pub fn sort_keys(&self) -> Option<&SortKeys> {
+    pub(crate) fn sort_keys(&self) -> Option<&SortKeys> {
         self.sort.as_ref()
     }
 
     /// The bytes that place a record with key `key` and sort-key encoding
     /// `encoded` (empty without sort keys) in the total order.
     #[inline]
-    pub fn rank<'a>(&self, key: &'a [u8], encoded: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn rank<'a>(&self, key: &'a [u8], encoded: &'a [u8]) -> &'a [u8] {
         if self.sort.is_some() { encoded } else { key }
     }
 
     /// The partition, among `reducers`, of a record with key `key` and
     /// sort-key encoding `encoded` (empty without sort keys).
     #[inline]
-    pub fn partition(&self, key: &[u8], encoded: &[u8], reducers: u32) -> u32 {
+    pub(crate) fn partition(&self, key: &[u8], encoded: &[u8], reducers: u32) -> u32 {
         match &self.cuts {
             None => partition(self.key.partition_key(key), reducers),
             Some(cuts) => {

@@ -9,7 +9,7 @@ use twox_hash::XxHash3_64;
 
 /// The partition of `key` among `reducers` partitions (`reducers` > 0).
 #[inline]
-pub fn partition(key: &[u8], reducers: u32) -> u32 {
+pub(crate) fn partition(key: &[u8], reducers: u32) -> u32 {
     debug_assert!(reducers > 0);
     if reducers == 1 {
         return 0;

@@ -13,17 +13,17 @@ use std::cmp::Ordering;
 
 /// How a line splits into key and value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeySpec {
+pub(crate) struct KeySpec {
     /// The separator byte (TAB by default).
-    pub separator: u8,
+    pub(crate) separator: u8,
     /// How many leading fields make the key (1 by default).
-    pub key_fields: u32,
+    pub(crate) key_fields: u32,
     /// How many leading fields choose the partition, when fewer than the
     /// key's (`--partition-fields`, Hadoop's KeyFieldBasedPartitioner
     /// `-k1,N`): records whose first N fields are equal meet in one
     /// partition, so one reducer sees all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition_fields: Option<u32>,
+    pub(crate) partition_fields: Option<u32>,
 }
 
 impl Default for KeySpec {
@@ -38,17 +38,17 @@ impl Default for KeySpec {
 
 /// Where key and value lie inside a line (without its `\n`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Fields {
+pub(crate) struct Fields {
     /// The key is `line[..key_end]`.
-    pub key_end: usize,
+    pub(crate) key_end: usize,
     /// The value is `line[value_start..]`.
-    pub value_start: usize,
+    pub(crate) value_start: usize,
 }
 
 impl KeySpec {
     /// Finds key and value in `line` (which must not include its `\n`).
     #[inline]
-    pub fn fields(&self, line: &[u8]) -> Fields {
+    pub(crate) fn fields(&self, line: &[u8]) -> Fields {
         // Most records are short words: a plain loop beats memchr's SIMD
         // set-up there (it showed in profiles of word counts).
         if self.key_fields == 1 && line.len() <= 32 {
@@ -81,14 +81,14 @@ impl KeySpec {
 
     /// The key of `line`.
     #[inline]
-    pub fn key<'a>(&self, line: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn key<'a>(&self, line: &'a [u8]) -> &'a [u8] {
         &line[..self.fields(line).key_end]
     }
 
     /// The bytes that choose the partition of a record whose key is
     /// `key`: the key, or its first `--partition-fields` fields.
     #[inline]
-    pub fn partition_key<'a>(&self, key: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn partition_key<'a>(&self, key: &'a [u8]) -> &'a [u8] {
         match self.partition_fields {
             Some(n) if n < self.key_fields => {
                 let end = memchr::memchr_iter(self.separator, key)
@@ -103,7 +103,7 @@ impl KeySpec {
 
 /// Compares two lines whose fields are already known: key, value, line.
 #[inline]
-pub fn compare(a: &[u8], fa: Fields, b: &[u8], fb: Fields) -> Ordering {
+pub(crate) fn compare(a: &[u8], fa: Fields, b: &[u8], fb: Fields) -> Ordering {
     cmp_bytes(&a[..fa.key_end], &b[..fb.key_end])
         .then_with(|| cmp_bytes(&a[fa.value_start..], &b[fb.value_start..]))
         .then_with(|| a.cmp(b))
@@ -113,7 +113,7 @@ pub fn compare(a: &[u8], fa: Fields, b: &[u8], fb: Fields) -> Ordering {
 /// to 16 bytes (most keys and values): zero-padded big-endian words, then
 /// length, order such slices exactly as bytewise comparison does.
 #[inline]
-pub fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+pub(crate) fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
     if a.len() > 16 || b.len() > 16 {
         return a.cmp(b);
     }
@@ -127,7 +127,7 @@ pub fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
 /// The first eight key bytes as a big-endian number, zero-padded: comparing
 /// two prefixes orders keys correctly unless the prefixes are equal.
 #[inline]
-pub fn key_prefix(key: &[u8]) -> u64 {
+pub(crate) fn key_prefix(key: &[u8]) -> u64 {
     if let Some(word) = key.first_chunk::<8>() {
         return u64::from_be_bytes(*word);
     }
@@ -148,14 +148,14 @@ pub fn key_prefix(key: &[u8]) -> u64 {
 
 /// Cuts a stream of chunks into records: a record may span chunks.
 #[derive(Debug, Default)]
-pub struct LineSplitter {
+pub(crate) struct LineSplitter {
     partial: Vec<u8>,
 }
 
 impl LineSplitter {
     /// Calls `f` with each record completed by `chunk` (without `\n`).
     #[inline]
-    pub fn feed<E>(
+    pub(crate) fn feed<E>(
         &mut self,
         chunk: &[u8],
         mut f: impl FnMut(&[u8]) -> Result<(), E>,
@@ -181,12 +181,12 @@ impl LineSplitter {
     }
 
     /// Takes the start of a record not ended yet, leaving none.
-    pub fn take_partial(&mut self) -> Vec<u8> {
+    pub(crate) fn take_partial(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.partial)
     }
 
     /// Ends the stream: calls `f` with a last record that had no `\n`.
-    pub fn finish<E>(&mut self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    pub(crate) fn finish<E>(&mut self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         if self.partial.is_empty() {
             return Ok(());
         }

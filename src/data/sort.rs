@@ -31,7 +31,7 @@ use std::io::{self, Write};
 
 /// The most bytes of records one buffer holds (entries address the arena
 /// with 32-bit offsets, which keeps them small and the sort fast).
-pub const MAX_ARENA: usize = 3 << 30;
+pub(crate) const MAX_ARENA: usize = 3 << 30;
 
 /// Bytes of bookkeeping per record, counted against the buffer's size.
 const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
@@ -45,7 +45,7 @@ const RADIX_MIN: usize = 64;
 const PARALLEL_SORT_MIN: usize = 1 << 16;
 /// The most partitions a job may have (entries keep the partition in 29
 /// bits; more than a million part files is no job this tool is for).
-pub const MAX_PARTITIONS: u32 = 1 << 20;
+pub(crate) const MAX_PARTITIONS: u32 = 1 << 20;
 
 /// Above this many partitions the first radix pass is by partition alone,
 /// so that its bucket counts stay small.
@@ -355,13 +355,13 @@ fn radix_sort_values(mut entries: &mut [Entry], mut depth: u32, data: &[u8]) {
 
 /// Where one partition's records lie in a runs file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Segment {
+pub(crate) struct Segment {
     /// First byte.
-    pub start: u64,
+    pub(crate) start: u64,
     /// One past the last byte.
-    pub end: u64,
+    pub(crate) end: u64,
     /// Records in it.
-    pub records: u64,
+    pub(crate) records: u64,
 }
 
 /// Sort buffers given back by finished map tasks, for the next task in
@@ -369,7 +369,7 @@ pub struct Segment {
 /// kernel, as it first fills: a tenth of gmr's time in profiles of a word
 /// count with eight map tasks. A reused one's are resident.
 #[derive(Default)]
-pub struct BufferPool {
+pub(crate) struct BufferPool {
     /// Buffers kept at most: as many as tasks run at once, so that memory
     /// stays what the running tasks had, however many tasks the job has.
     keep: usize,
@@ -386,7 +386,7 @@ impl std::fmt::Debug for BufferPool {
 
 impl BufferPool {
     /// A pool keeping at most `keep` buffers.
-    pub fn new(keep: usize) -> BufferPool {
+    pub(crate) fn new(keep: usize) -> BufferPool {
         BufferPool {
             keep,
             buffers: std::sync::Mutex::default(),
@@ -399,7 +399,7 @@ impl BufferPool {
 
     /// A buffer like [`SortBuffer::with_capacity`], reusing one a finished
     /// task gave back when there is one big enough.
-    pub fn take(&self, order: Order, reducers: u32, bytes: usize) -> SortBuffer {
+    pub(crate) fn take(&self, order: Order, reducers: u32, bytes: usize) -> SortBuffer {
         // A pooled buffer too small for this task is dropped, not kept:
         // the tasks of a job all ask for the same size.
         let reused = self
@@ -418,7 +418,7 @@ impl BufferPool {
     }
 
     /// Keeps `buffer`'s memory for the next [`BufferPool::take`].
-    pub fn give_back(&self, mut buffer: SortBuffer) {
+    pub(crate) fn give_back(&self, mut buffer: SortBuffer) {
         // Nothing of a line being read goes to the next task.
         buffer.line_start = buffer.data.len();
         buffer.clear();
@@ -430,13 +430,13 @@ impl BufferPool {
 
     /// Frees the buffers kept for reuse: the map phase is over, and their
     /// memory is better left to the merges and reducers.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.buffers().clear();
     }
 }
 
 /// Records waiting to be sorted and written.
-pub struct SortBuffer {
+pub(crate) struct SortBuffer {
     order: Order,
     /// Scratch for a record's sort-key encoding.
     encoded: Vec<u8>,
@@ -453,14 +453,14 @@ pub struct SortBuffer {
 
 impl SortBuffer {
     /// An empty buffer for `reducers` partitions (> 0).
-    pub fn new(order: Order, reducers: u32) -> SortBuffer {
+    pub(crate) fn new(order: Order, reducers: u32) -> SortBuffer {
         SortBuffer::with_capacity(order, reducers, 0)
     }
 
     /// Adds one record (without its `\n`). The caller spills before the
     /// arena reaches [`MAX_ARENA`].
     #[inline]
-    pub fn push(&mut self, line: &[u8]) {
+    pub(crate) fn push(&mut self, line: &[u8]) {
         debug_assert_eq!(self.line_start, self.data.len(), "a line is being read");
         if self.order.sort_keys().is_some() {
             return self.push_encoded(line);
@@ -494,7 +494,7 @@ impl SortBuffer {
 
     /// Whether [`SortBuffer::read_lines`] may be used: records are stored
     /// as they are, not encoded by sort keys.
-    pub fn reads_lines(&self) -> bool {
+    pub(crate) fn reads_lines(&self) -> bool {
         self.order.sort_keys().is_none()
     }
 
@@ -505,7 +505,7 @@ impl SortBuffer {
     /// at the arena's end for the next read ([`SortBuffer::end_line`]
     /// takes it as it is). Returns the bytes read and the records added.
     /// Unlike [`SortBuffer::push`], no record is copied.
-    pub fn read_lines<E>(
+    pub(crate) fn read_lines<E>(
         &mut self,
         max: usize,
         read: impl FnOnce(&mut Vec<u8>, usize) -> Result<usize, E>,
@@ -534,7 +534,7 @@ impl SortBuffer {
 
     /// Ends what [`SortBuffer::read_lines`] read: a last line without a
     /// `\n` becomes a record. Returns whether there was one.
-    pub fn end_line(&mut self) -> bool {
+    pub(crate) fn end_line(&mut self) -> bool {
         let (start, end) = (self.line_start, self.data.len());
         if start == end {
             return false;
@@ -577,7 +577,7 @@ impl SortBuffer {
     /// sorted once and written out `copies` times. Map output that repeats
     /// whole lines (a word count's `word<TAB>1`) sorts as fast as its
     /// distinct lines.
-    pub fn push_copies(&mut self, line: &[u8], mut copies: u64) {
+    pub(crate) fn push_copies(&mut self, line: &[u8], mut copies: u64) {
         while copies > 1 {
             let n = u32::try_from(copies).unwrap_or(u32::MAX);
             self.data.extend_from_slice(&n.to_ne_bytes());
@@ -597,7 +597,7 @@ impl SortBuffer {
     /// resident); growing by doubling is not: every smaller buffer the
     /// vectors outgrow stays in the allocator's per-thread arena, which
     /// made a task's resident memory about 1.4 times its sort buffer.
-    pub fn with_capacity(order: Order, reducers: u32, bytes: usize) -> SortBuffer {
+    pub(crate) fn with_capacity(order: Order, reducers: u32, bytes: usize) -> SortBuffer {
         assert!(reducers <= MAX_PARTITIONS, "{reducers} partitions");
         SortBuffer {
             order,
@@ -611,33 +611,33 @@ impl SortBuffer {
     }
 
     /// The number of partitions.
-    pub fn reducers(&self) -> u32 {
+    pub(crate) fn reducers(&self) -> u32 {
         self.reducers
     }
 
     /// The order records are sorted in.
-    pub fn order(&self) -> &Order {
+    pub(crate) fn order(&self) -> &Order {
         &self.order
     }
 
     /// Memory the buffered records take (a line still being read aside:
     /// it is no record yet, and spilling cannot make room for it).
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.line_start + self.entries.len() * ENTRY_BYTES
     }
 
     /// Records buffered.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records
     }
 
     /// True when nothing is buffered.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Sorts the records by partition, then key, value and line.
-    pub fn sort(&mut self) {
+    pub(crate) fn sort(&mut self) {
         let data = &self.data;
         // A combiner's output is usually in order already (it kept the
         // order of its sorted input); a check stops at the first record
@@ -717,7 +717,7 @@ impl SortBuffer {
     }
 
     /// Calls `f` with each record in the current order.
-    pub fn for_each(&self, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
         for (_, line, copies) in self.entries_with_lines() {
             for _ in 0..copies {
                 f(line)?;
@@ -728,7 +728,7 @@ impl SortBuffer {
 
     /// Writes the (sorted) records as lines and returns each partition's
     /// segment of what was written, starting at byte `offset`.
-    pub fn write_runs(&self, out: &mut impl Write, offset: u64) -> io::Result<Vec<Segment>> {
+    pub(crate) fn write_runs(&self, out: &mut impl Write, offset: u64) -> io::Result<Vec<Segment>> {
         let mut segments = vec![Segment::default(); self.reducers as usize];
         let mut pos = offset;
         let mut seg_start = offset;
@@ -769,7 +769,7 @@ impl SortBuffer {
 
     /// Empties the buffer of records, keeping its memory for reuse, and a
     /// line still being read ([`SortBuffer::read_lines`]).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         let reading = self.data.len() - self.line_start;
         self.data.copy_within(self.line_start.., 0);
         self.data.truncate(reading);

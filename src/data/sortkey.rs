@@ -43,7 +43,7 @@ enum Kind {
 
 /// One `-k POS1[,POS2]` key definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyDef {
+pub(crate) struct KeyDef {
     /// The field the key starts in (0-based) and the byte in it (0-based).
     start_field: usize,
     start_char: usize,
@@ -69,7 +69,7 @@ const UNSUPPORTED: &str = "gmr supports the options b, d, f, g, i, n and r";
 
 impl KeyDef {
     /// Parses `POS1[,POS2]`, POS being `F[.C][OPTS]` as in `sort -k`.
-    pub fn parse(text: &str) -> Result<KeyDef, String> {
+    pub(crate) fn parse(text: &str) -> Result<KeyDef, String> {
         let bad = |why: &str| format!("--sort-key {text}: {why}");
         let mut key = KeyDef {
             start_field: 0,
@@ -261,7 +261,7 @@ fn parse_pos(pos: &str) -> Result<(usize, Option<usize>, &str), String> {
 
 /// The keys records are ordered by, and the separator between fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SortKeys {
+pub(crate) struct SortKeys {
     keys: Arc<[KeyDef]>,
     separator: u8,
 }
@@ -269,7 +269,7 @@ pub struct SortKeys {
 impl SortKeys {
     /// Parses the `--sort-key` definitions (at least one) for fields split
     /// at `separator`.
-    pub fn parse(defs: &[String], separator: u8) -> Result<SortKeys, String> {
+    pub(crate) fn parse(defs: &[String], separator: u8) -> Result<SortKeys, String> {
         let keys = defs
             .iter()
             .map(|d| KeyDef::parse(d))
@@ -283,7 +283,7 @@ impl SortKeys {
     /// Whether the first `fields` keys are the line's first `fields` fields
     /// one by one, compared as plain bytes (reversed or not): then the
     /// records of one key are consecutive in the order.
-    pub fn starts_with_fields(&self, fields: u32) -> bool {
+    pub(crate) fn starts_with_fields(&self, fields: u32) -> bool {
         let fields = fields as usize;
         self.keys.len() >= fields
             && self.keys[..fields].iter().enumerate().all(|(i, k)| {
@@ -301,7 +301,7 @@ impl SortKeys {
     /// order as their encodings do, bytewise, and lines whose keys are
     /// equal have equal encodings.
     #[inline]
-    pub fn encode(&self, line: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, line: &[u8], out: &mut Vec<u8>) {
         for key in self.keys.iter() {
             key.encode(line, self.separator, out);
         }

@@ -29,40 +29,35 @@ use std::path::{Path, PathBuf};
 /// One map task's input: the bytes `start..end` of `path`, then the whole
 /// small files in `more`, if any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Split {
+pub(crate) struct Split {
     /// The input file (absolute, so that every host sees the same path).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// First byte of the split.
-    pub start: u64,
+    pub(crate) start: u64,
     /// One past the last byte of the split.
-    pub end: u64,
+    pub(crate) end: u64,
     /// How the file is compressed, if it is; the split is then the whole
     /// file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub codec: Option<Codec>,
+    pub(crate) codec: Option<Codec>,
     /// Small files fed to the same mapper after this one (see
     /// [`plan_splits`]); each is whole and has no `more` of its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub more: Vec<Split>,
+    pub(crate) more: Vec<Split>,
     /// The compressed input this split's file is the decompressed copy of
     /// (see [`spool_compressed`]): the file mappers are told they read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<PathBuf>,
+    pub(crate) origin: Option<PathBuf>,
 }
 
 impl Split {
     /// Bytes of (possibly compressed) input in this split, `more` included.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.end - self.start + self.more.iter().map(Split::len).sum::<u64>()
     }
 
-    /// True when the split holds no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// This split's pieces: itself (without `more`), then each of `more`.
-    pub fn pieces(&self) -> impl Iterator<Item = &Split> {
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = &Split> {
         std::iter::once(self).chain(&self.more)
     }
 }
@@ -76,17 +71,17 @@ const COMBINE_ABOVE: usize = 64;
 /// An input file as it was when the job was planned, so that a resumed job
 /// can tell whether its input changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputStamp {
+pub(crate) struct InputStamp {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its size.
-    pub len: u64,
+    pub(crate) len: u64,
     /// Its modification time, in nanoseconds since the epoch.
-    pub mtime_ns: u128,
+    pub(crate) mtime_ns: u128,
 }
 
 /// Stamps of `files`.
-pub fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
+pub(crate) fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
     files
         .iter()
         .map(|path| {
@@ -102,7 +97,7 @@ pub fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
 }
 
 /// Cuts `files` into splits of about `split_size` bytes each.
-pub fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
+pub(crate) fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
     let split_size = split_size.max(1);
     let mut splits = Vec::new();
     for path in files {
@@ -198,14 +193,14 @@ fn cut_after(file: &File, len: u64, target: u64) -> io::Result<u64> {
 
 /// A split size that gives every one of `jobs` slots several tasks (for
 /// balance) without making tasks so small that start-up costs dominate.
-pub fn default_split_size(total_bytes: u64, jobs: usize) -> u64 {
+pub(crate) fn default_split_size(total_bytes: u64, jobs: usize) -> u64 {
     const MIN: u64 = 1 << 20;
     const MAX: u64 = 64 << 20;
     (total_bytes / (jobs as u64 * 4).max(1)).clamp(MIN, MAX)
 }
 
 /// Total bytes of `files`.
-pub fn total_size(files: &[PathBuf]) -> u64 {
+pub(crate) fn total_size(files: &[PathBuf]) -> u64 {
     files
         .iter()
         .filter_map(|f| fs::metadata(f).ok())
@@ -221,7 +216,7 @@ pub(crate) const FEED_CHUNK: usize = 1 << 20;
 /// as `stamps` recorded it when the job was planned, before and after the
 /// feed; a file that changed fails with an [`Unrecoverable`] error naming
 /// it (retrying would read the changed file again).
-pub fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> io::Result<bool> {
+pub(crate) fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> io::Result<bool> {
     let Some(codec) = split.codec else {
         let mut piece = Piece::open(split, stamps)?;
         let mut buf = Vec::with_capacity(((split.end - split.start) as usize).min(FEED_CHUNK));
@@ -272,7 +267,7 @@ fn open_checked<'a>(
 /// One piece of an uncompressed split (`more` aside), read in order from
 /// its first byte to its last, checked against its stamp before and after
 /// (see [`feed`]).
-pub struct Piece<'a> {
+pub(crate) struct Piece<'a> {
     split: &'a Split,
     stamp: Option<&'a InputStamp>,
     file: File,
@@ -281,7 +276,7 @@ pub struct Piece<'a> {
 
 impl<'a> Piece<'a> {
     /// Opens `split`, which must not be compressed.
-    pub fn open(split: &'a Split, stamps: &'a [InputStamp]) -> io::Result<Piece<'a>> {
+    pub(crate) fn open(split: &'a Split, stamps: &'a [InputStamp]) -> io::Result<Piece<'a>> {
         debug_assert!(split.codec.is_none(), "a compressed piece is decoded");
         let (file, stamp) = open_checked(split, stamps)?;
         Ok(Piece {
@@ -296,7 +291,7 @@ impl<'a> Piece<'a> {
     /// its spare room (reserved as needed), and returns how many: 0 at the
     /// piece's end. Nothing is copied on the way, and the room is not
     /// zeroed first: a map task's sort buffer is read into directly.
-    pub fn read_into(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    pub(crate) fn read_into(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
         let want = ((self.split.end - self.pos) as usize).min(max);
         if want == 0 {
             return Ok(0);
@@ -340,7 +335,7 @@ impl<'a> Piece<'a> {
 
     /// Checks, once the piece is read, that its file was not rewritten
     /// meanwhile (it would have a new modification time).
-    pub fn finish(self) -> io::Result<()> {
+    pub(crate) fn finish(self) -> io::Result<()> {
         check_unchanged(&self.file, self.split, self.stamp)
     }
 }

@@ -42,29 +42,29 @@ const POLL_MS: i32 = 100;
 
 /// A host to connect to.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// Host name or address.
-    pub host: String,
+    pub(crate) host: String,
     /// SSH port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// Login name.
-    pub user: String,
+    pub(crate) user: String,
 }
 
 /// How to prove who we are and who the hosts are.
 #[derive(Debug, Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// A private key file; `None` tries the agent, then the default keys.
-    pub identity: Option<PathBuf>,
+    pub(crate) identity: Option<PathBuf>,
     /// Keys the given identity is not: the default key files, tried in order
     /// after the agent.
-    pub default_keys: Vec<PathBuf>,
+    pub(crate) default_keys: Vec<PathBuf>,
     /// The user's known_hosts file: read first, and where new keys go.
-    pub known_hosts: PathBuf,
+    pub(crate) known_hosts: PathBuf,
     /// More known_hosts files read after it (the system's).
-    pub more_known_hosts: Vec<PathBuf>,
+    pub(crate) more_known_hosts: Vec<PathBuf>,
     /// Accept (and record) the key of a host the file does not know.
-    pub accept_new_host_keys: bool,
+    pub(crate) accept_new_host_keys: bool,
 }
 
 impl Credentials {
@@ -89,7 +89,7 @@ const HOST_KEY_TYPES: &[&str] = &[
 
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// DNS failed.
     #[error("cannot resolve host name `{host}`: {source}; check the name in --hosts")]
     Resolve {
@@ -202,7 +202,7 @@ pub enum ConnectError {
 impl ConnectError {
     /// True for problems that cannot go away during a job (keys, login):
     /// the host should not be tried again.
-    pub fn is_permanent(&self) -> bool {
+    pub(crate) fn is_permanent(&self) -> bool {
         matches!(
             self,
             ConnectError::UnknownHostKey { .. }
@@ -216,7 +216,7 @@ impl ConnectError {
 
 /// Why a command did not run to its end.
 #[derive(Debug, thiserror::Error)]
-pub enum ExecError {
+pub(crate) enum ExecError {
     /// The command could not be started (on a reused connection: it may
     /// have been closed by the server while idle).
     #[error("cannot start a command: {0}")]
@@ -236,7 +236,7 @@ pub enum ExecError {
 /// starting at once do not trip sshd's MaxStartups (which drops
 /// connections that have not authenticated yet beyond 10 by default).
 #[derive(Debug)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     max: usize,
     busy: Mutex<usize>,
     freed: Condvar,
@@ -244,7 +244,7 @@ pub struct Throttle {
 
 impl Throttle {
     /// At most `max` at once.
-    pub const fn new(max: usize) -> Throttle {
+    pub(crate) const fn new(max: usize) -> Throttle {
         Throttle {
             max,
             busy: Mutex::new(0),
@@ -253,7 +253,7 @@ impl Throttle {
     }
 
     /// Waits for a turn; the turn ends when the permit drops.
-    pub fn acquire(&self) -> Permit<'_> {
+    pub(crate) fn acquire(&self) -> Permit<'_> {
         let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         while *busy >= self.max {
             busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
@@ -264,7 +264,7 @@ impl Throttle {
 }
 
 /// A turn of a [`Throttle`].
-pub struct Permit<'a>(&'a Throttle);
+pub(crate) struct Permit<'a>(&'a Throttle);
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
@@ -274,7 +274,7 @@ impl Drop for Permit<'_> {
 }
 
 /// An authenticated SSH connection.
-pub struct Connection {
+pub(crate) struct Connection {
     session: ssh2::Session,
     /// The socket the session owns, for poll(2) and shutdown(2).
     fd: RawFd,
@@ -291,7 +291,7 @@ impl Connection {
     /// Connects to `target`, checks its host key and logs in. `timeout`
     /// bounds the whole of it, and is the idle limit of commands run later;
     /// `stop` (an interrupt) ends it early.
-    pub fn open(
+    pub(crate) fn open(
         target: &Target,
         creds: &Credentials,
         timeout: Duration,
@@ -553,7 +553,11 @@ impl Connection {
     /// Past the script, stdin stays open and empty while the command runs,
     /// and closes when the connection does: `gmr task --watch-stdin` stops
     /// there.
-    pub fn run(&mut self, script: &str, stop: &dyn Fn() -> bool) -> Result<Output, ExecError> {
+    pub(crate) fn run(
+        &mut self,
+        script: &str,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Output, ExecError> {
         let deadline = Instant::now() + self.idle_limit;
         let start_err = |e: Waited| match e {
             Waited::Stopped => ExecError::Cancelled,

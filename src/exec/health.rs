@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 
 /// When hosts are marked bad and retried.
 #[derive(Debug, Clone, Copy)]
-pub struct HealthPolicy {
+pub(crate) struct HealthPolicy {
     /// Host failures in a row that make a host bad.
-    pub bad_after: u32,
+    pub(crate) bad_after: u32,
     /// The first back-off of a bad host.
-    pub first_backoff: Duration,
+    pub(crate) first_backoff: Duration,
     /// The longest back-off.
-    pub max_backoff: Duration,
+    pub(crate) max_backoff: Duration,
 }
 
 impl Default for HealthPolicy {
@@ -43,7 +43,7 @@ impl Default for HealthPolicy {
 
 /// Whether a slot of a host may take work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Availability {
+pub(crate) enum Availability {
     /// Yes.
     Ready,
     /// Not before this instant (the host is bad, or another of its slots is
@@ -91,7 +91,7 @@ impl Health {
     }
 
     /// All `hosts` good.
-    pub fn with_policy<S: Into<String>>(
+    pub(crate) fn with_policy<S: Into<String>>(
         hosts: impl IntoIterator<Item = S>,
         policy: HealthPolicy,
     ) -> Health {
@@ -128,7 +128,7 @@ impl Health {
     /// Whether `slot` of `host` may start an attempt at `now`. After a bad
     /// host's back-off, the first slot to ask becomes its prober and the
     /// others wait for the prober's result.
-    pub fn availability(&self, host: &str, slot: usize, now: Instant) -> Availability {
+    pub(crate) fn availability(&self, host: &str, slot: usize, now: Instant) -> Availability {
         self.with_host(host, |h| match &mut h.status {
             Status::Good { .. } => Availability::Ready,
             Status::Dead => Availability::Gone,
@@ -149,7 +149,7 @@ impl Health {
 
     /// An attempt on `host` got through (the task itself may have failed).
     /// Returns a message when this brings a bad host back.
-    pub fn succeeded(&self, host: &str) -> Option<String> {
+    pub(crate) fn succeeded(&self, host: &str) -> Option<String> {
         self.with_host(host, |h| match h.status {
             Status::Dead => None,
             Status::Good { .. } => {
@@ -170,7 +170,13 @@ impl Health {
 
     /// An attempt in `slot` failed because of `host`. Returns a message
     /// when this makes the host bad, or keeps it bad for longer.
-    pub fn failed(&self, host: &str, slot: usize, error: &str, now: Instant) -> Option<String> {
+    pub(crate) fn failed(
+        &self,
+        host: &str,
+        slot: usize,
+        error: &str,
+        now: Instant,
+    ) -> Option<String> {
         let policy = self.policy;
         self.with_host(host, |h| {
             h.last_error = Some(error.to_string());
@@ -219,7 +225,7 @@ impl Health {
 
     /// Marks `host` bad from the start (it could not be reached when the
     /// job began): it is tried again after the first back-off.
-    pub fn down(&self, host: &str, error: &str, now: Instant) {
+    pub(crate) fn down(&self, host: &str, error: &str, now: Instant) {
         let backoff = self.policy.first_backoff;
         self.with_host(host, |h| {
             h.last_error = Some(error.to_string());
@@ -232,7 +238,7 @@ impl Health {
     }
 
     /// Marks `host` unusable for the rest of the job.
-    pub fn dead(&self, host: &str, error: &str) {
+    pub(crate) fn dead(&self, host: &str, error: &str) {
         self.with_host(host, |h| {
             h.last_error = Some(error.to_string());
             h.status = Status::Dead;
@@ -246,7 +252,7 @@ impl Health {
     }
 
     /// How many hosts are good, of how many.
-    pub fn up(&self) -> (usize, usize) {
+    pub(crate) fn up(&self) -> (usize, usize) {
         let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         let good = hosts
             .iter()
@@ -256,7 +262,7 @@ impl Health {
     }
 
     /// True when no host is good.
-    pub fn all_down(&self) -> bool {
+    pub(crate) fn all_down(&self) -> bool {
         let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts
             .iter()
@@ -264,7 +270,7 @@ impl Health {
     }
 
     /// One line per host that is not good: `  HOST: LAST ERROR`.
-    pub fn report(&self) -> String {
+    pub(crate) fn report(&self) -> String {
         let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts
             .iter()

@@ -19,11 +19,11 @@ use std::fmt;
 use std::path::Path;
 
 /// The SSH port used when an entry names none.
-pub const DEFAULT_PORT: u16 = 22;
+pub(crate) const DEFAULT_PORT: u16 = 22;
 
 /// Where one entry's slots run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Place {
+pub(crate) enum Place {
     /// This machine (`:`), in-process.
     Local,
     /// A host reached over SSH.
@@ -39,11 +39,11 @@ pub enum Place {
 
 /// One entry of a hosts list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostEntry {
+pub(crate) struct HostEntry {
     /// `N/`: the number of slots, when given.
-    pub slots: Option<usize>,
+    pub(crate) slots: Option<usize>,
     /// Where they run.
-    pub place: Place,
+    pub(crate) place: Place,
 }
 
 impl fmt::Display for HostEntry {
@@ -70,7 +70,7 @@ impl fmt::Display for HostEntry {
 
 /// Reads `--hosts VALUE`: the file it names, else the inline list it is
 /// (see the module documentation for the rule).
-pub fn load(value: &str) -> Result<Vec<HostEntry>> {
+pub(crate) fn load(value: &str) -> Result<Vec<HostEntry>> {
     let path = Path::new(value);
     if path.is_file() {
         let text = std::fs::read_to_string(path)
@@ -90,7 +90,7 @@ pub fn load(value: &str) -> Result<Vec<HostEntry>> {
 
 /// Parses a list of entries separated by `sep` (newline for a file, comma
 /// inline); `origin` names it in messages.
-pub fn parse(text: &str, origin: &str, sep: char) -> Result<Vec<HostEntry>> {
+pub(crate) fn parse(text: &str, origin: &str, sep: char) -> Result<Vec<HostEntry>> {
     let mut entries: Vec<HostEntry> = Vec::new();
     for (n, raw) in text.split(sep).enumerate() {
         let item = raw.split('#').next().unwrap_or("").trim();
@@ -129,7 +129,7 @@ fn strip_slots(item: &str) -> (Option<&str>, &str) {
 }
 
 /// Parses one `[N/][user@]host[:port]` or `[N/]:`.
-pub fn parse_entry(item: &str) -> std::result::Result<HostEntry, String> {
+pub(crate) fn parse_entry(item: &str) -> std::result::Result<HostEntry, String> {
     let (slots, rest) = strip_slots(item);
     let slots = match slots {
         None => None,

@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 
 /// Where a known_hosts line is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place {
+pub(crate) struct Place {
     /// The file.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// The line number, from 1.
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 impl std::fmt::Display for Place {
@@ -35,7 +35,7 @@ impl std::fmt::Display for Place {
 
 /// What known_hosts says of the key a host offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// A line for the host holds this key.
     Known,
     /// A `@revoked` line that covers the host holds this key.
@@ -78,13 +78,13 @@ struct Line {
 
 /// The lines of one or more known_hosts files.
 #[derive(Debug, Clone, Default)]
-pub struct KnownHosts {
+pub(crate) struct KnownHosts {
     lines: Vec<Line>,
 }
 
 /// The name a host is looked up by: `host`, or `[host]:port` off port 22,
 /// lower-cased as OpenSSH looks names up.
-pub fn host_name(host: &str, port: u16) -> String {
+pub(crate) fn host_name(host: &str, port: u16) -> String {
     let host = host.to_ascii_lowercase();
     if port == 22 {
         host
@@ -95,7 +95,7 @@ pub fn host_name(host: &str, port: u16) -> String {
 
 /// The known_hosts line that records `key` (of type `key_type`) for the
 /// host, as `ssh` writes it with HashKnownHosts off.
-pub fn entry(host: &str, port: u16, key_type: &str, key: &[u8]) -> String {
+pub(crate) fn entry(host: &str, port: u16, key_type: &str, key: &[u8]) -> String {
     let key = base64::engine::general_purpose::STANDARD.encode(key);
     format!("{} {key_type} {key}\n", host_name(host, port))
 }
@@ -105,7 +105,7 @@ impl KnownHosts {
     /// does not exist names no host. The first (the user's) must be
     /// readable if it exists; the others are skipped when they are not, as
     /// `ssh` skips them.
-    pub fn read(files: &[PathBuf]) -> io::Result<KnownHosts> {
+    pub(crate) fn read(files: &[PathBuf]) -> io::Result<KnownHosts> {
         let mut known = KnownHosts::default();
         for (i, file) in files.iter().enumerate() {
             let text = match std::fs::read(file) {
@@ -172,7 +172,7 @@ impl KnownHosts {
     /// Lines of another key type than `key_type` leave the host unknown
     /// for this type (as for `ssh`); [`KnownHosts::known_types`] lets the
     /// connection ask for a type the host is known by.
-    pub fn check(&self, host: &str, port: u16, key_type: &str, key: &[u8]) -> Verdict {
+    pub(crate) fn check(&self, host: &str, port: u16, key_type: &str, key: &[u8]) -> Verdict {
         match self.check_name(&host_name(host, port), key_type, key) {
             Verdict::Unknown if port != 22 => {
                 match self.check_name(&host_name(host, 22), key_type, key) {
@@ -185,7 +185,7 @@ impl KnownHosts {
     }
 
     /// The key types that plain lines record for the host, in file order.
-    pub fn known_types(&self, host: &str, port: u16) -> Vec<String> {
+    pub(crate) fn known_types(&self, host: &str, port: u16) -> Vec<String> {
         let names = [host_name(host, port), host_name(host, 22)];
         let mut types: Vec<String> = Vec::new();
         for l in &self.lines {

@@ -12,7 +12,7 @@ use crate::task::{self, TaskId};
 use std::sync::Arc;
 
 /// Runs tasks in this process.
-pub struct LocalExecutor {
+pub(crate) struct LocalExecutor {
     wd: WorkDir,
     job: Job,
     res: Arc<Resources>,
@@ -24,7 +24,7 @@ pub struct LocalExecutor {
 impl LocalExecutor {
     /// An executor with `slots` parallel slots for `job` in `wd`, running
     /// tasks with this process's resources.
-    pub fn new(wd: WorkDir, job: Job, res: Arc<Resources>, slots: usize) -> LocalExecutor {
+    pub(crate) fn new(wd: WorkDir, job: Job, res: Arc<Resources>, slots: usize) -> LocalExecutor {
         LocalExecutor {
             wd,
             job,

@@ -19,15 +19,15 @@
 //! [`remote`] holds what the last two share: the `gmr task` command line
 //! and reading its result.
 
-pub mod connection;
-pub mod health;
-pub mod hosts;
-pub mod knownhosts;
-pub mod local;
-pub mod remote;
-pub mod sbatch;
-pub mod slurm;
-pub mod ssh;
+pub(crate) mod connection;
+pub(crate) mod health;
+pub(crate) mod hosts;
+pub(crate) mod knownhosts;
+pub(crate) mod local;
+pub(crate) mod remote;
+pub(crate) mod sbatch;
+pub(crate) mod slurm;
+pub(crate) mod ssh;
 
 use crate::error::TaskError;
 use crate::exec::health::Health;
@@ -110,16 +110,16 @@ pub trait Executor: Sync {
 /// How many slots a job has: in all, and on its busiest host (the sort
 /// buffer is shared by the map tasks running on one host).
 #[derive(Debug, Clone, Copy)]
-pub struct Slots {
+pub(crate) struct Slots {
     /// All slots of all hosts.
-    pub total: usize,
+    pub(crate) total: usize,
     /// The most slots one host has.
-    pub per_host: usize,
+    pub(crate) per_host: usize,
 }
 
 /// Where a job's tasks run, before the job spec exists: this machine, or
 /// the hosts of `--hosts`, already connected and checked.
-pub enum Pool {
+pub(crate) enum Pool {
     /// This machine, with this many slots.
     Local(usize),
     /// SSH hosts (and maybe local slots).
@@ -134,7 +134,7 @@ pub enum Pool {
 
 impl Pool {
     /// The number of slots.
-    pub fn slots(&self) -> Slots {
+    pub(crate) fn slots(&self) -> Slots {
         match self {
             Pool::Local(n) => Slots {
                 total: *n,
@@ -151,7 +151,7 @@ impl Pool {
     }
 
     /// How many tasks run at once on this machine.
-    pub fn local_slots(&self) -> usize {
+    pub(crate) fn local_slots(&self) -> usize {
         match self {
             Pool::Local(n) => *n,
             Pool::Hosts(pool) => pool.local_slots(),
@@ -165,7 +165,7 @@ impl Pool {
     /// `res`.
     /// `digest` is that of the saved spec, which remote tasks check.
     /// Fails when the job does not fit the engine (Slurm's step limit).
-    pub fn executor(
+    pub(crate) fn executor(
         self,
         wd: &WorkDir,
         job: &Job,

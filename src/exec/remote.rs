@@ -12,13 +12,19 @@ use std::path::{Path, PathBuf};
 
 /// The exit status of a task command whose current directory is gone
 /// there (a stale or lost mount): the host's failure, not the task's.
-pub const NO_CWD: i32 = 92;
+pub(crate) const NO_CWD: i32 = 92;
 
 /// The shell command line that runs `gmr task` for the job in `wd` (whose
 /// spec has the SHA-256 `digest`) in `cwd` with the binary `gmr`; its
 /// attempt and task follow. `watch_stdin`: the task ends when its stdin
 /// closes (a dropped SSH connection).
-pub fn task_command(gmr: &Path, cwd: &Path, wd: &Path, digest: &str, watch_stdin: bool) -> String {
+pub(crate) fn task_command(
+    gmr: &Path,
+    cwd: &Path,
+    wd: &Path,
+    digest: &str,
+    watch_stdin: bool,
+) -> String {
     format!(
         "cd {} || exit {NO_CWD}; exec {} task{} --spec-digest {digest} --workdir {}",
         shell_quote(&cwd.to_string_lossy()),
@@ -30,7 +36,7 @@ pub fn task_command(gmr: &Path, cwd: &Path, wd: &Path, digest: &str, watch_stdin
 
 /// How a remote command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// It exited with this status.
     Code(i32),
     /// It was killed by this signal (name without SIG).
@@ -48,17 +54,17 @@ impl fmt::Display for Exit {
 
 /// What a remote command left.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     /// Its stdout (the last MiB).
-    pub stdout: Vec<u8>,
+    pub(crate) stdout: Vec<u8>,
     /// Its stderr (the last MiB).
-    pub stderr: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
     /// How it ended.
-    pub exit: Exit,
+    pub(crate) exit: Exit,
 }
 
 /// What a remote `gmr task` left, as the result of its attempt.
-pub fn interpret(gmr: &Path, out: Output) -> std::result::Result<TaskReport, TaskError> {
+pub(crate) fn interpret(gmr: &Path, out: Output) -> std::result::Result<TaskReport, TaskError> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail = last_lines(&stderr, 20);
     let with_tail = |kind: FailureKind, message: String| TaskError {
@@ -141,7 +147,7 @@ pub fn interpret(gmr: &Path, out: Output) -> std::result::Result<TaskReport, Tas
 }
 
 /// The last `n` non-empty lines of `text`.
-pub fn last_lines(text: &str, n: usize) -> String {
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -150,7 +156,7 @@ pub fn last_lines(text: &str, n: usize) -> String {
 /// shell treats specially, else in single quotes (a `'` inside becomes
 /// `'\''`). Remote command lines are made only of fixed words and quoted
 /// strings.
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+,-".contains(c);
     if !s.is_empty() && s.chars().all(plain) {
         s.to_string()
@@ -165,7 +171,7 @@ const KEEP: usize = 1 << 20;
 
 /// Reads `r` to its end, keeping the last [`KEEP`] bytes (what cannot be
 /// read is left out).
-pub fn read_tail(r: &mut impl std::io::Read) -> Vec<u8> {
+pub(crate) fn read_tail(r: &mut impl std::io::Read) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {
@@ -189,7 +195,7 @@ pub fn read_tail(r: &mut impl std::io::Read) -> Vec<u8> {
 
 /// The copy of this gmr in the work directory that nodes and hosts run
 /// unless `--remote-gmr` says otherwise: `WORKDIR/bin/gmr`, made once.
-pub fn copy_of_gmr(wd: &WorkDir) -> Result<PathBuf> {
+pub(crate) fn copy_of_gmr(wd: &WorkDir) -> Result<PathBuf> {
     let target = wd.gmr_copy_path();
     if target.is_file() {
         return Ok(target);

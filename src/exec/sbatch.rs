@@ -66,7 +66,7 @@ const DEFAULT_SLOTS: usize = 64;
 /// Attempts submitted at once when `-j` gives none: the CPUs of the
 /// cluster's nodes (`sinfo`'s total), so that R, which defaults to the
 /// slots, fits the cluster.
-pub fn default_slots() -> usize {
+pub(crate) fn default_slots() -> usize {
     let cpus = Command::new("sinfo")
         .args(["-h", "-o", "%C"])
         .stdin(Stdio::null())
@@ -85,7 +85,7 @@ pub fn default_slots() -> usize {
 
 /// The cluster's `MaxArraySize` (`scontrol show config`): an array's
 /// indices must be below it.
-pub fn max_array_size() -> Result<usize> {
+pub(crate) fn max_array_size() -> Result<usize> {
     let out = Command::new("scontrol")
         .args(["show", "config"])
         .stdin(Stdio::null())
@@ -178,7 +178,7 @@ struct Arrays {
 /// Runs attempts as elements of job arrays. The attempts need no thread of
 /// their own: one watcher thread submits the batches and follows every
 /// element, however many slots there are.
-pub struct ArrayExecutor {
+pub(crate) struct ArrayExecutor {
     arrays: Arc<Arrays>,
     watcher: Option<std::thread::JoinHandle<()>>,
     health: Health,
@@ -188,7 +188,7 @@ impl ArrayExecutor {
     /// An executor of `slots` attempts at once for `job` in `wd` (spec
     /// digest `digest`), its elements running `gmr`, submitted with
     /// `sbatch_args`, in arrays of at most `max_array` elements.
-    pub fn new(
+    pub(crate) fn new(
         wd: &WorkDir,
         job: &Job,
         digest: &str,

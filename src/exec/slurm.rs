@@ -28,18 +28,18 @@ use std::sync::Mutex;
 
 /// The nodes of the allocation gmr runs in and the slots of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allocation {
+pub(crate) struct Allocation {
     /// `SLURM_JOB_ID`.
-    pub job_id: String,
+    pub(crate) job_id: String,
     /// Each node and the task slots gmr uses on it.
-    pub nodes: Vec<(String, usize)>,
+    pub(crate) nodes: Vec<(String, usize)>,
 }
 
 impl Allocation {
     /// The allocation of this process, from Slurm's environment; `per_node`
     /// (`-j`) replaces the CPUs Slurm allocated on each node. None outside
     /// an allocation (no `SLURM_JOB_ID`).
-    pub fn from_env(per_node: Option<usize>) -> Result<Option<Allocation>> {
+    pub(crate) fn from_env(per_node: Option<usize>) -> Result<Option<Allocation>> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let Some(job_id) = var("SLURM_JOB_ID") else {
             return Ok(None);
@@ -65,7 +65,7 @@ impl Allocation {
     }
 
     /// The job's slots.
-    pub fn slots(&self) -> Slots {
+    pub(crate) fn slots(&self) -> Slots {
         Slots {
             total: self.nodes.iter().map(|n| n.1).sum(),
             per_host: self.nodes.iter().map(|n| n.1).max().unwrap_or(1),
@@ -74,7 +74,7 @@ impl Allocation {
 }
 
 /// A number of `scontrol show config`'s output: `NAME = VALUE`.
-pub fn config_value(config: &str, name: &str) -> Option<usize> {
+pub(crate) fn config_value(config: &str, name: &str) -> Option<usize> {
     config
         .lines()
         .find_map(|l| l.trim().strip_prefix(name))
@@ -86,7 +86,7 @@ pub fn config_value(config: &str, name: &str) -> Option<usize> {
 /// steps in one job (every attempt is a step): otherwise its steps would
 /// start failing midway, and the nodes with them. Says nothing when
 /// `scontrol` does not tell.
-pub fn check_step_count(tasks: usize) -> Result<()> {
+pub(crate) fn check_step_count(tasks: usize) -> Result<()> {
     let Ok(out) = Command::new("scontrol")
         .args(["show", "config"])
         .stdin(Stdio::null())
@@ -143,7 +143,7 @@ fn parse_cpus_per_node(text: &str) -> Option<Vec<usize>> {
 }
 
 /// Runs task attempts as job steps of the allocation.
-pub struct SlurmExecutor {
+pub(crate) struct SlurmExecutor {
     job_id: String,
     /// The node of each slot.
     slots: Vec<String>,
@@ -167,7 +167,7 @@ pub struct SlurmExecutor {
 impl SlurmExecutor {
     /// An executor for `job` in `wd` (spec digest `digest`) over `alloc`,
     /// its steps running `gmr` with `srun_args`.
-    pub fn new(
+    pub(crate) fn new(
         alloc: &Allocation,
         wd: &WorkDir,
         job: &Job,

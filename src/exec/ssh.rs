@@ -51,15 +51,15 @@ const PROBE_GRACE: Duration = Duration::from_secs(5);
 
 /// How to reach the hosts.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Keys and known hosts.
-    pub credentials: Credentials,
+    pub(crate) credentials: Credentials,
     /// The path of `gmr` on the hosts.
-    pub remote_gmr: PathBuf,
+    pub(crate) remote_gmr: PathBuf,
     /// Connect timeout, and how long a host may stay silent.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Slots of a `:` entry without `N/`.
-    pub local_slots: usize,
+    pub(crate) local_slots: usize,
 }
 
 struct Remote {
@@ -88,7 +88,7 @@ struct Slot {
 }
 
 /// The hosts of a job, checked and connected, before the job spec exists.
-pub struct HostPool {
+pub(crate) struct HostPool {
     remotes: Vec<Remote>,
     slots: Vec<Slot>,
     local_slots: usize,
@@ -96,7 +96,7 @@ pub struct HostPool {
     health: Health,
     options: Options,
     /// One line per host that is not usable now, for the user.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// The job's work directory and current directory, which a host
     /// admitted late is checked for.
     wd: WorkDir,
@@ -129,7 +129,7 @@ impl HostPool {
     /// Connects to and checks every host of `entries` at once, for a job
     /// whose work directory is `wd` and whose tasks run in `cwd`. Fails
     /// when no host can run tasks, naming each host and why.
-    pub fn connect(
+    pub(crate) fn connect(
         entries: &[HostEntry],
         wd: &WorkDir,
         cwd: &Path,
@@ -251,7 +251,7 @@ impl HostPool {
     }
 
     /// The pool's slots.
-    pub fn slots(&self) -> Slots {
+    pub(crate) fn slots(&self) -> Slots {
         Slots {
             total: self.slots.len(),
             per_host: self.per_host,
@@ -259,14 +259,14 @@ impl HostPool {
     }
 
     /// Slots on this machine (`:` entries).
-    pub fn local_slots(&self) -> usize {
+    pub(crate) fn local_slots(&self) -> usize {
         self.local_slots
     }
 
     /// The executor for `job` in `wd`, whose spec is saved there (remote
     /// tasks refuse it if it changes: `digest`); local slots run with
     /// `res`.
-    pub fn executor(
+    pub(crate) fn executor(
         self,
         wd: &WorkDir,
         job: &Job,
@@ -478,7 +478,7 @@ fn check(conn: &mut Connection, options: &Options, command: &str) -> Checked {
 }
 
 /// Runs tasks on SSH hosts (and local slots).
-pub struct SshExecutor {
+pub(crate) struct SshExecutor {
     pool: HostPool,
     local: Option<LocalExecutor>,
     /// The command line without the attempt and the task.

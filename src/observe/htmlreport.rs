@@ -20,7 +20,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The most attempt bars the timeline draws.
-pub const MAX_BARS: usize = 10_000;
+pub(crate) const MAX_BARS: usize = 10_000;
 /// The most bars of the partition chart; more partitions are grouped.
 const MAX_PARTITION_BARS: usize = 500;
 /// Bins of the map durations chart.
@@ -45,7 +45,7 @@ struct Data<'a> {
 }
 
 /// The report page for `doc` (with its `attempts`).
-pub fn render(doc: &JobStatus) -> String {
+pub(crate) fn render(doc: &JobStatus) -> String {
     let mut slim = doc.clone();
     let attempts = slim.attempts.take().unwrap_or_default();
     let data = Data {

@@ -14,37 +14,37 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One line of the job log.
 #[derive(Debug, Serialize)]
-pub struct Line<'a> {
+pub(crate) struct Line<'a> {
     /// The task id.
-    pub task: String,
+    pub(crate) task: String,
     /// The attempt number.
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// Where it ran.
-    pub host: &'a str,
+    pub(crate) host: &'a str,
     /// Start, in seconds since the epoch.
-    pub start: f64,
+    pub(crate) start: f64,
     /// Duration in seconds.
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// `ok`, `failed`, `host_failed` or `interrupted`.
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// Records and bytes in and out (zero for a failed attempt).
-    pub records_in: u64,
+    pub(crate) records_in: u64,
     /// Bytes read.
-    pub bytes_in: u64,
+    pub(crate) bytes_in: u64,
     /// Records written.
-    pub records_out: u64,
+    pub(crate) records_out: u64,
     /// Bytes written.
-    pub bytes_out: u64,
+    pub(crate) bytes_out: u64,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'a str>,
+    pub(crate) error: Option<&'a str>,
     /// The Slurm job step or array element the attempt ran as.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub slurm_job: Option<&'a str>,
+    pub(crate) slurm_job: Option<&'a str>,
 }
 
 /// Appends attempt lines to a file.
-pub struct JobLog {
+pub(crate) struct JobLog {
     file: Mutex<File>,
     path: std::path::PathBuf,
     /// A write failed already (and was said, once).
@@ -53,7 +53,7 @@ pub struct JobLog {
 
 impl JobLog {
     /// Opens (appends to) the job log at `path`.
-    pub fn open(path: &Path) -> Result<JobLog> {
+    pub(crate) fn open(path: &Path) -> Result<JobLog> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)

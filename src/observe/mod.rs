@@ -4,10 +4,10 @@
 //! and `gmr status` ([`status`], kept by [`tracker`]), the HTML report
 //! ([`htmlreport`]).
 
-pub mod htmlreport;
-pub mod joblog;
-pub mod observer;
-pub mod progress;
-pub mod status;
-pub mod summary;
-pub mod tracker;
+pub(crate) mod htmlreport;
+pub(crate) mod joblog;
+pub(crate) mod observer;
+pub(crate) mod progress;
+pub(crate) mod status;
+pub(crate) mod summary;
+pub(crate) mod tracker;

@@ -31,7 +31,7 @@ pub trait Observer: Sync {
 }
 
 /// Several observers as one.
-pub struct Observers<'a>(pub Vec<&'a dyn Observer>);
+pub(crate) struct Observers<'a>(pub Vec<&'a dyn Observer>);
 
 impl Observer for Observers<'_> {
     fn started(&self, a: &Attempt) {

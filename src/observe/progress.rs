@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Progress of one phase.
-pub struct Progress<'a> {
+pub(crate) struct Progress<'a> {
     bar: Option<ProgressBar>,
     /// Not `--quiet`: host events are shown even without a bar.
     enabled: bool,
@@ -26,7 +26,7 @@ impl<'a> Progress<'a> {
     /// A display for a phase of `tasks` tasks, drawing only when `enabled`
     /// and stderr is a terminal. `bytes` is the phase's input size when the
     /// phase is measured in bytes (map), for throughput and ETA.
-    pub fn new(
+    pub(crate) fn new(
         phase: &'static str,
         tasks: u64,
         bytes: Option<u64>,
@@ -81,7 +81,7 @@ impl<'a> Progress<'a> {
     }
 
     /// Removes the bar.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -16,18 +16,18 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The version of the schema; a reader refuses a newer one.
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 /// How often a running job's gmr rewrites `status.json`; a document older
 /// than [`STALE_AFTER`] from a gmr on another host is reported stale.
-pub const UPDATE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const UPDATE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// See [`UPDATE_EVERY`].
-pub const STALE_AFTER: f64 = 30.0;
+pub(crate) const STALE_AFTER: f64 = 30.0;
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     /// Its gmr is running it.
     Running,
     /// It finished, with its output.
@@ -55,183 +55,183 @@ impl State {
 
 /// The gmr process that runs the job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Coordinator {
+pub(crate) struct Coordinator {
     /// Its host name.
-    pub host: String,
+    pub(crate) host: String,
     /// Its process id there.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// When it took the job up (seconds since the epoch): a later stage or
     /// a resumed run is another process, later than the job's `started`.
     #[serde(default)]
-    pub started: f64,
+    pub(crate) started: f64,
 }
 
 /// One phase: map, shuffle or reduce.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PhaseStatus {
+pub(crate) struct PhaseStatus {
     /// `map`, `shuffle` or `reduce`.
-    pub name: String,
+    pub(crate) name: String,
     /// When it started and ended, in seconds since the epoch.
-    pub started: f64,
+    pub(crate) started: f64,
     /// None while it runs.
-    pub ended: Option<f64>,
+    pub(crate) ended: Option<f64>,
     /// Its tasks, those reused from an earlier run (`--resume`) included.
-    pub tasks: u64,
+    pub(crate) tasks: u64,
     /// Tasks reused from an earlier run.
-    pub reused: u64,
+    pub(crate) reused: u64,
     /// Tasks committed (reused ones included).
-    pub done: u64,
+    pub(crate) done: u64,
     /// Tasks with an attempt running.
-    pub running: u64,
+    pub(crate) running: u64,
     /// Tasks neither done nor running.
-    pub pending: u64,
+    pub(crate) pending: u64,
     /// Attempts started.
-    pub attempts: u64,
+    pub(crate) attempts: u64,
     /// Attempts that failed (retried or not; cancelled losers of a backup
     /// race are not failures).
-    pub failed_attempts: u64,
+    pub(crate) failed_attempts: u64,
     /// The phase's input, in bytes (the map phase; 0 for the others).
-    pub bytes_total: u64,
+    pub(crate) bytes_total: u64,
     /// Input bytes of the tasks done.
-    pub bytes_done: u64,
+    pub(crate) bytes_done: u64,
 }
 
 /// A host (or `local`, or `slurm` for job arrays) that runs tasks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct HostStatus {
+pub(crate) struct HostStatus {
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its slots, and how many run an attempt.
-    pub slots: u64,
+    pub(crate) slots: u64,
     /// See `slots`.
-    pub busy: u64,
+    pub(crate) busy: u64,
     /// Attempts started there, and how many failed.
-    pub attempts: u64,
+    pub(crate) attempts: u64,
     /// See `attempts`.
-    pub failed_attempts: u64,
+    pub(crate) failed_attempts: u64,
     /// When an attempt last started there, or ended there with word from
     /// the host (not a lost connection): seconds since the epoch; None
     /// before any did.
-    pub last_heard: Option<f64>,
+    pub(crate) last_heard: Option<f64>,
     /// Whether it takes work (false: bad or dead, after failures).
-    pub good: bool,
+    pub(crate) good: bool,
 }
 
 /// An attempt.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AttemptStatus {
+pub(crate) struct AttemptStatus {
     /// The task (`map-00003`, `reduce-00001`).
-    pub task: String,
+    pub(crate) task: String,
     /// Its attempt number, from 1.
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// Where it ran: host and slot (the executor's slot number).
-    pub host: String,
+    pub(crate) host: String,
     /// See `host`.
-    pub slot: u64,
+    pub(crate) slot: u64,
     /// Start, in seconds since the epoch.
-    pub start: f64,
+    pub(crate) start: f64,
     /// How long it ran (so far, for a running attempt).
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// `running`, `ok`, `failed`, `host_failed`, `timed_out`, `cancelled`
     /// (the loser of a backup race) or `interrupted`.
-    pub status: String,
+    pub(crate) status: String,
     /// Whether it was a backup of a straggler.
-    pub backup: bool,
+    pub(crate) backup: bool,
     /// Input bytes and records (an `ok` attempt).
-    pub bytes_in: u64,
+    pub(crate) bytes_in: u64,
     /// See `bytes_in`.
-    pub records_in: u64,
+    pub(crate) records_in: u64,
 }
 
 /// A failed attempt, with what its task printed last on stderr.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// The task.
-    pub task: String,
+    pub(crate) task: String,
     /// Its attempt number.
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// Where it ran.
-    pub host: String,
+    pub(crate) host: String,
     /// When it ended, in seconds since the epoch.
-    pub end: f64,
+    pub(crate) end: f64,
     /// `failed`, `host_failed` or `timed_out`.
-    pub status: String,
+    pub(crate) status: String,
     /// Why it failed.
-    pub error: String,
+    pub(crate) error: String,
     /// The last lines of its stderr.
-    pub stderr_tail: String,
+    pub(crate) stderr_tail: String,
 }
 
 /// The status document (docs/status.md).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct JobStatus {
+pub(crate) struct JobStatus {
     /// [`SCHEMA`].
-    pub schema: u32,
+    pub(crate) schema: u32,
     /// The job's id.
-    pub job: String,
+    pub(crate) job: String,
     /// Its work directory.
-    pub workdir: String,
+    pub(crate) workdir: String,
     /// Where it is.
-    pub state: Option<State>,
+    pub(crate) state: Option<State>,
     /// The phase running (the last one run once the job ended).
-    pub phase: Option<String>,
+    pub(crate) phase: Option<String>,
     /// Why a failed job failed.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The gmr that runs it.
-    pub coordinator: Coordinator,
+    pub(crate) coordinator: Coordinator,
     /// When it started, was last written, and ended (seconds since the
     /// epoch).
-    pub started: f64,
+    pub(crate) started: f64,
     /// See `started`.
-    pub updated: f64,
+    pub(crate) updated: f64,
     /// See `started`.
-    pub ended: Option<f64>,
+    pub(crate) ended: Option<f64>,
     /// Wall time so far.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// The phases so far.
-    pub phases: Vec<PhaseStatus>,
+    pub(crate) phases: Vec<PhaseStatus>,
     /// The hosts and their slots.
-    pub hosts: Vec<HostStatus>,
+    pub(crate) hosts: Vec<HostStatus>,
     /// Map input bytes per second so far in a running map phase (0
     /// otherwise), and the time left in the running phase at its rate so
     /// far: by bytes in the map phase, by tasks in the others (None before
     /// a task is done, and once the job ended).
-    pub throughput: f64,
+    pub(crate) throughput: f64,
     /// See `throughput`.
-    pub eta_seconds: Option<f64>,
+    pub(crate) eta_seconds: Option<f64>,
     /// User counters of the tasks done, summed (`group,name`).
-    pub counters: Counters,
+    pub(crate) counters: Counters,
     /// The attempts running now, longest-running first.
-    pub running: Vec<AttemptStatus>,
+    pub(crate) running: Vec<AttemptStatus>,
     /// The last failed attempts (at most [`FAILURES_KEPT`]), oldest first.
-    pub failures: Vec<Failure>,
+    pub(crate) failures: Vec<Failure>,
     /// Failed attempts in all (`failures` keeps the last ones).
-    pub failed_attempts: u64,
+    pub(crate) failed_attempts: u64,
     /// The map and reduce phases' totals, once each ended (report.json of
     /// earlier versions had these, with `seconds` and `counters`).
-    pub map: Option<PhaseTotals>,
+    pub(crate) map: Option<PhaseTotals>,
     /// See `map`.
-    pub reduce: Option<PhaseTotals>,
+    pub(crate) reduce: Option<PhaseTotals>,
     /// Bytes out of each reduce task (each partition), once the reduce
     /// phase ended: the skew.
-    pub partitions: Option<Vec<u64>>,
+    pub(crate) partitions: Option<Vec<u64>>,
     /// Every attempt that ended (report.json and `gmr report`; None in
     /// status.json).
-    pub attempts: Option<Vec<AttemptStatus>>,
+    pub(crate) attempts: Option<Vec<AttemptStatus>>,
 }
 
 /// How many failed attempts the document keeps.
-pub const FAILURES_KEPT: usize = 20;
+pub(crate) const FAILURES_KEPT: usize = 20;
 
 /// Now, in seconds since the epoch.
-pub fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// This host's name.
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `len` bytes into `buf`.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
@@ -246,7 +246,7 @@ impl JobStatus {
     /// Reads the status of the job in `wd`: `status.json`, which its gmr
     /// keeps up to date; for a job whose gmr is gone while running, the
     /// state says interrupted.
-    pub fn load(wd: &WorkDir) -> Result<JobStatus> {
+    pub(crate) fn load(wd: &WorkDir) -> Result<JobStatus> {
         let path = wd.status_path();
         let root = wd.root();
         if !root.is_dir() {
@@ -321,13 +321,13 @@ impl JobStatus {
     }
 
     /// The phase running, or the last one.
-    pub fn current(&self) -> Option<&PhaseStatus> {
+    pub(crate) fn current(&self) -> Option<&PhaseStatus> {
         self.phases.last()
     }
 
     /// One plain line: phase, tasks done of all, bytes, failed attempts,
     /// ETA. For logs: no escape codes, no carriage returns.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let Some(p) = self.current() else {
             return "gmr: starting".into();
         };
@@ -357,7 +357,7 @@ impl JobStatus {
     }
 
     /// What `gmr status` prints.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut t = String::new();
         let state = self.state.map_or("unknown", State::name);
         let phase = match (&self.phase, self.state) {
@@ -526,12 +526,12 @@ fn process_start(pid: libc::pid_t) -> Option<f64> {
 }
 
 /// The first 8 characters of a job id.
-pub fn short(id: &str) -> &str {
+pub(crate) fn short(id: &str) -> &str {
     id.char_indices().nth(8).map_or(id, |(at, _)| &id[..at])
 }
 
 /// 1.2 GB, 340 MB, 12 KB, 512 B.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     let units = [("GB", 1e9), ("MB", 1e6), ("KB", 1e3)];
     for (unit, size) in units {
         if n as f64 >= size {
@@ -542,7 +542,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// 1h02m, 3m05s, 12.3s.
-pub fn human_duration(secs: f64) -> String {
+pub(crate) fn human_duration(secs: f64) -> String {
     let s = secs.max(0.0);
     if s < 60.0 {
         format!("{s:.1}s")

@@ -6,45 +6,45 @@ use serde::{Deserialize, Serialize};
 
 /// The totals of one phase (map, shuffle or reduce).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PhaseTotals {
+pub(crate) struct PhaseTotals {
     /// Tasks committed.
-    pub tasks: u64,
+    pub(crate) tasks: u64,
     /// Failed attempts that were retried.
-    pub retries: u64,
+    pub(crate) retries: u64,
     /// Backup attempts started for stragglers.
-    pub backups: u64,
+    pub(crate) backups: u64,
     /// Attempts killed for showing no sign of life (`--task-timeout`).
-    pub timeouts: u64,
+    pub(crate) timeouts: u64,
     /// Sum of the tasks' `records_in`.
-    pub records_in: u64,
+    pub(crate) records_in: u64,
     /// Sum of the tasks' `records_read`.
-    pub records_read: u64,
+    pub(crate) records_read: u64,
     /// Sum of the tasks' `bytes_in`.
-    pub bytes_in: u64,
+    pub(crate) bytes_in: u64,
     /// Sum of the tasks' `records_out`.
-    pub records_out: u64,
+    pub(crate) records_out: u64,
     /// Sum of the tasks' `bytes_out`.
-    pub bytes_out: u64,
+    pub(crate) bytes_out: u64,
     /// The largest of the tasks' `bytes_out`: with the mean, the skew of
     /// the partitions.
     #[serde(default)]
-    pub largest_out: u64,
+    pub(crate) largest_out: u64,
     /// Sum of the tasks' `command_records_out`.
-    pub command_records_out: u64,
+    pub(crate) command_records_out: u64,
     /// Sum of the tasks' spills.
-    pub spills: u64,
+    pub(crate) spills: u64,
     /// Sum of combiner input records.
-    pub combine_in: u64,
+    pub(crate) combine_in: u64,
     /// Sum of combiner output records.
-    pub combine_out: u64,
+    pub(crate) combine_out: u64,
     /// Wall time of the phase, in milliseconds.
-    pub millis: u64,
+    pub(crate) millis: u64,
 }
 
 impl PhaseTotals {
     /// The largest task output over the mean (1 when all are equal; 0
     /// when there is none).
-    pub fn skew(&self) -> f64 {
+    pub(crate) fn skew(&self) -> f64 {
         if self.bytes_out == 0 {
             return 0.0;
         }
@@ -52,7 +52,7 @@ impl PhaseTotals {
     }
 
     /// Adds one committed task.
-    pub fn add(&mut self, r: &TaskReport) {
+    pub(crate) fn add(&mut self, r: &TaskReport) {
         self.tasks += 1;
         self.records_in += r.records_in;
         self.records_read += r.records_read;
@@ -67,26 +67,13 @@ impl PhaseTotals {
     }
 }
 
-/// The job report, written to the work directory at the end of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobReport {
-    /// Wall time of the job.
-    pub seconds: f64,
-    /// Map phase totals.
-    pub map: PhaseTotals,
-    /// Reduce phase totals (none for a map-only job).
-    pub reduce: Option<PhaseTotals>,
-    /// User counters, summed over committed tasks.
-    pub counters: Counters,
-}
-
 /// Partitions whose largest is this many times the mean are worth a line
 /// of the summary even without `--total-order`.
 const SKEW_WORTH_SAYING: f64 = 2.0;
 
 /// The job summary printed on stderr at the end of a run; `total_order`
 /// always shows the skew of the parts.
-pub fn summary(
+pub(crate) fn summary(
     elapsed: std::time::Duration,
     map: &PhaseTotals,
     reduce: Option<&PhaseTotals>,
@@ -151,7 +138,7 @@ pub fn summary(
 }
 
 /// `1.5 MiB`.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;

@@ -30,13 +30,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use crate::observe::status::UPDATE_EVERY;
+pub(crate) use crate::observe::status::UPDATE_EVERY;
 
 /// Keeps a job's status document: from its making to [`Tracker::end`], a
 /// heartbeat thread rewrites `status.json` every [`UPDATE_EVERY`], between
 /// phases too (sampling, delivering a large output), so that `gmr status`
 /// on another host can tell a job that runs from one whose gmr is gone.
-pub struct Tracker {
+pub(crate) struct Tracker {
     inner: Arc<Inner>,
     heartbeat: Mutex<Option<Heartbeat>>,
 }
@@ -48,6 +48,8 @@ type Heartbeat = (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>);
 struct Inner {
     root: PathBuf,
     status_path: PathBuf,
+    report_path: PathBuf,
+    html_path: PathBuf,
     attempts_path: PathBuf,
     live: Mutex<Live>,
     /// Held from a snapshot to its rename: the heartbeat and the job's
@@ -83,7 +85,7 @@ struct Live {
 impl Tracker {
     /// Starts (or, for the same job, continues) the status of job `job` in
     /// `wd`, run on `exec`'s slots.
-    pub fn new(wd: &WorkDir, job: &str, exec: &dyn Executor) -> Tracker {
+    pub(crate) fn new(wd: &WorkDir, job: &str, exec: &dyn Executor) -> Tracker {
         let mut hosts: BTreeMap<String, HostStatus> = BTreeMap::new();
         for slot in 0..exec.slots() {
             let name = exec.host_of(slot);
@@ -130,6 +132,8 @@ impl Tracker {
         let inner = Arc::new(Inner {
             root: wd.root().to_path_buf(),
             status_path: wd.status_path(),
+            report_path: wd.job_report_path(),
+            html_path: wd.report_html_path(),
             attempts_path: wd.attempts_path(),
             live: Mutex::new(Live {
                 doc,
@@ -196,7 +200,13 @@ impl Tracker {
 
     /// A phase starts: `tasks` in all, of which `reused` committed in an
     /// earlier run; `bytes` its input (the map phase).
-    pub fn begin_phase(&self, name: &str, tasks: &[TaskId], reused: &[&TaskReport], bytes: u64) {
+    pub(crate) fn begin_phase(
+        &self,
+        name: &str,
+        tasks: &[TaskId],
+        reused: &[&TaskReport],
+        bytes: u64,
+    ) {
         {
             let mut live = self.lock();
             let reused_bytes: u64 = reused.iter().map(|r| r.bytes_in).sum();
@@ -221,7 +231,7 @@ impl Tracker {
     }
 
     /// The phase ended with these totals and reports.
-    pub fn end_phase(&self, name: &str, totals: &PhaseTotals, reports: &[TaskReport]) {
+    pub(crate) fn end_phase(&self, name: &str, totals: &PhaseTotals, reports: &[TaskReport]) {
         {
             let mut live = self.lock();
             if let Some(p) = live.doc.phases.iter_mut().find(|p| p.name == name) {
@@ -240,19 +250,19 @@ impl Tracker {
     }
 
     /// Notes which hosts are good, as `health` says.
-    pub fn hosts_health(&self, health: &Health) {
+    pub(crate) fn hosts_health(&self, health: &Health) {
         for h in self.lock().hosts.values_mut() {
             h.good = health.is_good(&h.name);
         }
     }
 
     /// The document as of now, as the next write will have it.
-    pub fn snapshot(&self) -> JobStatus {
+    pub(crate) fn snapshot(&self) -> JobStatus {
         self.lock().snapshot()
     }
 
     /// Rewrites `status.json` now; returns the document written.
-    pub fn write(&self) -> JobStatus {
+    pub(crate) fn write(&self) -> JobStatus {
         self.inner.write()
     }
 
@@ -260,7 +270,7 @@ impl Tracker {
     /// and `seconds` are the job's own figures. Writes the last
     /// `status.json`, `report.json` and `report.html`. Only the first call
     /// counts.
-    pub fn end(&self, state: State, error: Option<String>, counters: Option<&Counters>) {
+    pub(crate) fn end(&self, state: State, error: Option<String>, counters: Option<&Counters>) {
         {
             let mut live = self.lock();
             if live.ended {
@@ -281,17 +291,13 @@ impl Tracker {
         self.stop_heartbeat();
         let doc = self.write();
         let report = with_attempts(doc, &self.inner.attempts_path);
-        let json = self.inner.root.join("report.json");
-        let html = self.inner.root.join("report.html");
-        let _ = write_renamed(&json, &crate::files::json_bytes(&report));
-        let _ = write_renamed(
-            &html,
-            crate::observe::htmlreport::render(&report).as_bytes(),
-        );
+        let (json, html) = (&self.inner.report_path, &self.inner.html_path);
+        let _ = write_renamed(json, &crate::files::json_bytes(&report));
+        let _ = write_renamed(html, crate::observe::htmlreport::render(&report).as_bytes());
     }
 
     /// The job failed with `e` (or was interrupted).
-    pub fn failed(&self, e: &Error) {
+    pub(crate) fn failed(&self, e: &Error) {
         match e {
             Error::Interrupted => self.interrupted(),
             e => self.end(State::Failed, Some(e.to_string()), None),
@@ -299,7 +305,7 @@ impl Tracker {
     }
 
     /// The job was interrupted (Ctrl-C, SIGTERM).
-    pub fn interrupted(&self) {
+    pub(crate) fn interrupted(&self) {
         let how = format!(
             "interrupted; continue the job with --resume --workdir {}",
             self.inner.root.display()
@@ -363,7 +369,7 @@ fn write_renamed(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 /// `doc` with every attempt of `attempts.jsonl` (what `report.json` and
 /// `gmr report` show); lines that do not parse (a line cut short by a
 /// crash) are skipped.
-pub fn with_attempts(mut doc: JobStatus, attempts: &std::path::Path) -> JobStatus {
+pub(crate) fn with_attempts(mut doc: JobStatus, attempts: &std::path::Path) -> JobStatus {
     let text = std::fs::read(attempts).unwrap_or_default();
     let mut all: Vec<AttemptStatus> = text
         .split(|&b| b == b'\n')

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Whether `input` is read as a stream, spooled first: `-`, or anything
 /// that is not a regular file or a directory (a FIFO, `<(…)`,
 /// `/dev/stdin`, a character device).
-pub fn is_stream(input: &Path) -> bool {
+pub(crate) fn is_stream(input: &Path) -> bool {
     input.as_os_str() == "-" || fs::metadata(input).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
@@ -39,7 +39,11 @@ fn stdin_identity() -> Option<(u64, u64)> {
 /// second would read nothing. A spool already in `spool_dir` is replaced
 /// when `replace` (a new job's leftover: no lines name it), else refused
 /// (`gmr split`: an earlier split's lines read it).
-pub fn resolve_inputs(inputs: &[PathBuf], spool_dir: &Path, replace: bool) -> Result<Vec<PathBuf>> {
+pub(crate) fn resolve_inputs(
+    inputs: &[PathBuf],
+    spool_dir: &Path,
+    replace: bool,
+) -> Result<Vec<PathBuf>> {
     let stdin_only = [PathBuf::from("-")];
     let inputs = if inputs.is_empty() {
         &stdin_only[..]
@@ -193,7 +197,7 @@ fn copy_interruptible(from: &mut impl Read, to: &mut impl Write) -> io::Result<u
 }
 
 /// Compressed inputs, each with its decompressed copy.
-pub type Copies = Vec<(PathBuf, PathBuf)>;
+pub(crate) type Copies = Vec<(PathBuf, PathBuf)>;
 
 /// Decompresses into `spool_dir` each compressed file of `files` of at
 /// least `split_size` bytes, up to `jobs` at a time, and returns each such
@@ -207,7 +211,7 @@ pub type Copies = Vec<(PathBuf, PathBuf)>;
 /// compressed files already make many tasks. The copy is not synced: it
 /// can be made again from its file, and a copy cut short by a crash fails
 /// its stamp check.
-pub fn spool_compressed(
+pub(crate) fn spool_compressed(
     files: &[PathBuf],
     spool_dir: &Path,
     split_size: u64,
@@ -293,7 +297,7 @@ fn decompress_to(path: &Path, codec: Codec, spool: &Path) -> Result<()> {
 }
 
 /// Marks the splits of each decompressed copy with the file it came from.
-pub fn mark_origins(splits: &mut [Split], spools: &[(PathBuf, PathBuf)]) {
+pub(crate) fn mark_origins(splits: &mut [Split], spools: &[(PathBuf, PathBuf)]) {
     let mark = |piece: &mut Split| {
         if let Some((origin, _)) = spools.iter().find(|(_, s)| *s == piece.path) {
             piece.origin = Some(origin.clone());

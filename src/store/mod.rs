@@ -2,8 +2,8 @@
 //! ([`workdir`]), the inputs with streams spooled into it ([`input`]), the job spec every task reads ([`spec`]), the output
 //! directory ([`output`]), and what this machine allows ([`resources`]).
 
-pub mod input;
-pub mod output;
-pub mod resources;
-pub mod spec;
-pub mod workdir;
+pub(crate) mod input;
+pub(crate) mod output;
+pub(crate) mod resources;
+pub(crate) mod spec;
+pub(crate) mod workdir;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// once every other check of the job has passed, so that a refused job
 /// never removed anything.
 #[derive(Debug, Clone)]
-pub struct OutputDir {
+pub(crate) struct OutputDir {
     path: PathBuf,
     /// The old output's files, removed to replace it (`--force`).
     replace: Vec<PathBuf>,
@@ -25,7 +25,7 @@ pub struct OutputDir {
 /// two jobs never write one directory (each would take the other's parts
 /// for its own); released when dropped.
 #[derive(Debug)]
-pub struct OutputLock {
+pub(crate) struct OutputLock {
     _dir: Option<File>,
 }
 
@@ -36,7 +36,7 @@ impl OutputDir {
     /// the current directory, the work directory), or holds anything but
     /// an old output's files (parts and `_SUCCESS`): `--force` replaces an
     /// old output, never a script, a log or the data it is computed from.
-    pub fn check(
+    pub(crate) fn check(
         dir: Option<&Path>,
         force: bool,
         keep: &[(&str, &Path)],
@@ -76,7 +76,7 @@ impl OutputDir {
 
     /// A directory that already holds this job's parts (a resumed job):
     /// kept as it is.
-    pub fn keep(path: PathBuf) -> OutputDir {
+    pub(crate) fn keep(path: PathBuf) -> OutputDir {
         OutputDir {
             path,
             replace: Vec::new(),
@@ -85,14 +85,14 @@ impl OutputDir {
     }
 
     /// Its absolute path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Makes it, locks it for the job, and removes the old output's files
     /// (`--force`). A directory another gmr job holds, or that was written
     /// since it was checked, is refused: removing nothing.
-    pub fn make_ready(&self) -> Result<OutputLock> {
+    pub(crate) fn make_ready(&self) -> Result<OutputLock> {
         let dir = &self.path;
         fs::create_dir_all(dir)
             .map_err(|e| Error::input("cannot create output directory", dir, e))?;
@@ -200,7 +200,7 @@ fn refuse_to_replace(dir: &Path, keep: &[(&str, &Path)]) -> Result<()> {
 
 /// Writes `_SUCCESS` into `output`, the last file of a finished job, once
 /// every part is durable.
-pub fn mark_success(output: &Path) -> Result<()> {
+pub(crate) fn mark_success(output: &Path) -> Result<()> {
     let marker = success_marker(output);
     File::create(&marker)
         .and_then(|f| crate::files::close_file(f, true))
@@ -209,7 +209,7 @@ pub fn mark_success(output: &Path) -> Result<()> {
 }
 
 /// Writes `bytes` to stdout. A closed stdout (`| head`) is not an error.
-pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
@@ -228,7 +228,7 @@ pub fn write_stdout(bytes: &[u8]) -> Result<()> {
 /// race with the copy for the file's offset (copy_file_range(2) reads and
 /// sets it without the lock that write(2) and lseek(2) take), and a copy
 /// that fails is taken back.
-pub fn copy_to_stdout(parts: impl Iterator<Item = PathBuf>) -> Result<()> {
+pub(crate) fn copy_to_stdout(parts: impl Iterator<Item = PathBuf>) -> Result<()> {
     let parts: Vec<PathBuf> = parts.collect();
     let sizes = parts
         .iter()
@@ -291,7 +291,7 @@ pub fn copy_to_stdout(parts: impl Iterator<Item = PathBuf>) -> Result<()> {
 /// the job found it, when nothing was written after the range meanwhile:
 /// a failed job leaves no partial output.
 #[derive(Debug)]
-pub struct StdoutParts {
+pub(crate) struct StdoutParts {
     file: File,
     /// Where the output starts in the file.
     base: u64,
@@ -305,7 +305,7 @@ impl StdoutParts {
     /// nothing of the file lies past the output), and not where stderr
     /// goes (a warning during the job would land on the parts). None
     /// otherwise: the parts are then written at stdout's offset.
-    pub fn take(sizes: &[u64]) -> Option<StdoutParts> {
+    pub(crate) fn take(sizes: &[u64]) -> Option<StdoutParts> {
         use std::os::fd::{AsFd, AsRawFd};
         use std::os::unix::fs::MetadataExt;
         let file = File::from(io::stdout().as_fd().try_clone_to_owned().ok()?);
@@ -350,7 +350,7 @@ impl StdoutParts {
     }
 
     /// A writer of part `p`, in its range of stdout.
-    pub fn part(&self, p: usize) -> PartRange<'_> {
+    pub(crate) fn part(&self, p: usize) -> PartRange<'_> {
         let (start, end) = self.ranges[p];
         PartRange {
             parts: self,
@@ -361,7 +361,7 @@ impl StdoutParts {
     }
 
     /// The job succeeded: the output stays.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         crate::interrupt::on_abandon(None);
     }
 }
@@ -404,7 +404,7 @@ fn cut_back(fd: std::os::fd::RawFd, base: u64, end: u64) {
 
 /// One part's range of stdout ([`StdoutParts::part`]): written front to
 /// back, never past its end.
-pub struct PartRange<'a> {
+pub(crate) struct PartRange<'a> {
     parts: &'a StdoutParts,
     p: usize,
     at: u64,
@@ -413,7 +413,7 @@ pub struct PartRange<'a> {
 
 impl PartRange<'_> {
     /// Checks that the part filled its range exactly.
-    pub fn finish(self) -> io::Result<()> {
+    pub(crate) fn finish(self) -> io::Result<()> {
         match self.at == self.end {
             true => Ok(()),
             false => Err(self.mismatch()),

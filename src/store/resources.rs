@@ -9,26 +9,24 @@ use crate::data::sort::BufferPool;
 use crate::store::output::StdoutParts;
 
 /// This machine's cores (the default `-j`).
-pub fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// What the tasks this process runs may use.
 #[derive(Debug)]
-pub struct Resources {
-    /// Tasks this process runs at once.
-    pub slots: usize,
+pub(crate) struct Resources {
     /// How many runs one merge may open at once.
-    pub fan_in: usize,
+    pub(crate) fan_in: usize,
     /// The open-file limit commands get: the one gmr started with, when it
     /// raised its own (some programs walk or `select()` every descriptor up
     /// to the soft limit).
-    pub child_nofile: Option<libc::rlimit>,
+    pub(crate) child_nofile: Option<libc::rlimit>,
     /// Sort buffers of finished map tasks, for the next ones.
-    pub buffers: BufferPool,
+    pub(crate) buffers: BufferPool,
     /// Stdout, when reduce tasks write their parts straight into it: set
     /// once, before the reduce phase (`job::Lifecycle::reduce`).
-    pub stdout_parts: std::sync::OnceLock<StdoutParts>,
+    pub(crate) stdout_parts: std::sync::OnceLock<StdoutParts>,
 }
 
 impl Resources {
@@ -39,14 +37,13 @@ impl Resources {
     /// slots, and never past the cores (a `-j` far above them, for
     /// commands that wait, would otherwise start a thread per slot here).
     /// Call it once per process.
-    pub fn new(slots: usize, child_nofile: Option<libc::rlimit>) -> Resources {
+    pub(crate) fn new(slots: usize, child_nofile: Option<libc::rlimit>) -> Resources {
         let slots = slots.max(1);
         // Fails only when the pool exists already (a second call): keep it.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(slots.min(cores()))
             .build_global();
         Resources {
-            slots,
             fan_in: fan_in(open_file_limit(), slots),
             child_nofile,
             buffers: BufferPool::new(slots),
@@ -59,7 +56,7 @@ impl Resources {
 /// of many runs need fewer passes and many hosts can be connected at once;
 /// returns the limit it started with when it raised it (the one commands
 /// get). Failure changes nothing. Call it once, when the process starts.
-pub fn raise_open_file_limit() -> Option<libc::rlimit> {
+pub(crate) fn raise_open_file_limit() -> Option<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

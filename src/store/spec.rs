@@ -20,69 +20,69 @@ use std::path::PathBuf;
 /// zstd, bzip2, xz, by their magic bytes); version 5 the job's order
 /// (`sort_keys`, `total_order`, `cuts`), which a task of an older gmr would
 /// ignore and sort wrongly.
-pub const FORMAT_VERSION: u32 = 5;
+pub(crate) const FORMAT_VERSION: u32 = 5;
 
 /// What a job runs: everything a task needs besides its id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct JobSpec {
+pub(crate) struct JobSpec {
     /// Work directory format version.
-    pub version: u32,
+    pub(crate) version: u32,
     /// The job's identity, unique to it (see [`new_job_id`]): every commit
     /// record and manifest line of the job carries it, so that the data of
     /// two jobs can never mix.
-    pub job: String,
+    pub(crate) job: String,
     /// The directory tasks run in (the user's current directory), so that
     /// relative paths in commands work on every host.
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
     /// The input files, as they were when the job was planned.
     #[serde(default)]
-    pub inputs: Vec<InputStamp>,
+    pub(crate) inputs: Vec<InputStamp>,
     /// The input splits; map task `i` reads `splits[i]`.
-    pub splits: Vec<Split>,
+    pub(crate) splits: Vec<Split>,
     /// The mapper command.
-    pub mapper: String,
+    pub(crate) mapper: String,
     /// The combiner command, run on each sorted map-side run.
-    pub combiner: Option<String>,
+    pub(crate) combiner: Option<String>,
     /// The reducer command (set by `gmr reduce` when stages run one by one).
-    pub reducer: Option<String>,
+    pub(crate) reducer: Option<String>,
     /// Number of reduce partitions; 0 is a map-only job.
-    pub reducers: u32,
+    pub(crate) reducers: u32,
     /// How records split into key and value.
-    pub key: KeySpec,
+    pub(crate) key: KeySpec,
     /// `--sort-key` definitions in sort(1)'s `-k` syntax, in order: records
     /// of a partition order by them, then by the whole line. None: by key,
     /// value and line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sort_keys: Vec<String>,
+    pub(crate) sort_keys: Vec<String>,
     /// `--total-order`: partitions hold consecutive ranges of the order,
     /// between `cuts`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub total_order: bool,
+    pub(crate) total_order: bool,
     /// The cut points of a total order, ascending, in hex: the ranks (see
     /// [`crate::data::order::Order::rank`]) that end partitions 0, 1, …, chosen
     /// from a sample of the mapper's output when the job was planned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cuts: Vec<String>,
+    pub(crate) cuts: Vec<String>,
     /// Bytes of mapper output a map task sorts in memory before spilling.
-    pub sort_buffer: u64,
+    pub(crate) sort_buffer: u64,
     /// Whether the files of a map task's split go to one mapper (rather
     /// than a mapper each, with its own `GMR_INPUT_FILE`).
     #[serde(default)]
-    pub one_mapper_per_task: bool,
+    pub(crate) one_mapper_per_task: bool,
     /// Where parts are committed.
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
     /// The exit statuses of the job's commands that mean success.
-    pub ok_exit: Vec<i32>,
+    pub(crate) ok_exit: Vec<i32>,
     /// Milliseconds a command may show no sign of life before its attempt
     /// is killed; 0 for no limit.
-    pub task_timeout_ms: u64,
+    pub(crate) task_timeout_ms: u64,
     /// How output parts are compressed (`--compress`), if they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compress: Option<Codec>,
+    pub(crate) compress: Option<Codec>,
     /// Variables every command of the job gets, on every host: `--env`,
     /// and the locale of the user who started the job (see
     /// [`job_env`]).
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl JobSpec {
@@ -91,7 +91,7 @@ impl JobSpec {
     /// that changed since (whoever could write the work directory could
     /// otherwise make every host run their commands).
     /// Reads the job spec of `wd` and its digest, of the same bytes.
-    pub fn load_with_digest(wd: &WorkDir) -> Result<(JobSpec, String)> {
+    pub(crate) fn load_with_digest(wd: &WorkDir) -> Result<(JobSpec, String)> {
         let path = wd.spec_path();
         let bytes =
             fs::read(&path).map_err(|e| wd_error(wd, Error::io("cannot read", &path, e)))?;
@@ -100,7 +100,7 @@ impl JobSpec {
 
     /// Reads the job spec of `wd`, which must have the digest `want`: the
     /// bytes checked are the bytes parsed.
-    pub fn load_checked(wd: &WorkDir, want: &str) -> Result<JobSpec> {
+    pub(crate) fn load_checked(wd: &WorkDir, want: &str) -> Result<JobSpec> {
         let (spec, have) = JobSpec::load_with_digest(wd)?;
         if have != want {
             return Err(Error::usage(format!(
@@ -112,7 +112,7 @@ impl JobSpec {
     }
 
     /// Reads the job spec of the work directory `wd`.
-    pub fn load(wd: &WorkDir) -> Result<JobSpec> {
+    pub(crate) fn load(wd: &WorkDir) -> Result<JobSpec> {
         JobSpec::load_with_digest(wd).map(|(spec, _)| spec)
     }
 
@@ -137,19 +137,19 @@ impl JobSpec {
     /// The bytes by which `job.json` names this job, within its first 256
     /// bytes (`version` and `job` are the spec's first fields): what a
     /// task's fence looks for without parsing the whole spec.
-    pub fn identity_mark(&self) -> String {
+    pub(crate) fn identity_mark(&self) -> String {
         format!("\"job\": \"{}\"", self.job)
     }
 
     /// Output part `p`: `part-NNNNN` in the output directory, with the
     /// extension of `--compress`.
-    pub fn part_path(&self, p: usize) -> PathBuf {
+    pub(crate) fn part_path(&self, p: usize) -> PathBuf {
         let ext = self.compress.map_or("", Codec::extension);
         workdir::output_part(&self.output, p, ext)
     }
 
     /// The order of the job's map output: its key, sort keys and cuts.
-    pub fn order(&self) -> Result<Order> {
+    pub(crate) fn order(&self) -> Result<Order> {
         let mut order = Order::new(self.key);
         if !self.sort_keys.is_empty() {
             let keys =
@@ -173,7 +173,7 @@ impl JobSpec {
     /// compared as plain bytes. Only then may records be combined by key
     /// before they all meet (a combiner would otherwise see a key's
     /// records in groups that depend on the splits).
-    pub fn keys_consecutive(&self) -> bool {
+    pub(crate) fn keys_consecutive(&self) -> bool {
         match self.sort_keys.is_empty() {
             true => true,
             false => SortKeys::parse(&self.sort_keys, self.key.separator)
@@ -182,13 +182,13 @@ impl JobSpec {
     }
 
     /// How long a command may show no sign of life, if limited.
-    pub fn task_timeout(&self) -> Option<std::time::Duration> {
+    pub(crate) fn task_timeout(&self) -> Option<std::time::Duration> {
         (self.task_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.task_timeout_ms))
     }
 
     /// Writes the job spec into `wd` (atomically, replacing an older one).
     /// Returns the digest of the bytes written (see [`JobSpec::digest`]).
-    pub fn save(&self, wd: &WorkDir) -> Result<String> {
+    pub(crate) fn save(&self, wd: &WorkDir) -> Result<String> {
         let path = wd.spec_path();
         let tmp = workdir::attempt_path(&path, 0);
         let bytes = crate::files::json_bytes(self);
@@ -217,7 +217,7 @@ fn wd_error(wd: &WorkDir, e: Error) -> Error {
 }
 
 /// `bytes` in hex, two lower-case digits a byte.
-pub fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -240,7 +240,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 
 /// A new job identity: unique across hosts, processes and time (16 hex
 /// digits of a hash of the host, the process, the clock and a counter).
-pub fn new_job_id() -> String {
+pub(crate) fn new_job_id() -> String {
     use std::hash::Hasher;
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -258,14 +258,14 @@ pub fn new_job_id() -> String {
 /// Variables of the user's environment every command gets by default, on
 /// every host, besides `LC_*`: the locale (so that `sort`, `awk` and
 /// `grep` compare and classify bytes alike everywhere) and the time zone.
-pub const FORWARDED_BY_DEFAULT: &[&str] = &["LANG", "LANGUAGE", "TZ"];
+pub(crate) const FORWARDED_BY_DEFAULT: &[&str] = &["LANG", "LANGUAGE", "TZ"];
 
 /// The variables of a job: the locale (`LC_*` and those of
 /// [`FORWARDED_BY_DEFAULT`]) as gmr was started with them, then each
 /// `--env` flag: `NAME=VALUE`, or `NAME` for its value here (a `NAME` that
 /// is not set is a usage error). Later values win; names are sorted, so
 /// the spec is the same however the flags were ordered.
-pub fn job_env(flags: &[String]) -> Result<Vec<(String, String)>> {
+pub(crate) fn job_env(flags: &[String]) -> Result<Vec<(String, String)>> {
     let mut env = std::collections::BTreeMap::new();
     for (name, value) in std::env::vars_os() {
         let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {

@@ -38,20 +38,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The work directory of one job.
 #[derive(Debug, Clone)]
-pub struct WorkDir {
+pub(crate) struct WorkDir {
     root: PathBuf,
 }
 
 impl WorkDir {
     /// A work directory at `root` (not created).
-    pub fn new(root: impl Into<PathBuf>) -> WorkDir {
+    pub(crate) fn new(root: impl Into<PathBuf>) -> WorkDir {
         WorkDir { root: root.into() }
     }
 
     /// The work directory of a job: `given`, or a new one in `$TMPDIR`,
     /// created. Returns whether gmr made it (and so removes it after
     /// success). A `fresh` job refuses a directory that holds a job.
-    pub fn open(given: Option<&Path>, fresh: bool) -> Result<(WorkDir, bool)> {
+    pub(crate) fn open(given: Option<&Path>, fresh: bool) -> Result<(WorkDir, bool)> {
         let (wd, created) = match given {
             Some(dir) => {
                 let wd = WorkDir::new(
@@ -105,14 +105,14 @@ impl WorkDir {
     /// Forgets what an earlier `gmr reduce` in this directory committed
     /// (its reports, and its parts here): a reduce stage run again, with
     /// another reducer or output, must not take them for its own.
-    pub fn discard_reduce(&self) -> Result<()> {
+    pub(crate) fn discard_reduce(&self) -> Result<()> {
         remove_named(&self.root.join("reports"), |n| n.starts_with("reduce-"))?;
         remove_named(&self.default_output(), is_output_name)
     }
 
     /// Refuses a work directory that belongs to another user: whoever can
     /// write it decides what the job's tasks run (its `job.json`).
-    pub fn check_owner(&self) -> Result<()> {
+    pub(crate) fn check_owner(&self) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
         let Ok(meta) = fs::symlink_metadata(&self.root) else {
             return Ok(());
@@ -131,7 +131,7 @@ impl WorkDir {
 
     /// Creates the directory (and its subdirectories) if missing; a new
     /// root is private to its user (0700).
-    pub fn create(&self) -> Result<()> {
+    pub(crate) fn create(&self) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         if !self.root.exists() {
             fs::DirBuilder::new()
@@ -149,46 +149,46 @@ impl WorkDir {
     }
 
     /// The root of the work directory.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// Where standard input is spooled.
-    pub fn input_dir(&self) -> PathBuf {
+    pub(crate) fn input_dir(&self) -> PathBuf {
         self.root.join("input")
     }
 
     /// The job spec file.
-    pub fn spec_path(&self) -> PathBuf {
+    pub(crate) fn spec_path(&self) -> PathBuf {
         self.root.join("job.json")
     }
 
     /// The committed directory of map task `index`.
-    pub fn map_dir(&self, index: usize) -> PathBuf {
+    pub(crate) fn map_dir(&self, index: usize) -> PathBuf {
         self.root.join("map").join(format!("map-{index:05}"))
     }
 
     /// The runs file of a map task's directory (committed or an attempt):
     /// every partition, sorted, back to back.
-    pub fn map_out(map_dir: &Path) -> PathBuf {
+    pub(crate) fn map_out(map_dir: &Path) -> PathBuf {
         map_dir.join("out")
     }
 
     /// The index of a map task's runs file: where each partition lies.
-    pub fn map_index(map_dir: &Path) -> PathBuf {
+    pub(crate) fn map_index(map_dir: &Path) -> PathBuf {
         map_dir.join("index.json")
     }
 
     /// A spilled run of a map attempt, before the runs are merged into
     /// [`WorkDir::map_out`].
-    pub fn spill_path(attempt_dir: &Path, n: usize) -> PathBuf {
+    pub(crate) fn spill_path(attempt_dir: &Path, n: usize) -> PathBuf {
         attempt_dir.join(format!("spill-{n:05}"))
     }
 
     /// The name stem of the files that narrow a merge of many runs of
     /// partition `p` (or of a partition's runs, for `None`), in the merging
     /// attempt's own directory.
-    pub fn merge_stem(p: Option<u32>) -> String {
+    pub(crate) fn merge_stem(p: Option<u32>) -> String {
         match p {
             Some(p) => format!("merge-{p:05}"),
             None => "merge".to_string(),
@@ -197,7 +197,7 @@ impl WorkDir {
 
     /// A probe file the coordinator writes to check that a host sees the
     /// work directory: a name no other process uses.
-    pub fn probe_path(&self) -> PathBuf {
+    pub(crate) fn probe_path(&self) -> PathBuf {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -206,46 +206,46 @@ impl WorkDir {
     }
 
     /// The committed merged partition `p` (made by `gmr shuffle`).
-    pub fn shuffle_part(&self, p: u32) -> PathBuf {
+    pub(crate) fn shuffle_part(&self, p: u32) -> PathBuf {
         self.root.join("shuffle").join(part_name(p as usize))
     }
 
     /// Where one attempt of a task keeps intermediate merges of its runs:
     /// a name no other attempt, process or host uses.
-    pub fn scratch_dir(&self, task: &str, attempt: u32) -> PathBuf {
+    pub(crate) fn scratch_dir(&self, task: &str, attempt: u32) -> PathBuf {
         attempt_path(&self.root.join("scratch").join(task), attempt)
     }
 
     /// Removes what attempts left in the scratch directory (one killed
     /// before it could clean up). Run it once a phase's tasks committed.
-    pub fn remove_scratch(&self) {
+    pub(crate) fn remove_scratch(&self) {
         remove_attempt_files(&self.root.join("scratch"));
     }
 
     /// The committed report of a task.
-    pub fn report_path(&self, task: &str) -> PathBuf {
+    pub(crate) fn report_path(&self, task: &str) -> PathBuf {
         self.root.join("reports").join(format!("{task}.json"))
     }
 
     /// Where job arrays keep their batches' task lists and scripts, and
     /// their elements' output and exit status.
-    pub fn slurm_dir(&self) -> PathBuf {
+    pub(crate) fn slurm_dir(&self) -> PathBuf {
         self.root.join("slurm")
     }
 
     /// The copy of gmr that hosts and Slurm nodes run (unless
     /// `--remote-gmr`).
-    pub fn gmr_copy_path(&self) -> PathBuf {
+    pub(crate) fn gmr_copy_path(&self) -> PathBuf {
         self.root.join("bin").join("gmr")
     }
 
     /// The mapper's stderr on the sample `--total-order` reads.
-    pub fn sample_log_path(&self) -> PathBuf {
+    pub(crate) fn sample_log_path(&self) -> PathBuf {
         self.root.join("sample.log")
     }
 
     /// The stderr log of one attempt of a task.
-    pub fn log_path(&self, task: &str, attempt: u32) -> PathBuf {
+    pub(crate) fn log_path(&self, task: &str, attempt: u32) -> PathBuf {
         self.root
             .join("logs")
             .join(format!("{task}.{attempt}.stderr"))
@@ -253,61 +253,61 @@ impl WorkDir {
 
     /// The stderr log of the combiner of one attempt of a map task, kept
     /// apart from its mapper's.
-    pub fn combiner_log_path(&self, task: &str, attempt: u32) -> PathBuf {
+    pub(crate) fn combiner_log_path(&self, task: &str, attempt: u32) -> PathBuf {
         self.log_path(&format!("{task}.combiner"), attempt)
     }
 
     /// Where parts go when the job's output is standard output.
-    pub fn default_output(&self) -> PathBuf {
+    pub(crate) fn default_output(&self) -> PathBuf {
         self.root.join("output")
     }
 
     /// Marks a work directory that `gmr split` made for standard input
     /// without being asked: nobody else knows it, so the stage that ends
     /// the pipeline removes it ([`WorkDir::is_temporary`]).
-    pub fn mark_temporary(&self) -> Result<()> {
+    pub(crate) fn mark_temporary(&self) -> Result<()> {
         let path = self.root.join("temporary");
         fs::write(&path, b"").map_err(|e| Error::io("cannot write", &path, e))
     }
 
     /// Whether [`WorkDir::mark_temporary`] marked this work directory.
-    pub fn is_temporary(&self) -> bool {
+    pub(crate) fn is_temporary(&self) -> bool {
         self.root.join("temporary").exists()
     }
 
     /// The job report written at the end of a job: the status document
     /// with every attempt.
-    pub fn job_report_path(&self) -> PathBuf {
+    pub(crate) fn job_report_path(&self) -> PathBuf {
         self.root.join("report.json")
     }
 
     /// The job's status while it runs, rewritten every second
     /// (`status.rs`).
-    pub fn status_path(&self) -> PathBuf {
+    pub(crate) fn status_path(&self) -> PathBuf {
         self.root.join("status.json")
     }
 
     /// Every attempt that ended, a JSON line each, appended as they end:
     /// the timeline of `gmr report`.
-    pub fn attempts_path(&self) -> PathBuf {
+    pub(crate) fn attempts_path(&self) -> PathBuf {
         self.root.join("attempts.jsonl")
     }
 
     /// The HTML report written at the end of a job.
-    pub fn report_html_path(&self) -> PathBuf {
+    pub(crate) fn report_html_path(&self) -> PathBuf {
         self.root.join("report.html")
     }
 }
 
 /// The file in `spool_dir` that large compressed input `n` (1, 2, …) is
 /// decompressed to.
-pub fn decompressed_spool(spool_dir: &Path, n: usize) -> PathBuf {
+pub(crate) fn decompressed_spool(spool_dir: &Path, n: usize) -> PathBuf {
     spool_dir.join(format!("decompressed-{n}"))
 }
 
 /// The file in `spool_dir` that stream input `n` (1, 2, …) is spooled to,
 /// or standard input for `None`.
-pub fn stream_spool(spool_dir: &Path, n: Option<usize>) -> PathBuf {
+pub(crate) fn stream_spool(spool_dir: &Path, n: Option<usize>) -> PathBuf {
     match n {
         None => spool_dir.join("stdin"),
         Some(n) => spool_dir.join(format!("stream-{n}")),
@@ -357,7 +357,7 @@ fn new_temp_dir() -> Result<PathBuf> {
 /// output directory, or is an input directory: gmr's own files (job.json,
 /// logs, reports) would be mixed with the output, or read as input by the
 /// next job. (A subdirectory of an input directory is never read.)
-pub fn check_apart(workdir: &Path, output: Option<&Path>, inputs: &[PathBuf]) -> Result<()> {
+pub(crate) fn check_apart(workdir: &Path, output: Option<&Path>, inputs: &[PathBuf]) -> Result<()> {
     // The real path, also of a path not made yet (its parent's).
     let real = |p: &Path| {
         let parent = || match (p.parent(), p.file_name()) {
@@ -395,14 +395,14 @@ pub fn check_apart(workdir: &Path, output: Option<&Path>, inputs: &[PathBuf]) ->
 }
 
 /// `part-00003`.
-pub fn part_name(p: usize) -> String {
+pub(crate) fn part_name(p: usize) -> String {
     format!("part-{p:05}")
 }
 
 /// Whether `name` is one gmr writes into an output directory: a part
 /// (`part-00003`, `.gz` or `.zst`), `_SUCCESS`, or what an attempt left
 /// (`.part-00003.attempt-...`). `--force` replaces only these.
-pub fn is_output_name(name: &str) -> bool {
+pub(crate) fn is_output_name(name: &str) -> bool {
     let part = |n: &str| {
         n.strip_prefix("part-")
             .is_some_and(|d| d.len() >= 5 && d.bytes().all(|b| b.is_ascii_digit()))
@@ -416,20 +416,20 @@ pub fn is_output_name(name: &str) -> bool {
 
 /// Part `p` of the job's output directory `output`, its name ending in
 /// `ext` (`.gz`, `.zst`, or nothing).
-pub fn output_part(output: &Path, p: usize, ext: &str) -> PathBuf {
+pub(crate) fn output_part(output: &Path, p: usize, ext: &str) -> PathBuf {
     output.join(format!("{}{ext}", part_name(p)))
 }
 
 /// The marker written into the output directory last, once every part is
 /// committed.
-pub fn success_marker(output: &Path) -> PathBuf {
+pub(crate) fn success_marker(output: &Path) -> PathBuf {
     output.join("_SUCCESS")
 }
 
 /// A unique name beside `target` for one attempt at writing it:
 /// `.NAME.attempt-A-HOST-PID-N`. Hidden, so that readers of the directory
 /// (and jobs that take it as input) skip it.
-pub fn attempt_path(target: &Path, attempt: u32) -> PathBuf {
+pub(crate) fn attempt_path(target: &Path, attempt: u32) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = target
@@ -442,12 +442,12 @@ pub fn attempt_path(target: &Path, attempt: u32) -> PathBuf {
 }
 
 /// True for names made by [`attempt_path`].
-pub fn is_attempt_name(name: &str) -> bool {
+pub(crate) fn is_attempt_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(".attempt-")
 }
 
 /// This host's name, for attempt names and reports.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
     // on success when the name fits.
@@ -463,7 +463,7 @@ pub fn hostname() -> String {
 /// Commits a finished attempt (a file or a directory) to its final name.
 /// Returns false, and removes the attempt, when another attempt committed
 /// first: that one's bytes are the same, since tasks are pure.
-pub fn commit(attempt: &Path, target: &Path) -> Result<bool> {
+pub(crate) fn commit(attempt: &Path, target: &Path) -> Result<bool> {
     let is_dir = attempt.is_dir();
     let result = if is_dir {
         // rename(2) of a directory onto a non-empty one fails: first wins.
@@ -532,7 +532,7 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 /// cannot clean up after itself), so that an output directory holds only
 /// committed parts. Run it once the job's tasks have all committed: an
 /// attempt still running on a lost host could only lose the race anyway.
-pub fn remove_attempt_files(dir: &Path) {
+pub(crate) fn remove_attempt_files(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -566,23 +566,23 @@ fn remove_named(dir: &Path, old: impl Fn(&str) -> bool) -> Result<()> {
 
 /// Removes an attempt's files when dropped, unless [`AttemptGuard::keep`]
 /// was called: a failed or interrupted attempt leaves nothing behind.
-pub struct AttemptGuard {
+pub(crate) struct AttemptGuard {
     path: Option<PathBuf>,
 }
 
 impl AttemptGuard {
     /// Guards `path`.
-    pub fn new(path: PathBuf) -> AttemptGuard {
+    pub(crate) fn new(path: PathBuf) -> AttemptGuard {
         AttemptGuard { path: Some(path) }
     }
 
     /// The guarded path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.path.as_deref().expect("guard is armed")
     }
 
     /// Stops guarding (the attempt was committed or discarded).
-    pub fn keep(mut self) {
+    pub(crate) fn keep(mut self) {
         self.path = None;
     }
 }

@@ -10,7 +10,7 @@ use crate::task::program::Program;
 
 /// How a map task combines its output before writing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Combiner {
+pub(crate) enum Combiner {
     /// Not at all.
     None,
     /// In a hash table as records arrive: a built-in with a merge form.
@@ -22,24 +22,24 @@ pub enum Combiner {
 /// A job spec with its programs parsed once, and what follows from them
 /// decided: how map tasks combine, and which reducer actually runs.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(crate) struct Job {
     /// The spec as stored.
-    pub spec: JobSpec,
+    pub(crate) spec: JobSpec,
     /// The order of its map output.
-    pub order: Order,
+    pub(crate) order: Order,
     /// The mapper.
-    pub mapper: Program,
+    pub(crate) mapper: Program,
     /// The map-side combiner.
-    pub combiner: Combiner,
+    pub(crate) combiner: Combiner,
     /// The reducer that runs, once the job has one: a built-in whose own
     /// table combined map-side gets partial results, so it runs its merge
     /// form (`@count` partials are summed).
-    pub reducer: Option<Program>,
+    pub(crate) reducer: Option<Program>,
 }
 
 impl Job {
     /// Parses the programs of `spec`.
-    pub fn new(spec: JobSpec) -> Result<Job> {
+    pub(crate) fn new(spec: JobSpec) -> Result<Job> {
         let parse = Program::parse_flag;
         let mapper = parse(&spec.mapper, "-m")?;
         let combiner = spec
@@ -77,7 +77,7 @@ impl Job {
     /// Checks, before any task runs, that each command's program exists and
     /// is executable (relative to the job's directory), so that a typo is a
     /// usage error rather than N failed tasks.
-    pub fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let cwd = &self.spec.cwd;
         self.mapper.check("mapper", cwd)?;
         if let Combiner::Command(c) = &self.combiner {
@@ -93,7 +93,10 @@ impl Job {
 /// The combiner a job gets when it names none: a built-in reducer that can
 /// merge partial results combines map-side too, in a hash table, which
 /// leaves far fewer records to sort.
-pub fn implied_combiner(combiner: Option<&str>, reducer: Option<&str>) -> Result<Option<String>> {
+pub(crate) fn implied_combiner(
+    combiner: Option<&str>,
+    reducer: Option<&str>,
+) -> Result<Option<String>> {
     if combiner.is_some() {
         return Ok(combiner.map(str::to_string));
     }

@@ -247,7 +247,7 @@ pub(super) fn at_piece(mut e: TaskError, piece: &Split) -> TaskError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct MapIndex {
     /// The job that made it.
-    pub job: String,
+    pub(crate) job: String,
     /// Segment `p` of `out` holds partition `p`, sorted.
-    pub segments: Vec<Segment>,
+    pub(crate) segments: Vec<Segment>,
 }

@@ -13,14 +13,14 @@
 
 mod attempt;
 mod commit;
-pub mod job;
+pub(crate) mod job;
 mod map;
-pub mod process;
-pub mod program;
+pub(crate) mod process;
+pub(crate) mod program;
 mod reduce;
-pub mod report;
-pub mod sample;
-pub mod sorter;
+pub(crate) mod report;
+pub(crate) mod sample;
+pub(crate) mod sorter;
 
 use crate::error::Error;
 use crate::error::TaskError;

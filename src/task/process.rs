@@ -63,7 +63,7 @@ fn shell_pwd(cwd: &Path) -> std::path::PathBuf {
 
 /// Shell builtins and keywords: a command line that starts with one is left
 /// to the shell.
-pub const SHELL_WORDS: &[&str] = &[
+pub(crate) const SHELL_WORDS: &[&str] = &[
     "exec", "cd", "if", "for", "while", "until", "case", "export", "set", "eval", "read", "echo",
     "printf", "test", "[", "true", "false", ":", ".", "source", "trap", "exit", "command",
     "builtin", "local", "ulimit", "umask", "wait", "time", "!", "{", "(", "pwd", "kill", "type",
@@ -76,7 +76,7 @@ pub const SHELL_WORDS: &[&str] = &[
 /// quoting, expansion, globbing, redirection or comment), the first no
 /// builtin, keyword or assignment. Running those words directly does what
 /// the shell would, with one process start fewer. None for anything else.
-pub fn plain_words(cmd: &str) -> Option<Vec<&str>> {
+pub(crate) fn plain_words(cmd: &str) -> Option<Vec<&str>> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./,:+@%^= \t".contains(c);
     if !cmd.chars().all(plain) {
         return None;
@@ -96,7 +96,7 @@ const TAIL_LINE_BYTES: usize = 400;
 const LINE_CAP: usize = 64 << 10;
 /// How much of one run's stderr its log keeps; past it, the log says how
 /// much was dropped.
-pub const LOG_CAP: u64 = 16 << 20;
+pub(crate) const LOG_CAP: u64 = 16 << 20;
 /// The buffer a child's stdout and stderr are read into. A pipe holds
 /// 64 KiB, so a read returns no more; a larger buffer would be an mmap and
 /// munmap per child, which thousands of small-file mappers pay.
@@ -118,18 +118,18 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// What a finished child left besides its output.
 #[derive(Debug, Default)]
-pub struct ChildOutcome {
+pub(crate) struct ChildOutcome {
     /// `reporter:counter:` lines, summed.
-    pub counters: Counters,
+    pub(crate) counters: Counters,
     /// The last `reporter:status:` message.
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     /// The input it was offered, and what it took.
-    pub input: InputCount,
+    pub(crate) input: InputCount,
 }
 
 impl ChildOutcome {
     /// The outcome of a built-in that took `input` and reported nothing.
-    pub fn fed(input: InputCount) -> ChildOutcome {
+    pub(crate) fn fed(input: InputCount) -> ChildOutcome {
         ChildOutcome {
             input,
             ..ChildOutcome::default()
@@ -140,25 +140,25 @@ impl ChildOutcome {
 /// Records and bytes offered to a command, and those it took before it
 /// stopped reading.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct InputCount {
+pub(crate) struct InputCount {
     /// Records offered.
-    pub records: u64,
+    pub(crate) records: u64,
     /// Bytes offered.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Records written into the command's input before it closed it (a
     /// pipe's buffer may hold a few it never read).
-    pub records_taken: u64,
+    pub(crate) records_taken: u64,
     /// Bytes written into the command's input before it closed it.
-    pub bytes_taken: u64,
+    pub(crate) bytes_taken: u64,
     /// The feed stopped when the command stopped reading
     /// ([`Child::stop_feed`]): `records` and `bytes` count only what was
     /// offered until then, and the caller counts the rest.
-    pub stopped_early: bool,
+    pub(crate) stopped_early: bool,
 }
 
 impl InputCount {
     /// `records` and `bytes` offered, and all of them taken.
-    pub fn whole(records: u64, bytes: u64) -> InputCount {
+    pub(crate) fn whole(records: u64, bytes: u64) -> InputCount {
         InputCount {
             records,
             bytes,
@@ -169,7 +169,7 @@ impl InputCount {
     }
 
     /// Adds another run's counts.
-    pub fn add(&mut self, other: &InputCount) {
+    pub(crate) fn add(&mut self, other: &InputCount) {
         self.records += other.records;
         self.bytes += other.bytes;
         self.records_taken += other.records_taken;
@@ -227,7 +227,7 @@ impl Watch {
 /// reading (a broken pipe, or it exited), the rest is counted and dropped,
 /// or, with `stop_when_closed`, writing fails so that the feed stops; once
 /// its run is failing, writing fails.
-pub struct InputMeter<'a, W: Write> {
+pub(crate) struct InputMeter<'a, W: Write> {
     inner: W,
     /// The pipe, non-blocking, when `inner` is one: a full pipe is waited
     /// on with poll(2), so that the feeder sees the run end.
@@ -247,7 +247,7 @@ pub struct InputMeter<'a, W: Write> {
 
 impl<W: Write> InputMeter<'_, W> {
     /// A meter in front of `inner`, which takes everything (a built-in).
-    pub fn new(inner: W) -> InputMeter<'static, W> {
+    pub(crate) fn new(inner: W) -> InputMeter<'static, W> {
         InputMeter {
             inner,
             pipe: None,
@@ -264,7 +264,7 @@ impl<W: Write> InputMeter<'_, W> {
 
     /// The counts, the writer closed. A last record without a newline
     /// counts as a record.
-    pub fn finish(self) -> InputCount {
+    pub(crate) fn finish(self) -> InputCount {
         let open_record = u64::from(self.last != b'\n');
         let all_taken = !self.closed && self.bytes_taken == self.bytes;
         InputCount {
@@ -426,28 +426,28 @@ enum End {
 }
 
 /// One command to run.
-pub struct Child<'a> {
+pub(crate) struct Child<'a> {
     /// What the command is, for messages ("mapper", "reducer", …).
-    pub role: &'a str,
+    pub(crate) role: &'a str,
     /// The shell command.
-    pub command: &'a str,
+    pub(crate) command: &'a str,
     /// The directory it runs in.
-    pub cwd: &'a Path,
+    pub(crate) cwd: &'a Path,
     /// Extra environment.
-    pub env: &'a [(String, String)],
+    pub(crate) env: &'a [(String, String)],
     /// Where its stderr is kept.
-    pub log: &'a Path,
+    pub(crate) log: &'a Path,
     /// The open-file limit it gets, when not gmr's own.
-    pub nofile: Option<libc::rlimit>,
+    pub(crate) nofile: Option<libc::rlimit>,
     /// The exit statuses that mean success.
-    pub ok_exit: &'a [i32],
+    pub(crate) ok_exit: &'a [i32],
     /// How long it may show no sign of life before it is killed.
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     /// Once the command stops reading, the feed is stopped (its writes
     /// fail) rather than counted to its end; the outcome's input then says
     /// [`InputCount::stopped_early`]. For a feed whose size its caller
     /// knows without reading it.
-    pub stop_feed: bool,
+    pub(crate) stop_feed: bool,
 }
 impl Child<'_> {
     /// The process to start: `words` run directly, or else the command
@@ -493,7 +493,7 @@ impl Child<'_> {
     /// `on_stdout` gets its stdout in chunks. An error from `on_stdout`
     /// ends the run. Succeeds when the command exits with one of the
     /// statuses that mean success.
-    pub fn run<F, G>(&self, feed: F, mut on_stdout: G) -> Result<ChildOutcome, TaskError>
+    pub(crate) fn run<F, G>(&self, feed: F, mut on_stdout: G) -> Result<ChildOutcome, TaskError>
     where
         F: FnOnce(&mut dyn Write) -> io::Result<()> + Send,
         G: FnMut(&[u8]) -> io::Result<()>,

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// A mapper, combiner or reducer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Program {
+pub(crate) enum Program {
     /// A command line: plain words start the program directly, anything
     /// else runs under `sh -c` (see [`crate::task::process`]).
     Shell(String),
@@ -21,38 +21,38 @@ pub enum Program {
 }
 
 /// Where and how a program runs.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// "mapper", "combiner" or "reducer", for messages.
-    pub role: &'a str,
+    pub(crate) role: &'a str,
     /// The directory commands run in.
-    pub cwd: &'a Path,
+    pub(crate) cwd: &'a Path,
     /// Extra environment for commands.
-    pub env: &'a [(String, String)],
+    pub(crate) env: &'a [(String, String)],
     /// Where a command's stderr is kept.
-    pub log: &'a Path,
+    pub(crate) log: &'a Path,
     /// The job's key spec (built-ins group by key).
-    pub key: KeySpec,
+    pub(crate) key: KeySpec,
     /// The open-file limit a command gets, when not gmr's own.
-    pub nofile: Option<libc::rlimit>,
+    pub(crate) nofile: Option<libc::rlimit>,
     /// The exit statuses that mean success.
-    pub ok_exit: &'a [i32],
+    pub(crate) ok_exit: &'a [i32],
     /// How long a command may show no sign of life.
-    pub timeout: Option<std::time::Duration>,
+    pub(crate) timeout: Option<std::time::Duration>,
     /// A command's feed stops once it stops reading (see
     /// [`crate::task::process::Child::stop_feed`]); built-ins read everything.
-    pub stop_feed: bool,
+    pub(crate) stop_feed: bool,
 }
 
 impl Program {
     /// Parses the program given to `flag` (`-m`, `-c`, `-r`): as
     /// [`Program::parse`], its error naming the flag.
-    pub fn parse_flag(text: &str, flag: &str) -> Result<Program> {
+    pub(crate) fn parse_flag(text: &str, flag: &str) -> Result<Program> {
         Program::parse(text).map_err(|e| e.context(|msg| format!("{flag}: {msg}")))
     }
 
     /// Parses a program as given on the command line: `@name` is a
     /// built-in, anything else a shell command.
-    pub fn parse(text: &str) -> Result<Program> {
+    pub(crate) fn parse(text: &str) -> Result<Program> {
         let trimmed = text.trim();
         if trimmed.starts_with('@') {
             return Builtin::from_name(trimmed)
@@ -78,7 +78,7 @@ impl Program {
 
     /// Checks, before any task runs, that a command's program exists and is
     /// executable, so a typo is a usage error rather than N failed tasks.
-    pub fn check(&self, role: &str, cwd: &Path) -> Result<()> {
+    pub(crate) fn check(&self, role: &str, cwd: &Path) -> Result<()> {
         let Program::Shell(cmd) = self else {
             return Ok(());
         };
@@ -115,7 +115,7 @@ impl Program {
 
     /// Runs the program: `feed` writes its input, `on_stdout` takes its
     /// output.
-    pub fn run<F, G>(
+    pub(crate) fn run<F, G>(
         &self,
         ctx: &Context,
         feed: F,

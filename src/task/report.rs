@@ -60,7 +60,7 @@ pub struct TaskReport {
 ///
 /// `reporter:counter:GROUP,NAME,AMOUNT` adds AMOUNT to `GROUP,NAME`;
 /// `reporter:status:MSG` sets the status.
-pub fn parse_reporter_line(
+pub(crate) fn parse_reporter_line(
     line: &[u8],
     counters: &mut Counters,
     status: &mut Option<String>,
@@ -84,14 +84,14 @@ pub fn parse_reporter_line(
 }
 
 /// Adds `from` into `into`.
-pub fn add_counters(into: &mut Counters, from: &Counters) {
+pub(crate) fn add_counters(into: &mut Counters, from: &Counters) {
     for (k, v) in from {
         *into.entry(k.clone()).or_default() += v;
     }
 }
 
 /// `90s`, `10m`, `1h`, `250ms`: a duration as `--task-timeout` takes it.
-pub fn human_duration(d: std::time::Duration) -> String {
+pub(crate) fn human_duration(d: std::time::Duration) -> String {
     let ms = d.as_millis();
     match ms {
         0..=999 => format!("{ms}ms"),

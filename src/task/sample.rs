@@ -28,21 +28,21 @@ use std::io::{self, Write};
 const PER_PARTITION: u64 = 256 << 10;
 const MIN_SAMPLE: u64 = 1 << 20;
 /// See [`PER_PARTITION`].
-pub const MAX_SAMPLE: u64 = 8 << 20;
+pub(crate) const MAX_SAMPLE: u64 = 8 << 20;
 
 /// The input bytes the sample of a job of `reducers` partitions reads.
-pub fn sample_bytes(reducers: usize) -> u64 {
+pub(crate) fn sample_bytes(reducers: usize) -> u64 {
     (reducers as u64 * PER_PARTITION).clamp(MIN_SAMPLE, MAX_SAMPLE)
 }
 /// Windows of the input the sample reads.
-pub const WINDOWS: u64 = 256;
+pub(crate) const WINDOWS: u64 = 256;
 /// Ranks kept at most: mapper output beyond them is thinned, evenly.
 const MAX_RANKS: usize = 1 << 20;
 
 /// The cut points of `job`'s total order among its R partitions: at most
 /// R - 1 ranks, ascending. The mapper's stderr goes to `sample.log` in
 /// `wd`.
-pub fn cut_points(job: &Job, wd: &WorkDir) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn cut_points(job: &Job, wd: &WorkDir) -> Result<Vec<Vec<u8>>> {
     let reducers = job.spec.reducers as usize;
     if reducers < 2 {
         return Ok(Vec::new());

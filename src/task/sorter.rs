@@ -43,7 +43,7 @@ enum Intake {
 }
 
 /// The sort buffer of a map task and the runs it spilled.
-pub struct Sorter<'a> {
+pub(crate) struct Sorter<'a> {
     res: &'a Resources,
     buffer: SortBuffer,
     limit: usize,
@@ -58,7 +58,7 @@ impl<'a> Sorter<'a> {
     /// A sorter for a map task of `job` that spills into `dir`, with a sort
     /// buffer from `res`'s pool. A table combiner aggregates records as
     /// they arrive; a command combiner runs, in `ctx`, on each sorted run.
-    pub fn new(
+    pub(crate) fn new(
         job: &'a Job,
         res: &'a Resources,
         ctx: &'a Context<'a>,
@@ -87,7 +87,7 @@ impl<'a> Sorter<'a> {
     }
 
     /// Spills the buffer when it holds as much as it may.
-    pub fn spill_if_full(&mut self) -> Result<(), TaskError> {
+    pub(crate) fn spill_if_full(&mut self) -> Result<(), TaskError> {
         if self.bytes() >= self.limit {
             self.spill()?;
         }
@@ -97,7 +97,7 @@ impl<'a> Sorter<'a> {
     /// Writes the task's runs file `out` in `dir`, gives the buffer back
     /// for the next task, and returns each partition's segment and the
     /// record counts.
-    pub fn finish(mut self) -> Result<(Vec<Segment>, TaskReport), TaskError> {
+    pub(crate) fn finish(mut self) -> Result<(Vec<Segment>, TaskReport), TaskError> {
         let segments = self.write_out()?;
         self.res.buffers.give_back(self.buffer);
         Ok((segments, self.report))
@@ -110,7 +110,7 @@ impl<'a> Sorter<'a> {
     /// ([`SortBuffer::read_lines`]) rather than copied there one by one.
     /// Returns the records and bytes taken; a last line without a `\n` is
     /// a record.
-    pub fn read_input(
+    pub(crate) fn read_input(
         &mut self,
         mut read: impl FnMut(&mut Vec<u8>, usize) -> Result<usize, TaskError>,
     ) -> Result<(u64, u64), TaskError> {
@@ -168,7 +168,7 @@ impl<'a> Sorter<'a> {
 
     /// Takes one record of mapper output.
     #[inline]
-    pub fn push(&mut self, line: &[u8]) -> io::Result<()> {
+    pub(crate) fn push(&mut self, line: &[u8]) -> io::Result<()> {
         self.report.command_records_out += 1;
         match &mut self.intake {
             Intake::Direct => self.buffer.push(line),
