@@ -1,4 +1,4 @@
-//! Error types of the library and the exit codes they map to (docs/dev/architecture.md §7).
+//! Error types of the library and the exit codes they map to (docs/contracts.md §7).
 //!
 //! Every error carries a message that says what failed, where, and what to
 //! do; `main` prints it as one `gmr: …` line and exits with [`Error::exit_code`].
@@ -6,7 +6,7 @@
 use std::io;
 use std::path::Path;
 
-/// Process exit status, as documented in docs/dev/architecture.md §7 and the man pages.
+/// Process exit status, as documented in docs/contracts.md §7 and the man pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// The job (or command) succeeded.

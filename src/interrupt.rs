@@ -1,5 +1,5 @@
 //! Ctrl-C and SIGTERM: stop the job, kill running children, leave no partial
-//! output, exit 130 (docs/dev/architecture.md §7).
+//! output, exit 130 (docs/contracts.md §7).
 //!
 //! The signal handler only raises a flag and kills the process groups of
 //! running children; the threads that wait on those children then see their
@@ -22,7 +22,8 @@ static CHILDREN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// A work directory gmr made, removed if the process is abandoned (see
 /// [`STOP_WITHIN`]) while it holds no job yet: a stream being saved that
 /// blocked the main thread (a terminal's stdin) leaves nothing behind.
-static MADE_DIR: Mutex<Option<std::path::PathBuf>> = Mutex::new(None);
+/// Held with the file whose presence says a job was saved in it.
+static MADE_DIR: Mutex<Option<(std::path::PathBuf, std::path::PathBuf)>> = Mutex::new(None);
 
 /// What to undo if the process is abandoned: stdout cut back to where the
 /// job found it, when parts were being written straight into it
@@ -47,9 +48,8 @@ pub(crate) fn install() {
     let _ = ctrlc::set_handler(|| {
         trigger();
         std::thread::sleep(STOP_WITHIN);
-        if let Some(dir) = lock(&MADE_DIR).take()
-            // WorkDir::spec_path: the job saved in it.
-            && !dir.join("job.json").exists()
+        if let Some((dir, spec)) = lock(&MADE_DIR).take()
+            && !spec.exists()
         {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -65,9 +65,9 @@ pub(crate) fn install() {
 }
 
 /// Names the work directory gmr just made, to remove if the process is
-/// abandoned before a job is saved in it.
-pub(crate) fn made_workdir(dir: &Path) {
-    *lock(&MADE_DIR) = Some(dir.to_path_buf());
+/// abandoned before a job is saved in it (before `spec` exists).
+pub(crate) fn made_workdir(dir: &Path, spec: &Path) {
+    *lock(&MADE_DIR) = Some((dir.to_path_buf(), spec.to_path_buf()));
 }
 
 /// Sets what to undo if the process is abandoned after a signal (None:

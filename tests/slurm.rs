@@ -112,8 +112,8 @@ fn word_count(
 ) -> String {
     let cmd = format!(
         "{launch}\"$GMR\" run -q --slurm {flags} --workdir {w} --joblog {w}.log -m {mapper} -r {} -R 3 -o {w}.out {}",
-        job("sum_reduce.sh"),
-        data("gutenberg")
+        sum_reduce(),
+        gutenberg()
     );
     let out = cluster.sh(d, &cmd);
     assert!(out.status.success(), "{}", text(&out));
@@ -135,7 +135,7 @@ fn assert_lost_host(log: &str) {
 fn jobs_run_as_steps_of_a_slurm_allocation() {
     let d = Dir::new();
     let cluster = Cluster::start(&d.path("cluster"));
-    let books = data("gutenberg");
+    let books = gutenberg();
 
     // Byte-identical to a local run, in an allocation of both CPUs.
     let local = d
@@ -143,7 +143,7 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         .ok()
         .to_vec();
     assert!(local.is_empty());
-    let log = word_count(&cluster, &d, STEPS, "w1", &job("words_map.sh"), "");
+    let log = word_count(&cluster, &d, STEPS, "w1", &words_map(), "");
     // Every attempt ran as a step on the node, from the copy of gmr the
     // job made in its work directory.
     assert!(log.lines().count() >= 4, "{log}");
@@ -173,7 +173,7 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
          if [ -n \"$SLURM_ARRAY_JOB_ID\" ]; then scancel \"${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID\"; \
          else scancel \"$SLURM_JOB_ID.$SLURM_STEP_ID\"; fi\n  sleep 10\nfi\nexec \"$0.real\"",
     );
-    std::fs::copy(job("words_map.sh"), d.path("killed.sh.real")).unwrap();
+    std::fs::copy(words_map(), d.path("killed.sh.real")).unwrap();
     let log = word_count(&cluster, &d, STEPS, "w2", "./killed.sh", "--retries 0");
     assert_lost_host(&log);
 
@@ -214,11 +214,13 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
     assert!(started.elapsed() < Duration::from_secs(40));
 
     // More tasks than the cluster allows steps in a job (the test cluster's
-    // MaxStepCount is 200): refused before any runs, saying what to do.
+    // MaxStepCount is 200): refused before any runs, saying what to do,
+    // before --force empties the output directory or job.json is written.
+    d.write("out6/part-00000", "an earlier job's part\n");
     let out = cluster.sh(
         &d,
         &format!(
-            "salloc -Q -N1 -n2 \"$GMR\" run -q --slurm --workdir w6 --split-size 10K -m cat -r cat {books}"
+            "salloc -Q -N1 -n2 \"$GMR\" run -q --slurm --workdir w6 --split-size 10K -m cat -r cat -o out6 --force {books}"
         ),
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -227,10 +229,15 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         err.contains("MaxStepCount") && err.contains("--split-size"),
         "{err}"
     );
+    assert_eq!(
+        std::fs::read_to_string(d.path("out6/part-00000")).unwrap(),
+        "an earlier job's part\n"
+    );
+    assert!(!d.path("w6/job.json").exists());
 
     // Outside an allocation: job arrays, byte-identical too, each attempt
     // an element the job log names.
-    let log = word_count(&cluster, &d, "", "a1", &job("words_map.sh"), "");
+    let log = word_count(&cluster, &d, "", "a1", &words_map(), "");
     let st: serde_json::Value =
         serde_json::from_slice(d.run(&["status", "--json", "a1"]).ok()).unwrap();
     assert_eq!(st["state"], "done", "{st}");

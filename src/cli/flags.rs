@@ -1,5 +1,5 @@
 //! The command line: clap definitions that are the one source of `--help`,
-//! the man pages and the shell completions (docs/dev/architecture.md §7).
+//! the man pages and the shell completions (docs/contracts.md §7).
 
 // Flattened argument groups are documented by their own types; doc comments
 // on the `flatten` fields themselves would be dropped by clap.

@@ -6,15 +6,14 @@ use crate::cli::flags::{
     Cli, Command, MapArgs, ReduceArgs, ReportArgs, RunArgs, ShuffleArgs, SplitArgs, StatusArgs,
     TaskArgs,
 };
-use crate::control::lifecycle::{self, Delivery, Ending, Lifecycle};
+use crate::control::lifecycle::{self, Delivery, Ending, Lifecycle, SpecState};
 use crate::control::manifest::{self, Entry};
-use crate::control::plan::{self, Placement, RunOptions, RunPlan};
-use crate::data::split::Split;
+use crate::control::plan::{self, MapPlan, Placement, ReducePlan, RunOptions, RunPlan};
 use crate::error::{Error, Result};
 use crate::observe::status::{JobStatus, State};
 use crate::observe::tracker;
 use crate::store::input;
-use crate::store::output::{self, OutputDir};
+use crate::store::output::{self};
 use crate::store::resources::{self, Resources};
 use crate::store::spec::JobSpec;
 use crate::store::workdir::WorkDir;
@@ -111,8 +110,8 @@ fn write_page(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
 
 fn run(args: RunArgs, start: Start) -> Result<()> {
     let (plan, placement) = RunPlan::new(&args)?;
-    let options = RunOptions::new(&args.exec);
     let resume = plan.recorded.is_some();
+    let options = RunOptions::new(&args.exec, resume);
     let delivery = match plan.output {
         Some(_) => Delivery::Directory,
         None => Delivery::Stdout,
@@ -121,9 +120,10 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
     lifecycle::keeping_workdir(&wd, created, || {
         let pool = placement.connect(&wd, plan.cwd())?;
         let spec = plan.spec(&wd, pool.slots())?;
+        pool.check_fits(&spec)?;
         // Held until the job ends: no other job writes its output.
         let _lock = plan.make_output_ready()?;
-        let mut job = Lifecycle::start(&wd, spec, true, pool, &options, resume, start)?;
+        let mut job = Lifecycle::start(&wd, spec, SpecState::New, pool, &options, start)?;
         job.keep_workdir(!created);
         job.map()?;
         if job.spec().reducers > 0 {
@@ -185,107 +185,23 @@ fn print_manifest(entries: &[Entry]) -> Result<()> {
     }
 }
 
-/// The work directory a stage uses: `--workdir`, else the one the manifest
-/// names.
-fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result<WorkDir> {
-    if let Some(dir) = given {
-        // Not created: a stage after `gmr map` needs the job made there.
-        let root =
-            std::path::absolute(dir).map_err(|e| Error::input("bad work directory", dir, e))?;
-        let wd = WorkDir::new(root);
-        wd.check_owner()?;
-        return Ok(wd);
-    }
-    match entries.iter().find_map(Entry::workdir) {
-        Some(dir) => {
-            let wd = WorkDir::new(dir.clone());
-            wd.check_owner()?;
-            Ok(wd)
-        }
-        None if entries.iter().any(|e| matches!(e, Entry::Split { .. })) => {
-            Err(Error::usage(format!(
-                "the lines on stdin are gmr split's, and {stage} takes gmr map's: pipe them through gmr map first"
-            )))
-        }
-        None => Err(Error::usage(format!(
-            "no work directory for {stage}: pass --workdir DIR, or pipe in the previous stage's lines"
-        ))),
-    }
-}
-
-/// Refuses manifest lines of another job than the one in `wd`, and no
-/// lines at all: the stage before failed, and this one would go on with
-/// whatever the work directory held.
-fn check_lines_of(spec: &JobSpec, wd: &WorkDir, entries: &[Entry], stage: &str) -> Result<()> {
-    if entries.is_empty() {
-        return Err(Error::usage(format!(
-            "no lines on stdin for {stage}; pipe in the lines of the stage before it (if that stage failed, fix it first)"
-        )));
-    }
-    match entries
-        .iter()
-        .filter_map(Entry::job)
-        .find(|j| *j != spec.job)
-    {
-        Some(other) => Err(Error::usage(format!(
-            "the lines on stdin for {stage} are of job {other}, but work directory {} holds job {}; pipe in the lines of the stage that ran in it, or give that stage's --workdir",
-            wd.root().display(),
-            spec.job
-        ))),
-        None => Ok(()),
-    }
-}
-
 fn map_stage(args: MapArgs, start: Start) -> Result<()> {
-    let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
-    let cwd = plan::check_map(&args)?;
     let entries = manifest::read(io::stdin().lock(), "gmr map")?;
-    let mut splits: Vec<(usize, Split)> = entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Split { index, split, .. } => Some((*index, split.clone())),
-            _ => None,
-        })
-        .collect();
-    if splits.len() != entries.len() {
-        return Err(Error::usage(
-            "the stdin of gmr map must hold the split lines of `gmr split`",
-        ));
-    }
-    splits.sort_by_key(|(i, _)| *i);
-    let (wd, created) = match (&args.workdir, entries.iter().find_map(Entry::workdir)) {
-        (None, Some(dir)) => {
-            let wd = WorkDir::new(dir.clone());
-            wd.check_owner()?;
-            (wd, false)
-        }
-        (given, _) => WorkDir::open(given.as_deref(), false)?,
-    };
-    // A work directory belongs to one job: a new map over another job's
-    // committed tasks would mix the two.
-    if wd.spec_path().exists() {
-        let which = JobSpec::load(&wd).map_or_else(
-            |_| "a job".to_string(),
-            |old| format!("job {} (mapper `{}`)", old.job, old.mapper),
-        );
-        return Err(Error::usage(format!(
-            "work directory {} already holds {which}; remove it or choose another --workdir",
-            wd.root().display(),
-        )));
-    }
+    let (plan, placement) = MapPlan::new(&args, &entries)?;
+    let wd = &plan.workdir;
     wd.create()?;
-    if created {
+    if plan.created {
         // Only this pipeline knows it: `gmr reduce` removes it at the end.
         wd.mark_temporary()?;
     }
-    let pool = placement.connect(&wd, &cwd)?;
-    let splits = splits.into_iter().map(|(_, s)| s).collect();
-    let spec = plan::map_spec(cwd, &args, splits, pool.slots(), &wd)?;
-    let options = RunOptions::new(&args.exec);
-    let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;
+    let pool = placement.connect(wd, plan.cwd())?;
+    let spec = plan.spec(pool.slots())?;
+    pool.check_fits(&spec)?;
+    let options = RunOptions::new(&args.exec, false);
+    let mut job = Lifecycle::start(wd, spec, SpecState::New, pool, &options, start)?;
     let reports = job
         .map()
-        .map_err(|e| lifecycle::kept_for_inspection(&wd, e))?;
+        .map_err(|e| lifecycle::kept_for_inspection(wd, e))?;
     let lines: Vec<Entry> = if job.spec().reducers == 0 {
         reports
             .iter()
@@ -326,12 +242,11 @@ fn shuffle_stage(args: ShuffleArgs, start: Start) -> Result<()> {
     }
     let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
     let entries = manifest::read(io::stdin().lock(), "gmr shuffle")?;
-    let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr shuffle")?;
-    let spec = JobSpec::load(&wd)?;
-    check_lines_of(&spec, &wd, &entries, "gmr shuffle")?;
+    let (wd, spec) = plan::stage_job(args.workdir.as_deref(), &entries, "gmr shuffle")?;
     let pool = placement.connect(&wd, &spec.cwd)?;
-    let options = RunOptions::new(&args.exec);
-    let mut job = Lifecycle::start(&wd, spec, false, pool, &options, false, start)?;
+    pool.check_fits(&spec)?;
+    let options = RunOptions::new(&args.exec, false);
+    let mut job = Lifecycle::start(&wd, spec, SpecState::Saved, pool, &options, start)?;
     let reports = job
         .shuffle()
         .map_err(|e| lifecycle::kept_for_inspection(&wd, e))?;
@@ -352,51 +267,21 @@ fn shuffle_stage(args: ShuffleArgs, start: Start) -> Result<()> {
 }
 
 fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
-    let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
-    plan::check_reducer(&args.reducer)?;
     let entries = manifest::read(io::stdin().lock(), "gmr reduce")?;
-    let wd = stage_workdir(args.workdir.as_deref(), &entries, "gmr reduce")?;
-    let recorded = JobSpec::load(&wd)?;
-    check_lines_of(&recorded, &wd, &entries, "gmr reduce")?;
-    // Checked before the output directory is touched.
-    plan::reduce_spec(
-        recorded.clone(),
-        &args.reducer,
-        wd.default_output(),
-        args.output.compress,
-        &args.exec,
-    )?;
-    let cwd = plan::cwd()?;
-    let mut keep = vec![
-        ("the current directory", cwd.as_path()),
-        ("the work directory", wd.root()),
-    ];
-    keep.extend(
-        recorded
-            .inputs
-            .iter()
-            .map(|i| ("the input", i.path.as_path())),
-    );
-    let output = OutputDir::check(args.output.output.as_deref(), args.output.force, &keep)?;
-    let to_stdout = output.is_none();
-    let spec = plan::reduce_spec(
-        recorded.clone(),
-        &args.reducer,
-        output
-            .as_ref()
-            .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf()),
-        args.output.compress,
-        &args.exec,
-    )?;
+    let (plan, placement) = ReducePlan::new(&args, &entries)?;
+    let wd = &plan.workdir;
+    let to_stdout = plan.output.is_none();
+    let pool = placement.connect(wd, &plan.spec.cwd)?;
+    pool.check_fits(&plan.spec)?;
     // Held until the stage ends: no other job writes its output.
-    let _lock = output.as_ref().map(OutputDir::make_ready).transpose()?;
+    let _lock = plan.make_output_ready()?;
     wd.discard_reduce()?;
-    let pool = placement.connect(&wd, &spec.cwd)?;
-    let options = RunOptions::new(&args.exec);
-    let mut job = Lifecycle::start(&wd, spec, true, pool, &options, false, start)?;
+    let options = RunOptions::new(&args.exec, false);
+    let spec = plan.spec.clone();
+    let mut job = Lifecycle::start(wd, spec, SpecState::New, pool, &options, start)?;
     let reports = job
         .reduce()
-        .map_err(|e| lifecycle::kept_for_inspection(&wd, e))?;
+        .map_err(|e| lifecycle::kept_for_inspection(wd, e))?;
     let lines: Vec<Entry> = reports
         .iter()
         .enumerate()
@@ -422,7 +307,7 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
 
 /// `gmr task`: run one attempt of one task and print its report as one
 /// JSON line; the protocol between the coordinator and remote hosts
-/// (docs/dev/architecture.md §5).
+/// (docs/contracts.md §5).
 fn task_command(args: TaskArgs, (_, child_nofile): Start) -> Result<()> {
     if args.watch_stdin {
         // Past the script the remote shell read, the SSH executor writes

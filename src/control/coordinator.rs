@@ -1,5 +1,5 @@
 //! The coordinator: owns a phase's task queue and hands task attempts to
-//! the executor's slots (docs/dev/architecture.md §5).
+//! the executor's slots (docs/contracts.md §5).
 //!
 //! - A task that fails is retried, preferably on a host where it has not
 //!   failed, up to `--retries` times; then the job stops with its error.

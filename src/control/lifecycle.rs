@@ -58,6 +58,16 @@ pub(crate) enum Delivery {
     Stdout,
 }
 
+/// Where the spec [`Lifecycle::start`] is given comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpecState {
+    /// New or changed (`gmr run`, `gmr map`, `gmr reduce`): saved now,
+    /// with its output directory made.
+    New,
+    /// As the stage before saved it (`gmr shuffle`): checked unchanged.
+    Saved,
+}
+
 /// A job being run in its work directory.
 pub(crate) struct Lifecycle<'a> {
     wd: &'a WorkDir,
@@ -66,8 +76,6 @@ pub(crate) struct Lifecycle<'a> {
     res: Arc<Resources>,
     options: &'a RunOptions,
     joblog: Option<JobLog>,
-    /// Reuse the tasks that committed in an earlier run.
-    resume: bool,
     started: Instant,
     counters: Counters,
     map: Option<PhaseTotals>,
@@ -83,23 +91,22 @@ pub(crate) struct Lifecycle<'a> {
 
 impl<'a> Lifecycle<'a> {
     /// Starts the job of `spec` in `wd` on `pool`: a new or changed spec
-    /// (`save`) is saved, with its output directory made, and the executor
+    /// ([`SpecState::New`]) is saved, with its output directory made, and the executor
     /// is made with this process's [`Resources`]. `started` is when the
     /// command started (for the summary); `child_nofile` the open-file
     /// limit gmr started with.
     pub(crate) fn start(
         wd: &'a WorkDir,
         spec: JobSpec,
-        save: bool,
+        state: SpecState,
         pool: Pool,
         options: &'a RunOptions,
-        resume: bool,
         (started, child_nofile): (Instant, Option<libc::rlimit>),
     ) -> Result<Lifecycle<'a>> {
         let job = Job::new(spec)?;
         // The digest remote tasks check: of the bytes saved now, or of the
         // spec an earlier stage saved.
-        let digest = if save {
+        let digest = if state == SpecState::New {
             let output = &job.spec.output;
             fs::create_dir_all(output).map_err(|e| Error::io("cannot create", output, e))?;
             job.spec.save(wd)?
@@ -129,7 +136,6 @@ impl<'a> Lifecycle<'a> {
             res,
             options,
             joblog,
-            resume,
             started,
             counters: Counters::new(),
             map: None,
@@ -238,7 +244,8 @@ impl<'a> Lifecycle<'a> {
         let reused: Vec<Option<TaskReport>> = tasks
             .iter()
             .map(|&t| {
-                self.resume
+                self.options
+                    .resume
                     .then(|| task::committed_report(self.wd, &self.job.spec, t))
                     .flatten()
             })

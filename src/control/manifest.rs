@@ -1,4 +1,4 @@
-//! The JSON lines that stages print and read (docs/dev/architecture.md §1): each stage
+//! The JSON lines that stages print and read (docs/contracts.md §1): each stage
 //! prints what it made, and the next stage reads that on stdin, so stages
 //! chain in a shell pipe while the bulk data stays in the work directory.
 //!

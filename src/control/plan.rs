@@ -11,7 +11,10 @@
 //! a draft from the flags alone, checked before anything is made on disk,
 //! then the complete spec once the work directory and the slots exist.
 
-use crate::cli::flags::{ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, PerfArgs, RunArgs};
+use crate::cli::flags::{
+    ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, PerfArgs, ReduceArgs, RunArgs,
+};
+use crate::control::manifest::Entry;
 use crate::data::record::KeySpec;
 use crate::data::split::{self, Split};
 use crate::error::{Error, Result};
@@ -58,17 +61,20 @@ pub(crate) struct RunOptions {
     /// Status lines on a stderr that is not a terminal, this often (None:
     /// never).
     pub(crate) status_interval: Option<std::time::Duration>,
+    /// Reuse the tasks that committed in an earlier run (`--resume`).
+    pub(crate) resume: bool,
 }
 
 impl RunOptions {
     /// The options of `--retries`, `--quiet`, `--joblog` and
     /// `--status-interval`.
-    pub(crate) fn new(ex: &ExecArgs) -> RunOptions {
+    pub(crate) fn new(ex: &ExecArgs, resume: bool) -> RunOptions {
         RunOptions {
             retries: ex.retries,
             quiet: ex.quiet,
             joblog: ex.joblog.clone(),
             status_interval: (!ex.status_interval.is_zero()).then_some(ex.status_interval),
+            resume,
         }
     }
 }
@@ -77,9 +83,16 @@ impl RunOptions {
 pub(crate) enum Placement {
     /// This machine, `-j` slots.
     Local(usize),
-    /// The hosts of `--hosts`; the binary they run is copied into the
-    /// work directory when `--remote-gmr` names none.
-    Hosts(Vec<HostEntry>, ssh::Options, bool),
+    /// The hosts of `--hosts`.
+    Hosts {
+        /// The hosts file's or list's entries.
+        entries: Vec<HostEntry>,
+        /// How to connect and what to run there.
+        options: ssh::Options,
+        /// Copy this binary into the work directory for the hosts to run
+        /// (no `--remote-gmr`).
+        copy_gmr: bool,
+    },
     /// Slurm (`--slurm`): the steps of the allocation gmr runs in, or job
     /// arrays outside one.
     Slurm {
@@ -174,7 +187,7 @@ impl Placement {
         }
         // Without --remote-gmr, a copy in the work directory, made by
         // `connect` (the work directory does not exist yet).
-        let copy = ex.remote_gmr.is_none();
+        let copy_gmr = ex.remote_gmr.is_none();
         let remote_gmr = ex.remote_gmr.clone().unwrap_or_default();
         let options = ssh::Options {
             credentials: Credentials {
@@ -191,7 +204,11 @@ impl Placement {
             timeout: Duration::from_secs(ex.ssh_timeout),
             local_slots: jobs(ex),
         };
-        Ok(Placement::Hosts(entries, options, copy))
+        Ok(Placement::Hosts {
+            entries,
+            options,
+            copy_gmr,
+        })
     }
 
     /// The slots of the job in `wd`: this machine's, or the hosts', which
@@ -213,8 +230,12 @@ impl Placement {
                     Err(sizes) => Pool::Arrays(sizes, gmr, srun_args),
                 })
             }
-            Placement::Hosts(entries, mut options, copy) => {
-                if copy {
+            Placement::Hosts {
+                entries,
+                mut options,
+                copy_gmr,
+            } => {
+                if copy_gmr {
                     options.remote_gmr = remote::copy_of_gmr(wd)?;
                 }
                 let pool = HostPool::connect(&entries, wd, cwd, options)?;
@@ -520,54 +541,241 @@ impl<'a> RunPlan<'a> {
     }
 }
 
-/// `gmr map`: the spec of a new job over `splits`, with `slots`; its
-/// inputs are stamped now.
-pub(crate) fn map_spec(
-    cwd: PathBuf,
-    args: &MapArgs,
+/// `gmr map`: the splits of `gmr split`'s lines, the commands and the work
+/// directory, checked before anything is made in it.
+pub(crate) struct MapPlan<'a> {
+    side: MapSide<'a>,
     splits: Vec<Split>,
-    slots: Slots,
-    wd: &WorkDir,
-) -> Result<JobSpec> {
-    let side = MapSide {
-        cwd,
-        map: &args.map,
-        perf: &args.perf,
-        key: &args.key,
-        exec: &args.exec,
-        reducer: None,
-    };
-    let mut spec = side.spec(slots, wd.default_output())?;
-    let mut files: Vec<PathBuf> = Vec::new();
-    for piece in splits.iter().flat_map(Split::pieces) {
-        if !files.contains(&piece.path) {
-            files.push(piece.path.clone());
-        }
-    }
-    spec.inputs = split::stamp_inputs(&files)?;
-    // The split lines carry no stamp: a file is as `gmr split` planned it
-    // when its last split ends at its end.
-    for stamp in &spec.inputs {
-        let planned = splits
+    /// The work directory: `--workdir`, else the one the lines name, else
+    /// a new temporary one.
+    pub(crate) workdir: WorkDir,
+    /// Whether this stage made the work directory (then `gmr reduce`
+    /// removes it at the end of the pipeline).
+    pub(crate) created: bool,
+}
+
+impl<'a> MapPlan<'a> {
+    /// Checks the flags, the commands and `entries` (the split lines on
+    /// stdin), and refuses a work directory that holds a job already.
+    /// Returns the plan and where its tasks are to run.
+    pub(crate) fn new(args: &'a MapArgs, entries: &[Entry]) -> Result<(MapPlan<'a>, Placement)> {
+        let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
+        let side = MapSide {
+            cwd: cwd()?,
+            map: &args.map,
+            perf: &args.perf,
+            key: &args.key,
+            exec: &args.exec,
+            reducer: None,
+        };
+        side.check()?;
+        let mut splits: Vec<(usize, Split)> = entries
             .iter()
-            .flat_map(Split::pieces)
-            .filter(|p| p.path == stamp.path)
-            .map(|p| p.end)
-            .max()
-            .unwrap_or(0);
-        if planned != stamp.len {
+            .filter_map(|e| match e {
+                Entry::Split { index, split, .. } => Some((*index, split.clone())),
+                _ => None,
+            })
+            .collect();
+        if splits.len() != entries.len() {
+            return Err(Error::usage(
+                "the stdin of gmr map must hold the split lines of `gmr split`",
+            ));
+        }
+        splits.sort_by_key(|(i, _)| *i);
+        let (workdir, created) = match (&args.workdir, entries.iter().find_map(Entry::workdir)) {
+            (None, Some(dir)) => {
+                let wd = WorkDir::new(dir.clone());
+                wd.check_owner()?;
+                (wd, false)
+            }
+            (given, _) => WorkDir::open(given.as_deref(), false)?,
+        };
+        // A work directory belongs to one job: a new map over another job's
+        // committed tasks would mix the two.
+        if workdir.spec_path().exists() {
+            let which = JobSpec::load(&workdir).map_or_else(
+                |_| "a job".to_string(),
+                |old| format!("job {} (mapper `{}`)", old.job, old.mapper),
+            );
             return Err(Error::usage(format!(
-                "input {} changed since gmr split planned it ({planned} bytes then, {} now); run gmr split again",
-                stamp.path.display(),
-                stamp.len
+                "work directory {} already holds {which}; remove it or choose another --workdir",
+                workdir.root().display(),
             )));
         }
+        let plan = MapPlan {
+            side,
+            splits: splits.into_iter().map(|(_, s)| s).collect(),
+            workdir,
+            created,
+        };
+        Ok((plan, placement))
     }
-    spec.splits = splits;
-    if spec.total_order {
-        spec.cuts = total_order_cuts(&spec, wd)?;
+
+    /// The directory commands run in.
+    pub(crate) fn cwd(&self) -> &Path {
+        &self.side.cwd
     }
-    Ok(spec)
+
+    /// The spec of the new job, with `slots`; its inputs are stamped now.
+    pub(crate) fn spec(&self, slots: Slots) -> Result<JobSpec> {
+        let wd = &self.workdir;
+        let splits = &self.splits;
+        let mut spec = self.side.spec(slots, wd.default_output())?;
+        let mut files: Vec<PathBuf> = Vec::new();
+        for piece in splits.iter().flat_map(Split::pieces) {
+            if !files.contains(&piece.path) {
+                files.push(piece.path.clone());
+            }
+        }
+        spec.inputs = split::stamp_inputs(&files)?;
+        // The split lines carry no stamp: a file is as `gmr split` planned it
+        // when its last split ends at its end.
+        for stamp in &spec.inputs {
+            let planned = splits
+                .iter()
+                .flat_map(Split::pieces)
+                .filter(|p| p.path == stamp.path)
+                .map(|p| p.end)
+                .max()
+                .unwrap_or(0);
+            if planned != stamp.len {
+                return Err(Error::usage(format!(
+                    "input {} changed since gmr split planned it ({planned} bytes then, {} now); run gmr split again",
+                    stamp.path.display(),
+                    stamp.len
+                )));
+            }
+        }
+        spec.splits = splits.clone();
+        if spec.total_order {
+            spec.cuts = total_order_cuts(&spec, wd)?;
+        }
+        Ok(spec)
+    }
+}
+
+/// `gmr shuffle` and `gmr reduce`: the work directory of the lines on
+/// stdin (or `--workdir`) and the job it holds, which the lines must be of.
+pub(crate) fn stage_job(
+    given: Option<&Path>,
+    entries: &[Entry],
+    stage: &str,
+) -> Result<(WorkDir, JobSpec)> {
+    let wd = stage_workdir(given, entries, stage)?;
+    let spec = JobSpec::load(&wd)?;
+    check_lines_of(&spec, &wd, entries, stage)?;
+    Ok((wd, spec))
+}
+
+/// The work directory a stage uses: `--workdir`, else the one the manifest
+/// names.
+fn stage_workdir(given: Option<&Path>, entries: &[Entry], stage: &str) -> Result<WorkDir> {
+    if let Some(dir) = given {
+        // Not created: a stage after `gmr map` needs the job made there.
+        let root =
+            std::path::absolute(dir).map_err(|e| Error::input("bad work directory", dir, e))?;
+        let wd = WorkDir::new(root);
+        wd.check_owner()?;
+        return Ok(wd);
+    }
+    match entries.iter().find_map(Entry::workdir) {
+        Some(dir) => {
+            let wd = WorkDir::new(dir.clone());
+            wd.check_owner()?;
+            Ok(wd)
+        }
+        None if entries.iter().any(|e| matches!(e, Entry::Split { .. })) => {
+            Err(Error::usage(format!(
+                "the lines on stdin are gmr split's, and {stage} takes gmr map's: pipe them through gmr map first"
+            )))
+        }
+        None => Err(Error::usage(format!(
+            "no work directory for {stage}: pass --workdir DIR, or pipe in the previous stage's lines"
+        ))),
+    }
+}
+
+/// Refuses manifest lines of another job than the one in `wd`, and no
+/// lines at all: the stage before failed, and this one would go on with
+/// whatever the work directory held.
+fn check_lines_of(spec: &JobSpec, wd: &WorkDir, entries: &[Entry], stage: &str) -> Result<()> {
+    if entries.is_empty() {
+        return Err(Error::usage(format!(
+            "no lines on stdin for {stage}; pipe in the lines of the stage before it (if that stage failed, fix it first)"
+        )));
+    }
+    match entries
+        .iter()
+        .filter_map(Entry::job)
+        .find(|j| *j != spec.job)
+    {
+        Some(other) => Err(Error::usage(format!(
+            "the lines on stdin for {stage} are of job {other}, but work directory {} holds job {}; pipe in the lines of the stage that ran in it, or give that stage's --workdir",
+            wd.root().display(),
+            spec.job
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `gmr reduce`: the job of the map stage with this stage's reducer,
+/// output and command limits, checked before the output directory is
+/// touched.
+pub(crate) struct ReducePlan {
+    /// The job's work directory.
+    pub(crate) workdir: WorkDir,
+    /// The complete spec of the reduce stage.
+    pub(crate) spec: JobSpec,
+    /// The output directory, checked; None for stdout.
+    pub(crate) output: Option<OutputDir>,
+}
+
+impl ReducePlan {
+    /// Checks the flags, the reducer, the lines on stdin and the output
+    /// directory. Returns the plan and where its tasks are to run.
+    pub(crate) fn new(args: &ReduceArgs, entries: &[Entry]) -> Result<(ReducePlan, Placement)> {
+        let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
+        let cwd = cwd()?;
+        Program::parse_flag(&args.reducer, "-r")?.check("reducer", &cwd)?;
+        let (wd, mut spec) = stage_job(args.workdir.as_deref(), entries, "gmr reduce")?;
+        if spec.reducers == 0 {
+            return Err(Error::usage(
+                "the job is map-only (-R 0): there is nothing for gmr reduce to do, its output is already in the parts",
+            ));
+        }
+        let mut keep = vec![
+            ("the current directory", cwd.as_path()),
+            ("the work directory", wd.root()),
+        ];
+        keep.extend(spec.inputs.iter().map(|i| ("the input", i.path.as_path())));
+        let output = OutputDir::check(args.output.output.as_deref(), args.output.force, &keep)?;
+        let exec = &args.exec;
+        spec.reducer = Some(args.reducer.clone());
+        spec.output = output
+            .as_ref()
+            .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf());
+        spec.compress = args.output.compress;
+        spec.ok_exit = exec.ok_exit.0.clone();
+        spec.task_timeout_ms = exec.task_timeout.as_millis() as u64;
+        // The reducer's variables: the map side's, with this stage's added.
+        let mut env: std::collections::BTreeMap<String, String> = spec.env.into_iter().collect();
+        env.extend(spec::job_env(&exec.env)?);
+        spec.env = env.into_iter().collect();
+        // The reducer with the map side's combiner: the one that runs.
+        Job::new(spec.clone())?;
+        let plan = ReducePlan {
+            workdir: wd,
+            spec,
+            output,
+        };
+        Ok((plan, placement))
+    }
+
+    /// Makes the output directory ready, replacing its files with
+    /// `--force`: call it once every check has passed.
+    pub(crate) fn make_output_ready(&self) -> Result<Option<OutputLock>> {
+        self.output.as_ref().map(OutputDir::make_ready).transpose()
+    }
 }
 
 /// The cut points of a `--total-order` job, in hex for its spec.
@@ -575,21 +783,6 @@ fn total_order_cuts(spec: &JobSpec, wd: &WorkDir) -> Result<Vec<String>> {
     let job = Job::new(spec.clone())?;
     let cuts = crate::task::sample::cut_points(&job, wd)?;
     Ok(cuts.iter().map(|c| spec::to_hex(c)).collect())
-}
-
-/// `gmr map`: checks the commands before anything runs.
-pub(crate) fn check_map(args: &MapArgs) -> Result<PathBuf> {
-    let cwd = cwd()?;
-    MapSide {
-        cwd: cwd.clone(),
-        map: &args.map,
-        perf: &args.perf,
-        key: &args.key,
-        exec: &args.exec,
-        reducer: None,
-    }
-    .check()?;
-    Ok(cwd)
 }
 
 /// `gmr split`: the splits of the inputs, planned for `jobs` tasks;
@@ -611,37 +804,6 @@ fn recorded_spools(old: &JobSpec) -> input::Copies {
         }
     }
     spools
-}
-
-/// `gmr reduce`: checks the reducer before anything runs.
-pub(crate) fn check_reducer(reducer: &str) -> Result<()> {
-    Program::parse_flag(reducer, "-r")?.check("reducer", &cwd()?)
-}
-
-/// `gmr reduce`: the recorded map-side spec with the reducer, output and
-/// command limits of the reduce stage.
-pub(crate) fn reduce_spec(
-    mut spec: JobSpec,
-    reducer: &str,
-    output: PathBuf,
-    compress: Option<crate::data::codec::Codec>,
-    exec: &ExecArgs,
-) -> Result<JobSpec> {
-    if spec.reducers == 0 {
-        return Err(Error::usage(
-            "the job is map-only (-R 0): there is nothing for gmr reduce to do, its output is already in the parts",
-        ));
-    }
-    spec.reducer = Some(reducer.to_string());
-    spec.output = output;
-    spec.compress = compress;
-    spec.ok_exit = exec.ok_exit.0.clone();
-    spec.task_timeout_ms = exec.task_timeout.as_millis() as u64;
-    // The reducer's variables: the map side's, with this stage's added.
-    let mut env: std::collections::BTreeMap<String, String> = spec.env.into_iter().collect();
-    env.extend(spec::job_env(&exec.env)?);
-    spec.env = env.into_iter().collect();
-    Ok(spec)
 }
 
 /// Refuses to resume a job with another job's settings: its committed

@@ -1,4 +1,4 @@
-//! Compressed data (docs/dev/architecture.md §1, §3): the codecs gmr
+//! Compressed data (docs/contracts.md §1, §3): the codecs gmr
 //! reads inputs through, known by their first bytes whatever a file's name,
 //! and the ones `--compress` writes output parts with.
 //!

@@ -1,5 +1,5 @@
 //! k-way merge of sorted runs, streaming: memory is one buffered reader and
-//! one record per run, whatever the runs' sizes (docs/dev/architecture.md §6).
+//! one record per run, whatever the runs' sizes (docs/contracts.md §6).
 //!
 //! A run is a segment of a runs file (see [`crate::data::sort::Segment`]) or a
 //! whole merged partition; each holds `\n`-terminated records already in

@@ -1,5 +1,5 @@
 //! The order of a job's map output: how records are ordered within a
-//! partition, and which partition a record goes to (docs/dev/architecture.md §2).
+//! partition, and which partition a record goes to (docs/contracts.md §2).
 //!
 //! By default records order by key, value and line, and go to the
 //! partition their key (or its first `--partition-fields` fields) hashes

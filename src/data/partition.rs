@@ -1,5 +1,5 @@
 //! Which reduce partition a key goes to: XXH3-64 of the key bytes, seed 0,
-//! modulo the number of reducers (docs/dev/architecture.md §2).
+//! modulo the number of reducers (docs/contracts.md §2).
 //!
 //! This function is part of the on-disk contract between hosts and releases:
 //! every host of a job must agree on it, and a resumed job must too, so the

@@ -1,5 +1,5 @@
 //! The key/value view of a record: one line of bytes, split into key and
-//! value by a separator byte (docs/dev/architecture.md §2), and the order records sort in.
+//! value by a separator byte (docs/contracts.md §2), and the order records sort in.
 //!
 //! The key is the text before the `key_fields`-th separator; the value is the
 //! rest. A line with fewer separators is all key, with an empty value. The

@@ -1,7 +1,7 @@
 //! The sort buffer: map output is collected here, partitioned and sorted by
 //! (partition, key, value); when it is full it is written out as a sorted
 //! run ("spilled"), so a map task's memory is bounded by the buffer, not by
-//! its input (docs/dev/architecture.md §6).
+//! its input (docs/contracts.md §6).
 //!
 //! Records live back to back in one byte arena; the sort moves only small
 //! fixed-size entries that carry the partition, the first eight bytes of key

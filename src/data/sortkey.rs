@@ -1,5 +1,5 @@
 //! `--sort-key`: key definitions in sort(1)'s `-k` syntax, and the byte
-//! string a line sorts by under them (docs/dev/architecture.md §2).
+//! string a line sorts by under them (docs/contracts.md §2).
 //!
 //! Rather than compare two lines field by field, number by number, each
 //! time the sort or a merge asks (twenty-odd times per record), a record's

@@ -1,5 +1,5 @@
 //! Inputs and splits: expand input paths, spool streams, and cut files into
-//! byte ranges that end on record boundaries (docs/dev/architecture.md §1-2);
+//! byte ranges that end on record boundaries (docs/contracts.md §1-2);
 //! expanding the user's inputs and spooling streams is
 //! [`crate::store::input`]'s.
 //!

@@ -1,4 +1,4 @@
-//! Host health: which hosts may take task attempts now (docs/dev/architecture.md §5).
+//! Host health: which hosts may take task attempts now (docs/contracts.md §5).
 //!
 //! A host is *good* until it has failed [`HealthPolicy::bad_after`]
 //! attempts in a row for reasons of its own (connection refused or lost,

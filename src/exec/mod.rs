@@ -1,4 +1,4 @@
-//! Executors decide *where* a task runs, never *what* it does (docs/dev/architecture.md §5).
+//! Executors decide *where* a task runs, never *what* it does (docs/contracts.md §5).
 //!
 //! An executor offers slots (a local thread, a connection to a host, a
 //! place in a batch queue); the coordinator gives each slot one task
@@ -32,6 +32,7 @@ pub(crate) mod ssh;
 use crate::error::TaskError;
 use crate::exec::health::Health;
 use crate::store::resources::Resources;
+use crate::store::spec::JobSpec;
 use crate::store::workdir::WorkDir;
 use crate::task::TaskId;
 use crate::task::job::Job;
@@ -161,10 +162,18 @@ impl Pool {
         }
     }
 
+    /// Refuses a job that does not fit the engine: more tasks than the
+    /// Slurm cluster allows steps in one job. Called by the plans before
+    /// the output directory or the spec is touched.
+    pub(crate) fn check_fits(&self, spec: &JobSpec) -> crate::error::Result<()> {
+        match self {
+            Pool::Steps(..) => slurm::check_step_count(spec.splits.len() + spec.reducers as usize),
+            _ => Ok(()),
+        }
+    }
+
     /// The executor for `job` in `wd`; tasks on this machine run with
-    /// `res`.
-    /// `digest` is that of the saved spec, which remote tasks check.
-    /// Fails when the job does not fit the engine (Slurm's step limit).
+    /// `res`. `digest` is that of the saved spec, which remote tasks check.
     pub(crate) fn executor(
         self,
         wd: &WorkDir,
@@ -172,9 +181,6 @@ impl Pool {
         digest: &str,
         res: Arc<Resources>,
     ) -> crate::error::Result<Box<dyn Executor>> {
-        if let Pool::Steps(..) = self {
-            slurm::check_step_count(job.spec.splits.len() + job.spec.reducers as usize)?;
-        }
         Ok(match self {
             Pool::Local(n) => Box::new(local::LocalExecutor::new(wd.clone(), job.clone(), res, n)),
             Pool::Hosts(pool) => Box::new((*pool).executor(wd, job, digest, res)),

@@ -2,7 +2,7 @@
 //! Slurm job step: the command line (a `cd` that fails with [`NO_CWD`],
 //! then `exec gmr task`), shell quoting, and reading what the command left
 //! (its exit, its report on stdout or its error on stderr) as the attempt's
-//! result (docs/dev/architecture.md §5).
+//! result (docs/contracts.md §5).
 
 use crate::error::{Error, ExitCode, FailureKind, Result, TaskError};
 use crate::store::workdir::WorkDir;

@@ -1,6 +1,6 @@
 //! The Slurm array executor: outside an allocation (a login node),
 //! `gmr run --slurm` submits its task attempts as job arrays (`sbatch
-//! --parsable --array=0-N%P`) and follows them (docs/dev/architecture.md §5).
+//! --parsable --array=0-N%P`) and follows them (docs/contracts.md §5).
 //!
 //! The coordinator asks for attempts one slot at a time; attempts asked for
 //! within [`BATCH_WINDOW`] of each other go into one array, split into

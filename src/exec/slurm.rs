@@ -2,7 +2,7 @@
 //! …`, or `gmr run --slurm` in an `sbatch` script), every task attempt is
 //! a job step on one of the allocation's nodes: `srun --exclusive -N1 -n1
 //! -w NODE … sh -c 'cd CWD || exit 92; exec GMR task …'`
-//! (docs/dev/architecture.md §5).
+//! (docs/contracts.md §5).
 //!
 //! Slots are the CPUs Slurm gave the job on each node (`SLURM_JOB_CPUS_PER_NODE`),
 //! or `-j N` per node. A step that Slurm could not start or that died with

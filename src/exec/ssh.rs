@@ -1,6 +1,6 @@
 //! The SSH executor: task attempts run on the hosts of `--hosts`, as
 //! `gmr task --workdir W --attempt N TASK` over one SSH connection per slot
-//! (docs/dev/architecture.md §5). A `:` entry adds this machine's slots, which run tasks
+//! (docs/contracts.md §5). A `:` entry adds this machine's slots, which run tasks
 //! in-process through the local executor; the coordinator sees one pool of
 //! slots either way.
 //!

@@ -1,5 +1,5 @@
 //! The progress display: one indicatif bar per phase, on stderr, only when
-//! stderr is a terminal and `--quiet` is off (docs/dev/architecture.md §7). In a pipe or a
+//! stderr is a terminal and `--quiet` is off (docs/contracts.md §7). In a pipe or a
 //! log file nothing is drawn, so no escape codes end up there.
 
 use crate::error::TaskError;

@@ -1,7 +1,7 @@
 //! The user's inputs, expanded into the files a job reads: directories
 //! listed, streams (stdin, FIFOs, `<(…)`, devices) spooled into the work
 //! directory, large compressed files decompressed there so that they can
-//! be cut into splits (docs/dev/architecture.md §2).
+//! be cut into splits (docs/contracts.md §2).
 
 use crate::data::codec::Codec;
 use crate::data::split::{FEED_CHUNK, Split, copy, open_input};

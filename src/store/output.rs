@@ -1,4 +1,4 @@
-//! The job's output (docs/dev/architecture.md §3): the output directory checked and
+//! The job's output (docs/contracts.md §3): the output directory checked and
 //! made ready before anything runs, and, once every part is committed,
 //! `_SUCCESS` written last, or the parts copied to standard output in
 //! partition order.

@@ -1,6 +1,6 @@
 //! The job spec: everything a task needs besides its id, stored as JSON in
 //! the work directory so that every host reads the same job
-//! (docs/dev/architecture.md §4). [`crate::task::job::Job`] is the spec
+//! (docs/contracts.md §4). [`crate::task::job::Job`] is the spec
 //! with its programs parsed.
 
 use crate::data::codec::Codec;

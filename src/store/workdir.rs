@@ -1,5 +1,5 @@
 //! The work directory: its layout (every file name in it is spelled here
-//! and nowhere else) and commit by rename (docs/dev/architecture.md §4).
+//! and nowhere else) and commit by rename (docs/contracts.md §4).
 //!
 //! Everything a task needs or makes lives here, so that any host that sees
 //! the directory can run any task. Nothing relies on locks or on seeing a
@@ -79,7 +79,7 @@ impl WorkDir {
             None => (WorkDir::new(new_temp_dir()?), true),
         };
         if created {
-            crate::interrupt::made_workdir(&wd.root);
+            crate::interrupt::made_workdir(&wd.root, &wd.spec_path());
         }
         wd.create()?;
         Ok((wd, created))

@@ -87,7 +87,7 @@ impl Attempt<'_> {
     }
 
     /// The environment the task's commands see (Hadoop Streaming names
-    /// too); docs/dev/architecture.md §2 lists them.
+    /// too); docs/contracts.md §2 lists them.
     pub(super) fn env(&self, partition: usize) -> Vec<(String, String)> {
         let (name, attempt) = (self.name, self.attempt);
         // The job's variables (`--env`, the locale) first: gmr's own come

@@ -1,6 +1,6 @@
 //! [`Job`]: a job spec with its programs parsed once, and what follows
 //! from them decided once: how map tasks combine, and which reducer
-//! actually runs (docs/dev/architecture.md §2, combiners).
+//! actually runs (docs/contracts.md §2, combiners).
 
 use crate::data::builtin::Builtin;
 use crate::data::order::Order;

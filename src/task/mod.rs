@@ -1,5 +1,5 @@
 //! What a task does, given the work directory, the job and its id
-//! (docs/dev/architecture.md §5): a pure function of its inputs, so any attempt on any host
+//! (docs/contracts.md §5): a pure function of its inputs, so any attempt on any host
 //! makes the same bytes, and the first attempt to commit wins.
 //!
 //! - `map-NNNNN`: feed split N to the mapper; partition and sort its output

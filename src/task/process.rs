@@ -1,7 +1,7 @@
 //! Running a user command (mapper, combiner, reducer) as a child process:
 //! feed its stdin, drain its stdout and stderr, collect its counters, watch
 //! it for signs of life, and turn its exit into a task result
-//! (docs/dev/architecture.md §5).
+//! (docs/contracts.md §5).
 //!
 //! Commands run under `sh -c`, so a shell pipeline is a command; a command of
 //! plain words (see [`plain_words`]) is started directly, as the shell would

@@ -1,6 +1,6 @@
 //! `--total-order`: the cut points between partitions, picked from a
 //! sample of the mapper's output before the job runs
-//! (docs/dev/architecture.md §2).
+//! (docs/contracts.md §2).
 //!
 //! The cut points must be ranks of *map output*, which only the mapper
 //! makes: so gmr reads a bounded sample of the input, [`sample_bytes`]

@@ -3,7 +3,7 @@
 //! lines repeat, through a table that counts identical lines; sorts and
 //! spills the buffer as a run when it is full, running a command combiner
 //! on each run; and merges the runs into the task's runs file, one segment
-//! per partition (docs/dev/architecture.md §6).
+//! per partition (docs/contracts.md §6).
 
 use crate::data::aggregate::{self, Aggregator};
 use crate::data::linebuf::{BLOCK, LineBlock, WRITE_BUFFER};
