@@ -18,12 +18,11 @@ fn word_count_example() {
         &["-o", "wc-out", &ex("input")],
     )
     .ok();
-    let reference = d.sh(&format!(
-        "cat {}/* | {} | sort | {}",
-        ex("input"),
-        ex("wordcount/map.sh"),
-        ex("wordcount/reduce.sh")
-    ));
+    let reference = d.piped(
+        &ex("input"),
+        &ex("wordcount/map.sh"),
+        &ex("wordcount/reduce.sh"),
+    );
     assert_eq!(
         sorted_lines(&parts(d.path("wc-out"))),
         sorted_lines(&reference)
@@ -85,19 +84,14 @@ fn join_example() {
 fn grep_example() {
     let d = Dir::new();
     let out = d
-        .gmr(&[
-            "run",
-            "-q",
-            "--env",
-            "PATTERN=gregor",
-            "-m",
-            &ex("grep/map.sh"),
-            "-r",
-            "cut -f2-",
-            "-R",
-            "1",
-            &ex("input"),
-        ])
+        .gmr_run()
+        .quiet()
+        .flag("--env", "PATTERN=gregor")
+        .mapper(ex("grep/map.sh"))
+        .reducer("cut -f2-")
+        .reducers(1)
+        .input(ex("input"))
+        .command()
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -114,38 +108,38 @@ fn one_liner_and_map_only_examples() {
     let input = format!("{}/pg-metamorphosis.txt", ex("input"));
     let out = d.job("tr -s ' ' '\\n'", "@count", &[&input]);
     // uniq -c prints "  COUNT WORD"; gmr's @count prints "WORD<TAB>COUNT".
-    let reference = d.sh(&format!(
-        "tr -s ' ' '\\n' < {input} | sort | uniq -c | sed -E 's/^ *([0-9]+) (.*)$/\\2\t\\1/'"
-    ));
+    let reference = d.uniq_count(&format!("tr -s ' ' '\\n' < {input}"));
     assert_eq!(sorted_lines(out.ok()), sorted_lines(&reference));
-    let out = d.run(&["run", "-q", "-m", "grep -i gregor", "-R", "0", &input]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("grep -i gregor")
+        .reducers(0)
+        .input(&input)
+        .run();
     assert_eq!(out.ok(), d.sh(&format!("grep -i gregor {input}")));
 }
 
 /// The traffic job over `examples/logs`, referenced by the same scripts
 /// piped through `sort` by hand.
 fn traffic_reference(d: &Dir) -> Vec<u8> {
-    d.sh(&format!(
-        "cat {}/* | {} 2>/dev/null | sort | {}",
-        ex("logs"),
-        ex("traffic/map.sh"),
-        ex("traffic/reduce.sh")
-    ))
+    d.piped(
+        &ex("logs"),
+        &format!("{} 2>/dev/null", ex("traffic/map.sh")),
+        &ex("traffic/reduce.sh"),
+    )
 }
 
 #[test]
 fn traffic_example_counts_bad_lines_and_errors() {
     let d = Dir::new();
-    let out = d.run(&[
-        "run",
-        "-m",
-        &ex("traffic/map.sh"),
-        "-r",
-        &ex("traffic/reduce.sh"),
-        "-R",
-        "2",
-        &ex("logs"),
-    ]);
+    let out = d
+        .gmr_run()
+        .mapper(ex("traffic/map.sh"))
+        .reducer(ex("traffic/reduce.sh"))
+        .reducers(2)
+        .input(ex("logs"))
+        .run();
     assert_eq!(sorted_lines(out.ok()), sorted_lines(&traffic_reference(&d)));
     let err = out.stderr();
     assert!(err.contains("counter traffic,malformed lines = 1"), "{err}");
@@ -197,21 +191,17 @@ fn secondary_sort_example() {
         ex("secondary/reduce.sh")
     ));
     let run = |r: &str| {
-        d.job(
-            &ex("traffic/map.sh"),
-            &ex("secondary/reduce.sh"),
-            &[
-                "--sort-key",
-                "1,1",
-                "--sort-key",
-                "2,2nr",
-                "-R",
-                r,
-                &ex("logs"),
-            ],
-        )
-        .ok()
-        .to_vec()
+        d.gmr_run()
+            .quiet()
+            .mapper(ex("traffic/map.sh"))
+            .reducer(ex("secondary/reduce.sh"))
+            .flag("--sort-key", "1,1")
+            .flag("--sort-key", "2,2nr")
+            .reducers(r)
+            .input(ex("logs"))
+            .run()
+            .ok()
+            .to_vec()
     };
     assert_eq!(run("1"), reference);
     assert_eq!(sorted_lines(&run("3")), sorted_lines(&reference));
@@ -223,32 +213,23 @@ fn secondary_sort_example() {
 #[test]
 fn top_n_example() {
     let d = Dir::new();
-    d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "tr -s ' ' '\\n'",
-        "-r",
-        "@count",
-        "-o",
-        "counts",
-        &ex("input"),
-    ])
-    .ok();
+    d.gmr_run()
+        .quiet()
+        .mapper("tr -s ' ' '\\n'")
+        .reducer("@count")
+        .output("counts")
+        .input(ex("input"))
+        .run()
+        .ok();
     let top = d
-        .run(&[
-            "run",
-            "-q",
-            "-m",
-            "cat",
-            "-r",
-            &ex("topn/reduce.sh"),
-            "-R",
-            "1",
-            "--sort-key",
-            "2,2nr",
-            "counts",
-        ])
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer(ex("topn/reduce.sh"))
+        .reducers(1)
+        .flag("--sort-key", "2,2nr")
+        .input("counts")
+        .run()
         .ok()
         .to_vec();
     let reference =
@@ -262,21 +243,16 @@ fn top_n_example() {
 #[test]
 fn total_order_example() {
     let d = Dir::new();
-    d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        "cat",
-        "-R",
-        "4",
-        "--total-order",
-        "-o",
-        "sorted",
-        &ex("input"),
-    ])
-    .ok();
+    d.gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .reducers(4)
+        .arg("--total-order")
+        .output("sorted")
+        .input(ex("input"))
+        .run()
+        .ok();
     assert_eq!(
         parts(d.path("sorted")),
         d.sh(&format!("cat {}/* | LC_ALL=C sort", ex("input")))

@@ -13,10 +13,6 @@ use std::fs;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn gutenberg() -> String {
-    data("gutenberg")
-}
-
 fn signal(child: &std::process::Child, sig: i32) {
     // SAFETY: signalling our own child process.
     unsafe {
@@ -170,30 +166,30 @@ fn a_second_job_on_the_same_output_is_refused_while_the_first_runs() {
     let d = Dir::new();
     d.sh("seq 1000 > a.txt; seq 5000 7000 > b.txt");
     let first = d
-        .gmr(&[
-            "run",
-            "-q",
-            "-m",
-            "cat",
-            "-r",
-            "sh -c 'sleep 2; cat'",
-            "-R",
-            "4",
-            "-o",
-            "out",
-            "a.txt",
-        ])
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("sh -c 'sleep 2; cat'")
+        .reducers(4)
+        .output("out")
+        .input("a.txt")
+        .command()
         .spawn()
         .unwrap();
     wait_for(&d.path("out"));
     for force in [false, true] {
-        let mut args = vec![
-            "run", "-q", "-m", "cat", "-r", "cat", "-R", "4", "-o", "out", "b.txt",
-        ];
+        let mut second = d
+            .gmr_run()
+            .quiet()
+            .mapper("cat")
+            .reducer("cat")
+            .reducers(4)
+            .output("out")
+            .input("b.txt");
         if force {
-            args.push("--force");
+            second = second.arg("--force");
         }
-        let err = d.run(&args).fails(2);
+        let err = second.run().fails(2);
         assert!(
             err.contains("exists and is not empty")
                 || err.contains("being written by another gmr job"),
@@ -212,39 +208,29 @@ fn a_second_job_on_the_same_output_is_refused_while_the_first_runs() {
 fn a_refused_resume_removes_nothing() {
     let d = Dir::new();
     d.write("in", "a\nb\n");
-    d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        "cat",
-        "--workdir",
-        "w",
-        "-o",
-        "out",
-        "in",
-    ])
-    .ok();
+    d.gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .workdir("w")
+        .output("out")
+        .input("in")
+        .run()
+        .ok();
     d.write("out2/part-00000", "keep me\n");
     // Another mapper: not the same job, so the resume is refused, before
     // --force touched out2.
     let err = d
-        .run(&[
-            "run",
-            "-q",
-            "--resume",
-            "--workdir",
-            "w",
-            "-m",
-            "tr a-z A-Z",
-            "-r",
-            "cat",
-            "-o",
-            "out2",
-            "--force",
-            "in",
-        ])
+        .gmr_run()
+        .quiet()
+        .arg("--resume")
+        .workdir("w")
+        .mapper("tr a-z A-Z")
+        .reducer("cat")
+        .output("out2")
+        .arg("--force")
+        .input("in")
+        .run()
         .fails(2);
     assert!(err.contains("cannot resume"), "{err}");
     assert_eq!(read(d.path("out2/part-00000")), b"keep me\n");
@@ -333,17 +319,13 @@ fn nothing_left_in_a_directory_is_taken_for_this_jobs_work() {
     // A work directory with an output no job recorded.
     d.write("p/output/part-00000", "NOT JOB OUTPUT\n");
     let err = d
-        .run(&[
-            "run",
-            "-q",
-            "-m",
-            "cat",
-            "-r",
-            "cat",
-            "--workdir",
-            "p",
-            "in.txt",
-        ])
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .workdir("p")
+        .input("in.txt")
+        .run()
         .fails(2);
     assert!(err.contains("holds output/part-00000 but no job"), "{err}");
     // Work and output directories apart; no work directory in an input.
@@ -354,9 +336,14 @@ fn nothing_left_in_a_directory_is_taken_for_this_jobs_work() {
         ["--workdir", "o8/w", "-o", "o8", "in.txt"],
         ["--workdir", "data", "-o", "o7", "data"],
     ] {
-        let mut argv = vec!["run", "-q", "-m", "cat", "-r", "cat"];
-        argv.extend_from_slice(&args);
-        let err = d.run(&argv).fails(2);
+        let err = d
+            .gmr_run()
+            .quiet()
+            .mapper("cat")
+            .reducer("cat")
+            .args(args)
+            .run()
+            .fails(2);
         assert!(
             err.contains("overlap") || err.contains("is the input"),
             "{args:?}: {err}"
@@ -370,31 +357,29 @@ fn nothing_left_in_a_directory_is_taken_for_this_jobs_work() {
     let failing = "sh -c '[ $mapreduce_task_partition = 1 ] && [ -e fail ] && exit 3; cat'";
     d.write("fail", "");
     let job = |reducer: &str, input: &str, extra: &[&str]| {
-        let mut argv = vec![
-            "run",
-            "-q",
-            "-m",
-            "cat",
-            "-r",
-            reducer,
-            "-R",
-            "2",
-            "-o",
-            "out",
-            "--workdir",
-            "wa",
-            "--retries",
-            "0",
-            input,
-        ];
-        argv.extend_from_slice(extra);
-        d.run(&argv)
+        d.gmr_run()
+            .quiet()
+            .mapper("cat")
+            .reducer(reducer)
+            .reducers(2)
+            .output("out")
+            .workdir("wa")
+            .retries(0)
+            .input(input)
+            .args(extra)
+            .run()
     };
     job(failing, "a.txt", &[]).fails(1);
-    d.run(&[
-        "run", "-q", "-m", "cat", "-r", "cat", "-R", "2", "-o", "out", "--force", "b.txt",
-    ])
-    .ok();
+    d.gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .reducers(2)
+        .output("out")
+        .arg("--force")
+        .input("b.txt")
+        .run()
+        .ok();
     fs::remove_file(d.path("fail")).unwrap();
     job(failing, "a.txt", &["--resume"]).ok();
     assert_same_lines(
@@ -550,23 +535,16 @@ fn an_input_truncated_or_rewritten_while_the_job_runs_fails_it() {
             "if mkdir started 2>/dev/null; then while [ ! -e changed ]; do sleep 0.05; done; fi; exec cat",
         );
         let child = d
-            .gmr(&[
-                "run",
-                "-q",
-                "-j",
-                "2",
-                "-m",
-                m.to_str().unwrap(),
-                "-r",
-                "cat",
-                "--split-size",
-                "64K",
-                "-o",
-                "out",
-                "--workdir",
-                "w",
-                "in",
-            ])
+            .gmr_run()
+            .quiet()
+            .jobs(2)
+            .mapper(m.to_str().unwrap())
+            .reducer("cat")
+            .split_size("64K")
+            .output("out")
+            .workdir("w")
+            .input("in")
+            .command()
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -594,36 +572,28 @@ fn a_reducer_or_mapper_that_stops_reading_succeeds_and_counts_still_add_up() {
     assert!(err.contains("300000 records in"), "{err}");
     assert!(err.contains("stopped reading early"), "{err}");
     // A mapper too: each map task's first line.
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "head -n1",
-        "-r",
-        "cat",
-        "-R1",
-        "--split-size",
-        "200K",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("head -n1")
+        .reducer("cat")
+        .arg("-R1")
+        .split_size("200K")
+        .input("in")
+        .run();
     let firsts = out.ok().iter().filter(|&&b| b == b'\n').count();
     assert!(firsts >= 5, "one line per map task: {firsts}");
     // The job report still accounts for every record.
-    d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        "head -n2",
-        "-R2",
-        "--workdir",
-        "w",
-        "-o",
-        "o",
-        "in",
-    ])
-    .ok();
+    d.gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("head -n2")
+        .arg("-R2")
+        .workdir("w")
+        .output("o")
+        .input("in")
+        .run()
+        .ok();
     let report: serde_json::Value = serde_json::from_slice(&read(d.path("w/report.json"))).unwrap();
     assert_eq!(report["map"]["records_out"], 300000);
     assert_eq!(report["reduce"]["records_in"], 300000);
@@ -648,33 +618,19 @@ fn a_reducer_or_mapper_that_stops_reading_succeeds_and_counts_still_add_up() {
 fn grep_as_mapper_needs_ok_exit_and_the_error_says_so() {
     let d = Dir::new();
     let books = gutenberg();
-    let err = d
-        .run(&[
-            "run",
-            "-q",
-            "-m",
-            "grep -w Frankenstein",
-            "-r",
-            "cat",
-            "--retries",
-            "0",
-            &books,
-        ])
-        .fails(1);
+    let grep = || {
+        d.gmr_run()
+            .quiet()
+            .mapper("grep -w Frankenstein")
+            .reducer("cat")
+    };
+    let err = grep().retries(0).input(&books).run().fails(1);
     assert!(err.contains("--ok-exit 0,1"), "{err}");
-    let ours = d
-        .run(&[
-            "run",
-            "-q",
-            "-m",
-            "grep -w Frankenstein",
-            "-r",
-            "cat",
-            "-R1",
-            "--ok-exit",
-            "0,1",
-            &books,
-        ])
+    let ours = grep()
+        .arg("-R1")
+        .flag("--ok-exit", "0,1")
+        .input(&books)
+        .run()
         .ok()
         .to_vec();
     let want = d.sh(&format!(
@@ -696,18 +652,14 @@ fn a_hung_attempt_is_killed_after_the_task_timeout_and_retried() {
         "if [ \"$GMR_ATTEMPT\" = 1 ]; then exec sleep 60; fi; exec cat",
     );
     let t0 = Instant::now();
-    let out = d.run(&[
-        "run",
-        "-m",
-        m.to_str().unwrap(),
-        "-r",
-        "cat",
-        "--task-timeout",
-        "1s",
-        "--joblog",
-        "log",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .mapper(m.to_str().unwrap())
+        .reducer("cat")
+        .flag("--task-timeout", "1s")
+        .joblog("log")
+        .input("in")
+        .run();
     assert_eq!(out.ok(), b"a\nb\n");
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert!(out.stderr().contains("1 timed out"), "{}", out.stderr());
@@ -753,17 +705,13 @@ fn ctrl_c_ends_gmr_within_a_second_whatever_the_children_do() {
         "touch started; setsid sleep 304 & trap '' INT TERM; cat; sleep 304",
     );
     let child = d
-        .gmr(&[
-            "run",
-            "-q",
-            "-m",
-            m.to_str().unwrap(),
-            "-r",
-            "cat",
-            "--workdir",
-            "w",
-            "in",
-        ])
+        .gmr_run()
+        .quiet()
+        .mapper(m.to_str().unwrap())
+        .reducer("cat")
+        .workdir("w")
+        .input("in")
+        .command()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -802,19 +750,14 @@ fn gigabytes_of_stderr_without_newlines_keep_memory_bounded() {
         "head -c 512M /dev/zero >&2; i=0; while [ $i -lt 2000 ]; do printf 'progress %d\\r' $i >&2; i=$((i+1)); done; echo 'last words' >&2; cat; exit 3",
     );
     let mut child = d
-        .gmr(&[
-            "run",
-            "-q",
-            "-m",
-            m.to_str().unwrap(),
-            "-r",
-            "cat",
-            "--retries",
-            "0",
-            "--workdir",
-            "w",
-            "in",
-        ])
+        .gmr_run()
+        .quiet()
+        .mapper(m.to_str().unwrap())
+        .reducer("cat")
+        .retries(0)
+        .workdir("w")
+        .input("in")
+        .command()
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -887,20 +830,16 @@ fn a_full_filesystem_names_the_file_and_is_not_retried_in_the_same_place() {
         return;
     };
     d.sh("seq 1000000 > in");
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        "@identity",
-        "-R1",
-        "--joblog",
-        "log",
-        "-o",
-        "small/out",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("@identity")
+        .arg("-R1")
+        .joblog("log")
+        .output("small/out")
+        .input("in")
+        .run();
     let err = out.fails(1);
     assert!(err.contains("No space left on device"), "{err}");
     assert!(err.contains("small/out/"), "names the file: {err}");
@@ -910,18 +849,15 @@ fn a_full_filesystem_names_the_file_and_is_not_retried_in_the_same_place() {
     assert_eq!(reduce_attempts, 1, "not retried in the same place: {log}");
     assert!(!d.path("small/out/_SUCCESS").exists());
     // The work directory on a full filesystem: the map side says so too.
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        "cat",
-        "-R1",
-        "--workdir",
-        "small/w",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .arg("-R1")
+        .workdir("small/w")
+        .input("in")
+        .run();
     let err = out.fails(1);
     assert!(
         err.contains("No space left on device") && err.contains("small/w"),
@@ -992,8 +928,8 @@ fn crashy(d: &Dir, name: &str, body: &str) -> String {
 fn random_crashes_and_stalls_give_the_fault_free_output() {
     let d = Dir::new();
     let books = gutenberg();
-    let words = job("words_map.sh");
-    let sum = job("sum_reduce.sh");
+    let words = words_map();
+    let sum = sum_reduce();
     let reference = d
         .word_count(&["-R", "3", "--split-size", "300K", &books])
         .ok()
@@ -1002,27 +938,18 @@ fn random_crashes_and_stalls_give_the_fault_free_output() {
     let r = crashy(&d, "r.sh", &sum);
     for seed in ["1", "2", "3"] {
         let out = d
-            .gmr(&[
-                "run",
-                "-q",
-                "-m",
-                &m,
-                "-r",
-                &r,
-                "-R",
-                "3",
-                "--split-size",
-                "300K",
-                "-j",
-                "4",
-                "--retries",
-                "12",
-                "--task-timeout",
-                "1s",
-                "-o",
-                &format!("out{seed}"),
-                &books,
-            ])
+            .gmr_run()
+            .quiet()
+            .mapper(&m)
+            .reducer(&r)
+            .reducers(3)
+            .split_size("300K")
+            .jobs(4)
+            .retries(12)
+            .flag("--task-timeout", "1s")
+            .output(&format!("out{seed}"))
+            .input(&books)
+            .command()
             .env("SEED", seed)
             .output()
             .unwrap();
@@ -1041,19 +968,14 @@ fn random_crashes_and_stalls_give_the_fault_free_output() {
     // With retries exhausted: exit 1, no _SUCCESS.
     let always = d.script("bad.sh", &format!("{words} | head -n 5; exit 1"));
     let err = d
-        .run(&[
-            "run",
-            "-q",
-            "-m",
-            always.to_str().unwrap(),
-            "-r",
-            &sum,
-            "--retries",
-            "1",
-            "-o",
-            "bad",
-            &books,
-        ])
+        .gmr_run()
+        .quiet()
+        .mapper(always.to_str().unwrap())
+        .reducer(&sum)
+        .retries(1)
+        .output("bad")
+        .input(&books)
+        .run()
         .fails(1);
     assert!(err.contains("failed 2 times"), "{err}");
     assert!(!d.path("bad/_SUCCESS").exists());
@@ -1073,39 +995,28 @@ fn kill_9_mid_job_then_resume_gives_the_same_output() {
     // mid-phase with some tasks committed.
     let m = d.script(
         "m.sh",
-        &format!("touch started-$GMR_TASK; case $GMR_TASK in map-0000[0-2]) ;; *) sleep 1 ;; esac; exec {}", job("words_map.sh")),
+        &format!("touch started-$GMR_TASK; case $GMR_TASK in map-0000[0-2]) ;; *) sleep 1 ;; esac; exec {}", words_map()),
     );
-    let sum = job("sum_reduce.sh");
-    let args = |resume: bool| {
-        let mut a = vec!["run", "-q"];
+    let job = |resume: bool| {
+        let mut j = d.gmr_run().quiet();
         if resume {
-            a.push("--resume");
+            j = j.arg("--resume");
         }
-        a.extend([
-            "-m",
-            m.to_str().unwrap(),
-            "-r",
-            &sum,
-            "-R",
-            "2",
-            "--split-size",
-            "400K",
-            "-j",
-            "2",
-            "--workdir",
-            "w",
-            "-o",
-            "out",
-            &books,
-        ]);
-        a
+        j.mapper(m.to_str().unwrap())
+            .reducer(sum_reduce())
+            .reducers(2)
+            .split_size("400K")
+            .jobs(2)
+            .workdir("w")
+            .output("out")
+            .input(&books)
     };
-    let mut child = d.gmr(&args(false)).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = job(false).command().stderr(Stdio::null()).spawn().unwrap();
     wait_for(&d.path("started-map-00004"));
     signal(&child, libc::SIGKILL);
     child.wait().unwrap();
     assert!(!d.path("out/_SUCCESS").exists());
-    d.run(&args(true)).ok();
+    job(true).run().ok();
     assert_eq!(parts(d.path("out")), reference);
     assert!(d.path("out/_SUCCESS").exists());
     assert_eq!(
@@ -1124,19 +1035,15 @@ fn children_of_a_killed_attempt_are_gone() {
     let d = Dir::new();
     d.write("in", "x\n");
     let m = d.script("m.sh", "sleep 305 & echo $! > child; exec sleep 306");
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        m.to_str().unwrap(),
-        "-r",
-        "cat",
-        "--task-timeout",
-        "500ms",
-        "--retries",
-        "0",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper(m.to_str().unwrap())
+        .reducer("cat")
+        .flag("--task-timeout", "500ms")
+        .retries(0)
+        .input("in")
+        .run();
     out.fails(1);
     let pid = String::from_utf8(read(d.path("child"))).unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -1153,33 +1060,18 @@ fn a_runs_file_cut_short_by_a_crash_is_redone_on_resume() {
         .word_count(&["-R", "2", "--split-size", "400K", &books])
         .ok()
         .to_vec();
-    let args = |resume: bool| {
-        let mut a = vec!["run", "-q"];
+    let run = |resume: bool| {
+        let mut j = d.gmr_run().quiet();
         if resume {
-            a.push("--resume");
+            j = j.arg("--resume");
         }
-        a
-    };
-    let (m, r) = (job("words_map.sh"), job("sum_reduce.sh"));
-    let rest = [
-        "-m",
-        &m,
-        "-r",
-        &r,
-        "-R",
-        "2",
-        "--split-size",
-        "400K",
-        "--workdir",
-        "w",
-        "-o",
-        "out",
-        &books,
-    ];
-    let run = |resume| {
-        let mut a = args(resume);
-        a.extend(rest);
-        d.run(&a)
+        j.word_count()
+            .reducers(2)
+            .split_size("400K")
+            .workdir("w")
+            .output("out")
+            .input(&books)
+            .run()
     };
     run(false).ok();
     // The crash: a runs file cut, the output not yet there.

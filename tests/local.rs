@@ -10,10 +10,6 @@ fn eecs(sub: &str) -> String {
     data(&format!("eecs485/{sub}"))
 }
 
-fn gutenberg() -> String {
-    data("gutenberg")
-}
-
 #[test]
 fn eecs485_word_count_matches_expected() {
     let d = Dir::new();
@@ -21,7 +17,7 @@ fn eecs485_word_count_matches_expected() {
     for r in ["1", "3", "8"] {
         let out = d.job(
             &job("eecs_wc_map.sh"),
-            &job("sum_reduce.sh"),
+            &sum_reduce(),
             &["-R", r, &eecs("input")],
         );
         assert_eq!(sorted_lines(out.ok()), expected, "word count with -R {r}");
@@ -49,11 +45,7 @@ fn eecs485_large_input_with_a_64k_line_and_no_final_newline() {
     let input = eecs("input_large");
     let file02 = read(data("eecs485/input_large/file02"));
     assert_ne!(file02.last(), Some(&b'\n'), "the data has no final newline");
-    let reference = d.sh(&format!(
-        "cat {input}/* | {} | sort | {}",
-        job("words_map.sh"),
-        job("sum_reduce.sh")
-    ));
+    let reference = d.word_count_reference(&input);
     let out = d.word_count(&["-R", "1", "--split-size", "16K", &input]);
     assert_eq!(out.ok(), reference);
 }
@@ -63,8 +55,8 @@ fn eecs485_intermediate_data_reduces_like_the_reference() {
     // Already-mapped word<TAB>1 lines: an identity mapper and a summing reducer.
     let d = Dir::new();
     let input = eecs("input_large_intermediate");
-    let reference = d.sh(&format!("cat {input}/* | sort | {}", job("sum_reduce.sh")));
-    let out = d.job("cat", &job("sum_reduce.sh"), &["-R", "4", &input]);
+    let reference = d.sh(&format!("cat {input}/* | sort | {}", sum_reduce()));
+    let out = d.job("cat", &sum_reduce(), &["-R", "4", &input]);
     assert_eq!(sorted_lines(out.ok()), sorted_lines(&reference));
 }
 
@@ -100,11 +92,7 @@ fn eecs485_partitions_hold_the_same_records_as_the_course_workers() {
 fn gutenberg_matches_the_unix_pipeline_byte_for_byte() {
     let d = Dir::new();
     let corpus = gutenberg();
-    let reference = d.sh(&format!(
-        "cat {corpus}/* | {} | sort | {}",
-        job("words_map.sh"),
-        job("sum_reduce.sh")
-    ));
+    let reference = d.word_count_reference(&corpus);
     // One partition is globally sorted: byte-identical to the pipeline.
     let out = d.word_count(&["-R", "1", &corpus]);
     assert_eq!(out.ok(), reference);
@@ -129,22 +117,9 @@ fn output_is_identical_whatever_jobs_and_split_size() {
 fn spilling_with_a_tiny_sort_buffer_gives_the_same_output() {
     let d = Dir::new();
     let corpus = gutenberg();
-    let args = [
-        "run",
-        "-m",
-        &job("words_map.sh"),
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "3",
-        "-j",
-        "2",
-        &corpus,
-    ];
-    let plain = d.run(&args);
-    let mut spill_args = args.to_vec();
-    spill_args.extend(["--sort-buffer", "64K"]);
-    let spilled = d.run(&spill_args);
+    let wc = d.gmr_run().word_count().reducers(3).jobs(2).input(&corpus);
+    let plain = wc.run();
+    let spilled = wc.clone().sort_buffer("64K").run();
     assert_eq!(spilled.ok(), plain.ok());
     assert!(
         spilled.stderr().contains("spills"),
@@ -163,8 +138,8 @@ fn stages_piped_equal_run() {
     let pipeline = format!(
         "{gmr} split --split-size 256K {corpus} | {gmr} map -q -m {m} -R 4 --workdir w | {gmr} shuffle -q --workdir w | {gmr} reduce -q -r {r} --workdir w -o stage-out",
         gmr = gmr_bin().display(),
-        m = job("words_map.sh"),
-        r = job("sum_reduce.sh"),
+        m = words_map(),
+        r = sum_reduce(),
     );
     let manifest = String::from_utf8(d.sh(&pipeline)).unwrap();
     assert_eq!(
@@ -185,8 +160,8 @@ fn stages_piped_equal_run() {
     let skip = format!(
         "{gmr} split {corpus} | {gmr} map -q -m {m} -R 4 --workdir w2 | {gmr} reduce -q -r {r}",
         gmr = gmr_bin().display(),
-        m = job("words_map.sh"),
-        r = job("sum_reduce.sh"),
+        m = words_map(),
+        r = sum_reduce(),
     );
     assert_eq!(d.sh(&skip), parts(d.path("run-out")));
 }
@@ -195,19 +170,13 @@ fn stages_piped_equal_run() {
 fn stage_manifests_account_for_every_record() {
     let d = Dir::new();
     let input = eecs("input_large");
-    let lines = |cmd: &str| -> Vec<serde_json::Value> {
-        String::from_utf8(d.sh(cmd))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
+    let lines = |cmd: &str| json_lines(&d.sh(cmd));
     let gmr = gmr_bin().display().to_string();
     let splits = lines(&format!("{gmr} split --split-size 100K {input}"));
     assert!(splits.len() > 4);
     let maps = lines(&format!(
         "{gmr} split --split-size 100K {input} | {gmr} map -q -m {} -R 3 --workdir w | tee maps",
-        job("words_map.sh")
+        words_map()
     ));
     let records_in: u64 = maps.iter().map(|m| m["records_in"].as_u64().unwrap()).sum();
     let records_out: u64 = maps
@@ -221,7 +190,7 @@ fn stage_manifests_account_for_every_record() {
     ));
     let input_records: u64 = String::from_utf8(count).unwrap().trim().parse().unwrap();
     assert_eq!(records_in, input_records);
-    let words = d.sh(&format!("cat {input}/* | {} | wc -l", job("words_map.sh")));
+    let words = d.sh(&format!("cat {input}/* | {} | wc -l", words_map()));
     let words: u64 = String::from_utf8(words).unwrap().trim().parse().unwrap();
     assert_eq!(records_out, words);
     let parts = lines(&format!("{gmr} shuffle -q --workdir w < maps"));
@@ -238,33 +207,26 @@ fn map_only_keeps_input_order() {
     }
     d.write("in/a", &text);
     d.write("in/b", "b1\nb2");
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "sed s/^/x/",
-        "-R",
-        "0",
-        "--split-size",
-        "1K",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("sed s/^/x/")
+        .reducers(0)
+        .split_size("1K")
+        .input("in")
+        .run();
     // The last line, without a newline in the input, ends with one.
     let expected = d.sh("cat in/a in/b | sed s/^/x/; echo");
     assert_eq!(out.ok(), expected);
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-R",
-        "0",
-        "--split-size",
-        "10K",
-        "-o",
-        "o",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducers(0)
+        .split_size("10K")
+        .output("o")
+        .input("in")
+        .run();
     out.ok();
     assert!(d.path("o/_SUCCESS").exists());
     assert!(
@@ -290,21 +252,16 @@ fn key_fields_and_separator() {
         "sales.csv",
         "eu,fr,3\nus,ny,5\neu,fr,4\neu,de,1\nus,ny,1\nus,ca,2\n",
     );
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        "awk -F, '{k=$1\",\"$2; s[k]+=$3} END {for (k in s) print k\",\"s[k]}'",
-        "--separator",
-        ",",
-        "--key-fields",
-        "2",
-        "-R",
-        "3",
-        "sales.csv",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("awk -F, '{k=$1\",\"$2; s[k]+=$3} END {for (k in s) print k\",\"s[k]}'")
+        .flag("--separator", ",")
+        .flag("--key-fields", 2)
+        .reducers(3)
+        .input("sales.csv")
+        .run();
     assert_eq!(
         sorted_lines(out.ok()),
         sorted_lines(b"eu,de,1\neu,fr,7\nus,ca,2\nus,ny,6\n")
@@ -344,47 +301,30 @@ fn values_are_sorted_within_a_key() {
 fn combiner_gives_the_same_output_and_fewer_records() {
     let d = Dir::new();
     let corpus = gutenberg();
-    let plain = d.run(&[
-        "run",
-        "-m",
-        &job("words_map.sh"),
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "3",
-        &corpus,
-    ]);
-    let combined = d.run(&[
-        "run",
-        "-m",
-        &job("words_map.sh"),
-        "-c",
-        &job("sum_reduce.sh"),
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "3",
-        &corpus,
-    ]);
+    let plain = d.gmr_run().word_count().reducers(3).input(&corpus).run();
+    let combined = d
+        .gmr_run()
+        .mapper(words_map())
+        .combiner(sum_reduce())
+        .reducer(sum_reduce())
+        .reducers(3)
+        .input(&corpus)
+        .run();
     assert_eq!(combined.ok(), plain.ok());
     assert!(
         combined.stderr().contains("combiner"),
         "{}",
         combined.stderr()
     );
-    let builtin = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        &job("words_map.sh"),
-        "-c",
-        "@sum",
-        "-r",
-        "@sum",
-        "-R",
-        "3",
-        &corpus,
-    ]);
+    let builtin = d
+        .gmr_run()
+        .quiet()
+        .mapper(words_map())
+        .combiner("@sum")
+        .reducer("@sum")
+        .reducers(3)
+        .input(&corpus)
+        .run();
     assert_eq!(builtin.ok(), plain.ok());
 }
 
@@ -416,7 +356,7 @@ fn non_utf8_keys_sort_bytewise() {
         "in",
         b"\xff\xfe\t1\nabc\t1\n\x80x\t2\n\xff\xfe\t3\nABC\t1\n\x01\t1\n",
     );
-    let out = d.job("cat", &job("sum_reduce.sh"), &["-R", "1", "in"]);
+    let out = d.job("cat", &sum_reduce(), &["-R", "1", "in"]);
     assert_eq!(
         out.ok(),
         b"\x01\t1\nABC\t1\nabc\t1\n\x80x\t2\n\xff\xfe\t4\n"
@@ -434,15 +374,16 @@ fn lines_without_separator_are_passed_unchanged() {
 #[test]
 fn stdin_is_read_when_no_input_is_given() {
     let d = Dir::new();
-    let out = d.run_stdin(
-        &["run", "-q", "-m", "cat", "-r", "@count", "-R", "2"],
-        b"x\ny\nx\n",
-    );
+    let count = |r: u32| {
+        d.gmr_run()
+            .quiet()
+            .mapper("cat")
+            .reducer("@count")
+            .reducers(r)
+    };
+    let out = count(2).run_stdin(b"x\ny\nx\n");
     assert_eq!(sorted_lines(out.ok()), sorted_lines(b"x\t2\ny\t1\n"));
-    let out = d.run_stdin(
-        &["run", "-q", "-m", "cat", "-r", "@count", "-R", "1", "-"],
-        b"z\nz",
-    );
+    let out = count(1).input("-").run_stdin(b"z\nz");
     assert_eq!(out.ok(), b"z\t2\n");
 }
 
@@ -500,16 +441,13 @@ fn a_failing_mapper_is_retried_then_fails_the_job_with_its_stderr() {
     d.write("in/good", "ok\n");
     d.write("in/bad", "boom\n");
     let m = d.script("m.sh", "echo attempt >> attempts.log; if grep -q boom; then echo 'cannot parse boom' >&2; exit 3; fi; echo fine");
-    let out = d.run(&[
-        "run",
-        "-m",
-        m.to_str().unwrap(),
-        "-r",
-        "cat",
-        "--retries",
-        "2",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .mapper(m.to_str().unwrap())
+        .reducer("cat")
+        .retries(2)
+        .input("in")
+        .run();
     let err = out.fails(1);
     assert!(err.contains("gmr: task map-00000 failed 3 times"), "{err}");
     assert!(err.contains("exited with status 3"), "{err}");
@@ -533,16 +471,13 @@ fn a_mapper_that_fails_once_succeeds_on_retry() {
     let d = Dir::new();
     d.write("in", "a\nb\n");
     let m = d.script("m.sh", "if [ \"$GMR_ATTEMPT\" = 1 ]; then exit 1; fi; cat");
-    let out = d.run(&[
-        "run",
-        "-m",
-        m.to_str().unwrap(),
-        "-r",
-        "cat",
-        "-R",
-        "1",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .mapper(m.to_str().unwrap())
+        .reducer("cat")
+        .reducers(1)
+        .input("in")
+        .run();
     assert_eq!(out.ok(), b"a\nb\n");
     assert!(
         out.stderr().contains("1 retried attempts"),
@@ -556,18 +491,13 @@ fn a_failing_reducer_fails_the_job() {
     let d = Dir::new();
     d.write("in", "a\n");
     let err = d
-        .run(&[
-            "run",
-            "-m",
-            "cat",
-            "-r",
-            "echo no >&2; exit 9",
-            "--retries",
-            "0",
-            "-o",
-            "o",
-            "in",
-        ])
+        .gmr_run()
+        .mapper("cat")
+        .reducer("echo no >&2; exit 9")
+        .retries(0)
+        .output("o")
+        .input("in")
+        .run()
         .fails(1);
     assert!(
         err.contains("reducer") && err.contains("status 9") && err.contains("no"),
@@ -678,11 +608,7 @@ fn output_directory_holds_parts_and_success_marker() {
             "part-00003"
         ]
     );
-    let reference = d.sh(&format!(
-        "cat {corpus}/* | {} | sort | {}",
-        job("words_map.sh"),
-        job("sum_reduce.sh")
-    ));
+    let reference = d.word_count_reference(&corpus);
     assert_eq!(
         sorted_lines(&parts(d.path("out"))),
         sorted_lines(&reference)
@@ -712,24 +638,16 @@ fn gzip_input_equals_plain_input() {
     d.sh(&format!(
         "mkdir gz && for f in {corpus}/*; do gzip -c \"$f\" > gz/$(basename \"$f\").gz; done"
     ));
-    let args = |input: &str| -> Vec<String> {
-        [
-            "run",
-            "-q",
-            "-m",
-            &job("words_map.sh"),
-            "-r",
-            &job("sum_reduce.sh"),
-            "-R",
-            "2",
-            input,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    let wc = |input: &str| {
+        d.gmr_run()
+            .quiet()
+            .word_count()
+            .reducers(2)
+            .input(input)
+            .run()
     };
-    let plain = d.run(&args(&corpus).iter().map(String::as_str).collect::<Vec<_>>());
-    let gz = d.run(&args("gz").iter().map(String::as_str).collect::<Vec<_>>());
+    let plain = wc(&corpus);
+    let gz = wc("gz");
     assert_eq!(gz.ok(), plain.ok());
 }
 
@@ -772,18 +690,14 @@ fn a_last_line_without_a_newline_stays_a_line_in_a_map_only_job() {
     d.write("x", "a");
     d.write("y", "b\n");
     for split in ["1", "64M"] {
-        let out = d.run(&[
-            "run",
-            "-q",
-            "-m",
-            "cat",
-            "-R",
-            "0",
-            "--split-size",
-            split,
-            "x",
-            "y",
-        ]);
+        let out = d
+            .gmr_run()
+            .quiet()
+            .mapper("cat")
+            .reducers(0)
+            .split_size(split)
+            .args(["x", "y"])
+            .run();
         assert_eq!(out.ok(), b"a\nb\n", "--split-size {split}");
     }
 }
@@ -795,9 +709,15 @@ fn a_last_line_without_a_newline_stays_a_line_in_a_map_only_job() {
 fn a_huge_j_on_a_tiny_input_is_no_burden() {
     let d = Dir::new();
     d.write("in", "b\na\n");
-    let out = d.run(&[
-        "run", "-q", "-j", "20000", "-m", "cat", "-r", "cat", "-R", "2", "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .jobs(20000)
+        .mapper("cat")
+        .reducer("cat")
+        .reducers(2)
+        .input("in")
+        .run();
     assert_same_lines(out.ok(), b"a\nb\n", "-j 20000");
 }
 
@@ -835,21 +755,15 @@ fn interrupt_kills_children_and_leaves_no_partial_output() {
     d.write("in", "a\nb\nc\nd\n");
     let m = d.script("slow.sh", "echo $$ >> pids; cat; exec sleep 60");
     let child = d
-        .gmr(&[
-            "run",
-            "-q",
-            "-m",
-            m.to_str().unwrap(),
-            "-r",
-            "cat",
-            "-R",
-            "2",
-            "--split-size",
-            "2",
-            "-o",
-            "o",
-            "in",
-        ])
+        .gmr_run()
+        .quiet()
+        .mapper(m.to_str().unwrap())
+        .reducer("cat")
+        .reducers(2)
+        .split_size("2")
+        .output("o")
+        .input("in")
+        .command()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -901,24 +815,17 @@ fn builtin_count_aggregates_map_side_even_when_spilling() {
     let d = Dir::new();
     let corpus = gutenberg();
     let words = "awk '{ for (i = 1; i <= NF; i++) print $i }'";
-    let reference = d.sh(&format!(
-        "cat {corpus}/* | {words} | sort | uniq -c | sed -E 's/^ *([0-9]+) (.*)$/\\2\t\\1/'"
-    ));
+    let reference = d.uniq_count(&format!("cat {corpus}/* | {words}"));
     for extra in [&[][..], &["--sort-buffer", "64K"][..]] {
-        let mut args = vec![
-            "run",
-            "-m",
-            words,
-            "-r",
-            "@count",
-            "-R",
-            "3",
-            "--split-size",
-            "300K",
-            &corpus,
-        ];
-        args.extend_from_slice(extra);
-        let out = d.run(&args);
+        let out = d
+            .gmr_run()
+            .mapper(words)
+            .reducer("@count")
+            .reducers(3)
+            .split_size("300K")
+            .input(&corpus)
+            .args(extra)
+            .run();
         assert_same_lines(out.ok(), &reference, &format!("-r @count {extra:?}"));
         assert!(
             out.stderr().contains("combiner"),
@@ -953,39 +860,30 @@ fn a_cat_mapper_read_straight_into_the_sort_buffer_loses_no_line() {
         &["--sort-buffer", "64K"],
         &["--one-mapper-per-task"],
     ] {
-        let mut args = vec![
-            "run",
-            "-m",
-            "cat",
-            "-r",
-            "cat",
-            "-R",
-            "3",
-            "--split-size",
-            "8M",
-        ];
-        args.extend_from_slice(extra);
-        args.push("in");
-        let out = d.run(&args);
+        let out = d
+            .gmr_run()
+            .mapper("cat")
+            .reducer("cat")
+            .reducers(3)
+            .split_size("8M")
+            .args(extra)
+            .input("in")
+            .run();
         assert_same_lines(out.ok(), &want, &format!("-m cat {extra:?}"));
         let err = out.stderr();
         let counted = format!("{records} records in");
         assert!(err.contains(&counted), "{extra:?}: {err}");
     }
     // One part: the sorted input itself.
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        "cat",
-        "-R",
-        "1",
-        "--sort-buffer",
-        "64K",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .reducers(1)
+        .sort_buffer("64K")
+        .input("in")
+        .run();
     assert!(out.ok() == want, "one part is not the sorted input");
 }
 
@@ -1184,10 +1082,14 @@ fn many_small_files_share_map_tasks_and_lose_no_record() {
         );
     }
     let words = "awk '{ for (i = 1; i <= NF; i++) print $i }'";
-    let reference = d.sh(&format!(
-        "awk 1 in/* | {words} | sort | uniq -c | sed -E 's/^ *([0-9]+) (.*)$/\\2\\t\\1/'"
-    ));
-    let out = d.run(&["run", "-m", words, "-r", "@count", "-R", "2", "in"]);
+    let reference = d.uniq_count(&format!("awk 1 in/* | {words}"));
+    let out = d
+        .gmr_run()
+        .mapper(words)
+        .reducer("@count")
+        .reducers(2)
+        .input("in")
+        .run();
     assert_same_lines(out.ok(), &reference, "small files");
     let err = out.stderr();
     assert!(err.contains("300 records in"), "{err}");
@@ -1211,15 +1113,13 @@ fn many_small_files_share_map_tasks_and_lose_no_record() {
         sorted_lines(&d.sh("awk 1 in/*"))
     );
     // Every file still gets a mapper that sees it as its input file.
-    let named = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "echo \"$(basename \"$GMR_INPUT_FILE\")\"; cat >/dev/null",
-        "-R",
-        "0",
-        "in",
-    ]);
+    let named = d
+        .gmr_run()
+        .quiet()
+        .mapper("echo \"$(basename \"$GMR_INPUT_FILE\")\"; cat >/dev/null")
+        .reducers(0)
+        .input("in")
+        .run();
     let names = sorted_lines(named.ok());
     assert_eq!(names.len(), 150);
     assert_eq!(names[0], b"f000");
@@ -1229,17 +1129,14 @@ fn many_small_files_share_map_tasks_and_lose_no_record() {
         "starts.sh",
         "echo \"${GMR_INPUT_FILE-none}\" >> starts.log; awk '{ for (i = 1; i <= NF; i++) print $i }'",
     );
-    let out = d.run(&[
-        "run",
-        "-m",
-        "./starts.sh",
-        "-r",
-        "@count",
-        "-R",
-        "2",
-        "--one-mapper-per-task",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .mapper("./starts.sh")
+        .reducer("@count")
+        .reducers(2)
+        .arg("--one-mapper-per-task")
+        .input("in")
+        .run();
     assert_same_lines(out.ok(), &reference, "one mapper per task");
     let err = out.stderr();
     assert!(err.contains("300 records in"), "{err}");
@@ -1276,9 +1173,14 @@ fn map_output_that_repeats_lines_then_stops_loses_no_record() {
     d.write("in.txt", &input);
     let reference = d.sh("LC_ALL=C sort in.txt");
     for extra in [&[][..], &["--sort-buffer", "256K"][..]] {
-        let mut args = vec!["run", "-m", "cat", "-r", "cat", "-R", "1", "in.txt"];
-        args.extend_from_slice(extra);
-        let out = d.run(&args);
+        let out = d
+            .gmr_run()
+            .mapper("cat")
+            .reducer("cat")
+            .reducers(1)
+            .input("in.txt")
+            .args(extra)
+            .run();
         assert!(out.ok() == &reference[..], "output differs with {extra:?}");
         let err = out.stderr();
         assert!(err.contains(&format!("{n} records out")), "{err}");
@@ -1352,25 +1254,18 @@ fn partition_fields_keep_a_key_prefix_in_one_part() {
     }
     d.write("in.txt", &input);
     let job = |extra: &[&str], out: &str| {
-        let mut args = vec![
-            "run",
-            "-q",
-            "-m",
-            "cat",
-            "-r",
-            "cat",
-            "--separator",
-            ".",
-            "--key-fields",
-            "2",
-            "-R",
-            "4",
-            "-o",
-            out,
-        ];
-        args.extend_from_slice(extra);
-        args.push("in.txt");
-        d.run(&args).ok();
+        d.gmr_run()
+            .quiet()
+            .mapper("cat")
+            .reducer("cat")
+            .flag("--separator", ".")
+            .flag("--key-fields", 2)
+            .reducers(4)
+            .output(out)
+            .args(extra)
+            .input("in.txt")
+            .run()
+            .ok();
     };
     job(&["--partition-fields", "1"], "out");
     let families = families_by_part(&d.path("out"));
@@ -1388,17 +1283,13 @@ fn partition_fields_keep_a_key_prefix_in_one_part() {
     let hash = xxhash3_mod(b"roses", 4);
     assert_eq!(part_of_roses, &format!("part-{hash:05}"));
     let err = d
-        .run(&[
-            "run",
-            "-q",
-            "-m",
-            "cat",
-            "-r",
-            "cat",
-            "--partition-fields",
-            "2",
-            "in.txt",
-        ])
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .flag("--partition-fields", 2)
+        .input("in.txt")
+        .run()
         .fails(2);
     assert!(
         err.contains("--partition-fields 2 is more than the key's 1 field"),
@@ -1463,18 +1354,13 @@ fn a_large_compressed_file_feeds_several_map_tasks() {
         .ok()
         .to_vec();
     for file in ["all.zst", "all.bz"] {
-        let out = d.run(&[
-            "run",
-            "-m",
-            &job("words_map.sh"),
-            "-r",
-            &job("sum_reduce.sh"),
-            "-R",
-            "2",
-            "--split-size",
-            "256K",
-            file,
-        ]);
+        let out = d
+            .gmr_run()
+            .word_count()
+            .reducers(2)
+            .split_size("256K")
+            .input(file)
+            .run();
         assert_eq!(out.ok(), plain, "{file}");
         let tasks: u32 = out
             .stderr()
@@ -1486,17 +1372,13 @@ fn a_large_compressed_file_feeds_several_map_tasks() {
     }
     // The mapper sees the compressed file's name.
     let names = d
-        .run(&[
-            "run",
-            "-q",
-            "-m",
-            "sh -c 'cat >/dev/null; echo \"$GMR_INPUT_FILE\"'",
-            "-R",
-            "0",
-            "--split-size",
-            "256K",
-            "all.zst",
-        ])
+        .gmr_run()
+        .quiet()
+        .mapper("sh -c 'cat >/dev/null; echo \"$GMR_INPUT_FILE\"'")
+        .reducers(0)
+        .split_size("256K")
+        .input("all.zst")
+        .run()
         .ok()
         .to_vec();
     let want = format!("{}\n", d.path("all.zst").display());
@@ -1508,28 +1390,21 @@ fn a_large_compressed_file_feeds_several_map_tasks() {
         String::from_utf8_lossy(&names)
     );
     // Resumed, the job reuses its copy.
-    let args = [
-        "run",
-        "-q",
-        "-m",
-        &job("words_map.sh"),
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "2",
-        "--split-size",
-        "256K",
-        "--workdir",
-        "w",
-        "-o",
-        "o",
-        "all.zst",
-    ];
-    d.run(&args).ok();
+    let wc = |first: &[&str]| {
+        d.gmr_run()
+            .args(first)
+            .quiet()
+            .word_count()
+            .reducers(2)
+            .split_size("256K")
+            .workdir("w")
+            .output("o")
+            .input("all.zst")
+            .run()
+    };
+    wc(&[]).ok();
     assert!(d.path("w/input/decompressed-1").exists());
-    let mut again = args.to_vec();
-    again.insert(1, "--resume");
-    d.run(&again).ok();
+    wc(&["--resume"]).ok();
     assert_eq!(parts(d.path("o")), plain);
 }
 

@@ -133,10 +133,6 @@ impl Drop for Cluster {
     }
 }
 
-fn gutenberg() -> String {
-    data("gutenberg")
-}
-
 /// Runs gmr with `args` followed by `more`.
 fn run(d: &Dir, args: &[&str], more: &[String]) -> Out {
     let mut all: Vec<&str> = args.to_vec();
@@ -146,18 +142,9 @@ fn run(d: &Dir, args: &[&str], more: &[String]) -> Out {
 
 /// The word count of the test books, run locally: the reference.
 fn local_word_count(d: &Dir, mapper: &str) -> Vec<u8> {
-    d.job(mapper, &job("sum_reduce.sh"), &["-R", "3", &gutenberg()])
+    d.job(mapper, &sum_reduce(), &["-R", "3", &gutenberg()])
         .ok()
         .to_vec()
-}
-
-/// The job log's lines.
-fn joblog(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Asserts the job took at most `limit`.
@@ -174,16 +161,16 @@ fn within(t0: Instant, limit: u64) {
 fn word_count_over_ssh_is_byte_identical_to_the_local_run_stage_by_stage_too() {
     let c = Cluster::start(3);
     let d = Dir::new();
-    let reference = local_word_count(&d, &job("words_map.sh"));
+    let reference = local_word_count(&d, &words_map());
     let hosts = c.path("hosts.txt");
     let args = c.args(&hosts, "w");
     let wc = [
         "run",
         "-q",
         "-m",
-        &job("words_map.sh"),
+        &words_map(),
         "-r",
-        &job("sum_reduce.sh"),
+        &sum_reduce(),
         "-R",
         "3",
         "--joblog",
@@ -191,7 +178,7 @@ fn word_count_over_ssh_is_byte_identical_to_the_local_run_stage_by_stage_too() {
     ];
     let out = run(&d, &wc, &[args.clone(), vec![gutenberg()]].concat());
     assert_eq!(out.ok(), reference);
-    let hosts_used: std::collections::BTreeSet<String> = joblog(&d.path("log.jsonl"))
+    let hosts_used: std::collections::BTreeSet<String> = joblog(d.path("log.jsonl"))
         .iter()
         .map(|l| l["host"].as_str().unwrap().to_string())
         .collect();
@@ -206,8 +193,8 @@ fn word_count_over_ssh_is_byte_identical_to_the_local_run_stage_by_stage_too() {
         "{gmr} split {input} | {gmr} map -q -m {map} -R 3 {a} --workdir w2 | {gmr} shuffle -q {a} --workdir w2 | {gmr} reduce -q -r {red} {a} --workdir w2",
         gmr = gmr_bin().display(),
         input = gutenberg(),
-        map = job("words_map.sh"),
-        red = job("sum_reduce.sh"),
+        map = words_map(),
+        red = sum_reduce(),
         a = format!(
             "--hosts {hosts} --identity {} --known-hosts {}",
             c.path("id_ed25519"),
@@ -221,7 +208,7 @@ fn word_count_over_ssh_is_byte_identical_to_the_local_run_stage_by_stage_too() {
 fn a_host_down_from_the_start_is_left_out_and_local_slots_mix_in() {
     let c = Cluster::start(2);
     let d = Dir::new();
-    let reference = local_word_count(&d, &job("words_map.sh"));
+    let reference = local_word_count(&d, &words_map());
     // An inline list: two live hosts, one where no sshd listens, and one
     // slot on this machine.
     let down = format!("127.0.0.9:{}", c.port);
@@ -233,9 +220,9 @@ fn a_host_down_from_the_start_is_left_out_and_local_slots_mix_in() {
             "run",
             "-q",
             "-m",
-            &job("words_map.sh"),
+            &words_map(),
             "-r",
-            &job("sum_reduce.sh"),
+            &sum_reduce(),
             "-R",
             "3",
             "--joblog",
@@ -250,7 +237,7 @@ fn a_host_down_from_the_start_is_left_out_and_local_slots_mix_in() {
         err.contains(&format!("host {down}: connection refused")),
         "{err}"
     );
-    let log = joblog(&d.path("log.jsonl"));
+    let log = joblog(d.path("log.jsonl"));
     assert!(
         log.iter()
             .any(|l| l["host"] == "local" && l["status"] == "ok"),
@@ -269,14 +256,11 @@ fn word_count_surviving(
     fault: &str,
     host: usize,
 ) -> Vec<Value> {
-    let slow = d.script(
-        "slow_map.sh",
-        &format!("sleep 1\nexec {}", job("words_map.sh")),
-    );
+    let slow = d.script("slow_map.sh", &format!("sleep 1\nexec {}", words_map()));
     let slow = slow.display().to_string();
     // Sleeping changes no output.
-    let reference = local_word_count(d, &job("words_map.sh"));
-    let reducer = job("sum_reduce.sh");
+    let reference = local_word_count(d, &words_map());
+    let reducer = sum_reduce();
     let mut args = vec![
         "run",
         "-q",
@@ -306,7 +290,7 @@ fn word_count_surviving(
     });
     assert_eq!(out.ok(), reference);
     within(t0, 40);
-    joblog(&d.path("log.jsonl"))
+    joblog(d.path("log.jsonl"))
 }
 
 #[test]
@@ -325,13 +309,13 @@ fn a_host_killed_mid_job_loses_nothing() {
 fn a_task_failing_on_one_host_only_is_retried_on_another() {
     let c = Cluster::start(3);
     let d = Dir::new();
-    let reference = local_word_count(&d, &job("words_map.sh"));
+    let reference = local_word_count(&d, &words_map());
     // SSH_CONNECTION is "client port server port": fail on host 1.
     let picky = d.script(
         "picky_map.sh",
         &format!(
             "set -- $SSH_CONNECTION\nif [ \"$3\" = 127.0.0.2 ]; then echo \"not on $3\" >&2; exit 3; fi\nexec {}",
-            job("words_map.sh")
+            words_map()
         ),
     );
     let out = run(
@@ -342,7 +326,7 @@ fn a_task_failing_on_one_host_only_is_retried_on_another() {
             "-m",
             &picky.display().to_string(),
             "-r",
-            &job("sum_reduce.sh"),
+            &sum_reduce(),
             "-R",
             "3",
             "--retries",
@@ -353,7 +337,7 @@ fn a_task_failing_on_one_host_only_is_retried_on_another() {
         &[c.args(&c.path("hosts.txt"), "w"), vec![gutenberg()]].concat(),
     );
     assert_eq!(out.ok(), reference);
-    let log = joblog(&d.path("log.jsonl"));
+    let log = joblog(d.path("log.jsonl"));
     let failed: Vec<&Value> = log.iter().filter(|l| l["status"] == "failed").collect();
     assert!(
         failed.iter().all(|l| l["host"] == c.host(1).as_str()),
@@ -1146,7 +1130,7 @@ fn a_host_admitted_late_is_checked_before_its_first_task() {
     let mut err = String::new();
     std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{err}");
-    let late: Vec<Value> = joblog(&d.path("log"))
+    let late: Vec<Value> = joblog(d.path("log"))
         .into_iter()
         .filter(|l| l["host"].as_str().unwrap().starts_with(other))
         .collect();
@@ -1177,7 +1161,7 @@ fn rand_suffix() -> u64 {
 fn ten_megabytes_on_stderr_stall_nothing() {
     let c = Cluster::start(2);
     let d = Dir::new();
-    let reference = local_word_count(&d, &job("words_map.sh"));
+    let reference = local_word_count(&d, &words_map());
     // The remote gmr itself writes 10 MB to the SSH channel's stderr
     // before it runs (also for the host check), and the mappers 10 MB each
     // to their stderr logs.
@@ -1192,7 +1176,7 @@ fn ten_megabytes_on_stderr_stall_nothing() {
         "noisy_map.sh",
         &format!(
             "head -c 10000000 /dev/zero | tr '\\0' y >&2\nexec {}",
-            job("words_map.sh")
+            words_map()
         ),
     );
     let t0 = Instant::now();
@@ -1204,7 +1188,7 @@ fn ten_megabytes_on_stderr_stall_nothing() {
             "-m",
             &noisy_map.display().to_string(),
             "-r",
-            &job("sum_reduce.sh"),
+            &sum_reduce(),
             "-R",
             "3",
             "--remote-gmr",
@@ -1233,14 +1217,14 @@ fn a_hung_host_is_given_up_on_and_its_tasks_run_elsewhere() {
 fn a_straggler_gets_a_backup_and_the_loser_is_killed() {
     let c = Cluster::start(2);
     let d = Dir::new();
-    let reference = local_word_count(&d, &job("words_map.sh"));
+    let reference = local_word_count(&d, &words_map());
     // The first attempt of map-00000 hangs (wherever it runs); its backup
     // on the other host is quick.
     let straggling = d.script(
         "straggling_map.sh",
         &format!(
             "if [ \"$GMR_TASK\" = map-00000 ] && [ \"$GMR_ATTEMPT\" = 1 ]; then echo $$ > straggler.pid; exec sleep 120; fi\nexec {}",
-            job("words_map.sh")
+            words_map()
         ),
     );
     let t0 = Instant::now();
@@ -1252,7 +1236,7 @@ fn a_straggler_gets_a_backup_and_the_loser_is_killed() {
             "-m",
             &straggling.display().to_string(),
             "-r",
-            &job("sum_reduce.sh"),
+            &sum_reduce(),
             "-R",
             "3",
             "--joblog",
@@ -1262,7 +1246,7 @@ fn a_straggler_gets_a_backup_and_the_loser_is_killed() {
     );
     assert_eq!(out.ok(), reference);
     within(t0, 30);
-    let log = joblog(&d.path("log.jsonl"));
+    let log = joblog(d.path("log.jsonl"));
     let map0: Vec<&Value> = log.iter().filter(|l| l["task"] == "map-00000").collect();
     assert!(
         map0.iter()

@@ -26,15 +26,6 @@ fn phase_names(s: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// The lines of a job log, parsed.
-fn joblog(d: &Dir, name: &str) -> Vec<Value> {
-    String::from_utf8(read(d.path(name)))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// A mapper that takes its time, and fails once (the first attempt of
 /// map-00001), saying why on stderr.
 fn slow_flaky_mapper(d: &Dir) -> String {
@@ -136,7 +127,7 @@ fn a_running_job_is_seen_from_another_process_and_its_figures_add_up() {
 
     // Done: every figure agrees with the job log and the report.
     let done = status(&d, "w");
-    let log = joblog(&d, "log.jsonl");
+    let log = joblog(d.path("log.jsonl"));
     assert_eq!(done["state"], "done");
     assert_eq!(phase_names(&done), ["map", "reduce"]);
     assert_eq!(done["phases"][0]["done"], 8);
@@ -441,7 +432,7 @@ fn the_report_renders_in_chromium_with_a_bar_per_attempt() {
         "in",
     ])
     .ok();
-    let attempts = joblog(&d, "log.jsonl").len();
+    let attempts = joblog(d.path("log.jsonl")).len();
     d.run(&["report", "w", "-o", "again.html"]).ok();
     for page in ["w/report.html", "again.html"] {
         let url = format!("file://{}", d.path(page).display());

@@ -5,10 +5,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn gutenberg() -> String {
-    data("gutenberg")
-}
-
 /// A mapper that counts its words in a user counter and fails its first
 /// attempt on one split, recording every execution in `runs.log`.
 fn flaky_counting_mapper(d: &Dir) -> String {
@@ -22,13 +18,6 @@ if [ "$GMR_TASK" = map-00001 ] && [ ! -e failed-once ]; then touch failed-once; 
     .to_string()
 }
 
-fn lines(bytes: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn counters_count_each_committed_task_once() {
     let d = Dir::new();
@@ -36,18 +25,14 @@ fn counters_count_each_committed_task_once() {
     d.write("in/b", "five six\n");
     d.write("in/c", "seven\n");
     let m = flaky_counting_mapper(&d);
-    let out = d.run(&[
-        "run",
-        "-m",
-        &m,
-        "-r",
-        "@count",
-        "-R",
-        "2",
-        "--workdir",
-        "w",
-        "in",
-    ]);
+    let out = d
+        .gmr_run()
+        .mapper(&m)
+        .reducer("@count")
+        .reducers(2)
+        .workdir("w")
+        .input("in")
+        .run();
     out.ok();
     let err = out.stderr();
     // map-00001 ran twice, but its counter counts once: 7 words, not 9.
@@ -71,7 +56,7 @@ fn the_job_log_has_one_line_per_attempt() {
     let m = flaky_counting_mapper(&d);
     d.job(&m, "@count", &["-R", "3", "--joblog", "log.jsonl", "in"])
         .ok();
-    let log = lines(&read(d.path("log.jsonl")));
+    let log = joblog(d.path("log.jsonl"));
     let runs = String::from_utf8(read(d.path("runs.log"))).unwrap();
     let map_lines: Vec<&Value> = log
         .iter()
@@ -115,38 +100,30 @@ fn resume_reruns_only_missing_tasks_and_gives_identical_output() {
     let reference = d.word_count(&["-R", "3", "--split-size", "512K", &corpus]);
     let m = d.script("m.sh", &format!(
         "echo \"$GMR_TASK\" >> runs.log\nif [ \"$GMR_TASK\" = map-00002 ] && [ ! -e failed-once ]; then touch failed-once; exit 1; fi\nexec {}",
-        job("words_map.sh")
+        words_map()
     ));
-    let args = [
-        "run",
-        "-q",
-        "-m",
-        m.to_str().unwrap(),
-        "-r",
-        &job("sum_reduce.sh"),
-        "-R",
-        "3",
-        "--split-size",
-        "512K",
-        "--retries",
-        "0",
-        "-o",
-        "out",
-        "--workdir",
-        "w",
-    ];
-    let mut full = args.to_vec();
-    full.push(&corpus);
-    let err = d.run(&full).fails(1);
+    let job = |first: &[&str]| {
+        d.gmr_run()
+            .args(first)
+            .quiet()
+            .mapper(m.to_str().unwrap())
+            .reducer(sum_reduce())
+            .reducers(3)
+            .split_size("512K")
+            .retries(0)
+            .output("out")
+            .workdir("w")
+            .input(&corpus)
+            .run()
+    };
+    let err = job(&[]).fails(1);
     assert!(err.contains("map-00002"), "{err}");
     let first: Vec<String> = String::from_utf8(read(d.path("runs.log")))
         .unwrap()
         .lines()
         .map(String::from)
         .collect();
-    let mut resume = full.clone();
-    resume.insert(1, "--resume");
-    d.run(&resume).ok();
+    job(&["--resume"]).ok();
     assert_eq!(
         parts(d.path("out")),
         reference.ok(),
@@ -174,7 +151,7 @@ fn resume_reruns_only_missing_tasks_and_gives_identical_output() {
     );
     assert!(second.contains(&"map-00002".to_string()));
     // Resuming a finished job runs nothing and gives the same output.
-    d.run(&resume).ok();
+    job(&["--resume"]).ok();
     assert_eq!(
         String::from_utf8(read(d.path("runs.log")))
             .unwrap()
@@ -191,66 +168,26 @@ fn resume_refuses_another_job() {
     d.write("in", "a b\n");
     d.job("false", "cat", &["--retries", "0", "--workdir", "w", "in"])
         .fails(1);
-    let err = d
-        .run(&[
-            "run",
-            "--resume",
-            "-m",
-            "cat",
-            "-r",
-            "cat",
-            "--workdir",
-            "w",
-            "in",
-        ])
-        .fails(2);
+    let resume = |mapper: &str| d.gmr_run().arg("--resume").mapper(mapper).reducer("cat");
+    let err = resume("cat").workdir("w").input("in").run().fails(2);
     assert!(
         err.contains("cannot resume") && err.contains("the mapper (was `false`, now `cat`)"),
         "{err}"
     );
-    let err = d
-        .run(&[
-            "run",
-            "--resume",
-            "-m",
-            "false",
-            "-r",
-            "cat",
-            "-R",
-            "7",
-            "--workdir",
-            "w",
-            "in",
-        ])
+    let err = resume("false")
+        .reducers(7)
+        .workdir("w")
+        .input("in")
+        .run()
         .fails(2);
     assert!(err.contains("R (was"), "{err}");
     d.write("in", "changed\n");
-    let err = d
-        .run(&[
-            "run",
-            "--resume",
-            "-m",
-            "false",
-            "-r",
-            "cat",
-            "--workdir",
-            "w",
-            "in",
-        ])
-        .fails(2);
+    let err = resume("false").workdir("w").input("in").run().fails(2);
     assert!(err.contains("the input"), "{err}");
-    let err = d
-        .run(&[
-            "run",
-            "--resume",
-            "-m",
-            "cat",
-            "-r",
-            "cat",
-            "--workdir",
-            "nothing-here",
-            "in",
-        ])
+    let err = resume("cat")
+        .workdir("nothing-here")
+        .input("in")
+        .run()
         .fails(2);
     assert!(err.contains("nothing to resume"), "{err}");
     let err = d
@@ -262,18 +199,14 @@ fn resume_refuses_another_job() {
 #[test]
 fn stderr_in_a_pipe_has_no_escape_codes() {
     let d = Dir::new();
-    let out = d.run(&[
-        "run",
-        "-m",
-        "sleep 0.3; cat",
-        "-r",
-        "@count",
-        "-R",
-        "2",
-        "--split-size",
-        "256K",
-        &gutenberg(),
-    ]);
+    let out = d
+        .gmr_run()
+        .mapper("sleep 0.3; cat")
+        .reducer("@count")
+        .reducers(2)
+        .split_size("256K")
+        .input(gutenberg())
+        .run();
     out.ok();
     let err = out.stderr();
     assert!(err.contains("gmr: job done"), "the summary is shown: {err}");
@@ -328,15 +261,13 @@ fn many_small_files_get_a_hint_for_one_mapper_per_task() {
     assert!(out.stderr().contains(hint), "{}", out.stderr());
     let quiet = d.run(&["run", "-q", "-m", "tr a b", "-r", "@count", "in"]);
     assert!(!quiet.stderr().contains(hint), "{}", quiet.stderr());
-    let packed = d.run(&[
-        "run",
-        "-m",
-        "tr a b",
-        "-r",
-        "@count",
-        "--one-mapper-per-task",
-        "in",
-    ]);
+    let packed = d
+        .gmr_run()
+        .mapper("tr a b")
+        .reducer("@count")
+        .arg("--one-mapper-per-task")
+        .input("in")
+        .run();
     assert_eq!(packed.ok(), out.ok());
     assert!(!packed.stderr().contains(hint), "{}", packed.stderr());
     // A built-in mapper starts no process per file.
@@ -541,19 +472,15 @@ fn setup_mistakes_are_usage_errors_that_say_what_to_do() {
 fn a_job_log_that_cannot_be_written_is_said_once() {
     let d = Dir::new();
     d.write("in.txt", "b\na\n");
-    let out = d.run(&[
-        "run",
-        "-q",
-        "-m",
-        "cat",
-        "-r",
-        "cat",
-        "-R",
-        "2",
-        "--joblog",
-        "/dev/full",
-        "in.txt",
-    ]);
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .reducers(2)
+        .joblog("/dev/full")
+        .input("in.txt")
+        .run();
     assert_same_lines(out.ok(), b"a\nb\n", "the output");
     let err = out.stderr();
     assert_eq!(
@@ -606,27 +533,17 @@ fn a_resume_of_a_stdin_job_says_it_reads_the_saved_input() {
     let d = Dir::new();
     d.write("fail", "");
     let m = "sh -c '[ -e fail ] && exit 1; cat'";
-    let args = |resume: bool| {
-        let mut a = vec![
-            "run",
-            "-q",
-            "-m",
-            m,
-            "-r",
-            "cat",
-            "--retries",
-            "0",
-            "--workdir",
-            "w",
-        ];
-        if resume {
-            a.push("--resume");
-        }
-        a
+    let job = || {
+        d.gmr_run()
+            .quiet()
+            .mapper(m)
+            .reducer("cat")
+            .retries(0)
+            .workdir("w")
     };
-    d.run_stdin(&args(false), b"first\n").fails(1);
+    job().run_stdin(b"first\n").fails(1);
     std::fs::remove_file(d.path("fail")).unwrap();
-    let out = d.run_stdin(&args(true), b"second\n");
+    let out = job().arg("--resume").run_stdin(b"second\n");
     assert_eq!(out.ok(), b"first\n");
     assert!(
         out.stderr()

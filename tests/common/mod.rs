@@ -31,6 +31,36 @@ pub fn job(name: &str) -> String {
     repo().join("tests/jobs").join(name).display().to_string()
 }
 
+/// The Project Gutenberg books of `tests/data` (a directory of a few MB).
+pub fn gutenberg() -> String {
+    data("gutenberg")
+}
+
+/// The word count's mapper, `tests/jobs/words_map.sh`.
+pub fn words_map() -> String {
+    job("words_map.sh")
+}
+
+/// The word count's reducer, `tests/jobs/sum_reduce.sh`.
+pub fn sum_reduce() -> String {
+    job("sum_reduce.sh")
+}
+
+/// Lines of JSON (a job log, stage manifests), parsed; the bytes must be
+/// UTF-8.
+pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    std::str::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The lines of a job log (`--joblog`), parsed.
+pub fn joblog(path: impl AsRef<Path>) -> Vec<serde_json::Value> {
+    json_lines(&read(path))
+}
+
 /// A temporary directory to run gmr in.
 pub struct Dir {
     pub tmp: tempfile::TempDir,
@@ -82,17 +112,48 @@ impl Dir {
         Out(self.gmr(args).output().unwrap())
     }
 
+    /// A `gmr run` command line to build, run in this directory.
+    pub fn gmr_run(&self) -> GmrRun<'_> {
+        GmrRun::new(self)
+    }
+
     /// Runs the whitespace word count job (`tests/jobs/words_map.sh` and
     /// `sum_reduce.sh`) quietly, with `args` after the commands.
     pub fn word_count(&self, args: &[&str]) -> Out {
-        self.job(&job("words_map.sh"), &job("sum_reduce.sh"), args)
+        self.job(&words_map(), &sum_reduce(), args)
     }
 
     /// Runs `gmr run -q -m mapper -r reducer` with `args` after them.
     pub fn job(&self, mapper: &str, reducer: &str, args: &[&str]) -> Out {
-        let mut all = vec!["run", "-q", "-m", mapper, "-r", reducer];
-        all.extend_from_slice(args);
-        self.run(&all)
+        self.gmr_run()
+            .quiet()
+            .mapper(mapper)
+            .reducer(reducer)
+            .args(args)
+            .run()
+    }
+
+    /// A job's reference, run by the shell: `cat INPUT/* | MAPPER | sort |
+    /// REDUCER` (bytewise sort), what one reduce partition must give byte
+    /// for byte. `mapper` and `reducer` are shell text (a redirection may
+    /// follow the command).
+    pub fn piped(&self, input_dir: &str, mapper: &str, reducer: &str) -> Vec<u8> {
+        self.sh(&format!("cat {input_dir}/* | {mapper} | sort | {reducer}"))
+    }
+
+    /// The word count's reference: [`Dir::piped`] with
+    /// `tests/jobs/words_map.sh` and `sum_reduce.sh`.
+    pub fn word_count_reference(&self, input_dir: &str) -> Vec<u8> {
+        self.piped(input_dir, &words_map(), &sum_reduce())
+    }
+
+    /// `PRODUCER | sort | uniq -c`, rewritten to `WORD<TAB>COUNT` lines:
+    /// what `-r @count` gives for the words `producer` (shell text) prints
+    /// one a line.
+    pub fn uniq_count(&self, producer: &str) -> Vec<u8> {
+        self.sh(&format!(
+            "{producer} | sort | uniq -c | sed -E 's/^ *([0-9]+) (.*)$/\\2\t\\1/'"
+        ))
     }
 
     /// Runs gmr with `input` on stdin.
@@ -139,6 +200,139 @@ impl Dir {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect()
+    }
+}
+
+/// A `gmr run` command line, built in the order the calls are written
+/// (each call appends its flag and value), then run in a [`Dir`]:
+///
+/// ```ignore
+/// d.gmr_run().quiet().mapper("cat").reducer("@count").reducers(2).input("in").run()
+/// ```
+///
+/// is `gmr run -q -m cat -r @count -R 2 in`. It can be cloned to run the
+/// same job twice with something added.
+#[derive(Clone)]
+pub struct GmrRun<'d> {
+    dir: &'d Dir,
+    args: Vec<String>,
+}
+
+impl<'d> GmrRun<'d> {
+    /// `gmr run` in `dir`, no arguments yet.
+    pub fn new(dir: &'d Dir) -> GmrRun<'d> {
+        GmrRun {
+            dir,
+            args: vec!["run".into()],
+        }
+    }
+
+    /// One argument.
+    pub fn arg(mut self, a: impl AsRef<str>) -> Self {
+        self.args.push(a.as_ref().to_string());
+        self
+    }
+
+    /// Arguments, in order.
+    pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// A flag and its value.
+    pub fn flag(self, flag: &str, value: impl std::fmt::Display) -> Self {
+        self.arg(flag).arg(value.to_string())
+    }
+
+    /// An input file or directory.
+    pub fn input(self, path: impl AsRef<str>) -> Self {
+        self.arg(path)
+    }
+
+    /// `-q`.
+    pub fn quiet(self) -> Self {
+        self.arg("-q")
+    }
+
+    /// `-m MAPPER`.
+    pub fn mapper(self, m: impl AsRef<str>) -> Self {
+        self.arg("-m").arg(m)
+    }
+
+    /// `-c COMBINER`.
+    pub fn combiner(self, c: impl AsRef<str>) -> Self {
+        self.arg("-c").arg(c)
+    }
+
+    /// `-r REDUCER`.
+    pub fn reducer(self, r: impl AsRef<str>) -> Self {
+        self.arg("-r").arg(r)
+    }
+
+    /// `-m tests/jobs/words_map.sh -r tests/jobs/sum_reduce.sh`.
+    pub fn word_count(self) -> Self {
+        self.mapper(words_map()).reducer(sum_reduce())
+    }
+
+    /// `-R N`.
+    pub fn reducers(self, n: impl std::fmt::Display) -> Self {
+        self.flag("-R", n)
+    }
+
+    /// `-j N`.
+    pub fn jobs(self, n: impl std::fmt::Display) -> Self {
+        self.flag("-j", n)
+    }
+
+    /// `--split-size SIZE`.
+    pub fn split_size(self, size: &str) -> Self {
+        self.flag("--split-size", size)
+    }
+
+    /// `--sort-buffer SIZE`.
+    pub fn sort_buffer(self, size: &str) -> Self {
+        self.flag("--sort-buffer", size)
+    }
+
+    /// `--retries N`.
+    pub fn retries(self, n: impl std::fmt::Display) -> Self {
+        self.flag("--retries", n)
+    }
+
+    /// `-o DIR`.
+    pub fn output(self, dir: &str) -> Self {
+        self.flag("-o", dir)
+    }
+
+    /// `--workdir DIR`.
+    pub fn workdir(self, dir: &str) -> Self {
+        self.flag("--workdir", dir)
+    }
+
+    /// `--joblog PATH`.
+    pub fn joblog(self, path: &str) -> Self {
+        self.flag("--joblog", path)
+    }
+
+    /// The arguments so far, `run` first.
+    pub fn argv(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// The command, to spawn or to change (environment, stdio).
+    pub fn command(&self) -> Command {
+        self.dir.gmr(&self.argv())
+    }
+
+    /// Runs it and returns its output.
+    pub fn run(&self) -> Out {
+        self.dir.run(&self.argv())
+    }
+
+    /// Runs it with `input` on stdin.
+    pub fn run_stdin(&self, input: &[u8]) -> Out {
+        self.dir.run_stdin(&self.argv(), input)
     }
 }
 
