@@ -1406,6 +1406,30 @@ fn a_large_compressed_file_feeds_several_map_tasks() {
     assert!(d.path("w/input/decompressed-1").exists());
     wc(&["--resume"]).ok();
     assert_eq!(parts(d.path("o")), plain);
+    // `gmr split` without a work directory copies nothing (it decompressed
+    // into ./input once, named by a relative path): each compressed file
+    // is one split, and the stages count the same words.
+    let staged = d.sh(&format!(
+        "{gmr} split --split-size 256K all.zst all.bz > splits && \
+         {gmr} map -q -m {m} -R 2 --workdir sw < splits | \
+         {gmr} reduce -q -r {r} --workdir sw | LC_ALL=C sort",
+        gmr = gmr_bin().display(),
+        m = words_map(),
+        r = sum_reduce(),
+    ));
+    assert!(!d.path("input").exists());
+    let splits = std::fs::read_to_string(d.path("splits")).unwrap();
+    assert_eq!(splits.lines().count(), 2, "{splits}");
+    assert!(
+        splits.contains(&format!("\"path\":\"{}\"", d.path("all.zst").display())),
+        "{splits}"
+    );
+    let twice = d.sh(&format!(
+        "cat all.txt all.txt | {} | LC_ALL=C sort | {} | LC_ALL=C sort",
+        words_map(),
+        sum_reduce()
+    ));
+    assert_eq!(staged, twice);
 }
 
 #[test]

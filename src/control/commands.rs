@@ -21,7 +21,7 @@ use crate::task::job::Job;
 use crate::task::report::TaskReport;
 use crate::task::{self, TaskId};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// When the command started, and the open-file limit it started with
@@ -151,13 +151,11 @@ fn split_stage(args: SplitArgs) -> Result<()> {
         (None, false)
     };
     // Without a work directory no input is a stream: nothing is spooled.
-    let spool = wd
-        .as_ref()
-        .map_or_else(|| PathBuf::from("input"), WorkDir::input_dir);
+    let spool = wd.as_ref().map(WorkDir::input_dir);
     let jobs = args
         .jobs
         .map_or_else(crate::store::resources::cores, |j| j as usize);
-    let splits = plan::split_inputs(&args.input, &spool, jobs);
+    let splits = plan::split_inputs(&args.input, spool.as_deref(), jobs);
     // A work directory made for a stream that was not saved (an interrupt,
     // a bad input) serves no later stage.
     if let (Err(_), Some(wd), true) = (&splits, &wd, created) {

@@ -352,14 +352,19 @@ fn plan_splits(
     files: &[PathBuf],
     input: &InputArgs,
     slots: usize,
-    spool_dir: &Path,
+    spool_dir: Option<&Path>,
 ) -> Result<(Vec<Split>, input::Copies)> {
     let size_for = |files: &[PathBuf]| {
         input
             .split_size
             .unwrap_or_else(|| split::default_split_size(split::total_size(files), slots))
     };
-    let spools = input::spool_compressed(files, spool_dir, size_for(files), slots)?;
+    // Without a work directory (`gmr split` of files) nothing is copied:
+    // a compressed file is one split.
+    let spools = match spool_dir {
+        Some(dir) => input::spool_compressed(files, dir, size_for(files), slots)?,
+        None => Vec::new(),
+    };
     let files: Vec<PathBuf> = files
         .iter()
         .map(|f| {
@@ -515,7 +520,7 @@ impl<'a> RunPlan<'a> {
             // The recorded plan, not a new one (below), with the copies it
             // decompressed.
             Some(old) => (Vec::new(), recorded_spools(old)),
-            None => plan_splits(&files, &self.args.input, slots.total, &wd.input_dir())?,
+            None => plan_splits(&files, &self.args.input, slots.total, Some(&wd.input_dir()))?,
         };
         spec.inputs = split::stamp_inputs(&stamped_files(&files, &spools))?;
         spec.splits = match &self.recorded {
@@ -787,8 +792,15 @@ fn total_order_cuts(spec: &JobSpec, wd: &WorkDir) -> Result<Vec<String>> {
 
 /// `gmr split`: the splits of the inputs, planned for `jobs` tasks;
 /// streams are spooled into `spool_dir`.
-pub(crate) fn split_inputs(input: &InputArgs, spool_dir: &Path, jobs: usize) -> Result<Vec<Split>> {
-    let files = input::resolve_inputs(&input.inputs, spool_dir, false)?;
+/// Without a work directory (`spool_dir` None) no input is a stream and
+/// nothing is spooled.
+pub(crate) fn split_inputs(
+    input: &InputArgs,
+    spool_dir: Option<&Path>,
+    jobs: usize,
+) -> Result<Vec<Split>> {
+    let none = PathBuf::new();
+    let files = input::resolve_inputs(&input.inputs, spool_dir.unwrap_or(&none), false)?;
     plan_splits(&files, input, jobs, spool_dir).map(|(splits, _)| splits)
 }
 
