@@ -67,6 +67,14 @@ pub(crate) fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     bytes
 }
 
+/// Writes `bytes` to the new private file `path` (see [`create_new`]), not
+/// synced: what a crash may lose is made again (probes, batch files).
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = create_new(path)?;
+    file.write_all(bytes)?;
+    close_file(file, false)
+}
+
 /// Writes `bytes` to the new file `path`, durably.
 pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = create_new(path).map_err(|e| Error::io("cannot write", path, e))?;

@@ -95,7 +95,8 @@ fn report_command(args: ReportArgs) -> Result<()> {
     }
 }
 
-/// Writes a page to `path`, 0600 when `private` (else the umask's mode).
+/// Writes a page to `path`: in the work directory (`private`), 0600 and
+/// never through a link; else where the user said, with the umask's mode.
 fn write_page(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -104,6 +105,7 @@ fn write_page(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
         .create(true)
         .truncate(true)
         .mode(if private { 0o600 } else { 0o666 })
+        .custom_flags(if private { libc::O_NOFOLLOW } else { 0 })
         .open(path)
         .and_then(|mut f| f.write_all(bytes))
 }

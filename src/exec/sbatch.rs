@@ -248,8 +248,10 @@ impl Arrays {
             .map(|r| format!("{} {}\n", r.task, r.attempt))
             .collect();
         let written = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&tasks, lines))
-            .and_then(|()| std::fs::write(&script, self.element_script(&dir, &tasks)));
+            .and_then(|()| crate::files::write_private(&tasks, lines.as_bytes()))
+            .and_then(|()| {
+                crate::files::write_private(&script, self.element_script(&dir, &tasks).as_bytes())
+            });
         if let Err(e) = written {
             let why = format!("cannot write the array's files in {}: {e}", dir.display());
             return reqs.iter().map(|_| Err(why.clone())).collect();

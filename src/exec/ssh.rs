@@ -152,7 +152,7 @@ impl HostPool {
             })
             .collect();
         let probe_file = AttemptGuard::new(wd.probe_path());
-        std::fs::write(probe_file.path(), b"gmr probe\n").map_err(|e| {
+        crate::files::write_private(probe_file.path(), b"gmr probe\n").map_err(|e| {
             Error::io(
                 "cannot write a probe file in the work directory",
                 probe_file.path(),
@@ -295,7 +295,7 @@ impl HostPool {
             return Ok(());
         }
         let probe_file = AttemptGuard::new(self.wd.probe_path());
-        std::fs::write(probe_file.path(), b"gmr probe\n")
+        crate::files::write_private(probe_file.path(), b"gmr probe\n")
             .map_err(|e| TaskError::task(format!("cannot write a probe file: {e}")))?;
         let command = probe_command(
             probe_file.path(),

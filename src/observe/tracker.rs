@@ -346,20 +346,14 @@ impl Inner {
 /// Writes `bytes` to `path` through a file renamed over it, private to
 /// its user as everything in the work directory is (0600).
 fn write_renamed(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes))
-        .and_then(|()| std::fs::rename(&tmp, path));
+    // A new private file, never through a link (one an earlier writer of
+    // this process left is replaced).
+    let _ = std::fs::remove_file(&tmp);
+    let written =
+        crate::files::write_private(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

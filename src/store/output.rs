@@ -202,7 +202,15 @@ fn refuse_to_replace(dir: &Path, keep: &[(&str, &Path)]) -> Result<()> {
 /// every part is durable.
 pub(crate) fn mark_success(output: &Path) -> Result<()> {
     let marker = success_marker(output);
-    File::create(&marker)
+    // A new file, never through a link: one left by an earlier run of the
+    // job is replaced.
+    match std::fs::remove_file(&marker) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(Error::io("cannot replace", &marker, e));
+        }
+        _ => {}
+    }
+    crate::files::create_output(&marker)
         .and_then(|f| crate::files::close_file(f, true))
         .and_then(|()| crate::files::sync_dir(output))
         .map_err(|e| Error::io("cannot write", &marker, e))
