@@ -818,8 +818,6 @@ fn recorded_spools(old: &JobSpec) -> input::Copies {
     spools
 }
 
-/// Refuses to resume a job with another job's settings: its committed
-/// tasks would not fit.
 /// Removes from a resumed job's output directory the parts that no report
 /// of this job records, so that their tasks run again: a part committed
 /// just before a crash took its report, or one another job wrote there
@@ -858,6 +856,8 @@ fn remove_unrecorded_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to resume a job with another job's settings: its committed
+/// tasks would not fit.
 fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
     let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
     let mut diffs = Vec::new();

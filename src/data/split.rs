@@ -1,15 +1,15 @@
-//! Inputs and splits: expand input paths, spool streams, and cut files into
-//! byte ranges that end on record boundaries (docs/contracts.md §1-2);
-//! expanding the user's inputs and spooling streams is
+//! Splits: files cut into byte ranges that end on record boundaries, the
+//! stamps that say a file is as it was planned, and the feed of a split to
+//! its mapper (docs/contracts.md §1-2). Expanding the user's inputs,
+//! spooling streams and decompressing large compressed files is
 //! [`crate::store::input`]'s.
 //!
 //! Splitting reads only the bytes around each cut. A split ends just after
 //! a `\n` (or at the end of the file), so no record is ever cut, and a line
-//! longer than the split size simply makes that split longer. Compressed
-//! files (gzip, zstd, bzip2, xz: known by their first bytes, whatever their
-//! names) cannot be cut: each is one split. Inputs that are not
-//! regular files (stdin, FIFOs, `<(…)`, devices) are streams: each is
-//! spooled into the work directory first, as stdin is.
+//! longer than the split size simply makes that split longer. A compressed
+//! file (gzip, zstd, bzip2, xz: known by its first bytes, whatever its
+//! name) cannot be cut: it is one split, unless a job decompressed it into
+//! its work directory first, and then its copy is cut.
 //!
 //! [`feed`] then writes a split's bytes to its mapper, read with pread(2)
 //! (or decompressed). Inputs are never memory-mapped: a file truncated

@@ -25,7 +25,7 @@ pub(crate) struct Resources {
     /// Sort buffers of finished map tasks, for the next ones.
     pub(crate) buffers: BufferPool,
     /// Stdout, when reduce tasks write their parts straight into it: set
-    /// once, before the reduce phase (`job::Lifecycle::reduce`).
+    /// once, before the reduce phase (`control::lifecycle`'s `parts_to_stdout`).
     pub(crate) stdout_parts: std::sync::OnceLock<StdoutParts>,
 }
 

@@ -86,11 +86,11 @@ pub(crate) struct JobSpec {
 }
 
 impl JobSpec {
-    /// The digest of the job spec saved in `wd` (SHA-256 of `job.json`,
-    /// hex): remote tasks get it on their command line and refuse a spec
-    /// that changed since (whoever could write the work directory could
-    /// otherwise make every host run their commands).
-    /// Reads the job spec of `wd` and its digest, of the same bytes.
+    /// Reads the job spec of `wd` and its digest (SHA-256 of `job.json`,
+    /// hex), of the same bytes: remote tasks get the digest on their
+    /// command line and refuse a spec that changed since (whoever could
+    /// write the work directory could otherwise make every host run their
+    /// commands).
     pub(crate) fn load_with_digest(wd: &WorkDir) -> Result<(JobSpec, String)> {
         let path = wd.spec_path();
         let bytes =
@@ -187,7 +187,8 @@ impl JobSpec {
     }
 
     /// Writes the job spec into `wd` (atomically, replacing an older one).
-    /// Returns the digest of the bytes written (see [`JobSpec::digest`]).
+    /// Returns the digest of the bytes written (SHA-256, as
+    /// [`JobSpec::load_with_digest`] reads it).
     pub(crate) fn save(&self, wd: &WorkDir) -> Result<String> {
         let path = wd.spec_path();
         let tmp = workdir::attempt_path(&path, 0);

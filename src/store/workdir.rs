@@ -11,6 +11,7 @@
 //! job.json                   the job spec (commands, R, separator, splits, ...)
 //! input/stdin                standard input, spooled
 //! input/stream-1             another stream input (a FIFO, `<(…)`), spooled
+//! input/decompressed-1       a large compressed input, decompressed to be cut
 //! map/map-00003/             a committed map task: `out` (all partitions,
 //!                            sorted, back to back) and `index.json`
 //! map/.map-00003.attempt-... a map attempt in progress; also holds its
@@ -20,13 +21,19 @@
 //!                            intermediate merges of one attempt
 //!                            (`merge-N`), when runs outnumber the fan-in
 //! reports/map-00003.json     the report of the attempt that committed
-//! report.json                the job's totals and counters, at the end
 //! logs/map-00003.1.stderr    each attempt's stderr (a combiner's:
 //!                            `logs/map-00003.combiner.1.stderr`)
+//! sample.log                 the --total-order sample's mapper stderr
 //! output/part-00003          parts, when the job's output goes to stdout
+//! status.json                the live status document (`gmr status`)
+//! attempts.jsonl             one line per attempt, for the report
+//! report.json, report.html   the job's report, at the end
+//! bin/gmr                    the copy of gmr that remote hosts run
+//! slurm/                     job-array batches (`exec/sbatch.rs` owns
+//!                            the names inside)
 //! temporary                  marks a work directory `gmr split` made itself
-//! .gmr-probe-PID-T           written by the coordinator to check that hosts
-//!                            see the directory, removed at once
+//! .gmr-probe-PID-T           written by the SSH executor to check that
+//!                            hosts see the directory, removed at once
 //! ```
 
 use crate::error::{Error, Result};
@@ -267,7 +274,7 @@ impl WorkDir {
     /// the pipeline removes it ([`WorkDir::is_temporary`]).
     pub(crate) fn mark_temporary(&self) -> Result<()> {
         let path = self.root.join("temporary");
-        fs::write(&path, b"").map_err(|e| Error::io("cannot write", &path, e))
+        crate::files::write_private(&path, b"").map_err(|e| Error::io("cannot write", &path, e))
     }
 
     /// Whether [`WorkDir::mark_temporary`] marked this work directory.
