@@ -166,6 +166,92 @@ fn stages_piped_equal_run() {
     assert_eq!(d.sh(&skip), parts(d.path("run-out")));
 }
 
+/// `gmr map` checks split lines as a whole before anything runs: two runs
+/// of one file concatenated, a line dropped or given twice, a gap in lines
+/// of an older version: each is refused (exit 2) naming the file or the
+/// line, and no work directory is made. Runs of different files
+/// concatenated, and a file named twice in one run, are read as `cat`
+/// reads them.
+#[test]
+fn split_lines_are_checked_whole() {
+    let d = Dir::new();
+    d.sh("seq 1 200000 | sed 's/$/ x/' > a.txt && seq 1 1000 > b.txt");
+    let gmr = gmr_bin().display().to_string();
+    let split = |args: &str| d.sh(&format!("{gmr} split --split-size 64K {args}"));
+    let map = |lines: &[u8]| {
+        d.run_stdin(
+            &["map", "-q", "-m", "cat", "-R", "2", "--workdir", "w"],
+            lines,
+        )
+    };
+    let refused = |lines: Vec<u8>, says: &str| {
+        let err = map(&lines).fails(2);
+        assert!(err.contains(says), "{err}");
+        assert!(!d.path("w").exists(), "{err}");
+    };
+    let one = split("a.txt");
+    let lines: Vec<&[u8]> = one.split_inclusive(|&b| b == b'\n').collect();
+    assert!(lines.len() > 20);
+    // Two runs of one file (other split sizes too): every record twice.
+    let mut twice = one.clone();
+    twice.extend(d.sh(&format!("{gmr} split --split-size 100K a.txt")));
+    refused(twice, "two gmr split runs");
+    // A line dropped, or given twice.
+    let dropped: Vec<u8> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 5)
+        .flat_map(|(_, l)| l.to_vec())
+        .collect();
+    refused(dropped, "missing (index 5)");
+    let doubled: Vec<u8> = lines
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| if i == 5 { l.repeat(2) } else { l.to_vec() })
+        .collect();
+    refused(doubled, "index 5 of one gmr split run is on stdin twice");
+    // A whole file of two dropped.
+    let both = split("a.txt b.txt");
+    let without_b: Vec<u8> = both
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|l| !String::from_utf8_lossy(l).contains("b.txt"))
+        .flat_map(|l| l.to_vec())
+        .collect();
+    refused(without_b, "missing");
+    // Lines of an older gmr (no run, no size): a gap is still seen.
+    let old = d.sh(&format!("{gmr} split --split-size 64K a.txt | sed 's/,\"size\":[0-9]*,\"plan\":{{[^}}]*}}//' | sed 6d"));
+    assert!(!String::from_utf8_lossy(&old).contains("plan"));
+    let (start, end) = {
+        let line: serde_json::Value = serde_json::from_slice(lines[5]).unwrap();
+        (
+            line["start"].as_u64().unwrap(),
+            line["end"].as_u64().unwrap(),
+        )
+    };
+    refused(
+        old,
+        &format!(
+            "bytes {start}..{end} of input {}",
+            d.path("a.txt").display()
+        ),
+    );
+    // Runs of different files, and a file named twice in one run.
+    let count = |lines: Vec<u8>| {
+        std::fs::write(d.path("lines"), lines).unwrap();
+        let out = d.sh(&format!(
+            "{gmr} map -q -m cat -R 2 --workdir c < lines | {gmr} reduce -q -r @count --workdir c && rm -r c"
+        ));
+        sorted_lines(&out)
+    };
+    let mut runs = one.clone();
+    runs.extend(split("b.txt"));
+    assert_eq!(count(runs), sorted_lines(&d.uniq_count("cat a.txt b.txt")));
+    assert_eq!(
+        count(split("a.txt b.txt a.txt")),
+        sorted_lines(&d.uniq_count("cat a.txt b.txt a.txt"))
+    );
+}
+
 #[test]
 fn stage_manifests_account_for_every_record() {
     let d = Dir::new();

@@ -7,8 +7,9 @@ use crate::cli::flags::{
     TaskArgs,
 };
 use crate::control::lifecycle::{self, Delivery, Ending, Lifecycle, SpecState};
-use crate::control::manifest::{self, Entry};
+use crate::control::manifest::{self, Entry, SplitPlan};
 use crate::control::plan::{self, MapPlan, Placement, ReducePlan, RunOptions, RunPlan};
+use crate::data::split::Split;
 use crate::error::{Error, Result};
 use crate::observe::status::{JobStatus, State};
 use crate::observe::tracker;
@@ -20,6 +21,7 @@ use crate::store::workdir::WorkDir;
 use crate::task::job::Job;
 use crate::task::report::TaskReport;
 use crate::task::{self, TaskId};
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::time::Instant;
@@ -163,13 +165,27 @@ fn split_stage(args: SplitArgs) -> Result<()> {
     if let (Err(_), Some(wd), true) = (&splits, &wd, created) {
         crate::files::remove_path(wd.root());
     }
-    let entries: Vec<Entry> = splits?
-        .into_iter()
+    let splits = splits?;
+    // What gmr map checks the lines against: the run, and each file's size
+    // (where its last split ends).
+    let plan = SplitPlan {
+        id: crate::store::spec::new_job_id(),
+        splits: splits.len(),
+    };
+    let mut sizes: HashMap<&Path, u64> = HashMap::new();
+    for piece in splits.iter().flat_map(Split::pieces) {
+        let size = sizes.entry(piece.path.as_path()).or_default();
+        *size = (*size).max(piece.end);
+    }
+    let entries: Vec<Entry> = splits
+        .iter()
         .enumerate()
         .map(|(index, split)| Entry::Split {
             workdir: wd.as_ref().map(|w| w.root().to_path_buf()),
             index,
-            split,
+            size: sizes.get(split.path.as_path()).copied(),
+            split: split.clone(),
+            plan: Some(plan.clone()),
         })
         .collect();
     print_manifest(&entries)

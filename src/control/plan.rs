@@ -14,7 +14,7 @@
 use crate::cli::flags::{
     ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, PerfArgs, ReduceArgs, RunArgs,
 };
-use crate::control::manifest::Entry;
+use crate::control::manifest::{self, Entry};
 use crate::data::record::KeySpec;
 use crate::data::split::{self, Split};
 use crate::error::{Error, Result};
@@ -32,6 +32,7 @@ use crate::store::spec::{self, FORMAT_VERSION, JobSpec};
 use crate::store::workdir::WorkDir;
 use crate::task::job::{self, Job};
 use crate::task::program::Program;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -586,6 +587,7 @@ impl<'a> MapPlan<'a> {
                 "the stdin of gmr map must hold the split lines of `gmr split`",
             ));
         }
+        manifest::check_splits(entries)?;
         splits.sort_by_key(|(i, _)| *i);
         let (workdir, created) = match (&args.workdir, entries.iter().find_map(Entry::workdir)) {
             (None, Some(dir)) => {
@@ -626,23 +628,27 @@ impl<'a> MapPlan<'a> {
         let wd = &self.workdir;
         let splits = &self.splits;
         let mut spec = self.side.spec(slots, wd.default_output())?;
+        // Each file once, in the order of the lines, with where its last
+        // split ends.
         let mut files: Vec<PathBuf> = Vec::new();
+        let mut planned: HashMap<&Path, u64> = HashMap::new();
         for piece in splits.iter().flat_map(Split::pieces) {
-            if !files.contains(&piece.path) {
-                files.push(piece.path.clone());
+            match planned.entry(piece.path.as_path()) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    files.push(piece.path.clone());
+                    v.insert(piece.end);
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let end = o.get_mut();
+                    *end = (*end).max(piece.end);
+                }
             }
         }
         spec.inputs = split::stamp_inputs(&files)?;
         // The split lines carry no stamp: a file is as `gmr split` planned it
         // when its last split ends at its end.
         for stamp in &spec.inputs {
-            let planned = splits
-                .iter()
-                .flat_map(Split::pieces)
-                .filter(|p| p.path == stamp.path)
-                .map(|p| p.end)
-                .max()
-                .unwrap_or(0);
+            let planned = planned.get(stamp.path.as_path()).copied().unwrap_or(0);
             if planned != stamp.len {
                 return Err(Error::usage(format!(
                     "input {} changed since gmr split planned it ({planned} bytes then, {} now); run gmr split again",
