@@ -252,6 +252,34 @@ fn split_lines_are_checked_whole() {
     );
 }
 
+/// Twenty thousand one-line files, named on the command line as one
+/// directory: every line counted once, as `find | xargs cat | sort | uniq
+/// -c` counts them. (Planning them was quadratic: 100,000 files never
+/// finished; `scripts/bench --only many-files` times it.)
+#[test]
+fn twenty_thousand_small_files_are_each_read_once() {
+    let d = Dir::new();
+    std::fs::create_dir(d.path("many")).unwrap();
+    for i in 1..=20000 {
+        std::fs::write(
+            d.path(&format!("many/f{i:05}")),
+            format!("line {}\n", i % 997),
+        )
+        .unwrap();
+    }
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("@count")
+        .input("many")
+        .run();
+    assert_eq!(
+        sorted_lines(out.ok()),
+        sorted_lines(&d.uniq_count("find many -type f | xargs cat"))
+    );
+}
+
 #[test]
 fn stage_manifests_account_for_every_record() {
     let d = Dir::new();

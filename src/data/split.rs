@@ -80,10 +80,15 @@ pub(crate) struct InputStamp {
     pub(crate) mtime_ns: u128,
 }
 
-/// Stamps of `files`.
+/// Stamps of `files`, each file once, in path order (so that a piece
+/// finds its file's stamp by binary search, however many files a job has).
 pub(crate) fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
+    use rayon::prelude::*;
+    let mut files: Vec<&PathBuf> = files.iter().collect();
+    files.sort_unstable();
+    files.dedup();
     files
-        .iter()
+        .into_par_iter()
         .map(|path| {
             let meta =
                 fs::metadata(path).map_err(|e| Error::input("cannot read input", path, e))?;
@@ -98,42 +103,53 @@ pub(crate) fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
 
 /// Cuts `files` into splits of about `split_size` bytes each.
 pub(crate) fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
+    use rayon::prelude::*;
     let split_size = split_size.max(1);
-    let mut splits = Vec::new();
-    for path in files {
-        let (file, len) = open_input(path)?;
-        if len == 0 {
-            continue;
-        }
-        let codec = Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?;
-        if codec.is_some() {
-            splits.push(Split {
-                path: path.clone(),
-                start: 0,
-                end: len,
-                codec,
-                more: Vec::new(),
-                origin: None,
-            });
-            continue;
-        }
-        let mut start = 0u64;
-        while start < len {
-            let end = cut_after(&file, len, start + split_size)
-                .map_err(|e| Error::input("cannot read input", path, e))?;
-            splits.push(Split {
-                path: path.clone(),
-                start,
-                end,
-                codec: None,
-                more: Vec::new(),
-                origin: None,
-            });
-            start = end;
-        }
-    }
+    // Each file is opened and sniffed; with many files that is most of the
+    // planning, done on every core (in the input's order).
+    let per_file: Vec<Vec<Split>> = files
+        .par_iter()
+        .map(|path| file_splits(path, split_size))
+        .collect::<Result<_>>()?;
+    let mut splits: Vec<Split> = per_file.into_iter().flatten().collect();
     if splits.len() > COMBINE_ABOVE {
         splits = combine_small(splits, split_size);
+    }
+    Ok(splits)
+}
+
+/// The splits of one file: one if it is compressed, else cut after a
+/// newline every `split_size` bytes or so; none if it is empty.
+fn file_splits(path: &Path, split_size: u64) -> Result<Vec<Split>> {
+    let (file, len) = open_input(path)?;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let codec = Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?;
+    if codec.is_some() {
+        return Ok(vec![Split {
+            path: path.to_path_buf(),
+            start: 0,
+            end: len,
+            codec,
+            more: Vec::new(),
+            origin: None,
+        }]);
+    }
+    let mut splits = Vec::new();
+    let mut start = 0u64;
+    while start < len {
+        let end = cut_after(&file, len, start + split_size)
+            .map_err(|e| Error::input("cannot read input", path, e))?;
+        splits.push(Split {
+            path: path.to_path_buf(),
+            start,
+            end,
+            codec: None,
+            more: Vec::new(),
+            origin: None,
+        });
+        start = end;
     }
     Ok(splits)
 }
@@ -143,27 +159,33 @@ pub(crate) fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Spli
 /// and every piece keeps its place in the input's order.
 fn combine_small(splits: Vec<Split>, split_size: u64) -> Vec<Split> {
     let mut out: Vec<Split> = Vec::new();
-    let mut open: Option<Split> = None;
+    // The group being filled, and its length (kept, not summed again: a
+    // group may hold tens of thousands of files).
+    let mut open: Option<(Split, u64)> = None;
     for split in splits {
         // A first piece shorter than half a split is its whole file: a cut
         // lands at least a split past the start.
-        let small = split.start == 0 && split.len() < split_size / 2;
+        let len = split.len();
+        let small = split.start == 0 && len < split_size / 2;
         if !small {
             // Tasks keep the input's order (a map-only job's parts do).
-            out.extend(open.take());
+            out.extend(open.take().map(|(group, _)| group));
             out.push(split);
             continue;
         }
         match &mut open {
-            Some(group) if group.len() + split.len() <= split_size => group.more.push(split),
+            Some((group, group_len)) if *group_len + len <= split_size => {
+                group.more.push(split);
+                *group_len += len;
+            }
             _ => {
-                if let Some(full) = open.replace(split) {
+                if let Some((full, _)) = open.replace((split, len)) {
                     out.push(full);
                 }
             }
         }
     }
-    out.extend(open);
+    out.extend(open.map(|(group, _)| group));
     out
 }
 
@@ -259,7 +281,11 @@ fn open_checked<'a>(
     stamps: &'a [InputStamp],
 ) -> io::Result<(File, Option<&'a InputStamp>)> {
     let file = File::open(&split.path)?;
-    let stamp = stamps.iter().find(|s| s.path == split.path);
+    // In path order (`stamp_inputs`); the spec of an older gmr may not be.
+    let stamp = match stamps.binary_search_by(|s| s.path.cmp(&split.path)) {
+        Ok(i) => Some(&stamps[i]),
+        Err(_) => stamps.iter().find(|s| s.path == split.path),
+    };
     check_unchanged(&file, split, stamp)?;
     Ok((file, stamp))
 }

@@ -61,7 +61,12 @@ pub(crate) fn resolve_inputs(
             Some(fs::metadata(input).map_err(|e| Error::input("cannot read input", input, e))?)
         };
         match &meta {
-            Some(m) if m.is_dir() => files.extend(list_dir(input)?),
+            Some(m) if m.is_dir() => {
+                // Made absolute once, not once for each of its files.
+                let dir = std::path::absolute(input)
+                    .map_err(|e| Error::input("cannot resolve input", input, e))?;
+                files.extend(list_dir(&dir)?);
+            }
             Some(m) if m.is_file() => {
                 // Open now, so that an unreadable file is a usage error
                 // before anything runs, not a task failure later.
@@ -98,7 +103,12 @@ pub(crate) fn resolve_inputs(
     }
     files
         .into_iter()
-        .map(|f| std::path::absolute(&f).map_err(|e| Error::input("cannot resolve input", &f, e)))
+        .map(|f| match f.is_absolute() {
+            true => Ok(f),
+            false => {
+                std::path::absolute(&f).map_err(|e| Error::input("cannot resolve input", &f, e))
+            }
+        })
         .collect()
 }
 
@@ -219,12 +229,15 @@ pub(crate) fn spool_compressed(
 ) -> Result<Copies> {
     let mut large = Vec::new();
     for path in files {
-        let (file, len) = open_input(path)?;
         // Only a file of a split or more is worth sniffing: thousands of
-        // small files are not read here.
+        // small files are not opened here.
+        let len = fs::metadata(path)
+            .map_err(|e| Error::input("cannot read input", path, e))?
+            .len();
         if len < split_size.max(1) {
             continue;
         }
+        let (file, _) = open_input(path)?;
         let codec = Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?;
         if let Some(codec) = codec {
             let spool = workdir::decompressed_spool(spool_dir, large.len() + 1);
