@@ -196,7 +196,7 @@ pub(crate) fn check_splits(entries: &[Entry]) -> Result<()> {
         }
     }
     // Each file's byte ranges, by the run that planned them.
-    let mut ranges: HashMap<&Path, (Option<&str>, Option<u64>, Vec<(u64, u64)>)> = HashMap::new();
+    let mut ranges: HashMap<&Path, FileRanges> = HashMap::new();
     for (_, split, size, plan) in &lines {
         let run = plan.map(|p| p.id.as_str());
         for (n, piece) in split.pieces().enumerate() {
@@ -222,6 +222,10 @@ pub(crate) fn check_splits(entries: &[Entry]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A file's place in the split lines: the run that planned it, its planned
+/// size, and its byte ranges.
+type FileRanges<'a> = (Option<&'a str>, Option<u64>, Vec<(u64, u64)>);
 
 /// Checks that `ranges` cover every byte of `path` from 0 to `size` (or to
 /// their end, size unknown) the same number of times.
