@@ -280,6 +280,47 @@ fn twenty_thousand_small_files_are_each_read_once() {
     );
 }
 
+/// Files whose size the kernel does not know (procfs: size 0; sysfs: 4096)
+/// are read as streams, not as empty or as changed while the job ran.
+#[test]
+fn proc_and_sys_files_are_read_whole() {
+    let d = Dir::new();
+    let mut files = vec!["/proc/filesystems", "/proc/version"];
+    if std::path::Path::new("/sys/devices/system/cpu/possible").exists() {
+        files.push("/sys/devices/system/cpu/possible");
+    }
+    for file in files {
+        let out = d
+            .gmr_run()
+            .quiet()
+            .mapper("cat")
+            .reducer("cat")
+            .input(file)
+            .run();
+        assert_eq!(out.ok(), d.sh(&format!("LC_ALL=C sort {file}")), "{file}");
+        let staged = d.sh(&format!(
+            "{gmr} split {file} | {gmr} map -q -m cat -R 2 | {gmr} reduce -q -r cat | LC_ALL=C sort",
+            gmr = gmr_bin().display()
+        ));
+        assert_eq!(staged, d.sh(&format!("LC_ALL=C sort {file}")), "{file}");
+    }
+    // A directory of them: each file whole, in name order (-R 0).
+    if std::path::Path::new("/sys/kernel/mm/transparent_hugepage").is_dir() {
+        let dir = "/sys/kernel/mm/transparent_hugepage";
+        let out = d
+            .gmr_run()
+            .quiet()
+            .mapper("cat")
+            .reducers(0)
+            .input(dir)
+            .run();
+        let want = d.sh(&format!(
+            "for f in {dir}/*; do [ -f \"$f\" ] && cat \"$f\"; done"
+        ));
+        assert_eq!(out.ok(), want);
+    }
+}
+
 #[test]
 fn stage_manifests_account_for_every_record() {
     let d = Dir::new();

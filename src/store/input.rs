@@ -12,11 +12,55 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Whether `input` is read as a stream, spooled first: `-`, or anything
-/// that is not a regular file or a directory (a FIFO, `<(…)`,
-/// `/dev/stdin`, a character device).
+/// Whether `input` is read as a stream, spooled first: `-`, anything that
+/// is not a regular file or a directory (a FIFO, `<(…)`, `/dev/stdin`, a
+/// character device), and a file whose size the kernel does not know.
+/// A directory of such files (`/proc/sys/vm`) is read as streams too.
 pub(crate) fn is_stream(input: &Path) -> bool {
-    input.as_os_str() == "-" || fs::metadata(input).is_ok_and(|m| !m.is_file() && !m.is_dir())
+    input.as_os_str() == "-"
+        || fs::metadata(input).is_ok_and(|m| match m.is_dir() {
+            true => pseudo_fs(input),
+            false => !m.is_file() || size_unknown(input, &m),
+        })
+}
+
+/// Whether the regular file `path` has a size that says nothing of what a
+/// read gives: a file of procfs, sysfs and their kin (`/proc/cpuinfo` has
+/// size 0, a sysfs attribute 4096, whatever they hold), or any file of
+/// size 0 that a read finds bytes in. Split by its size, such a file would
+/// read as empty, or as changed while the job ran.
+fn size_unknown(path: &Path, meta: &fs::Metadata) -> bool {
+    pseudo_fs(path)
+        || meta.len() == 0
+            && File::open(path).is_ok_and(|mut f| f.read(&mut [0u8; 1]).is_ok_and(|n| n > 0))
+}
+
+/// Whether `path` is on a filesystem whose files are made as they are
+/// read.
+fn pseudo_fs(path: &Path) -> bool {
+    // Filesystems whose files are made as they are read (linux/magic.h).
+    const PSEUDO: [i64; 12] = [
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x6462_6720, // debugfs
+        0x7472_6163, // tracefs
+        0x6367_7270, // cgroup2
+        0x0027_e0eb, // cgroup
+        0x7363_6673, // securityfs
+        0x6265_6570, // configfs
+        0xcafe_4a11, // bpf
+        0xde5e_81e4, // efivarfs
+        0x6165_676c, // pstore
+        0x6e73_6673, // nsfs
+    ];
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs fills a plain struct for a NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::statfs(c_path.as_ptr(), &mut st) } == 0;
+    ok && PSEUDO.contains(&(st.f_type as i64))
 }
 
 /// The device and inode of standard input, to tell `/dev/stdin` (or
@@ -65,9 +109,19 @@ pub(crate) fn resolve_inputs(
                 // Made absolute once, not once for each of its files.
                 let dir = std::path::absolute(input)
                     .map_err(|e| Error::input("cannot resolve input", input, e))?;
-                files.extend(list_dir(&dir)?);
+                let listed = list_dir(&dir)?;
+                if !pseudo_fs(&dir) {
+                    files.extend(listed);
+                    continue;
+                }
+                // Files of /proc or /sys: each read as a stream.
+                for file in listed {
+                    streams += 1;
+                    let spool = workdir::stream_spool(spool_dir, Some(streams));
+                    files.push(spool_stream(&file, false, &spool, replace)?);
+                }
             }
-            Some(m) if m.is_file() => {
+            Some(m) if m.is_file() && !size_unknown(input, m) => {
                 // Open now, so that an unreadable file is a usage error
                 // before anything runs, not a task failure later.
                 File::open(input).map_err(|e| Error::input("cannot read input", input, e))?;
