@@ -231,7 +231,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__map)
-            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --workdir --help --version"
+            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +278,10 @@ _gmr() {
                     return 0
                     ;;
                 --sort-buffer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-record)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -473,7 +477,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --compress --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --workdir --resume --help --version"
+            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --compress --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --workdir --resume --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -544,6 +548,10 @@ _gmr() {
                     return 0
                     ;;
                 --sort-buffer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-record)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

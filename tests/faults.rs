@@ -1088,3 +1088,58 @@ fn a_runs_file_cut_short_by_a_crash_is_redone_on_resume() {
     run(true).ok();
     assert_eq!(parts(d.path("out")), reference);
 }
+
+/// A record longer than --max-record stops the job at once (a retry would
+/// meet it again), naming the input, whatever path the records take: the
+/// `cat` mapper read into the sort buffer, a command's output, a
+/// built-in's table. Under the limit the same records are sorted as
+/// `sort` sorts them. Memory stays near the limit, not the record.
+#[test]
+fn a_record_past_max_record_stops_the_job_naming_its_input() {
+    let d = Dir::new();
+    d.sh("head -c 3000000 /dev/zero | tr '\\0' x > long.txt && echo >> long.txt && seq 1 1000 >> long.txt");
+    for (mapper, reducer) in [("cat", "cat"), ("tr a a", "cat"), ("cat", "@count")] {
+        let args = [
+            "run",
+            "-q",
+            "-m",
+            mapper,
+            "-r",
+            reducer,
+            "--max-record",
+            "1M",
+            "long.txt",
+        ];
+        let err = d.run(&args).fails(1);
+        assert!(
+            err.contains("longer than --max-record (1048576 bytes)")
+                && err.contains(&d.path("long.txt").display().to_string())
+                && err.contains("failed on local:"),
+            "{mapper} {reducer}: {err}"
+        );
+    }
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .reducers(1)
+        .flag("--max-record", "4M")
+        .input("long.txt")
+        .run();
+    // (Not assert_eq!, which would print 3 MB.)
+    assert!(out.ok() == d.sh("LC_ALL=C sort long.txt").as_slice());
+    let err = d
+        .run(&[
+            "run",
+            "-m",
+            "cat",
+            "-r",
+            "cat",
+            "--max-record",
+            "3G",
+            "long.txt",
+        ])
+        .fails(2);
+    assert!(err.contains("is out of range"), "{err}");
+}

@@ -226,6 +226,12 @@ pub(crate) struct PerfArgs {
     #[arg(allow_negative_numbers = true, long, value_name = "SIZE", default_value = "192M", value_parser = parse_size, help_heading = "Performance")]
     pub(crate) sort_buffer: u64,
 
+    /// The longest record (line) of mapper output a task takes, with K, M
+    /// or G suffix: gmr holds a record whole in memory, so this bounds a
+    /// task's memory; a longer record stops the job, naming its input
+    #[arg(allow_negative_numbers = true, long, value_name = "SIZE", default_value = "64M", value_parser = parse_size, help_heading = "Performance")]
+    pub(crate) max_record: u64,
+
     /// Feed the small files that share a map task to one mapper, one after
     /// the other, rather than start a mapper for each: far faster over
     /// thousands of small files. Mappers then get no GMR_INPUT_FILE (nor

@@ -265,6 +265,13 @@ impl MapSide<'_> {
     /// planned. A built-in reducer that can merge partial results combines
     /// map-side too, unless the job names a combiner.
     fn spec(&self, slots: Slots, output: PathBuf) -> Result<JobSpec> {
+        // A record's length is kept in 32 bits in the sort buffer.
+        if !(1..=MAX_RECORD).contains(&self.perf.max_record) {
+            return Err(Error::usage(format!(
+                "--max-record {} is out of range: give 1 to {} bytes (e.g. 64M, 1G)",
+                self.perf.max_record, MAX_RECORD
+            )));
+        }
         if self.key.total_order && self.key.partition_fields.is_some() {
             return Err(Error::usage(
                 "--total-order partitions by ranges of the order, --partition-fields by a hash: give one of them",
@@ -301,6 +308,7 @@ impl MapSide<'_> {
             cuts: Vec::new(),
             // The buffer is shared by the map tasks that run at once on a host.
             sort_buffer: (self.perf.sort_buffer / slots.per_host as u64).max(64 << 10),
+            max_record: self.perf.max_record,
             one_mapper_per_task: self.perf.one_mapper_per_task,
             output,
             ok_exit: self.exec.ok_exit.0.clone(),
@@ -391,6 +399,10 @@ fn stamped_files(files: &[PathBuf], spools: &[(PathBuf, PathBuf)]) -> Vec<PathBu
     }
     all
 }
+
+/// The largest `--max-record`: the sort buffer keeps a record's length in
+/// 32 bits.
+const MAX_RECORD: u64 = 2 << 30;
 
 /// `gmr run`: what the flags decide, checked before anything is made.
 pub(crate) struct RunPlan<'a> {

@@ -147,15 +147,56 @@ pub(crate) fn key_prefix(key: &[u8]) -> u64 {
 }
 
 /// Cuts a stream of chunks into records: a record may span chunks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct LineSplitter {
     partial: Vec<u8>,
+    /// The longest record taken: a longer one is an error, not memory
+    /// without bound (usize::MAX: no limit).
+    max: usize,
+}
+
+impl Default for LineSplitter {
+    fn default() -> LineSplitter {
+        LineSplitter::with_max(usize::MAX)
+    }
+}
+
+/// A record longer than the job's `--max-record`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TooLong {
+    /// The limit.
+    pub(crate) max: u64,
+}
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a record (line) is longer than --max-record ({} bytes): gmr holds a record whole in memory; raise --max-record, or end the records with newlines",
+            self.max
+        )
+    }
+}
+
+impl From<TooLong> for std::io::Error {
+    /// Retrying cannot mend it: the job stops.
+    fn from(e: TooLong) -> std::io::Error {
+        std::io::Error::other(crate::error::Unrecoverable(e.to_string()))
+    }
 }
 
 impl LineSplitter {
+    /// A splitter that refuses records longer than `max` bytes.
+    pub(crate) fn with_max(max: usize) -> LineSplitter {
+        LineSplitter {
+            partial: Vec::new(),
+            max,
+        }
+    }
+
     /// Calls `f` with each record completed by `chunk` (without `\n`).
     #[inline]
-    pub(crate) fn feed<E>(
+    pub(crate) fn feed<E: From<TooLong>>(
         &mut self,
         chunk: &[u8],
         mut f: impl FnMut(&[u8]) -> Result<(), E>,
@@ -163,21 +204,39 @@ impl LineSplitter {
         let mut rest = chunk;
         if !self.partial.is_empty() {
             let Some(i) = memchr::memchr(b'\n', rest) else {
-                self.partial.extend_from_slice(rest);
-                return Ok(());
+                return Ok(self.keep(rest)?);
             };
-            self.partial.extend_from_slice(&rest[..i]);
+            self.keep(&rest[..i])?;
             f(&self.partial)?;
             self.partial.clear();
             rest = &rest[i + 1..];
         }
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', rest) {
-            f(&rest[start..end])?;
+            let line = &rest[start..end];
+            if line.len() > self.max {
+                return Err(self.too_long().into());
+            }
+            f(line)?;
             start = end + 1;
         }
-        self.partial.extend_from_slice(&rest[start..]);
+        Ok(self.keep(&rest[start..])?)
+    }
+
+    /// Keeps the start of a record not ended yet, unless it is too long.
+    fn keep(&mut self, bytes: &[u8]) -> Result<(), TooLong> {
+        if self.partial.len() + bytes.len() > self.max {
+            self.partial = Vec::new();
+            return Err(self.too_long());
+        }
+        self.partial.extend_from_slice(bytes);
         Ok(())
+    }
+
+    fn too_long(&self) -> TooLong {
+        TooLong {
+            max: self.max as u64,
+        }
     }
 
     /// Takes the start of a record not ended yet, leaving none.

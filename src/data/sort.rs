@@ -532,6 +532,12 @@ impl SortBuffer {
         Ok((n, added))
     }
 
+    /// The bytes of a line [`SortBuffer::read_lines`] began and no `\n`
+    /// ended yet.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.data.len() - self.line_start
+    }
+
     /// Ends what [`SortBuffer::read_lines`] read: a last line without a
     /// `\n` becomes a record. Returns whether there was one.
     pub(crate) fn end_line(&mut self) -> bool {

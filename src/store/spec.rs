@@ -65,6 +65,10 @@ pub(crate) struct JobSpec {
     pub(crate) cuts: Vec<String>,
     /// Bytes of mapper output a map task sorts in memory before spilling.
     pub(crate) sort_buffer: u64,
+    /// The longest record (line of mapper or combiner output) a task
+    /// holds; a longer one stops the job (`--max-record`).
+    #[serde(default = "default_max_record")]
+    pub(crate) max_record: u64,
     /// Whether the files of a map task's split go to one mapper (rather
     /// than a mapper each, with its own `GMR_INPUT_FILE`).
     #[serde(default)]
@@ -83,6 +87,13 @@ pub(crate) struct JobSpec {
     /// and the locale of the user who started the job (see
     /// [`job_env`]).
     pub(crate) env: Vec<(String, String)>,
+}
+
+/// `--max-record`'s default, also for specs saved before it existed.
+pub(crate) const DEFAULT_MAX_RECORD: u64 = 64 << 20;
+
+fn default_max_record() -> u64 {
+    DEFAULT_MAX_RECORD
 }
 
 impl JobSpec {
@@ -334,6 +345,7 @@ mod tests {
             total_order: false,
             cuts: Vec::new(),
             sort_buffer: 1,
+            max_record: DEFAULT_MAX_RECORD,
             one_mapper_per_task: false,
             output: "/o".into(),
             ok_exit: vec![0],

@@ -117,8 +117,9 @@ impl MapTask<'_> {
                 at_piece(e, piece)
             };
             let mut reader = split::Piece::open(piece, &self.at.job.spec.inputs).map_err(failed)?;
-            let (records, bytes) =
-                sorter.read_input(|buf, max| reader.read_into(buf, max).map_err(failed))?;
+            let (records, bytes) = sorter
+                .read_input(|buf, max| reader.read_into(buf, max).map_err(failed))
+                .map_err(|e| at_piece(e, piece))?;
             reader.finish().map_err(failed)?;
             input.add(&InputCount::whole(records, bytes));
         }
@@ -185,7 +186,8 @@ impl MapTask<'_> {
         let outcome = if identity && self.split.pieces().all(|p| p.codec.is_none()) {
             self.read_input(&mut sorter)?
         } else {
-            let mut lines = LineSplitter::default();
+            let max = usize::try_from(at.job.spec.max_record).unwrap_or(usize::MAX);
+            let mut lines = LineSplitter::with_max(max);
             let mut spill_error = None;
             let outcome = self.run_mapper(mapper, |output| {
                 let Some(chunk) = output else {
@@ -229,9 +231,12 @@ impl MapTask<'_> {
 }
 
 /// A mapper's failure, with the piece of input it was reading when the
-/// failure is the task's (a retry may get past it).
+/// failure is the task's (a retry may get past it), or when a fatal one
+/// does not name the file itself (a record past --max-record).
 pub(super) fn at_piece(mut e: TaskError, piece: &Split) -> TaskError {
-    if matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
+    let named = e.message.contains(&piece.path.display().to_string());
+    let fatal = e.kind == FailureKind::Fatal && !named;
+    if fatal || matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
         e.message = format!(
             "{} (input {} bytes {}..{})",
             e.message,

@@ -8,7 +8,7 @@
 use crate::data::aggregate::{self, Aggregator};
 use crate::data::linebuf::{BLOCK, LineBlock, WRITE_BUFFER};
 use crate::data::merge::{self, RunFile};
-use crate::data::record::LineSplitter;
+use crate::data::record::{LineSplitter, TooLong};
 use crate::data::sort::{Segment, SortBuffer};
 use crate::error::TaskError;
 use crate::interrupt::io_failure;
@@ -52,6 +52,8 @@ pub(crate) struct Sorter<'a> {
     combiner: Option<(&'a Program, &'a Context<'a>)>,
     intake: Intake,
     report: TaskReport,
+    /// The longest record taken (`--max-record`).
+    max_record: usize,
 }
 
 impl<'a> Sorter<'a> {
@@ -83,6 +85,7 @@ impl<'a> Sorter<'a> {
             combiner,
             intake,
             report: TaskReport::default(),
+            max_record: usize::try_from(spec.max_record).unwrap_or(usize::MAX),
         }
     }
 
@@ -116,8 +119,9 @@ impl<'a> Sorter<'a> {
     ) -> Result<(u64, u64), TaskError> {
         let (mut records, mut bytes) = (0u64, 0u64);
         let mut chunk = Vec::new();
-        let mut lines = LineSplitter::default();
-        let failed = |e: io::Error| TaskError::io(format!("combiner: {e}"), &e);
+        let max = self.max_record;
+        let mut lines = LineSplitter::with_max(max);
+        let failed = |e: io::Error| TaskError::io(format!("mapper output: {e}"), &e);
         loop {
             let n = if matches!(self.intake, Intake::Direct) && self.buffer.reads_lines() {
                 // A line begun in `chunk` goes on in the sort buffer.
@@ -132,6 +136,10 @@ impl<'a> Sorter<'a> {
                     )?;
                 }
                 let (n, added) = self.buffer.read_lines(READ_CHUNK, &mut read)?;
+                if self.buffer.pending_len() > max {
+                    let e = io::Error::from(TooLong { max: max as u64 });
+                    return Err(failed(e));
+                }
                 records += added as u64;
                 self.report.command_records_out += added as u64;
                 n
@@ -239,7 +247,7 @@ impl<'a> Sorter<'a> {
         self.buffer.sort();
         if let Some((combiner, ctx)) = self.combiner {
             let mut combined = SortBuffer::new(self.buffer.order().clone(), self.buffer.reducers());
-            let mut lines = LineSplitter::default();
+            let mut lines = LineSplitter::with_max(self.max_record);
             let buffer = &self.buffer;
             self.report.combine_in += buffer.len() as u64;
             combiner.run(
