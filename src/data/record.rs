@@ -345,7 +345,7 @@ mod tests {
         let mut pieces = Vec::new();
         for chunk in [&b"ab"[..], b"c\nd", b"", b"\n\ne", b"f"] {
             split
-                .feed(chunk, |l| -> Result<(), ()> {
+                .feed(chunk, |l| -> Result<(), TooLong> {
                     pieces.push(l.to_vec());
                     Ok(())
                 })
@@ -361,5 +361,21 @@ mod tests {
             pieces,
             vec![b"abc".to_vec(), b"d".to_vec(), b"".to_vec(), b"ef".to_vec()]
         );
+    }
+
+    #[test]
+    fn a_record_past_the_limit_is_refused_whether_ended_or_not() {
+        let keep = |_: &[u8]| -> Result<(), TooLong> { Ok(()) };
+        // Ended within one chunk.
+        let mut split = LineSplitter::with_max(3);
+        assert!(split.feed(b"abc\nabcd\n", keep).is_err());
+        // Begun in one chunk, going on in the next, never ended.
+        let mut split = LineSplitter::with_max(3);
+        assert!(split.feed(b"ab", keep).is_ok());
+        assert_eq!(split.feed(b"cd", keep).unwrap_err().max, 3);
+        // At the limit: taken.
+        let mut split = LineSplitter::with_max(3);
+        assert!(split.feed(b"a\nab", keep).is_ok());
+        assert!(split.feed(b"c\n", keep).is_ok());
     }
 }
