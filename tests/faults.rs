@@ -526,6 +526,7 @@ fn an_input_truncated_or_rewritten_while_the_job_runs_fails_it() {
     for how in [
         "truncate -s 1000 in",
         "seq 100000 | tr 0-9 a-j > x && cat x > in",
+        "rm in",
     ] {
         let d = Dir::new();
         d.sh("seq 100000 > in");
@@ -555,6 +556,8 @@ fn an_input_truncated_or_rewritten_while_the_job_runs_fails_it() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{how}: {err}");
         assert!(err.contains("changed while the job ran"), "{how}: {err}");
+        // At once: a retry cannot mend it.
+        assert!(err.contains("failed on local:"), "{how}: {err}");
         assert!(err.contains("work directory is kept"), "{err}");
         assert!(!d.path("out/_SUCCESS").exists());
     }

@@ -280,7 +280,12 @@ fn open_checked<'a>(
     split: &Split,
     stamps: &'a [InputStamp],
 ) -> io::Result<(File, Option<&'a InputStamp>)> {
-    let file = File::open(&split.path)?;
+    // A file the job planned that is gone has changed too: retrying
+    // cannot bring it back.
+    let file = File::open(&split.path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => changed(split, "it was removed".to_string()),
+        _ => e,
+    })?;
     // In path order (`stamp_inputs`); the spec of an older gmr may not be.
     let stamp = match stamps.binary_search_by(|s| s.path.cmp(&split.path)) {
         Ok(i) => Some(&stamps[i]),
