@@ -131,3 +131,25 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::job(format!("cannot parse {}: {e}", path.display())))
 }
+
+/// A lock on a directory (flock(2) on the directory itself, so no file of
+/// gmr's need be in it), released when dropped.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _dir: Option<fs::File>,
+}
+
+/// Takes `dir`'s lock without waiting: None when another process holds
+/// it. A filesystem without locks (some NFS setups) goes without one.
+pub(crate) fn try_lock_dir(dir: &Path) -> io::Result<Option<DirLock>> {
+    use std::os::fd::AsRawFd;
+    let file = fs::File::open(dir)?;
+    // SAFETY: flock on a descriptor we own; it only takes a lock.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(DirLock { _dir: Some(file) }));
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(None),
+        _ => Ok(Some(DirLock { _dir: None })),
+    }
+}

@@ -238,6 +238,63 @@ fn a_refused_resume_removes_nothing() {
 
 // 2. A work directory belongs to one job.
 
+/// Two jobs in one work directory at once: the second is refused (exit 2)
+/// before it runs a task or writes a file there, and the first goes on to
+/// its right answer. The same for a stage.
+#[test]
+fn a_work_directory_in_use_by_another_job_is_refused_before_any_task() {
+    let d = Dir::new();
+    d.sh("seq 1000 > in");
+    let first_map = d.script(
+        "first.sh",
+        "touch started; while [ ! -e go ]; do sleep 0.05; done; exec cat",
+    );
+    let first = d
+        .gmr_run()
+        .quiet()
+        .mapper(first_map.to_str().unwrap())
+        .reducer("cat")
+        .reducers(1)
+        .workdir("w")
+        .input("in")
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&d.path("started"));
+    let second_map = d.script("second.sh", "touch second-ran; exec cat");
+    let second = d
+        .gmr_run()
+        .quiet()
+        .mapper(second_map.to_str().unwrap())
+        .reducer("cat")
+        .workdir("w")
+        .input("in");
+    second.clone().run().fails(2);
+    // Even as a resume of the job that is running.
+    let err = second.arg("--resume").run().fails(2);
+    assert!(err.contains("is in use by another gmr job"), "{err}");
+    let gmr = gmr_bin().display().to_string();
+    let staged = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{gmr} split in | {gmr} map -q -m cat --workdir w"))
+        .current_dir(d.tmp.path())
+        .output()
+        .unwrap();
+    assert_ne!(staged.status.code(), Some(0));
+    assert!(!d.path("second-ran").exists());
+    d.write("go", "");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == d.sh("LC_ALL=C sort in"));
+}
+
 #[test]
 fn stages_refuse_a_work_directory_of_another_job() {
     let d = Dir::new();

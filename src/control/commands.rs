@@ -121,6 +121,8 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
         None => Delivery::Stdout,
     };
     let (wd, created) = WorkDir::open(args.workdir.as_deref(), !resume)?;
+    // Before anything is written in it (a spooled stdin, job.json).
+    let _lock = wd.lock()?;
     lifecycle::keeping_workdir(&wd, created, || {
         let pool = placement.connect(&wd, plan.cwd())?;
         let spec = plan.spec(&wd, pool.slots())?;
@@ -206,6 +208,7 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
     let (plan, placement) = MapPlan::new(&args, &entries)?;
     let wd = &plan.workdir;
     wd.create()?;
+    let _lock = wd.lock()?;
     if plan.created {
         // Only this pipeline knows it: `gmr reduce` removes it at the end.
         wd.mark_temporary()?;
@@ -259,6 +262,7 @@ fn shuffle_stage(args: ShuffleArgs, start: Start) -> Result<()> {
     let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
     let entries = manifest::read(io::stdin().lock(), "gmr shuffle")?;
     let (wd, spec) = plan::stage_job(args.workdir.as_deref(), &entries, "gmr shuffle")?;
+    let _lock = wd.lock()?;
     let pool = placement.connect(&wd, &spec.cwd)?;
     pool.check_fits(&spec)?;
     let options = RunOptions::new(&args.exec, false);
@@ -286,6 +290,7 @@ fn reduce_stage(args: ReduceArgs, start: Start) -> Result<()> {
     let entries = manifest::read(io::stdin().lock(), "gmr reduce")?;
     let (plan, placement) = ReducePlan::new(&args, &entries)?;
     let wd = &plan.workdir;
+    let _lock = wd.lock()?;
     let to_stdout = plan.output.is_none();
     let pool = placement.connect(wd, &plan.spec.cwd)?;
     pool.check_fits(&plan.spec)?;

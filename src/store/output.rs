@@ -26,7 +26,7 @@ pub(crate) struct OutputDir {
 /// for its own); released when dropped.
 #[derive(Debug)]
 pub(crate) struct OutputLock {
-    _dir: Option<File>,
+    _lock: crate::files::DirLock,
 }
 
 impl OutputDir {
@@ -126,24 +126,17 @@ impl OutputDir {
     }
 }
 
-/// Takes `dir`'s lock (flock(2) on the directory itself: no file of gmr's
-/// among the parts). A filesystem that has no locks (some NFS setups) goes
-/// without.
+/// Takes `dir`'s lock (on the directory itself: no file of gmr's among
+/// the parts).
 fn lock_dir(dir: &Path) -> Result<OutputLock> {
-    use std::os::fd::AsRawFd;
-    let file = File::open(dir).map_err(|e| Error::input("cannot open output directory", dir, e))?;
-    // SAFETY: flock on a descriptor we own; it only takes a lock.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(OutputLock { _dir: Some(file) });
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        return Err(Error::usage(format!(
+    match crate::files::try_lock_dir(dir) {
+        Ok(Some(lock)) => Ok(OutputLock { _lock: lock }),
+        Ok(None) => Err(Error::usage(format!(
             "output directory {} is being written by another gmr job; wait for it to end, or choose another output directory",
             dir.display()
-        )));
+        ))),
+        Err(e) => Err(Error::input("cannot open output directory", dir, e)),
     }
-    Ok(OutputLock { _dir: None })
 }
 
 /// The files of an old output in `dir`, which `--force` removes; refuses

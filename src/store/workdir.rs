@@ -155,6 +155,21 @@ impl WorkDir {
         Ok(())
     }
 
+    /// Takes the work directory for this process's job, so that two jobs
+    /// never run in it at once (each would take the other's commits for
+    /// its own, or fence the other out midway): refused, exit 2, while
+    /// another gmr holds it. Released when the lock is dropped.
+    pub(crate) fn lock(&self) -> Result<crate::files::DirLock> {
+        match crate::files::try_lock_dir(&self.root) {
+            Ok(Some(lock)) => Ok(lock),
+            Ok(None) => Err(Error::usage(format!(
+                "work directory {} is in use by another gmr job; wait for it to end, or choose another --workdir",
+                self.root.display()
+            ))),
+            Err(e) => Err(Error::io("cannot open work directory", &self.root, e)),
+        }
+    }
+
     /// The root of the work directory.
     pub(crate) fn root(&self) -> &Path {
         &self.root
