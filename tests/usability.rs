@@ -575,3 +575,33 @@ fn a_failed_stage_says_where_its_work_directory_is_kept() {
         "{err}"
     );
 }
+
+/// A command line that runs with `sh -c` needs sh in PATH: without it the
+/// check before the job says so (exit 2) instead of every task failing
+/// on "cannot start sh" and the job blaming the hosts.
+#[test]
+fn a_shell_command_without_sh_in_path_is_a_usage_error() {
+    let d = Dir::new();
+    d.write("in", "a\n");
+    let out = d
+        .gmr(&["run", "-q", "-m", "tr a b | cat", "-r", "cat", "in"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("runs with sh, which is not in PATH"), "{err}");
+    // Plain words need no shell: a program given by its path runs.
+    let out = d
+        .gmr(&["run", "-q", "-m", "/usr/bin/tr a b", "-r", "cat", "in"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"b\n");
+}

@@ -82,6 +82,14 @@ impl Program {
         let Program::Shell(cmd) = self else {
             return Ok(());
         };
+        // A command that is not plain words runs as `sh -c`: sh itself
+        // must be found, or every task fails on it.
+        if crate::task::process::plain_words(cmd).is_none() && !in_path("sh", cwd) {
+            return Err(Error::usage(format!(
+                "{role} `{cmd}` runs with sh, which is not in PATH ({}); put /bin in PATH",
+                std::env::var("PATH").unwrap_or_default()
+            )));
+        }
         let Some(word) = first_program_word(cmd) else {
             return Ok(());
         };
@@ -99,13 +107,7 @@ impl Program {
                     "{role} `{word}` is not executable; run `chmod +x {word}` or name its interpreter (e.g. `sh {word}`)"
                 )))
         } else {
-            let in_path = std::env::var_os("PATH").is_some_and(|paths| {
-                std::env::split_paths(&paths).any(|dir| {
-                    let p = cwd.join(dir).join(&word);
-                    p.is_file() && is_executable(&p)
-                })
-            });
-            in_path.then_some(()).ok_or_else(|| {
+            in_path(&word, cwd).then_some(()).ok_or_else(|| {
                 Error::usage(format!(
                     "{role} `{word}` not found in PATH; give its path (e.g. `./{word}`) or install it"
                 ))
@@ -164,6 +166,17 @@ impl std::fmt::Display for Program {
             Program::Builtin(b) => f.write_str(b.name()),
         }
     }
+}
+
+/// Whether the program `word` is found in PATH (relative entries taken
+/// from `cwd`), as the shell or execvp would find it.
+fn in_path(word: &str, cwd: &Path) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let p = cwd.join(dir).join(word);
+            p.is_file() && is_executable(&p)
+        })
+    })
 }
 
 /// The program a shell command line starts with, when it is a plain word we
