@@ -605,3 +605,33 @@ fn a_shell_command_without_sh_in_path_is_a_usage_error() {
     );
     assert_eq!(out.stdout, b"b\n");
 }
+
+/// One machine twice in --hosts, however spelled, is refused before any
+/// connection is made: its load would be doubled.
+#[test]
+fn a_host_listed_twice_however_spelled_is_a_usage_error() {
+    let d = Dir::new();
+    d.write("in", "a\n");
+    for hosts in [
+        "root@127.0.0.2:2255,127.0.0.2:2255",
+        "HOST1,host1.",
+        "node1,2/node1:22",
+    ] {
+        let args = [
+            "run",
+            "-q",
+            "--hosts",
+            hosts,
+            "--workdir",
+            "w",
+            "-m",
+            "cat",
+            "-r",
+            "cat",
+            "in",
+        ];
+        let err = d.run(&args).fails(2);
+        assert!(err.contains("is listed twice"), "{hosts}: {err}");
+        assert!(!d.path("w").exists(), "{hosts}");
+    }
+}

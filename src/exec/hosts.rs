@@ -37,6 +37,20 @@ pub(crate) enum Place {
     },
 }
 
+impl Place {
+    /// The machine and port it names, however spelled: host names are
+    /// case-insensitive and may end in a dot, and one sshd is the same
+    /// machine whoever logs in (two entries for it would double its load).
+    fn machine(&self) -> Option<(String, u16)> {
+        match self {
+            Place::Local => None,
+            Place::Remote { host, port, .. } => {
+                Some((host.trim_end_matches('.').to_ascii_lowercase(), *port))
+            }
+        }
+    }
+}
+
 /// One entry of a hosts list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HostEntry {
@@ -103,9 +117,16 @@ pub(crate) fn parse(text: &str, origin: &str, sep: char) -> Result<Vec<HostEntry
             origin.to_string()
         };
         let entry = parse_entry(item).map_err(|e| Error::usage(format!("{at}: `{item}`: {e}")))?;
-        if entries.iter().any(|e| e.place == entry.place) {
+        if let Some(first) = entries
+            .iter()
+            .find(|e| e.place.machine() == entry.place.machine())
+        {
+            let same = match first.to_string() == entry.to_string() {
+                true => String::new(),
+                false => format!(" (as {first} before)"),
+            };
             return Err(Error::usage(format!(
-                "{at}: {entry} is listed twice; give it more slots with N/ instead (e.g. 8/{entry})"
+                "{at}: {entry} is listed twice{same}; give it more slots with N/ instead (e.g. 8/{first})"
             )));
         }
         entries.push(entry);
@@ -290,6 +311,20 @@ mod tests {
         assert!(e.to_string().contains("hosts file h.txt line 2"), "{e}");
         let e = parse("node1\n2/node1\n", "hosts file h.txt", '\n').unwrap_err();
         assert!(e.to_string().contains("listed twice"), "{e}");
+        // However spelled: a user, the default port, case, a final dot.
+        for (a, b) in [
+            ("root@host:2255", "host:2255"),
+            ("node1", "node1:22"),
+            ("Node1", "node1."),
+            (":", ":"),
+        ] {
+            let e = parse(&format!("{a},{b}"), "--hosts", ',').unwrap_err();
+            assert!(e.to_string().contains("listed twice"), "{a} {b}: {e}");
+        }
+        assert_eq!(
+            parse("node1:22,node1:2222", "--hosts", ',').unwrap().len(),
+            2
+        );
         let e = parse("# nothing\n", "hosts file h.txt", '\n').unwrap_err();
         assert!(e.to_string().contains("names no host"), "{e}");
     }
