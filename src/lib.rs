@@ -33,9 +33,11 @@ pub use cli::flags::Cli;
 pub use cli::gendoc::{completions, man_pages};
 pub use error::{Error, ExitCode};
 
-/// Runs a parsed command line: Ctrl-C and SIGTERM handled from here on.
+/// Runs a parsed command line: Ctrl-C and SIGTERM handled from here on,
+/// and what the commands leave behind reparented to gmr.
 pub fn run(cli: Cli) -> Result<(), Error> {
     interrupt::install();
+    task::process::become_subreaper();
     control::commands::dispatch(cli)
 }
 

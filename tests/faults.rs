@@ -756,6 +756,37 @@ fn a_task_ends_when_its_command_does_whatever_it_left_running() {
     }
 }
 
+/// A daemon a mapper starts (setsid: out of the command's process group)
+/// is found and killed when the mapper exits, before it writes a line
+/// into the task's output; nothing of it is left running.
+#[test]
+fn a_daemon_a_command_starts_is_killed_when_the_command_exits() {
+    let d = Dir::new();
+    d.write("in", "a\nb\n");
+    // It writes only once the mapper has exited (a file says so).
+    let m = d.script(
+        "m.sh",
+        "setsid sh -c 'while [ ! -e exited ]; do sleep 0.01; done; while :; do echo daemon305; sleep 0.02; done' & cat; touch exited",
+    );
+    let t0 = Instant::now();
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper(m.to_str().unwrap())
+        .reducers(0)
+        .input("in")
+        .run();
+    assert_eq!(out.ok(), b"a\nb\n");
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    std::thread::sleep(Duration::from_millis(100));
+    let left = d.sh("ps -eo args | grep -c '[d]aemon305' || true");
+    assert_eq!(
+        String::from_utf8_lossy(&left).trim(),
+        "0",
+        "the daemon still runs"
+    );
+}
+
 #[test]
 fn ctrl_c_ends_gmr_within_a_second_whatever_the_children_do() {
     let d = Dir::new();

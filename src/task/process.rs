@@ -411,6 +411,120 @@ fn has_exited(pid: i32) -> bool {
     }
 }
 
+/// Makes this process the reaper of what its commands leave behind: a
+/// process a command started that outlives its parent is reparented to
+/// gmr rather than to init, so that gmr finds it ([`kill_strays`]) even
+/// when it left the command's process group (`setsid`, a daemon). Called
+/// once, by the binary.
+pub(crate) fn become_subreaper() {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag of this
+    // process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// A new mark for one run of a command, put in its environment
+/// (`GMR_RUN`): what it starts inherits it, which tells gmr's adopted
+/// processes apart by the run they belong to.
+fn new_run_mark() -> String {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}.{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The processes that gmr adopted (its children that it did not start)
+/// from the run `mark` of the command that was process `group`: those
+/// still in its process group, and those that left it but carry the run's
+/// mark in their environment (only those, unless `group_too`). Each with
+/// whether it is a zombie already.
+fn adopted(mark: &str, group: i32, group_too: bool) -> Vec<(i32, bool)> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
+        return found;
+    };
+    let needle = format!("GMR_RUN={mark}\0");
+    for thread in threads.flatten() {
+        let Ok(children) = std::fs::read_to_string(thread.path().join("children")) else {
+            continue;
+        };
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            if pid == group || pid as u32 == me {
+                continue;
+            }
+            // The fields after the command's name: state, ppid, pgrp.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let (Some(state), Some(pgrp)) = (fields.first(), fields.get(2)) else {
+                continue;
+            };
+            let zombie = *state == "Z";
+            let in_group = pgrp.parse::<i32>().is_ok_and(|g| g == group);
+            if in_group && !group_too {
+                continue;
+            }
+            let ours = in_group
+                || std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                    env.split(|&b| b == 0)
+                        .any(|var| var == &needle.as_bytes()[..needle.len() - 1])
+                });
+            if ours {
+                found.push((pid, zombie));
+            }
+        }
+    }
+    found
+}
+
+/// Kills and reaps what the run `mark` of the command that was process
+/// `group` left behind and gmr adopted (see [`become_subreaper`]): what
+/// is killed may leave children of its own, adopted in turn, so this goes
+/// on until none is left (a few rounds at most). Those still in the
+/// command's group are spared unless `group_too` (a `cmd &` may still be
+/// writing the command's output: the group gets a grace).
+fn kill_strays(mark: &str, group: i32, group_too: bool) {
+    for _ in 0..16 {
+        let found = adopted(mark, group, group_too);
+        if found.is_empty() {
+            return;
+        }
+        for &(pid, zombie) in &found {
+            if !zombie {
+                // SAFETY: kill(2) on a child of ours that has not been
+                // reaped: its pid cannot have been reused.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        for &(pid, _) in &found {
+            // Reaped, or it would stay a zombie of gmr's for good.
+            let deadline = Instant::now() + Duration::from_millis(100);
+            loop {
+                let mut status = 0;
+                // SAFETY: waitpid on one child of ours, without blocking.
+                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                if r != 0 || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
 /// How the loop over a run's output ended.
 enum End {
     /// The command exited and its output is drained (or abandoned).
@@ -452,7 +566,7 @@ pub(crate) struct Child<'a> {
 impl Child<'_> {
     /// The process to start: `words` run directly, or else the command
     /// under `sh -c`.
-    fn command(&self, words: Option<&[&str]>) -> Command {
+    fn command(&self, words: Option<&[&str]>, mark: &str) -> Command {
         let mut command = match words {
             Some([program, args @ ..]) => {
                 // A relative path is taken from `cwd`: the child changes
@@ -472,6 +586,7 @@ impl Child<'_> {
         command
             .current_dir(self.cwd)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("GMR_RUN", mark)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -513,10 +628,12 @@ impl Child<'_> {
             }
         })?;
         let direct = plain_words(self.command);
-        let mut child = match direct.and_then(|words| self.command(Some(&words)).spawn().ok()) {
+        let mark = new_run_mark();
+        let spawned = direct.and_then(|words| self.command(Some(&words), &mark).spawn().ok());
+        let mut child = match spawned {
             Some(child) => child,
             None => self
-                .command(None)
+                .command(None, &mark)
                 .spawn()
                 .map_err(|e| TaskError::host(format!("cannot start sh for {}: {e}", self.role)))?,
         };
@@ -549,7 +666,7 @@ impl Child<'_> {
                 // Dropping the meter closes stdin: the command sees its end.
                 r.map(|()| meter.finish())
             });
-            let end = self.drain(pid, watch, (stdout, stderr), &mut errs, |chunk| {
+            let end = self.drain((pid, &mark), watch, (stdout, stderr), &mut errs, |chunk| {
                 printed += chunk.len() as u64;
                 on_stdout(chunk)
             });
@@ -559,8 +676,10 @@ impl Child<'_> {
             (feeder.join().expect("feeder thread"), end)
         });
         // What is left of the command's process group goes: a `cmd &` that
-        // outlived it, or the whole pipeline when the run failed.
+        // outlived it, or the whole pipeline when the run failed; and what
+        // it started that left the group.
         interrupt::kill_group(pid);
+        kill_strays(&mark, pid, true);
         // Forgotten before it is reaped: its group id may be reused after.
         interrupt::unregister_child(pid);
         let status = reap(&mut child);
@@ -627,7 +746,7 @@ impl Child<'_> {
     /// until it has exited and both are drained, or the run must end.
     fn drain(
         &self,
-        pid: i32,
+        (pid, mark): (i32, &str),
         watch: &Watch,
         (mut stdout, mut stderr): (std::process::ChildStdout, std::process::ChildStderr),
         errs: &mut StderrLog,
@@ -642,6 +761,9 @@ impl Child<'_> {
             if exited_at.is_none() && has_exited(pid) {
                 exited_at = Some(Instant::now());
                 watch.exited.store(true, Ordering::Relaxed);
+                // What it started that left its group (a daemon) ends with
+                // it: nothing it writes from now on is the task's output.
+                kill_strays(mark, pid, false);
             }
             if let Some(at) = exited_at {
                 if !out_open && !err_open {
@@ -650,6 +772,7 @@ impl Child<'_> {
                 match killed_at {
                     None if at.elapsed() >= GRACE => {
                         interrupt::kill_group(pid);
+                        kill_strays(mark, pid, true);
                         killed_at = Some(Instant::now());
                     }
                     Some(k) if k.elapsed() >= ABANDON_AFTER => {
