@@ -90,6 +90,7 @@ pub(crate) fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
     files
         .into_par_iter()
         .map(|path| {
+            crate::interrupt::check()?;
             let meta =
                 fs::metadata(path).map_err(|e| Error::input("cannot read input", path, e))?;
             Ok(InputStamp {
@@ -121,6 +122,8 @@ pub(crate) fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Spli
 /// The splits of one file: one if it is compressed, else cut after a
 /// newline every `split_size` bytes or so; none if it is empty.
 fn file_splits(path: &Path, split_size: u64) -> Result<Vec<Split>> {
+    // Planning 100,000 files takes seconds: Ctrl-C is seen on the way.
+    crate::interrupt::check()?;
     let (file, len) = open_input(path)?;
     if len == 0 {
         return Ok(Vec::new());

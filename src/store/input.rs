@@ -172,6 +172,7 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut names = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| Error::input("cannot list input", dir, e))?;
     for entry in entries {
+        crate::interrupt::check()?;
         let entry = entry.map_err(|e| Error::input("cannot list input", dir, e))?;
         let name = entry.file_name();
         let hidden = name
