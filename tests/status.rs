@@ -72,6 +72,61 @@ fn inputs(d: &Dir, n: usize) {
     }
 }
 
+/// While a job is planned (here a --total-order sample through a slow
+/// mapper), its status is running, in phase `plan`, with a heartbeat; then
+/// the job's phases follow.
+#[test]
+fn a_job_being_planned_is_seen_running_in_phase_plan() {
+    let d = Dir::new();
+    inputs(&d, 2);
+    // The sample's mapper (GMR_TASK=sample) takes its time.
+    let m = d.script("m.sh", "[ \"$GMR_TASK\" = sample ] && sleep 3; exec cat");
+    let m = m.display().to_string();
+    let args = [
+        "run",
+        "-q",
+        "-m",
+        &m,
+        "-r",
+        "cat",
+        "-R",
+        "2",
+        "--total-order",
+        "--workdir",
+        "w",
+        "in",
+    ];
+    let mut job = d.gmr(&args).stdout(Stdio::null()).spawn().unwrap();
+    let t0 = Instant::now();
+    let mut seen = None;
+    while t0.elapsed() < Duration::from_secs(10) {
+        if d.path("w/status.json").exists() {
+            let s = status(&d, "w");
+            if s["phase"] == "plan" {
+                seen = Some(s);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = seen.expect("the status never showed phase plan");
+    assert_eq!(s["state"], "running", "{s}");
+    let text = String::from_utf8(d.run(&["status", "w"]).ok().to_vec()).unwrap();
+    assert!(
+        text.contains("(being planned)") && text.contains("running, plan phase"),
+        "{text}"
+    );
+    // The heartbeat keeps it fresh while the sample runs.
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = status(&d, "w");
+    assert_eq!(later["phase"], "plan", "{later}");
+    assert!(later["updated"].as_f64() > s["updated"].as_f64(), "{later}");
+    assert!(job.wait().unwrap().success());
+    let done = status(&d, "w");
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(phase_names(&done), ["map", "reduce"], "{done}");
+}
+
 #[test]
 fn a_running_job_is_seen_from_another_process_and_its_figures_add_up() {
     let d = Dir::new();

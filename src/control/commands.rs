@@ -12,7 +12,7 @@ use crate::control::plan::{self, MapPlan, Placement, ReducePlan, RunOptions, Run
 use crate::data::split::Split;
 use crate::error::{Error, Result};
 use crate::observe::status::{JobStatus, State};
-use crate::observe::tracker;
+use crate::observe::tracker::{self, Tracker};
 use crate::store::input;
 use crate::store::output::{self};
 use crate::store::resources::{self, Resources};
@@ -124,9 +124,16 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
     // Before anything is written in it (a spooled stdin, job.json).
     let _lock = wd.lock()?;
     lifecycle::keeping_workdir(&wd, created, || {
-        let pool = placement.connect(&wd, plan.cwd())?;
-        let spec = plan.spec(&wd, pool.slots())?;
-        pool.check_fits(&spec)?;
+        // Connecting hosts and planning many files take a while: the
+        // status says so meanwhile.
+        let planning = Tracker::planning(&wd, plan.recorded.as_ref().map(|r| r.job.as_str()));
+        let planned = placement.connect(&wd, plan.cwd()).and_then(|pool| {
+            let spec = plan.spec(&wd, pool.slots())?;
+            pool.check_fits(&spec)?;
+            Ok((spec, pool))
+        });
+        let (spec, pool) = planned.inspect_err(|e| planning.failed(e))?;
+        drop(planning);
         // Held until the job ends: no other job writes its output.
         let _lock = plan.make_output_ready()?;
         let mut job = Lifecycle::start(&wd, spec, SpecState::New, pool, &options, start)?;

@@ -365,12 +365,12 @@ impl JobStatus {
             (Some(p), Some(State::Failed | State::Interrupted)) => format!(", in the {p} phase"),
             _ => String::new(),
         };
-        let _ = writeln!(
-            t,
-            "job {} in {}: {state}{phase}",
-            short(&self.job),
-            self.workdir
-        );
+        // A new job has no identity before its plan is made.
+        let job = match self.job.is_empty() {
+            true => "(being planned)",
+            false => short(&self.job),
+        };
+        let _ = writeln!(t, "job {job} in {}: {state}{phase}", self.workdir);
         let when = match self.ended {
             Some(end) => format!(
                 "ran {}, ended {} ago",

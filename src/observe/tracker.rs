@@ -96,6 +96,22 @@ impl Tracker {
             });
             h.slots += 1;
         }
+        Tracker::with_hosts(wd, job, hosts)
+    }
+
+    /// The status of a job whose plan is being made (inputs listed,
+    /// stamped and cut, streams saved, a total order's sample run): phase
+    /// `plan`, with the heartbeat, so that `gmr status` sees a job planning
+    /// 100,000 files as running. `job` is the job being resumed, if any
+    /// (its history is kept); the job's own tracker takes over once the
+    /// plan is made.
+    pub(crate) fn planning(wd: &WorkDir, job: Option<&str>) -> Tracker {
+        let tracker = Tracker::with_hosts(wd, job.unwrap_or_default(), BTreeMap::new());
+        tracker.begin_phase("plan", &[], &[], 0);
+        tracker
+    }
+
+    fn with_hosts(wd: &WorkDir, job: &str, hosts: BTreeMap<String, HostStatus>) -> Tracker {
         let now = status::now();
         let earlier = std::fs::read(wd.status_path())
             .ok()
