@@ -153,6 +153,12 @@ pub(crate) struct LineSplitter {
     /// The longest record taken: a longer one is an error, not memory
     /// without bound (usize::MAX: no limit).
     max: usize,
+    /// Where the bytes fed so far began in their file, when they are an
+    /// input file's (then a record too long is placed in it).
+    base: Option<u64>,
+    /// Bytes fed so far, and where the record in `partial` began.
+    fed: u64,
+    partial_at: u64,
 }
 
 impl Default for LineSplitter {
@@ -166,13 +172,19 @@ impl Default for LineSplitter {
 pub(crate) struct TooLong {
     /// The limit.
     pub(crate) max: u64,
+    /// Where the record begins in the input file, when that is known (the
+    /// `cat` mapper's input).
+    pub(crate) at: Option<u64>,
 }
 
 impl std::fmt::Display for TooLong {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = self
+            .at
+            .map_or_else(String::new, |at| format!(" (the line at byte {at})"));
         write!(
             f,
-            "a record (line) is longer than --max-record ({} bytes): gmr holds a record whole in memory; raise --max-record, or end the records with newlines",
+            "a record{at} is longer than --max-record ({} bytes): gmr holds a record whole in memory; raise --max-record, or end the records with newlines",
             self.max
         )
     }
@@ -191,6 +203,18 @@ impl LineSplitter {
         LineSplitter {
             partial: Vec::new(),
             max,
+            base: None,
+            fed: 0,
+            partial_at: 0,
+        }
+    }
+
+    /// A splitter of an input file's bytes from byte `start` on, which
+    /// refuses records longer than `max` bytes naming where they begin.
+    pub(crate) fn for_input(max: usize, start: u64) -> LineSplitter {
+        LineSplitter {
+            base: Some(start),
+            ..LineSplitter::with_max(max)
         }
     }
 
@@ -202,40 +226,50 @@ impl LineSplitter {
         mut f: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut rest = chunk;
+        // Where `rest` begins in the stream.
+        let mut at = self.fed;
+        self.fed += chunk.len() as u64;
         if !self.partial.is_empty() {
             let Some(i) = memchr::memchr(b'\n', rest) else {
-                return Ok(self.keep(rest)?);
+                return Ok(self.keep(rest, at)?);
             };
-            self.keep(&rest[..i])?;
+            self.keep(&rest[..i], at)?;
             f(&self.partial)?;
             self.partial.clear();
             rest = &rest[i + 1..];
+            at += i as u64 + 1;
         }
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', rest) {
             let line = &rest[start..end];
             if line.len() > self.max {
-                return Err(self.too_long().into());
+                return Err(self.too_long(at + start as u64).into());
             }
             f(line)?;
             start = end + 1;
         }
-        Ok(self.keep(&rest[start..])?)
+        Ok(self.keep(&rest[start..], at + start as u64)?)
     }
 
-    /// Keeps the start of a record not ended yet, unless it is too long.
-    fn keep(&mut self, bytes: &[u8]) -> Result<(), TooLong> {
+    /// Keeps the start of a record not ended yet (`bytes`, at stream
+    /// offset `at`), unless it is too long.
+    fn keep(&mut self, bytes: &[u8], at: u64) -> Result<(), TooLong> {
+        if self.partial.is_empty() {
+            self.partial_at = at;
+        }
         if self.partial.len() + bytes.len() > self.max {
             self.partial = Vec::new();
-            return Err(self.too_long());
+            return Err(self.too_long(self.partial_at));
         }
         self.partial.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn too_long(&self) -> TooLong {
+    /// The error for a record at stream offset `at`.
+    fn too_long(&self, at: u64) -> TooLong {
         TooLong {
             max: self.max as u64,
+            at: self.base.map(|base| base + at),
         }
     }
 
@@ -373,6 +407,13 @@ mod tests {
         let mut split = LineSplitter::with_max(3);
         assert!(split.feed(b"ab", keep).is_ok());
         assert_eq!(split.feed(b"cd", keep).unwrap_err().max, 3);
+        // In an input from byte 100: placed in it, whether it ended
+        // within a chunk or went on past it.
+        let mut split = LineSplitter::for_input(3, 100);
+        assert_eq!(split.feed(b"ab\nabcd\n", keep).unwrap_err().at, Some(103));
+        let mut split = LineSplitter::for_input(3, 100);
+        assert!(split.feed(b"ab\nab", keep).is_ok());
+        assert_eq!(split.feed(b"cd", keep).unwrap_err().at, Some(103));
         // At the limit: taken.
         let mut split = LineSplitter::with_max(3);
         assert!(split.feed(b"a\nab", keep).is_ok());

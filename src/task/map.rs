@@ -118,7 +118,9 @@ impl MapTask<'_> {
             };
             let mut reader = split::Piece::open(piece, &self.at.job.spec.inputs).map_err(failed)?;
             let (records, bytes) = sorter
-                .read_input(|buf, max| reader.read_into(buf, max).map_err(failed))
+                .read_input(piece.start, |buf, max| {
+                    reader.read_into(buf, max).map_err(failed)
+                })
                 .map_err(|e| at_piece(e, piece))?;
             reader.finish().map_err(failed)?;
             input.add(&InputCount::whole(records, bytes));

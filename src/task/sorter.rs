@@ -115,12 +115,13 @@ impl<'a> Sorter<'a> {
     /// a record.
     pub(crate) fn read_input(
         &mut self,
+        start: u64,
         mut read: impl FnMut(&mut Vec<u8>, usize) -> Result<usize, TaskError>,
     ) -> Result<(u64, u64), TaskError> {
         let (mut records, mut bytes) = (0u64, 0u64);
         let mut chunk = Vec::new();
         let max = self.max_record;
-        let mut lines = LineSplitter::with_max(max);
+        let mut lines = LineSplitter::for_input(max, start);
         let failed = |e: io::Error| TaskError::io(format!("mapper output: {e}"), &e);
         loop {
             let n = if matches!(self.intake, Intake::Direct) && self.buffer.reads_lines() {
@@ -136,9 +137,15 @@ impl<'a> Sorter<'a> {
                     )?;
                 }
                 let (n, added) = self.buffer.read_lines(READ_CHUNK, &mut read)?;
-                if self.buffer.pending_len() > max {
-                    let e = io::Error::from(TooLong { max: max as u64 });
-                    return Err(failed(e));
+                let pending = self.buffer.pending_len();
+                if pending > max {
+                    // `start` is where the input began in its file.
+                    let at = start + bytes + n as u64 - pending as u64;
+                    let too_long = TooLong {
+                        max: max as u64,
+                        at: Some(at),
+                    };
+                    return Err(failed(io::Error::from(too_long)));
                 }
                 records += added as u64;
                 self.report.command_records_out += added as u64;
