@@ -11,6 +11,7 @@ use common::*;
 use serde_json::Value;
 use std::fs;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -458,6 +459,14 @@ fn host_keys_are_checked_against_known_hosts() {
         out.stderr()
     );
     assert_eq!(tiny("tofu", &[]).ok(), b"a\nb a\n");
+    // Into a directory that does not exist yet (a new ~/.ssh): made 0700.
+    tiny("new-ssh/known_hosts", &["--accept-new-host-keys"]).ok();
+    let mode = fs::metadata(d.path("new-ssh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(tiny("new-ssh/known_hosts", &[]).ok(), b"a\nb a\n");
 
     // A host without gmr (where --remote-gmr points) is no use either.
     let kh = c.path("known_hosts");
@@ -621,6 +630,18 @@ fn host_key_decisions_are_openssh_decisions() {
         assert!(out.status.success());
         fs::read_to_string(d.path("to-hash")).unwrap()
     };
+    // An ECDSA key the host never had (it offers ed25519 only).
+    let ecdsa = {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ecdsa", "-N", "", "-f"])
+            .arg(d.path("other_ecdsa"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let public = fs::read_to_string(d.path("other_ecdsa.pub")).unwrap();
+        let mut words = public.split_whitespace();
+        format!("{} {}", words.next().unwrap(), words.next().unwrap())
+    };
     let case = |name, user: String, global: String| KeyCase { name, user, global };
     let none = String::new;
     let cases = [
@@ -655,6 +676,13 @@ fn host_key_decisions_are_openssh_decisions() {
             none(),
         ),
         case("two-keys", format!("{host} {k2}\n{host} {k1}\n"), none()),
+        // Known by another key type only: changed, not new.
+        case("other-type", format!("{host} {ecdsa}\n"), none()),
+        case(
+            "other-type-hashed-system",
+            none(),
+            format!("{host} {ecdsa}\n"),
+        ),
         case("system-only", none(), format!("{host} {k1}\n")),
         case(
             "system-revokes",

@@ -440,6 +440,16 @@ impl Connection {
                 fingerprint,
                 why: format!(" (line {})", place.line),
             }),
+            Verdict::OtherType(place, known_type) => Err(ConnectError::HostKeyMismatch {
+                name,
+                file: place.file.clone(),
+                fingerprint,
+                why: format!(
+                    " (line {} records its {known_type} key, and it offered a {} key only)",
+                    place.line,
+                    key_type_name(key_type)
+                ),
+            }),
             Verdict::CertificateRequired(place) => Err(ConnectError::CertificateRequired {
                 name,
                 fingerprint,
@@ -878,6 +888,17 @@ fn key_type_name(t: HostKeyType) -> &'static str {
 
 /// Appends `line` to `file` (made if missing, on a line of its own).
 fn append_line(file: &Path, line: &str) -> io::Result<()> {
+    // As ssh makes ~/.ssh for its first known host: private.
+    if let Some(dir) = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(dir)?;
+    }
     let ends_open = std::fs::read(file).is_ok_and(|b| b.last().is_some_and(|&c| c != b'\n'));
     let mut f = std::fs::OpenOptions::new()
         .create(true)

@@ -43,6 +43,11 @@ pub(crate) enum Verdict {
     /// Lines name the host with keys of this key's type, none of them
     /// this key.
     Changed(Place),
+    /// Lines name the host with keys of other types only: the host no
+    /// longer offers the key it is known by (as `ssh` decides, a changed
+    /// host, not a new one: a man in the middle need only speak another
+    /// key type). The first such line, and its key type.
+    OtherType(Place, String),
     /// Only `@cert-authority` lines cover the host: it must show a host
     /// certificate signed by one of them.
     CertificateRequired(Place),
@@ -169,9 +174,11 @@ impl KnownHosts {
     /// checks "without port identifier" (a plain line with another key
     /// leaves it unknown: another port may well be another machine).
     ///
-    /// Lines of another key type than `key_type` leave the host unknown
-    /// for this type (as for `ssh`); [`KnownHosts::known_types`] lets the
-    /// connection ask for a type the host is known by.
+    /// Lines of other key types than `key_type` only make the host
+    /// changed, as `ssh` decides ([`Verdict::OtherType`]); the connection
+    /// first asks for a type the host is known by
+    /// ([`KnownHosts::known_types`]), so that this happens only when the
+    /// host no longer offers it.
     pub(crate) fn check(&self, host: &str, port: u16, key_type: &str, key: &[u8]) -> Verdict {
         match self.check_name(&host_name(host, port), key_type, key) {
             Verdict::Unknown if port != 22 => {
@@ -210,9 +217,9 @@ impl KnownHosts {
         if let Some(l) = plain().find(|l| l.key_type == key_type) {
             return Verdict::Changed(l.place.clone());
         }
-        if plain().next().is_some() {
-            // Known by another key type only: new for this one.
-            return Verdict::Unknown;
+        if let Some(l) = plain().next() {
+            // Known by another key type only.
+            return Verdict::OtherType(l.place.clone(), l.key_type.clone());
         }
         match covering().find(|l| l.marker == Marker::CertAuthority) {
             Some(l) => Verdict::CertificateRequired(l.place.clone()),
@@ -432,11 +439,12 @@ mod tests {
         assert!(
             matches!(k.check("h", 22, "ssh-ed25519", b"x"), Verdict::Changed(p) if p.line == 1)
         );
-        // Another key type: new for that type; the known one is preferred.
-        assert_eq!(
+        // Another key type only: changed, as ssh decides (the known type
+        // is asked for first).
+        assert!(matches!(
             k.check("h", 22, "ecdsa-sha2-nistp256", b"x"),
-            Verdict::Unknown
-        );
+            Verdict::OtherType(p, t) if p.line == 1 && t == "ssh-ed25519"
+        ));
         assert_eq!(k.known_types("h", 22), ["ssh-ed25519"]);
     }
 
