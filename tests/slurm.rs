@@ -151,7 +151,14 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         log.lines().all(|l| l.contains("\"host\":\"localhost\"")),
         "{log}"
     );
-    assert!(d.path("w1/bin/gmr").is_file());
+    // The copy of gmr the nodes ran: named by its digest, the user's alone.
+    let copies: Vec<_> = std::fs::read_dir(d.path("w1/bin"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let name = copies[0].file_name().to_string_lossy().into_owned();
+    assert!(name.starts_with("gmr-") && name.len() == 20, "{name}");
     // `gmr status` reads the work directory: the node, its slots, every
     // attempt of the job log.
     let st: serde_json::Value =

@@ -1398,3 +1398,63 @@ fn ctrl_c_stops_the_remote_tasks_and_exits_130() {
         assert!(!proc.exists(), "the mapper of {name} still runs");
     }
 }
+
+/// No binary runs on a host unless it is this gmr: a file planted where
+/// the copy goes (under this build's very name) is replaced, never run; a
+/// work directory others can write, or a `bin/` that is a link, is
+/// refused (exit 2) before any host runs anything; `--remote-gmr` still
+/// works there.
+#[test]
+fn only_this_gmr_runs_on_the_hosts() {
+    let c = Cluster::start(1);
+    let d = Dir::new();
+    d.write("in.txt", "b\na\n");
+    let job = |w: &str, more: &[&str]| {
+        let mut args = vec!["run", "-q", "-m", "cat", "-r", "cat", "-R", "1"];
+        args.extend(more);
+        args.push("in.txt");
+        run(&d, &args, &c.args(&c.host(1), w))
+    };
+    // This build's copy name, as gmr derives it: the digest's start.
+    let sum = Command::new("sha256sum").arg(gmr_bin()).output().unwrap();
+    let digest = String::from_utf8(sum.stdout).unwrap()[..16].to_string();
+    fs::create_dir_all(d.path("w/bin")).unwrap();
+    fs::set_permissions(d.path("w"), fs::Permissions::from_mode(0o700)).unwrap();
+    let planted = d.path(&format!("w/bin/gmr-{digest}"));
+    fs::write(
+        &planted,
+        format!(
+            "#!/bin/sh\ntouch {}\nexec {} \"$@\"\n",
+            d.path("planted-ran").display(),
+            gmr_bin().display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(job("w", &[]).ok(), b"a\nb\n");
+    assert!(!d.path("planted-ran").exists(), "the planted file ran");
+    let copy = fs::read(&planted).unwrap();
+    assert!(
+        copy == fs::read(gmr_bin()).unwrap(),
+        "the planted file stayed"
+    );
+
+    // A work directory its group can write: refused before any host runs.
+    fs::create_dir(d.path("shared")).unwrap();
+    fs::set_permissions(d.path("shared"), fs::Permissions::from_mode(0o770)).unwrap();
+    let err = job("shared", &[]).fails(2);
+    assert!(err.contains("is writable by others than you"), "{err}");
+    assert!(!d.path("shared/bin").exists());
+    // ... unless gmr is installed on the hosts.
+    let gmr = gmr_bin().display().to_string();
+    assert_eq!(job("shared", &["--remote-gmr", &gmr]).ok(), b"a\nb\n");
+
+    // bin/ a link to a directory of someone else's choosing: refused.
+    fs::create_dir(d.path("elsewhere")).unwrap();
+    fs::create_dir(d.path("linked")).unwrap();
+    fs::set_permissions(d.path("linked"), fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(d.path("elsewhere"), d.path("linked/bin")).unwrap();
+    let err = job("linked", &[]).fails(2);
+    assert!(err.contains("is not a directory (a link?)"), "{err}");
+    assert_eq!(fs::read_dir(d.path("elsewhere")).unwrap().count(), 0);
+}

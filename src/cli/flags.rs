@@ -356,7 +356,8 @@ pub(crate) struct ExecArgs {
     pub(crate) accept_new_host_keys: bool,
 
     /// The path of gmr on the hosts or Slurm nodes (default: a copy of this
-    /// gmr that gmr makes in the work directory, WORKDIR/bin/gmr)
+    /// gmr that gmr makes in the work directory, WORKDIR/bin/gmr-DIGEST,
+    /// which must then be writable by you alone)
     #[arg(long, value_name = "PATH", help_heading = "Distributed runs")]
     pub(crate) remote_gmr: Option<PathBuf>,
 

@@ -194,29 +194,98 @@ pub(crate) fn read_tail(r: &mut impl std::io::Read) -> Vec<u8> {
 }
 
 /// The copy of this gmr in the work directory that nodes and hosts run
-/// unless `--remote-gmr` says otherwise: `WORKDIR/bin/gmr`, made once.
+/// unless `--remote-gmr` says otherwise: `WORKDIR/bin/gmr-DIGEST`.
+///
+/// Whoever could replace that file would run code as the user on every
+/// host, so no file is run unless it is this gmr: the work directory and
+/// `bin/` must be the user's and writable by nobody else (refused
+/// otherwise, saying why); a file already there is reused only when it is
+/// a regular file of the user's, writable by nobody else, with this gmr's
+/// digest, and is replaced otherwise; a new copy is written fresh (O_EXCL,
+/// O_NOFOLLOW) and renamed into place. The name carries the digest, so a
+/// rebuilt gmr (a resume after `cargo build`) gets a copy of its own.
 pub(crate) fn copy_of_gmr(wd: &WorkDir) -> Result<PathBuf> {
-    let target = wd.gmr_copy_path();
-    if target.is_file() {
-        return Ok(target);
-    }
     let me = std::env::current_exe().map_err(|e| Error::Usage {
         message: format!("cannot find the path of this gmr ({e}); pass --remote-gmr PATH"),
         source: Some(Box::new(e)),
     })?;
+    let digest = file_digest(&me).map_err(|e| Error::io("cannot read", &me, e))?;
+    check_private(wd.root())?;
+    let dir = wd.gmr_copy_dir();
+    match std::fs::symlink_metadata(&dir) {
+        Ok(_) => check_private(&dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Error::io("cannot create", &dir, e))?;
+        }
+        Err(e) => return Err(Error::io("cannot read", &dir, e)),
+    }
+    let target = wd.gmr_copy_path(&digest[..16]);
+    if let Ok(meta) = std::fs::symlink_metadata(&target) {
+        if ours_alone(&meta) && meta.is_file() && file_digest(&target).is_ok_and(|d| d == digest) {
+            return Ok(target);
+        }
+        // Not exactly this gmr: never run, replaced.
+        std::fs::remove_file(&target).map_err(|e| Error::io("cannot replace", &target, e))?;
+    }
     copy_executable(&me, &target)?;
     Ok(target)
 }
 
-/// Copies `from` to the new executable `to` (made whole under another
-/// name, then renamed).
+/// The SHA-256 of a file, in hex.
+fn file_digest(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hash)?;
+    Ok(crate::store::spec::to_hex(&hash.finalize()))
+}
+
+/// Whether a file or directory is this user's and nobody else can write it.
+fn ours_alone(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no failure and no side effect.
+    let me = unsafe { libc::geteuid() };
+    meta.uid() == me && meta.mode() & 0o022 == 0
+}
+
+/// Refuses a directory the copy of gmr would be in when another user could
+/// write it (and so replace what the hosts run).
+fn check_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io("cannot read", dir, e))?;
+    if meta.is_dir() && ours_alone(&meta) {
+        return Ok(());
+    }
+    let why = match meta.is_dir() {
+        false => "is not a directory (a link?)".to_string(),
+        true => format!(
+            "is writable by others than you (owner uid {}, mode {:o})",
+            meta.uid(),
+            meta.mode() & 0o7777
+        ),
+    };
+    Err(Error::usage(format!(
+        "{} {why}: whoever can write it could replace the gmr that runs on the hosts; make it yours alone (chmod go-w), or install gmr on the hosts and pass --remote-gmr PATH",
+        dir.display()
+    )))
+}
+
+/// Copies `from` to the new executable `to`: written to a new file of its
+/// own (never through a link), made whole and durable, then renamed into
+/// place.
 fn copy_executable(from: &Path, to: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = to.parent().expect("a file in a directory");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
     let tmp = crate::store::workdir::attempt_path(to, 0);
-    std::fs::copy(from, &tmp)
-        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
+    let copied = std::fs::File::open(from).and_then(|mut src| {
+        let mut out = crate::files::create_new(&tmp)?;
+        std::io::copy(&mut src, &mut out)?;
+        out.set_permissions(std::fs::Permissions::from_mode(0o700))?;
+        crate::files::close_file(out, true)
+    });
+    copied
         .and_then(|()| std::fs::rename(&tmp, to))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);

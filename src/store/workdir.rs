@@ -28,7 +28,7 @@
 //! status.json                the live status document (`gmr status`)
 //! attempts.jsonl             one line per attempt, for the report
 //! report.json, report.html   the job's report, at the end
-//! bin/gmr                    the copy of gmr that remote hosts run
+//! bin/gmr-DIGEST             the copy of gmr that remote hosts run
 //! slurm/                     job-array batches (`exec/sbatch.rs` owns
 //!                            the names inside)
 //! temporary                  marks a work directory `gmr split` made itself
@@ -255,10 +255,16 @@ impl WorkDir {
         self.root.join("slurm")
     }
 
+    /// The directory of the copy of gmr that hosts and Slurm nodes run.
+    pub(crate) fn gmr_copy_dir(&self) -> PathBuf {
+        self.root.join("bin")
+    }
+
     /// The copy of gmr that hosts and Slurm nodes run (unless
-    /// `--remote-gmr`).
-    pub(crate) fn gmr_copy_path(&self) -> PathBuf {
-        self.root.join("bin").join("gmr")
+    /// `--remote-gmr`): `bin/gmr-DIGEST`, named by the start of its SHA-256,
+    /// so that another build makes another copy.
+    pub(crate) fn gmr_copy_path(&self, digest: &str) -> PathBuf {
+        self.gmr_copy_dir().join(format!("gmr-{digest}"))
     }
 
     /// The mapper's stderr on the sample `--total-order` reads.
