@@ -635,3 +635,35 @@ fn a_host_listed_twice_however_spelled_is_a_usage_error() {
         assert!(!d.path("w").exists(), "{hosts}");
     }
 }
+
+/// A public key given as --identity is named as such, before any host is
+/// tried (libssh2 would ask for a passphrase it cannot use).
+#[test]
+fn a_public_key_as_identity_is_a_usage_error() {
+    let d = Dir::new();
+    d.write("in", "a\n");
+    d.write(
+        "id.pub",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDdsw1 me@host\n",
+    );
+    let args = [
+        "run",
+        "-q",
+        "--hosts",
+        "node1",
+        "--workdir",
+        "w",
+        "--identity",
+        "id.pub",
+        "-m",
+        "cat",
+        "-r",
+        "cat",
+        "in",
+    ];
+    let err = d.run(&args).fails(2);
+    assert!(
+        err.contains("--identity id.pub is a public key; give the private key (id)"),
+        "{err}"
+    );
+}

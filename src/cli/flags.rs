@@ -316,8 +316,9 @@ pub(crate) struct ExecArgs {
     #[arg(long, value_name = "HOSTS", help_heading = "Distributed runs")]
     pub(crate) hosts: Option<String>,
 
-    /// The private key for SSH logins (default: the keys of ssh-agent, then
-    /// ~/.ssh/id_ed25519, then ~/.ssh/id_rsa)
+    /// The private key for SSH logins, tried before the keys of ssh-agent
+    /// (default: the agent's keys, then ~/.ssh/id_rsa, id_ecdsa,
+    /// id_ecdsa_sk, id_ed25519, id_ed25519_sk, as ssh tries them)
     #[arg(
         long,
         value_name = "FILE",

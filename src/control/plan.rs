@@ -80,6 +80,30 @@ impl RunOptions {
     }
 }
 
+/// The key files ssh tries when none is named, in its order (ssh_config(5),
+/// IdentityFile).
+const DEFAULT_KEYS: [&str; 5] = [
+    "id_rsa",
+    "id_ecdsa",
+    "id_ecdsa_sk",
+    "id_ed25519",
+    "id_ed25519_sk",
+];
+
+/// Whether `path` holds a public key (`ssh-ed25519 AAAA...`), not the
+/// private one `--identity` needs.
+fn is_public_key(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let head = &head[..n];
+    ["ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-"]
+        .iter()
+        .any(|p| head.starts_with(p.as_bytes()))
+}
+
 /// Where a job's tasks are to run, checked before anything is made.
 pub(crate) enum Placement {
     /// This machine, `-j` slots.
@@ -155,10 +179,18 @@ impl Placement {
         let missing = |what: &str, path: &Path| {
             Error::usage(format!("{what} {} does not exist", path.display()))
         };
-        if let Some(id) = &ex.identity
-            && !id.is_file()
-        {
-            return Err(missing("the identity file", id));
+        if let Some(id) = &ex.identity {
+            if !id.is_file() {
+                return Err(missing("the identity file", id));
+            }
+            if is_public_key(id) {
+                let private = id.with_extension("");
+                return Err(Error::usage(format!(
+                    "--identity {} is a public key; give the private key ({})",
+                    id.display(),
+                    private.display()
+                )));
+            }
         }
         let known_hosts = match (&ex.known_hosts, &ssh_dir) {
             (Some(file), _) => {
@@ -193,9 +225,10 @@ impl Placement {
         let options = ssh::Options {
             credentials: Credentials {
                 identity: ex.identity.clone(),
+                // ssh's default identities, in its order.
                 default_keys: ssh_dir
                     .iter()
-                    .flat_map(|d| [d.join("id_ed25519"), d.join("id_rsa")])
+                    .flat_map(|d| DEFAULT_KEYS.map(|k| d.join(k)))
                     .collect(),
                 known_hosts,
                 more_known_hosts,

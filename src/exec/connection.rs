@@ -488,29 +488,37 @@ impl Connection {
         let user = target.user.as_str();
         let mut tried = Vec::new();
         let mut last = String::from("no key to try");
-        let keys: Vec<&Path> = match &creds.identity {
-            Some(identity) => vec![identity.as_path()],
-            None => {
-                if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-                    tried.push("ssh-agent".to_string());
-                    if self.agent_auth(user, deadline, stop, &mut last)? {
-                        return Ok(());
-                    }
-                }
-                creds
-                    .default_keys
-                    .iter()
-                    .filter(|p| p.is_file())
-                    .map(PathBuf::as_path)
-                    .collect()
-            }
-        };
-        for key in keys {
+        // As ssh: the key named first, then the agent's keys, then (none
+        // named) the default key files.
+        let try_file = |key: &Path, tried: &mut Vec<String>, last: &mut String| {
             tried.push(key.display().to_string());
             let r = self.wait_for(deadline, stop, || {
                 self.session.userauth_pubkey_file(user, None, key, None)
             });
-            if auth_outcome(r, &mut last)? {
+            auth_outcome(r, last)
+        };
+        if let Some(identity) = &creds.identity
+            && try_file(identity, &mut tried, &mut last)?
+        {
+            return Ok(());
+        }
+        if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+            tried.push("ssh-agent".to_string());
+            if self.agent_auth(user, deadline, stop, &mut last)? {
+                return Ok(());
+            }
+        }
+        let defaults: Vec<&Path> = match &creds.identity {
+            Some(_) => Vec::new(),
+            None => creds
+                .default_keys
+                .iter()
+                .filter(|p| p.is_file())
+                .map(PathBuf::as_path)
+                .collect(),
+        };
+        for key in defaults {
+            if try_file(key, &mut tried, &mut last)? {
                 return Ok(());
             }
         }
