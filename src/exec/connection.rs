@@ -777,9 +777,8 @@ impl Drop for Connection {
     }
 }
 
-/// Connects to the first address of `target` that answers by `deadline`.
-/// Each try waits a little longer (1 s, 2 s, …), so that an interrupt is
-/// seen between tries even when a host swallows packets.
+/// Connects to the first address of `target` that answers by `deadline`,
+/// trying each address of its name in order, as ssh does.
 fn connect_tcp(
     target: &Target,
     deadline: Instant,
@@ -792,11 +791,29 @@ fn connect_tcp(
             source,
         })?
         .collect();
+    connect_addrs(&addrs, target, deadline, stop)
+}
+
+/// Connects to the first of `addrs` that answers by `deadline`. An address
+/// that refuses (or fails otherwise at once) is not tried again; one that
+/// does not answer is, each round waiting a little longer (1 s, 2 s, …),
+/// so that an interrupt is seen between tries even when a host swallows
+/// packets.
+fn connect_addrs(
+    addrs: &[SocketAddr],
+    target: &Target,
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> Result<TcpStream, ConnectError> {
     let total = deadline.saturating_duration_since(Instant::now());
     let mut last = None;
     let mut wait = Duration::from_secs(1);
+    let mut failed = vec![false; addrs.len()];
     'tries: while Instant::now() < deadline && !stop() {
-        for &addr in &addrs {
+        for (i, &addr) in addrs.iter().enumerate() {
+            if failed[i] {
+                continue;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break 'tries;
@@ -808,12 +825,13 @@ fn connect_tcp(
                         e.kind(),
                         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
                     );
+                    failed[i] = !timed_out;
                     last = Some((addr, e));
-                    if !timed_out {
-                        break 'tries;
-                    }
                 }
             }
+        }
+        if failed.iter().all(|&f| f) {
+            break;
         }
         wait *= 2;
     }
@@ -921,6 +939,30 @@ fn append_line(file: &Path, line: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_address_of_a_name_is_tried_in_order() {
+        // One that refuses (a port nothing listens on), then one that
+        // answers: the second is reached.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refusing = closed.local_addr().unwrap();
+        drop(closed);
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = Target {
+            host: "h".into(),
+            port: 22,
+            user: "u".into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let addrs = [refusing, open.local_addr().unwrap()];
+        let s = connect_addrs(&addrs, &target, deadline, &|| false).unwrap();
+        assert_eq!(s.peer_addr().unwrap(), addrs[1]);
+        // All refusing: refused, at once.
+        let t0 = Instant::now();
+        let e = connect_addrs(&[refusing], &target, deadline, &|| false).unwrap_err();
+        assert!(matches!(e, ConnectError::Refused { .. }), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(1));
+    }
 
     #[test]
     fn the_throttle_bounds_turns() {
