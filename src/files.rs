@@ -140,7 +140,9 @@ pub(crate) struct DirLock {
 }
 
 /// Takes `dir`'s lock without waiting: None when another process holds
-/// it. A filesystem without locks (some NFS setups) goes without one.
+/// it. A filesystem without locks goes without one, and on NFS a lock on
+/// a directory may hold on one machine only: a guard against the common
+/// mistake, not a guarantee across hosts.
 pub(crate) fn try_lock_dir(dir: &Path) -> io::Result<Option<DirLock>> {
     use std::os::fd::AsRawFd;
     let file = fs::File::open(dir)?;

@@ -125,6 +125,11 @@ pub(crate) fn register_child(pid: i32) {
     });
 }
 
+/// Whether `pid` is a command gmr started and has not waited for yet.
+pub(crate) fn is_child(pid: i32) -> bool {
+    lock(&CHILDREN).contains(&pid)
+}
+
 /// Forgets a child that has been waited for.
 pub(crate) fn unregister_child(pid: i32) {
     lock(&CHILDREN).retain(|&p| p != pid);

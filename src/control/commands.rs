@@ -9,7 +9,7 @@ use crate::cli::flags::{
 use crate::control::lifecycle::{self, Delivery, Ending, Lifecycle, SpecState};
 use crate::control::manifest::{self, Entry, SplitPlan};
 use crate::control::plan::{self, MapPlan, Placement, ReducePlan, RunOptions, RunPlan};
-use crate::data::split::Split;
+use crate::data::split;
 use crate::error::{Error, Result};
 use crate::observe::status::{JobStatus, State};
 use crate::observe::tracker::{self, Tracker};
@@ -21,7 +21,6 @@ use crate::store::workdir::WorkDir;
 use crate::task::job::Job;
 use crate::task::report::TaskReport;
 use crate::task::{self, TaskId};
-use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::time::Instant;
@@ -130,12 +129,14 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
         let planned = placement.connect(&wd, plan.cwd()).and_then(|pool| {
             let spec = plan.spec(&wd, pool.slots())?;
             pool.check_fits(&spec)?;
-            Ok((spec, pool))
+            // Held until the job ends: no other job writes its output.
+            let lock = plan.make_output_ready()?;
+            Ok((spec, pool, lock))
         });
-        let (spec, pool) = planned.inspect_err(|e| planning.failed(e))?;
+        let (spec, pool, _lock) = planned.inspect_err(|e| planning.failed(e))?;
+        // Ended, for a resumed job whose status keeps its phases.
+        planning.end_phase("plan", &Default::default(), &[]);
         drop(planning);
-        // Held until the job ends: no other job writes its output.
-        let _lock = plan.make_output_ready()?;
         let mut job = Lifecycle::start(&wd, spec, SpecState::New, pool, &options, start)?;
         job.keep_workdir(!created);
         job.map()?;
@@ -181,11 +182,7 @@ fn split_stage(args: SplitArgs) -> Result<()> {
         id: crate::store::spec::new_job_id(),
         splits: splits.len(),
     };
-    let mut sizes: HashMap<&Path, u64> = HashMap::new();
-    for piece in splits.iter().flat_map(Split::pieces) {
-        let size = sizes.entry(piece.path.as_path()).or_default();
-        *size = (*size).max(piece.end);
-    }
+    let sizes = split::planned_sizes(&splits);
     let entries: Vec<Entry> = splits
         .iter()
         .enumerate()
@@ -220,9 +217,22 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
         // Only this pipeline knows it: `gmr reduce` removes it at the end.
         wd.mark_temporary()?;
     }
-    let pool = placement.connect(wd, plan.cwd())?;
-    let spec = plan.spec(pool.slots())?;
-    pool.check_fits(&spec)?;
+    let planned = placement.connect(wd, plan.cwd()).and_then(|pool| {
+        let spec = plan.spec(pool.slots())?;
+        pool.check_fits(&spec)?;
+        Ok((spec, pool))
+    });
+    let (spec, pool) = match planned {
+        Ok(planned) => planned,
+        Err(e) => {
+            // No job was saved in it: a directory this stage made serves
+            // nothing.
+            if plan.created {
+                crate::files::remove_path(wd.root());
+            }
+            return Err(e);
+        }
+    };
     let options = RunOptions::new(&args.exec, false);
     let mut job = Lifecycle::start(wd, spec, SpecState::New, pool, &options, start)?;
     let reports = job

@@ -175,23 +175,30 @@ pub(crate) fn check_splits(entries: &[Entry]) -> Result<()> {
                 w[0]
             )));
         }
-        let missing: Vec<String> = (0..*splits)
-            .filter(|i| indexes.binary_search(i).is_err())
-            .map(|i| i.to_string())
-            .collect();
-        if !missing.is_empty() || indexes.len() != *splits {
-            let shown = missing
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
+        if let Some(&past) = indexes.last().filter(|&&i| i >= *splits) {
             return Err(Error::usage(format!(
-                "{} of the {splits} split lines of one gmr split run {} missing (index{} {shown}{}): their records would be lost; pipe in all of its lines",
-                missing.len(),
-                if missing.len() == 1 { "is" } else { "are" },
-                if missing.len() == 1 { "" } else { "es" },
-                if missing.len() > 5 { ", ..." } else { "" },
+                "a split line has index {past}, but its gmr split run printed {splits} lines: the lines were edited; pipe in gmr split's lines as it printed them"
+            )));
+        }
+        // The indexes are distinct and below `splits`: this many are
+        // missing; the first few named (found without walking `splits`).
+        let count = *splits - indexes.len();
+        if count > 0 {
+            let mut shown = Vec::new();
+            let mut next = 0;
+            for &i in indexes.iter().chain(std::iter::once(&*splits)) {
+                shown.extend((next..i).take(5 - shown.len()).map(|m| m.to_string()));
+                next = i + 1;
+                if shown.len() == 5 {
+                    break;
+                }
+            }
+            return Err(Error::usage(format!(
+                "{count} of the {splits} split lines of one gmr split run {} missing (index{} {}{}): their records would be lost; pipe in all of its lines",
+                if count == 1 { "is" } else { "are" },
+                if count == 1 { "" } else { "es" },
+                shown.join(", "),
+                if count > 5 { ", ..." } else { "" },
             )));
         }
     }

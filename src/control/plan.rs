@@ -32,7 +32,6 @@ use crate::store::spec::{self, FORMAT_VERSION, JobSpec};
 use crate::store::workdir::WorkDir;
 use crate::task::job::{self, Job};
 use crate::task::program::Program;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -184,11 +183,13 @@ impl Placement {
                 return Err(missing("the identity file", id));
             }
             if is_public_key(id) {
-                let private = id.with_extension("");
+                let private = match id.extension().is_some_and(|e| e == "pub") {
+                    true => format!(" ({})", id.with_extension("").display()),
+                    false => String::new(),
+                };
                 return Err(Error::usage(format!(
-                    "--identity {} is a public key; give the private key ({})",
-                    id.display(),
-                    private.display()
+                    "--identity {} is a public key; give the private key{private}",
+                    id.display()
                 )));
             }
         }
@@ -673,22 +674,9 @@ impl<'a> MapPlan<'a> {
         let wd = &self.workdir;
         let splits = &self.splits;
         let mut spec = self.side.spec(slots, wd.default_output())?;
-        // Each file once, in the order of the lines, with where its last
-        // split ends.
-        let mut files: Vec<PathBuf> = Vec::new();
-        let mut planned: HashMap<&Path, u64> = HashMap::new();
-        for piece in splits.iter().flat_map(Split::pieces) {
-            match planned.entry(piece.path.as_path()) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    files.push(piece.path.clone());
-                    v.insert(piece.end);
-                }
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    let end = o.get_mut();
-                    *end = (*end).max(piece.end);
-                }
-            }
-        }
+        // Each file once, with where its last split ends.
+        let planned = split::planned_sizes(splits);
+        let files: Vec<PathBuf> = planned.keys().map(|p| p.to_path_buf()).collect();
         spec.inputs = split::stamp_inputs(&files)?;
         // The split lines carry no stamp: a file is as `gmr split` planned it
         // when its last split ends at its end.
@@ -944,7 +932,12 @@ fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
     if old.env != new.env {
         diffs.push("the environment (--env, or the locale)".into());
     }
-    if old.inputs != new.inputs {
+    // In path order, each once, as `stamp_inputs` makes them now (an older
+    // gmr kept the inputs' order).
+    let mut old_inputs = old.inputs.clone();
+    old_inputs.sort_by(|a, b| a.path.cmp(&b.path));
+    old_inputs.dedup_by(|a, b| a.path == b.path);
+    if old_inputs != new.inputs {
         diffs.push("the input (other files, or files changed since)".into());
     }
     if old.compress != new.compress {

@@ -503,13 +503,14 @@ impl SortBuffer {
     /// many (0 at the end), and every line they end becomes a record, its
     /// `\n` left in the arena between records. A line not ended yet stays
     /// at the arena's end for the next read ([`SortBuffer::end_line`]
-    /// takes it as it is). Returns the bytes read and the records added.
+    /// takes it as it is). Returns the bytes read, the records added and
+    /// the longest of them.
     /// Unlike [`SortBuffer::push`], no record is copied.
     pub(crate) fn read_lines<E>(
         &mut self,
         max: usize,
         read: impl FnOnce(&mut Vec<u8>, usize) -> Result<usize, E>,
-    ) -> Result<(usize, usize), E> {
+    ) -> Result<(usize, usize, usize), E> {
         assert!(self.reads_lines(), "records are encoded");
         // At most the room left, so that the arena does not grow (it was
         // reserved at full size); more for a line longer than the arena.
@@ -517,19 +518,21 @@ impl SortBuffer {
         let from = self.data.len();
         let n = read(&mut self.data, max.min(room.max(MIN_READ)))?;
         let mut added = 0;
+        let mut longest = 0;
         let mut start = self.line_start;
         // The arena is only read here; entries are collected apart.
         let data = std::mem::take(&mut self.data);
         for end in memchr::memchr_iter(b'\n', &data[from..]).map(|i| from + i) {
             let entry = self.entry(&data[start..end], start);
             self.entries.push(entry);
+            longest = longest.max(end - start);
             start = end + 1;
             added += 1;
         }
         self.data = data;
         self.line_start = start;
         self.records += added;
-        Ok((n, added))
+        Ok((n, added, longest))
     }
 
     /// The bytes of a line [`SortBuffer::read_lines`] began and no `\n`
@@ -842,7 +845,7 @@ mod tests {
         };
         let mut rest = input;
         for reads in 1.. {
-            let (n, _) = b
+            let (n, _, _) = b
                 .read_lines(step, |arena, max| -> io::Result<usize> {
                     let n = rest.len().min(max);
                     arena.extend_from_slice(&rest[..n]);

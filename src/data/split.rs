@@ -80,6 +80,17 @@ pub(crate) struct InputStamp {
     pub(crate) mtime_ns: u128,
 }
 
+/// Each file of `splits` with where its last piece ends: its size when
+/// the splits were planned.
+pub(crate) fn planned_sizes(splits: &[Split]) -> std::collections::HashMap<&Path, u64> {
+    let mut sizes = std::collections::HashMap::new();
+    for piece in splits.iter().flat_map(Split::pieces) {
+        let size = sizes.entry(piece.path.as_path()).or_default();
+        *size = piece.end.max(*size);
+    }
+    sizes
+}
+
 /// Stamps of `files`, each file once, in path order (so that a piece
 /// finds its file's stamp by binary search, however many files a job has).
 pub(crate) fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
@@ -283,10 +294,13 @@ fn open_checked<'a>(
     split: &Split,
     stamps: &'a [InputStamp],
 ) -> io::Result<(File, Option<&'a InputStamp>)> {
-    // A file the job planned that is gone has changed too: retrying
-    // cannot bring it back.
+    // A file the job planned that is gone from its directory has changed
+    // too: retrying cannot bring it back. (With its directory gone, the
+    // host may not mount the input: its failure, retried elsewhere.)
     let file = File::open(&split.path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => changed(split, "it was removed".to_string()),
+        io::ErrorKind::NotFound if split.path.parent().is_some_and(Path::is_dir) => {
+            changed(split, "it was removed".to_string())
+        }
         _ => e,
     })?;
     // In path order (`stamp_inputs`); the spec of an older gmr may not be.

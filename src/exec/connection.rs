@@ -476,8 +476,9 @@ impl Connection {
         }
     }
 
-    /// Logs in with the given key file, or with each key of the agent and
-    /// then each default key file. Passwords are never tried.
+    /// Logs in as ssh would: with the given key file, then each key of the
+    /// agent, then (no key file given) each default key file. Passwords
+    /// are never tried.
     fn authenticate(
         &self,
         target: &Target,

@@ -210,10 +210,22 @@ pub(crate) fn copy_of_gmr(wd: &WorkDir) -> Result<PathBuf> {
         source: Some(Box::new(e)),
     })?;
     let digest = file_digest(&me).map_err(|e| Error::io("cannot read", &me, e))?;
-    check_private(wd.root())?;
-    let dir = wd.gmr_copy_dir();
+    // The work directory as named (a link to it is the user's choice).
+    let root =
+        std::fs::canonicalize(wd.root()).map_err(|e| Error::io("cannot read", wd.root(), e))?;
+    check_private(&root)?;
+    let dir = root.join(wd.gmr_copy_dir().file_name().expect("bin/ has a name"));
     match std::fs::symlink_metadata(&dir) {
-        Ok(_) => check_private(&dir)?,
+        Ok(meta) => {
+            // One of the user's that others may write (made under an
+            // umask of 002): made private rather than refused.
+            if meta.is_dir() && !ours_alone(&meta) && owned(&meta) {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| Error::io("cannot make private", &dir, e))?;
+            }
+            check_private(&dir)?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
@@ -223,7 +235,11 @@ pub(crate) fn copy_of_gmr(wd: &WorkDir) -> Result<PathBuf> {
         }
         Err(e) => return Err(Error::io("cannot read", &dir, e)),
     }
-    let target = wd.gmr_copy_path(&digest[..16]);
+    let target = dir.join(
+        wd.gmr_copy_path(&digest[..16])
+            .file_name()
+            .expect("the copy has a name"),
+    );
     if let Ok(meta) = std::fs::symlink_metadata(&target) {
         if ours_alone(&meta) && meta.is_file() && file_digest(&target).is_ok_and(|d| d == digest) {
             return Ok(target);
@@ -246,9 +262,14 @@ fn file_digest(path: &Path) -> std::io::Result<String> {
 /// Whether a file or directory is this user's and nobody else can write it.
 fn ours_alone(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
+    owned(meta) && meta.mode() & 0o022 == 0
+}
+
+/// Whether a file or directory is this user's.
+fn owned(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid has no failure and no side effect.
-    let me = unsafe { libc::geteuid() };
-    meta.uid() == me && meta.mode() & 0o022 == 0
+    meta.uid() == unsafe { libc::geteuid() }
 }
 
 /// Refuses a directory the copy of gmr would be in when another user could

@@ -39,7 +39,7 @@ fn size_unknown(path: &Path, meta: &fs::Metadata) -> bool {
 /// read.
 fn pseudo_fs(path: &Path) -> bool {
     // Filesystems whose files are made as they are read (linux/magic.h).
-    const PSEUDO: [i64; 12] = [
+    const PSEUDO: [u32; 12] = [
         0x9fa0,      // proc
         0x6265_6572, // sysfs
         0x6462_6720, // debugfs
@@ -60,7 +60,8 @@ fn pseudo_fs(path: &Path) -> bool {
     // SAFETY: statfs fills a plain struct for a NUL-terminated path.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     let ok = unsafe { libc::statfs(c_path.as_ptr(), &mut st) } == 0;
-    ok && PSEUDO.contains(&(st.f_type as i64))
+    // The magic numbers are 32 bits (f_type may be a signed word).
+    ok && PSEUDO.contains(&(st.f_type as u32))
 }
 
 /// The device and inode of standard input, to tell `/dev/stdin` (or

@@ -192,6 +192,11 @@ impl JobSpec {
         }
     }
 
+    /// The longest record a task takes (`--max-record`), in memory's terms.
+    pub(crate) fn max_record_len(&self) -> usize {
+        usize::try_from(self.max_record).unwrap_or(usize::MAX)
+    }
+
     /// How long a command may show no sign of life, if limited.
     pub(crate) fn task_timeout(&self) -> Option<std::time::Duration> {
         (self.task_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.task_timeout_ms))

@@ -188,7 +188,7 @@ impl MapTask<'_> {
         let outcome = if identity && self.split.pieces().all(|p| p.codec.is_none()) {
             self.read_input(&mut sorter)?
         } else {
-            let max = usize::try_from(at.job.spec.max_record).unwrap_or(usize::MAX);
+            let max = at.job.spec.max_record_len();
             let mut lines = LineSplitter::with_max(max);
             let mut spill_error = None;
             let outcome = self.run_mapper(mapper, |output| {
@@ -236,16 +236,15 @@ impl MapTask<'_> {
 /// failure is the task's (a retry may get past it), or when a fatal one
 /// does not name the file itself (a record past --max-record).
 pub(super) fn at_piece(mut e: TaskError, piece: &Split) -> TaskError {
-    let named = e.message.contains(&piece.path.display().to_string());
-    let fatal = e.kind == FailureKind::Fatal && !named;
+    let path = piece.path.display().to_string();
+    let at = format!(" (input {path} bytes {}..{})", piece.start, piece.end);
+    if e.message.contains(&at) {
+        // Placed already (an error of a read, wrapped once more).
+        return e;
+    }
+    let fatal = e.kind == FailureKind::Fatal && !e.message.contains(&path);
     if fatal || matches!(e.kind, FailureKind::Task | FailureKind::Timeout) {
-        e.message = format!(
-            "{} (input {} bytes {}..{})",
-            e.message,
-            piece.path.display(),
-            piece.start,
-            piece.end
-        );
+        e.message.push_str(&at);
     }
     e
 }

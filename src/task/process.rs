@@ -415,8 +415,13 @@ fn has_exited(pid: i32) -> bool {
 /// process a command started that outlives its parent is reparented to
 /// gmr rather than to init, so that gmr finds it ([`kill_strays`]) even
 /// when it left the command's process group (`setsid`, a daemon). Called
-/// once, by the binary.
+/// once, by the binary; not where the kernel cannot list a process's
+/// children (what gmr adopted could then never be found, nor reaped).
 pub(crate) fn become_subreaper() {
+    let tid = std::process::id();
+    if std::fs::metadata(format!("/proc/self/task/{tid}/children")).is_err() {
+        return;
+    }
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag of this
     // process.
     unsafe {
@@ -436,18 +441,22 @@ fn new_run_mark() -> String {
     )
 }
 
-/// The processes that gmr adopted (its children that it did not start)
-/// from the run `mark` of the command that was process `group`: those
-/// still in its process group, and those that left it but carry the run's
-/// mark in their environment (only those, unless `group_too`). Each with
+/// The children of gmr that the run `mark` of the command that was
+/// process `group` left and gmr adopted (see [`become_subreaper`]): those
+/// still in the command's process group, and those that left it but
+/// carry the run's mark in their environment (only those, unless
+/// `group_too`); and, to be reaped, any zombie that left gmr's session
+/// (a `setsid` process whose mark was lost: gmr starts none in another
+/// session). Commands gmr started itself are never among them. Each with
 /// whether it is a zombie already.
 fn adopted(mark: &str, group: i32, group_too: bool) -> Vec<(i32, bool)> {
-    let me = std::process::id();
     let mut found = Vec::new();
     let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
         return found;
     };
-    let needle = format!("GMR_RUN={mark}\0");
+    // SAFETY: getsid(0) only reads this process's session id.
+    let session = unsafe { libc::getsid(0) };
+    let needle = format!("GMR_RUN={mark}");
     for thread in threads.flatten() {
         let Ok(children) = std::fs::read_to_string(thread.path().join("children")) else {
             continue;
@@ -456,10 +465,11 @@ fn adopted(mark: &str, group: i32, group_too: bool) -> Vec<(i32, bool)> {
             .split_whitespace()
             .filter_map(|p| p.parse::<i32>().ok())
         {
-            if pid == group || pid as u32 == me {
+            if pid == group || interrupt::is_child(pid) {
                 continue;
             }
-            // The fields after the command's name: state, ppid, pgrp.
+            // The fields after the command's name: state, ppid, pgrp,
+            // session.
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
                 continue;
             };
@@ -467,19 +477,16 @@ fn adopted(mark: &str, group: i32, group_too: bool) -> Vec<(i32, bool)> {
                 continue;
             };
             let fields: Vec<&str> = rest.split_whitespace().collect();
-            let (Some(state), Some(pgrp)) = (fields.first(), fields.get(2)) else {
-                continue;
-            };
-            let zombie = *state == "Z";
-            let in_group = pgrp.parse::<i32>().is_ok_and(|g| g == group);
+            let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok());
+            let zombie = fields.first() == Some(&"Z");
+            let in_group = number(2) == Some(group);
             if in_group && !group_too {
                 continue;
             }
             let ours = in_group
-                || std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                    env.split(|&b| b == 0)
-                        .any(|var| var == &needle.as_bytes()[..needle.len() - 1])
-                });
+                || zombie && number(3).is_some_and(|s| s != session)
+                || std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()));
             if ours {
                 found.push((pid, zombie));
             }
@@ -676,13 +683,15 @@ impl Child<'_> {
             (feeder.join().expect("feeder thread"), end)
         });
         // What is left of the command's process group goes: a `cmd &` that
-        // outlived it, or the whole pipeline when the run failed; and what
-        // it started that left the group.
+        // outlived it, or the whole pipeline when the run failed.
         interrupt::kill_group(pid);
-        kill_strays(&mark, pid, true);
         // Forgotten before it is reaped: its group id may be reused after.
         interrupt::unregister_child(pid);
         let status = reap(&mut child);
+        // Once the command is gone, what it started is gmr's (the members
+        // of its group just killed, what left the group): killed and
+        // reaped, or they would stay gmr's zombies.
+        kill_strays(&mark, pid, true);
         let (mut outcome, tail) = errs.finish();
         let failure = |kind: FailureKind, message: String| TaskError {
             kind,

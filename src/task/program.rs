@@ -171,11 +171,11 @@ impl std::fmt::Display for Program {
 /// Whether the program `word` is found in PATH (relative entries taken
 /// from `cwd`), as the shell or execvp would find it.
 fn in_path(word: &str, cwd: &Path) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| {
-            let p = cwd.join(dir).join(word);
-            p.is_file() && is_executable(&p)
-        })
+    // Without PATH, execvp (and so the shell) looks in /bin and /usr/bin.
+    let paths = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&paths).any(|dir| {
+        let p = cwd.join(dir).join(word);
+        p.is_file() && is_executable(&p)
     })
 }
 

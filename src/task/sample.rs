@@ -64,8 +64,7 @@ pub(crate) fn cut_points(job: &Job, wd: &WorkDir) -> Result<Vec<Vec<u8>>> {
     };
     // Each line's rank and its bytes (with its newline).
     let mut ranks: Vec<(Vec<u8>, u64)> = Vec::new();
-    let mut lines =
-        LineSplitter::with_max(usize::try_from(job.spec.max_record).unwrap_or(usize::MAX));
+    let mut lines = LineSplitter::with_max(job.spec.max_record_len());
     let mut encoded = Vec::new();
     // Every `stride`-th line is kept, doubling as the ranks fill up.
     let (mut stride, mut seen) = (1usize, 0usize);

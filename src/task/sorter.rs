@@ -85,7 +85,7 @@ impl<'a> Sorter<'a> {
             combiner,
             intake,
             report: TaskReport::default(),
-            max_record: usize::try_from(spec.max_record).unwrap_or(usize::MAX),
+            max_record: spec.max_record_len(),
         }
     }
 
@@ -136,7 +136,15 @@ impl<'a> Sorter<'a> {
                         },
                     )?;
                 }
-                let (n, added) = self.buffer.read_lines(READ_CHUNK, &mut read)?;
+                let (n, added, longest) = self.buffer.read_lines(READ_CHUNK, &mut read)?;
+                if longest > max {
+                    // Ended within this read: where is not kept.
+                    let too_long = TooLong {
+                        max: max as u64,
+                        at: None,
+                    };
+                    return Err(failed(io::Error::from(too_long)));
+                }
                 let pending = self.buffer.pending_len();
                 if pending > max {
                     // `start` is where the input began in its file.
