@@ -757,16 +757,20 @@ fn a_task_ends_when_its_command_does_whatever_it_left_running() {
 }
 
 /// A daemon a mapper starts (setsid: out of the command's process group)
-/// is found and killed when the mapper exits, before it writes a line
-/// into the task's output; nothing of it is left running.
+/// is found and killed when the mapper exits: one that would write into
+/// the task's output once the mapper is gone (it waits for that) writes
+/// nothing, and holds the task no second; one that holds no output
+/// (`setsid sleep`) does not outlive it either.
 #[test]
 fn a_daemon_a_command_starts_is_killed_when_the_command_exits() {
     let d = Dir::new();
     d.write("in", "a\nb\n");
-    // It writes only once the mapper has exited (a file says so).
     let m = d.script(
         "m.sh",
-        "setsid sh -c 'while [ ! -e exited ]; do sleep 0.01; done; while :; do echo daemon305; sleep 0.02; done' & cat; touch exited",
+        "p=$$\n\
+         setsid sh -c \"while kill -0 $p 2>/dev/null; do sleep 0.01; done; while :; do echo daemon305; sleep 0.02; done\" &\n\
+         setsid sleep 306 &\n\
+         cat\n",
     );
     let t0 = Instant::now();
     let out = d
@@ -777,13 +781,15 @@ fn a_daemon_a_command_starts_is_killed_when_the_command_exits() {
         .input("in")
         .run();
     assert_eq!(out.ok(), b"a\nb\n");
+    // The build before drained the daemon's pipe for 1.2 s.
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     std::thread::sleep(Duration::from_millis(100));
-    let left = d.sh("ps -eo args | grep -c '[d]aemon305' || true");
+    let left = d.sh("ps -eo args | grep -c '[d]aemon305\\|^sleep 306' || true");
+    kill_sleeps("306");
     assert_eq!(
         String::from_utf8_lossy(&left).trim(),
         "0",
-        "the daemon still runs"
+        "a daemon still runs"
     );
 }
 
