@@ -284,7 +284,7 @@ impl Placement {
 }
 
 /// The map side of a job as the flags give it, before its inputs are
-/// known; [`draft_spec`] completes it with the slots.
+/// known; [`MapSide::spec`] completes it with the slots.
 struct MapSide<'a> {
     cwd: PathBuf,
     map: &'a MapperArgs,
@@ -294,7 +294,28 @@ struct MapSide<'a> {
     reducer: Option<&'a str>,
 }
 
-impl MapSide<'_> {
+impl<'a> MapSide<'a> {
+    /// The map side of `gmr run` or `gmr map` in the current directory,
+    /// its commands checked.
+    fn checked(
+        map: &'a MapperArgs,
+        perf: &'a PerfArgs,
+        key: &'a KeyArgs,
+        exec: &'a ExecArgs,
+        reducer: Option<&'a str>,
+    ) -> Result<MapSide<'a>> {
+        let side = MapSide {
+            cwd: cwd()?,
+            map,
+            perf,
+            key,
+            exec,
+            reducer,
+        };
+        side.check()?;
+        Ok(side)
+    }
+
     /// The spec of a new job with `slots`, its inputs and splits not yet
     /// planned. A built-in reducer that can merge partial results combines
     /// map-side too, unless the job names a combiner.
@@ -465,15 +486,7 @@ impl<'a> RunPlan<'a> {
         } else {
             args.reducer.as_deref()
         };
-        let side = MapSide {
-            cwd: cwd()?,
-            map: &args.map,
-            perf: &args.perf,
-            key: &args.key,
-            exec: &args.exec,
-            reducer,
-        };
-        side.check()?;
+        let side = MapSide::checked(&args.map, &args.perf, &args.key, &args.exec, reducer)?;
         if !map_only && reducer.is_none() {
             return Err(Error::usage("a reducer (-r CMD) is needed unless -R 0"));
         }
@@ -612,15 +625,7 @@ impl<'a> MapPlan<'a> {
     /// Returns the plan and where its tasks are to run.
     pub(crate) fn new(args: &'a MapArgs, entries: &[Entry]) -> Result<(MapPlan<'a>, Placement)> {
         let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
-        let side = MapSide {
-            cwd: cwd()?,
-            map: &args.map,
-            perf: &args.perf,
-            key: &args.key,
-            exec: &args.exec,
-            reducer: None,
-        };
-        side.check()?;
+        let side = MapSide::checked(&args.map, &args.perf, &args.key, &args.exec, None)?;
         let mut splits: Vec<(usize, Split)> = entries
             .iter()
             .filter_map(|e| match e {
