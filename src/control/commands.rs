@@ -217,6 +217,8 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
         // Only this pipeline knows it: `gmr reduce` removes it at the end.
         wd.mark_temporary()?;
     }
+    // Stamping many files takes a while: the status says so meanwhile.
+    let planning = Tracker::planning(wd, None);
     let planned = placement.connect(wd, plan.cwd()).and_then(|pool| {
         let spec = plan.spec(pool.slots())?;
         pool.check_fits(&spec)?;
@@ -225,6 +227,7 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
     let (spec, pool) = match planned {
         Ok(planned) => planned,
         Err(e) => {
+            planning.failed(&e);
             // No job was saved in it: a directory this stage made serves
             // nothing.
             if plan.created {
@@ -233,6 +236,7 @@ fn map_stage(args: MapArgs, start: Start) -> Result<()> {
             return Err(e);
         }
     };
+    drop(planning);
     let options = RunOptions::new(&args.exec, false);
     let mut job = Lifecycle::start(wd, spec, SpecState::New, pool, &options, start)?;
     let reports = job
