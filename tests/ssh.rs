@@ -1458,3 +1458,107 @@ fn only_this_gmr_runs_on_the_hosts() {
     assert!(err.contains("is not a directory (a link?)"), "{err}");
     assert_eq!(fs::read_dir(d.path("elsewhere")).unwrap().count(), 0);
 }
+
+/// Host names as the user's ssh configuration gives them (`--ssh-config`,
+/// as `ssh -F`): aliases with HostName and Port, keys and known_hosts
+/// files set in a `Match` block, `HostKeyAlias`, `ProxyJump` through
+/// another host, and `StrictHostKeyChecking accept-new` with
+/// `HashKnownHosts` (the new line hashed, and OpenSSH finds it there).
+#[test]
+fn hosts_are_named_as_the_ssh_configuration_names_them() {
+    let c = Cluster::start(4);
+    let d = Dir::new();
+    let key2 = {
+        let kh = fs::read_to_string(c.dir.join("known_hosts")).unwrap();
+        kh.lines()
+            .nth(1)
+            .unwrap()
+            .split_once(' ')
+            .unwrap()
+            .1
+            .to_string()
+    };
+    d.write("kh-alias", format!("keyalias-b {key2}\n"));
+    d.write("kh-new", "");
+    let port = c.port;
+    let config = format!(
+        "Host node-a\n  HostName 127.0.0.2\n\
+         Host node-b\n  HostName 127.0.0.3\n  HostKeyAlias keyalias-b\n  UserKnownHostsFile {kh_alias}\n\
+         Host node-c\n  HostName 127.0.0.4\n  ProxyJump node-a\n\
+         Host node-d\n  HostName 127.0.0.5\n  UserKnownHostsFile {kh_new}\n  StrictHostKeyChecking accept-new\n  HashKnownHosts yes\n\
+         Match originalhost node-*\n  Port {port}\n  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n",
+        kh_alias = d.path("kh-alias").display(),
+        kh_new = d.path("kh-new").display(),
+        key = c.path("id_ed25519"),
+        kh = c.path("known_hosts"),
+    );
+    d.write("config", &config);
+    let job = |hosts: &str, w: &str| {
+        d.run(&[
+            "run",
+            "-q",
+            "-m",
+            &words_map(),
+            "-r",
+            &sum_reduce(),
+            "-R",
+            "3",
+            "--split-size",
+            "64K",
+            "--hosts",
+            hosts,
+            "--ssh-config",
+            d.path("config").to_str().unwrap(),
+            "--workdir",
+            w,
+            "--joblog",
+            &format!("{w}.jsonl"),
+            &gutenberg(),
+        ])
+    };
+    let reference = local_word_count(&d, &words_map());
+    let out = job("1/node-a,1/node-b,1/node-c,1/node-d", "w1");
+    assert_eq!(out.ok(), reference);
+    let used: std::collections::BTreeSet<String> = joblog(d.path("w1.jsonl"))
+        .iter()
+        .map(|l| l["host"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        used.into_iter().collect::<Vec<_>>(),
+        ["node-a", "node-b", "node-c", "node-d"],
+        "every host ran tasks"
+    );
+    // The new key went in hashed, where OpenSSH finds it.
+    let kh_new = fs::read_to_string(d.path("kh-new")).unwrap();
+    assert!(
+        kh_new.starts_with("|1|") && !kh_new.contains("127.0.0.5"),
+        "{kh_new}"
+    );
+    let found = Command::new("ssh-keygen")
+        .args(["-F", &format!("[127.0.0.5]:{port}"), "-f"])
+        .arg(d.path("kh-new"))
+        .output()
+        .unwrap();
+    assert!(found.status.success(), "ssh-keygen -F finds the new line");
+    // Known under the alias only: with that line gone, node-b is unknown
+    // (its address's line in the cluster's file is not looked up).
+    d.write("kh-alias", "");
+    let err = job("node-b", "w2").fails(1);
+    assert!(
+        err.contains("the host key of keyalias-b is not in"),
+        "{err}"
+    );
+
+    // node-c is reached through node-a: with node-a gone, node-c cannot
+    // be reached, though its own sshd still runs.
+    c.control("kill-host", 1);
+    let err = job("node-c", "w3").fails(1);
+    assert!(err.contains("node-c") && err.contains("proxy"), "{err}");
+    let direct = Command::new(script())
+        .args(["ssh"])
+        .arg(&c.dir)
+        .args(["3", "true"])
+        .output()
+        .unwrap();
+    assert!(direct.status.success(), "node-c itself is up");
+}

@@ -317,7 +317,8 @@ pub(crate) struct ExecArgs {
     pub(crate) hosts: Option<String>,
 
     /// The private key for SSH logins, tried before the keys of ssh-agent
-    /// (default: the agent's keys, then ~/.ssh/id_rsa, id_ecdsa,
+    /// and those of the ssh configuration (default: the agent's keys, then
+    /// the configuration's IdentityFile, else ~/.ssh/id_rsa, id_ecdsa,
     /// id_ecdsa_sk, id_ed25519, id_ed25519_sk, as ssh tries them)
     #[arg(
         long,
@@ -329,8 +330,8 @@ pub(crate) struct ExecArgs {
 
     /// The user's known_hosts file, read before --global-known-hosts, where
     /// --accept-new-host-keys adds keys; an unknown, changed or revoked key
-    /// refuses the host (default: ~/.ssh/known_hosts, then
-    /// ~/.ssh/known_hosts2)
+    /// refuses the host (default: the configuration's UserKnownHostsFile,
+    /// else ~/.ssh/known_hosts, then ~/.ssh/known_hosts2)
     #[arg(
         long,
         value_name = "FILE",
@@ -339,9 +340,9 @@ pub(crate) struct ExecArgs {
     )]
     pub(crate) known_hosts: Option<PathBuf>,
 
-    /// Known_hosts files read after the user's, as ssh's
-    /// GlobalKnownHostsFile (default: /etc/ssh/ssh_known_hosts and
-    /// /etc/ssh/ssh_known_hosts2); repeat for several
+    /// Known_hosts files read after the user's (default: the
+    /// configuration's GlobalKnownHostsFile, else /etc/ssh/ssh_known_hosts
+    /// and /etc/ssh/ssh_known_hosts2); repeat for several
     #[arg(
         long,
         value_name = "FILE",
@@ -351,8 +352,9 @@ pub(crate) struct ExecArgs {
     pub(crate) global_known_hosts: Vec<PathBuf>,
 
     /// Accept the key of a host that no line of the known_hosts files
-    /// covers, and add it to the user's (trust on first use); a changed or
-    /// revoked key is still refused
+    /// covers, and add it to the user's (trust on first use; hashed with
+    /// HashKnownHosts), as StrictHostKeyChecking=accept-new in the ssh
+    /// configuration does; a changed or revoked key is still refused
     #[arg(long, requires = "hosts", help_heading = "Distributed runs")]
     pub(crate) accept_new_host_keys: bool,
 
@@ -382,16 +384,30 @@ pub(crate) struct ExecArgs {
 
     /// Seconds to wait when connecting to a host, and the longest a host may
     /// stay silent (not even answering keepalives) before it counts as hung;
-    /// a quiet task on a live host is never cut short (at least 5)
+    /// a quiet task on a live host is never cut short (at least 5; default:
+    /// the configuration's ConnectTimeout and ServerAliveInterval x
+    /// ServerAliveCountMax, else 30)
     #[arg(
         long,
         value_name = "SECS",
-        default_value_t = 30,
         value_parser = clap::value_parser!(u64).range(5..),
         allow_negative_numbers = true,
         help_heading = "Distributed runs"
     )]
-    pub(crate) ssh_timeout: u64,
+    pub(crate) ssh_timeout: Option<u64>,
+
+    /// The ssh configuration to read instead of ~/.ssh/config and
+    /// /etc/ssh/ssh_config, as `ssh -F FILE` (`none`: none). Host names
+    /// of --hosts are resolved as ssh resolves them: aliases, HostName,
+    /// Port, User, IdentityFile, ProxyJump, ProxyCommand, known_hosts files
+    /// and StrictHostKeyChecking, HostKeyAlias, HashKnownHosts, timeouts
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "hosts",
+        help_heading = "Distributed runs"
+    )]
+    pub(crate) ssh_config: Option<PathBuf>,
 }
 
 /// `gmr run`.

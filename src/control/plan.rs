@@ -18,12 +18,12 @@ use crate::control::manifest::{self, Entry};
 use crate::data::record::KeySpec;
 use crate::data::split::{self, Split};
 use crate::error::{Error, Result};
-use crate::exec::connection::Credentials;
 use crate::exec::hosts::{self, HostEntry};
 use crate::exec::remote;
 use crate::exec::sbatch;
 use crate::exec::slurm::Allocation;
 use crate::exec::ssh::{self, HostPool};
+use crate::exec::sshconfig::ConfigFiles;
 use crate::exec::{Pool, Slots};
 use crate::store::input;
 use crate::store::output::{OutputDir, OutputLock};
@@ -78,16 +78,6 @@ impl RunOptions {
         }
     }
 }
-
-/// The key files ssh tries when none is named, in its order (ssh_config(5),
-/// IdentityFile).
-const DEFAULT_KEYS: [&str; 5] = [
-    "id_rsa",
-    "id_ecdsa",
-    "id_ecdsa_sk",
-    "id_ed25519",
-    "id_ed25519_sk",
-];
 
 /// Whether `path` holds a public key (`ssh-ed25519 AAAA...`), not the
 /// private one `--identity` needs.
@@ -174,7 +164,6 @@ impl Placement {
             ));
         }
         let entries = hosts::load(value)?;
-        let ssh_dir = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh"));
         let missing = |what: &str, path: &Path| {
             Error::usage(format!("{what} {} does not exist", path.display()))
         };
@@ -193,50 +182,35 @@ impl Placement {
                 )));
             }
         }
-        let known_hosts = match (&ex.known_hosts, &ssh_dir) {
-            (Some(file), _) => {
-                if !file.is_file() && !ex.accept_new_host_keys {
-                    return Err(missing("the known_hosts file", file));
+        if let Some(file) = &ex.known_hosts
+            && !file.is_file()
+            && !ex.accept_new_host_keys
+        {
+            return Err(missing("the known_hosts file", file));
+        }
+        let config = match &ex.ssh_config {
+            None => ConfigFiles::Default,
+            Some(file) => {
+                if file.as_os_str() != "none" && !file.is_file() {
+                    return Err(missing("the ssh configuration file", file));
                 }
-                file.clone()
-            }
-            (None, Some(dir)) => dir.join("known_hosts"),
-            (None, None) => {
-                return Err(Error::usage(
-                    "no $HOME, so no ~/.ssh/known_hosts: pass --known-hosts FILE",
-                ));
+                ConfigFiles::File(file.clone())
             }
         };
-        // Read after the user's file, as ssh reads them.
-        let mut more_known_hosts = Vec::new();
-        if let (None, Some(dir)) = (&ex.known_hosts, &ssh_dir) {
-            more_known_hosts.push(dir.join("known_hosts2"));
-        }
-        if ex.global_known_hosts.is_empty() {
-            more_known_hosts.extend(
-                ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"].map(PathBuf::from),
-            );
-        } else {
-            more_known_hosts.extend(ex.global_known_hosts.iter().cloned());
-        }
         // Without --remote-gmr, a copy in the work directory, made by
         // `connect` (the work directory does not exist yet).
         let copy_gmr = ex.remote_gmr.is_none();
         let remote_gmr = ex.remote_gmr.clone().unwrap_or_default();
         let options = ssh::Options {
-            credentials: Credentials {
+            ssh: ssh::SshFlags {
+                config,
                 identity: ex.identity.clone(),
-                // ssh's default identities, in its order.
-                default_keys: ssh_dir
-                    .iter()
-                    .flat_map(|d| DEFAULT_KEYS.map(|k| d.join(k)))
-                    .collect(),
-                known_hosts,
-                more_known_hosts,
+                known_hosts: ex.known_hosts.clone(),
+                global_known_hosts: ex.global_known_hosts.clone(),
                 accept_new_host_keys: ex.accept_new_host_keys,
+                timeout: ex.ssh_timeout.map(Duration::from_secs),
             },
             remote_gmr,
-            timeout: Duration::from_secs(ex.ssh_timeout),
             local_slots: jobs(ex),
         };
         Ok(Placement::Hosts {

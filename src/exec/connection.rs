@@ -40,31 +40,71 @@ const REMOTE_SHELL: &str = "exec /bin/sh -s";
 /// The longest a poll waits, so that cancels and interrupts are seen soon.
 const POLL_MS: i32 = 100;
 
-/// A host to connect to.
+/// A host to connect to, as the ssh configuration and the flags resolve
+/// it (see [`crate::exec::sshconfig`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    /// Host name or address.
+    /// Host name or address (`HostName`).
     pub(crate) host: String,
     /// SSH port.
     pub(crate) port: u16,
     /// Login name.
     pub(crate) user: String,
+    /// `HostKeyAlias`: the name known_hosts knows the host by, instead of
+    /// `host` (and `[host]:port`).
+    pub(crate) key_alias: Option<String>,
+    /// A shell command whose stdin and stdout are the connection
+    /// (`ProxyCommand`, or `ssh -W` through the hops of `ProxyJump`).
+    pub(crate) proxy: Option<String>,
+    /// How long connecting and logging in may take.
+    pub(crate) connect_timeout: Duration,
+    /// How long the host may stay silent, keepalives unanswered, before
+    /// it counts as hung.
+    pub(crate) idle_limit: Duration,
+    /// Seconds between keepalives.
+    pub(crate) keepalive: u32,
+}
+
+impl Target {
+    /// The name looked up in known_hosts.
+    fn key_name(&self) -> String {
+        match &self.key_alias {
+            Some(alias) => alias.to_ascii_lowercase(),
+            None => knownhosts::host_name(&self.host, self.port),
+        }
+    }
+}
+
+/// Which ssh-agent to ask for keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Agent {
+    /// None (`IdentityAgent none`, `IdentitiesOnly yes`).
+    Off,
+    /// The one `$SSH_AUTH_SOCK` names, if set.
+    Env,
+    /// The one at this socket (`IdentityAgent`).
+    Socket(PathBuf),
 }
 
 /// How to prove who we are and who the hosts are.
 #[derive(Debug, Clone)]
 pub(crate) struct Credentials {
-    /// A private key file; `None` tries the agent, then the default keys.
-    pub(crate) identity: Option<PathBuf>,
-    /// Keys the given identity is not: the default key files, tried in order
-    /// after the agent.
-    pub(crate) default_keys: Vec<PathBuf>,
+    /// Key files tried first (`--identity`): it must be usable.
+    pub(crate) first_keys: Vec<PathBuf>,
+    /// Key files tried after the agent's keys, those that exist
+    /// (`IdentityFile`, or ssh's default key files).
+    pub(crate) keys: Vec<PathBuf>,
+    /// The agent whose keys are tried.
+    pub(crate) agent: Agent,
     /// The user's known_hosts file: read first, and where new keys go.
     pub(crate) known_hosts: PathBuf,
-    /// More known_hosts files read after it (the system's).
+    /// More known_hosts files read after it (the user's others, then the
+    /// system's).
     pub(crate) more_known_hosts: Vec<PathBuf>,
     /// Accept (and record) the key of a host the file does not know.
     pub(crate) accept_new_host_keys: bool,
+    /// Write new known_hosts lines hashed (`HashKnownHosts`).
+    pub(crate) hash_new_lines: bool,
 }
 
 impl Credentials {
@@ -280,6 +320,9 @@ pub(crate) struct Connection {
     fd: RawFd,
     /// How long silence may last before the host counts as hung.
     idle_limit: Duration,
+    /// The proxy command the socket leads to, if any: killed with the
+    /// connection.
+    proxy: Option<ProxyChild>,
 }
 
 /// libssh2's LIBSSH2_ERROR_EAGAIN: a non-blocking call would block.
@@ -294,25 +337,43 @@ impl Connection {
     pub(crate) fn open(
         target: &Target,
         creds: &Credentials,
-        timeout: Duration,
         stop: &dyn Fn() -> bool,
     ) -> Result<Connection, ConnectError> {
+        let timeout = target.connect_timeout;
         let deadline = Instant::now() + timeout;
-        let stream = connect_tcp(target, deadline, stop)?;
         let addr = format!("{}:{}", target.host, target.port);
-        let _ = stream.set_nodelay(true);
-        let fd = stream.as_raw_fd();
         let mut session = ssh2::Session::new().map_err(|e| ConnectError::Handshake {
             addr: addr.clone(),
             message: e.to_string(),
         })?;
-        session.set_tcp_stream(stream);
+        let (fd, proxy) = match &target.proxy {
+            None => {
+                let stream = connect_tcp(target, deadline, stop)?;
+                let _ = stream.set_nodelay(true);
+                let fd = stream.as_raw_fd();
+                session.set_tcp_stream(stream);
+                (fd, None)
+            }
+            Some(command) => {
+                let (stream, child) =
+                    ProxyChild::spawn(command).map_err(|e| ConnectError::Connect {
+                        addr: format!("{addr} through `{command}`"),
+                        source: e,
+                    })?;
+                let fd = stream.as_raw_fd();
+                session.set_tcp_stream(stream);
+                (fd, Some(child))
+            }
+        };
         // Ask for a host key of a type known_hosts has for the host, as
         // ssh does: else a host known by its ed25519 key that offers ECDSA
         // first would look unknown.
         let files = creds.files();
         if let Ok(known) = KnownHosts::read(&files) {
-            let known = known.known_types(&target.host, target.port);
+            let known = match &target.key_alias {
+                Some(alias) => known.known_types_of(&[alias.to_ascii_lowercase()]),
+                None => known.known_types(&target.host, target.port),
+            };
             let mut prefs: Vec<&str> = HOST_KEY_TYPES
                 .iter()
                 .copied()
@@ -337,11 +398,26 @@ impl Connection {
         let conn = Connection {
             session,
             fd,
-            idle_limit: timeout,
+            idle_limit: target.idle_limit,
+            proxy,
         };
         let step_err = |doing: &'static str| {
             let addr = addr.clone();
+            let proxy = &conn.proxy;
             move |e: Waited| match e {
+                // What the proxy printed says more than libssh2's "socket
+                // disconnect".
+                Waited::Failed(_) | Waited::TimedOut
+                    if proxy.as_ref().is_some_and(ProxyChild::failed) =>
+                {
+                    ConnectError::Handshake {
+                        addr,
+                        message: format!(
+                            "the proxy command failed: {}",
+                            proxy.as_ref().map(ProxyChild::said).unwrap_or_default()
+                        ),
+                    }
+                }
                 Waited::TimedOut => ConnectError::Timeout {
                     addr,
                     secs: timeout.as_secs(),
@@ -368,10 +444,8 @@ impl Connection {
                 AuthFailure::Refused(e) => e,
             })?;
         // Keepalives both detect a hung host (a live one answers them) and
-        // keep NAT and firewall state alive for long silent tasks. Three
-        // fit in the idle limit; libssh2 sends one every 2 s at most.
-        let interval = (timeout.as_secs() / 3).clamp(2, 60) as u32;
-        conn.session.set_keepalive(true, interval);
+        // keep NAT and firewall state alive for long silent tasks.
+        conn.session.set_keepalive(true, target.keepalive.max(2));
         Ok(conn)
     }
 
@@ -404,7 +478,7 @@ impl Connection {
     /// the user's file, with `--accept-new-host-keys`, only for a host that
     /// no line of any file covers.
     fn check_host_key(&self, target: &Target, creds: &Credentials) -> Result<(), ConnectError> {
-        let name = knownhosts::host_name(&target.host, target.port);
+        let name = target.key_name();
         let file = &creds.known_hosts;
         let (key, key_type) = self
             .session
@@ -426,7 +500,11 @@ impl Connection {
             message,
         };
         let known = KnownHosts::read(&creds.files()).map_err(|e| known_err(e.to_string()))?;
-        match known.check(&target.host, target.port, key_type_name(key_type), key) {
+        let verdict = match &target.key_alias {
+            Some(alias) => known.check_alias(alias, key_type_name(key_type), key),
+            None => known.check(&target.host, target.port, key_type_name(key_type), key),
+        };
+        match verdict {
             Verdict::Known => Ok(()),
             Verdict::Revoked(place) => Err(ConnectError::HostKeyMismatch {
                 name,
@@ -456,9 +534,16 @@ impl Connection {
                 place,
             }),
             Verdict::Unknown if creds.accept_new_host_keys => {
-                let line =
-                    knownhosts::entry(&target.host, target.port, key_type_name(key_type), key);
-                append_line(file, &line)
+                let salt = creds.hash_new_lines.then(random_salt).transpose();
+                let line = salt.map(|salt| {
+                    knownhosts::line(
+                        &name,
+                        key_type_name(key_type),
+                        key,
+                        salt.as_ref().map(|s| &s[..]),
+                    )
+                });
+                line.and_then(|line| append_line(file, &line))
                     .map_err(|e| known_err(format!("cannot add the new host key: {e}")))?;
                 eprintln!(
                     "gmr: added the host key of {name} ({fingerprint}) to {}",
@@ -489,8 +574,9 @@ impl Connection {
         let user = target.user.as_str();
         let mut tried = Vec::new();
         let mut last = String::from("no key to try");
-        // As ssh: the key named first, then the agent's keys, then (none
-        // named) the default key files.
+        // As ssh: the key named on the command line first, then the
+        // agent's keys, then the configuration's key files (or ssh's
+        // default ones) that exist. Passwords are never tried.
         let try_file = |key: &Path, tried: &mut Vec<String>, last: &mut String| {
             tried.push(key.display().to_string());
             let r = self.wait_for(deadline, stop, || {
@@ -498,27 +584,30 @@ impl Connection {
             });
             auth_outcome(r, last)
         };
-        if let Some(identity) = &creds.identity
-            && try_file(identity, &mut tried, &mut last)?
-        {
-            return Ok(());
-        }
-        if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-            tried.push("ssh-agent".to_string());
-            if self.agent_auth(user, deadline, stop, &mut last)? {
+        for key in &creds.first_keys {
+            if try_file(key, &mut tried, &mut last)? {
                 return Ok(());
             }
         }
-        let defaults: Vec<&Path> = match &creds.identity {
-            Some(_) => Vec::new(),
-            None => creds
-                .default_keys
-                .iter()
-                .filter(|p| p.is_file())
-                .map(PathBuf::as_path)
-                .collect(),
+        let socket = match &creds.agent {
+            Agent::Off => None,
+            Agent::Env => std::env::var_os("SSH_AUTH_SOCK").map(|_| None),
+            Agent::Socket(path) => Some(Some(path.as_path())),
         };
-        for key in defaults {
+        if let Some(socket) = socket {
+            tried.push(match socket {
+                None => "ssh-agent".to_string(),
+                Some(p) => format!("ssh-agent at {}", p.display()),
+            });
+            if self.agent_auth(user, socket, deadline, stop, &mut last)? {
+                return Ok(());
+            }
+        }
+        let rest = creds
+            .keys
+            .iter()
+            .filter(|k| !creds.first_keys.contains(k) && k.is_file());
+        for key in rest {
             if try_file(key, &mut tried, &mut last)? {
                 return Ok(());
             }
@@ -526,7 +615,7 @@ impl Connection {
         Err(AuthFailure::Refused(ConnectError::Auth {
             user: user.to_string(),
             tried: if tried.is_empty() {
-                "nothing: no ssh-agent and no key in ~/.ssh".into()
+                "nothing: no ssh-agent and no key file".into()
             } else {
                 tried.join(", ")
             },
@@ -539,11 +628,15 @@ impl Connection {
     fn agent_auth(
         &self,
         user: &str,
+        socket: Option<&Path>,
         deadline: Instant,
         stop: &dyn Fn() -> bool,
         last: &mut String,
     ) -> Result<bool, AuthFailure> {
         let identities = self.session.agent().and_then(|mut agent| {
+            if let Some(socket) = socket {
+                agent.set_identity_path(socket)?;
+            }
             agent.connect()?;
             agent.list_identities()?;
             Ok((agent.identities()?, agent))
@@ -913,6 +1006,98 @@ fn key_type_name(t: HostKeyType) -> &'static str {
     }
 }
 
+/// 20 random bytes, the salt of a hashed known_hosts name (as ssh's).
+fn random_salt() -> io::Result<[u8; 20]> {
+    let mut salt = [0u8; 20];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    Ok(salt)
+}
+
+/// A proxy command (`ProxyCommand`, or `ssh -W` for `ProxyJump`): its
+/// stdin and stdout are one end of a socket pair, whose other end the
+/// SSH session reads and writes. Killed when the connection goes.
+struct ProxyChild {
+    child: Mutex<std::process::Child>,
+    stderr: Mutex<Option<std::process::ChildStderr>>,
+}
+
+impl ProxyChild {
+    /// Starts `command` with `sh -c`, as ssh starts a ProxyCommand.
+    fn spawn(command: &str) -> io::Result<(std::os::unix::net::UnixStream, ProxyChild)> {
+        use std::os::fd::OwnedFd;
+        use std::process::Stdio;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let theirs_out = theirs.try_clone()?;
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("exec {command}"))
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::from(OwnedFd::from(theirs_out)))
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take();
+        if let Some(e) = &stderr {
+            // SAFETY: fcntl on a pipe this process owns.
+            unsafe {
+                let fd = e.as_raw_fd();
+                libc::fcntl(
+                    fd,
+                    libc::F_SETFL,
+                    libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+                );
+            }
+        }
+        Ok((
+            ours,
+            ProxyChild {
+                child: Mutex::new(child),
+                stderr: Mutex::new(stderr),
+            },
+        ))
+    }
+
+    /// Whether the command ended (within a second) other than well.
+    fn failed(&self) -> bool {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..20 {
+            match child.try_wait() {
+                Ok(Some(status)) => return !status.success(),
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// The last lines the command wrote on stderr.
+    fn said(&self) -> String {
+        let mut text = Vec::new();
+        if let Some(e) = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = e.read(&mut buf) {
+                text.extend_from_slice(&buf[..n]);
+                if text.len() > 1 << 16 {
+                    break;
+                }
+            }
+        }
+        super::remote::last_lines(&String::from_utf8_lossy(&text), 3)
+    }
+}
+
+impl Drop for ProxyChild {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// Appends `line` to `file` (made if missing, on a line of its own).
 fn append_line(file: &Path, line: &str) -> io::Result<()> {
     // As ssh makes ~/.ssh for its first known host: private.
@@ -953,6 +1138,11 @@ mod tests {
             host: "h".into(),
             port: 22,
             user: "u".into(),
+            key_alias: None,
+            proxy: None,
+            connect_timeout: Duration::from_secs(5),
+            idle_limit: Duration::from_secs(5),
+            keepalive: 2,
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         let addrs = [refusing, open.local_addr().unwrap()];

@@ -32,8 +32,8 @@ pub(crate) enum Place {
         user: Option<String>,
         /// Host name or address (IPv6 without brackets).
         host: String,
-        /// SSH port.
-        port: u16,
+        /// The port given (`:port`); else the ssh configuration's, or 22.
+        port: Option<u16>,
     },
 }
 
@@ -44,9 +44,10 @@ impl Place {
     fn machine(&self) -> Option<(String, u16)> {
         match self {
             Place::Local => None,
-            Place::Remote { host, port, .. } => {
-                Some((host.trim_end_matches('.').to_ascii_lowercase(), *port))
-            }
+            Place::Remote { host, port, .. } => Some((
+                host.trim_end_matches('.').to_ascii_lowercase(),
+                port.unwrap_or(DEFAULT_PORT),
+            )),
         }
     }
 }
@@ -71,11 +72,11 @@ impl fmt::Display for HostEntry {
                     write!(f, "{u}@")?;
                 }
                 let bracketed = host.contains(':');
-                match (bracketed, *port) {
-                    (false, DEFAULT_PORT) => write!(f, "{host}"),
-                    (true, DEFAULT_PORT) => write!(f, "[{host}]"),
-                    (false, p) => write!(f, "{host}:{p}"),
-                    (true, p) => write!(f, "[{host}]:{p}"),
+                match (bracketed, port.filter(|&p| p != DEFAULT_PORT)) {
+                    (false, None) => write!(f, "{host}"),
+                    (true, None) => write!(f, "[{host}]"),
+                    (false, Some(p)) => write!(f, "{host}:{p}"),
+                    (true, Some(p)) => write!(f, "[{host}]:{p}"),
                 }
             }
         }
@@ -196,17 +197,17 @@ pub(crate) fn parse_entry(item: &str) -> std::result::Result<HostEntry, String> 
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`, or a bare IPv6 address.
-fn split_host_port(s: &str) -> std::result::Result<(&str, u16), String> {
+fn split_host_port(s: &str) -> std::result::Result<(&str, Option<u16>), String> {
     let parse_port = |p: &str| match p.parse::<u16>() {
         Ok(0) | Err(_) => Err(format!("`{p}` is not a port number (1-65535)")),
-        Ok(p) => Ok(p),
+        Ok(p) => Ok(Some(p)),
     };
     if let Some(inner) = s.strip_prefix('[') {
         let (host, after) = inner
             .split_once(']')
             .ok_or_else(|| "a `[` without its `]`".to_string())?;
         return match after {
-            "" => Ok((host, DEFAULT_PORT)),
+            "" => Ok((host, None)),
             _ => match after.strip_prefix(':') {
                 Some(p) => Ok((host, parse_port(p)?)),
                 None => Err(format!("unexpected `{after}` after `]`")),
@@ -214,13 +215,13 @@ fn split_host_port(s: &str) -> std::result::Result<(&str, u16), String> {
         };
     }
     match s.matches(':').count() {
-        0 => Ok((s, DEFAULT_PORT)),
+        0 => Ok((s, None)),
         1 => {
             let (h, p) = s.split_once(':').expect("one colon");
             Ok((h, parse_port(p)?))
         }
         // A bare IPv6 address: write [addr]:port to give a port.
-        _ => Ok((s, DEFAULT_PORT)),
+        _ => Ok((s, None)),
     }
 }
 
@@ -234,7 +235,7 @@ mod tests {
             place: Place::Remote {
                 user: user.map(str::to_string),
                 host: host.into(),
-                port,
+                port: (port != 0).then_some(port),
             },
         }
     }
@@ -243,7 +244,7 @@ mod tests {
     fn entries_in_sshlogin_syntax() {
         assert_eq!(
             parse_entry("node1").unwrap(),
-            remote(None, None, "node1", 22)
+            remote(None, None, "node1", 0)
         );
         assert_eq!(
             parse_entry("8/alice@node2.example.org:2222").unwrap(),
@@ -259,7 +260,7 @@ mod tests {
         );
         assert_eq!(
             parse_entry("fe80::1").unwrap(),
-            remote(None, None, "fe80::1", 22)
+            remote(None, None, "fe80::1", 0)
         );
         assert_eq!(
             parse_entry(":").unwrap(),
@@ -305,7 +306,7 @@ mod tests {
         let text = "# the cluster\n\n4/node1   # fast one\nnode2:2222\n  :\n";
         let hosts = parse(text, "hosts file h.txt", '\n').unwrap();
         assert_eq!(hosts.len(), 3);
-        assert_eq!(hosts[0], remote(Some(4), None, "node1", 22));
+        assert_eq!(hosts[0], remote(Some(4), None, "node1", 0));
         assert_eq!(hosts[2].place, Place::Local);
         let e = parse("node1\nnode 2\n", "hosts file h.txt", '\n').unwrap_err();
         assert!(e.to_string().contains("hosts file h.txt line 2"), "{e}");

@@ -98,11 +98,20 @@ pub(crate) fn host_name(host: &str, port: u16) -> String {
     }
 }
 
-/// The known_hosts line that records `key` (of type `key_type`) for the
-/// host, as `ssh` writes it with HashKnownHosts off.
-pub(crate) fn entry(host: &str, port: u16, key_type: &str, key: &[u8]) -> String {
-    let key = base64::engine::general_purpose::STANDARD.encode(key);
-    format!("{} {key_type} {key}\n", host_name(host, port))
+/// The known_hosts line that records `key` for `name`; with a `salt`, the
+/// name hashed as `ssh` writes it with HashKnownHosts on
+/// (`|1|salt|HMAC-SHA1(salt, name)`).
+pub(crate) fn line(name: &str, key_type: &str, key: &[u8], salt: Option<&[u8]>) -> String {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let field = match salt {
+        None => name.to_string(),
+        Some(salt) => {
+            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(salt).expect("HMAC takes any key");
+            mac.update(name.as_bytes());
+            format!("|1|{}|{}", b64(salt), b64(&mac.finalize().into_bytes()))
+        }
+    };
+    format!("{field} {key_type} {}\n", b64(key))
 }
 
 impl KnownHosts {
@@ -193,7 +202,17 @@ impl KnownHosts {
 
     /// The key types that plain lines record for the host, in file order.
     pub(crate) fn known_types(&self, host: &str, port: u16) -> Vec<String> {
-        let names = [host_name(host, port), host_name(host, 22)];
+        self.known_types_of(&[host_name(host, port), host_name(host, 22)])
+    }
+
+    /// What [`KnownHosts::check`] says of a host known by another name
+    /// (`HostKeyAlias`): that name alone is looked up, without a port.
+    pub(crate) fn check_alias(&self, alias: &str, key_type: &str, key: &[u8]) -> Verdict {
+        self.check_name(&alias.to_ascii_lowercase(), key_type, key)
+    }
+
+    /// The key types that plain lines record for any of `names`.
+    pub(crate) fn known_types_of(&self, names: &[String]) -> Vec<String> {
         let mut types: Vec<String> = Vec::new();
         for l in &self.lines {
             let covered = names.iter().any(|n| covers(&l.hosts, n));
@@ -278,7 +297,7 @@ fn covers(hosts: &Hosts, name: &str) -> bool {
 
 /// OpenSSH's pattern match: `*` any run of bytes, `?` one byte, anything
 /// else itself (no character classes: `[` in `[host]:port` is literal).
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     // The last `*` seen and the text position it was tried at.
     let mut star: Option<(usize, usize)> = None;
@@ -451,9 +470,40 @@ mod tests {
     #[test]
     fn entries_are_plain_lines() {
         assert_eq!(
-            entry("H", 2222, "ssh-ed25519", b"k"),
+            line(&host_name("H", 2222), "ssh-ed25519", b"k", None),
             format!("[h]:2222 ssh-ed25519 {}\n", b64(b"k"))
         );
-        assert_eq!(entry("h", 22, "t", b"k"), format!("h t {}\n", b64(b"k")));
+        assert_eq!(
+            line(&host_name("h", 22), "t", b"k", None),
+            format!("h t {}\n", b64(b"k"))
+        );
+    }
+
+    #[test]
+    fn hashed_lines_are_found_by_name_only() {
+        let l = line(
+            "[h]:2222",
+            "ssh-ed25519",
+            KEY,
+            Some(b"0123456789abcdefghij"),
+        );
+        assert!(l.starts_with("|1|") && !l.contains("[h]"), "{l}");
+        assert_eq!(
+            l,
+            format!(
+                "{} ssh-ed25519 {}\n",
+                hashed("[h]:2222", b"0123456789abcdefghij"),
+                b64(KEY)
+            )
+        );
+        let k = known(&l);
+        assert_eq!(k.check("h", 2222, "ssh-ed25519", KEY), Verdict::Known);
+        assert_eq!(k.check("g", 2222, "ssh-ed25519", KEY), Verdict::Unknown);
+        let a = known(&line("alias", "ssh-ed25519", KEY, None));
+        assert_eq!(a.check_alias("ALIAS", "ssh-ed25519", KEY), Verdict::Known);
+        assert_eq!(
+            a.check("alias", 2222, "ssh-ed25519", OTHER),
+            Verdict::Unknown
+        );
     }
 }

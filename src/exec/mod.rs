@@ -16,6 +16,10 @@
 //! - [`sbatch`]: outside an allocation, Slurm job arrays, an element per
 //!   attempt.
 //!
+//! [`sshconfig`] resolves the host names of `--hosts` as ssh does (the
+//! user's ssh configuration), [`connection`] is one SSH connection,
+//! [`knownhosts`] checks host keys as OpenSSH decides.
+//!
 //! [`remote`] holds what the last two share: the `gmr task` command line
 //! and reading its result.
 
@@ -28,6 +32,7 @@ pub(crate) mod remote;
 pub(crate) mod sbatch;
 pub(crate) mod slurm;
 pub(crate) mod ssh;
+pub(crate) mod sshconfig;
 
 use crate::error::TaskError;
 use crate::exec::health::Health;

@@ -21,9 +21,10 @@
 //! host's ([`FailureKind::Host`]), which do not count against the task's
 //! retries.
 
-use super::connection::{Connection, Credentials, ExecError, Target, Throttle};
+use super::connection::{Agent, Connection, Credentials, ExecError, Target, Throttle};
 use super::local::LocalExecutor;
 use super::remote::{self, Exit, NO_CWD, interpret, last_lines, shell_quote};
+use super::sshconfig::{self, ConfigFiles, Proxy, Request, Strict};
 use super::{Executor, Slots};
 use crate::error::{Error, Result, TaskError};
 use crate::exec::health::Health;
@@ -52,19 +53,127 @@ const PROBE_GRACE: Duration = Duration::from_secs(5);
 /// How to reach the hosts.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
-    /// Keys and known hosts.
-    pub(crate) credentials: Credentials,
+    /// What the command line says of SSH.
+    pub(crate) ssh: SshFlags,
     /// The path of `gmr` on the hosts.
     pub(crate) remote_gmr: PathBuf,
-    /// Connect timeout, and how long a host may stay silent.
-    pub(crate) timeout: Duration,
     /// Slots of a `:` entry without `N/`.
     pub(crate) local_slots: usize,
+}
+
+/// The SSH flags of the command line, which win over the ssh
+/// configuration, as ssh's own do.
+#[derive(Debug, Clone)]
+pub(crate) struct SshFlags {
+    /// `--ssh-config`.
+    pub(crate) config: ConfigFiles,
+    /// `--identity`.
+    pub(crate) identity: Option<PathBuf>,
+    /// `--known-hosts`.
+    pub(crate) known_hosts: Option<PathBuf>,
+    /// `--global-known-hosts`.
+    pub(crate) global_known_hosts: Vec<PathBuf>,
+    /// `--accept-new-host-keys`.
+    pub(crate) accept_new_host_keys: bool,
+    /// `--ssh-timeout`.
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// The connect and idle limit without `--ssh-timeout` or the ssh
+/// configuration's.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to reach one host of `--hosts`: its ssh configuration under the
+/// flags. The error names the host and what to change.
+fn reach(
+    flags: &SshFlags,
+    user: Option<&str>,
+    host: &str,
+    port: Option<u16>,
+) -> std::result::Result<(Target, Credentials), String> {
+    let c = sshconfig::resolve(
+        &flags.config,
+        &Request {
+            alias: host,
+            user,
+            port,
+            identity: flags.identity.as_deref(),
+        },
+    )?;
+    if let Some(cert) = c.certificate_files.first() {
+        return Err(format!(
+            "the ssh configuration gives host `{host}` CertificateFile {}: gmr's SSH library (libssh2) cannot log in with a certificate; give these hosts a plain key (IdentityFile), or name a configuration without it (--ssh-config FILE)",
+            cert.display()
+        ));
+    }
+    let proxy = match &c.proxy {
+        None => None,
+        Some(Proxy::Command(command)) => Some(command.clone()),
+        Some(Proxy::Jump(hops)) => Some(sshconfig::jump_command(
+            hops,
+            &flags.config,
+            &c.hostname,
+            c.port,
+        )?),
+    };
+    let (interval, count) = c.server_alive;
+    let (idle_limit, keepalive) = match flags.timeout {
+        Some(t) => (t, t.as_secs() / 3),
+        None if interval > 0 => (
+            Duration::from_secs(interval * count.max(1)).max(Duration::from_secs(5)),
+            interval,
+        ),
+        None => (DEFAULT_TIMEOUT, DEFAULT_TIMEOUT.as_secs() / 3),
+    };
+    let connect_timeout = flags
+        .timeout
+        .or(c.connect_timeout.map(Duration::from_secs))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let mut user_files = match &flags.known_hosts {
+        Some(file) => vec![file.clone()],
+        None => c.user_known_hosts.clone(),
+    };
+    if user_files.is_empty() {
+        user_files.push(sshconfig::home_dir().join(".ssh/known_hosts"));
+    }
+    let known_hosts = user_files.remove(0);
+    let global = match flags.global_known_hosts.is_empty() {
+        true => c.global_known_hosts.clone(),
+        false => flags.global_known_hosts.clone(),
+    };
+    let agent = match c.identity_agent.as_deref() {
+        _ if c.identities_only => Agent::Off,
+        Some("none") => Agent::Off,
+        Some(socket) => Agent::Socket(PathBuf::from(socket)),
+        None => Agent::Env,
+    };
+    Ok((
+        Target {
+            host: c.hostname.clone(),
+            port: c.port,
+            user: c.user.clone(),
+            key_alias: c.host_key_alias.clone(),
+            proxy,
+            connect_timeout: connect_timeout.max(Duration::from_secs(1)),
+            idle_limit,
+            keepalive: keepalive.clamp(2, 60) as u32,
+        },
+        Credentials {
+            first_keys: flags.identity.iter().cloned().collect(),
+            keys: c.identity_files.clone(),
+            agent,
+            known_hosts,
+            more_known_hosts: user_files.into_iter().chain(global).collect(),
+            accept_new_host_keys: flags.accept_new_host_keys || c.strict == Strict::AcceptNew,
+            hash_new_lines: c.hash_known_hosts,
+        },
+    ))
 }
 
 struct Remote {
     name: String,
     target: Target,
+    credentials: Credentials,
     throttle: Throttle,
     /// The host passed the check (see [`HostPool::connect`]): a host
     /// admitted late passes it before its first task.
@@ -135,22 +244,36 @@ impl HostPool {
         cwd: &Path,
         options: Options,
     ) -> Result<HostPool> {
-        let remotes: Vec<Remote> = entries
-            .iter()
-            .filter_map(|e| match &e.place {
-                Place::Local => None,
-                Place::Remote { user, host, port } => Some(Remote {
+        let mut remotes: Vec<Remote> = Vec::new();
+        for e in entries {
+            if let Place::Remote { user, host, port } = &e.place {
+                let (target, credentials) = reach(&options.ssh, user.as_deref(), host, *port)
+                    .map_err(|why| Error::usage(format!("host {e}: {why}")))?;
+                remotes.push(Remote {
                     name: e.to_string(),
-                    target: Target {
-                        host: host.clone(),
-                        port: *port,
-                        user: user.clone().unwrap_or_else(local_user),
-                    },
+                    target,
+                    credentials,
                     throttle: Throttle::new(HANDSHAKES_PER_HOST),
                     checked: AtomicBool::new(false),
-                }),
-            })
-            .collect();
+                });
+            }
+        }
+        // Two names for one machine would double its load.
+        for (i, r) in remotes.iter().enumerate() {
+            let machine = |r: &Remote| {
+                (
+                    r.target.host.trim_end_matches('.').to_ascii_lowercase(),
+                    r.target.port,
+                    r.target.proxy.clone(),
+                )
+            };
+            if let Some(first) = remotes[..i].iter().find(|f| machine(f) == machine(r)) {
+                return Err(Error::usage(format!(
+                    "--hosts names one machine twice: {} and {} are both {}:{} in the ssh configuration; list it once, with more slots (N/)",
+                    first.name, r.name, r.target.host, r.target.port
+                )));
+            }
+        }
         let probe_file = AttemptGuard::new(wd.probe_path());
         crate::files::write_private(probe_file.path(), b"gmr probe\n").map_err(|e| {
             Error::io(
@@ -320,13 +443,7 @@ impl HostPool {
     fn open(&self, remote: &Remote, stop: &dyn Fn() -> bool) -> Result<Connection, TaskError> {
         let _host_turn = remote.throttle.acquire();
         let _turn = HANDSHAKES.acquire();
-        Connection::open(
-            &remote.target,
-            &self.options.credentials,
-            self.options.timeout,
-            stop,
-        )
-        .map_err(|e| {
+        Connection::open(&remote.target, &remote.credentials, stop).map_err(|e| {
             if interrupt::is_set() {
                 return TaskError::interrupted();
             }
@@ -346,14 +463,15 @@ impl HostPool {
 fn probe_all(remotes: &[Remote], options: &Options, command: &str) -> Result<Vec<Option<Probe>>> {
     let (tx, rx) = mpsc::channel();
     for (i, remote) in remotes.iter().enumerate() {
-        let (tx, target, options, command) = (
+        let (tx, target, credentials, options, command) = (
             tx.clone(),
             remote.target.clone(),
+            remote.credentials.clone(),
             options.clone(),
             command.to_string(),
         );
         std::thread::spawn(move || {
-            let _ = tx.send((i, probe(&target, &options, &command)));
+            let _ = tx.send((i, probe(&target, &credentials, &options, &command)));
         });
     }
     drop(tx);
@@ -411,11 +529,11 @@ fn probe_command(probe: &Path, wd: &Path, cwd: &Path, gmr: &Path) -> Result<Stri
     ))
 }
 
-fn probe(target: &Target, options: &Options, command: &str) -> Probe {
+fn probe(target: &Target, credentials: &Credentials, options: &Options, command: &str) -> Probe {
     let stop = interrupt::is_set;
     let conn = {
         let _turn = HANDSHAKES.acquire();
-        Connection::open(target, &options.credentials, options.timeout, &stop)
+        Connection::open(target, credentials, &stop)
     };
     let mut conn = match conn {
         Ok(c) => c,
@@ -569,26 +687,6 @@ impl Executor for SshExecutor {
     fn health(&self) -> Option<&Health> {
         Some(&self.pool.health)
     }
-}
-
-/// The user name on this machine (the default login on hosts).
-fn local_user() -> String {
-    if let Some(u) = std::env::var_os("USER").and_then(|u| u.into_string().ok())
-        && !u.is_empty()
-    {
-        return u;
-    }
-    // SAFETY: getpwuid returns a pointer to static storage or null; it is
-    // read at once, before another call could change it.
-    unsafe {
-        let pw = libc::getpwuid(libc::getuid());
-        if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    "root".to_string()
 }
 
 #[cfg(test)]
