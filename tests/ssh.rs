@@ -999,11 +999,38 @@ fn remote_tasks_refuse_a_job_spec_that_changed() {
         &format!("touch {}", d.path("pwned").display()),
     );
     assert_ne!(spec, evil);
-    fs::write(d.path("w/job.json"), evil).unwrap();
+    fs::write(d.path("w/job.json"), &evil).unwrap();
+    // The host's worker read the spec, checked, when it started: it goes
+    // on with that one, and the job ends as it began.
     let mut err = String::new();
     std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
     let status = child.0.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+    // A worker started on the swapped spec (after a crash, say) refuses
+    // it: the digest is the one the coordinator saved.
+    fs::create_dir(d.path("w2")).unwrap();
+    d.write("w2/job.json", &evil);
+    d.write("orig.json", &spec);
+    let sum = Command::new("sha256sum")
+        .arg(d.path("orig.json"))
+        .output()
+        .unwrap();
+    let digest = String::from_utf8(sum.stdout).unwrap()[..64].to_string();
+    let out = d
+        .gmr(&[
+            "task",
+            "--worker",
+            "1",
+            "--spec-digest",
+            &digest,
+            "--workdir",
+            "w2",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("changed since the job started"), "{err}");
     assert!(!d.path("pwned").exists(), "a host ran the swapped command");
 }

@@ -532,9 +532,14 @@ pub(crate) struct TaskArgs {
     #[arg(long, value_name = "HEX")]
     pub(crate) spec_digest: Option<String>,
 
+    /// Serve task attempts sent as JSON lines on stdin, N at once, until
+    /// stdin closes (the SSH executor's worker: one per host per job)
+    #[arg(long, value_name = "N", conflicts_with_all = ["task", "watch_stdin"])]
+    pub(crate) worker: Option<usize>,
+
     /// The task id: map-N, shuffle-N or reduce-N
-    #[arg(value_name = "TASK")]
-    pub(crate) task: String,
+    #[arg(value_name = "TASK", required_unless_present = "worker")]
+    pub(crate) task: Option<String>,
 }
 
 /// Parses `64M`, `1G`, `512K`, `100` (binary units).

@@ -360,16 +360,20 @@ fn task_command(args: TaskArgs, (_, child_nofile): Start) -> Result<()> {
             crate::interrupt::trigger();
         });
     }
-    // A host runs one task per slot, each in a process of its own: a
-    // task's parallel sort would only oversubscribe it.
-    let res = Resources::new(1, child_nofile);
     let wd = WorkDir::new(args.workdir);
     let spec = match &args.spec_digest {
         Some(digest) => JobSpec::load_checked(&wd, digest)?,
         None => JobSpec::load(&wd)?,
     };
     let job = Job::new(spec)?;
-    let id: TaskId = args.task.parse()?;
+    if let Some(slots) = args.worker {
+        let res = Resources::new(slots, child_nofile);
+        return crate::exec::worker::serve(wd, job, std::sync::Arc::new(res), slots);
+    }
+    // A host runs one task per slot, each in a process of its own: a
+    // task's parallel sort would only oversubscribe it.
+    let res = Resources::new(1, child_nofile);
+    let id: TaskId = args.task.unwrap_or_default().parse()?;
     match task::run(&wd, &job, &res, id, args.attempt) {
         Ok(report) => {
             println!("{}", serde_json::to_string(&report).expect("serializable"));

@@ -211,6 +211,7 @@ impl Placement {
                 timeout: ex.ssh_timeout.map(Duration::from_secs),
             },
             remote_gmr,
+            gmr_digest: None,
             local_slots: jobs(ex),
         };
         Ok(Placement::Hosts {
@@ -232,7 +233,7 @@ impl Placement {
             } => {
                 let gmr = match remote_gmr {
                     Some(path) => path,
-                    None => remote::copy_of_gmr(wd)?,
+                    None => remote::copy_of_gmr(wd)?.0,
                 };
                 Ok(match alloc {
                     Ok(alloc) => Pool::Steps(alloc, gmr, srun_args),
@@ -245,7 +246,9 @@ impl Placement {
                 copy_gmr,
             } => {
                 if copy_gmr {
-                    options.remote_gmr = remote::copy_of_gmr(wd)?;
+                    let (path, digest) = remote::copy_of_gmr(wd)?;
+                    options.remote_gmr = path;
+                    options.gmr_digest = Some(digest);
                 }
                 let pool = HostPool::connect(&entries, wd, cwd, options)?;
                 for warning in &pool.warnings {

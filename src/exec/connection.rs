@@ -800,6 +800,161 @@ impl Connection {
         })
     }
 
+    /// Starts `script` (as [`Connection::run`] does) and leaves it
+    /// running: a worker that reads orders on its stdin and answers in
+    /// lines on its stdout, moved along by [`Connection::pump`].
+    pub(crate) fn start(
+        &mut self,
+        script: &str,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Running, ExecError> {
+        let deadline = Instant::now() + self.idle_limit;
+        let started = self
+            .wait_for(deadline, stop, || self.session.channel_session())
+            .and_then(|mut channel| {
+                self.wait_for(deadline, stop, || channel.exec(REMOTE_SHELL))
+                    .map(|()| channel)
+            });
+        match started {
+            Ok(channel) => Ok(Running {
+                channel,
+                to_send: format!("{script}\n").into_bytes(),
+                stdout: Vec::new(),
+                stderr: Tail::default(),
+                heard: Instant::now(),
+                next_keepalive: Instant::now(),
+                out_done: false,
+                err_done: false,
+            }),
+            Err(Waited::Stopped) => Err(ExecError::Cancelled),
+            Err(Waited::TimedOut) => {
+                self.shutdown();
+                Err(ExecError::Hung(self.idle_limit.as_secs()))
+            }
+            Err(Waited::Failed(e)) => Err(ExecError::Start(e.message().to_string())),
+        }
+    }
+
+    /// Moves a running command along without waiting: sends what is
+    /// queued for its stdin, and adds the whole lines it printed to
+    /// `lines`. `Ok(Some(out))` once it ended; an error when the host is
+    /// lost, or has sent nothing for the idle limit (a live worker prints
+    /// a heartbeat well within it).
+    pub(crate) fn pump(
+        &self,
+        run: &mut Running,
+        lines: &mut Vec<String>,
+    ) -> Result<Option<Output>, ExecError> {
+        let lost = |e: io::Error| ExecError::Lost(e.to_string());
+        while !run.to_send.is_empty() {
+            match run.channel.write(&run.to_send) {
+                Ok(n) => {
+                    run.to_send.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(lost(e)),
+            }
+        }
+        let mut buf = [0u8; 16 << 10];
+        while !run.out_done {
+            match run.channel.read(&mut buf) {
+                Ok(0) => run.out_done = true,
+                Ok(n) => {
+                    run.heard = Instant::now();
+                    run.stdout.extend_from_slice(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(lost(e)),
+            }
+        }
+        while let Some(end) = memchr::memchr(b'\n', &run.stdout) {
+            let line: Vec<u8> = run.stdout.drain(..=end).collect();
+            lines.push(String::from_utf8_lossy(&line[..end]).into_owned());
+        }
+        // No answer is this long: whatever prints it is not the worker.
+        if run.stdout.len() > KEEP_OUTPUT {
+            run.stdout.clear();
+        }
+        if !run.err_done {
+            let mut stderr = run.channel.stderr();
+            if read_available(&mut stderr, &mut buf, &mut run.stderr, &mut run.err_done)
+                .map_err(lost)?
+            {
+                run.heard = Instant::now();
+            }
+        }
+        if run.out_done && run.err_done {
+            match run.channel.close().and_then(|()| run.channel.wait_close()) {
+                Ok(()) => {}
+                Err(e) if is_eagain(&e) => return Ok(None),
+                Err(e) => return Err(ExecError::Lost(e.message().to_string())),
+            }
+            let exit = match run.channel.exit_signal() {
+                Ok(sig) if sig.exit_signal.is_some() => {
+                    Exit::Signal(sig.exit_signal.unwrap_or_default())
+                }
+                _ => Exit::Code(
+                    run.channel
+                        .exit_status()
+                        .map_err(|e| ExecError::Lost(e.message().to_string()))?,
+                ),
+            };
+            return Ok(Some(Output {
+                stdout: std::mem::take(&mut run.stdout),
+                stderr: std::mem::take(&mut run.stderr.0),
+                exit,
+            }));
+        }
+        let now = Instant::now();
+        if now >= run.next_keepalive {
+            match self.session.keepalive_send() {
+                Ok(secs) => {
+                    run.next_keepalive = now + Duration::from_secs(u64::from(secs.max(1)));
+                }
+                Err(e) if is_eagain(&e) => run.next_keepalive = now + Duration::from_secs(1),
+                Err(e) => return Err(ExecError::Lost(e.message().to_string())),
+            }
+        }
+        if now.duration_since(run.heard) > self.idle_limit {
+            self.shutdown();
+            return Err(ExecError::Hung(self.idle_limit.as_secs()));
+        }
+        Ok(None)
+    }
+
+    /// Waits up to `ms` for the socket (as libssh2 wants it) or for `wake`
+    /// to be readable.
+    pub(crate) fn wait_with(&self, wake: RawFd, ms: i32) {
+        let mut events = libc::POLLIN;
+        if matches!(
+            self.session.block_directions(),
+            BlockDirections::Outbound | BlockDirections::Both
+        ) {
+            events |= libc::POLLOUT;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: self.fd,
+                events,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds; both descriptors outlive the call.
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), 2, ms);
+        }
+    }
+
+    /// Cuts the connection at once (what runs on it sees its stdin close).
+    pub(crate) fn cut(&self) {
+        self.shutdown();
+    }
+
     /// Waits (a little) for the socket to be ready the way libssh2 wants
     /// it; true when something arrived.
     fn wait_socket(&self) -> bool {
@@ -830,6 +985,34 @@ impl Connection {
         unsafe {
             libc::shutdown(self.fd, libc::SHUT_RDWR);
         }
+    }
+}
+
+/// A command left running by [`Connection::start`].
+pub(crate) struct Running {
+    channel: ssh2::Channel,
+    /// Queued for its stdin.
+    to_send: Vec<u8>,
+    /// Its stdout past the last whole line.
+    stdout: Vec<u8>,
+    stderr: Tail,
+    /// When it last printed anything.
+    heard: Instant,
+    next_keepalive: Instant,
+    out_done: bool,
+    err_done: bool,
+}
+
+impl Running {
+    /// Queues `line` (and a newline) for its stdin.
+    pub(crate) fn send_line(&mut self, line: &str) {
+        self.to_send.extend_from_slice(line.as_bytes());
+        self.to_send.push(b'\n');
+    }
+
+    /// The end of its stderr, for messages.
+    pub(crate) fn stderr_tail(&self) -> String {
+        super::remote::last_lines(&String::from_utf8_lossy(&self.stderr.0), 3)
     }
 }
 

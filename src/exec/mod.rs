@@ -33,6 +33,7 @@ pub(crate) mod sbatch;
 pub(crate) mod slurm;
 pub(crate) mod ssh;
 pub(crate) mod sshconfig;
+pub(crate) mod worker;
 
 use crate::error::TaskError;
 use crate::exec::health::Health;

@@ -34,6 +34,46 @@ pub(crate) fn task_command(
     )
 }
 
+/// The exit status of a host-side check that found the binary to run is
+/// not exactly this gmr.
+pub(crate) const NOT_OURS: i32 = 93;
+
+/// Shell lines that refuse (exit [`NOT_OURS`]) to go on unless the file
+/// `gmr` is a regular file, no link, the user's own, writable by nobody
+/// else, with the SHA-256 `digest`: checked on the host itself, with
+/// tools every host has, right before it is run (the coordinator's checks
+/// say nothing of what another host mounts).
+pub(crate) fn binary_check(gmr: &Path, digest: &str) -> String {
+    let f = shell_quote(&gmr.to_string_lossy());
+    format!(
+        "f={f}; {{ [ -f \"$f\" ] && [ ! -L \"$f\" ] && [ -O \"$f\" ]; }} || exit {NOT_OURS}; \
+         case $(ls -ln -- \"$f\") in ?????w*|????????w*) exit {NOT_OURS};; esac; \
+         s=$( (sha256sum -- \"$f\" || shasum -a 256 -- \"$f\") 2>/dev/null); \
+         [ \"${{s%% *}}\" = {digest} ] || exit {NOT_OURS}"
+    )
+}
+
+/// The shell command line that starts the worker of a host (see
+/// [`crate::exec::worker`]) with `slots` slots, for the job in `wd` (spec
+/// digest `digest`) in `cwd`, with the binary `gmr` — checked first when
+/// `gmr_digest` is known (the copy gmr made).
+pub(crate) fn worker_command(
+    gmr: &Path,
+    gmr_digest: Option<&str>,
+    cwd: &Path,
+    wd: &Path,
+    digest: &str,
+    slots: usize,
+) -> String {
+    let check = gmr_digest.map_or_else(String::new, |d| format!("{}; ", binary_check(gmr, d)));
+    format!(
+        "cd {} || exit {NO_CWD}; {check}exec {} task --worker {slots} --spec-digest {digest} --workdir {}",
+        shell_quote(&cwd.to_string_lossy()),
+        shell_quote(&gmr.to_string_lossy()),
+        shell_quote(&wd.to_string_lossy()),
+    )
+}
+
 /// How a remote command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Exit {
@@ -122,6 +162,13 @@ pub(crate) fn interpret(gmr: &Path, out: Output) -> std::result::Result<TaskRepo
                 last_lines(&stderr, 1)
             ),
         )),
+        (_, Exit::Code(NOT_OURS)) => Err(with_tail(
+            FailureKind::Host,
+            format!(
+                "{} there is not this gmr (not a plain file of yours, writable by others, or another digest): refusing to run it; remove it, or pass --remote-gmr PATH",
+                gmr.display()
+            ),
+        )),
         (_, Exit::Code(NO_CWD)) => Err(with_tail(
             FailureKind::Host,
             "the current directory of the job is gone there (a stale or lost mount?)".into(),
@@ -204,7 +251,7 @@ pub(crate) fn read_tail(r: &mut impl std::io::Read) -> Vec<u8> {
 /// digest, and is replaced otherwise; a new copy is written fresh (O_EXCL,
 /// O_NOFOLLOW) and renamed into place. The name carries the digest, so a
 /// rebuilt gmr (a resume after `cargo build`) gets a copy of its own.
-pub(crate) fn copy_of_gmr(wd: &WorkDir) -> Result<PathBuf> {
+pub(crate) fn copy_of_gmr(wd: &WorkDir) -> Result<(PathBuf, String)> {
     let me = std::env::current_exe().map_err(|e| Error::Usage {
         message: format!("cannot find the path of this gmr ({e}); pass --remote-gmr PATH"),
         source: Some(Box::new(e)),
@@ -242,13 +289,13 @@ pub(crate) fn copy_of_gmr(wd: &WorkDir) -> Result<PathBuf> {
     );
     if let Ok(meta) = std::fs::symlink_metadata(&target) {
         if ours_alone(&meta) && meta.is_file() && file_digest(&target).is_ok_and(|d| d == digest) {
-            return Ok(target);
+            return Ok((target, digest));
         }
         // Not exactly this gmr: never run, replaced.
         std::fs::remove_file(&target).map_err(|e| Error::io("cannot replace", &target, e))?;
     }
     copy_executable(&me, &target)?;
-    Ok(target)
+    Ok((target, digest))
 }
 
 /// The SHA-256 of a file, in hex.

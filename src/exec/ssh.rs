@@ -21,12 +21,13 @@
 //! host's ([`FailureKind::Host`]), which do not count against the task's
 //! retries.
 
-use super::connection::{Agent, Connection, Credentials, ExecError, Target, Throttle};
+use super::connection::{Agent, Connection, Credentials, ExecError, Running, Target, Throttle};
 use super::local::LocalExecutor;
-use super::remote::{self, Exit, NO_CWD, interpret, last_lines, shell_quote};
+use super::remote::{self, Exit, NO_CWD, last_lines, shell_quote};
 use super::sshconfig::{self, ConfigFiles, Proxy, Request, Strict};
+use super::worker::{Order, Reply};
 use super::{Executor, Slots};
-use crate::error::{Error, Result, TaskError};
+use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::exec::health::Health;
 use crate::exec::hosts::{HostEntry, Place};
 use crate::interrupt;
@@ -37,9 +38,9 @@ use crate::task::job::Job;
 use crate::task::report::TaskReport;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// SSH handshakes in flight from this process, all hosts together.
@@ -57,6 +58,9 @@ pub(crate) struct Options {
     pub(crate) ssh: SshFlags,
     /// The path of `gmr` on the hosts.
     pub(crate) remote_gmr: PathBuf,
+    /// Its SHA-256, when it is the copy gmr made: the hosts check it
+    /// before they run it.
+    pub(crate) gmr_digest: Option<String>,
     /// Slots of a `:` entry without `N/`.
     pub(crate) local_slots: usize,
 }
@@ -178,17 +182,17 @@ struct Remote {
     /// The host passed the check (see [`HostPool::connect`]): a host
     /// admitted late passes it before its first task.
     checked: AtomicBool,
+    /// Its slots: its worker's.
+    slots: usize,
+    /// The connection of its check, which its worker starts on.
+    first: Mutex<Option<Connection>>,
 }
 
 enum SlotKind {
     /// Slot N of the local executor.
     Local(usize),
-    Remote {
-        remote: usize,
-        conn: Mutex<Option<Connection>>,
-        /// Set to cancel the running attempt.
-        stop: AtomicBool,
-    },
+    /// Slot `index` of the worker of remote `remote`.
+    Remote { remote: usize, index: usize },
 }
 
 struct Slot {
@@ -255,6 +259,8 @@ impl HostPool {
                     credentials,
                     throttle: Throttle::new(HANDSHAKES_PER_HOST),
                     checked: AtomicBool::new(false),
+                    slots: 0,
+                    first: Mutex::new(None),
                 });
             }
         }
@@ -282,7 +288,7 @@ impl HostPool {
                 e,
             )
         })?;
-        let check = probe_command(probe_file.path(), wd.root(), cwd, &options.remote_gmr)?;
+        let check = probe_command(probe_file.path(), wd.root(), cwd, &options)?;
         let mut probes = probe_all(&remotes, &options, &check)?;
         drop(probe_file);
 
@@ -340,19 +346,22 @@ impl HostPool {
         let mut slots = Vec::new();
         let mut local_slots = 0;
         let mut per_host = 1;
-        for (name, remote, mut conn, n) in plan {
+        for (name, remote, conn, n) in plan {
             per_host = per_host.max(n);
-            for _ in 0..n {
+            if let Some(r) = remote {
+                remotes[r].slots = n;
+                *remotes[r]
+                    .first
+                    .get_mut()
+                    .unwrap_or_else(|e| e.into_inner()) = conn;
+            }
+            for index in 0..n {
                 let kind = match remote {
                     None => {
                         local_slots += 1;
                         SlotKind::Local(local_slots - 1)
                     }
-                    Some(remote) => SlotKind::Remote {
-                        remote,
-                        conn: Mutex::new(conn.take()),
-                        stop: AtomicBool::new(false),
-                    },
+                    Some(remote) => SlotKind::Remote { remote, index },
                 };
                 slots.push(Slot {
                     host: name.clone(),
@@ -399,16 +408,63 @@ impl HostPool {
         let spec = &job.spec;
         let local = (self.local_slots > 0)
             .then(|| LocalExecutor::new(wd.clone(), job.clone(), res, self.local_slots));
-        // Paths were checked to be UTF-8 by `connect`.
-        // A current directory gone on a host (a stale mount) is the host's
-        // failure, not the task's.
-        let command =
-            remote::task_command(&self.options.remote_gmr, &spec.cwd, wd.root(), digest, true);
+        // Paths were checked to be UTF-8 by `connect`. A current directory
+        // gone on a host (a stale mount) is the host's failure, not the
+        // task's.
+        let commands = self
+            .remotes
+            .iter()
+            .map(|r| {
+                remote::worker_command(
+                    &self.options.remote_gmr,
+                    self.options.gmr_digest.as_deref(),
+                    &spec.cwd,
+                    wd.root(),
+                    digest,
+                    r.slots.max(1),
+                )
+            })
+            .collect();
         SshExecutor {
-            pool: self,
+            links: self.remotes.iter().map(|_| OnceLock::new()).collect(),
+            pool: Arc::new(self),
             local,
-            command,
+            commands,
         }
+    }
+
+    /// Starts the worker of `remote` on `conn`, connecting (and checking
+    /// a late host) first when there is none. A reused connection the
+    /// server closed while idle gets a fresh one.
+    fn start_worker(
+        &self,
+        remote: &Remote,
+        conn: &mut Option<Connection>,
+        command: &str,
+    ) -> Result<Running, TaskError> {
+        let stop = interrupt::is_set;
+        for _ in 0..2 {
+            let reused = conn.is_some();
+            if conn.is_none() {
+                let mut fresh = self.open(remote, &stop)?;
+                self.check_late(remote, &mut fresh)?;
+                *conn = Some(fresh);
+            }
+            match conn.as_mut().expect("connected").start(command, &stop) {
+                Ok(worker) => return Ok(worker),
+                Err(e) => {
+                    *conn = None;
+                    match e {
+                        ExecError::Start(_) if reused => continue,
+                        ExecError::Cancelled => return Err(TaskError::interrupted()),
+                        e => return Err(TaskError::host(e.to_string())),
+                    }
+                }
+            }
+        }
+        Err(TaskError::host(
+            "cannot start a command on a fresh connection either",
+        ))
     }
 
     /// Checks a host admitted late, on its new connection, as every host
@@ -420,13 +476,8 @@ impl HostPool {
         let probe_file = AttemptGuard::new(self.wd.probe_path());
         crate::files::write_private(probe_file.path(), b"gmr probe\n")
             .map_err(|e| TaskError::task(format!("cannot write a probe file: {e}")))?;
-        let command = probe_command(
-            probe_file.path(),
-            self.wd.root(),
-            &self.cwd,
-            &self.options.remote_gmr,
-        )
-        .map_err(|e| TaskError::host(e.to_string()))?;
+        let command = probe_command(probe_file.path(), self.wd.root(), &self.cwd, &self.options)
+            .map_err(|e| TaskError::host(e.to_string()))?;
         match check(conn, &self.options, &command) {
             Checked::Ready(_) => {
                 remote.checked.store(true, Ordering::SeqCst);
@@ -507,7 +558,8 @@ fn probe_all(remotes: &[Remote], options: &Options, command: &str) -> Result<Vec
 const NO_WORKDIR: i32 = 91;
 
 /// The check run on each host before the job (see the module docs).
-fn probe_command(probe: &Path, wd: &Path, cwd: &Path, gmr: &Path) -> Result<String> {
+fn probe_command(probe: &Path, wd: &Path, cwd: &Path, options: &Options) -> Result<String> {
+    let gmr = &options.remote_gmr;
     let utf8 = |what: &str, p: &Path| {
         p.to_str().map(shell_quote).ok_or_else(|| {
             Error::usage(format!(
@@ -522,9 +574,14 @@ fn probe_command(probe: &Path, wd: &Path, cwd: &Path, gmr: &Path) -> Result<Stri
         utf8("the current directory", cwd)?,
         utf8("--remote-gmr", gmr)?,
     );
+    // The copy gmr made must be exactly it there too, before it runs.
+    let ours = match &options.gmr_digest {
+        Some(digest) => format!("{}; ", remote::binary_check(&options.remote_gmr, digest)),
+        None => String::new(),
+    };
     Ok(format!(
         "test -f {probe} || exit {NO_WORKDIR}; cd {cwd} || exit {NO_CWD}; \
-         command -v {gmr} >/dev/null || exit 127; {gmr} --version || exit 126; \
+         command -v {gmr} >/dev/null || exit 127; {ours}{gmr} --version || exit 126; \
          nproc 2>/dev/null || getconf _NPROCESSORS_ONLN"
     ))
 }
@@ -591,64 +648,270 @@ fn check(conn: &mut Connection, options: &Options, command: &str) -> Checked {
             "gmr not found at {gmr} there (remote exit 127); install gmr there, or pass --remote-gmr PATH"
         )),
         Exit::Code(126) => Checked::Dead(format!("{gmr} does not run there: {tail}")),
+        Exit::Code(remote::NOT_OURS) => Checked::Dead(format!(
+            "{gmr} there is not this gmr (not a plain file of yours, writable by others, or another digest): refusing to run it"
+        )),
         exit => Checked::Dead(format!("the check of the host {exit}: {tail}")),
     }
 }
 
-/// Runs tasks on SSH hosts (and local slots).
+/// Runs tasks on SSH hosts (and local slots): a worker per host, started
+/// on the first attempt given to it and kept for the job, fed by a thread
+/// of its own ([`serve_link`]).
 pub(crate) struct SshExecutor {
-    pool: HostPool,
+    pool: Arc<HostPool>,
     local: Option<LocalExecutor>,
-    /// The command line without the attempt and the task.
-    command: String,
+    /// Per remote: the command line that starts its worker.
+    commands: Vec<String>,
+    /// Per remote: the thread that talks to its worker, once started.
+    links: Vec<OnceLock<Link>>,
+}
+
+/// What a slot's thread asks of the thread of a host.
+enum Ask {
+    Run {
+        slot: usize,
+        task: TaskId,
+        attempt: u32,
+        reply: crossbeam_channel::Sender<Result<TaskReport, TaskError>>,
+    },
+    Cancel {
+        slot: usize,
+    },
+}
+
+/// The thread that talks to one host's worker.
+struct Link {
+    asks: Mutex<Option<crossbeam_channel::Sender<Ask>>>,
+    wake: Arc<Wake>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Link {
+    fn ask(&self, ask: Ask) -> bool {
+        let sent = match &*self.asks.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(tx) => tx.send(ask).is_ok(),
+            None => false,
+        };
+        self.wake.ring();
+        sent
+    }
+}
+
+/// An eventfd that wakes a host's thread from poll(2) when a slot asks
+/// something of it.
+struct Wake(std::os::fd::OwnedFd);
+
+impl Wake {
+    fn new() -> std::io::Result<Wake> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor this process owns.
+        Ok(Wake(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+
+    fn ring(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a u64 to an eventfd.
+        unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn drain(&self) {
+        let mut n: u64 = 0;
+        // SAFETY: reads 8 bytes into a u64 from a non-blocking eventfd.
+        unsafe { libc::read(self.fd(), (&mut n as *mut u64).cast(), 8) };
+    }
 }
 
 impl SshExecutor {
-    fn run_remote(
-        &self,
-        remote: &Remote,
-        conn: &Mutex<Option<Connection>>,
-        stop: &AtomicBool,
-        task: TaskId,
-        attempt: u32,
-    ) -> Result<TaskReport, TaskError> {
-        stop.store(false, Ordering::SeqCst);
-        let stop_now = || stop.load(Ordering::SeqCst) || interrupt::is_set();
-        let command = format!(
-            "{} --attempt {attempt} {}",
-            self.command,
-            shell_quote(&task.to_string())
-        );
-        let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-        // A reused connection may have been closed by the server while it
-        // was idle: that is no failure, a fresh one gets a second chance.
-        for _ in 0..2 {
-            let reused = conn.is_some();
-            if conn.is_none() {
-                let mut fresh = self.pool.open(remote, &stop_now)?;
-                self.pool.check_late(remote, &mut fresh)?;
-                *conn = Some(fresh);
+    /// The link to remote `r`, its thread started on first use.
+    fn link(&self, r: usize) -> &Link {
+        self.links[r].get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let wake = Arc::new(Wake::new().expect("an eventfd"));
+            let (pool, command, w) = (self.pool.clone(), self.commands[r].clone(), wake.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("gmr-host-{r}"))
+                .spawn(move || serve_link(&pool, r, &command, &rx, &w))
+                .expect("a thread for the host");
+            Link {
+                asks: Mutex::new(Some(tx)),
+                wake,
+                thread: Mutex::new(Some(thread)),
             }
-            let result = conn.as_mut().expect("connected").run(&command, &stop_now);
-            match result {
-                Ok(out) => return interpret(&self.pool.options.remote_gmr, out),
-                Err(e) => {
-                    *conn = None;
-                    match e {
-                        ExecError::Start(_) if reused => continue,
-                        ExecError::Cancelled if interrupt::is_set() => {
-                            return Err(TaskError::interrupted());
-                        }
-                        ExecError::Cancelled => return Err(TaskError::cancelled()),
-                        e => return Err(TaskError::host(e.to_string())),
-                    }
-                }
+        })
+    }
+}
+
+impl Drop for SshExecutor {
+    /// Ends every host's thread, which cuts its connection: the workers
+    /// see their stdin close and exit.
+    fn drop(&mut self) {
+        for link in self.links.iter().filter_map(OnceLock::get) {
+            link.asks.lock().unwrap_or_else(|e| e.into_inner()).take();
+            link.wake.ring();
+            if let Some(t) = link.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = t.join();
             }
         }
-        Err(TaskError::host(
-            "cannot start a command on a fresh connection either",
-        ))
     }
+}
+
+/// Talks to the worker of remote `r` until the executor goes: starts it
+/// (connecting first) on the first attempt, sends it the slots'
+/// attempts and cancels, and hands each `Done` to the slot that waits for
+/// it. A lost or hung host, or a worker that ended, fails the attempts it
+/// had (the host's failure); the next attempt starts a new worker.
+fn serve_link(
+    pool: &HostPool,
+    r: usize,
+    command: &str,
+    asks: &crossbeam_channel::Receiver<Ask>,
+    wake: &Wake,
+) {
+    use crossbeam_channel::{RecvTimeoutError, TryRecvError};
+    let remote = &pool.remotes[r];
+    let mut conn = remote
+        .first
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let mut worker: Option<Running> = None;
+    // Orders wait until the worker has spoken: the shell that execs it may
+    // read its stdin ahead (dash does) and swallow what comes too early.
+    let mut ready = false;
+    let mut held: Vec<String> = Vec::new();
+    let mut waiting: std::collections::HashMap<
+        usize,
+        crossbeam_channel::Sender<Result<TaskReport, TaskError>>,
+    > = Default::default();
+    let fail_all = |waiting: &mut std::collections::HashMap<_, _>, e: TaskError| {
+        for (_, reply) in waiting.drain() {
+            let reply: crossbeam_channel::Sender<Result<TaskReport, TaskError>> = reply;
+            let _ = reply.send(Err(e.clone()));
+        }
+    };
+    let mut lines = Vec::new();
+    loop {
+        let ask = match worker {
+            Some(_) => asks.try_recv().map_err(|e| e == TryRecvError::Disconnected),
+            None => asks
+                .recv_timeout(Duration::from_millis(200))
+                .map_err(|e| e == RecvTimeoutError::Disconnected),
+        };
+        match ask {
+            Ok(Ask::Run {
+                slot,
+                task,
+                attempt,
+                reply,
+            }) => {
+                if worker.is_none() {
+                    match pool.start_worker(remote, &mut conn, command) {
+                        Ok(w) => {
+                            worker = Some(w);
+                            ready = false;
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            continue;
+                        }
+                    }
+                }
+                let order = Order::Run {
+                    slot,
+                    task: task.to_string(),
+                    attempt,
+                };
+                held.push(serde_json::to_string(&order).expect("serializable"));
+                waiting.insert(slot, reply);
+                continue;
+            }
+            Ok(Ask::Cancel { slot }) => {
+                if waiting.contains_key(&slot) {
+                    let order = Order::Cancel { slot };
+                    held.push(serde_json::to_string(&order).expect("serializable"));
+                }
+                continue;
+            }
+            // The executor is gone: dropping the connection cuts the worker.
+            Err(true) => return,
+            Err(false) => {}
+        }
+        if interrupt::is_set() {
+            if let Some(c) = conn.take() {
+                c.cut();
+            }
+            worker = None;
+            fail_all(&mut waiting, TaskError::interrupted());
+            continue;
+        }
+        let (Some(c), Some(w)) = (conn.as_ref(), worker.as_mut()) else {
+            held.clear();
+            continue;
+        };
+        if ready {
+            for order in held.drain(..) {
+                w.send_line(&order);
+            }
+        }
+        lines.clear();
+        let pumped = c.pump(w, &mut lines);
+        for line in &lines {
+            match serde_json::from_str::<Reply>(line) {
+                Ok(Reply::Done { slot, result }) => {
+                    if let Some(reply) = waiting.remove(&slot) {
+                        let _ = reply.send((*result).map_err(stopped_there));
+                    }
+                }
+                Ok(Reply::Alive) => ready = true,
+                Err(_) => {}
+            }
+        }
+        match pumped {
+            Ok(None) => {
+                if lines.is_empty() {
+                    c.wait_with(wake.fd(), 100);
+                    wake.drain();
+                }
+            }
+            Ok(Some(out)) => {
+                worker = None;
+                let e = match remote::interpret(&pool.options.remote_gmr, out) {
+                    Err(e) => e,
+                    Ok(_) => TaskError::host("the worker there ended"),
+                };
+                fail_all(&mut waiting, e);
+            }
+            Err(e) => {
+                let tail = w.stderr_tail();
+                conn = None;
+                worker = None;
+                let mut e = TaskError::host(e.to_string());
+                e.stderr_tail = tail;
+                fail_all(&mut waiting, e);
+            }
+        }
+    }
+}
+
+/// A task stopped on the host, not by us (the worker saw an interrupt
+/// there): the host's doing.
+fn stopped_there(mut e: TaskError) -> TaskError {
+    if e.kind == FailureKind::Interrupted {
+        e.kind = FailureKind::Host;
+        e.message = format!("the task was stopped on the host: {}", e.message);
+    }
+    e
 }
 
 impl Executor for SshExecutor {
@@ -667,8 +930,18 @@ impl Executor for SshExecutor {
                 .as_ref()
                 .expect("local slots have an executor")
                 .run(*i, task, attempt),
-            SlotKind::Remote { remote, conn, stop } => {
-                self.run_remote(&self.pool.remotes[*remote], conn, stop, task, attempt)
+            SlotKind::Remote { remote, index } => {
+                let (reply, answer) = crossbeam_channel::bounded(1);
+                let asked = self.link(*remote).ask(Ask::Run {
+                    slot: *index,
+                    task,
+                    attempt,
+                    reply,
+                });
+                match answer.recv() {
+                    Ok(result) if asked => result,
+                    _ => Err(TaskError::host("the link to the host ended")),
+                }
             }
         }
     }
@@ -680,7 +953,11 @@ impl Executor for SshExecutor {
                     local.cancel(*i);
                 }
             }
-            SlotKind::Remote { stop, .. } => stop.store(true, Ordering::SeqCst),
+            SlotKind::Remote { remote, index } => {
+                if let Some(link) = self.links[*remote].get() {
+                    link.ask(Ask::Cancel { slot: *index });
+                }
+            }
         }
     }
 
@@ -695,13 +972,28 @@ mod tests {
 
     #[test]
     fn the_check_command_quotes_its_paths() {
+        let options = Options {
+            ssh: SshFlags {
+                config: ConfigFiles::Default,
+                identity: None,
+                known_hosts: None,
+                global_known_hosts: Vec::new(),
+                accept_new_host_keys: false,
+                timeout: None,
+            },
+            remote_gmr: PathBuf::from("/opt/gmr bin/gmr"),
+            gmr_digest: Some("ab12".into()),
+            local_slots: 1,
+        };
         let cmd = probe_command(
             Path::new("/w d/.gmr-probe-1"),
             Path::new("/w d"),
             Path::new("/home/o'neil"),
-            Path::new("/opt/gmr bin/gmr"),
+            &options,
         )
         .unwrap();
+        assert!(cmd.contains("f='/opt/gmr bin/gmr'; "), "{cmd}");
+        assert!(cmd.contains(r#"[ "${s%% *}" = ab12 ] || exit 93"#), "{cmd}");
         assert!(
             cmd.starts_with("test -f '/w d/.gmr-probe-1' || exit 91; "),
             "{cmd}"

@@ -698,6 +698,13 @@ impl Child<'_> {
             message,
             stderr_tail: tail.clone(),
         };
+        // A command killed by a cancel or an interrupt may be seen gone
+        // before the flag is: the flag says why it died.
+        let end = match end {
+            End::Done if interrupt::is_set() => End::Interrupted,
+            End::Done if interrupt::cancelled() => End::Cancelled,
+            end => end,
+        };
         match end {
             End::Interrupted => return Err(TaskError::interrupted()),
             End::Cancelled => return Err(TaskError::cancelled()),
