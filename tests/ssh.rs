@@ -48,6 +48,11 @@ fn free_port() -> u16 {
 
 impl Cluster {
     fn start(hosts: usize) -> Cluster {
+        Cluster::start_with(hosts, &[])
+    }
+
+    /// A cluster started with more options of `scripts/test-cluster start`.
+    fn start_with(hosts: usize, options: &[&str]) -> Cluster {
         let have_sshd = Path::new("/usr/sbin/sshd").exists()
             || Command::new("sh")
                 .args(["-c", "command -v sshd"])
@@ -71,6 +76,7 @@ impl Cluster {
                 .arg(&dir)
                 .arg(hosts.to_string())
                 .args(["--port", &port.to_string()])
+                .args(options)
                 .output()
                 .unwrap();
             if out.status.success() {
@@ -1588,4 +1594,52 @@ fn hosts_are_named_as_the_ssh_configuration_names_them() {
         .output()
         .unwrap();
     assert!(direct.status.success(), "node-c itself is up");
+}
+
+/// Many hosts: 64 of them on 127.0.1.x, served by 4 sshd processes of 16
+/// addresses each (sshd listens on 16 at most). The job's output equals
+/// the local run's, and every host ran tasks.
+#[test]
+fn sixty_four_hosts_share_one_job() {
+    let c = Cluster::start_with(64, &["--subnet", "1", "--per-sshd", "16"]);
+    let d = Dir::new();
+    let hosts: Vec<String> = fs::read_to_string(c.dir.join("hosts.txt"))
+        .unwrap()
+        .lines()
+        .map(|h| format!("1/{h}"))
+        .collect();
+    assert_eq!(hosts.len(), 64);
+    assert!(hosts[63].starts_with("1/127.0.1.65:"), "{}", hosts[63]);
+    let reference = local_word_count(&d, &words_map());
+    let t0 = Instant::now();
+    let out = run(
+        &d,
+        &[
+            "run",
+            "-q",
+            "-m",
+            &words_map(),
+            "-r",
+            &sum_reduce(),
+            "-R",
+            "3",
+            "--split-size",
+            "24K",
+            "--joblog",
+            "log.jsonl",
+        ],
+        &[c.args(&hosts.join(","), "w"), vec![gutenberg()]].concat(),
+    );
+    assert_eq!(out.ok(), reference);
+    within(t0, 120);
+    let used: std::collections::BTreeSet<String> = joblog(d.path("log.jsonl"))
+        .iter()
+        .map(|l| l["host"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        used.len(),
+        64,
+        "tasks ran on {} hosts: {used:?}",
+        used.len()
+    );
 }

@@ -26,7 +26,7 @@ use super::local::LocalExecutor;
 use super::remote::{self, Exit, NO_CWD, last_lines, shell_quote};
 use super::sshconfig::{self, ConfigFiles, Proxy, Request, Strict};
 use super::worker::{Order, Reply};
-use super::{Executor, Slots};
+use super::{Done, Ended, Executor, Slots};
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::exec::health::Health;
 use crate::exec::hosts::{HostEntry, Place};
@@ -44,11 +44,14 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// SSH handshakes in flight from this process, all hosts together.
-static HANDSHAKES: Throttle = Throttle::new(8);
+static HANDSHAKES: Throttle = Throttle::new(16);
+/// Hosts checked at once before the job.
+const PROBE_THREADS: usize = 32;
 /// SSH handshakes in flight to one host.
 const HANDSHAKES_PER_HOST: usize = 4;
-/// Once one host is ready, how long the others may take to be checked
-/// before the job starts without them (they are tried again later).
+/// Once one host is ready, how long the checks of the others may go
+/// without any answering before the job starts without those left (they
+/// are tried again later).
 const PROBE_GRACE: Duration = Duration::from_secs(5);
 
 /// How to reach the hosts.
@@ -291,6 +294,20 @@ impl HostPool {
         let check = probe_command(probe_file.path(), wd.root(), cwd, &options)?;
         let mut probes = probe_all(&remotes, &options, &check)?;
         drop(probe_file);
+        // A host not checked yet gets the slots most checked hosts have
+        // (clusters are mostly alike), not one for the whole job.
+        let mut cores: Vec<usize> = probes
+            .iter()
+            .filter_map(|p| match p {
+                Some(Probe::Ready { cores, .. }) => Some(*cores),
+                _ => None,
+            })
+            .collect();
+        cores.sort_unstable();
+        let usual_cores = cores
+            .chunk_by(|a, b| a == b)
+            .max_by_key(|run| run.len())
+            .map_or(1, |run| run[0]);
 
         let mut names: Vec<String> = Vec::new();
         let mut plan: Vec<(String, Option<usize>, Option<Connection>, usize)> = Vec::new();
@@ -318,7 +335,7 @@ impl HostPool {
                                 "host {name}: {why}; the job starts without it and tries it again later"
                             ));
                             failures.push((name.clone(), why, false));
-                            plan.push((name, Some(i), None, entry.slots.unwrap_or(1)));
+                            plan.push((name, Some(i), None, entry.slots.unwrap_or(usual_cores)));
                         }
                         Probe::Dead(why) => {
                             warnings.push(format!("host {name}: {why}; the job runs without it"));
@@ -513,26 +530,46 @@ impl HostPool {
 /// an interrupt is answered at once even while hosts time out.
 fn probe_all(remotes: &[Remote], options: &Options, command: &str) -> Result<Vec<Option<Probe>>> {
     let (tx, rx) = mpsc::channel();
-    for (i, remote) in remotes.iter().enumerate() {
-        let (tx, target, credentials, options, command) = (
-            tx.clone(),
-            remote.target.clone(),
-            remote.credentials.clone(),
-            options.clone(),
-            command.to_string(),
-        );
+    let hosts: Arc<Vec<(Target, Credentials)>> = Arc::new(
+        remotes
+            .iter()
+            .map(|r| (r.target.clone(), r.credentials.clone()))
+            .collect(),
+    );
+    // A bounded pool of checkers, whatever the number of hosts: each takes
+    // the next host not yet taken.
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..remotes.len().min(PROBE_THREADS) {
+        let (tx, hosts, next) = (tx.clone(), hosts.clone(), next.clone());
+        let (options, command) = (options.clone(), command.to_string());
         std::thread::spawn(move || {
-            let _ = tx.send((i, probe(&target, &credentials, &options, &command)));
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= hosts.len() || interrupt::is_set() {
+                    return;
+                }
+                let (target, credentials) = &hosts[i];
+                if tx
+                    .send((i, probe(target, credentials, &options, &command)))
+                    .is_err()
+                {
+                    return;
+                }
+            }
         });
     }
     drop(tx);
     let mut probes: Vec<Option<Probe>> = remotes.iter().map(|_| None).collect();
     let mut left = remotes.len();
+    // Once one host is ready, the others have as long as they keep
+    // answering: the job waits for checks that progress (however many
+    // hosts queue behind the handshake limit), not for silent ones.
     let mut give_up: Option<Instant> = None;
     while left > 0 && give_up.is_none_or(|t| Instant::now() < t) {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok((i, p)) => {
-                if matches!(p, Probe::Ready { .. }) && give_up.is_none() {
+                let ready = matches!(p, Probe::Ready { .. });
+                if ready || give_up.is_some() {
                     give_up = Some(Instant::now() + PROBE_GRACE);
                 }
                 probes[i] = Some(p);
@@ -544,10 +581,11 @@ fn probe_all(remotes: &[Remote], options: &Options, command: &str) -> Result<Vec
     }
     interrupt::check()?;
     // Hosts still being checked: the job starts without them (their
-    // threads end by the timeout on their own).
+    // checkers end by the timeout on their own).
+    next.store(usize::MAX / 2, Ordering::SeqCst);
     for p in probes.iter_mut().filter(|p| p.is_none()) {
         *p = Some(Probe::Down(format!(
-            "not ready {} s after the first host (slow or hung?)",
+            "no answer to its check while the others answered, for {} s (slow or hung?)",
             PROBE_GRACE.as_secs()
         )));
     }
@@ -574,14 +612,19 @@ fn probe_command(probe: &Path, wd: &Path, cwd: &Path, options: &Options) -> Resu
         utf8("the current directory", cwd)?,
         utf8("--remote-gmr", gmr)?,
     );
-    // The copy gmr made must be exactly it there too, before it runs.
+    // The copy gmr made must be exactly it there too (its digest says its
+    // version); another gmr says its version.
     let ours = match &options.gmr_digest {
-        Some(digest) => format!("{}; ", remote::binary_check(&options.remote_gmr, digest)),
-        None => String::new(),
+        Some(digest) => format!(
+            "{}; echo {}",
+            remote::binary_check(&options.remote_gmr, digest),
+            shell_quote(concat!("gmr ", env!("CARGO_PKG_VERSION")))
+        ),
+        None => format!("{gmr} --version || exit 126"),
     };
     Ok(format!(
         "test -f {probe} || exit {NO_WORKDIR}; cd {cwd} || exit {NO_CWD}; \
-         command -v {gmr} >/dev/null || exit 127; {ours}{gmr} --version || exit 126; \
+         command -v {gmr} >/dev/null || exit 127; {ours}; \
          nproc 2>/dev/null || getconf _NPROCESSORS_ONLN"
     ))
 }
@@ -667,13 +710,16 @@ pub(crate) struct SshExecutor {
     links: Vec<OnceLock<Link>>,
 }
 
-/// What a slot's thread asks of the thread of a host.
+/// Where the end of an attempt goes.
+type Answer = Box<dyn FnOnce(Result<TaskReport, TaskError>) + Send>;
+
+/// What the coordinator asks of the thread of a host.
 enum Ask {
     Run {
         slot: usize,
         task: TaskId,
         attempt: u32,
-        reply: crossbeam_channel::Sender<Result<TaskReport, TaskError>>,
+        reply: Answer,
     },
     Cancel {
         slot: usize,
@@ -688,10 +734,11 @@ struct Link {
 }
 
 impl Link {
-    fn ask(&self, ask: Ask) -> bool {
+    /// Sends `ask` to the host's thread; gives it back if that is gone.
+    fn ask(&self, ask: Ask) -> Result<(), Ask> {
         let sent = match &*self.asks.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(tx) => tx.send(ask).is_ok(),
-            None => false,
+            Some(tx) => tx.send(ask).map_err(|e| e.0),
+            None => Err(ask),
         };
         self.wake.ring();
         sent
@@ -790,14 +837,10 @@ fn serve_link(
     // read its stdin ahead (dash does) and swallow what comes too early.
     let mut ready = false;
     let mut held: Vec<String> = Vec::new();
-    let mut waiting: std::collections::HashMap<
-        usize,
-        crossbeam_channel::Sender<Result<TaskReport, TaskError>>,
-    > = Default::default();
-    let fail_all = |waiting: &mut std::collections::HashMap<_, _>, e: TaskError| {
+    let mut waiting: std::collections::HashMap<usize, Answer> = Default::default();
+    let fail_all = |waiting: &mut std::collections::HashMap<usize, Answer>, e: TaskError| {
         for (_, reply) in waiting.drain() {
-            let reply: crossbeam_channel::Sender<Result<TaskReport, TaskError>> = reply;
-            let _ = reply.send(Err(e.clone()));
+            reply(Err(e.clone()));
         }
     };
     let mut lines = Vec::new();
@@ -822,7 +865,7 @@ fn serve_link(
                             ready = false;
                         }
                         Err(e) => {
-                            let _ = reply.send(Err(e));
+                            reply(Err(e));
                             continue;
                         }
                     }
@@ -870,7 +913,7 @@ fn serve_link(
             match serde_json::from_str::<Reply>(line) {
                 Ok(Reply::Done { slot, result }) => {
                     if let Some(reply) = waiting.remove(&slot) {
-                        let _ = reply.send((*result).map_err(stopped_there));
+                        reply((*result).map_err(stopped_there));
                     }
                 }
                 Ok(Reply::Alive) => ready = true,
@@ -923,6 +966,7 @@ impl Executor for SshExecutor {
         &self.pool.slots[slot].host
     }
 
+    /// Local slots run on the coordinator's thread for the slot.
     fn run(&self, slot: usize, task: TaskId, attempt: u32) -> Result<TaskReport, TaskError> {
         match &self.pool.slots[slot].kind {
             SlotKind::Local(i) => self
@@ -930,20 +974,38 @@ impl Executor for SshExecutor {
                 .as_ref()
                 .expect("local slots have an executor")
                 .run(*i, task, attempt),
-            SlotKind::Remote { remote, index } => {
-                let (reply, answer) = crossbeam_channel::bounded(1);
-                let asked = self.link(*remote).ask(Ask::Run {
-                    slot: *index,
-                    task,
-                    attempt,
-                    reply,
-                });
-                match answer.recv() {
-                    Ok(result) if asked => result,
-                    _ => Err(TaskError::host("the link to the host ended")),
+            SlotKind::Remote { .. } => {
+                let (done, ended) = crossbeam_channel::bounded(1);
+                self.start(slot, task, attempt, &done);
+                match ended.recv() {
+                    Ok(ended) => ended.result,
+                    Err(_) => Err(TaskError::host("the link to the host ended")),
                 }
             }
         }
+    }
+
+    /// A remote slot's attempt goes to its host's thread, which sends its
+    /// end to `done`: no coordinator thread waits per remote slot, however
+    /// many hosts and slots.
+    fn start(&self, slot: usize, task: TaskId, attempt: u32, done: &Done) -> bool {
+        let SlotKind::Remote { remote, index } = &self.pool.slots[slot].kind else {
+            return false;
+        };
+        let done = done.clone();
+        let reply: Answer = Box::new(move |result| {
+            let _ = done.send(Ended { slot, result });
+        });
+        let ask = Ask::Run {
+            slot: *index,
+            task,
+            attempt,
+            reply,
+        };
+        if let Err(Ask::Run { reply, .. }) = self.link(*remote).ask(ask) {
+            reply(Err(TaskError::host("the link to the host ended")));
+        }
+        true
     }
 
     fn cancel(&self, slot: usize) {
@@ -955,7 +1017,7 @@ impl Executor for SshExecutor {
             }
             SlotKind::Remote { remote, index } => {
                 if let Some(link) = self.links[*remote].get() {
-                    link.ask(Ask::Cancel { slot: *index });
+                    let _ = link.ask(Ask::Cancel { slot: *index });
                 }
             }
         }
