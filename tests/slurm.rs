@@ -260,6 +260,32 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
     let log = word_count(&cluster, &d, "", "a2", "./killed.sh", "--retries 0");
     assert_lost_host(&log);
 
+    // squeue failing as a controller that times out does: an element
+    // still running is not taken for gone. With GMR_SLURM_GRACE=3, the
+    // old rule gave up on map-00000 (12 s) about 8 s after submitting it,
+    // cancelled and resubmitted it; now nothing is resubmitted.
+    d.script(
+        "fakebin/squeue",
+        "echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2\nexit 1",
+    );
+    d.script(
+        "sleepy.sh",
+        "if [ \"$GMR_TASK\" = map-00000 ]; then sleep 12; fi\nexec \"$0.real\"",
+    );
+    std::fs::copy(words_map(), d.path("sleepy.sh.real")).unwrap();
+    let log = word_count(
+        &cluster,
+        &d,
+        "PATH=$PWD/fakebin:$PATH GMR_SLURM_GRACE=3 ",
+        "a4",
+        "./sleepy.sh",
+        "",
+    );
+    assert!(
+        log.lines().all(|l| l.contains("\"status\":\"ok\"")),
+        "an attempt was given up on while squeue failed:\n{log}"
+    );
+
     // Ctrl-C cancels every array gmr submitted.
     let out = cluster.sh(
         &d,

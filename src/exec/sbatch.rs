@@ -41,7 +41,8 @@ const POLL: Duration = Duration::from_millis(500);
 /// How long an element that ended on its own (COMPLETED, FAILED: its
 /// script ran to its end and wrote the exit file), or that `squeue` no
 /// longer lists, may stay without an exit file: on NFS a file another node
-/// made can take this long to be seen.
+/// made can take this long to be seen. `GMR_SLURM_GRACE` (seconds) sets
+/// another (a slower NFS; the tests).
 const GRACE: Duration = Duration::from_secs(60);
 /// The same for an element stopped before its script ended (cancelled,
 /// timed out, its node lost): no exit file is coming.
@@ -173,6 +174,19 @@ struct Arrays {
     /// Every array job submitted, for Ctrl-C.
     submitted: Mutex<Vec<String>>,
     stop: AtomicBool,
+    /// [`GRACE`], or `GMR_SLURM_GRACE`.
+    grace: Duration,
+}
+
+/// What the cluster last said of the elements out: `squeue`'s (or, when
+/// it does not answer, `sacct`'s) states, and when. A view that failed says
+/// nothing: an element it does not list is not gone.
+struct View {
+    states: HashMap<String, String>,
+    /// When the states were read.
+    at: Instant,
+    /// The last poll answered (a controller that times out does not).
+    fresh: bool,
 }
 
 /// Runs attempts as elements of job arrays. The attempts need no thread of
@@ -209,6 +223,10 @@ impl ArrayExecutor {
             batches: AtomicUsize::new(0),
             submitted: Mutex::default(),
             stop: AtomicBool::new(false),
+            grace: std::env::var("GMR_SLURM_GRACE")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map_or(GRACE, Duration::from_secs),
         });
         let watcher = {
             let arrays = Arc::clone(&arrays);
@@ -340,7 +358,11 @@ impl Arrays {
     /// [`BATCH_WINDOW`], and ends those whose element left an exit file or
     /// ended without one; until the executor is dropped.
     fn watch(&self) {
-        let mut states = HashMap::new();
+        let mut view = View {
+            states: HashMap::new(),
+            at: Instant::now(),
+            fresh: false,
+        };
         let mut polled: Option<Instant> = None;
         while !self.stop.load(Ordering::SeqCst) {
             if interrupt::is_set() {
@@ -374,12 +396,20 @@ impl Arrays {
                 if !jobs.is_empty() {
                     polled = Some(Instant::now());
                     let jobs: Vec<String> = jobs.into_iter().collect();
-                    if let Some(now) = squeue(&jobs.join(",")) {
-                        states = now;
+                    let jobs = jobs.join(",");
+                    match squeue(&jobs).or_else(|| sacct(&jobs)) {
+                        Some(states) => {
+                            view = View {
+                                states,
+                                at: Instant::now(),
+                                fresh: true,
+                            }
+                        }
+                        None => view.fresh = false,
                     }
                 }
             }
-            self.end_finished(&states);
+            self.end_finished(&view);
             std::thread::sleep(TICK);
         }
     }
@@ -434,7 +464,7 @@ impl Arrays {
 
     /// Ends the flights whose element left its exit file, or ended without
     /// one for longer than its grace (`states`: the last `squeue` view).
-    fn end_finished(&self, states: &HashMap<String, String>) {
+    fn end_finished(&self, view: &View) {
         // One listing per batch with elements out, not a lookup per
         // element: thousands of elements are out at once.
         let batches: HashSet<usize> = self
@@ -464,13 +494,17 @@ impl Arrays {
             for (&slot, f) in q.flights.iter_mut() {
                 let e = &f.element;
                 let exit = self.batch_dir(e.batch).join(format!("{}.exit", e.line));
-                let state = states.get(&e.id()).map(String::as_str);
+                let state = view.states.get(&e.id()).map(String::as_str);
+                // Only a view read since the element was submitted, by a
+                // poll that answered, says it ended or is gone.
+                let known = view.fresh && view.at > f.submitted;
                 // How long to wait for the exit file once the element
-                // ended; None while it lives.
+                // ended; None while it lives, or nobody knows.
                 let grace = match state {
-                    None if now.duration_since(f.submitted) > GRACE_STOPPED => Some(GRACE),
+                    _ if !known => None,
+                    None if view.at.duration_since(f.submitted) > GRACE_STOPPED => Some(self.grace),
                     None => None,
-                    Some(s) if ENDED.contains(&s) => Some(GRACE),
+                    Some(s) if ENDED.contains(&s) => Some(self.grace),
                     Some(s) if STOPPED.contains(&s) => Some(GRACE_STOPPED),
                     Some(_) => None,
                 };
@@ -539,9 +573,33 @@ fn scancel(element: &Element) {
         .status();
 }
 
+/// `sacct`'s states of the elements of `jobs` (from the accounting
+/// database, which answers while slurmctld does not); None where it does
+/// not answer either (no accounting storage).
+fn sacct(jobs: &str) -> Option<HashMap<String, String>> {
+    let out = Command::new("sacct")
+        .args(["-n", "-P", "-X", "-j", jobs, "-o", "JobID,State"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let states: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        // `CANCELLED by 0` is CANCELLED.
+        .map(|(id, state)| {
+            let state = state.split_whitespace().next().unwrap_or("");
+            (id.trim().to_string(), state.to_string())
+        })
+        .collect();
+    // An empty answer is no answer: accounting may lag behind the queue.
+    (!states.is_empty()).then_some(states)
+}
+
 /// `squeue`'s states of the elements of `jobs` (comma-separated ids); None
-/// when it does not answer (slurmctld busy or restarting), which says
-/// nothing of the elements.
+/// when it does not answer (slurmctld busy or restarting: "slurm_load_jobs
+/// error: Socket timed out"), which says nothing of the elements.
 fn squeue(jobs: &str) -> Option<HashMap<String, String>> {
     if jobs.is_empty() {
         return Some(HashMap::new());
