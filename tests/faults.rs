@@ -1244,3 +1244,72 @@ fn a_record_past_max_record_stops_the_job_naming_its_input() {
         .fails(2);
     assert!(err.contains("is out of range"), "{err}");
 }
+
+/// An attempt of an earlier job that outlived it (the array element of a
+/// killed coordinator, say) never commits into the output of a later job
+/// that took the directory over from a work directory of its own: the
+/// output directory names the job whose parts it takes.
+#[test]
+fn a_stray_attempt_never_commits_into_a_later_jobs_output() {
+    let d = Dir::new();
+    d.write("in.txt", "b\na\nc\n");
+    // Job 1 fails in its reducer, leaving w1 (its spec, its map output).
+    d.script("r1.sh", "[ -e ok ] || exit 3\ntr a-z A-Z");
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "./r1.sh",
+        "-R",
+        "1",
+        "--retries",
+        "0",
+        "-o",
+        "out",
+        "--workdir",
+        "w1",
+        "in.txt",
+    ])
+    .fails(1);
+    // Job 2 takes the output directory over; its reducer is slow.
+    let mut job2 = d
+        .gmr(&[
+            "run",
+            "-q",
+            "-m",
+            "cat",
+            "-r",
+            "touch started2; sleep 3; cat",
+            "-R",
+            "1",
+            "-o",
+            "out",
+            "--force",
+            "--workdir",
+            "w2",
+            "in.txt",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&d.path("started2"));
+    // Job 1's reduce runs now, as its orphaned array element would.
+    d.write("ok", "");
+    let stray = d
+        .gmr(&["task", "--workdir", "w1", "reduce-00000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&stray.stderr);
+    assert_eq!(stray.status.code(), Some(1), "{err}");
+    assert!(err.contains("is no longer job"), "{err}");
+    let status = job2.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(read(d.path("out/part-00000")), b"a\nb\nc\n");
+    assert!(d.path("out/_SUCCESS").exists());
+    assert!(
+        !d.path("out/.gmr-job").exists(),
+        "the claim goes with success"
+    );
+}

@@ -122,6 +122,8 @@ impl<'a> Lifecycle<'a> {
             }
             digest
         };
+        // Parts commit into the output only while it names this job.
+        crate::store::output::claim(&job.spec.output, &job.spec.job)?;
         let local = matches!(pool, Pool::Local(_));
         let res = Arc::new(Resources::new(pool.local_slots(), child_nofile));
         let exec = pool.executor(wd, &job, &digest, Arc::clone(&res))?;

@@ -4,7 +4,7 @@
 //! partition order.
 
 use crate::error::{Error, Result};
-use crate::store::workdir::{self, success_marker};
+use crate::store::workdir::{self, claim_marker, success_marker};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -191,8 +191,38 @@ fn refuse_to_replace(dir: &Path, keep: &[(&str, &Path)]) -> Result<()> {
     Ok(())
 }
 
+/// Claims `output` for `job`: from now on only attempts of that job commit
+/// parts there (an attempt of an earlier job that outlived it, an array
+/// element of a killed coordinator, finds another name and stops). Written
+/// whole and renamed into place.
+pub(crate) fn claim(output: &Path, job: &str) -> Result<()> {
+    let marker = claim_marker(output);
+    let tmp = workdir::attempt_path(&marker, 0);
+    let written = crate::files::create_new(&tmp)
+        .and_then(|mut f| {
+            f.write_all(format!("{job}\n").as_bytes())?;
+            crate::files::close_file(f, true)
+        })
+        .and_then(|()| fs::rename(&tmp, &marker))
+        .and_then(|()| crate::files::sync_dir(output));
+    written.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io("cannot write", &marker, e)
+    })
+}
+
+/// The job `output` is claimed for, if any.
+pub(crate) fn claimed_by(output: &Path) -> io::Result<Option<String>> {
+    match fs::read_to_string(claim_marker(output)) {
+        Ok(text) => Ok(Some(text.trim().to_string())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes `_SUCCESS` into `output`, the last file of a finished job, once
-/// every part is durable.
+/// every part is durable; the job's claim goes with it (no attempt of it
+/// commits any more).
 pub(crate) fn mark_success(output: &Path) -> Result<()> {
     let marker = success_marker(output);
     // A new file, never through a link: one left by an earlier run of the
@@ -206,7 +236,13 @@ pub(crate) fn mark_success(output: &Path) -> Result<()> {
     crate::files::create_output(&marker)
         .and_then(|f| crate::files::close_file(f, true))
         .and_then(|()| crate::files::sync_dir(output))
-        .map_err(|e| Error::io("cannot write", &marker, e))
+        .map_err(|e| Error::io("cannot write", &marker, e))?;
+    match fs::remove_file(claim_marker(output)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(Error::io("cannot remove", &claim_marker(output), e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Writes `bytes` to stdout. A closed stdout (`| head`) is not an error.

@@ -439,7 +439,10 @@ pub(crate) fn is_output_name(name: &str) -> bool {
         .strip_suffix(".gz")
         .or_else(|| name.strip_suffix(".zst"))
         .unwrap_or(name);
-    name == "_SUCCESS" || part(stem) || (is_attempt_name(name) && name.starts_with(".part-"))
+    name == "_SUCCESS"
+        || name == ".gmr-job"
+        || part(stem)
+        || (is_attempt_name(name) && name.starts_with(".part-"))
 }
 
 /// Part `p` of the job's output directory `output`, its name ending in
@@ -452,6 +455,13 @@ pub(crate) fn output_part(output: &Path, p: usize, ext: &str) -> PathBuf {
 /// committed.
 pub(crate) fn success_marker(output: &Path) -> PathBuf {
     output.join("_SUCCESS")
+}
+
+/// The file that names the job whose parts the output directory takes
+/// while it runs (docs/contracts.md §3): a part commits only while it
+/// names the attempt's job.
+pub(crate) fn claim_marker(output: &Path) -> PathBuf {
+    output.join(".gmr-job")
 }
 
 /// A unique name beside `target` for one attempt at writing it:

@@ -65,6 +65,27 @@ impl Attempt<'_> {
         }
     }
 
+    /// Fails unless the output directory is still claimed for this
+    /// attempt's job (see [`crate::store::output::claim`]): the work
+    /// directory's identity says nothing of an output directory that a
+    /// later job, in another work directory, took over.
+    pub(super) fn fence_output(&self) -> Result<(), TaskError> {
+        let output = &self.job.spec.output;
+        let claimed = crate::store::output::claimed_by(output).map_err(|e| {
+            let marker = crate::store::workdir::claim_marker(output);
+            TaskError::io(crate::error::io_message("cannot read", &marker, &e), &e)
+        })?;
+        match claimed {
+            Some(job) if job == self.job.spec.job => Ok(()),
+            _ => Err(TaskError::fatal(format!(
+                "{}: the output directory {} is no longer job {}'s (another job took it over, or this one ended); this attempt stops without committing",
+                self.name,
+                output.display(),
+                self.job.spec.job
+            ))),
+        }
+    }
+
     /// How the task runs one of the job's commands: in the job's
     /// directory, with its key spec and the open-file limit commands get.
     pub(super) fn context<'a>(
@@ -193,6 +214,9 @@ pub(super) fn write_part<T>(
         .len();
     crate::files::close_file(file, durable).map_err(io_failure("cannot write", guard.path()))?;
     at.fence()?;
+    if durable {
+        at.fence_output()?;
+    }
     workdir::commit(guard.path(), target)?;
     guard.keep();
     Ok((value, len))
