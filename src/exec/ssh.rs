@@ -612,12 +612,13 @@ fn probe_command(probe: &Path, wd: &Path, cwd: &Path, options: &Options) -> Resu
         utf8("the current directory", cwd)?,
         utf8("--remote-gmr", gmr)?,
     );
-    // The copy gmr made must be exactly it there too (its digest says its
-    // version); another gmr says its version.
+    // The copy gmr made is not run here: the worker's command checks its
+    // digest right before it runs it (which says its version too); here
+    // only that it is there and the user's. Another gmr says its version.
     let ours = match &options.gmr_digest {
-        Some(digest) => format!(
-            "{}; echo {}",
-            remote::binary_check(&options.remote_gmr, digest),
+        Some(_) => format!(
+            "{{ [ -f {gmr} ] && [ ! -L {gmr} ] && [ -O {gmr} ]; }} || exit {}; echo {}",
+            remote::NOT_OURS,
             shell_quote(concat!("gmr ", env!("CARGO_PKG_VERSION")))
         ),
         None => format!("{gmr} --version || exit 126"),
@@ -1054,13 +1055,28 @@ mod tests {
             &options,
         )
         .unwrap();
-        assert!(cmd.contains("f='/opt/gmr bin/gmr'; "), "{cmd}");
-        assert!(cmd.contains(r#"[ "${s%% *}" = ab12 ] || exit 93"#), "{cmd}");
+        assert!(
+            cmd.contains("[ -O '/opt/gmr bin/gmr' ]; } || exit 93"),
+            "{cmd}"
+        );
         assert!(
             cmd.starts_with("test -f '/w d/.gmr-probe-1' || exit 91; "),
             "{cmd}"
         );
         assert!(cmd.contains(r"cd '/home/o'\''neil' || exit 92"), "{cmd}");
-        assert!(cmd.contains("'/opt/gmr bin/gmr' --version"), "{cmd}");
+        let installed = probe_command(
+            Path::new("/w/.gmr-probe-1"),
+            Path::new("/w"),
+            Path::new("/"),
+            &Options {
+                gmr_digest: None,
+                ..options
+            },
+        )
+        .unwrap();
+        assert!(
+            installed.contains("'/opt/gmr bin/gmr' --version"),
+            "{installed}"
+        );
     }
 }
