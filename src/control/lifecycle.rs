@@ -427,6 +427,9 @@ impl Drop for Lifecycle<'_> {
     /// A job that stops without finishing (an error between phases, a
     /// panic) leaves a final status all the same.
     fn drop(&mut self) {
+        // However the job ended here, no attempt of it commits into the
+        // output any more (a resume claims it again).
+        crate::store::output::release(&self.job.spec.output);
         if crate::interrupt::is_set() {
             self.tracker.interrupted();
         } else {

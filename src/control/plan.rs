@@ -231,9 +231,13 @@ impl Placement {
                 remote_gmr,
                 srun_args,
             } => {
+                // The copy gmr made is checked on the node before it runs.
                 let gmr = match remote_gmr {
-                    Some(path) => path,
-                    None => remote::copy_of_gmr(wd)?.0,
+                    Some(path) => (path, None),
+                    None => {
+                        let (path, digest) = remote::copy_of_gmr(wd)?;
+                        (path, Some(digest))
+                    }
                 };
                 Ok(match alloc {
                     Ok(alloc) => Pool::Steps(alloc, gmr, srun_args),

@@ -922,9 +922,9 @@ impl Connection {
         Ok(None)
     }
 
-    /// Waits up to `ms` for the socket (as libssh2 wants it) or for `wake`
-    /// to be readable.
-    pub(crate) fn wait_with(&self, wake: RawFd, ms: i32) {
+    /// The socket, and the events libssh2 waits for on it, for a poll(2)
+    /// over many connections.
+    pub(crate) fn pollfd(&self) -> libc::pollfd {
         let mut events = libc::POLLIN;
         if matches!(
             self.session.block_directions(),
@@ -932,21 +932,10 @@ impl Connection {
         ) {
             events |= libc::POLLOUT;
         }
-        let mut fds = [
-            libc::pollfd {
-                fd: self.fd,
-                events,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: wake,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds; both descriptors outlive the call.
-        unsafe {
-            libc::poll(fds.as_mut_ptr(), 2, ms);
+        libc::pollfd {
+            fd: self.fd,
+            events,
+            revents: 0,
         }
     }
 

@@ -27,6 +27,7 @@ pub(crate) mod connection;
 pub(crate) mod health;
 pub(crate) mod hosts;
 pub(crate) mod knownhosts;
+pub(crate) mod links;
 pub(crate) mod local;
 pub(crate) mod remote;
 pub(crate) mod sbatch;
@@ -133,10 +134,18 @@ pub(crate) enum Pool {
     Hosts(Box<ssh::HostPool>),
     /// The nodes of a Slurm allocation, the gmr their steps run, and the
     /// options of every srun.
-    Steps(slurm::Allocation, std::path::PathBuf, Vec<String>),
+    Steps(
+        slurm::Allocation,
+        (std::path::PathBuf, Option<String>),
+        Vec<String>,
+    ),
     /// Slurm job arrays: attempts at once, `MaxArraySize`, the gmr the
     /// elements run, and the options of every sbatch.
-    Arrays((usize, usize), std::path::PathBuf, Vec<String>),
+    Arrays(
+        (usize, usize),
+        (std::path::PathBuf, Option<String>),
+        Vec<String>,
+    ),
 }
 
 impl Pool {

@@ -15,21 +15,21 @@ use std::path::{Path, PathBuf};
 pub(crate) const NO_CWD: i32 = 92;
 
 /// The shell command line that runs `gmr task` for the job in `wd` (whose
-/// spec has the SHA-256 `digest`) in `cwd` with the binary `gmr`; its
-/// attempt and task follow. `watch_stdin`: the task ends when its stdin
-/// closes (a dropped SSH connection).
+/// spec has the SHA-256 `digest`) in `cwd` with the binary `gmr` — checked
+/// first ([`binary_check`]) when `gmr_digest` is known (the copy gmr
+/// made); its attempt and task follow.
 pub(crate) fn task_command(
     gmr: &Path,
+    gmr_digest: Option<&str>,
     cwd: &Path,
     wd: &Path,
     digest: &str,
-    watch_stdin: bool,
 ) -> String {
+    let check = gmr_digest.map_or_else(String::new, |d| format!("{}; ", binary_check(gmr, d)));
     format!(
-        "cd {} || exit {NO_CWD}; exec {} task{} --spec-digest {digest} --workdir {}",
+        "cd {} || exit {NO_CWD}; {check}exec {} task --spec-digest {digest} --workdir {}",
         shell_quote(&cwd.to_string_lossy()),
         shell_quote(&gmr.to_string_lossy()),
-        if watch_stdin { " --watch-stdin" } else { "" },
         shell_quote(&wd.to_string_lossy()),
     )
 }

@@ -206,14 +206,14 @@ impl ArrayExecutor {
         wd: &WorkDir,
         job: &Job,
         digest: &str,
-        gmr: PathBuf,
+        gmr: (PathBuf, Option<String>),
         sbatch_args: Vec<String>,
         (slots, max_array): (usize, usize),
     ) -> ArrayExecutor {
         let arrays = Arc::new(Arrays {
             dir: wd.slurm_dir(),
-            command: task_command(&gmr, &job.spec.cwd, wd.root(), digest, false),
-            gmr,
+            command: task_command(&gmr.0, gmr.1.as_deref(), &job.spec.cwd, wd.root(), digest),
+            gmr: gmr.0,
             sbatch_args,
             max_array: max_array.max(1),
             slots: slots.max(1),

@@ -172,7 +172,7 @@ impl SlurmExecutor {
         wd: &WorkDir,
         job: &Job,
         digest: &str,
-        gmr: PathBuf,
+        gmr: (PathBuf, Option<String>),
         srun_args: Vec<String>,
     ) -> SlurmExecutor {
         let slots: Vec<String> = alloc
@@ -198,8 +198,8 @@ impl SlurmExecutor {
         SlurmExecutor {
             job_id: alloc.job_id.clone(),
             health: Health::new(alloc.nodes.iter().map(|n| n.0.clone())),
-            command: task_command(&gmr, &job.spec.cwd, wd.root(), digest, false),
-            gmr,
+            command: task_command(&gmr.0, gmr.1.as_deref(), &job.spec.cwd, wd.root(), digest),
+            gmr: gmr.0,
             srun_args,
             running: slots.iter().map(|_| Mutex::new(None)).collect(),
             slots,

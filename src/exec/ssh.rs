@@ -22,12 +22,12 @@
 //! retries.
 
 use super::connection::{Agent, Connection, Credentials, ExecError, Running, Target, Throttle};
+use super::links::{Answer, Ask, Links, StartFn};
 use super::local::LocalExecutor;
 use super::remote::{self, Exit, NO_CWD, last_lines, shell_quote};
 use super::sshconfig::{self, ConfigFiles, Proxy, Request, Strict};
-use super::worker::{Order, Reply};
 use super::{Done, Ended, Executor, Slots};
-use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::error::{Error, Result, TaskError};
 use crate::exec::health::Health;
 use crate::exec::hosts::{HostEntry, Place};
 use crate::interrupt;
@@ -38,9 +38,9 @@ use crate::task::job::Job;
 use crate::task::report::TaskReport;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// SSH handshakes in flight from this process, all hosts together.
@@ -428,7 +428,7 @@ impl HostPool {
         // Paths were checked to be UTF-8 by `connect`. A current directory
         // gone on a host (a stale mount) is the host's failure, not the
         // task's.
-        let commands = self
+        let commands: Vec<String> = self
             .remotes
             .iter()
             .map(|r| {
@@ -442,11 +442,23 @@ impl HostPool {
                 )
             })
             .collect();
+        let first = self
+            .remotes
+            .iter()
+            .map(|r| r.first.lock().unwrap_or_else(|e| e.into_inner()).take())
+            .collect();
+        let gmr = self.options.remote_gmr.clone();
+        let pool = Arc::new(self);
+        let starter = pool.clone();
+        let start: Arc<StartFn> = Arc::new(move |host: usize, conn: Option<Connection>| {
+            let mut conn = conn;
+            let worker = starter.start_worker(&starter.remotes[host], &mut conn, &commands[host]);
+            (conn, worker)
+        });
         SshExecutor {
-            links: self.remotes.iter().map(|_| OnceLock::new()).collect(),
-            pool: Arc::new(self),
+            links: Links::new(first, start, gmr),
+            pool,
             local,
-            commands,
         }
     }
 
@@ -700,262 +712,12 @@ fn check(conn: &mut Connection, options: &Options, command: &str) -> Checked {
 }
 
 /// Runs tasks on SSH hosts (and local slots): a worker per host, started
-/// on the first attempt given to it and kept for the job, fed by a thread
-/// of its own ([`serve_link`]).
+/// on the first attempt given to it and kept for the job, fed by a few
+/// threads whatever the number of hosts ([`Links`]).
 pub(crate) struct SshExecutor {
     pool: Arc<HostPool>,
     local: Option<LocalExecutor>,
-    /// Per remote: the command line that starts its worker.
-    commands: Vec<String>,
-    /// Per remote: the thread that talks to its worker, once started.
-    links: Vec<OnceLock<Link>>,
-}
-
-/// Where the end of an attempt goes.
-type Answer = Box<dyn FnOnce(Result<TaskReport, TaskError>) + Send>;
-
-/// What the coordinator asks of the thread of a host.
-enum Ask {
-    Run {
-        slot: usize,
-        task: TaskId,
-        attempt: u32,
-        reply: Answer,
-    },
-    Cancel {
-        slot: usize,
-    },
-}
-
-/// The thread that talks to one host's worker.
-struct Link {
-    asks: Mutex<Option<crossbeam_channel::Sender<Ask>>>,
-    wake: Arc<Wake>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl Link {
-    /// Sends `ask` to the host's thread; gives it back if that is gone.
-    fn ask(&self, ask: Ask) -> Result<(), Ask> {
-        let sent = match &*self.asks.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(tx) => tx.send(ask).map_err(|e| e.0),
-            None => Err(ask),
-        };
-        self.wake.ring();
-        sent
-    }
-}
-
-/// An eventfd that wakes a host's thread from poll(2) when a slot asks
-/// something of it.
-struct Wake(std::os::fd::OwnedFd);
-
-impl Wake {
-    fn new() -> std::io::Result<Wake> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: eventfd returns a new descriptor or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor this process owns.
-        Ok(Wake(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
-    }
-
-    fn fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.0.as_raw_fd()
-    }
-
-    fn ring(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a u64 to an eventfd.
-        unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    fn drain(&self) {
-        let mut n: u64 = 0;
-        // SAFETY: reads 8 bytes into a u64 from a non-blocking eventfd.
-        unsafe { libc::read(self.fd(), (&mut n as *mut u64).cast(), 8) };
-    }
-}
-
-impl SshExecutor {
-    /// The link to remote `r`, its thread started on first use.
-    fn link(&self, r: usize) -> &Link {
-        self.links[r].get_or_init(|| {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let wake = Arc::new(Wake::new().expect("an eventfd"));
-            let (pool, command, w) = (self.pool.clone(), self.commands[r].clone(), wake.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("gmr-host-{r}"))
-                .spawn(move || serve_link(&pool, r, &command, &rx, &w))
-                .expect("a thread for the host");
-            Link {
-                asks: Mutex::new(Some(tx)),
-                wake,
-                thread: Mutex::new(Some(thread)),
-            }
-        })
-    }
-}
-
-impl Drop for SshExecutor {
-    /// Ends every host's thread, which cuts its connection: the workers
-    /// see their stdin close and exit.
-    fn drop(&mut self) {
-        for link in self.links.iter().filter_map(OnceLock::get) {
-            link.asks.lock().unwrap_or_else(|e| e.into_inner()).take();
-            link.wake.ring();
-            if let Some(t) = link.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                let _ = t.join();
-            }
-        }
-    }
-}
-
-/// Talks to the worker of remote `r` until the executor goes: starts it
-/// (connecting first) on the first attempt, sends it the slots'
-/// attempts and cancels, and hands each `Done` to the slot that waits for
-/// it. A lost or hung host, or a worker that ended, fails the attempts it
-/// had (the host's failure); the next attempt starts a new worker.
-fn serve_link(
-    pool: &HostPool,
-    r: usize,
-    command: &str,
-    asks: &crossbeam_channel::Receiver<Ask>,
-    wake: &Wake,
-) {
-    use crossbeam_channel::{RecvTimeoutError, TryRecvError};
-    let remote = &pool.remotes[r];
-    let mut conn = remote
-        .first
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
-    let mut worker: Option<Running> = None;
-    // Orders wait until the worker has spoken: the shell that execs it may
-    // read its stdin ahead (dash does) and swallow what comes too early.
-    let mut ready = false;
-    let mut held: Vec<String> = Vec::new();
-    let mut waiting: std::collections::HashMap<usize, Answer> = Default::default();
-    let fail_all = |waiting: &mut std::collections::HashMap<usize, Answer>, e: TaskError| {
-        for (_, reply) in waiting.drain() {
-            reply(Err(e.clone()));
-        }
-    };
-    let mut lines = Vec::new();
-    loop {
-        let ask = match worker {
-            Some(_) => asks.try_recv().map_err(|e| e == TryRecvError::Disconnected),
-            None => asks
-                .recv_timeout(Duration::from_millis(200))
-                .map_err(|e| e == RecvTimeoutError::Disconnected),
-        };
-        match ask {
-            Ok(Ask::Run {
-                slot,
-                task,
-                attempt,
-                reply,
-            }) => {
-                if worker.is_none() {
-                    match pool.start_worker(remote, &mut conn, command) {
-                        Ok(w) => {
-                            worker = Some(w);
-                            ready = false;
-                        }
-                        Err(e) => {
-                            reply(Err(e));
-                            continue;
-                        }
-                    }
-                }
-                let order = Order::Run {
-                    slot,
-                    task: task.to_string(),
-                    attempt,
-                };
-                held.push(serde_json::to_string(&order).expect("serializable"));
-                waiting.insert(slot, reply);
-                continue;
-            }
-            Ok(Ask::Cancel { slot }) => {
-                if waiting.contains_key(&slot) {
-                    let order = Order::Cancel { slot };
-                    held.push(serde_json::to_string(&order).expect("serializable"));
-                }
-                continue;
-            }
-            // The executor is gone: dropping the connection cuts the worker.
-            Err(true) => return,
-            Err(false) => {}
-        }
-        if interrupt::is_set() {
-            if let Some(c) = conn.take() {
-                c.cut();
-            }
-            worker = None;
-            fail_all(&mut waiting, TaskError::interrupted());
-            continue;
-        }
-        let (Some(c), Some(w)) = (conn.as_ref(), worker.as_mut()) else {
-            held.clear();
-            continue;
-        };
-        if ready {
-            for order in held.drain(..) {
-                w.send_line(&order);
-            }
-        }
-        lines.clear();
-        let pumped = c.pump(w, &mut lines);
-        for line in &lines {
-            match serde_json::from_str::<Reply>(line) {
-                Ok(Reply::Done { slot, result }) => {
-                    if let Some(reply) = waiting.remove(&slot) {
-                        reply((*result).map_err(stopped_there));
-                    }
-                }
-                Ok(Reply::Alive) => ready = true,
-                Err(_) => {}
-            }
-        }
-        match pumped {
-            Ok(None) => {
-                if lines.is_empty() {
-                    c.wait_with(wake.fd(), 100);
-                    wake.drain();
-                }
-            }
-            Ok(Some(out)) => {
-                worker = None;
-                let e = match remote::interpret(&pool.options.remote_gmr, out) {
-                    Err(e) => e,
-                    Ok(_) => TaskError::host("the worker there ended"),
-                };
-                fail_all(&mut waiting, e);
-            }
-            Err(e) => {
-                let tail = w.stderr_tail();
-                conn = None;
-                worker = None;
-                let mut e = TaskError::host(e.to_string());
-                e.stderr_tail = tail;
-                fail_all(&mut waiting, e);
-            }
-        }
-    }
-}
-
-/// A task stopped on the host, not by us (the worker saw an interrupt
-/// there): the host's doing.
-fn stopped_there(mut e: TaskError) -> TaskError {
-    if e.kind == FailureKind::Interrupted {
-        e.kind = FailureKind::Host;
-        e.message = format!("the task was stopped on the host: {}", e.message);
-    }
-    e
+    links: Links,
 }
 
 impl Executor for SshExecutor {
@@ -1003,9 +765,7 @@ impl Executor for SshExecutor {
             attempt,
             reply,
         };
-        if let Err(Ask::Run { reply, .. }) = self.link(*remote).ask(ask) {
-            reply(Err(TaskError::host("the link to the host ended")));
-        }
+        self.links.ask(*remote, ask);
         true
     }
 
@@ -1017,9 +777,7 @@ impl Executor for SshExecutor {
                 }
             }
             SlotKind::Remote { remote, index } => {
-                if let Some(link) = self.links[*remote].get() {
-                    let _ = link.ask(Ask::Cancel { slot: *index });
-                }
+                self.links.ask(*remote, Ask::Cancel { slot: *index });
             }
         }
     }

@@ -211,6 +211,11 @@ pub(crate) fn claim(output: &Path, job: &str) -> Result<()> {
     })
 }
 
+/// Ends the claim on `output` (see [`claim`]).
+pub(crate) fn release(output: &Path) {
+    let _ = fs::remove_file(claim_marker(output));
+}
+
 /// The job `output` is claimed for, if any.
 pub(crate) fn claimed_by(output: &Path) -> io::Result<Option<String>> {
     match fs::read_to_string(claim_marker(output)) {
@@ -237,12 +242,8 @@ pub(crate) fn mark_success(output: &Path) -> Result<()> {
         .and_then(|f| crate::files::close_file(f, true))
         .and_then(|()| crate::files::sync_dir(output))
         .map_err(|e| Error::io("cannot write", &marker, e))?;
-    match fs::remove_file(claim_marker(output)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            Err(Error::io("cannot remove", &claim_marker(output), e))
-        }
-        _ => Ok(()),
-    }
+    release(output);
+    Ok(())
 }
 
 /// Writes `bytes` to stdout. A closed stdout (`| head`) is not an error.
