@@ -1643,3 +1643,57 @@ fn sixty_four_hosts_share_one_job() {
         used.len()
     );
 }
+
+/// A host that answers its check only after the job started (hung, then
+/// resumed) is admitted with the slots of the largest checked host, its
+/// worker running no more at once than its own check finds cores: it runs
+/// tasks, and the output is whole.
+#[test]
+fn a_host_that_answers_late_gets_slots_and_runs_tasks() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    d.write("in.txt", "a\nb\n".repeat(40));
+    let m = d.script("m.sh", "sleep 0.3; cat");
+    c.control("hang-host", 2);
+    let mut args: Vec<String> = ["run", "-q", "-m", m.to_str().unwrap(), "-r", "cat"]
+        .map(String::from)
+        .to_vec();
+    args.extend(c.args(&c.path("hosts.txt"), "w"));
+    args.extend(
+        [
+            "--ssh-timeout",
+            "5",
+            "--split-size",
+            "4",
+            "--joblog",
+            "log",
+            "-o",
+            "out",
+            "in.txt",
+        ]
+        .map(String::from),
+    );
+    let child = d
+        .gmr(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    wait_for(&d.path("log"));
+    c.control("resume-host", 2);
+    let status = child.0.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("tries it again later"), "{err}");
+    let late = joblog(d.path("log"))
+        .into_iter()
+        .filter(|l| l["host"].as_str() == Some(c.host(2).as_str()) && l["status"] == "ok")
+        .count();
+    assert!(late > 0, "the late host ran no task");
+    let mut want = "a\nb\n".repeat(40).into_bytes();
+    want.sort_unstable();
+    let mut got = parts(d.path("out"));
+    got.sort_unstable();
+    assert_eq!(got, want);
+}

@@ -537,6 +537,11 @@ pub(crate) struct TaskArgs {
     #[arg(long, value_name = "N", conflicts_with_all = ["task", "watch_stdin"])]
     pub(crate) worker: Option<usize>,
 
+    /// With --worker: run at most C of its attempts at once (the others
+    /// wait in the worker), for a host whose slots were guessed
+    #[arg(long, value_name = "C", requires = "worker")]
+    pub(crate) cores: Option<usize>,
+
     /// The task id: map-N, shuffle-N or reduce-N
     #[arg(value_name = "TASK", required_unless_present = "worker")]
     pub(crate) task: Option<String>,

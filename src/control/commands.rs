@@ -368,7 +368,8 @@ fn task_command(args: TaskArgs, (_, child_nofile): Start) -> Result<()> {
     let job = Job::new(spec)?;
     if let Some(slots) = args.worker {
         let res = Resources::new(slots, child_nofile);
-        return crate::exec::worker::serve(wd, job, std::sync::Arc::new(res), slots);
+        let at_once = args.cores.unwrap_or(slots).clamp(1, slots);
+        return crate::exec::worker::serve(wd, job, std::sync::Arc::new(res), slots, at_once);
     }
     // A host runs one task per slot, each in a process of its own: a
     // task's parallel sort would only oversubscribe it.

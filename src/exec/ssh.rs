@@ -187,6 +187,12 @@ struct Remote {
     checked: AtomicBool,
     /// Its slots: its worker's.
     slots: usize,
+    /// Its slots were guessed (no `N/`, not checked before the job): its
+    /// worker runs at most as many attempts at once as its own check
+    /// finds cores.
+    guessed: bool,
+    /// The cores its check found (0: not checked yet).
+    cores: std::sync::atomic::AtomicUsize,
     /// The connection of its check, which its worker starts on.
     first: Mutex<Option<Connection>>,
 }
@@ -263,6 +269,8 @@ impl HostPool {
                     throttle: Throttle::new(HANDSHAKES_PER_HOST),
                     checked: AtomicBool::new(false),
                     slots: 0,
+                    guessed: false,
+                    cores: std::sync::atomic::AtomicUsize::new(0),
                     first: Mutex::new(None),
                 });
             }
@@ -294,20 +302,18 @@ impl HostPool {
         let check = probe_command(probe_file.path(), wd.root(), cwd, &options)?;
         let mut probes = probe_all(&remotes, &options, &check)?;
         drop(probe_file);
-        // A host not checked yet gets the slots most checked hosts have
-        // (clusters are mostly alike), not one for the whole job.
-        let mut cores: Vec<usize> = probes
+        // A host not checked yet gets as many slots as the largest checked
+        // host, not one for the whole job; its worker runs at most as many
+        // attempts at once as its own check, whenever it comes, finds
+        // cores (the others wait there).
+        let most_cores = probes
             .iter()
             .filter_map(|p| match p {
                 Some(Probe::Ready { cores, .. }) => Some(*cores),
                 _ => None,
             })
-            .collect();
-        cores.sort_unstable();
-        let usual_cores = cores
-            .chunk_by(|a, b| a == b)
-            .max_by_key(|run| run.len())
-            .map_or(1, |run| run[0]);
+            .max()
+            .unwrap_or(1);
 
         let mut names: Vec<String> = Vec::new();
         let mut plan: Vec<(String, Option<usize>, Option<Connection>, usize)> = Vec::new();
@@ -335,7 +341,8 @@ impl HostPool {
                                 "host {name}: {why}; the job starts without it and tries it again later"
                             ));
                             failures.push((name.clone(), why, false));
-                            plan.push((name, Some(i), None, entry.slots.unwrap_or(usual_cores)));
+                            remotes[i].guessed = entry.slots.is_none();
+                            plan.push((name, Some(i), None, entry.slots.unwrap_or(most_cores)));
                         }
                         Probe::Dead(why) => {
                             warnings.push(format!("host {name}: {why}; the job runs without it"));
@@ -479,7 +486,13 @@ impl HostPool {
                 self.check_late(remote, &mut fresh)?;
                 *conn = Some(fresh);
             }
-            match conn.as_mut().expect("connected").start(command, &stop) {
+            // A guessed host's worker runs no more at once than its cores.
+            let cores = remote.cores.load(Ordering::SeqCst);
+            let command = match remote.guessed && cores > 0 {
+                true => format!("{command} --cores {cores}"),
+                false => command.to_string(),
+            };
+            match conn.as_mut().expect("connected").start(&command, &stop) {
                 Ok(worker) => return Ok(worker),
                 Err(e) => {
                     *conn = None;
@@ -508,7 +521,8 @@ impl HostPool {
         let command = probe_command(probe_file.path(), self.wd.root(), &self.cwd, &self.options)
             .map_err(|e| TaskError::host(e.to_string()))?;
         match check(conn, &self.options, &command) {
-            Checked::Ready(_) => {
+            Checked::Ready(cores) => {
+                remote.cores.store(cores, Ordering::SeqCst);
                 remote.checked.store(true, Ordering::SeqCst);
                 Ok(())
             }

@@ -67,8 +67,19 @@ pub(crate) enum Reply {
 }
 
 /// Serves orders from stdin until it closes, running tasks of `job` in
-/// `wd` in `slots` slots.
-pub(crate) fn serve(wd: WorkDir, job: Job, res: Arc<Resources>, slots: usize) -> Result<()> {
+/// `wd` in `slots` slots, at most `at_once` at a time (a host whose slots
+/// were guessed before its cores were known: the others wait here).
+pub(crate) fn serve(
+    wd: WorkDir,
+    job: Job,
+    res: Arc<Resources>,
+    slots: usize,
+    at_once: usize,
+) -> Result<()> {
+    let turns = Arc::new(Turns::new(at_once));
+    // Per slot: cancelled before its attempt got a turn.
+    let cancelled: Arc<Vec<AtomicBool>> =
+        Arc::new((0..slots).map(|_| AtomicBool::new(false)).collect());
     let cwd = Arc::new(job.spec.cwd.clone());
     let local = Arc::new(LocalExecutor::new(wd, job, res, slots));
     let out = Arc::new(Mutex::new(std::io::stdout()));
@@ -96,12 +107,20 @@ pub(crate) fn serve(wd: WorkDir, job: Job, res: Arc<Resources>, slots: usize) ->
                 attempt,
             } => {
                 let (local, out, cwd) = (local.clone(), out.clone(), cwd.clone());
+                let (turns, cancelled) = (turns.clone(), cancelled.clone());
+                if let Some(c) = cancelled.get(slot) {
+                    c.store(false, Ordering::SeqCst);
+                }
                 running.push(std::thread::spawn(move || {
+                    let _turn = turns.take();
                     let result = match task.parse::<TaskId>() {
                         _ if slot >= local.slots() => Err(TaskError::host(format!(
                             "slot {slot} of a worker with {} slots",
                             local.slots()
                         ))),
+                        _ if cancelled[slot].load(Ordering::SeqCst) => {
+                            Err(TaskError::cancelled())
+                        }
                         // Its commands would fail to start: the host's
                         // failure (a stale or lost mount), not the task's.
                         _ if !cwd.is_dir() => Err(TaskError::host(
@@ -120,7 +139,10 @@ pub(crate) fn serve(wd: WorkDir, job: Job, res: Arc<Resources>, slots: usize) ->
                 }));
                 running.retain(|t| !t.is_finished());
             }
-            Order::Cancel { slot } if slot < local.slots() => local.cancel(slot),
+            Order::Cancel { slot } if slot < local.slots() => {
+                cancelled[slot].store(true, Ordering::SeqCst);
+                local.cancel(slot);
+            }
             Order::Cancel { .. } => {}
         }
     }
@@ -134,10 +156,68 @@ pub(crate) fn serve(wd: WorkDir, job: Job, res: Arc<Resources>, slots: usize) ->
     Ok(())
 }
 
+/// At most so many attempts running at once.
+struct Turns {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// A turn to run, given back when dropped.
+struct Turn<'a>(&'a Turns);
+
+impl Turns {
+    fn new(n: usize) -> Turns {
+        Turns {
+            free: std::sync::Mutex::new(n.max(1)),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn take(&self) -> Turn<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Turn(self)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// Writes one reply line; a closed stdout (the coordinator gone) is seen
 /// on stdin soon after.
 fn send(out: &Mutex<std::io::Stdout>, reply: &Reply) {
     let line = serde_json::to_string(reply).expect("serializable");
     let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_bound_the_attempts_running_at_once() {
+        let turns = Turns::new(2);
+        let running = std::sync::atomic::AtomicUsize::new(0);
+        let most = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let _turn = turns.take();
+                    let n = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(10));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
 }
