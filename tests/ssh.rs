@@ -1697,3 +1697,57 @@ fn a_host_that_answers_late_gets_slots_and_runs_tasks() {
     got.sort_unstable();
     assert_eq!(got, want);
 }
+
+/// No worker outlives its coordinator: with gmr killed (SIGKILL, no
+/// chance to clean up), every host's worker sees its connection close,
+/// stops its tasks' commands and exits.
+#[test]
+fn workers_die_with_a_killed_coordinator() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    d.write("in.txt", "a\n".repeat(20));
+    let m = d.script("m.sh", "sleep 30; cat");
+    // The shell running the mapper script, by its unique path.
+    let marker = m.display().to_string();
+    let mut args: Vec<String> = ["run", "-q", "-m", m.to_str().unwrap(), "-r", "cat"]
+        .map(String::from)
+        .to_vec();
+    args.extend(c.args(&c.path("hosts.txt"), "w"));
+    args.extend(["--split-size", "4", "in.txt"].map(String::from));
+    let mut child = KillOnDrop(
+        d.gmr(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let w = fs::canonicalize(d.path("")).unwrap().join("w");
+    let count = |pattern: &str| {
+        let out = Command::new("pgrep")
+            .args(["-fc", pattern])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
+    let workers = format!("task --worker .*--workdir {}", w.display());
+    let t0 = Instant::now();
+    while count(&marker) < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no mapper started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(count(&workers) >= 2, "a worker per host");
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let t1 = Instant::now();
+    while count(&workers) + count(&marker) > 0 {
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "{} workers and {} mappers outlived the coordinator",
+            count(&workers),
+            count(&marker)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
