@@ -765,7 +765,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__task)
-            opts="-h -V --workdir --attempt --watch-stdin --spec-digest --worker --help --version"
+            opts="-h -V --workdir --attempt --watch-stdin --spec-digest --worker --cores --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -784,6 +784,10 @@ _gmr() {
                     return 0
                     ;;
                 --worker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cores)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -167,6 +167,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand task" -l workdir -d 'The job\'s 
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l attempt -d 'The attempt number' -r
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l spec-digest -d 'Refuse to run unless job.json has this SHA-256 digest (hex): the spec the coordinator saved' -r
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l worker -d 'Serve task attempts sent as JSON lines on stdin, N at once, until stdin closes (the SSH executor\'s worker: one per host per job)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand task" -l cores -d 'With --worker: run at most C of its attempts at once (the others wait in the worker), for a host whose slots were guessed' -r
 complete -c gmr -n "__fish_gmr_using_subcommand task" -l watch-stdin -d 'Stop the task when stdin closes (the SSH executor keeps it open, so a task dies with its connection)'
 complete -c gmr -n "__fish_gmr_using_subcommand task" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand task" -s V -l version -d 'Print version'
