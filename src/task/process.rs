@@ -97,10 +97,24 @@ const LINE_CAP: usize = 64 << 10;
 /// How much of one run's stderr its log keeps; past it, the log says how
 /// much was dropped.
 pub(crate) const LOG_CAP: u64 = 16 << 20;
-/// The buffer a child's stdout and stderr are read into. A pipe holds
-/// 64 KiB, so a read returns no more; a larger buffer would be an mmap and
-/// munmap per child, which thousands of small-file mappers pay.
+/// The buffer a child's stdout and stderr are read into, a chunk at a
+/// time (a full pipe takes several reads in one turn); a larger buffer
+/// would be an mmap and munmap per child, which thousands of small-file
+/// mappers pay.
 const PIPE_CHUNK: usize = 64 << 10;
+/// Chunks read from one pipe in one turn of the drain loop, at most.
+const PIPE_ROUNDS: usize = 16;
+/// Less than this from stdout in one turn, and the drain pauses for
+/// [`GATHER_PAUSE`] before the next: output written a line at a time is
+/// then read in blocks.
+const GATHER: usize = 16 << 10;
+const GATHER_PAUSE: Duration = Duration::from_millis(1);
+/// Turns that found little output before the drain starts to pause.
+const CHATTY: u32 = 32;
+/// The pipes to and from commands: larger than the default 64 KiB, so
+/// that a command and gmr wake each other less often (1 MiB is what
+/// /proc/sys/fs/pipe-max-size allows by default).
+const PIPE_SIZE: usize = 1 << 20;
 /// The buffer in front of a command's stdin: feeds write large blocks (a
 /// split's megabyte, a merge's [`crate::data::linebuf::PIPE_BLOCK`]), which pass
 /// a smaller buffer whole (neither copied nor held back until the next
@@ -394,6 +408,15 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// Asks for a pipe of [`PIPE_SIZE`] (the kernel may refuse: the default,
+/// 64 KiB, stays).
+fn grow_pipe(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor this process owns.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE as libc::c_int);
+    }
+}
+
 /// Whether child `pid` has exited, without reaping it: while it is a
 /// zombie its process group cannot be reused, so killing the group stays
 /// safe.
@@ -650,6 +673,7 @@ impl Child<'_> {
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         set_nonblocking(stdin.as_raw_fd());
+        grow_pipe(stdin.as_raw_fd());
         let watch = Watch::new();
         let mut errs = StderrLog::new(log);
         let mut printed = 0u64;
@@ -769,12 +793,24 @@ impl Child<'_> {
         mut on_stdout: impl FnMut(&[u8]) -> io::Result<()>,
     ) -> End {
         let exit_fd = pidfd(pid);
+        // Read without blocking: each wake-up takes all a ready pipe holds
+        // (a writer of a line per write(2) would cost a poll per line),
+        // and larger pipes let the command run ahead between wake-ups.
+        for fd in [stdout.as_raw_fd(), stderr.as_raw_fd()] {
+            set_nonblocking(fd);
+        }
+        grow_pipe(stdout.as_raw_fd());
         let (mut out_open, mut err_open) = (true, true);
         let mut exited_at: Option<Instant> = None;
         let mut killed_at: Option<Instant> = None;
         let mut buf = vec![0u8; PIPE_CHUNK];
+        // With a pidfd the exit is asked about only when it fires (a
+        // waitid per wake-up cost as much as the reads); without one, on
+        // every turn.
+        let mut check_exit = true;
+        let mut small_turns = 0u32;
         loop {
-            if exited_at.is_none() && has_exited(pid) {
+            if exited_at.is_none() && (check_exit || exit_fd.is_none()) && has_exited(pid) {
                 exited_at = Some(Instant::now());
                 watch.exited.store(true, Ordering::Relaxed);
                 // What it started that left its group (a daemon) ends with
@@ -835,6 +871,7 @@ impl Child<'_> {
                 }
                 _ => {}
             }
+            check_exit = false;
             if poll(&mut fds, tick) == 0 {
                 continue;
             }
@@ -843,10 +880,17 @@ impl Child<'_> {
                     p.fd == fd && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
                 })
             };
-            if out_open && ready(stdout.as_raw_fd()) {
+            check_exit = exit_fd.as_ref().is_some_and(|fd| ready(fd.as_raw_fd()));
+            // At most so many chunks a turn from one pipe, so that stderr,
+            // the exit and cancels are looked at while a fast writer runs.
+            let mut chunks = 0;
+            let mut got = 0;
+            while out_open && ready(stdout.as_raw_fd()) && chunks < PIPE_ROUNDS {
+                chunks += 1;
                 match stdout.read(&mut buf) {
                     Ok(0) => out_open = false,
                     Ok(n) => {
+                        got += n;
                         watch.touch();
                         if let Err(e) = on_stdout(&buf[..n]) {
                             interrupt::kill_group(pid);
@@ -856,6 +900,7 @@ impl Child<'_> {
                         // is no silence of the command's.
                         watch.touch();
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         interrupt::kill_group(pid);
@@ -863,8 +908,22 @@ impl Child<'_> {
                     }
                 }
             }
-            if err_open && ready(stderr.as_raw_fd()) {
+            // A writer of a line per write(2) wakes gmr per line: when a
+            // turn found little, let output gather a moment (the pipe
+            // holds a MiB, so the command does not wait for it).
+            if got > 0 && got < GATHER && exited_at.is_none() {
+                // Only once it proved chatty: a short command (a mapper of
+                // one small file) pays nothing.
+                small_turns += 1;
+                if small_turns > CHATTY {
+                    std::thread::sleep(GATHER_PAUSE);
+                }
+            }
+            let mut chunks = 0;
+            while err_open && ready(stderr.as_raw_fd()) && chunks < PIPE_ROUNDS {
+                chunks += 1;
                 match stderr.read(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Ok(0) | Err(_) => err_open = false,
                     Ok(n) => {
