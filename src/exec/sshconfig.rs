@@ -1069,24 +1069,12 @@ mod tests {
         let hosts = [
             "node1", "a.lab", "bad.lab", "b", "x", "j", "p", "y", "x1", "inc1", "inc2", "other",
         ];
-        let keys = [
-            "user",
-            "hostname",
-            "port",
-            "identityfile",
-            "identitiesonly",
-            "userknownhostsfile",
-            "globalknownhostsfile",
-            "stricthostkeychecking",
-            "hostkeyalias",
-            "hashknownhosts",
-            "connecttimeout",
-            "serveraliveinterval",
-            "serveralivecountmax",
-            "proxyjump",
-            "proxycommand",
-            "identityagent",
-        ];
+        // Every keyword gmr reads: the single-valued ones and the rest.
+        let keys: Vec<&str> = SINGLE
+            .iter()
+            .copied()
+            .chain(["identityfile", "proxyjump", "proxycommand"])
+            .collect();
         let local = Local::get();
         for (n, config) in configs.iter().enumerate() {
             let file = dir.path().join(format!("config{n}"));
@@ -1102,7 +1090,7 @@ mod tests {
                     };
                     let ours = builtin(&files, &req, &local).unwrap();
                     let theirs = openssh(&files, &req).unwrap().unwrap();
-                    for key in keys {
+                    for &key in &keys {
                         let pick = |l: &[(String, String)]| -> Vec<String> {
                             l.iter()
                                 .filter(|(k, v)| {
