@@ -676,13 +676,7 @@ impl Connection {
             Waited::TimedOut => ExecError::Hung(self.idle_limit.as_secs()),
             Waited::Failed(e) => ExecError::Start(e.message().to_string()),
         };
-        let started = self
-            .wait_for(deadline, stop, || self.session.channel_session())
-            .and_then(|mut channel| {
-                self.wait_for(deadline, stop, || channel.exec(REMOTE_SHELL))
-                    .map(|()| channel)
-            });
-        let result = match started {
+        let result = match self.open_shell(deadline, stop) {
             Ok(mut channel) => self
                 .send(&mut channel, script, deadline, stop)
                 .and_then(|()| self.drain(&mut channel, stop)),
@@ -695,6 +689,20 @@ impl Connection {
             self.shutdown();
         }
         result
+    }
+
+    /// Opens a channel that runs [`REMOTE_SHELL`], which reads its script
+    /// on stdin.
+    fn open_shell(
+        &self,
+        deadline: Instant,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<ssh2::Channel, Waited> {
+        self.wait_for(deadline, stop, || self.session.channel_session())
+            .and_then(|mut channel| {
+                self.wait_for(deadline, stop, || channel.exec(REMOTE_SHELL))
+                    .map(|()| channel)
+            })
     }
 
     /// Writes the script, then `exit`, to the remote shell's stdin; stdin
@@ -783,16 +791,7 @@ impl Connection {
                 heard = Instant::now();
             }
         }
-        let exit = match channel.exit_signal() {
-            Ok(sig) if sig.exit_signal.is_some() => {
-                Exit::Signal(sig.exit_signal.unwrap_or_default())
-            }
-            _ => Exit::Code(
-                channel
-                    .exit_status()
-                    .map_err(|e| ExecError::Lost(e.message().to_string()))?,
-            ),
-        };
+        let exit = exit_of(channel)?;
         Ok(Output {
             stdout: stdout.0,
             stderr: stderr.0,
@@ -809,13 +808,7 @@ impl Connection {
         stop: &dyn Fn() -> bool,
     ) -> Result<Running, ExecError> {
         let deadline = Instant::now() + self.idle_limit;
-        let started = self
-            .wait_for(deadline, stop, || self.session.channel_session())
-            .and_then(|mut channel| {
-                self.wait_for(deadline, stop, || channel.exec(REMOTE_SHELL))
-                    .map(|()| channel)
-            });
-        match started {
+        match self.open_shell(deadline, stop) {
             Ok(channel) => Ok(Running {
                 channel,
                 to_send: format!("{script}\n").into_bytes(),
@@ -889,16 +882,7 @@ impl Connection {
                 Err(e) if is_eagain(&e) => return Ok(None),
                 Err(e) => return Err(ExecError::Lost(e.message().to_string())),
             }
-            let exit = match run.channel.exit_signal() {
-                Ok(sig) if sig.exit_signal.is_some() => {
-                    Exit::Signal(sig.exit_signal.unwrap_or_default())
-                }
-                _ => Exit::Code(
-                    run.channel
-                        .exit_status()
-                        .map_err(|e| ExecError::Lost(e.message().to_string()))?,
-                ),
-            };
+            let exit = exit_of(&run.channel)?;
             return Ok(Some(Output {
                 stdout: std::mem::take(&mut run.stdout),
                 stderr: std::mem::take(&mut run.stderr.0),
@@ -974,6 +958,20 @@ impl Connection {
         unsafe {
             libc::shutdown(self.fd, libc::SHUT_RDWR);
         }
+    }
+}
+
+/// How a closed channel's command ended: the signal that killed it, or
+/// its exit status.
+fn exit_of(channel: &ssh2::Channel) -> Result<Exit, ExecError> {
+    match channel.exit_signal() {
+        Ok(sig) if sig.exit_signal.is_some() => {
+            Ok(Exit::Signal(sig.exit_signal.unwrap_or_default()))
+        }
+        _ => channel
+            .exit_status()
+            .map(Exit::Code)
+            .map_err(|e| ExecError::Lost(e.message().to_string())),
     }
 }
 
