@@ -115,6 +115,10 @@ const CHATTY: u32 = 32;
 /// that a command and gmr wake each other less often (1 MiB is what
 /// /proc/sys/fs/pipe-max-size allows by default).
 const PIPE_SIZE: usize = 1 << 20;
+/// The feeder's shortest and longest pause while a command is behind
+/// (see [`InputMeter::wait_room`]).
+const MIN_PAUSE: Duration = Duration::from_micros(50);
+const MAX_PAUSE: Duration = Duration::from_millis(5);
 /// The buffer in front of a command's stdin: feeds write large blocks (a
 /// split's megabyte, a merge's [`crate::data::linebuf::PIPE_BLOCK`]), which pass
 /// a smaller buffer whole (neither copied nor held back until the next
@@ -246,6 +250,11 @@ pub(crate) struct InputMeter<'a, W: Write> {
     /// The pipe, non-blocking, when `inner` is one: a full pipe is waited
     /// on with poll(2), so that the feeder sees the run end.
     pipe: Option<(RawFd, &'a Watch)>,
+    /// How long to let the command read before writing again once it is
+    /// behind; see [`InputMeter::wait_room`].
+    pause: Duration,
+    /// The pipe's size, once asked.
+    capacity: Option<usize>,
     newlines: u64,
     bytes: u64,
     newlines_taken: u64,
@@ -265,6 +274,8 @@ impl<W: Write> InputMeter<'_, W> {
         InputMeter {
             inner,
             pipe: None,
+            pause: MIN_PAUSE,
+            capacity: None,
             newlines: 0,
             bytes: 0,
             newlines_taken: 0,
@@ -292,10 +303,20 @@ impl<W: Write> InputMeter<'_, W> {
 
     /// Waits until the pipe has room, the command exits (the rest is then
     /// dropped) or the run fails.
+    ///
+    /// Room means half the pipe, not a page: a command reading 4 KiB at a
+    /// time from a full pipe would otherwise wake the feeder for each page
+    /// it takes, a write and a failed write per page (a third of a word
+    /// count's system calls). While more than half is queued the feeder
+    /// sleeps, for longer each time the pipe is found as full, shorter when
+    /// it is found nearly empty: the command never waits for input, and
+    /// the feeder wakes a few times per half pipe.
     fn wait_room(&mut self) -> io::Result<()> {
         let Some((fd, watch)) = self.pipe else {
             return Ok(());
         };
+        let capacity = *self.capacity.get_or_insert_with(|| pipe_capacity(fd));
+        let mut last_queued = usize::MAX;
         loop {
             if watch.stopping() {
                 return Err(stopped());
@@ -309,9 +330,29 @@ impl<W: Write> InputMeter<'_, W> {
                 events: libc::POLLOUT,
                 revents: 0,
             }];
-            if poll(&mut fds, TICK) > 0 {
+            if poll(&mut fds, TICK) == 0 {
+                continue;
+            }
+            // A small pipe (the kernel refused a larger one) drains in
+            // moments: pausing would starve the command.
+            if capacity < PIPE_SIZE / 2 || fds[0].revents & libc::POLLOUT == 0 {
                 return Ok(());
             }
+            let queued = pipe_queued(fd).unwrap_or(0);
+            // Taking input is a sign of life, though nothing is written.
+            if queued < last_queued {
+                watch.touch();
+            }
+            last_queued = queued;
+            if queued > capacity / 2 {
+                std::thread::sleep(self.pause);
+                self.pause = (self.pause * 2).min(MAX_PAUSE);
+                continue;
+            }
+            if queued < capacity / 4 {
+                self.pause = (self.pause / 2).max(MIN_PAUSE);
+            }
+            return Ok(());
         }
     }
 }
@@ -354,6 +395,11 @@ impl<W: Write> Write for InputMeter<'_, W> {
                     done += n;
                     if let Some((_, watch)) = self.pipe {
                         watch.touch();
+                        // A short write filled the pipe: trying again at
+                        // once would fail.
+                        if done < buf.len() {
+                            self.wait_room()?;
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
@@ -415,6 +461,21 @@ fn grow_pipe(fd: RawFd) {
     unsafe {
         libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE as libc::c_int);
     }
+}
+
+/// The size of pipe `fd`'s buffer (the default, 64 KiB, when unknown).
+fn pipe_capacity(fd: RawFd) -> usize {
+    // SAFETY: fcntl on a descriptor this process owns.
+    let n = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    usize::try_from(n).unwrap_or(64 << 10)
+}
+
+/// Bytes written to pipe `fd` and not read yet.
+fn pipe_queued(fd: RawFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    (r == 0).then(|| usize::try_from(n).unwrap_or(0))
 }
 
 /// Whether child `pid` has exited, without reaping it: while it is a
