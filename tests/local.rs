@@ -484,6 +484,66 @@ fn combiner_gives_the_same_output_and_fewer_records() {
 }
 
 #[test]
+fn a_combiner_that_does_not_shrink_the_runs_stops_running() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    // Each run of the combiner leaves a line in `runs`, then sums.
+    let combiner = d.script(
+        "combine.sh",
+        &format!("echo run >> runs\nexec {}", sum_reduce()),
+    );
+    let combiner = combiner.to_str().unwrap();
+    let reference = d.word_count_reference(&corpus);
+    let runs = |name: &str| {
+        let n = std::fs::read_to_string(d.path("runs")).map_or(0, |s| s.lines().count());
+        std::fs::remove_file(d.path("runs")).ok();
+        eprintln!("{name}: {n} combiner runs");
+        n
+    };
+    // `word<TAB>1` lines repeat: the map task counts their copies, so the
+    // combiner's output has as many records as the runs had distinct
+    // lines. It runs on two runs, then no more.
+    let words = d
+        .gmr_run()
+        .mapper(words_map())
+        .combiner(combiner)
+        .reducer(sum_reduce())
+        .args(["-j", "1", "-R", "1", "--split-size", "256K"])
+        .input(&corpus)
+        .run();
+    assert_eq!(words.ok(), reference);
+    assert_eq!(runs("word<TAB>1"), 2);
+    assert!(
+        words.stderr().contains("runs not combined"),
+        "{}",
+        words.stderr()
+    );
+    // Values that differ (a word's place in its line) make most lines
+    // distinct: the combiner shrinks each run and runs on all of them.
+    let numbered = "awk '{ for (i = 1; i <= NF; i++) print $i \"\\t\" i % 7 }'";
+    let sums = d
+        .gmr_run()
+        .mapper(numbered)
+        .combiner(combiner)
+        .reducer(sum_reduce())
+        .args(["-j", "1", "-R", "1", "--split-size", "256K"])
+        .input(&corpus)
+        .run();
+    assert!(sums.ok() == d.piped(&corpus, numbered, &sum_reduce()));
+    // As many runs as map tasks (none spills), the summary says.
+    let stderr = sums.stderr();
+    let tasks: usize = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("map"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no map line in {stderr}"));
+    assert!(tasks > 2, "{stderr}");
+    assert_eq!(runs("numbered"), tasks, "{stderr}");
+    assert!(!stderr.contains("runs not combined"), "{stderr}");
+}
+
+#[test]
 fn builtin_reducers_match_their_scripts() {
     let d = Dir::new();
     d.write("in", "b 4\na 1\nb -2\nc 7\na 10\n");

@@ -640,6 +640,21 @@ impl SortBuffer {
         self.records
     }
 
+    /// Distinct records in the sorted buffer: equal lines are adjacent
+    /// once sorted, and each run of them counts once, whether its copies
+    /// were pushed one by one or counted ([`SortBuffer::push_copies`]).
+    pub(crate) fn distinct(&self) -> usize {
+        let mut last: Option<&[u8]> = None;
+        let mut n = 0;
+        for (_, line, _) in self.entries_with_lines() {
+            if last != Some(line) {
+                n += 1;
+                last = Some(line);
+            }
+        }
+        n
+    }
+
     /// True when nothing is buffered.
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()

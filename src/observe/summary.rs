@@ -37,6 +37,8 @@ pub(crate) struct PhaseTotals {
     pub(crate) combine_in: u64,
     /// Sum of combiner output records.
     pub(crate) combine_out: u64,
+    /// Sum of runs written without the combiner.
+    pub(crate) combine_skipped: u64,
     /// Wall time of the phase, in milliseconds.
     pub(crate) millis: u64,
 }
@@ -64,6 +66,7 @@ impl PhaseTotals {
         self.spills += r.spills;
         self.combine_in += r.combine_in;
         self.combine_out += r.combine_out;
+        self.combine_skipped += r.combine_skipped;
     }
 }
 
@@ -106,6 +109,13 @@ pub(crate) fn summary(
         }
         if t.combine_in > 0 {
             let _ = write!(s, ", combiner {} → {}", t.combine_in, t.combine_out);
+        }
+        if t.combine_skipped > 0 {
+            let _ = write!(
+                s,
+                ", {} runs not combined (the combiner did not shrink the first ones)",
+                t.combine_skipped
+            );
         }
         if t.retries > 0 {
             let _ = write!(s, ", {} retried attempts", t.retries);

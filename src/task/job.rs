@@ -7,6 +7,7 @@ use crate::data::order::Order;
 use crate::error::Result;
 use crate::store::spec::JobSpec;
 use crate::task::program::Program;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How a map task combines its output before writing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +16,56 @@ pub(crate) enum Combiner {
     None,
     /// In a hash table as records arrive: a built-in with a merge form.
     Table(Builtin),
-    /// A command run on each sorted run.
+    /// A command run on each sorted run, while it pays.
     Command(Program),
+}
+
+/// Runs a command combiner is applied to before its payoff decides.
+const COMBINER_TRIALS: u64 = 2;
+
+/// What a command combiner did to the runs of this process's map tasks,
+/// which decides whether it runs on the next. A map task groups repeated
+/// lines itself (a word count's twelve million `word<TAB>1` are its few
+/// hundred thousand distinct lines, each with a count), and the combiner
+/// must read every copy: when its output has about as many records as the
+/// run had distinct lines, it only added a pass over the data. The
+/// contract lets it run zero times, so it stops (docs/contracts.md §2).
+#[derive(Debug, Default)]
+pub(crate) struct CombinerPayoff {
+    runs: AtomicU64,
+    /// Distinct records of the runs given to it.
+    distinct_in: AtomicU64,
+    /// Records it printed for them.
+    out: AtomicU64,
+}
+
+impl CombinerPayoff {
+    /// Whether the next run is to be combined: always for the first
+    /// [`COMBINER_TRIALS`], then while the combiner removed a fifth of the
+    /// distinct records or more.
+    pub(crate) fn worth_running(&self) -> bool {
+        if self.runs.load(Ordering::Relaxed) < COMBINER_TRIALS {
+            return true;
+        }
+        let out = self.out.load(Ordering::Relaxed);
+        let distinct = self.distinct_in.load(Ordering::Relaxed);
+        out.saturating_mul(5) <= distinct.saturating_mul(4)
+    }
+
+    /// Notes one run combined: `distinct` records (lines with their
+    /// copies counted once) became `out`.
+    pub(crate) fn record(&self, distinct: u64, out: u64) {
+        self.distinct_in.fetch_add(distinct, Ordering::Relaxed);
+        self.out.fetch_add(out, Ordering::Relaxed);
+        self.runs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Clone for CombinerPayoff {
+    /// A job's copy starts its own tally.
+    fn clone(&self) -> CombinerPayoff {
+        CombinerPayoff::default()
+    }
 }
 
 /// A job spec with its programs parsed once, and what follows from them
@@ -35,6 +84,8 @@ pub(crate) struct Job {
     /// table combined map-side gets partial results, so it runs its merge
     /// form (`@count` partials are summed).
     pub(crate) reducer: Option<Program>,
+    /// What its command combiner achieved so far in this process.
+    pub(crate) combiner_payoff: CombinerPayoff,
 }
 
 impl Job {
@@ -71,6 +122,7 @@ impl Job {
             mapper,
             combiner,
             reducer,
+            combiner_payoff: CombinerPayoff::default(),
         })
     }
 

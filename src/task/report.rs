@@ -47,6 +47,10 @@ pub struct TaskReport {
     pub combine_in: u64,
     /// Records out of the combiner.
     pub combine_out: u64,
+    /// Sorted runs written without the combiner: it did not shrink the
+    /// runs it was tried on (a command combiner is applied while it pays).
+    #[serde(default)]
+    pub combine_skipped: u64,
     /// User counters.
     pub counters: Counters,
     /// The last `reporter:status:` message.

@@ -14,7 +14,7 @@ use crate::error::TaskError;
 use crate::interrupt::io_failure;
 use crate::store::resources::Resources;
 use crate::store::workdir::WorkDir;
-use crate::task::job::{Combiner, Job};
+use crate::task::job::{Combiner, CombinerPayoff, Job};
 use crate::task::program::{Context, Program};
 use crate::task::report::TaskReport;
 use std::fs;
@@ -49,7 +49,7 @@ pub(crate) struct Sorter<'a> {
     limit: usize,
     dir: &'a Path,
     spills: Vec<(PathBuf, Vec<Segment>)>,
-    combiner: Option<(&'a Program, &'a Context<'a>)>,
+    combiner: Option<(&'a Program, &'a Context<'a>, &'a CombinerPayoff)>,
     intake: Intake,
     report: TaskReport,
     /// The longest record taken (`--max-record`).
@@ -74,7 +74,10 @@ impl<'a> Sorter<'a> {
                 None,
             ),
             Combiner::None => (Intake::Trial(Vec::new()), None),
-            Combiner::Command(command) => (Intake::Trial(Vec::new()), Some((command, ctx))),
+            Combiner::Command(command) => (
+                Intake::Trial(Vec::new()),
+                Some((command, ctx, &job.combiner_payoff)),
+            ),
         };
         Sorter {
             res,
@@ -260,7 +263,12 @@ impl<'a> Sorter<'a> {
     /// Sorts (and combines) the buffer and writes it to `path`.
     fn write_buffer(&mut self, path: &Path) -> Result<Vec<Segment>, TaskError> {
         self.buffer.sort();
-        if let Some((combiner, ctx)) = self.combiner {
+        let combiner = self.combiner.filter(|(_, _, payoff)| {
+            let worth = payoff.worth_running();
+            self.report.combine_skipped += u64::from(!worth);
+            worth
+        });
+        if let Some((combiner, ctx, payoff)) = combiner {
             let mut combined = SortBuffer::new(self.buffer.order().clone(), self.buffer.reducers());
             let mut lines = LineSplitter::with_max(self.max_record);
             let buffer = &self.buffer;
@@ -289,6 +297,7 @@ impl<'a> Sorter<'a> {
             // its partition): partition and sort it again.
             combined.sort();
             self.report.combine_out += combined.len() as u64;
+            payoff.record(self.buffer.distinct() as u64, combined.distinct() as u64);
             // Write the combined records; the task's own buffer, reserved
             // at full size, takes the next records (and goes back to the
             // pool at the end, not this smaller one).
