@@ -39,7 +39,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -s m -l mapper -d 'The mapp
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs, at most 1048576); 0 makes a map-only job whose mapper output is the output, order kept' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s r -l reducer -d 'The reducer: a command, as for -m, or a built-in (@count, @sum, @min, @max, @identity)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (2 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s o -l output -d 'Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l compress -d 'Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst); gmr reads such parts back as input' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l separator -d 'The byte between key and value (one character, or \\t)' -r
@@ -73,7 +73,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l slurm -d 'Run the tasks 
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l resume -d 'Continue the failed or interrupted job in --workdir: tasks that committed are reused, only the rest run (the job must be the same: commands, inputs, R, key, output)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand split" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (4 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand split" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (2 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand split" -l workdir -d 'Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read; `gmr reduce` removes it after success)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s j -l jobs -d 'The number of jobs the default split size plans for (default: the number of cores)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s h -l help -d 'Print help'

@@ -227,12 +227,16 @@ fn cut_after(file: &File, len: u64, target: u64) -> io::Result<u64> {
     Ok(len)
 }
 
-/// A split size that gives every one of `jobs` slots several tasks (for
-/// balance) without making tasks so small that start-up costs dominate.
+/// A split size that gives every one of `jobs` slots two tasks (a slot
+/// that finishes early takes on another's) without making tasks smaller
+/// than they need be: each task pays its mapper's start (a Python behind a
+/// version manager's shim takes 0.15 s of CPU), and writes a run of its
+/// own distinct keys, which the reducers merge. Four tasks per slot made
+/// the awk word count 7% slower and the Python one 15% slower than two.
 pub(crate) fn default_split_size(total_bytes: u64, jobs: usize) -> u64 {
     const MIN: u64 = 1 << 20;
     const MAX: u64 = 64 << 20;
-    (total_bytes / (jobs as u64 * 4).max(1)).clamp(MIN, MAX)
+    (total_bytes / (jobs as u64 * 2).max(1)).clamp(MIN, MAX)
 }
 
 /// Total bytes of `files`.
