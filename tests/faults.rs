@@ -1184,6 +1184,18 @@ fn a_runs_file_cut_short_by_a_crash_is_redone_on_resume() {
     d.sh("echo not-this-jobs > out/part-00001.x && mv out/part-00001.x out/part-00001 && rm w/reports/reduce-00001.json out/_SUCCESS");
     run(true).ok();
     assert_eq!(parts(d.path("out")), reference);
+    // A map task's index.json and its directory's commit are not synced
+    // either: an index left empty, a directory whose commit was lost
+    // (its report synced), both redone.
+    d.sh(
+        "rm -r out/* w/reports/reduce-* && : > w/map/map-00002/index.json && rm -r w/map/map-00000",
+    );
+    run(true).ok();
+    assert_eq!(parts(d.path("out")), reference);
+    for map in ["map-00000", "map-00002"] {
+        let index = std::fs::read_to_string(d.path(&format!("w/map/{map}/index.json"))).unwrap();
+        assert!(index.contains("segments"), "{map} redone: {index}");
+    }
 }
 
 /// A record longer than --max-record stops the job at once (a retry would

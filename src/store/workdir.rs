@@ -498,10 +498,23 @@ pub(crate) fn hostname() -> String {
     }
 }
 
-/// Commits a finished attempt (a file or a directory) to its final name.
-/// Returns false, and removes the attempt, when another attempt committed
-/// first: that one's bytes are the same, since tasks are pure.
+/// Commits a finished attempt (a file or a directory) to its final name,
+/// durably. Returns false, and removes the attempt, when another attempt
+/// committed first: that one's bytes are the same, since tasks are pure.
 pub(crate) fn commit(attempt: &Path, target: &Path) -> Result<bool> {
+    commit_as(attempt, target, true)
+}
+
+/// [`commit`], but the new name is not synced to disk: for what a resumed
+/// job checks before it reuses it (a map task's runs and index, see
+/// `task::commit`), which a crash of the machine can at worst have it
+/// redo. A sync of the directory per map task was most of a small task's
+/// time.
+pub(crate) fn commit_unsynced(attempt: &Path, target: &Path) -> Result<bool> {
+    commit_as(attempt, target, false)
+}
+
+fn commit_as(attempt: &Path, target: &Path, durable: bool) -> Result<bool> {
     let is_dir = attempt.is_dir();
     let result = if is_dir {
         // rename(2) of a directory onto a non-empty one fails: first wins.
@@ -518,7 +531,7 @@ pub(crate) fn commit(attempt: &Path, target: &Path) -> Result<bool> {
     match result {
         Ok(()) => {
             // The new name is durable before anyone is told of it.
-            if let Some(dir) = target.parent() {
+            if let Some(dir) = target.parent().filter(|_| durable) {
                 sync_dir(dir).map_err(|e| Error::io("cannot commit", target, e))?;
             }
             Ok(true)

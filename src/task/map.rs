@@ -217,16 +217,18 @@ impl MapTask<'_> {
             job: at.job.spec.job.clone(),
             segments,
         };
-        crate::files::write_json(&WorkDir::map_index(attempt_dir.path()), &index)?;
+        // Neither the index nor the runs are synced: a resumed job reuses
+        // them only when the index parses and the runs have the length it
+        // gives (`task::commit`). The task's report, its commit record, is.
+        let index_path = WorkDir::map_index(attempt_dir.path());
+        crate::files::write_private(&index_path, &crate::files::json_bytes(&index))
+            .map_err(io_failure("cannot write", &index_path))?;
         report.records_out = index.segments.iter().map(|s| s.records).sum();
         report.bytes_out = index.segments.last().map_or(0, |s| s.end);
         report.counters = outcome.counters;
         report.status = outcome.status;
-        // Its files' names are durable before the directory is committed.
-        crate::files::sync_dir(attempt_dir.path())
-            .map_err(io_failure("cannot write", attempt_dir.path()))?;
         at.fence()?;
-        workdir::commit(attempt_dir.path(), &target)?;
+        workdir::commit_unsynced(attempt_dir.path(), &target)?;
         attempt_dir.keep();
         Ok((report, outcome.input))
     }
