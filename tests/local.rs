@@ -484,7 +484,7 @@ fn combiner_gives_the_same_output_and_fewer_records() {
 }
 
 #[test]
-fn a_combiner_that_does_not_shrink_the_runs_stops_running() {
+fn a_combiner_runs_only_where_it_pays() {
     let d = Dir::new();
     let corpus = gutenberg();
     // Each run of the combiner leaves a line in `runs`, then sums.
@@ -500,9 +500,9 @@ fn a_combiner_that_does_not_shrink_the_runs_stops_running() {
         eprintln!("{name}: {n} combiner runs");
         n
     };
-    // `word<TAB>1` lines repeat: the map task counts their copies, so the
-    // combiner's output has as many records as the runs had distinct
-    // lines. It runs on two runs, then no more.
+    // `word<TAB>1` lines repeat: the map task counts their copies, and
+    // each run has a line per key, so the combiner's output could not be
+    // smaller than the run. It is not run at all.
     let words = d
         .gmr_run()
         .mapper(words_map())
@@ -512,7 +512,7 @@ fn a_combiner_that_does_not_shrink_the_runs_stops_running() {
         .input(&corpus)
         .run();
     assert_eq!(words.ok(), reference);
-    assert_eq!(runs("word<TAB>1"), 2);
+    assert_eq!(runs("word<TAB>1"), 0);
     assert!(
         words.stderr().contains("runs not combined"),
         "{}",
@@ -541,6 +541,20 @@ fn a_combiner_that_does_not_shrink_the_runs_stops_running() {
     assert!(tasks > 2, "{stderr}");
     assert_eq!(runs("numbered"), tasks, "{stderr}");
     assert!(!stderr.contains("runs not combined"), "{stderr}");
+    // A combiner that keeps every line (here `cat`, as a command) is
+    // tried on two runs, then no more.
+    let keeps = d.script("keeps.sh", "echo run >> runs\nexec cat");
+    let same = d
+        .gmr_run()
+        .quiet()
+        .mapper(numbered)
+        .combiner(keeps.to_str().unwrap())
+        .reducer(sum_reduce())
+        .args(["-j", "1", "-R", "1", "--split-size", "256K"])
+        .input(&corpus)
+        .run();
+    assert!(same.ok() == sums.ok());
+    assert_eq!(runs("cat"), 2);
 }
 
 #[test]

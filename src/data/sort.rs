@@ -435,6 +435,13 @@ impl BufferPool {
     }
 }
 
+/// What [`SortBuffer::distinct`] counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Distinct {
+    pub(crate) lines: usize,
+    pub(crate) keys: usize,
+}
+
 /// Records waiting to be sorted and written.
 pub(crate) struct SortBuffer {
     order: Order,
@@ -640,16 +647,24 @@ impl SortBuffer {
         self.records
     }
 
-    /// Distinct records in the sorted buffer: equal lines are adjacent
-    /// once sorted, and each run of them counts once, whether its copies
-    /// were pushed one by one or counted ([`SortBuffer::push_copies`]).
-    pub(crate) fn distinct(&self) -> usize {
-        let mut last: Option<&[u8]> = None;
-        let mut n = 0;
+    /// Distinct records and distinct keys in the sorted buffer: equal
+    /// lines, and equal keys, are adjacent once sorted, and each run of
+    /// them counts once, whether its copies were pushed one by one or
+    /// counted ([`SortBuffer::push_copies`]).
+    pub(crate) fn distinct(&self) -> Distinct {
+        let key = self.order.key;
+        let (mut last, mut last_key): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+        let mut n = Distinct::default();
         for (_, line, _) in self.entries_with_lines() {
-            if last != Some(line) {
-                n += 1;
-                last = Some(line);
+            if last == Some(line) {
+                continue;
+            }
+            n.lines += 1;
+            last = Some(line);
+            let k = &line[..key.fields(line).key_end];
+            if last_key != Some(k) {
+                n.keys += 1;
+                last_key = Some(k);
             }
         }
         n

@@ -113,7 +113,7 @@ pub(crate) fn summary(
         if t.combine_skipped > 0 {
             let _ = write!(
                 s,
-                ", {} runs not combined (the combiner did not shrink the first ones)",
+                ", {} runs not combined (the combiner would not shrink them)",
                 t.combine_skipped
             );
         }

@@ -29,7 +29,7 @@ const COMBINER_TRIALS: u64 = 2;
 /// hundred thousand distinct lines, each with a count), and the combiner
 /// must read every copy: when its output has about as many records as the
 /// run had distinct lines, it only added a pass over the data. The
-/// contract lets it run zero times, so it stops (docs/contracts.md §2).
+/// contract lets it run zero times, so it is not run then (docs/contracts.md §2).
 #[derive(Debug, Default)]
 pub(crate) struct CombinerPayoff {
     runs: AtomicU64,
@@ -40,10 +40,17 @@ pub(crate) struct CombinerPayoff {
 }
 
 impl CombinerPayoff {
-    /// Whether the next run is to be combined: always for the first
-    /// [`COMBINER_TRIALS`], then while the combiner removed a fifth of the
-    /// distinct records or more.
-    pub(crate) fn worth_running(&self) -> bool {
+    /// Whether a run of `lines` distinct records with `keys` distinct keys
+    /// is to be combined. Not when it has nearly a line per key (a word
+    /// count's `word<TAB>1`): a combiner prints a record per key, so it
+    /// could not remove a fifth of them, and would not be run even on
+    /// trial. Otherwise always for the first [`COMBINER_TRIALS`] runs,
+    /// then while the combiner removed a fifth of the distinct records or
+    /// more.
+    pub(crate) fn worth_running(&self, lines: u64, keys: u64) -> bool {
+        if keys.saturating_mul(5) > lines.saturating_mul(4) {
+            return false;
+        }
         if self.runs.load(Ordering::Relaxed) < COMBINER_TRIALS {
             return true;
         }

@@ -9,7 +9,7 @@ use crate::data::aggregate::{self, Aggregator};
 use crate::data::linebuf::{BLOCK, LineBlock, WRITE_BUFFER};
 use crate::data::merge::{self, RunFile};
 use crate::data::record::{LineSplitter, TooLong};
-use crate::data::sort::{Segment, SortBuffer};
+use crate::data::sort::{Distinct, Segment, SortBuffer};
 use crate::error::TaskError;
 use crate::interrupt::io_failure;
 use crate::store::resources::Resources;
@@ -263,8 +263,10 @@ impl<'a> Sorter<'a> {
     /// Sorts (and combines) the buffer and writes it to `path`.
     fn write_buffer(&mut self, path: &Path) -> Result<Vec<Segment>, TaskError> {
         self.buffer.sort();
+        let mut distinct = Distinct::default();
         let combiner = self.combiner.filter(|(_, _, payoff)| {
-            let worth = payoff.worth_running();
+            distinct = self.buffer.distinct();
+            let worth = payoff.worth_running(distinct.lines as u64, distinct.keys as u64);
             self.report.combine_skipped += u64::from(!worth);
             worth
         });
@@ -297,7 +299,7 @@ impl<'a> Sorter<'a> {
             // its partition): partition and sort it again.
             combined.sort();
             self.report.combine_out += combined.len() as u64;
-            payoff.record(self.buffer.distinct() as u64, combined.distinct() as u64);
+            payoff.record(distinct.lines as u64, combined.distinct().lines as u64);
             // Write the combined records; the task's own buffer, reserved
             // at full size, takes the next records (and goes back to the
             // pool at the end, not this smaller one).
