@@ -4,6 +4,7 @@
 
 use crate::data::builtin::Builtin;
 use crate::data::order::Order;
+use crate::data::sort::Distinct;
 use crate::error::Result;
 use crate::store::spec::JobSpec;
 use crate::task::program::Program;
@@ -40,15 +41,15 @@ pub(crate) struct CombinerPayoff {
 }
 
 impl CombinerPayoff {
-    /// Whether a run of `lines` distinct records with `keys` distinct keys
-    /// is to be combined. Not when it has nearly a line per key (a word
+    /// Whether a run with `run`'s distinct lines and keys is to be
+    /// combined. Not when it has nearly a line per key (a word
     /// count's `word<TAB>1`): a combiner prints a record per key, so it
     /// could not remove a fifth of them, and would not be run even on
     /// trial. Otherwise always for the first [`COMBINER_TRIALS`] runs,
     /// then while the combiner removed a fifth of the distinct records or
     /// more.
-    pub(crate) fn worth_running(&self, lines: u64, keys: u64) -> bool {
-        if keys.saturating_mul(5) > lines.saturating_mul(4) {
+    pub(crate) fn worth_running(&self, run: Distinct) -> bool {
+        if run.keys.saturating_mul(5) > run.lines.saturating_mul(4) {
             return false;
         }
         if self.runs.load(Ordering::Relaxed) < COMBINER_TRIALS {
@@ -59,11 +60,12 @@ impl CombinerPayoff {
         out.saturating_mul(5) <= distinct.saturating_mul(4)
     }
 
-    /// Notes one run combined: `distinct` records (lines with their
-    /// copies counted once) became `out`.
-    pub(crate) fn record(&self, distinct: u64, out: u64) {
-        self.distinct_in.fetch_add(distinct, Ordering::Relaxed);
-        self.out.fetch_add(out, Ordering::Relaxed);
+    /// Notes one run combined: its distinct lines (`run`) became the
+    /// combiner's (`out`).
+    pub(crate) fn record(&self, run: Distinct, out: Distinct) {
+        self.distinct_in
+            .fetch_add(run.lines as u64, Ordering::Relaxed);
+        self.out.fetch_add(out.lines as u64, Ordering::Relaxed);
         self.runs.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -9,7 +9,7 @@ use crate::data::aggregate::{self, Aggregator};
 use crate::data::linebuf::{BLOCK, LineBlock, WRITE_BUFFER};
 use crate::data::merge::{self, RunFile};
 use crate::data::record::{LineSplitter, TooLong};
-use crate::data::sort::{Distinct, Segment, SortBuffer};
+use crate::data::sort::{Segment, SortBuffer};
 use crate::error::TaskError;
 use crate::interrupt::io_failure;
 use crate::store::resources::Resources;
@@ -263,14 +263,13 @@ impl<'a> Sorter<'a> {
     /// Sorts (and combines) the buffer and writes it to `path`.
     fn write_buffer(&mut self, path: &Path) -> Result<Vec<Segment>, TaskError> {
         self.buffer.sort();
-        let mut distinct = Distinct::default();
-        let combiner = self.combiner.filter(|(_, _, payoff)| {
-            distinct = self.buffer.distinct();
-            let worth = payoff.worth_running(distinct.lines as u64, distinct.keys as u64);
+        let combiner = self.combiner.and_then(|(combiner, ctx, payoff)| {
+            let distinct = self.buffer.distinct();
+            let worth = payoff.worth_running(distinct);
             self.report.combine_skipped += u64::from(!worth);
-            worth
+            worth.then_some((combiner, ctx, payoff, distinct))
         });
-        if let Some((combiner, ctx, payoff)) = combiner {
+        if let Some((combiner, ctx, payoff, distinct)) = combiner {
             let mut combined = SortBuffer::new(self.buffer.order().clone(), self.buffer.reducers());
             let mut lines = LineSplitter::with_max(self.max_record);
             let buffer = &self.buffer;
@@ -299,7 +298,7 @@ impl<'a> Sorter<'a> {
             // its partition): partition and sort it again.
             combined.sort();
             self.report.combine_out += combined.len() as u64;
-            payoff.record(distinct.lines as u64, combined.distinct().lines as u64);
+            payoff.record(distinct, combined.distinct());
             // Write the combined records; the task's own buffer, reserved
             // at full size, takes the next records (and goes back to the
             // pool at the end, not this smaller one).
