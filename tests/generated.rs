@@ -94,3 +94,50 @@ fn every_help_shows_an_example() {
         );
     }
 }
+
+/// Each page's SEE ALSO names every other gmr page and none that does not
+/// exist (once `gmr-help(1)`), and its title and footer name the page
+/// (once `run 0.1.0` at the foot of gmr-run(1)).
+#[test]
+fn man_pages_refer_to_pages_that_exist() {
+    let pages = gmr::man_pages();
+    let names: Vec<String> = pages
+        .iter()
+        .map(|(rel, _)| {
+            rel.trim_start_matches("man/")
+                .trim_end_matches(".1")
+                .to_string()
+        })
+        .collect();
+    for (rel, bytes) in &pages {
+        let text = String::from_utf8_lossy(bytes);
+        let name = rel.trim_start_matches("man/").trim_end_matches(".1");
+        let see = text
+            .split(".SH \"SEE ALSO\"")
+            .nth(1)
+            .and_then(|s| s.split(".SH").next())
+            .unwrap_or_else(|| panic!("{rel}: no SEE ALSO"));
+        let gmr_refs: Vec<&str> = see
+            .split("\\fB")
+            .skip(1)
+            .filter_map(|s| s.split("\\fR").next())
+            .filter(|s| s.starts_with("gmr"))
+            .collect();
+        let mut want: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != name)
+            .collect();
+        want.sort_unstable();
+        let mut got = gmr_refs.clone();
+        got.sort_unstable();
+        assert_eq!(got, want, "{rel}: SEE ALSO");
+        let th = text.lines().find(|l| l.starts_with(".TH ")).unwrap();
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            th.starts_with(&format!(".TH {name} 1"))
+                && th.contains(&format!("\"{name} {version}\"")),
+            "{rel}: {th}"
+        );
+    }
+}

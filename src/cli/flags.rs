@@ -25,7 +25,7 @@ Examples:
   gmr run -m ./map.sh -r ./reduce.sh -R 4 -o out/ logs/
   gmr run -m 'tr -s \" \" \"\\n\"' -r @count big.txt > counts.txt
   gmr run -m ./tok.py -c @sum -r @sum -j 8 --split-size 16M data/
-  zcat x.gz | gmr run -m ./map.sh -r ./reduce.sh -R 0      # map-only, stdin
+  zcat x.gz | gmr run -m ./map.sh -R 0 -o out/      # map-only, stdin
   gmr run -m ./map.sh -r ./reduce.sh --hosts hosts.txt --workdir /nfs/w -o /nfs/out /nfs/in";
 
 /// `--help` and man page examples.

@@ -99,16 +99,11 @@ at the end of the job, the status with every attempt, and the HTML report.";
 
 /// Every man page: `gmr.1` and one page per subcommand.
 pub fn man_pages() -> Vec<Generated> {
-    let mut cmd = Cli::command();
-    cmd.build();
     let mut pages = vec![(
         "man/gmr.1".to_string(),
-        render_page(cmd.clone(), flags::EXAMPLES_GMR, true),
+        render_page(documented(), flags::EXAMPLES_GMR, true),
     )];
-    for sub in cmd
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-    {
+    for sub in page_commands() {
         let examples = match sub.get_name() {
             "run" => flags::EXAMPLES_RUN,
             "split" => flags::EXAMPLES_SPLIT,
@@ -126,8 +121,31 @@ pub fn man_pages() -> Vec<Generated> {
     pages
 }
 
+/// The command line as its pages document it: no `help` subcommand (it
+/// has no page of its own; `--help` is an option of every command).
+fn documented() -> clap::Command {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    cmd
+}
+
+/// The subcommands that have a page: not the hidden ones.
+fn page_commands() -> impl Iterator<Item = clap::Command> {
+    documented()
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
 fn render_page(cmd: clap::Command, examples: &str, full: bool) -> Vec<u8> {
-    let man = Man::new(cmd.clone()).manual("gmr manual");
+    // The footer names the page as its title does: `gmr-run 0.1.0`.
+    let man = Man::new(cmd.clone()).manual("gmr manual").source(format!(
+        "{} {}",
+        man_name(&cmd),
+        env!("CARGO_PKG_VERSION")
+    ));
     let mut out = Vec::new();
     let sections: [RenderSection; 4] = [
         Man::render_title,
@@ -175,18 +193,12 @@ fn render_page(cmd: clap::Command, examples: &str, full: bool) -> Vec<u8> {
     }
     out.extend_from_slice(b".fi\n");
     section(&mut out, "SEE ALSO");
-    let see: Vec<String> = [
-        "gmr",
-        "gmr-run",
-        "gmr-split",
-        "gmr-map",
-        "gmr-shuffle",
-        "gmr-reduce",
-    ]
-    .iter()
-    .filter(|n| **n != man_name(&cmd))
-    .map(|n| format!("\\fB{n}\\fR(1)"))
-    .collect();
+    // Every page that exists, from the same list that makes them.
+    let see: Vec<String> = std::iter::once("gmr".to_string())
+        .chain(page_commands().map(|s| format!("gmr-{}", s.get_name())))
+        .filter(|n| *n != man_name(&cmd))
+        .map(|n| format!("\\fB{n}\\fR(1)"))
+        .collect();
     out.extend_from_slice(
         format!("{}, \\fBsort\\fR(1), \\fBparallel\\fR(1)\n", see.join(", ")).as_bytes(),
     );
