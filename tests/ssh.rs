@@ -1116,6 +1116,26 @@ fn an_attempt_of_an_earlier_job_never_commits_into_a_later_one() {
     assert_eq!(parts(d.path("out")), b"B:x\nB:y\n");
 }
 
+/// Runs gmr with `args` (a job log in `log`) while host 2 is paused: once
+/// the log exists, host 2 resumes. Returns gmr's stderr; the job must
+/// succeed.
+fn run_resuming_host_2(d: &Dir, c: &Cluster, args: &[String]) -> String {
+    let child = d
+        .gmr(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    wait_for(&d.path("log"));
+    c.control("resume-host", 2);
+    let status = child.0.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    err
+}
+
 #[test]
 fn a_host_admitted_late_is_checked_before_its_first_task() {
     // SAFETY: geteuid has no preconditions.
@@ -1178,19 +1198,7 @@ fn a_host_admitted_late_is_checked_before_its_first_task() {
         ]
         .map(String::from),
     );
-    let child = d
-        .gmr(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    wait_for(&d.path("log"));
-    c.control("resume-host", 2);
-    let status = child.0.wait().unwrap();
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert!(status.success(), "{err}");
+    run_resuming_host_2(&d, &c, &args);
     let late: Vec<Value> = joblog(d.path("log"))
         .into_iter()
         .filter(|l| l["host"].as_str().unwrap().starts_with(other))
@@ -1673,18 +1681,7 @@ fn a_host_that_answers_late_gets_slots_and_runs_tasks() {
         ]
         .map(String::from),
     );
-    let child = d
-        .gmr(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    wait_for(&d.path("log"));
-    c.control("resume-host", 2);
-    let status = child.0.wait().unwrap();
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert!(status.success(), "{err}");
+    let err = run_resuming_host_2(&d, &c, &args);
     assert!(err.contains("tries it again later"), "{err}");
     let late = joblog(d.path("log"))
         .into_iter()
