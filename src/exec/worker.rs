@@ -17,6 +17,7 @@
 //! does, and exits: no worker outlives its coordinator.
 
 use super::Executor;
+use super::connection::Throttle;
 use super::local::LocalExecutor;
 use crate::error::{Result, TaskError};
 use crate::store::resources::Resources;
@@ -76,7 +77,7 @@ pub(crate) fn serve(
     slots: usize,
     at_once: usize,
 ) -> Result<()> {
-    let turns = Arc::new(Turns::new(at_once));
+    let turns = Arc::new(Throttle::new(at_once.max(1)));
     // Per slot: cancelled before its attempt got a turn.
     let cancelled: Arc<Vec<AtomicBool>> =
         Arc::new((0..slots).map(|_| AtomicBool::new(false)).collect());
@@ -112,7 +113,7 @@ pub(crate) fn serve(
                     c.store(false, Ordering::SeqCst);
                 }
                 running.push(std::thread::spawn(move || {
-                    let _turn = turns.take();
+                    let _turn = turns.acquire();
                     let result = match task.parse::<TaskId>() {
                         _ if slot >= local.slots() => Err(TaskError::host(format!(
                             "slot {slot} of a worker with {} slots",
@@ -156,68 +157,10 @@ pub(crate) fn serve(
     Ok(())
 }
 
-/// At most so many attempts running at once.
-struct Turns {
-    free: std::sync::Mutex<usize>,
-    freed: std::sync::Condvar,
-}
-
-/// A turn to run, given back when dropped.
-struct Turn<'a>(&'a Turns);
-
-impl Turns {
-    fn new(n: usize) -> Turns {
-        Turns {
-            free: std::sync::Mutex::new(n.max(1)),
-            freed: std::sync::Condvar::new(),
-        }
-    }
-
-    fn take(&self) -> Turn<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        Turn(self)
-    }
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
-    }
-}
-
 /// Writes one reply line; a closed stdout (the coordinator gone) is seen
 /// on stdin soon after.
 fn send(out: &Mutex<std::io::Stdout>, reply: &Reply) {
     let line = serde_json::to_string(reply).expect("serializable");
     let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn turns_bound_the_attempts_running_at_once() {
-        let turns = Turns::new(2);
-        let running = std::sync::atomic::AtomicUsize::new(0);
-        let most = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..8 {
-                s.spawn(|| {
-                    let _turn = turns.take();
-                    let n = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(n, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(10));
-                    running.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        assert_eq!(most.load(Ordering::SeqCst), 2);
-    }
 }
