@@ -1,3 +1,27 @@
+# A command, or after `@` one of the built-ins given.
+_gmr_command() {
+    if [[ ${cur} == @* ]]; then
+        COMPREPLY=( $(compgen -W "$1" -- "${cur}") )
+    else
+        COMPREPLY=( $(compgen -c -- "${cur}") $(compgen -f -- "${cur}") )
+    fi
+}
+
+# Host names of the ssh configuration and /etc/hosts, after the last comma
+# of an inline list; or a hosts file.
+_gmr_hosts() {
+    local prefix="" word="${cur}" names
+    if [[ ${cur} == *,* ]]; then
+        prefix="${cur%,*},"
+        word="${cur##*,}"
+    fi
+    names="$(awk 'tolower($1) == "host" { for (i = 2; i <= NF; i++) if ($i !~ /[*?!]/) print $i }' ~/.ssh/config 2>/dev/null) $(compgen -A hostname)"
+    COMPREPLY=( $(compgen -P "${prefix}" -W "${names}" -- "${word}") )
+    if [[ -z ${prefix} ]]; then
+        COMPREPLY+=( $(compgen -f -- "${cur}") )
+    fi
+}
+
 _gmr() {
     local i cur prev opts cmd
     COMPREPLY=()
@@ -40,9 +64,6 @@ _gmr() {
             gmr,status)
                 cmd="gmr__subcmd__status"
                 ;;
-            gmr,task)
-                cmd="gmr__subcmd__task"
-                ;;
             gmr__subcmd__help,help)
                 cmd="gmr__subcmd__help__subcmd__help"
                 ;;
@@ -67,9 +88,6 @@ _gmr() {
             gmr__subcmd__help,status)
                 cmd="gmr__subcmd__help__subcmd__status"
                 ;;
-            gmr__subcmd__help,task)
-                cmd="gmr__subcmd__help__subcmd__task"
-                ;;
             *)
                 ;;
         esac
@@ -77,7 +95,7 @@ _gmr() {
 
     case "${cmd}" in
         gmr)
-            opts="-h -V --help --version run split map shuffle reduce status report task help"
+            opts="-h -V --help --version run split map shuffle reduce status report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -91,7 +109,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__help)
-            opts="run split map shuffle reduce status report task help"
+            opts="run split map shuffle reduce status report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,41 +234,27 @@ _gmr() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gmr__subcmd__help__subcmd__task)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         gmr__subcmd__map)
-            opts="-m -c -R -q -j -h -V --mapper --combiner --reducers --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help --version"
+            opts="-m -c -R -q -j -h --mapper --combiner --reducers --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --mapper)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@identity"
                     return 0
                     ;;
                 -m)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@identity"
                     return 0
                     ;;
                 --combiner)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@count @sum @min @max"
                     return 0
                     ;;
                 -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@count @sum @min @max"
                     return 0
                     ;;
                 --reducers)
@@ -318,7 +322,7 @@ _gmr() {
                     return 0
                     ;;
                 --hosts)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_hosts
                     return 0
                     ;;
                 --identity)
@@ -361,18 +365,18 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__reduce)
-            opts="-r -o -q -j -h -V --reducer --output --force --compress --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help --version"
+            opts="-r -o -q -j -h --reducer --output --force --compress --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --reducer)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@count @sum @min @max @identity"
                     return 0
                     ;;
                 -r)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@count @sum @min @max @identity"
                     return 0
                     ;;
                 --output)
@@ -384,7 +388,7 @@ _gmr() {
                     return 0
                     ;;
                 --compress)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "gz zst" -- "${cur}"))
                     return 0
                     ;;
                 --status-interval)
@@ -420,7 +424,7 @@ _gmr() {
                     return 0
                     ;;
                 --hosts)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_hosts
                     return 0
                     ;;
                 --identity)
@@ -463,8 +467,8 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__report)
-            opts="-o -h -V --output --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            opts="-o -h --output --help"
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -481,30 +485,30 @@ _gmr() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=( $(compgen -d -- "${cur}") )
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -q -j -h -V --mapper --combiner --reducers --reducer --split-size --output --force --compress --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --resume --help --version"
+            opts="-m -c -R -r -o -q -j -h --mapper --combiner --reducers --reducer --split-size --output --force --compress --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --resume --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --mapper)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@identity"
                     return 0
                     ;;
                 -m)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@identity"
                     return 0
                     ;;
                 --combiner)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@count @sum @min @max"
                     return 0
                     ;;
                 -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@count @sum @min @max"
                     return 0
                     ;;
                 --reducers)
@@ -516,11 +520,11 @@ _gmr() {
                     return 0
                     ;;
                 --reducer)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@count @sum @min @max @identity"
                     return 0
                     ;;
                 -r)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_command "@count @sum @min @max @identity"
                     return 0
                     ;;
                 --split-size)
@@ -536,7 +540,7 @@ _gmr() {
                     return 0
                     ;;
                 --compress)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "gz zst" -- "${cur}"))
                     return 0
                     ;;
                 --separator)
@@ -596,7 +600,7 @@ _gmr() {
                     return 0
                     ;;
                 --hosts)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_hosts
                     return 0
                     ;;
                 --identity)
@@ -639,7 +643,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__shuffle)
-            opts="-q -j -h -V --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help --version"
+            opts="-q -j -h --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -678,7 +682,7 @@ _gmr() {
                     return 0
                     ;;
                 --hosts)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _gmr_hosts
                     return 0
                     ;;
                 --identity)
@@ -721,7 +725,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__split)
-            opts="-j -h -V --split-size --workdir --jobs --help --version"
+            opts="-j -h --split-size --workdir --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -751,8 +755,8 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__status)
-            opts="-h -V --json --watch --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            opts="-h --json --watch --help"
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -761,41 +765,7 @@ _gmr() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        gmr__subcmd__task)
-            opts="-h -V --workdir --attempt --watch-stdin --spec-digest --worker --cores --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --workdir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --attempt)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --spec-digest)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --worker)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --cores)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=( $(compgen -d -- "${cur}") )
             return 0
             ;;
     esac

@@ -1,3 +1,16 @@
+# Host names of the ssh configuration and fish's own, after the last comma
+# of an inline list.
+function __fish_gmr_hosts
+    set -l token (commandline -ct)
+    set -l prefix ''
+    if string match -q -- '*,*' $token
+        set prefix (string replace -r '[^,]*$' '' -- $token)
+    end
+    for name in (awk 'tolower($1) == "host" { for (i = 2; i <= NF; i++) if ($i !~ /[*?!]/) print $i }' ~/.ssh/config 2>/dev/null) (__fish_print_hostnames)
+        echo $prefix$name
+    end
+end
+
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_gmr_global_optspecs
     string join \n h/help V/version
@@ -24,7 +37,7 @@ function __fish_gmr_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c gmr -n "__fish_gmr_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gmr -n "__fish_gmr_needs_command" -s h -l help -d 'Print help'
 complete -c gmr -n "__fish_gmr_needs_command" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "run" -d 'Run a whole job: split, map, shuffle and reduce'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "split" -d 'Cut inputs into splits on record boundaries; print one JSON line per split'
@@ -33,15 +46,15 @@ complete -c gmr -n "__fish_gmr_needs_command" -f -a "shuffle" -d 'Merge the sort
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "reduce" -d 'Run the reducer on each merged partition and commit the part files'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "status" -d 'Show a job\'s status: phase, tasks, hosts, throughput, counters, failures'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "report" -d 'Write a job\'s HTML report: timeline of attempts, partition sizes, task durations, counters, failures'
-complete -c gmr -n "__fish_gmr_needs_command" -f -a "task" -d 'Run one task of a job (used by executors on remote hosts)'
 complete -c gmr -n "__fish_gmr_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s m -l mapper -d 'The mapper: a command (plain words start the program directly, any other command line runs under `sh -c`, so a pipeline is fine) or @identity' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s m -l mapper -d 'The mapper: a command (plain words start the program directly, any other command line runs under `sh -c`, so a pipeline is fine) or @identity' -r -f -a "@identity (__fish_complete_command)"
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r -f -a "@count @sum @min @max (__fish_complete_command)"
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs, at most 1048576); 0 makes a map-only job whose mapper output is the output, order kept' -r
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s r -l reducer -d 'The reducer: a command, as for -m, or a built-in (@count, @sum, @min, @max, @identity)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -s r -l reducer -d 'The reducer: a command, as for -m, or a built-in (@count, @sum, @min, @max, @identity)' -r -f -a "@count @sum @min @max @identity (__fish_complete_command)"
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (2 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s o -l output -d 'Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l compress -d 'Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst); gmr reads such parts back as input' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l compress -d 'Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst); gmr reads such parts back as input' -r -f -a "gz\t''
+zst\t''"
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l separator -d 'The byte between key and value (one character, or \\t)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l key-fields -d 'How many leading fields form the key' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l partition-fields -d 'Choose the partition by the first N fields of the key only (1 <= N <= --key-fields): records whose first N fields are equal go to the same reducer (Hadoop\'s KeyFieldBasedPartitioner -k1,N)' -r
@@ -55,7 +68,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l env -d 'Set a variable f
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l ok-exit -d 'Exit statuses of the job\'s commands that mean success, comma-separated (e.g. 0,1 for grep, which exits 1 when nothing matched)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l task-timeout -d 'Kill and retry an attempt whose command shows no sign of life (takes no input, prints nothing, writes nothing to stderr) for DURATION: 90s, 10m, 1h; 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r -F -a "(__fish_gmr_hosts)"
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l identity -d 'The private key for SSH logins, tried before the keys of ssh-agent and those of the ssh configuration (default: the agent\'s keys, then the configuration\'s IdentityFile, else ~/.ssh/id_rsa, id_ecdsa, id_ecdsa_sk, id_ed25519, id_ed25519_sk, as ssh tries them)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l known-hosts -d 'The user\'s known_hosts file, read before --global-known-hosts, where --accept-new-host-keys adds keys; an unknown, changed or revoked key refuses the host (default: the configuration\'s UserKnownHostsFile, else ~/.ssh/known_hosts, then ~/.ssh/known_hosts2)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l global-known-hosts -d 'Known_hosts files read after the user\'s (default: the configuration\'s GlobalKnownHostsFile, else /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2); repeat for several' -r -F
@@ -72,14 +85,12 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l accept-new-host-keys -d 
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l resume -d 'Continue the failed or interrupted job in --workdir: tasks that committed are reused, only the rest run (the job must be the same: commands, inputs, R, key, output)'
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s h -l help -d 'Print help'
-complete -c gmr -n "__fish_gmr_using_subcommand run" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand split" -l split-size -d 'Bytes per split, with K, M or G suffix (default: input size / (2 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand split" -l workdir -d 'Work directory to spool stdin into (default: a new one in $TMPDIR, when stdin is read; `gmr reduce` removes it after success)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s j -l jobs -d 'The number of jobs the default split size plans for (default: the number of cores)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand split" -s h -l help -d 'Print help'
-complete -c gmr -n "__fish_gmr_using_subcommand split" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand map" -s m -l mapper -d 'The mapper: a command (plain words start the program directly, any other command line runs under `sh -c`, so a pipeline is fine) or @identity' -r
-complete -c gmr -n "__fish_gmr_using_subcommand map" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s m -l mapper -d 'The mapper: a command (plain words start the program directly, any other command line runs under `sh -c`, so a pipeline is fine) or @identity' -r -f -a "@identity (__fish_complete_command)"
+complete -c gmr -n "__fish_gmr_using_subcommand map" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r -f -a "@count @sum @min @max (__fish_complete_command)"
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs, at most 1048576); 0 makes a map-only job whose mapper output is the output, order kept' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l separator -d 'The byte between key and value (one character, or \\t)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l key-fields -d 'How many leading fields form the key' -r
@@ -94,7 +105,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand map" -l env -d 'Set a variable f
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l ok-exit -d 'Exit statuses of the job\'s commands that mean success, comma-separated (e.g. 0,1 for grep, which exits 1 when nothing matched)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l task-timeout -d 'Kill and retry an attempt whose command shows no sign of life (takes no input, prints nothing, writes nothing to stderr) for DURATION: 90s, 10m, 1h; 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand map" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r -F -a "(__fish_gmr_hosts)"
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l identity -d 'The private key for SSH logins, tried before the keys of ssh-agent and those of the ssh configuration (default: the agent\'s keys, then the configuration\'s IdentityFile, else ~/.ssh/id_rsa, id_ecdsa, id_ecdsa_sk, id_ed25519, id_ed25519_sk, as ssh tries them)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l known-hosts -d 'The user\'s known_hosts file, read before --global-known-hosts, where --accept-new-host-keys adds keys; an unknown, changed or revoked key refuses the host (default: the configuration\'s UserKnownHostsFile, else ~/.ssh/known_hosts, then ~/.ssh/known_hosts2)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l global-known-hosts -d 'Known_hosts files read after the user\'s (default: the configuration\'s GlobalKnownHostsFile, else /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2); repeat for several' -r -F
@@ -109,7 +120,6 @@ complete -c gmr -n "__fish_gmr_using_subcommand map" -s q -l quiet -d 'No progre
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use; hashed with HashKnownHosts), as StrictHostKeyChecking=accept-new in the ssh configuration does; a changed or revoked key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s h -l help -d 'Print help'
-complete -c gmr -n "__fish_gmr_using_subcommand map" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l status-interval -d 'When stderr is not a terminal (nohup, cron, CI, a Slurm job\'s log), print a plain status line every DURATION: phase, tasks done/total, percentage of bytes, failed attempts, ETA. 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
@@ -117,7 +127,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l env -d 'Set a variab
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l ok-exit -d 'Exit statuses of the job\'s commands that mean success, comma-separated (e.g. 0,1 for grep, which exits 1 when nothing matched)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l task-timeout -d 'Kill and retry an attempt whose command shows no sign of life (takes no input, prints nothing, writes nothing to stderr) for DURATION: 90s, 10m, 1h; 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r -F -a "(__fish_gmr_hosts)"
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l identity -d 'The private key for SSH logins, tried before the keys of ssh-agent and those of the ssh configuration (default: the agent\'s keys, then the configuration\'s IdentityFile, else ~/.ssh/id_rsa, id_ecdsa, id_ecdsa_sk, id_ed25519, id_ed25519_sk, as ssh tries them)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l known-hosts -d 'The user\'s known_hosts file, read before --global-known-hosts, where --accept-new-host-keys adds keys; an unknown, changed or revoked key refuses the host (default: the configuration\'s UserKnownHostsFile, else ~/.ssh/known_hosts, then ~/.ssh/known_hosts2)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l global-known-hosts -d 'Known_hosts files read after the user\'s (default: the configuration\'s GlobalKnownHostsFile, else /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2); repeat for several' -r -F
@@ -130,10 +140,10 @@ complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s q -l quiet -d 'No pr
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use; hashed with HashKnownHosts), as StrictHostKeyChecking=accept-new in the ssh configuration does; a changed or revoked key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s h -l help -d 'Print help'
-complete -c gmr -n "__fish_gmr_using_subcommand shuffle" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s r -l reducer -d 'The reducer: a command, as for -m, or a built-in (@count, @sum, @min, @max, @identity)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s r -l reducer -d 'The reducer: a command, as for -m, or a built-in (@count, @sum, @min, @max, @identity)' -r -f -a "@count @sum @min @max @identity (__fish_complete_command)"
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s o -l output -d 'Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l compress -d 'Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst); gmr reads such parts back as input' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l compress -d 'Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst); gmr reads such parts back as input' -r -f -a "gz\t''
+zst\t''"
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l status-interval -d 'When stderr is not a terminal (nohup, cron, CI, a Slurm job\'s log), print a plain status line every DURATION: phase, tasks done/total, percentage of bytes, failed attempts, ETA. 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s j -l jobs -d 'Tasks to run at once on this machine (default: the number of cores); with --hosts, the slots of a `:` entry that gives no N/' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l retries -d 'Retries of a failed task before the job fails (an attempt lost with its host, e.g. a dropped connection, is rerun elsewhere and not counted)' -r
@@ -141,7 +151,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l env -d 'Set a variabl
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l ok-exit -d 'Exit statuses of the job\'s commands that mean success, comma-separated (e.g. 0,1 for grep, which exits 1 when nothing matched)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l task-timeout -d 'Kill and retry an attempt whose command shows no sign of life (takes no input, prints nothing, writes nothing to stderr) for DURATION: 90s, 10m, 1h; 0 never' -r
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l joblog -d 'Append one JSON line per task attempt to FILE (task, attempt, host, start, duration, status, records and bytes, error)' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l hosts -d 'Run tasks on these hosts over SSH. HOSTS is a file with one `[N/][user@]host[:port]` per line (N/: N tasks at once, default the host\'s cores; `:` is this machine; `#` comments), or, when no such file exists, the same entries inline, comma-separated. Needs --workdir on a filesystem every host shares (e.g. NFS)' -r -F -a "(__fish_gmr_hosts)"
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l identity -d 'The private key for SSH logins, tried before the keys of ssh-agent and those of the ssh configuration (default: the agent\'s keys, then the configuration\'s IdentityFile, else ~/.ssh/id_rsa, id_ecdsa, id_ecdsa_sk, id_ed25519, id_ed25519_sk, as ssh tries them)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l known-hosts -d 'The user\'s known_hosts file, read before --global-known-hosts, where --accept-new-host-keys adds keys; an unknown, changed or revoked key refuses the host (default: the configuration\'s UserKnownHostsFile, else ~/.ssh/known_hosts, then ~/.ssh/known_hosts2)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l global-known-hosts -d 'Known_hosts files read after the user\'s (default: the configuration\'s GlobalKnownHostsFile, else /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2); repeat for several' -r -F
@@ -155,28 +165,18 @@ complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s q -l quiet -d 'No pro
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l accept-new-host-keys -d 'Accept the key of a host that no line of the known_hosts files covers, and add it to the user\'s (trust on first use; hashed with HashKnownHosts), as StrictHostKeyChecking=accept-new in the ssh configuration does; a changed or revoked key is still refused'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -l slurm -d 'Run the tasks on Slurm: inside an allocation (salloc, an sbatch script) as job steps (srun) on its nodes, per node as many at once as it has allocated CPUs (or -j); outside one (a login node) as job arrays (sbatch), -j at once (default: the cluster\'s CPUs)'
 complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s h -l help -d 'Print help'
-complete -c gmr -n "__fish_gmr_using_subcommand reduce" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand status" -l json -d 'Print the status document as JSON (the fields of report.json, less the attempts; docs/status.md)'
 complete -c gmr -n "__fish_gmr_using_subcommand status" -l watch -d 'Show it again every 2 seconds, until the job is no longer running'
 complete -c gmr -n "__fish_gmr_using_subcommand status" -s h -l help -d 'Print help'
-complete -c gmr -n "__fish_gmr_using_subcommand status" -s V -l version -d 'Print version'
 complete -c gmr -n "__fish_gmr_using_subcommand report" -s o -l output -d 'Where to write the page (default WORKDIR/report.html; - for stdout)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand report" -s h -l help -d 'Print help'
-complete -c gmr -n "__fish_gmr_using_subcommand report" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand task" -l workdir -d 'The job\'s work directory' -r -F
-complete -c gmr -n "__fish_gmr_using_subcommand task" -l attempt -d 'The attempt number' -r
-complete -c gmr -n "__fish_gmr_using_subcommand task" -l spec-digest -d 'Refuse to run unless job.json has this SHA-256 digest (hex): the spec the coordinator saved' -r
-complete -c gmr -n "__fish_gmr_using_subcommand task" -l worker -d 'Serve task attempts sent as JSON lines on stdin, N at once, until stdin closes (the SSH executor\'s worker: one per host per job)' -r
-complete -c gmr -n "__fish_gmr_using_subcommand task" -l cores -d 'With --worker: run at most C of its attempts at once (the others wait in the worker), for a host whose slots were guessed' -r
-complete -c gmr -n "__fish_gmr_using_subcommand task" -l watch-stdin -d 'Stop the task when stdin closes (the SSH executor keeps it open, so a task dies with its connection)'
-complete -c gmr -n "__fish_gmr_using_subcommand task" -s h -l help -d 'Print help'
-complete -c gmr -n "__fish_gmr_using_subcommand task" -s V -l version -d 'Print version'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "run" -d 'Run a whole job: split, map, shuffle and reduce'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "split" -d 'Cut inputs into splits on record boundaries; print one JSON line per split'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "map" -d 'Run the mapper on each split (JSON lines on stdin); partition and sort its output'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "shuffle" -d 'Merge the sorted runs of each partition (map JSON lines on stdin)'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "reduce" -d 'Run the reducer on each merged partition and commit the part files'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "status" -d 'Show a job\'s status: phase, tasks, hosts, throughput, counters, failures'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "report" -d 'Write a job\'s HTML report: timeline of attempts, partition sizes, task durations, counters, failures'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "task" -d 'Run one task of a job (used by executors on remote hosts)'
-complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report task help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report help" -f -a "run" -d 'Run a whole job: split, map, shuffle and reduce'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report help" -f -a "split" -d 'Cut inputs into splits on record boundaries; print one JSON line per split'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report help" -f -a "map" -d 'Run the mapper on each split (JSON lines on stdin); partition and sort its output'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report help" -f -a "shuffle" -d 'Merge the sorted runs of each partition (map JSON lines on stdin)'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report help" -f -a "reduce" -d 'Run the reducer on each merged partition and commit the part files'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report help" -f -a "status" -d 'Show a job\'s status: phase, tasks, hosts, throughput, counters, failures'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report help" -f -a "report" -d 'Write a job\'s HTML report: timeline of attempts, partition sizes, task durations, counters, failures'
+complete -c gmr -n "__fish_gmr_using_subcommand help; and not __fish_seen_subcommand_from run split map shuffle reduce status report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gmr -n "__fish_gmr_using_subcommand status" -f -a "(__fish_complete_directories)"
+complete -c gmr -n "__fish_gmr_using_subcommand report" -f -a "(__fish_complete_directories)"

@@ -41,7 +41,11 @@ fn counters_count_each_committed_task_once() {
         !err.contains("reporter:"),
         "reporter lines are not shown as log: {err}"
     );
-    assert!(err.contains("1 retried attempts"), "{err}");
+    assert!(err.contains("1 failed attempt retried"), "{err}");
+    assert!(
+        err.contains("retried map-00001 after attempt 1 on local"),
+        "{err}"
+    );
     let report: Value = serde_json::from_slice(&read(d.path("w/report.json"))).unwrap();
     assert_eq!(report["counters"]["Words,Seen"], 7);
     assert_eq!(report["map"]["records_out"], 7);
@@ -666,4 +670,101 @@ fn a_public_key_as_identity_is_a_usage_error() {
         err.contains("--identity id.pub is a public key; give the private key (id)"),
         "{err}"
     );
+}
+
+#[test]
+fn a_job_without_workdir_is_found_while_it_runs_and_its_report_kept() {
+    let d = Dir::new();
+    d.write("in/a", "x y\n");
+    d.write("in/b", "y z\n");
+    // The mapper of map-00001 waits until the test has looked.
+    let m = d.script(
+        "m.sh",
+        "if [ \"$GMR_TASK\" = map-00001 ]; then touch started; while [ ! -e go ]; do sleep 0.05; done; fi\ntr ' ' '\\n'",
+    );
+    let child = d
+        .gmr_run()
+        .mapper(m.to_str().unwrap())
+        .reducer("@count")
+        .reducers(1)
+        .input("in")
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&d.path("started"));
+    // Plain `gmr status`, from a directory that holds no job, finds it.
+    let status = d.run(&["status"]);
+    let text = String::from_utf8_lossy(status.ok()).into_owned();
+    assert!(text.contains(": running, map phase"), "{text}");
+    d.write("go", "");
+    let out = Out(child.wait_with_output().unwrap());
+    assert_eq!(out.ok(), b"x\t1\ny\t2\nz\t1\n");
+    let err = out.stderr();
+    // The work directory was named when the job started ...
+    let tmp = d.path("tmp").display().to_string();
+    let named = err.lines().next().unwrap_or_default();
+    assert!(
+        named.starts_with("gmr: job ") && named.contains(&format!(" in {tmp}/")),
+        "{err}"
+    );
+    // ... and is gone, but the report stays in the history.
+    assert!(d.leftover_workdirs().is_empty(), "{err}");
+    let report = err
+        .lines()
+        .find_map(|l| l.strip_prefix("  report: "))
+        .unwrap_or_else(|| panic!("no report line: {err}"));
+    assert!(
+        report.starts_with(&format!("{}/gmr/jobs/", d.path("state").display())),
+        "{report}"
+    );
+    assert!(read(report).starts_with(b"<!DOCTYPE html>"));
+    let text = String::from_utf8_lossy(d.run(&["status"]).ok()).into_owned();
+    assert!(text.contains(": done"), "{text}");
+    d.run(&["report", "-o", "again.html"]).ok();
+    assert!(read(d.path("again.html")).starts_with(b"<!DOCTYPE html>"));
+}
+
+#[test]
+fn resume_says_what_it_reused() {
+    let d = Dir::new();
+    d.write("in/a", "x y\n");
+    d.write("in/b", "y z\n");
+    d.write("in/c", "z z\n");
+    let m = d.script(
+        "m.sh",
+        "if [ \"$GMR_TASK\" = map-00002 ] && [ ! -e failed-once ]; then touch failed-once; exit 1; fi\ntr ' ' '\\n'",
+    );
+    let job = |resume: bool| {
+        d.gmr_run()
+            .args(if resume { vec!["--resume"] } else { vec![] })
+            .mapper(m.to_str().unwrap())
+            .reducer("@count")
+            .reducers(1)
+            .retries(0)
+            .workdir("w")
+            .output("out")
+            .input("in")
+            .run()
+    };
+    job(false).fails(1);
+    let out = job(true);
+    out.ok();
+    let err = out.stderr();
+    assert!(
+        err.contains("gmr: map: reusing 2 of 3 tasks committed in the earlier run; running 1\n")
+            && err.contains("gmr: reduce: none of 1 task had committed"),
+        "{err}"
+    );
+    assert!(err.contains(", 2 reused from the earlier run"), "{err}");
+    let out = job(true);
+    out.ok();
+    let err = out.stderr();
+    assert!(
+        err.contains("gmr: reduce: its one task had committed in the earlier run; nothing to run")
+            && err.contains("gmr: job done in an earlier run: every task reused, none ran"),
+        "{err}"
+    );
+    assert_eq!(read(d.path("out/part-00000")), b"x\t1\ny\t2\nz\t3\n");
 }

@@ -121,9 +121,11 @@ pub(crate) enum Command {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct StatusArgs {
     /// The job's work directory (its --workdir); it only reads it, so the
-    /// job is never disturbed
-    #[arg(value_name = "WORKDIR", default_value = ".")]
-    pub(crate) workdir: PathBuf,
+    /// job is never disturbed. Default: the current directory when it holds
+    /// a job, else the newest job in this user's history
+    /// (~/.local/state/gmr/jobs: a job run without --workdir)
+    #[arg(value_name = "WORKDIR", value_hint = clap::ValueHint::DirPath)]
+    pub(crate) workdir: Option<PathBuf>,
 
     /// Print the status document as JSON (the fields of report.json, less
     /// the attempts; docs/status.md)
@@ -138,9 +140,10 @@ pub(crate) struct StatusArgs {
 /// `gmr report`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ReportArgs {
-    /// The job's work directory (its --workdir)
-    #[arg(value_name = "WORKDIR")]
-    pub(crate) workdir: PathBuf,
+    /// The job's work directory (its --workdir). Default: as for gmr
+    /// status
+    #[arg(value_name = "WORKDIR", value_hint = clap::ValueHint::DirPath)]
+    pub(crate) workdir: Option<PathBuf>,
 
     /// Where to write the page (default WORKDIR/report.html; - for stdout)
     #[arg(short = 'o', long, value_name = "FILE")]
@@ -203,12 +206,12 @@ pub(crate) struct MapperArgs {
     /// The mapper: a command (plain words start the program directly, any
     /// other command line runs under `sh -c`, so a pipeline is fine) or
     /// @identity
-    #[arg(short = 'm', long, value_name = "CMD", help_heading = "Job")]
+    #[arg(short = 'm', long, value_name = "CMD", value_hint = clap::ValueHint::CommandString, help_heading = "Job")]
     pub(crate) mapper: String,
 
     /// A combiner run on each sorted map-side run: a command or a built-in
     /// (@count, @sum, @min, @max); it must be safe to apply zero or more times
-    #[arg(short = 'c', long, value_name = "CMD", help_heading = "Job")]
+    #[arg(short = 'c', long, value_name = "CMD", value_hint = clap::ValueHint::CommandString, help_heading = "Job")]
     pub(crate) combiner: Option<String>,
 
     /// Number of reduce partitions (default: the number of jobs, at most
@@ -253,7 +256,7 @@ pub(crate) struct OutputArgs {
 
     /// Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst);
     /// gmr reads such parts back as input
-    #[arg(long, value_name = "CODEC", value_parser = crate::data::codec::Codec::parse_output, help_heading = "Output")]
+    #[arg(long, value_name = "CODEC", value_parser = codecs(), help_heading = "Output")]
     pub(crate) compress: Option<crate::data::codec::Codec>,
 }
 
@@ -313,7 +316,7 @@ pub(crate) struct ExecArgs {
     /// host's cores; `:` is this machine; `#` comments), or, when no such
     /// file exists, the same entries inline, comma-separated. Needs
     /// --workdir on a filesystem every host shares (e.g. NFS)
-    #[arg(long, value_name = "HOSTS", help_heading = "Distributed runs")]
+    #[arg(long, value_name = "HOSTS", value_hint = clap::ValueHint::Hostname, help_heading = "Distributed runs")]
     pub(crate) hosts: Option<String>,
 
     /// The private key for SSH logins, tried before the keys of ssh-agent
@@ -422,6 +425,7 @@ pub(crate) struct RunArgs {
         short = 'r',
         long,
         value_name = "CMD",
+        value_hint = clap::ValueHint::CommandString,
         required_unless_present = "reducers",
         help_heading = "Job"
     )]
@@ -498,7 +502,7 @@ pub(crate) struct ShuffleArgs {
 pub(crate) struct ReduceArgs {
     /// The reducer: a command, as for -m, or a built-in (@count, @sum, @min,
     /// @max, @identity)
-    #[arg(short = 'r', long, value_name = "CMD", help_heading = "Job")]
+    #[arg(short = 'r', long, value_name = "CMD", value_hint = clap::ValueHint::CommandString, help_heading = "Job")]
     pub(crate) reducer: String,
 
     #[command(flatten)]
@@ -571,6 +575,16 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("`{s}`: a size must be positive"));
     }
     Ok((n * mult as f64) as u64)
+}
+
+/// `--compress`: gz or zst (gzip and zstd too); completions offer the two.
+fn codecs() -> impl clap::builder::TypedValueParser<Value = crate::data::codec::Codec> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("gz").alias("gzip"),
+        PossibleValue::new("zst").alias("zstd"),
+    ])
+    .try_map(|s| crate::data::codec::Codec::parse_output(&s))
 }
 
 /// The exit statuses that mean success.

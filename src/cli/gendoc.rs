@@ -54,6 +54,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Set for every command: the job's work directory.",
     ),
     (
+        "GMR_RUN",
+        "Set for every command: marks this run of it, so that gmr finds and kills what it left running when it exits.",
+    ),
+    (
         "mapreduce_task_partition",
         "Set for every command: the map task's split number, or the reduce task's partition.",
     ),
@@ -66,12 +70,36 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Set for mappers: the split's byte range in that file (not with --one-mapper-per-task).",
     ),
     (
+        "LANG, LANGUAGE, LC_*, TZ",
+        "Read by gmr and passed on to every command on every host, so that sort, awk and grep behave alike everywhere; recorded in the job (--resume needs the same). gmr's own ordering never depends on the locale.",
+    ),
+    (
+        "PATH",
+        "Read by gmr: where a command's program is found before the job starts. Commands on other hosts get the PATH of an SSH command there.",
+    ),
+    (
+        "PWD",
+        "Read by gmr: the PWD of a command started directly, when it names the current directory.",
+    ),
+    (
         "TMPDIR",
         "Read by gmr: where it makes a work directory when --workdir is not given.",
     ),
     (
+        "XDG_STATE_HOME",
+        "Read by gmr: the job history is XDG_STATE_HOME/gmr/jobs (default ~/.local/state/gmr/jobs): where gmr status and gmr report find the newest job, and the reports of a job whose temporary work directory was removed.",
+    ),
+    (
         "HOME",
-        "Read by gmr with --hosts: ~/.ssh/known_hosts and the default keys.",
+        "Read by gmr: the job history (see XDG_STATE_HOME); with --hosts, ~/.ssh/config, ~/.ssh/known_hosts and the default keys.",
+    ),
+    (
+        "SSH_AUTH_SOCK",
+        "Read by gmr with --hosts: the ssh-agent whose keys are tried first.",
+    ),
+    (
+        "USER",
+        "Read by gmr with --hosts: the login name for a host given without user@.",
     ),
 ];
 
@@ -236,7 +264,11 @@ fn escape(text: &str) -> String {
     }
 }
 
-/// Completions for bash, zsh and fish.
+/// Completions for bash, zsh and fish: clap_complete's, of the commands
+/// users type (not the hidden `task`), with what clap cannot say added by
+/// [`Patches`]: the built-ins after `@` for -m, -c and -r, host names from
+/// the ssh configuration (and hosts files) for --hosts, directories for the
+/// WORKDIR of gmr status and gmr report.
 pub fn completions() -> Vec<Generated> {
     [
         (Shell::Bash, "completions/gmr.bash"),
@@ -246,8 +278,226 @@ pub fn completions() -> Vec<Generated> {
     .into_iter()
     .map(|(shell, path)| {
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "gmr", &mut buf);
-        (path.to_string(), buf)
+        clap_complete::generate(shell, &mut completable(), "gmr", &mut buf);
+        let text = String::from_utf8(buf).expect("clap_complete writes UTF-8");
+        (
+            path.to_string(),
+            Patches::new(path, text).apply(shell).into_bytes(),
+        )
     })
     .collect()
+}
+
+/// gmr's command as completions know it: clap_complete offers hidden
+/// subcommands, so the root is rebuilt with the visible ones only.
+fn completable() -> clap::Command {
+    let full = Cli::command();
+    let visible: Vec<clap::Command> = full
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .cloned()
+        .collect();
+    clap::Command::new("gmr")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(full.get_about().cloned().unwrap_or_default())
+        .subcommands(visible)
+}
+
+/// The built-ins each command flag takes, space-separated: the mapper only
+/// `@identity`, a combiner those with a merge form, a reducer all.
+fn builtins_for(flag: &str) -> String {
+    let names = Builtin::ALL.iter().filter(|(b, _, _)| match flag {
+        "mapper" => *b == Builtin::Identity,
+        "combiner" => b.merge_form().is_some(),
+        _ => true,
+    });
+    names.map(|(_, n, _)| *n).collect::<Vec<_>>().join(" ")
+}
+
+/// Edits of clap_complete's text. Each edit must find what it replaces, so
+/// that a clap_complete that writes otherwise fails the generated-files
+/// test instead of losing a completion quietly.
+struct Patches {
+    path: &'static str,
+    text: String,
+}
+
+/// What bash runs for values clap cannot describe.
+const BASH_HELPERS: &str = r#"# A command, or after `@` one of the built-ins given.
+_gmr_command() {
+    if [[ ${cur} == @* ]]; then
+        COMPREPLY=( $(compgen -W "$1" -- "${cur}") )
+    else
+        COMPREPLY=( $(compgen -c -- "${cur}") $(compgen -f -- "${cur}") )
+    fi
+}
+
+# Host names of the ssh configuration and /etc/hosts, after the last comma
+# of an inline list; or a hosts file.
+_gmr_hosts() {
+    local prefix="" word="${cur}" names
+    if [[ ${cur} == *,* ]]; then
+        prefix="${cur%,*},"
+        word="${cur##*,}"
+    fi
+    names="$(awk 'tolower($1) == "host" { for (i = 2; i <= NF; i++) if ($i !~ /[*?!]/) print $i }' ~/.ssh/config 2>/dev/null) $(compgen -A hostname)"
+    COMPREPLY=( $(compgen -P "${prefix}" -W "${names}" -- "${word}") )
+    if [[ -z ${prefix} ]]; then
+        COMPREPLY+=( $(compgen -f -- "${cur}") )
+    fi
+}
+
+"#;
+
+/// What zsh runs for values clap cannot describe.
+const ZSH_HELPERS: &str = r#"# A command, or after `@` one of the built-ins given.
+(( $+functions[_gmr_command] )) ||
+_gmr_command() {
+    if [[ $PREFIX == @* ]]; then
+        compadd -- "$@"
+    else
+        _cmdstring
+    fi
+}
+
+# Host names of the ssh configuration and zsh's own, comma-separated; or a
+# hosts file.
+(( $+functions[_gmr_hosts] )) ||
+_gmr_hosts() {
+    local -a names
+    names=(${(f)"$(awk 'tolower($1) == "host" { for (i = 2; i <= NF; i++) if ($i !~ /[*?!]/) print $i }' ~/.ssh/config 2>/dev/null)"})
+    _alternative \
+        'config-hosts:host:_sequence compadd -a names' \
+        'hosts:host:_sequence _hosts' \
+        'files:hosts file:_files'
+}
+
+"#;
+
+/// What fish runs for values clap cannot describe.
+const FISH_HELPERS: &str = r#"# Host names of the ssh configuration and fish's own, after the last comma
+# of an inline list.
+function __fish_gmr_hosts
+    set -l token (commandline -ct)
+    set -l prefix ''
+    if string match -q -- '*,*' $token
+        set prefix (string replace -r '[^,]*$' '' -- $token)
+    end
+    for name in (awk 'tolower($1) == "host" { for (i = 2; i <= NF; i++) if ($i !~ /[*?!]/) print $i }' ~/.ssh/config 2>/dev/null) (__fish_print_hostnames)
+        echo $prefix$name
+    end
+end
+
+"#;
+
+impl Patches {
+    fn new(path: &'static str, text: String) -> Patches {
+        Patches { path, text }
+    }
+
+    /// Replaces every `from` with `to`; `from` must occur.
+    fn replace(&mut self, from: &str, to: &str) {
+        assert!(
+            self.text.contains(from),
+            "{}: clap_complete no longer writes {from:?}",
+            self.path
+        );
+        self.text = self.text.replace(from, to);
+    }
+
+    fn apply(mut self, shell: Shell) -> String {
+        let flags = [("m", "mapper"), ("c", "combiner"), ("r", "reducer")];
+        match shell {
+            Shell::Bash => {
+                self.replace("_gmr() {\n", &format!("{BASH_HELPERS}_gmr() {{\n"));
+                for (short, long) in flags {
+                    let call = format!("_gmr_command \"{}\"", builtins_for(long));
+                    for flag in [format!("-{short}"), format!("--{long}")] {
+                        self.replace(
+                            &format!("                {flag})\n                    COMPREPLY=($(compgen -f \"${{cur}}\"))"),
+                            &format!("                {flag})\n                    {call}"),
+                        );
+                    }
+                }
+                self.replace(
+                    "                --hosts)\n                    COMPREPLY=($(compgen -f \"${cur}\"))",
+                    "                --hosts)\n                    _gmr_hosts",
+                );
+                // A WORKDIR, not the options, after `gmr status` and
+                // `gmr report` (bash would insert their common `-`).
+                for sub in ["status", "report"] {
+                    let head = format!("        gmr__subcmd__{sub})\n");
+                    let at = self.text.find(&head).expect("a block per subcommand");
+                    let end = at
+                        + self.text[at..]
+                            .find("\n            ;;\n")
+                            .expect("block end");
+                    let block = self.text[at..end]
+                        .replace(
+                            "if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then",
+                            "if [[ ${cur} == -* ]] ; then",
+                        )
+                        .replace(
+                            "            COMPREPLY=( $(compgen -W \"${opts}\" -- \"${cur}\") )\n            return 0",
+                            "            COMPREPLY=( $(compgen -d -- \"${cur}\") )\n            return 0",
+                        );
+                    self.text.replace_range(at..end, &block);
+                }
+            }
+            Shell::Zsh => {
+                self.replace(
+                    "autoload -U is-at-least\n\n",
+                    &format!("autoload -U is-at-least\n\n{ZSH_HELPERS}"),
+                );
+                for (short, long) in flags {
+                    let call = format!(":CMD:_gmr_command {}'", builtins_for(long));
+                    for flag in [format!("'-{short}+["), format!("'--{long}=[")] {
+                        // The same line in several subcommands: each once.
+                        let lines: std::collections::BTreeSet<String> = self
+                            .text
+                            .lines()
+                            .filter(|l| l.starts_with(&flag) && l.ends_with(":CMD:_cmdstring' \\"))
+                            .map(String::from)
+                            .collect();
+                        assert!(!lines.is_empty(), "{}: no {flag} line", self.path);
+                        for line in lines {
+                            let patched = line.replace(":CMD:_cmdstring'", &call);
+                            self.replace(&line, &patched);
+                        }
+                    }
+                }
+                self.replace(":HOSTS:_hosts'", ":HOSTS:_gmr_hosts'");
+            }
+            Shell::Fish => {
+                self.text.insert_str(0, FISH_HELPERS);
+                for (short, long) in flags {
+                    let lines: std::collections::BTreeSet<String> = self
+                        .text
+                        .lines()
+                        .filter(|l| l.contains(&format!(" -s {short} -l {long} ")))
+                        .map(String::from)
+                        .collect();
+                    assert!(!lines.is_empty(), "{}: no -{short} line", self.path);
+                    for line in lines {
+                        let with =
+                            format!("-a \"{} (__fish_complete_command)\"", builtins_for(long));
+                        let patched = line.replace("-a \"(__fish_complete_command)\"", &with);
+                        self.replace(&line, &patched);
+                    }
+                }
+                self.replace(
+                    "-r -f -a \"(__fish_print_hostnames)\"",
+                    "-r -F -a \"(__fish_gmr_hosts)\"",
+                );
+                // clap_complete writes nothing for positionals in fish.
+                for sub in ["status", "report"] {
+                    self.text.push_str(&format!(
+                        "complete -c gmr -n \"__fish_gmr_using_subcommand {sub}\" -f -a \"(__fish_complete_directories)\"\n"
+                    ));
+                }
+            }
+            _ => unreachable!("bash, zsh and fish only"),
+        }
+        self.text
+    }
 }

@@ -13,6 +13,7 @@ use crate::data::split;
 use crate::error::{Error, Result};
 use crate::observe::status::{JobStatus, State};
 use crate::observe::tracker::{self, Tracker};
+use crate::store::history::History;
 use crate::store::input;
 use crate::store::output::{self};
 use crate::store::resources::{self, Resources};
@@ -47,9 +48,33 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
 /// How often `gmr status --watch` reads the status again.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The work directory `gmr status` and `gmr report` look at: the one
+/// given; else the current directory when it holds a job; else the newest
+/// job of the history (its work directory while it holds the job, else
+/// what the history kept of it).
+fn job_to_show(given: Option<std::path::PathBuf>) -> Result<WorkDir> {
+    if let Some(dir) = given {
+        return Ok(WorkDir::new(dir));
+    }
+    let here = WorkDir::new(std::path::PathBuf::from("."));
+    if here.status_path().exists() || here.spec_path().exists() {
+        return Ok(here);
+    }
+    let latest = History::new().and_then(|h| h.latest());
+    match latest {
+        Some(entry) => Ok(entry
+            .workdir()
+            .unwrap_or_else(|| WorkDir::new(entry.path().to_path_buf()))),
+        None => Err(Error::usage(
+            "the current directory holds no job, and no job was run yet without --workdir: \
+             give the work directory of a job (its --workdir)",
+        )),
+    }
+}
+
 fn status_command(args: StatusArgs) -> Result<()> {
     use std::io::IsTerminal;
-    let wd = WorkDir::new(args.workdir);
+    let wd = job_to_show(args.workdir)?;
     let terminal = io::stdout().is_terminal();
     loop {
         let status = JobStatus::load(&wd)?;
@@ -78,7 +103,7 @@ fn status_command(args: StatusArgs) -> Result<()> {
 }
 
 fn report_command(args: ReportArgs) -> Result<()> {
-    let wd = WorkDir::new(args.workdir);
+    let wd = job_to_show(args.workdir)?;
     let status = JobStatus::load(&wd)?;
     let page =
         crate::observe::htmlreport::render(&tracker::with_attempts(status, &wd.attempts_path()));
@@ -139,6 +164,15 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
         drop(planning);
         let mut job = Lifecycle::start(&wd, spec, SpecState::New, pool, &options, start)?;
         job.keep_workdir(!created);
+        job.record_in(History::new().and_then(|h| h.record(wd.root())));
+        if created && !options.quiet {
+            // Where to look while it runs: `gmr status` finds it too.
+            eprintln!(
+                "gmr: job {} in {} (removed after success; `gmr status` shows it)",
+                crate::observe::status::short(&job.spec().job),
+                wd.root().display()
+            );
+        }
         job.map()?;
         if job.spec().reducers > 0 {
             // A resumed job's committed parts are in the work directory.

@@ -20,6 +20,7 @@ use crate::observe::progress::Progress;
 use crate::observe::status::State;
 use crate::observe::summary::{self, PhaseTotals};
 use crate::observe::tracker::{self, Tracker};
+use crate::store::history::Entry;
 use crate::store::output;
 use crate::store::resources::Resources;
 use crate::store::spec::JobSpec;
@@ -87,6 +88,9 @@ pub(crate) struct Lifecycle<'a> {
     kept: bool,
     /// Whether every task runs in this process (no `--hosts`, no Slurm).
     local: bool,
+    /// The job's entry in the user's history, where the reports of a job
+    /// whose work directory is removed are kept.
+    history: Option<Entry>,
 }
 
 impl<'a> Lifecycle<'a> {
@@ -143,6 +147,7 @@ impl<'a> Lifecycle<'a> {
             map: None,
             reduce: None,
             local,
+            history: None,
         })
     }
 
@@ -150,6 +155,12 @@ impl<'a> Lifecycle<'a> {
     /// unless marked temporary).
     pub(crate) fn keep_workdir(&mut self, kept: bool) {
         self.kept = kept;
+    }
+
+    /// Keeps the job's reports in `entry` of the history when its work
+    /// directory is removed after success.
+    pub(crate) fn record_in(&mut self, entry: Option<Entry>) {
+        self.history = entry;
     }
 
     /// The job's spec.
@@ -258,17 +269,18 @@ impl<'a> Lifecycle<'a> {
             .filter(|(_, r)| r.is_none())
             .map(|(t, _)| *t)
             .collect();
-        let progress = Progress::new(
-            name,
-            pending.len() as u64,
-            bytes,
-            !self.options.quiet,
-            self.exec.health(),
-        );
         let reused_reports: Vec<&TaskReport> = reused.iter().flatten().collect();
+        if self.options.resume && !self.options.quiet {
+            eprintln!(
+                "gmr: {name}: {}",
+                resumed(reused_reports.len(), tasks.len())
+            );
+        }
         self.tracker
             .begin_phase(name, tasks, &reused_reports, bytes.unwrap_or(0));
-        let mut observers: Vec<&dyn Observer> = vec![&progress, &self.tracker];
+        let progress = Progress::new(name, !self.options.quiet, self.exec.health(), &self.tracker);
+        // The tracker first: the bar draws what it just counted.
+        let mut observers: Vec<&dyn Observer> = vec![&self.tracker, &progress];
         if let Some(log) = &self.joblog {
             observers.push(log);
         }
@@ -278,7 +290,8 @@ impl<'a> Lifecycle<'a> {
         };
         let outcome = std::thread::scope(|scope| {
             let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
-            scope.spawn(move || self.watch(stopped));
+            let progress = &progress;
+            scope.spawn(move || self.watch(stopped, progress));
             let outcome =
                 coordinator::run_phase(self.exec.as_ref(), &pending, policy, &Observers(observers));
             drop(stop);
@@ -292,6 +305,7 @@ impl<'a> Lifecycle<'a> {
             .map(|r| r.unwrap_or_else(|| fresh.next().expect("one report per pending task")))
             .collect();
         let mut totals = PhaseTotals {
+            reused: (tasks.len() - pending.len()) as u64,
             retries: outcome.retries,
             backups: outcome.backups,
             timeouts: outcome.timeouts,
@@ -305,11 +319,11 @@ impl<'a> Lifecycle<'a> {
         Ok((reports, totals))
     }
 
-    /// While a phase runs: keeps the hosts' health in the status (the
-    /// tracker's heartbeat writes it), and prints a status line every
-    /// `--status-interval` when stderr is not a terminal (where no
-    /// progress bar is drawn); until `stop` closes.
-    fn watch(&self, stop: crossbeam_channel::Receiver<()>) {
+    /// While a phase runs: redraws the progress bar, keeps the hosts'
+    /// health in the status (the tracker's heartbeat writes it), and
+    /// prints a status line every `--status-interval` when stderr is not a
+    /// terminal (where no progress bar is drawn); until `stop` closes.
+    fn watch(&self, stop: crossbeam_channel::Receiver<()>, progress: &Progress) {
         let lines = self
             .options
             .status_interval
@@ -320,6 +334,7 @@ impl<'a> Lifecycle<'a> {
             if let Some(health) = self.exec.health() {
                 self.tracker.hosts_health(health);
             }
+            progress.refresh();
             if let Some(interval) = lines
                 && last_line.elapsed() >= interval
             {
@@ -373,6 +388,20 @@ impl<'a> Lifecycle<'a> {
         let summary = matches!(ending, Ending::Run | Ending::Stage { summary: true });
         if summary && !self.options.quiet {
             let map = self.map.clone().unwrap_or_default();
+            // This run's failed attempts (a resumed job's document has the
+            // earlier runs' too).
+            let since = crate::observe::status::now() - self.started.elapsed().as_secs_f64();
+            let failures = self.tracker.snapshot().failures;
+            let failed: Vec<summary::Retried> = failures
+                .iter()
+                .filter(|f| f.end >= since)
+                .map(|f| summary::Retried {
+                    task: &f.task,
+                    attempt: f.attempt,
+                    host: &f.host,
+                    error: &f.error,
+                })
+                .collect();
             eprint!(
                 "{}",
                 summary::summary(
@@ -381,10 +410,19 @@ impl<'a> Lifecycle<'a> {
                     self.reduce.as_ref(),
                     &self.counters,
                     spec.total_order,
+                    &failed,
                 )
             );
-            if self.kept {
-                eprintln!("  report: {}", self.wd.report_html_path().display());
+        }
+        // The work directory goes after success: its reports stay in the
+        // history.
+        let report = match self.kept {
+            true => Some(self.wd.report_html_path()),
+            false => self.history.as_ref().and_then(|e| e.keep_reports(self.wd)),
+        };
+        if summary && !self.options.quiet {
+            if let Some(report) = report {
+                eprintln!("  report: {}", report.display());
             }
             if let Some(hint) = (ending == Ending::Run)
                 .then(|| small_files_hint(&self.job))
@@ -483,6 +521,24 @@ pub(crate) fn kept_for_inspection(wd: &WorkDir, e: Error) -> Error {
         }
         msg
     })
+}
+
+/// What a resumed phase reuses: `reused` of its `tasks` committed in an
+/// earlier run.
+fn resumed(reused: usize, tasks: usize) -> String {
+    use crate::observe::units::count;
+    match (reused, tasks - reused) {
+        (0, _) => format!(
+            "none of {} had committed in the earlier run; running them all",
+            count(tasks as u64, "task")
+        ),
+        (1, 0) => "its one task had committed in the earlier run; nothing to run".into(),
+        (_, 0) => format!("all {tasks} tasks had committed in the earlier run; nothing to run"),
+        (_, left) => format!(
+            "reusing {reused} of {} committed in the earlier run; running {left}",
+            count(tasks as u64, "task")
+        ),
+    }
 }
 
 /// Past this many small files sharing map tasks, each with a mapper of its

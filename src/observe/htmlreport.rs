@@ -247,7 +247,7 @@ window.onerror = function (m) { document.body.dataset.errors = String(m); };
     return Math.floor(s / 3600) + "h" + ("0" + Math.floor((s % 3600) / 60)).slice(-2) + "m";
   }
   function bytes(n) {
-    var u = [["GB", 1e9], ["MB", 1e6], ["KB", 1e3]];
+    var u = [["TiB", 1099511627776], ["GiB", 1073741824], ["MiB", 1048576], ["KiB", 1024]];
     for (var i = 0; i < u.length; i++) if (n >= u[i][1]) return (n / u[i][1]).toFixed(1) + " " + u[i][0];
     return n + " B";
   }

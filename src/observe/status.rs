@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::observe::summary::PhaseTotals;
+use crate::observe::units::{count, human_bytes, human_duration};
 use crate::store::workdir::WorkDir;
 use crate::task::report::Counters;
 use serde::{Deserialize, Serialize};
@@ -328,31 +329,42 @@ impl JobStatus {
     /// One plain line: phase, tasks done of all, bytes, failed attempts,
     /// ETA. For logs: no escape codes, no carriage returns.
     pub(crate) fn line(&self) -> String {
-        let Some(p) = self.current() else {
-            return "gmr: starting".into();
-        };
-        let mut line = format!("gmr: {} {}/{} tasks", p.name, p.done, p.tasks);
-        if p.running > 0 {
-            let _ = write!(line, " ({} running)", p.running);
+        match self.current() {
+            Some(p) => format!("gmr: {} {}", p.name, self.progress()),
+            None => "gmr: starting".into(),
         }
-        if p.bytes_total > 0 {
-            let _ = write!(
-                line,
-                ", {:.0}% of {}",
-                100.0 * p.bytes_done as f64 / p.bytes_total as f64,
-                human_bytes(p.bytes_total)
-            );
-            if self.throughput > 0.0 {
-                let _ = write!(line, " at {}/s", human_bytes(self.throughput as u64));
+    }
+
+    /// The running phase's progress, as the status line and the progress
+    /// bar show it: `12/40 tasks (4 running), 31% of 1.2 GiB at 45.0 MiB/s,
+    /// 2 failed attempts, ETA 1m05s, 8.3s elapsed`.
+    pub(crate) fn progress(&self) -> String {
+        let mut line = String::new();
+        if let Some(p) = self.current() {
+            let _ = write!(line, "{}/{} tasks", p.done, p.tasks);
+            if p.running > 0 {
+                let _ = write!(line, " ({} running)", p.running);
             }
+            if p.bytes_total > 0 {
+                let _ = write!(
+                    line,
+                    ", {:.0}% of {}",
+                    100.0 * p.bytes_done as f64 / p.bytes_total as f64,
+                    human_bytes(p.bytes_total)
+                );
+                if self.throughput > 0.0 {
+                    let _ = write!(line, " at {}/s", human_bytes(self.throughput as u64));
+                }
+            }
+            line.push_str(", ");
         }
         if self.failed_attempts > 0 {
-            let _ = write!(line, ", {} failed attempt(s)", self.failed_attempts);
+            let _ = write!(line, "{}, ", count(self.failed_attempts, "failed attempt"));
         }
         if let Some(eta) = self.eta_seconds {
-            let _ = write!(line, ", ETA {}", human_duration(eta));
+            let _ = write!(line, "ETA {}, ", human_duration(eta));
         }
-        let _ = write!(line, ", {} elapsed", human_duration(self.seconds));
+        let _ = write!(line, "{} elapsed", human_duration(self.seconds));
         line
     }
 
@@ -398,8 +410,14 @@ impl JobStatus {
             let secs = p.ended.unwrap_or(self.updated) - p.started;
             let _ = write!(
                 t,
-                "  {:<8} {}/{} done, {} running, {} pending; {} attempts, {} failed",
-                p.name, p.done, p.tasks, p.running, p.pending, p.attempts, p.failed_attempts
+                "  {:<8} {}/{} done, {} running, {} pending; {}, {} failed",
+                p.name,
+                p.done,
+                p.tasks,
+                p.running,
+                p.pending,
+                count(p.attempts, "attempt"),
+                p.failed_attempts
             );
             if p.reused > 0 {
                 let _ = write!(t, "; {} reused", p.reused);
@@ -441,11 +459,11 @@ impl JobStatus {
                 });
                 let _ = writeln!(
                     t,
-                    "  {:<width$}  {}/{} busy, {} attempts, {} failed, {heard}{}",
+                    "  {:<width$}  {}/{} busy, {}, {} failed, {heard}{}",
                     h.name,
                     h.busy,
                     h.slots,
-                    h.attempts,
+                    count(h.attempts, "attempt"),
                     h.failed_attempts,
                     if h.good {
                         ""
@@ -530,33 +548,6 @@ pub(crate) fn short(id: &str) -> &str {
     id.char_indices().nth(8).map_or(id, |(at, _)| &id[..at])
 }
 
-/// 1.2 GB, 340 MB, 12 KB, 512 B.
-pub(crate) fn human_bytes(n: u64) -> String {
-    let units = [("GB", 1e9), ("MB", 1e6), ("KB", 1e3)];
-    for (unit, size) in units {
-        if n as f64 >= size {
-            return format!("{:.1} {unit}", n as f64 / size);
-        }
-    }
-    format!("{n} B")
-}
-
-/// 1h02m, 3m05s, 12.3s.
-pub(crate) fn human_duration(secs: f64) -> String {
-    let s = secs.max(0.0);
-    if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (s / 3600.0) as u64,
-            ((s % 3600.0) / 60.0) as u64
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,7 +572,7 @@ mod tests {
         };
         assert_eq!(
             s.line(),
-            "gmr: map 12/40 tasks (4 running), 31% of 1.2 GB at 45.0 MB/s, 2 failed attempt(s), ETA 1m05s, 8.3s elapsed"
+            "gmr: map 12/40 tasks (4 running), 31% of 1.1 GiB at 42.9 MiB/s, 2 failed attempts, ETA 1m05s, 8.3s elapsed"
         );
     }
 

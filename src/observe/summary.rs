@@ -1,6 +1,7 @@
 //! What the job adds up: the totals of each phase, the job's report
 //! (`report.json`), and the summary printed at the end.
 
+use crate::observe::units::{count, human_bytes};
 use crate::task::report::{Counters, TaskReport};
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct PhaseTotals {
     /// Tasks committed.
     pub(crate) tasks: u64,
+    /// Tasks reused from an earlier run (`--resume`), among `tasks`.
+    #[serde(default)]
+    pub(crate) reused: u64,
     /// Failed attempts that were retried.
     pub(crate) retries: u64,
     /// Backup attempts started for stragglers.
@@ -74,29 +78,56 @@ impl PhaseTotals {
 /// of the summary even without `--total-order`.
 const SKEW_WORTH_SAYING: f64 = 2.0;
 
+/// A failed attempt that was retried, as the summary names it.
+pub(crate) struct Retried<'a> {
+    pub(crate) task: &'a str,
+    pub(crate) attempt: u32,
+    pub(crate) host: &'a str,
+    /// Why it failed (its first line is shown).
+    pub(crate) error: &'a str,
+}
+
+/// How many failed attempts the summary names; the report has them all.
+const FAILURES_NAMED: usize = 5;
+
 /// The job summary printed on stderr at the end of a run; `total_order`
-/// always shows the skew of the parts.
+/// always shows the skew of the parts. `failed` are this run's failed
+/// attempts that were retried (or lost with their host), oldest first:
+/// each is named, with why it failed.
 pub(crate) fn summary(
     elapsed: std::time::Duration,
     map: &PhaseTotals,
     reduce: Option<&PhaseTotals>,
     counters: &Counters,
     total_order: bool,
+    failed: &[Retried],
 ) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let _ = writeln!(s, "gmr: job done in {:.2} s", elapsed.as_secs_f64());
+    let all_reused = |t: &PhaseTotals| t.reused > 0 && t.reused == t.tasks;
+    if all_reused(map) && reduce.is_none_or(all_reused) {
+        let _ = writeln!(
+            s,
+            "gmr: job done in an earlier run: every task reused, none ran"
+        );
+    } else {
+        let _ = writeln!(s, "gmr: job done in {:.2} s", elapsed.as_secs_f64());
+    }
     let mut phase = |name: &str, t: &PhaseTotals| {
         let _ = write!(
             s,
-            "  {name:<7}{:>6} tasks {:>12} records in ({}) {:>12} records out ({}) {:>6.2} s",
+            "  {name:<7}{:>6} {:<5} {:>12} records in ({}) {:>12} records out ({}) {:>6.2} s",
             t.tasks,
+            if t.tasks == 1 { "task" } else { "tasks" },
             t.records_in,
             human_bytes(t.bytes_in),
             t.records_out,
             human_bytes(t.bytes_out),
             t.millis as f64 / 1000.0
         );
+        if t.reused > 0 {
+            let _ = write!(s, ", {} reused from the earlier run", t.reused);
+        }
         if t.records_read < t.records_in {
             let _ = write!(
                 s,
@@ -105,7 +136,7 @@ pub(crate) fn summary(
             );
         }
         if t.spills > 0 {
-            let _ = write!(s, ", {} spills", t.spills);
+            let _ = write!(s, ", {}", count(t.spills, "spill"));
         }
         if t.combine_in > 0 {
             let _ = write!(s, ", combiner {} → {}", t.combine_in, t.combine_out);
@@ -113,15 +144,15 @@ pub(crate) fn summary(
         if t.combine_skipped > 0 {
             let _ = write!(
                 s,
-                ", {} runs not combined (the combiner would not shrink them)",
-                t.combine_skipped
+                ", {} not combined (the combiner would not shrink them)",
+                count(t.combine_skipped, "run")
             );
         }
         if t.retries > 0 {
-            let _ = write!(s, ", {} retried attempts", t.retries);
+            let _ = write!(s, ", {} retried", count(t.retries, "failed attempt"));
         }
         if t.backups > 0 {
-            let _ = write!(s, ", {} backup attempts", t.backups);
+            let _ = write!(s, ", {}", count(t.backups, "backup attempt"));
         }
         if t.timeouts > 0 {
             let _ = write!(s, ", {} timed out", t.timeouts);
@@ -141,24 +172,23 @@ pub(crate) fn summary(
             );
         }
     }
+    for f in failed.iter().take(FAILURES_NAMED) {
+        let why = f.error.lines().next().unwrap_or("failed");
+        let _ = writeln!(
+            s,
+            "  retried {} after attempt {} on {}: {why}",
+            f.task, f.attempt, f.host
+        );
+    }
+    if failed.len() > FAILURES_NAMED {
+        let _ = writeln!(
+            s,
+            "  retried ... and {} more (gmr status or the report has them)",
+            count((failed.len() - FAILURES_NAMED) as u64, "failed attempt")
+        );
+    }
     for (name, value) in counters {
         let _ = writeln!(s, "  counter {name} = {value}");
     }
     s
-}
-
-/// `1.5 MiB`.
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }

@@ -102,6 +102,8 @@ impl Dir {
         c.args(args)
             .current_dir(self.tmp.path())
             .env("TMPDIR", self.path("tmp"))
+            // The history of jobs (~/.local/state/gmr) is the test's own.
+            .env("XDG_STATE_HOME", self.path("state"))
             .env("LC_ALL", "C")
             .stdin(Stdio::null());
         c
@@ -183,6 +185,8 @@ impl Dir {
             .arg(cmd)
             .current_dir(self.tmp.path())
             .env("TMPDIR", self.path("tmp"))
+            // The history of jobs (~/.local/state/gmr) is the test's own.
+            .env("XDG_STATE_HOME", self.path("state"))
             .env("LC_ALL", "C")
             .output()
             .unwrap();
