@@ -55,7 +55,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand run" -l split-size -d 'Bytes per
 complete -c gmr -n "__fish_gmr_using_subcommand run" -s o -l output -d 'Write part-00000, part-00001, ... and _SUCCESS into DIR (default: the output on stdout, in partition order)' -r -F
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l compress -d 'Compress each part: gz (part-NNNNN.gz) or zst (part-NNNNN.zst); gmr reads such parts back as input' -r -f -a "gz\t''
 zst\t''"
-complete -c gmr -n "__fish_gmr_using_subcommand run" -l separator -d 'The byte between key and value (one character, or \\t)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand run" -l separator -d 'The byte between key and value: one character (e.g. , or \' \'), \\t, \\0 or \\xHH (e.g. \\x1f)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l key-fields -d 'How many leading fields form the key' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l partition-fields -d 'Choose the partition by the first N fields of the key only (1 <= N <= --key-fields): records whose first N fields are equal go to the same reducer (Hadoop\'s KeyFieldBasedPartitioner -k1,N)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand run" -l sort-key -d 'Order the records of each partition by this key, in sort(1)\'s -k syntax (2,2nr, 1,1, 3n; options b d f g i n r), fields split at --separator; repeat it for more keys. Ties go by the whole line, so one partition is what LC_ALL=C sort -t SEP -k KEYDEF gives. Reducers still group by --key-fields: consecutive equal keys' -r
@@ -92,7 +92,7 @@ complete -c gmr -n "__fish_gmr_using_subcommand split" -s h -l help -d 'Print he
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s m -l mapper -d 'The mapper: a command (plain words start the program directly, any other command line runs under `sh -c`, so a pipeline is fine) or @identity' -r -f -a "@identity (__fish_complete_command)"
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s c -l combiner -d 'A combiner run on each sorted map-side run: a command or a built-in (@count, @sum, @min, @max); it must be safe to apply zero or more times' -r -f -a "@count @sum @min @max (__fish_complete_command)"
 complete -c gmr -n "__fish_gmr_using_subcommand map" -s R -l reducers -d 'Number of reduce partitions (default: the number of jobs, at most 1048576); 0 makes a map-only job whose mapper output is the output, order kept' -r
-complete -c gmr -n "__fish_gmr_using_subcommand map" -l separator -d 'The byte between key and value (one character, or \\t)' -r
+complete -c gmr -n "__fish_gmr_using_subcommand map" -l separator -d 'The byte between key and value: one character (e.g. , or \' \'), \\t, \\0 or \\xHH (e.g. \\x1f)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l key-fields -d 'How many leading fields form the key' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l partition-fields -d 'Choose the partition by the first N fields of the key only (1 <= N <= --key-fields): records whose first N fields are equal go to the same reducer (Hadoop\'s KeyFieldBasedPartitioner -k1,N)' -r
 complete -c gmr -n "__fish_gmr_using_subcommand map" -l sort-key -d 'Order the records of each partition by this key, in sort(1)\'s -k syntax (2,2nr, 1,1, 3n; options b d f g i n r), fields split at --separator; repeat it for more keys. Ties go by the whole line, so one partition is what LC_ALL=C sort -t SEP -k KEYDEF gives. Reducers still group by --key-fields: consecutive equal keys' -r

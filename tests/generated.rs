@@ -141,3 +141,105 @@ fn man_pages_refer_to_pages_that_exist() {
         );
     }
 }
+
+/// The commands of a man page's EXAMPLES: its lines between `.nf` and
+/// `.fi`, unescaped, with a line ending in `|` joined to the next, and
+/// the descriptions (lines ending in `:`) left out.
+fn examples_of(page: &str) -> Vec<String> {
+    let Some(at) = page.find(".SH \"EXAMPLES\"") else {
+        return Vec::new();
+    };
+    let body = &page[at..];
+    let body = &body[body.find(".nf\n").expect(".nf") + 4..body.find(".fi\n").expect(".fi")];
+    let mut commands: Vec<String> = Vec::new();
+    let mut joining = false;
+    for line in body.lines() {
+        let line = line
+            .replace("\\-", "-")
+            .replace("\\e", "\\")
+            .replace("\\&", "");
+        let line = line.trim();
+        if line.is_empty() || line.ends_with(':') {
+            continue;
+        }
+        match commands.last_mut() {
+            Some(last) if joining => {
+                last.push(' ');
+                last.push_str(line);
+            }
+            _ => commands.push(line.to_string()),
+        }
+        joining = line.ends_with('|');
+    }
+    commands
+}
+
+/// A directory holding every file the examples name: a word count's
+/// map.sh and reduce.sh, tok.py, big.txt, logs/, data/, x.gz, hosts.txt
+/// (this machine: `:`), shared/in/.
+fn example_dir() -> Dir {
+    let d = Dir::new();
+    let books = repo().join("examples/input");
+    d.sh(&format!(
+        "cp {books}/* . 2>/dev/null; mkdir -p logs data shared/in && cp {books}/* logs/ && cp {books}/* data/ \
+         && cp {books}/* shared/in/ && cat {books}/* > big.txt && gzip -c big.txt > x.gz && echo : > hosts.txt \
+         && cp {ex}/wordcount/map.sh {ex}/wordcount/reduce.sh .",
+        books = books.display(),
+        ex = repo().join("examples").display()
+    ));
+    d.script(
+        "tok.py",
+        "exec python3 -c 'import sys\nfor line in sys.stdin:\n    for w in line.split(): print(w + \"\\t1\")'",
+    );
+    d
+}
+
+#[test]
+fn every_man_page_example_runs() {
+    let bin = gmr_bin();
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut ran = 0;
+    for (rel, bytes) in gmr::man_pages() {
+        let page = String::from_utf8(bytes).unwrap();
+        let examples = examples_of(&page);
+        assert!(!examples.is_empty(), "{rel} has no example");
+        for example in examples {
+            let d = example_dir();
+            let sh = |cmd: &str| {
+                Command::new("bash")
+                    .args(["-o", "pipefail", "-c", cmd])
+                    .current_dir(d.path(""))
+                    .env("PATH", &path)
+                    .env("TMPDIR", d.path("tmp"))
+                    .env("XDG_STATE_HOME", d.path("state"))
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .unwrap()
+            };
+            // gmr status and gmr report show a job: one ran in shared/w.
+            if example.starts_with("gmr status") || example.starts_with("gmr report") {
+                let setup = sh(
+                    "gmr run -q -m ./map.sh -r ./reduce.sh --workdir shared/w big.txt > /dev/null",
+                );
+                assert!(
+                    setup.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&setup.stderr)
+                );
+            }
+            let out = sh(&example);
+            assert!(
+                out.status.success(),
+                "{rel}: `{example}` exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ran += 1;
+        }
+    }
+    assert!(ran >= 15, "only {ran} examples");
+}

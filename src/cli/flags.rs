@@ -17,16 +17,20 @@ Examples:
     gmr run -m 'tr -s \" \" \"\\n\"' -r @count big.txt > counts.txt
   The same job stage by stage:
     gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w |
-      gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/";
+      gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/
+  The newest job's status (one run without --workdir too):
+    gmr status";
 
-/// `--help` and man page examples.
+/// `--help` and man page examples. Each one runs as written (a test runs
+/// every example of every man page, in a directory holding the files they
+/// name); `shared/` stands for a directory every host sees (NFS).
 pub(crate) const EXAMPLES_RUN: &str = "\
 Examples:
   gmr run -m ./map.sh -r ./reduce.sh -R 4 -o out/ logs/
   gmr run -m 'tr -s \" \" \"\\n\"' -r @count big.txt > counts.txt
   gmr run -m ./tok.py -c @sum -r @sum -j 8 --split-size 16M data/
   zcat x.gz | gmr run -m ./map.sh -R 0 -o out/      # map-only, stdin
-  gmr run -m ./map.sh -r ./reduce.sh --hosts hosts.txt --workdir /nfs/w -o /nfs/out /nfs/in";
+  gmr run -m ./map.sh -r ./reduce.sh --hosts hosts.txt --workdir shared/w -o shared/out shared/in";
 
 /// `--help` and man page examples.
 pub(crate) const EXAMPLES_SPLIT: &str = "\
@@ -48,21 +52,23 @@ Examples:
 /// `--help` and man page examples.
 pub(crate) const EXAMPLES_REDUCE: &str = "\
 Examples:
-  ... | gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/
-  ... | gmr map -m ./map.sh --workdir w | gmr reduce -r @count > counts.txt";
+  gmr split big.txt | gmr map -m ./map.sh -R 4 --workdir w |
+    gmr shuffle --workdir w | gmr reduce -r ./reduce.sh --workdir w -o out/
+  gmr split big.txt | gmr map -m ./map.sh --workdir w | gmr reduce -r @count > counts.txt";
 
 /// `--help` and man page examples.
 pub(crate) const EXAMPLES_STATUS: &str = "\
 Examples:
-  gmr status /nfs/w                    # from any terminal or host that sees /nfs/w
-  gmr status --watch /nfs/w            # refreshed every 2 s until the job ends
-  gmr status --json /nfs/w | jq .phases   # fields: docs/status.md";
+  gmr status                           # the job here, else your newest
+  gmr status shared/w                  # from any terminal or host that sees shared/w
+  gmr status --watch shared/w          # refreshed every 2 s until the job ends
+  gmr status --json shared/w | jq .phases   # fields: docs/status.md";
 
 /// `--help` and man page examples.
 pub(crate) const EXAMPLES_REPORT: &str = "\
 Examples:
-  gmr report /nfs/w -o job.html        # at any time, running or not
-  gmr report /nfs/w -o - > job.html";
+  gmr report shared/w -o job.html      # at any time, running or not
+  gmr report -o - > job.html           # your newest job's";
 
 /// gmr - MapReduce for the shell.
 #[derive(Debug, Parser)]
@@ -166,7 +172,8 @@ pub(crate) struct InputArgs {
 /// How records split into key and value.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct KeyArgs {
-    /// The byte between key and value (one character, or \t)
+    /// The byte between key and value: one character (e.g. , or ' '), \t,
+    /// \0 or \xHH (e.g. \x1f)
     #[arg(long, value_name = "CHAR", default_value = "\\t", value_parser = parse_separator, help_heading = "Keys")]
     pub(crate) separator: u8,
 
@@ -640,7 +647,7 @@ pub(crate) fn parse_separator(s: &str) -> Result<u8, String> {
         _ if s.len() == 1 => s.as_bytes()[0],
         _ => {
             return Err(format!(
-                "`{s}`: the separator must be one byte (e.g. ',', ' ', \\t)"
+                "`{s}`: the separator must be one byte: a character (e.g. ',', ' '), \\t, \\0 or \\xHH"
             ));
         }
     };

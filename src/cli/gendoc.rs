@@ -175,15 +175,19 @@ fn render_page(cmd: clap::Command, examples: &str, full: bool) -> Vec<u8> {
         env!("CARGO_PKG_VERSION")
     ));
     let mut out = Vec::new();
-    let sections: [RenderSection; 4] = [
-        Man::render_title,
-        Man::render_name_section,
-        Man::render_synopsis_section,
-        Man::render_description_section,
-    ];
+    let synopsis: RenderSection = match cmd.has_subcommands() {
+        true => Man::render_synopsis_section,
+        false => |_, _| Ok(()),
+    };
+    let sections: [RenderSection; 3] = [Man::render_title, Man::render_name_section, synopsis];
     for render in sections {
         render(&man, &mut out).expect("writing to memory");
     }
+    if !cmd.has_subcommands() {
+        grouped_synopsis(&cmd, &mut out);
+    }
+    man.render_description_section(&mut out)
+        .expect("writing to memory");
     if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         man.render_options_section(&mut out)
             .expect("writing to memory");
@@ -233,6 +237,83 @@ fn render_page(cmd: clap::Command, examples: &str, full: bool) -> Vec<u8> {
     man.render_version_section(&mut out)
         .expect("writing to memory");
     out
+}
+
+/// The SYNOPSIS of a subcommand's page: its usage line, then its options
+/// in the groups (and order) of its `--help`, rather than clap_mangen's
+/// one flat list of every flag.
+fn grouped_synopsis(cmd: &clap::Command, out: &mut Vec<u8>) {
+    let word = |a: &clap::Arg| {
+        let name = match (a.get_short(), a.get_long()) {
+            (Some(c), _) => format!("\\fB-{c}\\fR"),
+            (None, Some(l)) => format!("\\fB--{}\\fR", escape(l)),
+            (None, None) => String::new(),
+        };
+        let value = a
+            .get_value_names()
+            .and_then(|v| v.first())
+            .filter(|_| a.get_action().takes_values())
+            .map(|v| format!(" \\fI{}\\fR", escape(v)))
+            .unwrap_or_default();
+        let repeat = match a.get_action() {
+            clap::ArgAction::Append => "...",
+            _ => "",
+        };
+        match a.is_required_set() {
+            true => format!("{name}{value}{repeat}"),
+            false => format!("[{name}{value}]{repeat}"),
+        }
+    };
+    let shown: Vec<&clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && !["help", "version"].contains(&a.get_id().as_str()))
+        .collect();
+    let required: Vec<String> = shown
+        .iter()
+        .filter(|a| !a.is_positional() && a.is_required_set())
+        .map(|a| word(a))
+        .collect();
+    let positionals: Vec<String> = shown
+        .iter()
+        .filter(|a| a.is_positional())
+        .map(|a| {
+            let name = a
+                .get_value_names()
+                .and_then(|v| v.first())
+                .map_or("ARG", |v| v.as_str());
+            let many = a.get_num_args().is_some_and(|n| n.max_values() > 1);
+            let name = format!("\\fI{}\\fR{}", escape(name), if many { "..." } else { "" });
+            match a.is_required_set() {
+                true => name,
+                false => format!("[{name}]"),
+            }
+        })
+        .collect();
+    section(out, "SYNOPSIS");
+    // No hyphenation inside flag names.
+    out.extend_from_slice(b".nh\n");
+    let mut usage = vec![format!("\\fB{}\\fR", man_name(cmd).replace('-', " "))];
+    usage.extend(required);
+    usage.push("[\\fIOPTIONS\\fR]".into());
+    usage.extend(positionals);
+    out.extend_from_slice(format!("{}\n", usage.join(" ")).as_bytes());
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for a in shown
+        .iter()
+        .filter(|a| !a.is_positional() && !a.is_required_set())
+    {
+        let heading = a.get_help_heading().unwrap_or("Options").to_string();
+        match groups.iter_mut().find(|(h, _)| *h == heading) {
+            Some((_, words)) => words.push(word(a)),
+            None => groups.push((heading, vec![word(a)])),
+        }
+    }
+    for (heading, words) in groups {
+        out.extend_from_slice(
+            format!(".TP\n{}:\n{}\n", escape(&heading), words.join(" ")).as_bytes(),
+        );
+    }
+    out.extend_from_slice(b".hy\n");
 }
 
 fn man_name(cmd: &clap::Command) -> String {
