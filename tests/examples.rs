@@ -258,3 +258,65 @@ fn total_order_example() {
         d.sh(&format!("cat {}/* | LC_ALL=C sort", ex("input")))
     );
 }
+
+/// The shell block of the README's quick tour.
+fn readme_tour() -> String {
+    let readme = String::from_utf8(read(repo().join("README.md"))).unwrap();
+    let tour = &readme[readme.find("## A quick tour").expect("a quick tour")..];
+    let start = tour.find("```sh\n").expect("a sh block") + 6;
+    tour[start..start + tour[start..].find("```").expect("its end")].to_string()
+}
+
+#[test]
+fn the_readme_tour_runs_twice_and_leaves_the_repository_alone() {
+    let d = Dir::new();
+    let tour = readme_tour();
+    assert!(tour.contains("cd \"$(mktemp -d)\""), "{tour}");
+    let top = || -> Vec<String> {
+        names(repo())
+            .into_iter()
+            .filter(|n| n != "target")
+            .collect()
+    };
+    let before = top();
+    let path = format!(
+        "{}:{}",
+        gmr_bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for run in 1..=2 {
+        // As pasted at the repository root, with gmr on PATH.
+        let out = std::process::Command::new("bash")
+            .args(["-e", "-o", "pipefail", "-c", &tour])
+            .current_dir(repo())
+            .env("PATH", &path)
+            .env("TMPDIR", d.path(""))
+            .env("XDG_STATE_HOME", d.path("state"))
+            .env("LC_ALL", "C")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run {run} of the tour: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(top(), before, "the tour wrote into the repository");
+    // Each run had its own scratch directory, with every output in it.
+    let scratch: Vec<String> = names(d.path(""))
+        .into_iter()
+        .filter(|n| n.starts_with("tmp."))
+        .collect();
+    assert_eq!(scratch.len(), 2, "{scratch:?}");
+    for s in scratch {
+        for out in [
+            "words/_SUCCESS",
+            "counts.txt",
+            "sorted/_SUCCESS",
+            "traffic/_SUCCESS",
+        ] {
+            assert!(d.path(&format!("{s}/{out}")).exists(), "{s}/{out}");
+        }
+    }
+}
