@@ -31,6 +31,7 @@ mod task;
 
 pub use cli::flags::Cli;
 pub use cli::gendoc::{completions, man_pages};
+pub use cli::parse;
 pub use error::{Error, ExitCode};
 
 /// Runs a parsed command line: Ctrl-C and SIGTERM handled from here on,

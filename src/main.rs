@@ -1,11 +1,10 @@
 //! The `gmr` binary: parse the command line, run the command, turn the
 //! result into one `gmr: …` line and an exit status (docs/contracts.md §7).
 
-use clap::Parser;
-use gmr::{Cli, ExitCode};
+use gmr::ExitCode;
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cli = match gmr::parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and errors to

@@ -172,6 +172,28 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         "{st}"
     );
 
+    // A job of two steps (gmr's --then), each step's tasks Slurm steps:
+    // what the same job gives here.
+    let top = |launch: &str, slurm: &str| {
+        format!(
+            "{launch}\"$GMR\" run -q {slurm} -m {} -r {} -R 3 --then -m cat -r 'head -10' -R 1 --sort-key 2,2nr {books}",
+            words_map(),
+            sum_reduce()
+        )
+    };
+    let here = cluster.sh(&d, &top("", ""));
+    assert!(here.status.success(), "{}", text(&here));
+    let there = cluster.sh(&d, &top(STEPS, "--slurm --workdir w7 --joblog w7.log"));
+    assert!(there.status.success(), "{}", text(&there));
+    assert_eq!(there.stdout, here.stdout);
+    assert_eq!(String::from_utf8_lossy(&here.stdout).lines().count(), 10);
+    let log = String::from_utf8_lossy(&read(d.path("w7.log"))).into_owned();
+    assert!(
+        log.contains("reduce-00000") && log.lines().all(|l| l.contains("\"host\":\"localhost\"")),
+        "{log}"
+    );
+    assert!(d.path("w7/step-2/report.json").exists());
+
     // A step cancelled under its task counts against the node, not the
     // task: with --retries 0 the job still succeeds.
     d.script(

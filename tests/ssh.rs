@@ -1753,3 +1753,63 @@ fn workers_die_with_a_killed_coordinator() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_job_of_several_steps_runs_on_the_hosts_as_it_runs_here() {
+    let c = Cluster::start(2);
+    let d = Dir::new();
+    let steps = |more: Vec<String>| {
+        let mut args: Vec<String> = [
+            "run",
+            "-q",
+            "-m",
+            &words_map(),
+            "-r",
+            &sum_reduce(),
+            "-R",
+            "3",
+            "--joblog",
+            "log.jsonl",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(more);
+        args.extend(
+            [
+                "--then",
+                "-m",
+                "awk -F'\\t' '$2 > 2'",
+                "-R",
+                "0",
+                "--then",
+                "-m",
+                "cat",
+                "-r",
+                "head -10",
+                "-R",
+                "1",
+                "--sort-key",
+                "2,2nr",
+            ]
+            .map(String::from),
+        );
+        args.push(gutenberg());
+        let all: Vec<&str> = args.iter().map(String::as_str).collect();
+        d.run(&all)
+    };
+    let local = steps(vec![]).ok().to_vec();
+    assert_eq!(local.iter().filter(|&&b| b == b'\n').count(), 10);
+    let remote = steps(c.args(&c.path("hosts.txt"), "w"));
+    assert_eq!(
+        remote.ok(),
+        local,
+        "the same output with and without --hosts"
+    );
+    // Every step's tasks ran on the hosts.
+    let hosts_used: std::collections::BTreeSet<String> = joblog(d.path("log.jsonl"))
+        .iter()
+        .map(|l| l["host"].as_str().unwrap().to_string())
+        .collect();
+    assert!(hosts_used.iter().any(|h| h != "local"), "{hosts_used:?}");
+    assert!(d.path("w/step-3/report.json").exists());
+}

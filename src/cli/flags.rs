@@ -30,6 +30,7 @@ Examples:
   gmr run -m 'tr -s \" \" \"\\n\"' -r @count big.txt > counts.txt
   gmr run -m ./tok.py -c @sum -r @sum -j 8 --split-size 16M data/
   zcat x.gz | gmr run -m ./map.sh -R 0 -o out/      # map-only, stdin
+  gmr run -m ./map.sh -r ./reduce.sh --then -m cat -r 'head -10' -R 1 --sort-key 2,2nr logs/
   gmr run -m ./map.sh -r ./reduce.sh --hosts hosts.txt --workdir shared/w -o shared/out shared/in";
 
 /// `--help` and man page examples.
@@ -420,12 +421,9 @@ pub(crate) struct ExecArgs {
     pub(crate) ssh_config: Option<PathBuf>,
 }
 
-/// `gmr run`.
+/// The reducer of a job or of a step (`--then`).
 #[derive(Debug, Clone, Args)]
-pub(crate) struct RunArgs {
-    #[command(flatten)]
-    pub(crate) map: MapperArgs,
-
+pub(crate) struct ReducerArgs {
     /// The reducer: a command, as for -m, or a built-in (@count, @sum, @min,
     /// @max, @identity)
     #[arg(
@@ -437,6 +435,16 @@ pub(crate) struct RunArgs {
         help_heading = "Job"
     )]
     pub(crate) reducer: Option<String>,
+}
+
+/// `gmr run`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) map: MapperArgs,
+
+    #[command(flatten)]
+    pub(crate) reduce: ReducerArgs,
 
     #[command(flatten)]
     pub(crate) input: InputArgs,
@@ -456,9 +464,65 @@ pub(crate) struct RunArgs {
 
     /// Continue the failed or interrupted job in --workdir: tasks that
     /// committed are reused, only the rest run (the job must be the same:
-    /// commands, inputs, R, key, output)
+    /// commands, inputs, R, key, output). In a job of several steps, a
+    /// step whose flags changed runs again, and so do the steps after it
     #[arg(long, requires = "workdir", help_heading = "Reliability")]
     pub(crate) resume: bool,
+
+    /// Then another step, which reads this one's output: the flags after
+    /// --then, up to the next --then, are the step's (-m, -c, -r, -R,
+    /// --separator, --key-fields, --partition-fields, --sort-key,
+    /// --total-order, --ok-exit). All other flags are the job's: give them
+    /// before the first --then. The inputs, which the first step reads,
+    /// go there too or after the last step
+    #[arg(long = "then", value_name = "STEP", help_heading = "Job")]
+    pub(crate) then_help: bool,
+
+    /// Keep each step's output but the last, in DIR/step-N (default: in the
+    /// work directory, removed with it)
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub(crate) keep_intermediate: Option<PathBuf>,
+
+    /// The steps after the first, one per --then (cli::parse splits them
+    /// off before clap sees the command line).
+    #[arg(skip)]
+    pub(crate) steps: Vec<StepArgs>,
+}
+
+/// The flags of a step after `--then`: those that describe a step of a
+/// job; the rest of `gmr run`'s are the job's.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StepArgs {
+    #[command(flatten)]
+    pub(crate) map: MapperArgs,
+
+    #[command(flatten)]
+    pub(crate) reduce: ReducerArgs,
+
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+
+    /// Exit statuses of this step's commands that mean success (default 0)
+    #[arg(long, value_name = "CODES", value_parser = parse_exit_codes)]
+    pub(crate) ok_exit: Option<ExitCodes>,
+
+    /// The job's inputs, after the last step (as `gmr run STEP --then STEP
+    /// INPUT...` reads)
+    #[arg(value_name = "INPUT")]
+    pub(crate) inputs: Vec<PathBuf>,
+}
+
+/// A step after `--then`, parsed alone.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gmr run ... --then",
+    no_binary_name = true,
+    disable_help_flag = true,
+    args_override_self = true
+)]
+pub(crate) struct StepCli {
+    #[command(flatten)]
+    pub(crate) step: StepArgs,
 }
 
 /// `gmr split`.
@@ -597,6 +661,13 @@ fn codecs() -> impl clap::builder::TypedValueParser<Value = crate::data::codec::
 /// The exit statuses that mean success.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ExitCodes(pub Vec<i32>);
+
+impl Default for ExitCodes {
+    /// 0 alone, as `--ok-exit` defaults to.
+    fn default() -> ExitCodes {
+        ExitCodes(vec![0])
+    }
+}
 
 /// Parses `0,1`: exit statuses, 0 to 255.
 pub(crate) fn parse_exit_codes(s: &str) -> Result<ExitCodes, String> {

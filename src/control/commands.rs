@@ -9,6 +9,7 @@ use crate::cli::flags::{
 use crate::control::lifecycle::{self, Delivery, Ending, Lifecycle, SpecState};
 use crate::control::manifest::{self, Entry, SplitPlan};
 use crate::control::plan::{self, MapPlan, Placement, ReducePlan, RunOptions, RunPlan};
+use crate::control::steps::{self, StepOf};
 use crate::data::split;
 use crate::error::{Error, Result};
 use crate::observe::status::{JobStatus, State};
@@ -34,7 +35,13 @@ type Start = (Instant, Option<libc::rlimit>);
 pub(crate) fn dispatch(cli: Cli) -> Result<()> {
     let start = (Instant::now(), resources::raise_open_file_limit());
     match cli.command {
-        Command::Run(args) => run(args, start),
+        Command::Run(args) if !args.steps.is_empty() => {
+            // Each step's summary gives its own time.
+            steps::run(args, &|step_args, step| {
+                run(step_args, (Instant::now(), start.1), Some(step))
+            })
+        }
+        Command::Run(args) => run(args, start, None),
         Command::Split(args) => split_stage(args),
         Command::Map(args) => map_stage(args, start),
         Command::Shuffle(args) => shuffle_stage(args, start),
@@ -57,7 +64,7 @@ fn job_to_show(given: Option<std::path::PathBuf>) -> Result<WorkDir> {
         return Ok(WorkDir::new(dir));
     }
     let here = WorkDir::new(std::path::PathBuf::from("."));
-    if here.status_path().exists() || here.spec_path().exists() {
+    if here.status_path().exists() || here.spec_path().exists() || here.steps_path().exists() {
         return Ok(here);
     }
     let latest = History::new().and_then(|h| h.latest());
@@ -77,11 +84,19 @@ fn status_command(args: StatusArgs) -> Result<()> {
     let wd = job_to_show(args.workdir)?;
     let terminal = io::stdout().is_terminal();
     loop {
-        let status = JobStatus::load(&wd)?;
-        let text = if args.json {
-            String::from_utf8(crate::files::json_bytes(&status)).expect("JSON is UTF-8")
-        } else {
-            status.text()
+        // A job of several steps: its steps, then the one running (or last).
+        let (status, text) = match wd.steps_path().exists() {
+            true => steps::status(&wd, args.json)?,
+            false => {
+                let status = JobStatus::load(&wd)?;
+                let text = match args.json {
+                    true => {
+                        String::from_utf8(crate::files::json_bytes(&status)).expect("JSON is UTF-8")
+                    }
+                    false => status.text(),
+                };
+                (status, text)
+            }
         };
         if args.watch && terminal {
             // Home and clear, then the status: a display that stays put.
@@ -104,6 +119,13 @@ fn status_command(args: StatusArgs) -> Result<()> {
 
 fn report_command(args: ReportArgs) -> Result<()> {
     let wd = job_to_show(args.workdir)?;
+    if wd.steps_path().exists() {
+        return Err(Error::usage(format!(
+            "{} holds a job of several steps, with a report per step: give one, e.g. gmr report {}",
+            wd.root().display(),
+            wd.step(1).root().display()
+        )));
+    }
     let status = JobStatus::load(&wd)?;
     let page =
         crate::observe::htmlreport::render(&tracker::with_attempts(status, &wd.attempts_path()));
@@ -136,10 +158,12 @@ fn write_page(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
         .and_then(|mut f| f.write_all(bytes))
 }
 
-fn run(args: RunArgs, start: Start) -> Result<()> {
+/// `gmr run`: the whole job, or one step of a job of several (`step`).
+fn run(args: RunArgs, start: Start, step: Option<StepOf>) -> Result<()> {
     let (plan, placement) = RunPlan::new(&args)?;
     let resume = plan.recorded.is_some();
-    let options = RunOptions::new(&args.exec, resume);
+    let mut options = RunOptions::new(&args.exec, resume);
+    options.step = step;
     let delivery = match plan.output {
         Some(_) => Delivery::Directory,
         None => Delivery::Stdout,
@@ -164,7 +188,10 @@ fn run(args: RunArgs, start: Start) -> Result<()> {
         drop(planning);
         let mut job = Lifecycle::start(&wd, spec, SpecState::New, pool, &options, start)?;
         job.keep_workdir(!created);
-        job.record_in(History::new().and_then(|h| h.record(wd.root())));
+        // A step's job is recorded as the whole job's (steps.rs).
+        if step.is_none() {
+            job.record_in(History::new().and_then(|h| h.record(wd.root())));
+        }
         if created && !options.quiet {
             // Where to look while it runs: `gmr status` finds it too.
             eprintln!(

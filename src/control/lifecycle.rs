@@ -131,7 +131,12 @@ impl<'a> Lifecycle<'a> {
         let local = matches!(pool, Pool::Local(_));
         let res = Arc::new(Resources::new(pool.local_slots(), child_nofile));
         let exec = pool.executor(wd, &job, &digest, Arc::clone(&res))?;
-        let joblog = options.joblog.as_deref().map(JobLog::open).transpose()?;
+        let step = options.step.map(|s| s.number);
+        let joblog = options
+            .joblog
+            .as_deref()
+            .map(|path| JobLog::open(path, step))
+            .transpose()?;
         let tracker = Tracker::new(wd, &job.spec.job, exec.as_ref());
         Ok(Lifecycle {
             tracker,
@@ -386,6 +391,8 @@ impl<'a> Lifecycle<'a> {
         result?;
         let spec = &self.job.spec;
         let summary = matches!(ending, Ending::Run | Ending::Stage { summary: true });
+        // A step's reports are named once the whole job is done (steps.rs).
+        let step = self.options.step.is_some();
         if summary && !self.options.quiet {
             let map = self.map.clone().unwrap_or_default();
             // This run's failed attempts (a resumed job's document has the
@@ -405,6 +412,10 @@ impl<'a> Lifecycle<'a> {
             eprint!(
                 "{}",
                 summary::summary(
+                    &self
+                        .options
+                        .step
+                        .map_or("job".into(), |s| format!("step {} of {}", s.number, s.of)),
                     self.started.elapsed(),
                     &map,
                     self.reduce.as_ref(),
@@ -421,7 +432,7 @@ impl<'a> Lifecycle<'a> {
             false => self.history.as_ref().and_then(|e| e.keep_reports(self.wd)),
         };
         if summary && !self.options.quiet {
-            if let Some(report) = report {
+            if let Some(report) = report.filter(|_| !step) {
                 eprintln!("  report: {}", report.display());
             }
             if let Some(hint) = (ending == Ending::Run)

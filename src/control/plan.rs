@@ -63,6 +63,8 @@ pub(crate) struct RunOptions {
     pub(crate) status_interval: Option<std::time::Duration>,
     /// Reuse the tasks that committed in an earlier run (`--resume`).
     pub(crate) resume: bool,
+    /// Which step of a job of several this run is.
+    pub(crate) step: Option<crate::control::steps::StepOf>,
 }
 
 impl RunOptions {
@@ -75,6 +77,7 @@ impl RunOptions {
             joblog: ex.joblog.clone(),
             status_interval: (!ex.status_interval.is_zero()).then_some(ex.status_interval),
             resume,
+            step: None,
         }
     }
 }
@@ -457,7 +460,7 @@ impl<'a> RunPlan<'a> {
     pub(crate) fn new(args: &'a RunArgs) -> Result<(RunPlan<'a>, Placement)> {
         let placement = Placement::new(&args.exec, args.workdir.as_deref())?;
         let map_only = args.map.reducers == Some(0);
-        if map_only && args.reducer.is_some() {
+        if map_only && args.reduce.reducer.is_some() {
             return Err(Error::usage(
                 "-r has no effect with -R 0 (a map-only job: the mapper's output is the output); drop it, or give -R N",
             ));
@@ -465,7 +468,7 @@ impl<'a> RunPlan<'a> {
         let reducer = if map_only {
             None
         } else {
-            args.reducer.as_deref()
+            args.reduce.reducer.as_deref()
         };
         let side = MapSide::checked(&args.map, &args.perf, &args.key, &args.exec, reducer)?;
         if !map_only && reducer.is_none() {

@@ -41,6 +41,9 @@ pub(crate) struct Line<'a> {
     /// The Slurm job step or array element the attempt ran as.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) slurm_job: Option<&'a str>,
+    /// In a job of several steps (`--then`), the step, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) step: Option<usize>,
 }
 
 /// Appends attempt lines to a file.
@@ -49,11 +52,14 @@ pub(crate) struct JobLog {
     path: std::path::PathBuf,
     /// A write failed already (and was said, once).
     failed: std::sync::atomic::AtomicBool,
+    /// The step of a job of several whose attempts these are.
+    step: Option<usize>,
 }
 
 impl JobLog {
-    /// Opens (appends to) the job log at `path`.
-    pub(crate) fn open(path: &Path) -> Result<JobLog> {
+    /// Opens (appends to) the job log at `path`, for the attempts of
+    /// `step` of a job of several.
+    pub(crate) fn open(path: &Path, step: Option<usize>) -> Result<JobLog> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -63,6 +69,7 @@ impl JobLog {
             file: Mutex::new(file),
             path: path.to_path_buf(),
             failed: Default::default(),
+            step,
         })
     }
 }
@@ -91,6 +98,7 @@ impl Observer for JobLog {
             bytes_out: report.bytes_out,
             error,
             slurm_job: report.slurm_job.as_deref(),
+            step: self.step,
         };
         let mut text = serde_json::to_vec(&line).expect("serializable");
         text.push(b'\n');

@@ -43,7 +43,7 @@ pub(crate) enum State {
 }
 
 impl State {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             State::Running => "running",
             State::Done => "done",

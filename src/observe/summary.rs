@@ -90,11 +90,13 @@ pub(crate) struct Retried<'a> {
 /// How many failed attempts the summary names; the report has them all.
 const FAILURES_NAMED: usize = 5;
 
-/// The job summary printed on stderr at the end of a run; `total_order`
+/// The summary of `what` (`job`, `step 2 of 3`) printed on stderr at the
+/// end of a run; `total_order`
 /// always shows the skew of the parts. `failed` are this run's failed
 /// attempts that were retried (or lost with their host), oldest first:
 /// each is named, with why it failed.
 pub(crate) fn summary(
+    what: &str,
     elapsed: std::time::Duration,
     map: &PhaseTotals,
     reduce: Option<&PhaseTotals>,
@@ -108,10 +110,10 @@ pub(crate) fn summary(
     if all_reused(map) && reduce.is_none_or(all_reused) {
         let _ = writeln!(
             s,
-            "gmr: job done in an earlier run: every task reused, none ran"
+            "gmr: {what} done in an earlier run: every task reused, none ran"
         );
     } else {
-        let _ = writeln!(s, "gmr: job done in {:.2} s", elapsed.as_secs_f64());
+        let _ = writeln!(s, "gmr: {what} done in {:.2} s", elapsed.as_secs_f64());
     }
     let mut phase = |name: &str, t: &PhaseTotals| {
         let _ = write!(

@@ -107,13 +107,25 @@ impl Entry {
     pub(crate) fn workdir(&self) -> Option<WorkDir> {
         let bytes = std::fs::read(self.dir.join(WORKDIR)).ok()?;
         let wd = WorkDir::new(PathBuf::from(std::ffi::OsString::from_vec(bytes)));
-        wd.status_path().is_file().then_some(wd)
+        (wd.status_path().is_file() || wd.steps_path().is_file()).then_some(wd)
     }
 
     /// Copies the finished job's status, attempts and reports out of `wd`
     /// (about to be removed); returns where its HTML report now is.
     pub(crate) fn keep_reports(&self, wd: &WorkDir) -> Option<PathBuf> {
-        let kept = WorkDir::new(self.dir.clone());
+        Entry::keep_reports_in(wd, &self.dir)
+    }
+
+    /// Copies step `n`'s status, attempts and reports out of `wd` into
+    /// `step-N` of the entry, as a job of several steps has them.
+    pub(crate) fn keep_step_reports(&self, wd: &WorkDir, n: usize) -> Option<PathBuf> {
+        let dir = self.dir.join(format!("step-{n}"));
+        std::fs::create_dir_all(&dir).ok()?;
+        Entry::keep_reports_in(wd, &dir)
+    }
+
+    fn keep_reports_in(wd: &WorkDir, dir: &Path) -> Option<PathBuf> {
+        let kept = WorkDir::new(dir.to_path_buf());
         let files = [
             (wd.status_path(), kept.status_path()),
             (wd.attempts_path(), kept.attempts_path()),

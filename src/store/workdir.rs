@@ -325,6 +325,17 @@ impl WorkDir {
     pub(crate) fn report_html_path(&self) -> PathBuf {
         self.root.join("report.html")
     }
+
+    /// The steps of a job of several (`control/steps.rs`), each a job in
+    /// [`WorkDir::step`].
+    pub(crate) fn steps_path(&self) -> PathBuf {
+        self.root.join("steps.json")
+    }
+
+    /// The work directory of step `n` (from 1) of a job of several.
+    pub(crate) fn step(&self, n: usize) -> WorkDir {
+        WorkDir::new(self.root.join(format!("step-{n}")))
+    }
 }
 
 /// The file in `spool_dir` that large compressed input `n` (1, 2, …) is
@@ -345,7 +356,7 @@ pub(crate) fn stream_spool(spool_dir: &Path, n: Option<usize>) -> PathBuf {
 /// A new private directory (0700) in `$TMPDIR` for a work directory: made
 /// here, never one that exists (another user's, or a link), so its name
 /// may be guessed without harm.
-fn new_temp_dir() -> Result<PathBuf> {
+pub(crate) fn new_temp_dir() -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let base = std::env::temp_dir();
     let mut last = None;

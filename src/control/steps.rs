@@ -1,0 +1,309 @@
+//! Jobs of several steps, `gmr run A --then B --then C`: one job, one work
+//! directory. Each step is a job of its own in `WORKDIR/step-N`, reading
+//! the step before's output, which lives in `WORKDIR/intermediate/step-N`
+//! (or `--keep-intermediate DIR`'s `DIR/step-N`); the last step writes the
+//! job's output. `WORKDIR/steps.json` records each step's flags, so that
+//! `--resume` reuses what committed in the steps that did not change and
+//! runs again a step whose flags changed and every step after it.
+
+use crate::cli::flags::RunArgs;
+use crate::error::{Error, Result};
+use crate::observe::status::{JobStatus, State};
+use crate::store::history::History;
+use crate::store::workdir::WorkDir;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which step of how many a run is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepOf {
+    /// From 1.
+    pub(crate) number: usize,
+    pub(crate) of: usize,
+}
+
+/// `WORKDIR/steps.json`: the steps of the job.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Steps {
+    pub(crate) steps: Vec<Step>,
+}
+
+/// One step as `steps.json` has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Step {
+    /// Its commands, as people read them: `-m CMD -r CMD`.
+    pub(crate) commands: String,
+    /// Every flag of the step: what `--resume` compares.
+    pub(crate) flags: String,
+}
+
+/// The file that lists the steps.
+fn steps_path(root: &Path) -> PathBuf {
+    WorkDir::new(root.to_path_buf()).steps_path()
+}
+
+/// The work directory of step `n` (from 1).
+fn step_dir(root: &Path, n: usize) -> PathBuf {
+    WorkDir::new(root.to_path_buf())
+        .step(n)
+        .root()
+        .to_path_buf()
+}
+
+/// The arguments of step `k` (from 0) of the job: the job's flags and
+/// inputs, with the step's own flags, its work directory, its input (the
+/// step before's output) and its output (the job's, for the last).
+fn step_args(job: &RunArgs, k: usize, root: &Path, between: &Path) -> RunArgs {
+    let n = job.steps.len() + 1;
+    let mut a = job.clone();
+    a.steps.clear();
+    if k > 0 {
+        let s = &job.steps[k - 1];
+        a.map = s.map.clone();
+        a.reduce = s.reduce.clone();
+        a.key = s.key.clone();
+        a.exec.ok_exit = s.ok_exit.clone().unwrap_or_default();
+        a.input.inputs = vec![between.join(format!("step-{k}"))];
+        // Splits of a step's input: sized for it, not for the job's input.
+        a.input.split_size = None;
+    }
+    a.workdir = Some(step_dir(root, k + 1));
+    if k + 1 < n {
+        a.output.output = Some(between.join(format!("step-{}", k + 1)));
+        // A step that runs again replaces its old output.
+        a.output.force = true;
+        a.output.compress = None;
+    }
+    a
+}
+
+/// What step `k` is made of, for `steps.json`.
+fn describe(a: &RunArgs) -> Step {
+    let mut commands = format!("-m {}", a.map.mapper);
+    if let Some(c) = &a.map.combiner {
+        commands.push_str(&format!(" -c {c}"));
+    }
+    match (&a.reduce.reducer, a.map.reducers) {
+        (_, Some(0)) => commands.push_str(" -R 0"),
+        (Some(r), _) => commands.push_str(&format!(" -r {r}")),
+        (None, _) => {}
+    }
+    Step {
+        commands,
+        flags: format!("{:?}", (&a.map, &a.reduce, &a.key, &a.exec.ok_exit)),
+    }
+}
+
+/// Runs the job of several steps in `args`, each step with `run_step`.
+pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let n = args.steps.len() + 1;
+    let temporary = args.workdir.is_none();
+    let root = match &args.workdir {
+        Some(dir) => {
+            std::path::absolute(dir).map_err(|e| Error::input("bad work directory", dir, e))?
+        }
+        None => crate::store::workdir::new_temp_dir()?,
+    };
+    let wd = WorkDir::new(root.clone());
+    wd.check_owner()?;
+    std::fs::create_dir_all(&root)
+        .map_err(|e| Error::io("cannot create work directory", &root, e))?;
+    if wd.spec_path().exists() {
+        return Err(Error::usage(format!(
+            "work directory {} holds a job of one step; remove it or choose another --workdir",
+            root.display()
+        )));
+    }
+    let _lock = wd.lock()?;
+    let recorded: Option<Steps> = match steps_path(&root).exists() {
+        true => Some(crate::files::read_json(&steps_path(&root))?),
+        false => None,
+    };
+    match (&recorded, args.resume) {
+        (Some(_), false) => {
+            return Err(Error::usage(format!(
+                "work directory {} already holds a job; continue it with --resume, remove it, or choose another --workdir",
+                root.display()
+            )));
+        }
+        (None, true) => {
+            return Err(Error::usage(format!(
+                "nothing to resume: {} holds no job of several steps",
+                root.display()
+            )));
+        }
+        _ => {}
+    }
+    let between = args
+        .keep_intermediate
+        .clone()
+        .map(|d| std::path::absolute(&d).unwrap_or(d))
+        .unwrap_or_else(|| root.join("intermediate"));
+    let all: Vec<RunArgs> = (0..n)
+        .map(|k| step_args(&args, k, &root, &between))
+        .collect();
+    let steps = Steps {
+        steps: all.iter().map(describe).collect(),
+    };
+    // The first step that changed runs again, and so does every one after
+    // it: its output, their input, is not the one they committed on.
+    let changed = recorded.as_ref().map_or(0, |old| {
+        (0..n)
+            .find(|&k| old.steps.get(k) != Some(&steps.steps[k]))
+            .unwrap_or(n)
+    });
+    // A last step that runs again replaces what it wrote into the job's
+    // output (the parts of this very job).
+    let mut all = all;
+    if changed < n
+        && let (Ok(old), Some(out)) = (
+            crate::store::spec::JobSpec::load(&WorkDir::new(step_dir(&root, n))),
+            &args.output.output,
+        )
+        && std::path::absolute(out).is_ok_and(|o| o == old.output)
+    {
+        all[n - 1].output.force = true;
+    }
+    for k in changed..n {
+        crate::files::remove_path(&step_dir(&root, k + 1));
+    }
+    // A new file renamed over the old: a crash leaves one or the other.
+    let new = root.join("steps.json.new");
+    crate::files::remove_path(&new);
+    crate::files::write_private(&new, &crate::files::json_bytes(&steps))
+        .and_then(|()| std::fs::rename(&new, steps_path(&root)))
+        .map_err(|e| Error::io("cannot write", &steps_path(&root), e))?;
+    let entry = History::new().and_then(|h| h.record(&root));
+    let quiet = args.exec.quiet;
+    if temporary && !quiet {
+        eprintln!(
+            "gmr: a job of {n} steps in {} (removed after success; `gmr status` shows it)",
+            root.display()
+        );
+    }
+    for (k, mut a) in all.into_iter().enumerate() {
+        let step = &steps.steps[k];
+        a.resume =
+            args.resume && k < changed && WorkDir::new(step_dir(&root, k + 1)).spec_path().exists();
+        if !quiet {
+            eprintln!("gmr: step {} of {n}: {}", k + 1, step.commands);
+            if k > 0 && steps.steps[k - 1].commands.ends_with("-R 0") {
+                eprintln!(
+                    "gmr: step {k} is map-only: step {} partitions and sorts its output anew",
+                    k + 1
+                );
+            }
+        }
+        if k > 0 && !quiet && is_empty_output(&between.join(format!("step-{k}"))) {
+            eprintln!(
+                "gmr: step {k} wrote no records: step {} runs on nothing",
+                k + 1
+            );
+        }
+        run_step(
+            a,
+            StepOf {
+                number: k + 1,
+                of: n,
+            },
+        )
+        .map_err(|e| {
+            e.context(|msg| {
+                format!(
+                    "step {} of {n} ({}): {msg}\n  continue the job with --resume --workdir {}",
+                    k + 1,
+                    step.commands,
+                    root.display()
+                )
+            })
+        })?;
+    }
+    // The reports of a temporary work directory stay in the history.
+    let reports: Vec<Option<PathBuf>> = (1..=n)
+        .map(|k| {
+            let wd = WorkDir::new(step_dir(&root, k));
+            match (&entry, temporary) {
+                (Some(entry), true) => entry.keep_step_reports(&wd, k),
+                _ => Some(wd.report_html_path()).filter(|p| p.exists()),
+            }
+        })
+        .collect();
+    if let Some(entry) = &entry {
+        let _ = std::fs::copy(steps_path(&root), steps_path(entry.path()));
+    }
+    if !quiet {
+        eprintln!(
+            "gmr: job of {n} steps done in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        for (k, report) in reports.iter().enumerate() {
+            if let Some(report) = report {
+                eprintln!("  report of step {}: {}", k + 1, report.display());
+            }
+        }
+    }
+    // The intermediate outputs go with the work directory: a kept one
+    // keeps them, for a --resume that changes a later step.
+    if temporary {
+        crate::files::remove_path(&root);
+    }
+    Ok(())
+}
+
+/// Whether an output directory holds no record: every part empty.
+fn is_empty_output(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .all(|e| {
+            !e.file_name().to_string_lossy().starts_with("part-")
+                || e.metadata().is_ok_and(|m| m.len() == 0)
+        })
+}
+
+/// What `gmr status` shows of a job of several steps in `wd`: a line per
+/// step, then the status of the step running (or the last one that ran),
+/// whose document is returned; `json`: `{"steps": [...]}`, each step with
+/// its commands and its status document (null before it ran).
+pub(crate) fn status(wd: &WorkDir, json: bool) -> Result<(JobStatus, String)> {
+    use std::fmt::Write as _;
+    let steps: Steps = crate::files::read_json(&wd.steps_path())?;
+    let docs: Vec<Option<JobStatus>> = (1..=steps.steps.len())
+        .map(|n| {
+            let step = wd.step(n);
+            step.status_path()
+                .exists()
+                .then(|| JobStatus::load(&step))
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
+    let current = docs.iter().rposition(Option::is_some);
+    let shown = current.and_then(|i| docs[i].clone()).unwrap_or_default();
+    if json {
+        let list: Vec<serde_json::Value> = steps
+            .steps
+            .iter()
+            .zip(&docs)
+            .map(|(s, d)| serde_json::json!({"commands": s.commands, "status": d}))
+            .collect();
+        let doc = serde_json::json!({ "steps": list });
+        let text = String::from_utf8(crate::files::json_bytes(&doc)).expect("JSON is UTF-8");
+        return Ok((shown, text));
+    }
+    let n = steps.steps.len();
+    let mut t = String::new();
+    let _ = writeln!(t, "job of {n} steps in {}:", wd.root().display());
+    for (k, (s, d)) in steps.steps.iter().zip(&docs).enumerate() {
+        let state = d
+            .as_ref()
+            .map_or("not started", |d| d.state.map_or("unknown", State::name));
+        let _ = writeln!(t, "  step {}  {state:<12} {}", k + 1, s.commands);
+    }
+    if let Some(i) = current {
+        let _ = writeln!(t, "step {} of {n}:", i + 1);
+        t.push_str(&shown.text());
+    }
+    Ok((shown, t))
+}
