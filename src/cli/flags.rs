@@ -487,6 +487,11 @@ pub(crate) struct RunArgs {
     /// off before clap sees the command line).
     #[arg(skip)]
     pub(crate) steps: Vec<StepArgs>,
+
+    /// Set by a job of several steps for all but its last: the output is
+    /// the next step's input, in the work directory.
+    #[arg(skip)]
+    pub(crate) intermediate: bool,
 }
 
 /// The flags of a step after `--then`: those that describe a step of a

@@ -344,6 +344,7 @@ impl<'a> MapSide<'a> {
             },
             sort_keys: self.key.sort_key.clone(),
             total_order: self.key.total_order,
+            intermediate: false,
             cuts: Vec::new(),
             // The buffer is shared by the map tasks that run at once on a host.
             sort_buffer: (self.perf.sort_buffer / slots.per_host as u64).max(64 << 10),
@@ -560,6 +561,7 @@ impl<'a> RunPlan<'a> {
             .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf());
         let mut spec = self.side.spec(slots, output)?;
         spec.compress = self.args.output.compress;
+        spec.intermediate = self.args.intermediate;
         let (splits, spools) = match &self.recorded {
             // The recorded plan, not a new one (below), with the copies it
             // decompressed.

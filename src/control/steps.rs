@@ -72,6 +72,7 @@ fn step_args(job: &RunArgs, k: usize, root: &Path, between: &Path) -> RunArgs {
         a.output.output = Some(between.join(format!("step-{}", k + 1)));
         // A step that runs again replaces its old output.
         a.output.force = true;
+        a.intermediate = true;
         a.output.compress = None;
     }
     a

@@ -58,6 +58,11 @@ pub(crate) struct JobSpec {
     /// between `cuts`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) total_order: bool,
+    /// The output is a step's, read by the next step of a job of several
+    /// (`control/steps.rs`), in the work directory: its parts are not
+    /// synced to disk, as the work directory's own files are not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) intermediate: bool,
     /// The cut points of a total order, ascending, in hex: the ranks (see
     /// [`crate::data::order::Order::rank`]) that end partitions 0, 1, …, chosen
     /// from a sample of the mapper's output when the job was planned.
@@ -348,6 +353,7 @@ mod tests {
             },
             sort_keys: Vec::new(),
             total_order: false,
+            intermediate: false,
             cuts: Vec::new(),
             sort_buffer: 1,
             max_record: DEFAULT_MAX_RECORD,

@@ -130,9 +130,10 @@ impl Attempt<'_> {
 
     /// Whether output parts are synced to disk: parts in the user's output
     /// directory are; parts in the work directory, which gmr copies to
-    /// stdout and removes, need not be.
+    /// stdout and removes, or the next step of the job reads, need not be
+    /// (a resume redoes a part of another length than its report says).
     pub(super) fn durable_parts(&self) -> bool {
-        self.job.spec.output != self.wd.default_output()
+        self.job.spec.output != self.wd.default_output() && !self.job.spec.intermediate
     }
 
     /// The stderr log of this attempt's command in `role` (a combiner's is
