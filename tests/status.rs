@@ -567,3 +567,57 @@ fn a_running_state_is_believed_only_while_its_gmr_lives() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }
+
+#[test]
+fn a_job_of_steps_has_one_report_with_every_step_in_it() {
+    let d = Dir::new();
+    inputs(&d, 3);
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        "cat",
+        "-r",
+        "@count",
+        "--workdir",
+        "w",
+        "--then",
+        "-m",
+        "cut -f2",
+        "-r",
+        "@count",
+        "-R",
+        "1",
+        "in",
+    ])
+    .ok();
+    let page = String::from_utf8(read(d.path("w/report.html"))).unwrap();
+    assert!(page.contains("gmr job of 2 steps"), "{page}");
+    assert_eq!(page.matches("<iframe").count(), 2);
+    // gmr report makes the same page again, and gmr status lists the steps.
+    d.run(&["report", "w", "-o", "again.html"]).ok();
+    assert_eq!(read(d.path("again.html")).len(), page.len());
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: no chromium (apt-get install chromium)");
+        return;
+    };
+    let url = format!("file://{}", d.path("w/report.html").display());
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            &url,
+        ])
+        .env("HOME", d.path("tmp"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(dom.matches("<iframe").count(), 2, "{dom}");
+}

@@ -66,7 +66,7 @@ fn three_steps_with_a_map_only_step_in_the_middle() {
         .run();
     job.ok();
     let err = job.stderr();
-    assert!(err.contains("gmr: step 2 of 3: -m awk"), "{err}");
+    assert!(err.contains("gmr: step 2 of 3: -m 'awk"), "{err}");
     assert!(
         err.contains("step 2 is map-only: step 3 partitions and sorts its output anew"),
         "{err}"

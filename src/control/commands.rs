@@ -119,16 +119,14 @@ fn status_command(args: StatusArgs) -> Result<()> {
 
 fn report_command(args: ReportArgs) -> Result<()> {
     let wd = job_to_show(args.workdir)?;
-    if wd.steps_path().exists() {
-        return Err(Error::usage(format!(
-            "{} holds a job of several steps, with a report per step: give one, e.g. gmr report {}",
-            wd.root().display(),
-            wd.step(1).root().display()
-        )));
-    }
-    let status = JobStatus::load(&wd)?;
-    let page =
-        crate::observe::htmlreport::render(&tracker::with_attempts(status, &wd.attempts_path()));
+    // A job of several steps: every step's report in one page.
+    let page = match wd.steps_path().exists() {
+        true => steps::report_page(&wd)?,
+        false => crate::observe::htmlreport::render(&tracker::with_attempts(
+            JobStatus::load(&wd)?,
+            &wd.attempts_path(),
+        )),
+    };
     match args.output.as_deref() {
         Some(p) if p == Path::new("-") => output::write_stdout(page.as_bytes()),
         given => {

@@ -9,6 +9,7 @@
 use crate::cli::flags::RunArgs;
 use crate::error::{Error, Result};
 use crate::observe::status::{JobStatus, State};
+use crate::observe::tracker;
 use crate::store::history::History;
 use crate::store::workdir::WorkDir;
 use serde::{Deserialize, Serialize};
@@ -78,15 +79,25 @@ fn step_args(job: &RunArgs, k: usize, root: &Path, between: &Path) -> RunArgs {
     a
 }
 
+/// A command as the user would type it after a flag: quoted when it is
+/// more than one plain word.
+fn quoted(cmd: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+,-./:=_".contains(c);
+    match !cmd.is_empty() && cmd.chars().all(plain) {
+        true => cmd.to_string(),
+        false => format!("'{}'", cmd.replace('\'', "'\\''")),
+    }
+}
+
 /// What step `k` is made of, for `steps.json`.
 fn describe(a: &RunArgs) -> Step {
-    let mut commands = format!("-m {}", a.map.mapper);
+    let mut commands = format!("-m {}", quoted(&a.map.mapper));
     if let Some(c) = &a.map.combiner {
-        commands.push_str(&format!(" -c {c}"));
+        commands.push_str(&format!(" -c {}", quoted(c)));
     }
     match (&a.reduce.reducer, a.map.reducers) {
         (_, Some(0)) => commands.push_str(" -R 0"),
-        (Some(r), _) => commands.push_str(&format!(" -r {r}")),
+        (Some(r), _) => commands.push_str(&format!(" -r {}", quoted(r))),
         (None, _) => {}
     }
     Step {
@@ -220,28 +231,33 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
             })
         })?;
     }
-    // The reports of a temporary work directory stay in the history.
-    let reports: Vec<Option<PathBuf>> = (1..=n)
-        .map(|k| {
-            let wd = WorkDir::new(step_dir(&root, k));
-            match (&entry, temporary) {
-                (Some(entry), true) => entry.keep_step_reports(&wd, k),
-                _ => Some(wd.report_html_path()).filter(|p| p.exists()),
+    // The job's report, of every step: in the work directory, or for a
+    // temporary one in the history, with what it is made from.
+    let kept = match (&entry, temporary) {
+        (Some(entry), true) => {
+            for k in 1..=n {
+                entry.keep_step_reports(&wd.step(k), k);
             }
-        })
-        .collect();
-    if let Some(entry) = &entry {
-        let _ = std::fs::copy(steps_path(&root), steps_path(entry.path()));
-    }
+            let _ = std::fs::copy(steps_path(&root), steps_path(entry.path()));
+            Some(WorkDir::new(entry.path().to_path_buf()))
+        }
+        (_, true) => None,
+        (_, false) => Some(wd.clone()),
+    };
+    let report = kept.and_then(|at| {
+        let page = report_page(&at).ok()?;
+        let path = at.report_html_path();
+        crate::files::remove_path(&path);
+        crate::files::write_private(&path, page.as_bytes()).ok()?;
+        Some(path)
+    });
     if !quiet {
         eprintln!(
             "gmr: job of {n} steps done in {:.2} s",
             started.elapsed().as_secs_f64()
         );
-        for (k, report) in reports.iter().enumerate() {
-            if let Some(report) = report {
-                eprintln!("  report of step {}: {}", k + 1, report.display());
-            }
+        if let Some(report) = report {
+            eprintln!("  report: {}", report.display());
         }
     }
     // The intermediate outputs go with the work directory: a kept one
@@ -262,6 +278,29 @@ fn is_empty_output(dir: &Path) -> bool {
             !e.file_name().to_string_lossy().starts_with("part-")
                 || e.metadata().is_ok_and(|m| m.len() == 0)
         })
+}
+
+/// The HTML report of the job of several steps in `wd`: each step's
+/// report in one page.
+pub(crate) fn report_page(wd: &WorkDir) -> Result<String> {
+    let steps: Steps = crate::files::read_json(&wd.steps_path())?;
+    let docs = (1..=steps.steps.len())
+        .map(|k| {
+            let step = wd.step(k);
+            match step.status_path().exists() {
+                true => JobStatus::load(&step)
+                    .map(|doc| Some(tracker::with_attempts(doc, &step.attempts_path()))),
+                false => Ok(None),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let pairs: Vec<(String, Option<JobStatus>)> = steps
+        .steps
+        .into_iter()
+        .map(|s| s.commands)
+        .zip(docs)
+        .collect();
+    Ok(crate::observe::htmlreport::render_steps(&pairs))
 }
 
 /// What `gmr status` shows of a job of several steps in `wd`: a line per

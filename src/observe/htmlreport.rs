@@ -44,6 +44,58 @@ struct Data<'a> {
     durations: Vec<(f64, f64, u64)>,
 }
 
+/// `&`, `<`, `>` and `"` as entities: text or an attribute's value.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The report of a job of several steps: a line per step (its commands,
+/// state and time), then each step's own report page ([`render`]), whole,
+/// in a frame of the page (`srcdoc`), so that it stays one self-contained
+/// file. `steps`: each step's commands and document (with its attempts),
+/// None for a step that has not run.
+pub(crate) fn render_steps(steps: &[(String, Option<JobStatus>)]) -> String {
+    use std::fmt::Write as _;
+    let n = steps.len();
+    let mut rows = String::new();
+    let mut frames = String::new();
+    for (k, (commands, doc)) in steps.iter().enumerate() {
+        let (state, seconds) = doc.as_ref().map_or(("not started", 0.0), |d| {
+            (d.state.map_or("unknown", |s| s.name()), d.seconds)
+        });
+        let _ = write!(
+            rows,
+            "<tr><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td class=\"l\">{state}</td><td>{}</td></tr>",
+            k + 1,
+            escape_html(commands),
+            crate::observe::units::human_duration(seconds)
+        );
+        if let Some(doc) = doc {
+            let _ = write!(
+                frames,
+                "<section><h2>step {} of {n}: <code>{}</code></h2>\
+                 <iframe title=\"step {}\" srcdoc=\"{}\"></iframe></section>\n",
+                k + 1,
+                escape_html(commands),
+                k + 1,
+                escape_html(&render(doc))
+            );
+        }
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>gmr job of {n} steps</title>\n<style>{STYLE}\n\
+         iframe {{ width: 100%; height: 90vh; border: 1px solid #ccc; }}</style></head>\n\
+         <body><main id=\"page\"><h1>gmr job of {n} steps</h1>\n\
+         <table><tr><th class=\"l\">step</th><th class=\"l\">commands</th>\
+         <th class=\"l\">state</th><th>time</th></tr>{rows}</table>\n{frames}</main></body></html>\n"
+    )
+}
+
 /// The report page for `doc` (with its `attempts`).
 pub(crate) fn render(doc: &JobStatus) -> String {
     let mut slim = doc.clone();
@@ -68,10 +120,10 @@ pub(crate) fn render(doc: &JobStatus) -> String {
         .replace('<', "\\u003c");
     // From the document, which gmr report reads from any work directory:
     // escaped like everything else that reaches the page.
-    let title = format!("gmr job {}", crate::observe::status::short(&doc.job))
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let title = escape_html(&format!(
+        "gmr job {}",
+        crate::observe::status::short(&doc.job)
+    ));
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
