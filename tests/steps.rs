@@ -66,7 +66,11 @@ fn three_steps_with_a_map_only_step_in_the_middle() {
         .run();
     job.ok();
     let err = job.stderr();
-    assert!(err.contains("gmr: step 2 of 3: -m 'awk"), "{err}");
+    // The map-only step runs in step 1's reducers.
+    assert!(
+        err.contains("gmr: steps 1 and 2 of 3 (-m ") && err.contains(", then -m 'awk"),
+        "{err}"
+    );
     assert!(
         err.contains("step 2 is map-only: step 3 partitions and sorts its output anew"),
         "{err}"
@@ -84,6 +88,27 @@ fn three_steps_with_a_map_only_step_in_the_middle() {
     // Only the last step's parts are in the output.
     let names = names(d.path("out"));
     assert_eq!(names, ["_SUCCESS", "part-00000", "part-00001"], "{names:?}");
+    // In a work directory: no step-2, the fused mapper's stderr beside
+    // the reducer's, and gmr status says where step 2 ran.
+    d.gmr_run()
+        .quiet()
+        .word_count()
+        .workdir("w")
+        .args(["--then", "-m", frequent, "-R", "0"])
+        .args(["--then", "-m", "cut -f2", "-r", "@count", "-R", "2"])
+        .input(&corpus)
+        .run()
+        .ok();
+    assert!(!d.path("w/step-2").exists());
+    assert!(
+        d.path("w/step-1/logs/reduce-00000.mapper.1.stderr")
+            .exists()
+    );
+    let status = String::from_utf8(d.run(&["status", "w"]).ok().to_vec()).unwrap();
+    assert!(
+        status.contains("  step 2  in step 1's reducers"),
+        "{status}"
+    );
 }
 
 /// A step-1 mapper that logs each start, and a step-2 mapper that, on
@@ -311,8 +336,10 @@ fn steps_given_wrong_are_usage_errors_that_say_where_things_go() {
             "in",
         ])
         .fails(1);
+    // (A map-only step after a reduce runs in its reducers: both are named.)
     assert!(
-        err.starts_with("gmr: step 2 of 2 (-m false -R 0): "),
+        err.starts_with("gmr: steps 1 and 2 of 2 (-m cat -r cat, then -m false -R 0): ")
+            && err.contains("mapper `false` exited with status 1"),
         "{err}"
     );
     assert!(
@@ -342,4 +369,46 @@ fn steps_given_wrong_are_usage_errors_that_say_where_things_go() {
         "{}",
         out.stderr()
     );
+}
+
+#[test]
+fn a_changed_map_only_step_reruns_the_reducers_it_runs_in_not_the_maps() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let (m1, _) = logging_steps(&d);
+    let job = |resume: bool, least: u32| {
+        let mut r = d.gmr_run().quiet();
+        if resume {
+            r = r.arg("--resume");
+        }
+        r.mapper(&m1)
+            .reducer(sum_reduce())
+            .reducers(2)
+            .workdir("w")
+            .output("out")
+            .args([
+                "--then",
+                "-m",
+                &format!("awk -F'\\t' '$2 > {least}'"),
+                "-R",
+                "0",
+            ])
+            .args(["--then", "-m", "cat", "-r", "cat", "-R", "1"])
+            .input(&corpus)
+            .run()
+    };
+    job(false, 100).ok();
+    let starts = count_lines(&read(d.path("step1.log")));
+    job(true, 500).ok();
+    assert_eq!(
+        count_lines(&read(d.path("step1.log"))),
+        starts,
+        "step 1's mappers ran again"
+    );
+    let reference = d.sh(&format!(
+        "cat {corpus}/* | {} | LC_ALL=C sort | {} | awk -F'\\t' '$2 > 500' | LC_ALL=C sort",
+        words_map(),
+        sum_reduce()
+    ));
+    assert_eq!(parts(d.path("out")), reference);
 }

@@ -492,6 +492,11 @@ pub(crate) struct RunArgs {
     /// the next step's input, in the work directory.
     #[arg(skip)]
     pub(crate) intermediate: bool,
+
+    /// Set by a job of several steps: the map-only step after this one,
+    /// run inside this one's reducers.
+    #[arg(skip)]
+    pub(crate) then_map: Option<crate::store::spec::ThenMap>,
 }
 
 /// The flags of a step after `--then`: those that describe a step of a

@@ -345,6 +345,7 @@ impl<'a> MapSide<'a> {
             sort_keys: self.key.sort_key.clone(),
             total_order: self.key.total_order,
             intermediate: false,
+            then_map: None,
             cuts: Vec::new(),
             // The buffer is shared by the map tasks that run at once on a host.
             sort_buffer: (self.perf.sort_buffer / slots.per_host as u64).max(64 << 10),
@@ -562,6 +563,7 @@ impl<'a> RunPlan<'a> {
         let mut spec = self.side.spec(slots, output)?;
         spec.compress = self.args.output.compress;
         spec.intermediate = self.args.intermediate;
+        spec.then_map = self.args.then_map.clone();
         let (splits, spools) = match &self.recorded {
             // The recorded plan, not a new one (below), with the copies it
             // decompressed.
@@ -572,6 +574,14 @@ impl<'a> RunPlan<'a> {
         spec.splits = match &self.recorded {
             Some(old) => {
                 check_resumable(old, &spec)?;
+                // The map-only step fused into the reducers changed: the
+                // map tasks stand, every reduce task runs again.
+                if old.then_map != spec.then_map {
+                    for p in 0..old.reducers {
+                        let task = crate::task::TaskId::Reduce(p).to_string();
+                        crate::files::remove_path(&wd.report_path(&task));
+                    }
+                }
                 remove_unrecorded_parts(wd, old)?;
                 // The same job: its committed tasks are this one's. Its
                 // --ok-exit and --task-timeout may change (a job that

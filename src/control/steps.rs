@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::observe::status::{JobStatus, State};
 use crate::observe::tracker;
 use crate::store::history::History;
+use crate::store::spec::ThenMap;
 use crate::store::workdir::WorkDir;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ pub(crate) struct Step {
     pub(crate) commands: String,
     /// Every flag of the step: what `--resume` compares.
     pub(crate) flags: String,
+    /// A map-only step that runs inside the reducers of the step before
+    /// (it has no work directory of its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) fused: bool,
 }
 
 /// The file that lists the steps.
@@ -83,9 +88,17 @@ fn step_args(job: &RunArgs, k: usize, root: &Path, between: &Path) -> RunArgs {
 /// more than one plain word.
 fn quoted(cmd: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "@%+,-./:=_".contains(c);
-    match !cmd.is_empty() && cmd.chars().all(plain) {
-        true => cmd.to_string(),
-        false => format!("'{}'", cmd.replace('\'', "'\\''")),
+    if !cmd.is_empty() && cmd.chars().all(plain) {
+        cmd.to_string()
+    } else if !cmd.contains('\'') {
+        format!("'{cmd}'")
+    } else if !cmd.contains(['"', '$', '`']) && !cmd.contains("\\\\") && !cmd.ends_with('\\') {
+        // In double quotes, only `"`, `$`, a backquote and a backslash
+        // before one of them (or before another) mean more than
+        // themselves.
+        format!("\"{cmd}\"")
+    } else {
+        format!("'{}'", cmd.replace('\'', "'\\''"))
     }
 }
 
@@ -103,6 +116,7 @@ fn describe(a: &RunArgs) -> Step {
     Step {
         commands,
         flags: format!("{:?}", (&a.map, &a.reduce, &a.key, &a.exec.ok_exit)),
+        fused: false,
     }
 }
 
@@ -155,9 +169,13 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
     let all: Vec<RunArgs> = (0..n)
         .map(|k| step_args(&args, k, &root, &between))
         .collect();
-    let steps = Steps {
+    let mut steps = Steps {
         steps: all.iter().map(describe).collect(),
     };
+    // A map-only step after a reduce step runs inside its reducers.
+    for k in 1..n {
+        steps.steps[k].fused = fuses(&all[k - 1], &all[k]) && !steps.steps[k - 1].fused;
+    }
     // The first step that changed runs again, and so does every one after
     // it: its output, their input, is not the one they committed on.
     let changed = recorded.as_ref().map_or(0, |old| {
@@ -165,12 +183,28 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
             .find(|&k| old.steps.get(k) != Some(&steps.steps[k]))
             .unwrap_or(n)
     });
+    // A fused step runs in the reducers of the step before it: when only
+    // its flags changed, that step's map tasks are reused and its reducers
+    // run again (plan.rs); when it was fused and is no more, or the
+    // other way round, the step before runs again whole.
+    let was_fused = |k: usize| {
+        recorded
+            .as_ref()
+            .and_then(|old| old.steps.get(k))
+            .is_some_and(|s| s.fused)
+    };
+    let changed = match steps.steps.get(changed) {
+        Some(s) if s.fused != was_fused(changed) => changed - 1,
+        _ => changed,
+    };
+    // The work directory of the run that writes the job's output.
+    let last_dir = step_dir(&root, n - usize::from(steps.steps[n - 1].fused));
     // A last step that runs again replaces what it wrote into the job's
     // output (the parts of this very job).
     let mut all = all;
     if changed < n
         && let (Ok(old), Some(out)) = (
-            crate::store::spec::JobSpec::load(&WorkDir::new(step_dir(&root, n))),
+            crate::store::spec::JobSpec::load(&WorkDir::new(last_dir)),
             &args.output.output,
         )
         && std::path::absolute(out).is_ok_and(|o| o == old.output)
@@ -194,12 +228,41 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
             root.display()
         );
     }
-    for (k, mut a) in all.into_iter().enumerate() {
+    let mut runs: Vec<(usize, RunArgs)> = Vec::new();
+    for (k, a) in all.into_iter().enumerate() {
+        match runs.last_mut() {
+            // The fused step's mapper reads the reducers' output, and its
+            // output is theirs.
+            Some((_, before)) if steps.steps[k].fused => {
+                before.then_map = Some(ThenMap {
+                    mapper: a.map.mapper.clone(),
+                    ok_exit: a.exec.ok_exit.0.clone(),
+                });
+                before.output = a.output;
+                before.intermediate = a.intermediate;
+            }
+            _ => runs.push((k, a)),
+        }
+    }
+    for (k, mut a) in runs {
         let step = &steps.steps[k];
+        let fused = steps.steps.get(k + 1).is_some_and(|s| s.fused);
         a.resume =
             args.resume && k < changed && WorkDir::new(step_dir(&root, k + 1)).spec_path().exists();
+        // "step 2 of 3 (-m A -r B)", or with the step in its reducers
+        // "steps 2 and 3 of 3 (-m A -r B, then -m C -R 0)".
+        let which = match fused {
+            true => format!(
+                "steps {} and {} of {n} ({}, then {})",
+                k + 1,
+                k + 2,
+                step.commands,
+                steps.steps[k + 1].commands
+            ),
+            false => format!("step {} of {n} ({})", k + 1, step.commands),
+        };
         if !quiet {
-            eprintln!("gmr: step {} of {n}: {}", k + 1, step.commands);
+            eprintln!("gmr: {which}");
             if k > 0 && steps.steps[k - 1].commands.ends_with("-R 0") {
                 eprintln!(
                     "gmr: step {k} is map-only: step {} partitions and sorts its output anew",
@@ -223,9 +286,7 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
         .map_err(|e| {
             e.context(|msg| {
                 format!(
-                    "step {} of {n} ({}): {msg}\n  continue the job with --resume --workdir {}",
-                    k + 1,
-                    step.commands,
+                    "{which}: {msg}\n  continue the job with --resume --workdir {}",
                     root.display()
                 )
             })
@@ -297,10 +358,20 @@ pub(crate) fn report_page(wd: &WorkDir) -> Result<String> {
     let pairs: Vec<(String, Option<JobStatus>)> = steps
         .steps
         .into_iter()
-        .map(|s| s.commands)
+        .enumerate()
+        .map(|(k, s)| match s.fused {
+            true => format!("{} (in step {k}'s reducers)", s.commands),
+            false => s.commands,
+        })
         .zip(docs)
         .collect();
     Ok(crate::observe::htmlreport::render_steps(&pairs))
+}
+
+/// Whether step `b`, after `a`, runs inside `a`'s reducers: it is
+/// map-only, and `a` is not.
+fn fuses(a: &RunArgs, b: &RunArgs) -> bool {
+    a.map.reducers != Some(0) && b.map.reducers == Some(0)
 }
 
 /// What `gmr status` shows of a job of several steps in `wd`: a line per
@@ -336,9 +407,11 @@ pub(crate) fn status(wd: &WorkDir, json: bool) -> Result<(JobStatus, String)> {
     let mut t = String::new();
     let _ = writeln!(t, "job of {n} steps in {}:", wd.root().display());
     for (k, (s, d)) in steps.steps.iter().zip(&docs).enumerate() {
-        let state = d
-            .as_ref()
-            .map_or("not started", |d| d.state.map_or("unknown", State::name));
+        let state = match (d, s.fused) {
+            (_, true) => format!("in step {k}'s reducers"),
+            (Some(d), _) => d.state.map_or("unknown", State::name).to_string(),
+            (None, _) => "not started".into(),
+        };
         let _ = writeln!(t, "  step {}  {state:<12} {}", k + 1, s.commands);
     }
     if let Some(i) = current {

@@ -74,10 +74,10 @@ pub(crate) fn render_steps(steps: &[(String, Option<JobStatus>)]) -> String {
             crate::observe::units::human_duration(seconds)
         );
         if let Some(doc) = doc {
-            let _ = write!(
+            let _ = writeln!(
                 frames,
                 "<section><h2>step {} of {n}: <code>{}</code></h2>\
-                 <iframe title=\"step {}\" srcdoc=\"{}\"></iframe></section>\n",
+                 <iframe title=\"step {}\" srcdoc=\"{}\"></iframe></section>",
                 k + 1,
                 escape_html(commands),
                 k + 1,

@@ -22,6 +22,15 @@ use std::path::PathBuf;
 /// ignore and sort wrongly.
 pub(crate) const FORMAT_VERSION: u32 = 5;
 
+/// A map-only step that runs inside the reducers of the step before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ThenMap {
+    /// Its mapper.
+    pub(crate) mapper: String,
+    /// The exit statuses of its mapper that mean success.
+    pub(crate) ok_exit: Vec<i32>,
+}
+
 /// What a job runs: everything a task needs besides its id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct JobSpec {
@@ -63,6 +72,11 @@ pub(crate) struct JobSpec {
     /// synced to disk, as the work directory's own files are not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) intermediate: bool,
+    /// A map-only step fused into this job's reducers (`--then -m CMD -R
+    /// 0` after a reduce step): each reducer's output goes through this
+    /// mapper, whose output is the part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) then_map: Option<ThenMap>,
     /// The cut points of a total order, ascending, in hex: the ranks (see
     /// [`crate::data::order::Order::rank`]) that end partitions 0, 1, …, chosen
     /// from a sample of the mapper's output when the job was planned.
@@ -354,6 +368,7 @@ mod tests {
             sort_keys: Vec::new(),
             total_order: false,
             intermediate: false,
+            then_map: None,
             cuts: Vec::new(),
             sort_buffer: 1,
             max_record: DEFAULT_MAX_RECORD,

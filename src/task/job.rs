@@ -95,6 +95,9 @@ pub(crate) struct Job {
     pub(crate) reducer: Option<Program>,
     /// What its command combiner achieved so far in this process.
     pub(crate) combiner_payoff: CombinerPayoff,
+    /// The mapper of a map-only step fused into the reducers, which reads
+    /// each reducer's output.
+    pub(crate) then_mapper: Option<Program>,
 }
 
 impl Job {
@@ -125,8 +128,14 @@ impl Job {
             Some(Program::Builtin(_)) => Combiner::None,
             Some(command) => Combiner::Command(command),
         };
+        let then_mapper = spec
+            .then_map
+            .as_ref()
+            .map(|t| parse(&t.mapper, "-m"))
+            .transpose()?;
         Ok(Job {
             order: spec.order()?,
+            then_mapper,
             spec,
             mapper,
             combiner,

@@ -149,7 +149,7 @@ pub(super) fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> 
         Program::Shell(_) => linebuf::PIPE_BLOCK,
         Program::Builtin(_) => linebuf::BLOCK,
     };
-    let reduce = |out: &mut dyn Write| {
+    let reduce_into = |out: &mut dyn Write| {
         let ran = if matches!(reducer, Program::Builtin(Builtin::Identity)) {
             // `-r cat`: the merge is the part, written as it is made, its
             // records counted once.
@@ -180,6 +180,12 @@ pub(super) fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> 
             }
             e
         })
+    };
+    // A map-only step fused into the reducers: the reducer's output is
+    // its mapper's input, and the mapper's output is the part.
+    let reduce = |out: &mut dyn Write| match &at.job.then_mapper {
+        None => reduce_into(out),
+        Some(mapper) => chained(at, p, &env, mapper, reduce_into, out),
     };
     let ((outcome, records_out, bytes_out), part_bytes) = match at.res.stdout_parts.get() {
         // The part goes straight into its place in stdout.
@@ -222,4 +228,64 @@ pub(super) fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> 
         status: outcome.status,
         ..TaskReport::default()
     })
+}
+
+/// What a reduce attempt made: its outcome (the reducer's input and
+/// counters), and the records and bytes of the part.
+type Reduced = (ChildOutcome, u64, u64);
+
+/// Runs the fused step's `mapper` on what `reduce_into` makes (the
+/// reducer's output, fed to the mapper as it comes) into `out`. The
+/// outcome is the reducer's, with the mapper's counters added; the part
+/// is the mapper's output. A failing reducer is the error, not the feed
+/// it broke.
+fn chained(
+    at: &Attempt,
+    p: u32,
+    env: &[(String, String)],
+    mapper: &Program,
+    reduce_into: impl FnOnce(&mut dyn Write) -> Result<Reduced, TaskError> + Send,
+    out: &mut dyn Write,
+) -> Result<Reduced, TaskError> {
+    let then = at.job.spec.then_map.as_ref().expect("a fused step");
+    // Its stderr is kept apart from the reducer's.
+    let log = at.wd.log_path(&format!("{}.mapper", at.name), at.attempt);
+    let ctx = Context {
+        ok_exit: &then.ok_exit,
+        ..at.context("mapper", env, &log)
+    };
+    let reduced: std::sync::Mutex<Option<Result<Reduced, TaskError>>> = Default::default();
+    let feed = |w: &mut dyn Write| {
+        let result = reduce_into(w);
+        let fed = match &result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(std::io::Error::other(e.message.clone())),
+        };
+        *reduced.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        fed
+    };
+    let mut lines = (0u64, 0u64, false);
+    let mapped = mapper.run(&ctx, feed, |chunk| {
+        lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        lines.1 += chunk.len() as u64;
+        lines.2 = chunk.last() != Some(&b'\n');
+        out.write_all(chunk)
+    });
+    let reduced = reduced.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (mut outcome, _, _) = match reduced {
+        Some(Err(e)) => return Err(e),
+        Some(Ok(r)) => r,
+        None => {
+            return Err(mapped
+                .err()
+                .unwrap_or_else(|| TaskError::task("the reducer never ran")));
+        }
+    };
+    let mapped = mapped.map_err(|mut e| {
+        e.message = format!("{} (after the reducer of partition {p})", e.message);
+        e
+    })?;
+    crate::task::report::add_counters(&mut outcome.counters, &mapped.counters);
+    outcome.status = mapped.status.or(outcome.status);
+    Ok((outcome, lines.0 + u64::from(lines.2), lines.1))
 }
