@@ -621,3 +621,48 @@ fn a_job_of_steps_has_one_report_with_every_step_in_it() {
     let dom = String::from_utf8_lossy(&out.stdout);
     assert_eq!(dom.matches("<iframe").count(), 2, "{dom}");
 }
+
+#[test]
+fn bytes_done_move_within_a_running_task() {
+    let d = Dir::new();
+    // One split of 8 MB whose mapper reads a little, then waits.
+    let line = "x".repeat(99) + "\n";
+    d.write("in.txt", line.repeat(80_000));
+    let m = d.script(
+        "m.sh",
+        "head -c 1000 > /dev/null; touch started; while [ ! -e go ]; do sleep 0.05; done; cat > /dev/null",
+    );
+    let mut child = d
+        .gmr_run()
+        .quiet()
+        .mapper(m.to_str().unwrap())
+        .arg("-R")
+        .arg("0")
+        .jobs(1)
+        .workdir("w")
+        .input("in.txt")
+        .command()
+        .spawn()
+        .unwrap();
+    wait_for(&d.path("started"));
+    // The status is rewritten every second: within two, it counts what
+    // the running task was fed.
+    let mut fed = 0;
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let st: serde_json::Value =
+            serde_json::from_slice(d.run(&["status", "--json", "w"]).ok()).unwrap();
+        let map = &st["phases"][0];
+        assert_eq!(map["done"], 0, "{st}");
+        fed = map["bytes_done"].as_u64().unwrap_or(0);
+        if fed > 0 {
+            break;
+        }
+    }
+    d.write("go", "");
+    assert!(child.wait().unwrap().success());
+    assert!(
+        fed > 0 && fed < 8_000_000,
+        "bytes_done {fed} while the task ran"
+    );
+}

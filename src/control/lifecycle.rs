@@ -333,12 +333,18 @@ impl<'a> Lifecycle<'a> {
             .options
             .status_interval
             .filter(|_| !self.options.quiet && !std::io::stderr().is_terminal());
-        let every = lines.map_or(tracker::UPDATE_EVERY, |i| i.min(tracker::UPDATE_EVERY));
+        // A bar moves within tasks (the input fed so far) four times a
+        // second.
+        let every = match std::io::stderr().is_terminal() && !self.options.quiet {
+            true => std::time::Duration::from_millis(250),
+            false => lines.map_or(tracker::UPDATE_EVERY, |i| i.min(tracker::UPDATE_EVERY)),
+        };
         let mut last_line = Instant::now();
         while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
             if let Some(health) = self.exec.health() {
                 self.tracker.hosts_health(health);
             }
+            self.tracker.fed(self.res.fed());
             progress.refresh();
             if let Some(interval) = lines
                 && last_line.elapsed() >= interval

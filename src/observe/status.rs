@@ -93,7 +93,8 @@ pub(crate) struct PhaseStatus {
     pub(crate) failed_attempts: u64,
     /// The phase's input, in bytes (the map phase; 0 for the others).
     pub(crate) bytes_total: u64,
-    /// Input bytes of the tasks done.
+    /// Input bytes of the tasks done (while the phase runs, plus what
+    /// this process's running attempts were fed so far).
     pub(crate) bytes_done: u64,
 }
 

@@ -78,6 +78,9 @@ struct Live {
     attempts: Option<std::io::BufWriter<std::fs::File>>,
     /// Input bytes of the phase's reused tasks (not this run's throughput).
     reused_bytes: u64,
+    /// Input bytes the running attempts of this process have fed so far:
+    /// counted as done, so that the figures move within a task.
+    fed: u64,
     /// Whether the job ended (the document is final).
     ended: bool,
 }
@@ -265,6 +268,11 @@ impl Tracker {
         self.write();
     }
 
+    /// Notes how many input bytes the running attempts have fed so far.
+    pub(crate) fn fed(&self, bytes: u64) {
+        self.lock().fed = bytes;
+    }
+
     /// Notes which hosts are good, as `health` says.
     pub(crate) fn hosts_health(&self, health: &Health) {
         for h in self.lock().hosts.values_mut() {
@@ -427,6 +435,9 @@ impl Live {
                 .filter(|t| !self.done.contains(t))
                 .count() as u64;
             p.pending = p.tasks.saturating_sub(p.done + p.running);
+            if p.bytes_total > 0 && p.ended.is_none() {
+                p.bytes_done = (p.bytes_done + self.fed).min(p.bytes_total);
+            }
             // Throughput and ETA: by bytes in the map phase, by tasks in
             // the others.
             let elapsed = now - p.started;

@@ -27,6 +27,35 @@ pub(crate) struct Resources {
     /// Stdout, when reduce tasks write their parts straight into it: set
     /// once, before the reduce phase (`control::lifecycle`'s `parts_to_stdout`).
     pub(crate) stdout_parts: std::sync::OnceLock<StdoutParts>,
+    /// Input bytes the map attempts running in this process have fed so
+    /// far ([`Feeding`]): the progress of tasks not yet done.
+    feeding: std::sync::atomic::AtomicU64,
+}
+
+/// What one attempt feeds, counted into [`Resources`]'s running total and
+/// taken out of it when the attempt ends (its task's bytes then count as
+/// done, or not at all).
+pub(crate) struct Feeding<'a> {
+    res: &'a Resources,
+    total: u64,
+}
+
+impl Feeding<'_> {
+    /// `n` more bytes fed.
+    pub(crate) fn add(&mut self, n: u64) {
+        self.total += n;
+        self.res
+            .feeding
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Feeding<'_> {
+    fn drop(&mut self) {
+        self.res
+            .feeding
+            .fetch_sub(self.total, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Resources {
@@ -48,7 +77,21 @@ impl Resources {
             child_nofile,
             buffers: BufferPool::new(slots),
             stdout_parts: std::sync::OnceLock::new(),
+            feeding: Default::default(),
         }
+    }
+
+    /// Counts what an attempt feeds (see [`Feeding`]).
+    pub(crate) fn feeding(&self) -> Feeding<'_> {
+        Feeding {
+            res: self,
+            total: 0,
+        }
+    }
+
+    /// Input bytes the running attempts have fed so far.
+    pub(crate) fn fed(&self) -> u64 {
+        self.feeding.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -8,6 +8,7 @@ use crate::data::sort::Segment;
 use crate::data::split::{self, Split};
 use crate::error::{FailureKind, TaskError};
 use crate::interrupt::io_failure;
+use crate::store::resources::Feeding;
 use crate::store::workdir::{self, AttemptGuard, WorkDir};
 use crate::task::process::{ChildOutcome, InputCount};
 use crate::task::program::Program;
@@ -52,6 +53,9 @@ impl MapTask<'_> {
     ) -> Result<ChildOutcome, TaskError> {
         let log = self.at.log("mapper");
         let stamps = &self.at.job.spec.inputs;
+        // Counted until the mappers are done, not only until their input
+        // is in the pipe.
+        let mut feeding = self.at.res.feeding();
         if self.at.job.spec.one_mapper_per_task {
             // One mapper for every file of the split, each file's last
             // line ended so that it cannot run into the next file's first.
@@ -62,6 +66,7 @@ impl MapTask<'_> {
             return mapper.run(
                 &ctx,
                 |w: &mut dyn Write| {
+                    let w = &mut Counted::new(w, &mut feeding);
                     for piece in self.split.pieces() {
                         if !split::feed(piece, stamps, w)? {
                             w.write_all(b"\n")?;
@@ -95,7 +100,10 @@ impl MapTask<'_> {
             let outcome = mapper
                 .run(
                     &ctx,
-                    |w: &mut dyn Write| split::feed(piece, stamps, w).map(drop),
+                    |w: &mut dyn Write| {
+                        let w = &mut Counted::new(w, &mut feeding);
+                        split::feed(piece, stamps, w).map(drop)
+                    },
                     |chunk| on_output(Some(chunk)),
                 )
                 .map_err(|e| at_piece(e, piece))?;
@@ -111,6 +119,7 @@ impl MapTask<'_> {
     /// through a copy for every layer of a mapper's run.
     pub(super) fn read_input(&self, sorter: &mut Sorter) -> Result<ChildOutcome, TaskError> {
         let mut input = InputCount::default();
+        let mut feeding = self.at.res.feeding();
         for piece in self.split.pieces() {
             let failed = |e: io::Error| {
                 let e = TaskError::io(format!("mapper {}: {e}", Builtin::Identity.name()), &e);
@@ -119,7 +128,9 @@ impl MapTask<'_> {
             let mut reader = split::Piece::open(piece, &self.at.job.spec.inputs).map_err(failed)?;
             let (records, bytes) = sorter
                 .read_input(piece.start, |buf, max| {
-                    reader.read_into(buf, max).map_err(failed)
+                    let n = reader.read_into(buf, max).map_err(failed)?;
+                    feeding.add(n as u64);
+                    Ok(n)
                 })
                 .map_err(|e| at_piece(e, piece))?;
             reader.finish().map_err(failed)?;
@@ -258,4 +269,35 @@ pub(crate) struct MapIndex {
     pub(crate) job: String,
     /// Segment `p` of `out` holds partition `p`, sorted.
     pub(crate) segments: Vec<Segment>,
+}
+
+/// The writer a mapper is fed through, counting what it takes into the
+/// process's running total of input fed (the progress of running tasks).
+struct Counted<'w, 'f, 'r> {
+    inner: &'w mut dyn Write,
+    feeding: &'f mut Feeding<'r>,
+}
+
+impl<'w, 'f, 'r> Counted<'w, 'f, 'r> {
+    fn new(inner: &'w mut dyn Write, feeding: &'f mut Feeding<'r>) -> Counted<'w, 'f, 'r> {
+        Counted { inner, feeding }
+    }
+}
+
+impl Write for Counted<'_, '_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.feeding.add(n as u64);
+        Ok(n)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)?;
+        self.feeding.add(buf.len() as u64);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
