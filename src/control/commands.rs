@@ -169,7 +169,7 @@ fn run(args: RunArgs, start: Start, step: Option<StepOf>) -> Result<()> {
     let (wd, created) = WorkDir::open(args.workdir.as_deref(), !resume)?;
     // Before anything is written in it (a spooled stdin, job.json).
     let _lock = wd.lock()?;
-    lifecycle::keeping_workdir(&wd, created, || {
+    lifecycle::keeping_workdir(&wd, (created, step.is_none()), || {
         // Connecting hosts and planning many files take a while: the
         // status says so meanwhile.
         let planning = Tracker::planning(&wd, plan.recorded.as_ref().map(|r| r.job.as_str()));

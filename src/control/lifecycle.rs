@@ -497,10 +497,11 @@ impl Drop for Lifecycle<'_> {
 /// Runs `body` for a job whose work directory `wd` was just opened
 /// (`created`: made by gmr); when it fails, says where the work directory
 /// is kept, or removes it after a usage error. A work directory gmr made
-/// is removed after success too.
+/// is removed after success too. `own`: the job is `wd`'s alone, not a
+/// step of a job of several, whose work directory is the one to resume.
 pub(crate) fn keeping_workdir<T>(
     wd: &WorkDir,
-    created: bool,
+    (created, own): (bool, bool),
     body: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     let result = body();
@@ -512,7 +513,7 @@ pub(crate) fn keeping_workdir<T>(
         Err(Error::Interrupted) if created && !wd.spec_path().exists() => {
             crate::files::remove_path(wd.root())
         }
-        Err(Error::Interrupted) => eprintln!(
+        Err(Error::Interrupted) if own => eprintln!(
             "gmr: the work directory is kept; continue the job with --resume --workdir {}",
             wd.root().display()
         ),

@@ -283,6 +283,14 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
                 of: n,
             },
         )
+        .inspect_err(|e| {
+            if matches!(e, Error::Interrupted) {
+                eprintln!(
+                    "gmr: the work directory is kept; continue the job with --resume --workdir {}",
+                    root.display()
+                );
+            }
+        })
         .map_err(|e| {
             e.context(|msg| {
                 format!(
