@@ -219,6 +219,7 @@ fn phase(hosts: usize, slots: usize, tasks: usize) -> Outcome {
     let ids: Vec<TaskId> = (0..tasks).map(TaskId::Map).collect();
     let policy = Policy {
         retries: 5,
+        skip_up_to: 0,
         backup_after: Duration::from_millis(
             std::env::var("SIM_BACKUP_MS")
                 .ok()

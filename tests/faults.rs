@@ -1325,3 +1325,92 @@ fn a_stray_attempt_never_commits_into_a_later_jobs_output() {
         "the claim goes with success"
     );
 }
+
+/// A mapper that fails on any input holding POISON, saying so on stderr.
+fn poison_sensitive_mapper(d: &Dir) -> String {
+    d.script(
+        "m.sh",
+        "if grep -q POISON < \"$GMR_INPUT_FILE\"; then echo \"bad record in $GMR_INPUT_FILE\" >&2; exit 3; fi\ntr ' ' '\\n'",
+    )
+    .display()
+    .to_string()
+}
+
+#[test]
+fn a_poisoned_split_is_skipped_within_max_failed_tasks_and_named_everywhere() {
+    let d = Dir::new();
+    d.write("in/a", "alpha beta\ngamma\n");
+    d.write("in/b", "POISON here\n");
+    d.write("in/c", "beta delta\n");
+    d.write("good/a", "alpha beta\ngamma\n");
+    d.write("good/c", "beta delta\n");
+    let m = poison_sensitive_mapper(&d);
+    let job = |more: &[&str], input: &str| {
+        d.gmr_run()
+            .mapper(&m)
+            .reducer("@count")
+            .reducers(2)
+            .retries(1)
+            .args(more)
+            .input(input)
+            .run()
+    };
+    let reference = job(&["-q"], "good");
+    let out = job(
+        &[
+            "--max-failed-tasks",
+            "1",
+            "--joblog",
+            "log.jsonl",
+            "--workdir",
+            "w",
+            "-o",
+            "out",
+        ],
+        "in",
+    );
+    out.ok();
+    // The output is the job's over the other two files.
+    assert_eq!(parts(d.path("out")), reference.ok());
+    assert!(d.path("out/_SUCCESS").exists());
+    // Named on stderr, in the output, the job log and the report.
+    let err = out.stderr();
+    let b = d.path("in/b").display().to_string();
+    assert!(
+        err.contains("1 map task failed after its retries and was skipped")
+            && err.contains(&format!(
+                "skipped map-00001 ({b} bytes 0..12) after 2 attempts"
+            ))
+            && err.contains("1 SKIPPED"),
+        "{err}"
+    );
+    let listed = json_lines(&read(d.path("out/_SKIPPED")));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["inputs"][0]["file"], b.as_str());
+    assert_eq!(listed[0]["stderr_tail"], format!("bad record in {b}"));
+    let log = joblog(d.path("log.jsonl"));
+    assert!(
+        log.iter()
+            .any(|l| l["status"] == "skipped" && l["inputs"][0]["file"] == b.as_str()),
+        "{log:?}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&read(d.path("w/report.json"))).unwrap();
+    assert_eq!(report["skipped"][0]["task"], "map-00001", "{report}");
+    assert_eq!(report["map"]["skipped"], 1);
+    // A map-only job to stdout leaves the skipped split's records out.
+    let map_only = d
+        .gmr_run()
+        .mapper(&m)
+        .arg("-R")
+        .arg("0")
+        .retries(0)
+        .arg("--max-failed-tasks")
+        .arg("50%")
+        .input("in")
+        .run();
+    assert_eq!(map_only.ok(), b"alpha\nbeta\ngamma\nbeta\ndelta\n");
+    // One failure more than allowed fails the job.
+    d.write("in/d", "more POISON\n");
+    let err = job(&["-q", "--max-failed-tasks", "1"], "in").fails(1);
+    assert!(err.contains("failed 2 times"), "{err}");
+}

@@ -99,7 +99,7 @@ pub struct Cli {
 pub(crate) enum Command {
     /// Run a whole job: split, map, shuffle and reduce
     #[command(after_help = EXAMPLES_RUN)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Cut inputs into splits on record boundaries; print one JSON line per split
     #[command(after_help = EXAMPLES_SPLIT)]
     Split(SplitArgs),
@@ -469,6 +469,13 @@ pub(crate) struct RunArgs {
     #[arg(long, requires = "workdir", help_heading = "Reliability")]
     pub(crate) resume: bool,
 
+    /// Map tasks that may still fail after their retries without failing
+    /// the job: N, or N% of the map tasks. Their input is skipped, and
+    /// named in the summary, the job log, gmr status, the report and
+    /// OUTPUT/_SKIPPED; one more fails the job [default: 0]
+    #[arg(long, value_name = "N|N%", value_parser = parse_max_failed, help_heading = "Reliability")]
+    pub(crate) max_failed_tasks: Option<MaxFailed>,
+
     /// Then another step, which reads this one's output: the flags after
     /// --then, up to the next --then, are the step's (-m, -c, -r, -R,
     /// --separator, --key-fields, --partition-fields, --sort-key,
@@ -666,6 +673,37 @@ fn codecs() -> impl clap::builder::TypedValueParser<Value = crate::data::codec::
         PossibleValue::new("zst").alias("zstd"),
     ])
     .try_map(|s| crate::data::codec::Codec::parse_output(&s))
+}
+
+/// `--max-failed-tasks`: how many map tasks may be skipped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum MaxFailed {
+    /// At most this many.
+    Count(usize),
+    /// At most this share of the map tasks, in percent (rounded down).
+    Percent(f64),
+}
+
+impl MaxFailed {
+    /// How many of `tasks` map tasks may be skipped.
+    pub(crate) fn of(self, tasks: usize) -> usize {
+        match self {
+            MaxFailed::Count(n) => n,
+            MaxFailed::Percent(p) => (tasks as f64 * p / 100.0).floor() as usize,
+        }
+    }
+}
+
+/// Parses `3` or `5%`.
+pub(crate) fn parse_max_failed(s: &str) -> Result<MaxFailed, String> {
+    let bad = || format!("`{s}` is not a number of tasks or a percentage (e.g. 3, 5%)");
+    match s.trim().strip_suffix('%') {
+        Some(p) => match p.trim().parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(MaxFailed::Percent(p)),
+            _ => Err(bad()),
+        },
+        None => s.trim().parse().map(MaxFailed::Count).map_err(|_| bad()),
+    }
 }
 
 /// The exit statuses that mean success.

@@ -37,11 +37,11 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) if !args.steps.is_empty() => {
             // Each step's summary gives its own time.
-            steps::run(args, &|step_args, step| {
+            steps::run(*args, &|step_args, step| {
                 run(step_args, (Instant::now(), start.1), Some(step))
             })
         }
-        Command::Run(args) => run(args, start, None),
+        Command::Run(args) => run(*args, start, None),
         Command::Split(args) => split_stage(args),
         Command::Map(args) => map_stage(args, start),
         Command::Shuffle(args) => shuffle_stage(args, start),
@@ -162,6 +162,7 @@ fn run(args: RunArgs, start: Start, step: Option<StepOf>) -> Result<()> {
     let resume = plan.recorded.is_some();
     let mut options = RunOptions::new(&args.exec, resume);
     options.step = step;
+    options.max_failed = args.max_failed_tasks;
     let delivery = match plan.output {
         Some(_) => Delivery::Directory,
         None => Delivery::Stdout,

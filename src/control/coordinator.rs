@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 pub struct Policy {
     /// Retries of a failed task before the job fails (attempts = retries + 1).
     pub retries: u32,
+    /// Tasks that may still fail after their retries without failing the
+    /// phase (`--max-failed-tasks`): they are skipped.
+    pub skip_up_to: usize,
     /// The least time a task runs before it may get a backup attempt.
     pub backup_after: Duration,
 }
@@ -43,16 +46,34 @@ impl Default for Policy {
     fn default() -> Policy {
         Policy {
             retries: 3,
+            skip_up_to: 0,
             backup_after: Duration::from_secs(5),
         }
     }
 }
 
+/// A task that failed after its retries and was skipped
+/// ([`Policy::skip_up_to`]).
+#[derive(Debug)]
+pub struct Skipped {
+    /// The task.
+    pub task: TaskId,
+    /// Its attempts.
+    pub attempts: u32,
+    /// Where its last attempt ran.
+    pub host: String,
+    /// How its last attempt failed.
+    pub error: TaskError,
+}
+
 /// What a phase did.
 #[derive(Debug)]
 pub struct PhaseOutcome {
-    /// One report per task, in the order the tasks were given.
+    /// One report per task done, in the order the tasks were given (a
+    /// skipped task has none).
     pub reports: Vec<TaskReport>,
+    /// The tasks skipped, in the order they were.
+    pub skipped: Vec<Skipped>,
     /// Failed attempts that were retried.
     pub retries: u64,
     /// Backup attempts started for stragglers.
@@ -76,6 +97,7 @@ struct State {
     host_failures: HashMap<TaskId, u32>,
     failed_on: HashMap<TaskId, Vec<String>>,
     done: HashMap<TaskId, TaskReport>,
+    skipped: Vec<Skipped>,
     /// The attempt running in each slot: looked up by slot at every end,
     /// and slots are many.
     running: Vec<Option<Running>>,
@@ -200,7 +222,7 @@ pub fn run_phase(
                 }
             }
             if st.busy == 0
-                && (st.fatal.is_some() || st.done.len() == phase.total || idle.is_empty())
+                && (st.fatal.is_some() || st.settled() == phase.total || idle.is_empty())
             {
                 break;
             }
@@ -227,7 +249,7 @@ pub fn run_phase(
         // Their channels closed, the workers end.
         drop(workers);
     });
-    if st.fatal.is_none() && st.done.len() < tasks.len() {
+    if st.fatal.is_none() && st.settled() < tasks.len() {
         // Every slot gave up: their hosts are gone.
         st.fatal = Some(no_hosts(health));
     }
@@ -235,10 +257,8 @@ pub fn run_phase(
         return Err(e);
     }
     Ok(PhaseOutcome {
-        reports: tasks
-            .iter()
-            .map(|t| st.done.remove(t).expect("every task done"))
-            .collect(),
+        reports: tasks.iter().filter_map(|t| st.done.remove(t)).collect(),
+        skipped: std::mem::take(&mut st.skipped),
         retries: st.retries,
         backups: st.backups,
         timeouts: st.timeouts,
@@ -294,10 +314,15 @@ fn run_on_worker<'scope, 'env>(
 }
 
 impl State {
+    /// Tasks done or skipped.
+    fn settled(&self) -> usize {
+        self.done.len() + self.skipped.len()
+    }
+
     /// Whether an idle slot may find work: a pending task, or a straggler
     /// to back up when a look for one is due.
     fn wants_slots(&self, phase: &Phase, now: Instant) -> bool {
-        if self.fatal.is_some() || self.done.len() == phase.total {
+        if self.fatal.is_some() || self.settled() == phase.total {
             return false;
         }
         !self.pending.is_empty()
@@ -513,7 +538,19 @@ impl State {
                     .push(host.to_string());
                 let failures = self.task_failures.entry(task).or_default();
                 *failures += 1;
-                if *failures > phase.policy.retries {
+                if *failures > phase.policy.retries && self.skipped.len() < phase.policy.skip_up_to
+                {
+                    // Skipped rather than failing the job; an attempt of it
+                    // still running (a backup) may yet succeed.
+                    if !another_running {
+                        self.skipped.push(Skipped {
+                            task,
+                            attempts: *self.attempts.get(&task).unwrap_or(&0),
+                            host: host.to_string(),
+                            error: e,
+                        });
+                    }
+                } else if *failures > phase.policy.retries {
                     let n = *failures;
                     self.fatal.get_or_insert(task_failed(task, n, host, &e));
                     // The job fails. Attempts that still run finish (what
@@ -830,6 +867,7 @@ mod tests {
         let policy = Policy {
             retries: 0,
             backup_after: Duration::from_millis(100),
+            ..Policy::default()
         };
         let t0 = Instant::now();
         let out = run_phase(&exec, &tasks, policy, &NoObserver).unwrap();

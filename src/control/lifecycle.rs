@@ -8,7 +8,7 @@
 //! each walk the steps of their phase, so a job run stage by stage is
 //! checked and finished exactly as one run whole.
 
-use crate::control::coordinator::{self, Policy};
+use crate::control::coordinator::{self, Policy, Skipped};
 use crate::control::plan::RunOptions;
 use crate::data::builtin::Builtin;
 use crate::data::split::Split;
@@ -17,7 +17,7 @@ use crate::exec::{Executor, Pool};
 use crate::observe::joblog::JobLog;
 use crate::observe::observer::{Observer, Observers};
 use crate::observe::progress::Progress;
-use crate::observe::status::State;
+use crate::observe::status::{SkippedInput, SkippedTask, State};
 use crate::observe::summary::{self, PhaseTotals};
 use crate::observe::tracker::{self, Tracker};
 use crate::store::history::Entry;
@@ -91,6 +91,8 @@ pub(crate) struct Lifecycle<'a> {
     /// The job's entry in the user's history, where the reports of a job
     /// whose work directory is removed are kept.
     history: Option<Entry>,
+    /// Map tasks skipped after their retries (`--max-failed-tasks`).
+    skipped: Vec<SkippedTask>,
 }
 
 impl<'a> Lifecycle<'a> {
@@ -153,6 +155,7 @@ impl<'a> Lifecycle<'a> {
             reduce: None,
             local,
             history: None,
+            skipped: Vec::new(),
         })
     }
 
@@ -178,7 +181,10 @@ impl<'a> Lifecycle<'a> {
         let splits = &self.job.spec.splits;
         let tasks: Vec<TaskId> = (0..splits.len()).map(TaskId::Map).collect();
         let bytes = splits.iter().map(Split::len).sum();
-        let (reports, totals) = self.phase("map", &tasks, Some(bytes))?;
+        // What an earlier run skipped is tried again.
+        crate::files::remove_path(&self.wd.skipped_dir());
+        let (reports, totals, skipped) = self.phase("map", &tasks, Some(bytes))?;
+        self.skip(skipped)?;
         // The map phase is over: the sort buffers' memory is better left to
         // the merges and reducers.
         self.res.buffers.release();
@@ -190,7 +196,7 @@ impl<'a> Lifecycle<'a> {
     /// Runs the shuffle phase: each partition merged into one file.
     pub(crate) fn shuffle(&mut self) -> Result<Vec<TaskReport>> {
         let tasks: Vec<TaskId> = (0..self.job.spec.reducers).map(TaskId::Shuffle).collect();
-        let (reports, _) = self.phase("shuffle", &tasks, None)?;
+        let (reports, _, _) = self.phase("shuffle", &tasks, None)?;
         Ok(reports)
     }
 
@@ -208,7 +214,7 @@ impl<'a> Lifecycle<'a> {
             self.map = Some(map);
         }
         let tasks: Vec<TaskId> = (0..self.job.spec.reducers).map(TaskId::Reduce).collect();
-        let (reports, totals) = self.phase("reduce", &tasks, None)?;
+        let (reports, totals, _) = self.phase("reduce", &tasks, None)?;
         self.add_counters(&reports);
         self.reduce = Some(totals);
         Ok(reports)
@@ -257,7 +263,7 @@ impl<'a> Lifecycle<'a> {
         name: &'static str,
         tasks: &[TaskId],
         bytes: Option<u64>,
-    ) -> Result<(Vec<TaskReport>, PhaseTotals)> {
+    ) -> Result<(Vec<TaskReport>, PhaseTotals, Vec<Skipped>)> {
         let started = Instant::now();
         let reused: Vec<Option<TaskReport>> = tasks
             .iter()
@@ -289,8 +295,15 @@ impl<'a> Lifecycle<'a> {
         if let Some(log) = &self.joblog {
             observers.push(log);
         }
+        // Only map tasks may be skipped: a reduce task's partition is
+        // output that would be missing whole.
+        let skip_up_to = match name {
+            "map" => self.options.max_failed.map_or(0, |m| m.of(tasks.len())),
+            _ => 0,
+        };
         let policy = Policy {
             retries: self.options.retries,
+            skip_up_to,
             ..Policy::default()
         };
         let outcome = std::thread::scope(|scope| {
@@ -304,13 +317,21 @@ impl<'a> Lifecycle<'a> {
         });
         progress.finish();
         let outcome = outcome.inspect_err(|e| self.tracker.failed(e))?;
+        let skipped: std::collections::HashSet<TaskId> =
+            outcome.skipped.iter().map(|s| s.task).collect();
         let mut fresh = outcome.reports.into_iter();
-        let reports: Vec<TaskReport> = reused
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| fresh.next().expect("one report per pending task")))
+        let reports: Vec<TaskReport> = tasks
+            .iter()
+            .zip(reused)
+            .filter_map(|(task, r)| match r {
+                Some(r) => Some(r),
+                None if skipped.contains(task) => None,
+                None => Some(fresh.next().expect("one report per task done")),
+            })
             .collect();
         let mut totals = PhaseTotals {
             reused: (tasks.len() - pending.len()) as u64,
+            skipped: outcome.skipped.len() as u64,
             retries: outcome.retries,
             backups: outcome.backups,
             timeouts: outcome.timeouts,
@@ -321,7 +342,51 @@ impl<'a> Lifecycle<'a> {
         }
         totals.millis = started.elapsed().as_millis() as u64;
         self.tracker.end_phase(name, &totals, &reports);
-        Ok((reports, totals))
+        Ok((reports, totals, outcome.skipped))
+    }
+
+    /// Records the map tasks skipped after their retries: in the work
+    /// directory (so that reduce tasks, wherever they run, leave their
+    /// output out), the status, the job log and, at the end, the output.
+    fn skip(&mut self, skipped: Vec<Skipped>) -> Result<()> {
+        if skipped.is_empty() {
+            return Ok(());
+        }
+        let spec = &self.job.spec;
+        let dir = self.wd.skipped_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        for s in skipped {
+            let TaskId::Map(i) = s.task else { continue };
+            let inputs = spec.splits[i]
+                .pieces()
+                .map(|p| SkippedInput {
+                    file: p.path.display().to_string(),
+                    start: p.start,
+                    length: p.end - p.start,
+                })
+                .collect();
+            let record = SkippedTask {
+                task: s.task.to_string(),
+                inputs,
+                attempts: s.attempts,
+                host: s.host,
+                error: s.error.message.clone(),
+                stderr_tail: s.error.stderr_tail.clone(),
+            };
+            crate::files::write_json(&self.wd.skipped_path(&record.task), &record)?;
+            if let Some(log) = &self.joblog {
+                log.skipped(&record);
+            }
+            self.skipped.push(record);
+        }
+        self.tracker.skipped(&self.skipped);
+        Ok(())
+    }
+
+    /// Whether `task` was skipped after its retries.
+    fn was_skipped(&self, task: TaskId) -> bool {
+        let name = task.to_string();
+        self.skipped.iter().any(|s| s.task == name)
     }
 
     /// While a phase runs: redraws the progress bar, keeps the hosts'
@@ -408,6 +473,13 @@ impl<'a> Lifecycle<'a> {
             let failed: Vec<summary::Retried> = failures
                 .iter()
                 .filter(|f| f.end >= since)
+                // The last attempt of a skipped task was not retried.
+                .filter(|f| {
+                    !self
+                        .skipped
+                        .iter()
+                        .any(|s| s.task == f.task && s.attempts == f.attempt)
+                })
                 .map(|f| summary::Retried {
                     task: &f.task,
                     attempt: f.attempt,
@@ -448,6 +520,13 @@ impl<'a> Lifecycle<'a> {
                 eprintln!("{hint}");
             }
         }
+        // Input left out of a successful job is said even with -q.
+        if !self.skipped.is_empty() {
+            eprint!(
+                "{}",
+                skipped_warning(&self.skipped, &self.job.spec.output, delivery)
+            );
+        }
         Ok(())
     }
 
@@ -468,10 +547,25 @@ impl<'a> Lifecycle<'a> {
         };
         match delivery {
             Delivery::Stay => {}
-            Delivery::Directory => output::mark_success(&spec.output)?,
+            Delivery::Directory => {
+                if !self.skipped.is_empty() {
+                    let mut lines = Vec::new();
+                    for s in &self.skipped {
+                        serde_json::to_writer(&mut lines, s).expect("serializable");
+                        lines.push(b'\n');
+                    }
+                    output::write_skipped(&spec.output, &lines)?;
+                }
+                output::mark_success(&spec.output)?
+            }
             Delivery::Stdout => match self.res.stdout_parts.get() {
                 Some(written) => written.finish(),
-                None => output::copy_to_stdout((0..parts).map(|p| spec.part_path(p)))?,
+                None => output::copy_to_stdout(
+                    (0..parts)
+                        // A skipped map task of a map-only job made no part.
+                        .filter(|&p| spec.reducers > 0 || !self.was_skipped(TaskId::Map(p)))
+                        .map(|p| spec.part_path(p)),
+                )?,
             },
         }
         Ok(())
@@ -557,6 +651,41 @@ fn resumed(reused: usize, tasks: usize) -> String {
             count(tasks as u64, "task")
         ),
     }
+}
+
+/// What gmr says of the map tasks a successful job skipped: each task,
+/// its input, its attempts and why its last one failed, and where the
+/// list is kept.
+fn skipped_warning(
+    skipped: &[SkippedTask],
+    output: &std::path::Path,
+    delivery: Delivery,
+) -> String {
+    use crate::observe::units::count;
+    use std::fmt::Write as _;
+    let mut s = format!(
+        "gmr: warning: {} failed after its retries and was skipped (--max-failed-tasks): its input is not in the output\n",
+        count(skipped.len() as u64, "map task")
+    );
+    for t in skipped {
+        let _ = writeln!(
+            s,
+            "  skipped {} ({}) after {} on {}: {}",
+            t.task,
+            t.inputs_text(),
+            count(t.attempts.into(), "attempt"),
+            t.host,
+            t.error.lines().next().unwrap_or("failed")
+        );
+    }
+    if delivery == Delivery::Directory {
+        let _ = writeln!(
+            s,
+            "  the list: {}",
+            crate::store::workdir::skipped_list(output).display()
+        );
+    }
+    s
 }
 
 /// Past this many small files sharing map tasks, each with a mapper of its

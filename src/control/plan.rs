@@ -65,6 +65,8 @@ pub(crate) struct RunOptions {
     pub(crate) resume: bool,
     /// Which step of a job of several this run is.
     pub(crate) step: Option<crate::control::steps::StepOf>,
+    /// `--max-failed-tasks`: map tasks that may be skipped.
+    pub(crate) max_failed: Option<crate::cli::flags::MaxFailed>,
 }
 
 impl RunOptions {
@@ -78,6 +80,7 @@ impl RunOptions {
             status_interval: (!ex.status_interval.is_zero()).then_some(ex.status_interval),
             resume,
             step: None,
+            max_failed: None,
         }
     }
 }

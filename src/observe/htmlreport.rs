@@ -425,6 +425,16 @@ window.onerror = function (m) { document.body.dataset.errors = String(m); };
     el("p", { class: "err" }, f.task + " attempt " + f.attempt + " on " + f.host + " (" + f.status + "): " + f.error);
     el("pre", {}, f.stderr_tail || "(its stderr was empty)");
   });
+  if (doc.skipped && doc.skipped.length) {
+    el("h2", {}, "Skipped map tasks (--max-failed-tasks): their input is not in the output");
+    doc.skipped.forEach(function (s) {
+      var inputs = s.inputs.map(function (i) {
+        return i.file + " bytes " + i.start + ".." + (i.start + i.length);
+      }).join(", ");
+      el("p", { class: "err" }, s.task + " (" + inputs + ") after " + s.attempts + " attempts on " + s.host + ": " + s.error);
+      el("pre", {}, s.stderr_tail || "(its stderr was empty)");
+    });
+  }
   document.body.dataset.bars = String(drawn);
   document.body.dataset.ready = "1";
 })();

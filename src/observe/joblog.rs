@@ -74,6 +74,45 @@ impl JobLog {
     }
 }
 
+impl JobLog {
+    /// A line for a map task skipped after its retries: its task, input,
+    /// attempts and last error, status `skipped`.
+    pub(crate) fn skipped(&self, s: &crate::observe::status::SkippedTask) {
+        let mut line = serde_json::json!({
+            "task": s.task,
+            "status": "skipped",
+            "attempts": s.attempts,
+            "host": s.host,
+            "inputs": s.inputs,
+            "error": s.error,
+        });
+        if let Some(step) = self.step {
+            line["step"] = step.into();
+        }
+        self.append(&line);
+    }
+
+    /// Appends one line, in one write: concurrent attempts never
+    /// interleave. The job goes on without its log, but not silently.
+    fn append(&self, line: &impl serde::Serialize) {
+        let mut text = serde_json::to_vec(line).expect("serializable");
+        text.push(b'\n');
+        let written = self
+            .file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(&text);
+        if let Err(e) = written
+            && !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!(
+                "gmr: warning: {}; the job goes on without it",
+                crate::error::io_message("cannot write job log", &self.path, &e)
+            );
+        }
+    }
+}
+
 impl Observer for JobLog {
     fn finished(&self, a: &Attempt, result: &Result<TaskReport, TaskError>, elapsed: Duration) {
         let start = SystemTime::now()
@@ -100,22 +139,6 @@ impl Observer for JobLog {
             slurm_job: report.slurm_job.as_deref(),
             step: self.step,
         };
-        let mut text = serde_json::to_vec(&line).expect("serializable");
-        text.push(b'\n');
-        // One write per line, so concurrent attempts never interleave.
-        let written = self
-            .file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write_all(&text);
-        // The job goes on without its log, but not silently.
-        if let Err(e) = written
-            && !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            eprintln!(
-                "gmr: warning: {}; the job goes on without it",
-                crate::error::io_message("cannot write job log", &self.path, &e)
-            );
-        }
+        self.append(&line);
     }
 }

@@ -164,6 +164,47 @@ pub(crate) struct Failure {
     pub(crate) stderr_tail: String,
 }
 
+/// A map task skipped after its retries (`--max-failed-tasks`), as the
+/// status, the report, the job log and `OUTPUT/_SKIPPED` give it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SkippedTask {
+    /// The task.
+    pub(crate) task: String,
+    /// Its input: each file's path, first byte and length.
+    pub(crate) inputs: Vec<SkippedInput>,
+    /// Its attempts.
+    pub(crate) attempts: u32,
+    /// Where its last attempt ran.
+    pub(crate) host: String,
+    /// Why its last attempt failed.
+    pub(crate) error: String,
+    /// The last lines of that attempt's stderr.
+    pub(crate) stderr_tail: String,
+}
+
+impl SkippedTask {
+    /// Its input as people read it: `FILE bytes A..B, ...`.
+    pub(crate) fn inputs_text(&self) -> String {
+        let inputs: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|i| format!("{} bytes {}..{}", i.file, i.start, i.start + i.length))
+            .collect();
+        inputs.join(", ")
+    }
+}
+
+/// A piece of a skipped task's input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SkippedInput {
+    /// The file.
+    pub(crate) file: String,
+    /// Its first byte.
+    pub(crate) start: u64,
+    /// Its length in bytes.
+    pub(crate) length: u64,
+}
+
 /// The status document (docs/status.md).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct JobStatus {
@@ -209,6 +250,10 @@ pub(crate) struct JobStatus {
     pub(crate) failures: Vec<Failure>,
     /// Failed attempts in all (`failures` keeps the last ones).
     pub(crate) failed_attempts: u64,
+    /// Map tasks that failed after their retries and were skipped
+    /// (`--max-failed-tasks`): their input is not in the output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) skipped: Vec<SkippedTask>,
     /// The map and reduce phases' totals, once each ended (report.json of
     /// earlier versions had these, with `seconds` and `counters`).
     pub(crate) map: Option<PhaseTotals>,
@@ -472,6 +517,15 @@ impl JobStatus {
                         ", BAD (no work until its back-off ends)"
                     }
                 );
+            }
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(
+                t,
+                "skipped after their retries (--max-failed-tasks; not in the output):"
+            );
+            for s in &self.skipped {
+                let _ = writeln!(t, "  {} ({}): {}", s.task, s.inputs_text(), s.error);
             }
         }
         if !self.running.is_empty() {

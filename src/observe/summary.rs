@@ -13,6 +13,10 @@ pub(crate) struct PhaseTotals {
     /// Tasks reused from an earlier run (`--resume`), among `tasks`.
     #[serde(default)]
     pub(crate) reused: u64,
+    /// Map tasks skipped after their retries (`--max-failed-tasks`), not
+    /// among `tasks`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) skipped: u64,
     /// Failed attempts that were retried.
     pub(crate) retries: u64,
     /// Backup attempts started for stragglers.
@@ -74,6 +78,11 @@ impl PhaseTotals {
     }
 }
 
+/// For serde: a zero count is left out.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Partitions whose largest is this many times the mean are worth a line
 /// of the summary even without `--total-order`.
 const SKEW_WORTH_SAYING: f64 = 2.0;
@@ -127,6 +136,9 @@ pub(crate) fn summary(
             human_bytes(t.bytes_out),
             t.millis as f64 / 1000.0
         );
+        if t.skipped > 0 {
+            let _ = write!(s, ", {} SKIPPED (--max-failed-tasks)", t.skipped);
+        }
         if t.reused > 0 {
             let _ = write!(s, ", {} reused from the earlier run", t.reused);
         }

@@ -268,6 +268,12 @@ impl Tracker {
         self.write();
     }
 
+    /// Notes the map tasks skipped after their retries.
+    pub(crate) fn skipped(&self, skipped: &[status::SkippedTask]) {
+        self.lock().doc.skipped = skipped.to_vec();
+        self.write();
+    }
+
     /// Notes how many input bytes the running attempts have fed so far.
     pub(crate) fn fed(&self, bytes: u64) {
         self.lock().fed = bytes;

@@ -225,6 +225,20 @@ pub(crate) fn claimed_by(output: &Path) -> io::Result<Option<String>> {
     }
 }
 
+/// Writes `_SKIPPED` into `output` (a JSON line per map task skipped
+/// after its retries, `--max-failed-tasks`), before `_SUCCESS`.
+pub(crate) fn write_skipped(output: &Path, lines: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let path = workdir::skipped_list(output);
+    crate::files::remove_path(&path);
+    crate::files::create_output(&path)
+        .and_then(|mut f| {
+            f.write_all(lines)
+                .and_then(|()| crate::files::close_file(f, true))
+        })
+        .map_err(|e| Error::io("cannot write", &path, e))
+}
+
 /// Writes `_SUCCESS` into `output`, the last file of a finished job, once
 /// every part is durable; the job's claim goes with it (no attempt of it
 /// commits any more).

@@ -326,6 +326,17 @@ impl WorkDir {
         self.root.join("report.html")
     }
 
+    /// The record of map task `task` skipped after its retries
+    /// (`--max-failed-tasks`): reduce tasks leave its output out.
+    pub(crate) fn skipped_path(&self, task: &str) -> PathBuf {
+        self.skipped_dir().join(format!("{task}.json"))
+    }
+
+    /// Where [`WorkDir::skipped_path`]s are.
+    pub(crate) fn skipped_dir(&self) -> PathBuf {
+        self.root.join("skipped")
+    }
+
     /// The steps of a job of several (`control/steps.rs`), each a job in
     /// [`WorkDir::step`].
     pub(crate) fn steps_path(&self) -> PathBuf {
@@ -451,6 +462,7 @@ pub(crate) fn is_output_name(name: &str) -> bool {
         .or_else(|| name.strip_suffix(".zst"))
         .unwrap_or(name);
     name == "_SUCCESS"
+        || name == "_SKIPPED"
         || name == ".gmr-job"
         || part(stem)
         || (is_attempt_name(name) && name.starts_with(".part-"))
@@ -466,6 +478,12 @@ pub(crate) fn output_part(output: &Path, p: usize, ext: &str) -> PathBuf {
 /// committed.
 pub(crate) fn success_marker(output: &Path) -> PathBuf {
     output.join("_SUCCESS")
+}
+
+/// The list of the input a job skipped (`--max-failed-tasks`), beside
+/// `_SUCCESS`: a JSON line per skipped map task.
+pub(crate) fn skipped_list(output: &Path) -> PathBuf {
+    output.join("_SKIPPED")
 }
 
 /// The file that names the job whose parts the output directory takes

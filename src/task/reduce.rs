@@ -50,6 +50,11 @@ pub(super) fn partition_runs(
     let mut files = Vec::new();
     for i in 0..spec.splits.len() {
         let dir = wd.map_dir(i);
+        // A map task skipped after its retries (--max-failed-tasks) has
+        // no output to merge.
+        if wd.skipped_path(&TaskId::Map(i).to_string()).exists() {
+            continue;
+        }
         let index: MapIndex = crate::files::read_json(&WorkDir::map_index(&dir)).map_err(|e| {
             TaskError::task(format!(
                 "{e}; the map task map-{i:05} has not committed its output"
