@@ -1704,3 +1704,48 @@ fn compressed_parts_decompress_to_the_plain_output_and_read_back() {
         .fails(2);
     assert!(err.contains("[possible values: gz, zst]"), "{err}");
 }
+
+#[test]
+fn whole_files_give_each_file_whole_to_a_mapper_of_its_own() {
+    let d = Dir::new();
+    let big: String = (0..2000)
+        .map(|i| format!("line {i} of the big file\n"))
+        .collect();
+    d.write("in/big.txt", &big);
+    d.write("in/doc.txt", "a document\nof three\nlines");
+    d.write("in/empty.txt", "");
+    d.sh("printf 'zipped one\\nzipped two\\n' | gzip > in/z.gz");
+    // Each mapper says which file it had and how many bytes it was fed.
+    let m = "echo \"$(basename \"$GMR_INPUT_FILE\") $(wc -c)\"";
+    let out = d
+        .gmr_run()
+        .mapper(m)
+        .arg("-R")
+        .arg("0")
+        .arg("--whole-files")
+        .split_size("4K")
+        .input("in")
+        .run();
+    let got = String::from_utf8(out.ok().to_vec()).unwrap();
+    // The reference: each file's size as wc and zcat give it.
+    let reference = String::from_utf8(d.sh(
+        "cd in && for f in big.txt doc.txt empty.txt; do echo \"$f $(wc -c < $f)\"; done; echo \"z.gz $(zcat z.gz | wc -c)\"",
+    ))
+    .unwrap();
+    assert_eq!(got, reference);
+    assert!(
+        out.stderr().contains("  map         4 tasks "),
+        "{}",
+        out.stderr()
+    );
+    // Without it, the big file is cut at 4K.
+    let cut = d
+        .gmr_run()
+        .mapper(m)
+        .arg("-R")
+        .arg("0")
+        .split_size("4K")
+        .input("in")
+        .run();
+    assert!(String::from_utf8_lossy(cut.ok()).matches("big.txt").count() > 10);
+}

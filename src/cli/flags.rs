@@ -168,6 +168,14 @@ pub(crate) struct InputArgs {
     /// Bytes per split, with K, M or G suffix (default: input size / (2 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)
     #[arg(allow_negative_numbers = true, long, value_name = "SIZE", value_parser = parse_size, help_heading = "Input")]
     pub(crate) split_size: Option<u64>,
+
+    /// Give each input file, whole, to a mapper of its own, whatever its
+    /// size (--split-size does not cut it; GMR_INPUT_FILE names it; a
+    /// compressed one is decompressed, an empty one gets a mapper too): for
+    /// files that are one record each, such as documents, or that a mapper
+    /// must see whole
+    #[arg(long, help_heading = "Input")]
+    pub(crate) whole_files: bool,
 }
 
 /// How records split into key and value.

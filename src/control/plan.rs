@@ -407,6 +407,10 @@ fn plan_splits(
     slots: usize,
     spool_dir: Option<&Path>,
 ) -> Result<(Vec<Split>, input::Copies)> {
+    if input.whole_files {
+        // Nothing to cut: no compressed file is decompressed ahead either.
+        return Ok((split::whole_files(files)?, Vec::new()));
+    }
     let size_for = |files: &[PathBuf]| {
         input
             .split_size

@@ -130,6 +130,30 @@ pub(crate) fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Spli
     Ok(splits)
 }
 
+/// One split per file, each file whole (`--whole-files`), empty ones too.
+pub(crate) fn whole_files(files: &[PathBuf]) -> Result<Vec<Split>> {
+    use rayon::prelude::*;
+    files
+        .par_iter()
+        .map(|path| {
+            crate::interrupt::check()?;
+            let (file, len) = open_input(path)?;
+            let codec = match len {
+                0 => None,
+                _ => Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?,
+            };
+            Ok(Split {
+                path: path.to_path_buf(),
+                start: 0,
+                end: len,
+                codec,
+                more: Vec::new(),
+                origin: None,
+            })
+        })
+        .collect()
+}
+
 /// The splits of one file: one if it is compressed, else cut after a
 /// newline every `split_size` bytes or so; none if it is empty.
 fn file_splits(path: &Path, split_size: u64) -> Result<Vec<Split>> {
