@@ -235,7 +235,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__map)
-            opts="-m -c -R -q -j -h --mapper --combiner --reducers --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
+            opts="-m -c -R -q -j -h --mapper --combiner --reducers --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -317,6 +317,14 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --task-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memfree)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --joblog)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -365,7 +373,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__reduce)
-            opts="-r -o -q -j -h --reducer --output --force --compress --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
+            opts="-r -o -q -j -h --reducer --output --force --compress --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -416,6 +424,14 @@ _gmr() {
                     return 0
                     ;;
                 --task-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memfree)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -489,7 +505,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -q -j -h --mapper --combiner --reducers --reducer --split-size --whole-files --output --force --compress --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --resume --max-failed-tasks --then --keep-intermediate --help"
+            opts="-m -c -R -r -o -q -j -h --mapper --combiner --reducers --reducer --split-size --whole-files --output --force --compress --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --resume --max-failed-tasks --then --keep-intermediate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,6 +611,14 @@ _gmr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --task-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memfree)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --joblog)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -651,7 +675,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__shuffle)
-            opts="-q -j -h --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
+            opts="-q -j -h --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -682,6 +706,14 @@ _gmr() {
                     return 0
                     ;;
                 --task-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memfree)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1414,3 +1414,80 @@ fn a_poisoned_split_is_skipped_within_max_failed_tasks_and_named_everywhere() {
     let err = job(&["-q", "--max-failed-tasks", "1"], "in").fails(1);
     assert!(err.contains("failed 2 times"), "{err}");
 }
+
+#[test]
+fn a_command_over_task_memory_fails_saying_so_and_one_under_it_runs() {
+    let d = Dir::new();
+    d.write("in.txt", "x\n");
+    let alloc = |mb: u32| format!("python3 -c 'b = bytearray({mb} * 1024 * 1024); print(len(b))'");
+    // 400 MB under a 100 MB limit: the allocation fails, every attempt.
+    let err = d
+        .gmr_run()
+        .quiet()
+        .mapper(alloc(400))
+        .arg("-R")
+        .arg("0")
+        .arg("--task-memory")
+        .arg("100M")
+        .retries(1)
+        .joblog("log.jsonl")
+        .input("in.txt")
+        .run()
+        .fails(1);
+    assert!(
+        err.contains("failed 2 times") && err.contains("over --task-memory 100M"),
+        "{err}"
+    );
+    let log = joblog(d.path("log.jsonl"));
+    assert!(
+        log.iter().all(|l| l["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("over --task-memory 100M"))),
+        "{log:?}"
+    );
+    // 40 MB under 200 MB runs.
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper(alloc(40))
+        .arg("-R")
+        .arg("0")
+        .arg("--task-memory")
+        .arg("200M")
+        .input("in.txt")
+        .run();
+    assert_eq!(out.ok(), b"41943040\n");
+    // --memfree below what the machine has starts attempts as usual.
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .arg("-R")
+        .arg("0")
+        .arg("--memfree")
+        .arg("1K")
+        .input("in.txt")
+        .run();
+    assert_eq!(out.ok(), b"x\n");
+    // More than any machine has: the attempt waits, its mapper never
+    // starts, and Ctrl-C still ends the job at once.
+    let m = d.script("m.sh", "touch started\ncat");
+    let mut child = d
+        .gmr_run()
+        .quiet()
+        .mapper(m.to_str().unwrap())
+        .arg("-R")
+        .arg("0")
+        .arg("--memfree")
+        .arg("1000000G")
+        .input("in.txt")
+        .command()
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!d.path("started").exists(), "the mapper started");
+    let t0 = std::time::Instant::now();
+    d.sh(&format!("kill -INT {}", child.id()));
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -322,6 +322,18 @@ pub(crate) struct ExecArgs {
     #[arg(allow_hyphen_values = true, long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, help_heading = "Reliability")]
     pub(crate) task_timeout: std::time::Duration,
 
+    /// The memory each process of a command (mapper, combiner, reducer) may
+    /// use, with K, M or G suffix (RLIMIT_DATA; with --slurm also srun's and
+    /// sbatch's --mem): over it, allocations fail, and an attempt that fails
+    /// so is reported as over --task-memory and retried
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Reliability")]
+    pub(crate) task_memory: Option<u64>,
+
+    /// Start no attempt on a host while its available memory (MemAvailable)
+    /// is below SIZE, with K, M or G suffix, as GNU parallel's --memfree
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Reliability")]
+    pub(crate) memfree: Option<u64>,
+
     /// Append one JSON line per task attempt to FILE (task, attempt, host,
     /// start, duration, status, records and bytes, error)
     #[arg(long, value_name = "FILE", help_heading = "Reliability")]

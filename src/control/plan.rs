@@ -357,6 +357,8 @@ impl<'a> MapSide<'a> {
             output,
             ok_exit: self.exec.ok_exit.0.clone(),
             task_timeout_ms: self.exec.task_timeout.as_millis() as u64,
+            task_memory: self.exec.task_memory,
+            memfree: self.exec.memfree,
             compress: None,
             env: spec::job_env(&self.exec.env)?,
         };
@@ -809,6 +811,8 @@ impl ReducePlan {
         spec.compress = args.output.compress;
         spec.ok_exit = exec.ok_exit.0.clone();
         spec.task_timeout_ms = exec.task_timeout.as_millis() as u64;
+        spec.task_memory = exec.task_memory;
+        spec.memfree = exec.memfree;
         // The reducer's variables: the map side's, with this stage's added.
         let mut env: std::collections::BTreeMap<String, String> = spec.env.into_iter().collect();
         env.extend(spec::job_env(&exec.env)?);

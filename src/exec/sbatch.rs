@@ -19,6 +19,7 @@ use super::slurm::config_value;
 use super::{Done, Ended, Executor};
 use crate::error::{Error, Result, TaskError};
 use crate::exec::health::Health;
+use crate::exec::slurm::slurm_mem;
 use crate::interrupt;
 use crate::store::workdir::WorkDir;
 use crate::task::TaskId;
@@ -207,9 +208,14 @@ impl ArrayExecutor {
         job: &Job,
         digest: &str,
         gmr: (PathBuf, Option<String>),
-        sbatch_args: Vec<String>,
+        mut sbatch_args: Vec<String>,
         (slots, max_array): (usize, usize),
     ) -> ArrayExecutor {
+        // --task-memory is the element's memory too (before the user's
+        // own options, which may override it).
+        if let Some(mem) = slurm_mem(job.spec.task_memory) {
+            sbatch_args.insert(0, mem);
+        }
         let arrays = Arc::new(Arrays {
             dir: wd.slurm_dir(),
             command: task_command(&gmr.0, gmr.1.as_deref(), &job.spec.cwd, wd.root(), digest),

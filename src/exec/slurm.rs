@@ -186,6 +186,8 @@ impl SlurmExecutor {
             .iter()
             .flat_map(|(_, n)| {
                 let arg = match (var("SLURM_MEM_PER_CPU"), var("SLURM_MEM_PER_NODE")) {
+                    // --task-memory is the step's memory.
+                    _ if job.spec.task_memory.is_some() => slurm_mem(job.spec.task_memory),
                     (Some(per_cpu), _) => Some(format!("--mem-per-cpu={per_cpu}M")),
                     (None, Some(per_node)) => {
                         Some(format!("--mem={}M", (per_node / *n as u64).max(1)))
@@ -374,6 +376,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `--task-memory` as srun's and sbatch's `--mem=NM` (MiB, rounded up).
+pub(crate) fn slurm_mem(bytes: Option<u64>) -> Option<String> {
+    bytes.map(|b| format!("--mem={}M", b.div_ceil(1 << 20).max(1)))
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,6 +95,15 @@ impl Resources {
     }
 }
 
+/// The memory this host can give new work without swapping, in bytes
+/// (MemAvailable of /proc/meminfo); None where it cannot be read.
+pub(crate) fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Raises the soft limit on open files to the hard limit, so that merges
 /// of many runs need fewer passes and many hosts can be connected at once;
 /// returns the limit it started with when it raised it (the one commands

@@ -99,6 +99,12 @@ pub(crate) struct JobSpec {
     /// Milliseconds a command may show no sign of life before its attempt
     /// is killed; 0 for no limit.
     pub(crate) task_timeout_ms: u64,
+    /// `--task-memory`: bytes each process of a command may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) task_memory: Option<u64>,
+    /// `--memfree`: no attempt starts on a host with less available memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) memfree: Option<u64>,
     /// How output parts are compressed (`--compress`), if they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) compress: Option<Codec>,
@@ -376,6 +382,8 @@ mod tests {
             output: "/o".into(),
             ok_exit: vec![0],
             task_timeout_ms: 0,
+            task_memory: None,
+            memfree: None,
             compress: None,
             env: vec![("LANG".into(), "C".repeat(1000))],
         };

@@ -103,6 +103,7 @@ impl Attempt<'_> {
             nofile: self.res.child_nofile,
             ok_exit: &self.job.spec.ok_exit,
             timeout: self.job.spec.task_timeout(),
+            memory: self.job.spec.task_memory,
             stop_feed: false,
         }
     }

@@ -76,6 +76,26 @@ impl FromStr for TaskId {
     }
 }
 
+/// `--memfree`: waits until this host has `floor` bytes of memory
+/// available (MemAvailable), as GNU parallel's --memfree does, or until
+/// gmr is interrupted or the attempt cancelled. A host whose memory is
+/// unknown does not wait.
+fn wait_for_memory(floor: u64) -> Result<(), TaskError> {
+    loop {
+        match crate::store::resources::available_memory() {
+            Some(free) if free < floor => {}
+            _ => return Ok(()),
+        }
+        if crate::interrupt::is_set() {
+            return Err(TaskError::interrupted());
+        }
+        if crate::interrupt::cancelled() {
+            return Err(TaskError::cancelled());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Runs one attempt of `task` of `job`, with this process's resources, and
 /// commits its output.
 pub(crate) fn run(
@@ -85,6 +105,9 @@ pub(crate) fn run(
     task: TaskId,
     attempt: u32,
 ) -> Result<TaskReport, TaskError> {
+    if let Some(floor) = job.spec.memfree {
+        wait_for_memory(floor)?;
+    }
     let started = Instant::now();
     let name = task.to_string();
     let at = attempt::Attempt {

@@ -648,6 +648,8 @@ pub(crate) struct Child<'a> {
     pub(crate) ok_exit: &'a [i32],
     /// How long it may show no sign of life before it is killed.
     pub(crate) timeout: Option<Duration>,
+    /// The memory each of its processes may use (`--task-memory`).
+    pub(crate) memory: Option<u64>,
     /// Once the command stops reading, the feed is stopped (its writes
     /// fail) rather than counted to its end; the outcome's input then says
     /// [`InputCount::stopped_early`]. For a feed whose size its caller
@@ -682,12 +684,28 @@ impl Child<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        if let Some(limit) = self.nofile {
+        let nofile = self.nofile;
+        // RLIMIT_DATA, not RLIMIT_AS: it bounds what a process writes to
+        // (heap and private mappings), while runtimes that reserve address
+        // space up front (the JVM, Go) would fail at start under an
+        // address-space limit.
+        let memory = self.memory.map(|bytes| libc::rlimit {
+            rlim_cur: bytes as libc::rlim_t,
+            rlim_max: bytes as libc::rlim_t,
+        });
+        if nofile.is_some() || memory.is_some() {
             // SAFETY: setrlimit is async-signal-safe, and the closure only
-            // reads a copied struct.
+            // reads copied structs.
             unsafe {
                 command.pre_exec(move || {
-                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                    if let Some(limit) = nofile {
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                    }
+                    if let Some(limit) = memory
+                        && libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
                     Ok(())
                 });
             }
@@ -824,10 +842,13 @@ impl Child<'_> {
         outcome.input = input;
         let ok = status.code().is_some_and(|c| self.ok_exit.contains(&c));
         if !ok {
+            // Under --task-memory, an allocation that failed (or a kill)
+            // is said as such: the limit is the likely cause.
+            let memory = self.memory.filter(|_| over_memory(status.signal(), &tail));
             let how = match (status.code(), status.signal()) {
                 (Some(127), _) => "exited with status 127 (command not found)".to_string(),
                 (Some(126), _) => "exited with status 126 (not executable)".to_string(),
-                (Some(1), _) if printed == 0 => format!(
+                (Some(1), _) if printed == 0 && memory.is_none() => format!(
                     "exited with status 1 having printed nothing; if status 1 means \"nothing matched\" (as for grep), pass --ok-exit {}",
                     ok_exit_with_one(self.ok_exit)
                 ),
@@ -835,9 +856,15 @@ impl Child<'_> {
                 (None, Some(sig)) => format!("was killed by signal {sig}"),
                 _ => "failed".to_string(),
             };
+            let memory = memory.map_or(String::new(), |limit| {
+                format!(
+                    ": over --task-memory {} (it could not allocate more)",
+                    human_size(limit)
+                )
+            });
             return Err(failure(
                 FailureKind::Task,
-                format!("{} `{}` {how}", self.role, self.command),
+                format!("{} `{}` {how}{memory}", self.role, self.command),
             ));
         }
         Ok(outcome)
@@ -1125,4 +1152,35 @@ impl StderrLog {
         let _ = self.log.flush();
         (self.outcome, Vec::from(self.tail).join("\n"))
     }
+}
+
+/// Whether a command that failed under a memory limit failed for it:
+/// killed (the kernel's OOM killer, or a runtime that aborts), or its
+/// stderr says an allocation failed, in the words of the common runtimes
+/// and tools (Python's MemoryError, malloc's ENOMEM, C++'s bad_alloc, GNU
+/// sort's and awk's "memory exhausted", Go's and Rust's "out of memory").
+fn over_memory(signal: Option<i32>, stderr_tail: &str) -> bool {
+    const WORDS: [&str; 7] = [
+        "memoryerror",
+        "cannot allocate memory",
+        "out of memory",
+        "memory exhausted",
+        "bad_alloc",
+        "memory allocation failed",
+        "failed to allocate",
+    ];
+    let tail = stderr_tail.to_lowercase();
+    matches!(
+        signal,
+        Some(libc::SIGKILL | libc::SIGABRT | libc::SIGSEGV | libc::SIGBUS)
+    ) || WORDS.iter().any(|w| tail.contains(w))
+}
+
+/// `100M`, `2G`, `4096`: a size as the size flags take it.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    UNITS
+        .iter()
+        .find(|(n, _)| bytes >= *n && bytes % n == 0)
+        .map_or_else(|| bytes.to_string(), |(n, u)| format!("{}{u}", bytes / n))
 }

@@ -38,6 +38,8 @@ pub(crate) struct Context<'a> {
     pub(crate) ok_exit: &'a [i32],
     /// How long a command may show no sign of life.
     pub(crate) timeout: Option<std::time::Duration>,
+    /// The memory each of its processes may use (`--task-memory`).
+    pub(crate) memory: Option<u64>,
     /// A command's feed stops once it stops reading (see
     /// [`crate::task::process::Child::stop_feed`]); built-ins read everything.
     pub(crate) stop_feed: bool,
@@ -137,6 +139,7 @@ impl Program {
                 nofile: ctx.nofile,
                 ok_exit: ctx.ok_exit,
                 timeout: ctx.timeout,
+                memory: ctx.memory,
                 stop_feed: ctx.stop_feed,
             }
             .run(feed, on_stdout),
@@ -317,6 +320,7 @@ mod tests {
             nofile: None,
             ok_exit: &[0],
             timeout: None,
+            memory: None,
             stop_feed,
         };
         let feed = |w: &mut dyn Write| (0..limit).try_for_each(|_| w.write_all(b"line\n"));

@@ -60,6 +60,7 @@ pub(crate) fn cut_points(job: &Job, wd: &WorkDir) -> Result<Vec<Vec<u8>>> {
         nofile: None,
         ok_exit: &job.spec.ok_exit,
         timeout: job.spec.task_timeout(),
+        memory: job.spec.task_memory,
         stop_feed: false,
     };
     // Each line's rank and its bytes (with its newline).
