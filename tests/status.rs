@@ -457,6 +457,31 @@ fn chromium() -> Option<&'static str> {
         })
 }
 
+/// The DOM headless `browser` makes of the page `rel` in `d` once its
+/// scripts ran, and the console messages they left.
+fn dump_dom(browser: &str, d: &Dir, rel: &str) -> (String, Vec<String>) {
+    let url = format!("file://{}", d.path(rel).display());
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            &url,
+        ])
+        .env("HOME", d.path("tmp"))
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(String::from)
+        .collect();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), console)
+}
+
 #[test]
 fn the_report_renders_in_chromium_with_a_bar_per_attempt() {
     let Some(browser) = chromium() else {
@@ -490,23 +515,7 @@ fn the_report_renders_in_chromium_with_a_bar_per_attempt() {
     let attempts = joblog(d.path("log.jsonl")).len();
     d.run(&["report", "w", "-o", "again.html"]).ok();
     for page in ["w/report.html", "again.html"] {
-        let url = format!("file://{}", d.path(page).display());
-        let out = Command::new(browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--dump-dom",
-                &url,
-            ])
-            .env("HOME", d.path("tmp"))
-            .output()
-            .unwrap();
-        let dom = String::from_utf8_lossy(&out.stdout);
-        let log = String::from_utf8_lossy(&out.stderr);
-        let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+        let (dom, console) = dump_dom(browser, &d, page);
         assert!(console.is_empty(), "{page}: console messages: {console:?}");
         assert!(
             dom.contains("data-ready=\"1\""),
@@ -601,24 +610,8 @@ fn a_job_of_steps_has_one_report_with_every_step_in_it() {
         eprintln!("skipped: no chromium (apt-get install chromium)");
         return;
     };
-    let url = format!("file://{}", d.path("w/report.html").display());
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-            &url,
-        ])
-        .env("HOME", d.path("tmp"))
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    let (dom, console) = dump_dom(browser, &d, "w/report.html");
     assert!(console.is_empty(), "console messages: {console:?}");
-    let dom = String::from_utf8_lossy(&out.stdout);
     assert_eq!(dom.matches("<iframe").count(), 2, "{dom}");
 }
 

@@ -84,21 +84,16 @@ fn step_args(job: &RunArgs, k: usize, root: &Path, between: &Path) -> RunArgs {
     a
 }
 
-/// A command as the user would type it after a flag: quoted when it is
-/// more than one plain word.
+/// A command as the user would type it after a flag: shell-quoted, in
+/// double quotes rather than single ones when it holds single quotes and
+/// nothing double quotes would change (`"tr -s ' ' '\n'"` reads better
+/// than its `'\''` form).
 fn quoted(cmd: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+,-./:=_".contains(c);
-    if !cmd.is_empty() && cmd.chars().all(plain) {
-        cmd.to_string()
-    } else if !cmd.contains('\'') {
-        format!("'{cmd}'")
-    } else if !cmd.contains(['"', '$', '`']) && !cmd.contains("\\\\") && !cmd.ends_with('\\') {
-        // In double quotes, only `"`, `$`, a backquote and a backslash
-        // before one of them (or before another) mean more than
-        // themselves.
-        format!("\"{cmd}\"")
-    } else {
-        format!("'{}'", cmd.replace('\'', "'\\''"))
+    let plain_in_double =
+        !cmd.contains(['"', '$', '`', '\n']) && !cmd.contains("\\\\") && !cmd.ends_with('\\');
+    match cmd.contains('\'') && plain_in_double {
+        true => format!("\"{cmd}\""),
+        false => crate::exec::remote::shell_quote(cmd),
     }
 }
 
