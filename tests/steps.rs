@@ -125,6 +125,18 @@ fn logging_steps(d: &Dir) -> (String, String) {
     (m1.display().to_string(), m2.display().to_string())
 }
 
+/// The first step of the resume tests: the logging word count `m1`, R 2,
+/// in work directory `w`, into `out`; with `--resume` when `resume`.
+fn first_step<'d>(d: &'d Dir, m1: &str, resume: bool) -> GmrRun<'d> {
+    let r = d.gmr_run().quiet();
+    let r = if resume { r.arg("--resume") } else { r };
+    r.mapper(m1)
+        .reducer(sum_reduce())
+        .reducers(2)
+        .workdir("w")
+        .output("out")
+}
+
 fn count_lines(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| b == b'\n').count()
 }
@@ -136,15 +148,7 @@ fn a_job_killed_in_step_2_resumes_there() {
         let corpus = gutenberg();
         let (m1, m2) = logging_steps(&d);
         let job = |resume: bool| {
-            let mut r = d.gmr_run().quiet();
-            if resume {
-                r = r.arg("--resume");
-            }
-            r.mapper(&m1)
-                .reducer(sum_reduce())
-                .reducers(2)
-                .workdir("w")
-                .output("out")
+            first_step(&d, &m1, resume)
                 .args(["--then", "-m", &m2, "-r", "sort -k2,2nr", "-R", "1"])
                 .input(&corpus)
         };
@@ -194,15 +198,7 @@ fn a_changed_step_runs_again_with_the_steps_after_it_and_not_before() {
     let m2 = d.script("m2.sh", "echo x >> step2.log\nexec cat");
     let m3 = d.script("m3.sh", "echo x >> step3.log\nexec cat");
     let job = |resume: bool, keep: &str| {
-        let mut r = d.gmr_run().quiet();
-        if resume {
-            r = r.arg("--resume");
-        }
-        r.mapper(&m1)
-            .reducer(sum_reduce())
-            .reducers(2)
-            .workdir("w")
-            .output("out")
+        first_step(&d, &m1, resume)
             .args(["--then", "-m", m2.to_str().unwrap(), "-r", keep, "-R", "1"])
             .args(["--then", "-m", m3.to_str().unwrap(), "-r", "cat", "-R", "1"])
             .input(&corpus)
@@ -377,15 +373,7 @@ fn a_changed_map_only_step_reruns_the_reducers_it_runs_in_not_the_maps() {
     let corpus = gutenberg();
     let (m1, _) = logging_steps(&d);
     let job = |resume: bool, least: u32| {
-        let mut r = d.gmr_run().quiet();
-        if resume {
-            r = r.arg("--resume");
-        }
-        r.mapper(&m1)
-            .reducer(sum_reduce())
-            .reducers(2)
-            .workdir("w")
-            .output("out")
+        first_step(&d, &m1, resume)
             .args([
                 "--then",
                 "-m",

@@ -51,6 +51,18 @@ pub(crate) struct Split {
 }
 
 impl Split {
+    /// The whole file `path`, `len` bytes long, compressed with `codec`.
+    fn whole(path: &Path, len: u64, codec: Option<Codec>) -> Split {
+        Split {
+            path: path.to_path_buf(),
+            start: 0,
+            end: len,
+            codec,
+            more: Vec::new(),
+            origin: None,
+        }
+    }
+
     /// Bytes of (possibly compressed) input in this split, `more` included.
     pub(crate) fn len(&self) -> u64 {
         self.end - self.start + self.more.iter().map(Split::len).sum::<u64>()
@@ -142,14 +154,7 @@ pub(crate) fn whole_files(files: &[PathBuf]) -> Result<Vec<Split>> {
                 0 => None,
                 _ => Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?,
             };
-            Ok(Split {
-                path: path.to_path_buf(),
-                start: 0,
-                end: len,
-                codec,
-                more: Vec::new(),
-                origin: None,
-            })
+            Ok(Split::whole(path, len, codec))
         })
         .collect()
 }
@@ -165,14 +170,7 @@ fn file_splits(path: &Path, split_size: u64) -> Result<Vec<Split>> {
     }
     let codec = Codec::sniff(&file).map_err(|e| Error::input("cannot read input", path, e))?;
     if codec.is_some() {
-        return Ok(vec![Split {
-            path: path.to_path_buf(),
-            start: 0,
-            end: len,
-            codec,
-            more: Vec::new(),
-            origin: None,
-        }]);
+        return Ok(vec![Split::whole(path, len, codec)]);
     }
     let mut splits = Vec::new();
     let mut start = 0u64;
