@@ -373,7 +373,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__reduce)
-            opts="-r -o -q -j -h --reducer --output --force --compress --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
+            opts="-r -o -q -j -h --reducer --output --force --compress --output-by-key --max-output-keys --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -397,6 +397,10 @@ _gmr() {
                     ;;
                 --compress)
                     COMPREPLY=($(compgen -W "gz zst" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-output-keys)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --status-interval)
@@ -505,7 +509,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -q -j -h --mapper --combiner --reducers --reducer --split-size --whole-files --output --force --compress --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --resume --max-failed-tasks --then --keep-intermediate --help"
+            opts="-m -c -R -r -o -q -j -h --mapper --combiner --reducers --reducer --split-size --whole-files --output --force --compress --output-by-key --max-output-keys --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --resume --max-failed-tasks --then --keep-intermediate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -557,6 +561,10 @@ _gmr() {
                     ;;
                 --compress)
                     COMPREPLY=($(compgen -W "gz zst" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-output-keys)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --separator)

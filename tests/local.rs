@@ -1749,3 +1749,158 @@ fn whole_files_give_each_file_whole_to_a_mapper_of_its_own() {
         .run();
     assert!(String::from_utf8_lossy(cut.ok()).matches("big.txt").count() > 10);
 }
+
+/// Each file of an output filed by key: (directory name, part name, bytes).
+fn keyed_files(dir: &std::path::Path) -> Vec<(String, String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for name in names(dir) {
+        let sub = dir.join(&name);
+        if !sub.is_dir() {
+            continue;
+        }
+        for part in names(&sub) {
+            files.push((name.clone(), part.clone(), read(sub.join(&part))));
+        }
+    }
+    files
+}
+
+#[test]
+fn output_by_key_files_each_line_under_its_key_and_nothing_outside() {
+    let d = Dir::new();
+    // Keys that would escape or break the directory, and 10,000 plain ones.
+    let mut input: Vec<u8> =
+        b"../x\tup\na/b\tslash\n\tempty key\n\xff\xfe\tnot utf-8\n_SUCCESS\tmarker\n.\tdot\n"
+            .to_vec();
+    for i in 0..10_000 {
+        input.extend(format!("key{}\tvalue {i}\n", (i * 7919) % 10_000).as_bytes());
+        input.extend(format!("key{}\tagain {i}\n", (i * 31) % 10_000).as_bytes());
+    }
+    d.write("in/data.txt", &input);
+    let job = |out: &str, extra: &[&str]| {
+        d.gmr_run()
+            .mapper("cat")
+            .reducer("cat")
+            .reducers(3)
+            .split_size("64K")
+            .output(out)
+            .args(extra.iter().copied())
+            .input("in")
+            .run()
+    };
+    job("plain", &[]).ok();
+    job("bykey", &["--output-by-key"]).ok();
+    let files = keyed_files(&d.path("bykey"));
+    let dirs: std::collections::BTreeSet<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(dirs.len(), 10_006);
+    for name in [
+        "%2E.%2Fx",
+        "a%2Fb",
+        "_EMPTY",
+        "%FF%FE",
+        "%5FSUCCESS",
+        "%2E",
+        "key42",
+    ] {
+        assert!(dirs.contains(name), "{name} missing");
+    }
+    // Nothing but key directories and _SUCCESS in the output, nothing new
+    // beside it.
+    assert!(d.path("bykey/_SUCCESS").is_file());
+    assert_eq!(names(d.path("bykey")).len(), 10_007);
+    assert_eq!(names(d.path("")), ["bykey", "in", "plain", "state", "tmp"]);
+    // Every file holds the lines of one key, in the order of that key's
+    // lines in the plain job's part of the same number; together they are
+    // the plain output.
+    let mut union = Vec::new();
+    for (name, part, bytes) in &files {
+        let plain = read(d.path("plain").join(part));
+        let first_key = bytes.split(|&b| b == b'\t').next().unwrap().to_vec();
+        let want: Vec<u8> = plain
+            .split_inclusive(|&b| b == b'\n')
+            .filter(|l| l.split(|&b| b == b'\t').next().unwrap() == first_key.as_slice())
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(bytes, &want, "{name}/{part}");
+        union.extend_from_slice(bytes);
+    }
+    assert_same_lines(&union, &parts(d.path("plain")), "the keys' files together");
+
+    // Run again in the same work directory with --resume: every task's
+    // files are in place, nothing runs.
+    job("resumed", &["--output-by-key", "--workdir", "wd"]).ok();
+    let again = job(
+        "resumed",
+        &["--output-by-key", "--workdir", "wd", "--resume"],
+    );
+    assert!(
+        again.stderr().contains("every task reused"),
+        "{}",
+        again.stderr()
+    );
+    assert_eq!(keyed_files(&d.path("resumed")), files);
+
+    // Past the limit of keys per task: the job fails, saying why.
+    let err = job("limited", &["--output-by-key", "--max-output-keys", "1000"]).fails(1);
+    assert!(
+        err.contains("more than 1000 keys with --output-by-key")
+            && err.contains("--max-output-keys"),
+        "{err}"
+    );
+    assert!(!d.path("limited/_SUCCESS").exists());
+
+    // --force replaces an output filed by key, by one or the other kind,
+    // but not a directory that holds anything else.
+    job("bykey", &["--output-by-key", "--force", "--compress", "gz"]).ok();
+    let gz = keyed_files(&d.path("bykey"));
+    assert_eq!(gz.len(), files.len());
+    assert!(gz.iter().all(|f| f.1.ends_with(".gz")));
+    job("bykey", &["--force"]).ok();
+    assert_eq!(parts(d.path("bykey")), parts(d.path("plain")));
+    job("limited", &["--force"]).ok();
+    d.write("plain/key1/notes.txt", "mine");
+    let err = job("plain", &["--output-by-key", "--force"]).fails(2);
+    assert!(
+        err.contains("notes.txt") && err.contains("nothing was removed"),
+        "{err}"
+    );
+
+    // A map-only job files its mappers' lines the same way, the last line
+    // of a mapper ended.
+    d.write("few/a.txt", "x\t1\ny\t2\nx\t3");
+    d.write("few/b.txt", "y\t4\n../x\t5\n");
+    d.gmr_run()
+        .mapper("cat")
+        .reducers(0)
+        .output("maponly")
+        .arg("--output-by-key")
+        .input("few")
+        .run()
+        .ok();
+    let got: Vec<_> = keyed_files(&d.path("maponly"))
+        .into_iter()
+        .map(|(name, part, bytes)| format!("{name}/{part}: {}", String::from_utf8_lossy(&bytes)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "%2E.%2Fx/part-00001: ../x\t5\n",
+            "x/part-00000: x\t1\nx\t3\n",
+            "y/part-00000: y\t2\n",
+            "y/part-00001: y\t4\n",
+        ]
+    );
+    let err = d
+        .gmr_run()
+        .mapper("cat")
+        .reducer("cat")
+        .arg("--output-by-key")
+        .input("in")
+        .run()
+        .fails(2);
+    assert!(
+        err.contains("give the output directory with -o DIR"),
+        "{err}"
+    );
+}

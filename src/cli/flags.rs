@@ -274,6 +274,24 @@ pub(crate) struct OutputArgs {
     /// gmr reads such parts back as input
     #[arg(long, value_name = "CODEC", value_parser = codecs(), help_heading = "Output")]
     pub(crate) compress: Option<crate::data::codec::Codec>,
+
+    /// File each output line by its key (its text before the separator,
+    /// as --key-fields makes it): DIR/KEY/part-NNNNN, _SUCCESS last; needs
+    /// -o. Keys become safe names: / and other bytes as %HH, the empty key
+    /// as _EMPTY (FILES in gmr-run(1))
+    #[arg(long, help_heading = "Output")]
+    pub(crate) output_by_key: bool,
+
+    /// With --output-by-key, the most keys a reduce task (or map-only
+    /// task) may write; one more fails the job, before any of its files
+    /// lands in DIR
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        help_heading = "Output"
+    )]
+    pub(crate) max_output_keys: u64,
 }
 
 /// How and where tasks run.

@@ -117,7 +117,12 @@ Lines reporter:counter:GROUP,NAME,AMOUNT and reporter:status:MSG on a task's std
 counters and status, as in Hadoop Streaming; other stderr lines are its log.";
 
 const FILES: &str = "\
-DIR/part-NNNNN (.gz or .zst with --compress) and DIR/_SUCCESS: the output of -o DIR; _SUCCESS is written last.
+DIR/part-NNNNN (.gz or .zst with --compress) and DIR/_SUCCESS: the output of -o DIR; _SUCCESS is written last. \
+DIR/_SKIPPED: the input --max-failed-tasks left out, a JSON line per map task.
+DIR/KEY/part-NNNNN: with --output-by-key, the lines of each key. KEY is the key made a safe name: ASCII \
+letters and digits, - + , = @ ~, non-ASCII letters and digits, and . or _ past the first byte stay; every \
+other byte (and bytes that are not UTF-8) is written %HH (a/b is a%2Fb, ../x is %2E.%2Fx); the empty key is \
+_EMPTY; a name past 200 bytes is cut and ends in %% and 16 hex digits of the key's hash.
 WORKDIR/job.json: the job spec. WORKDIR/map/, WORKDIR/shuffle/: sorted runs and merged partitions. \
 WORKDIR/reports/: one report per committed task. WORKDIR/logs/TASK.ATTEMPT.stderr: each attempt's stderr \
 (the first 16 MiB of each command run). WORKDIR/input/: standard input and other streams, spooled. \

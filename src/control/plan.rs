@@ -12,7 +12,7 @@
 //! then the complete spec once the work directory and the slots exist.
 
 use crate::cli::flags::{
-    ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, PerfArgs, ReduceArgs, RunArgs,
+    ExecArgs, InputArgs, KeyArgs, MapArgs, MapperArgs, OutputArgs, PerfArgs, ReduceArgs, RunArgs,
 };
 use crate::control::manifest::{self, Entry};
 use crate::data::record::KeySpec;
@@ -359,6 +359,7 @@ impl<'a> MapSide<'a> {
             task_timeout_ms: self.exec.task_timeout.as_millis() as u64,
             task_memory: self.exec.task_memory,
             memfree: self.exec.memfree,
+            by_key: None,
             compress: None,
             env: spec::job_env(&self.exec.env)?,
         };
@@ -571,6 +572,7 @@ impl<'a> RunPlan<'a> {
             .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf());
         let mut spec = self.side.spec(slots, output)?;
         spec.compress = self.args.output.compress;
+        spec.by_key = by_key(&self.args.output)?;
         spec.intermediate = self.args.intermediate;
         spec.then_map = self.args.then_map.clone();
         let (splits, spools) = match &self.recorded {
@@ -809,6 +811,7 @@ impl ReducePlan {
             .as_ref()
             .map_or_else(|| wd.default_output(), |o| o.path().to_path_buf());
         spec.compress = args.output.compress;
+        spec.by_key = by_key(&args.output)?;
         spec.ok_exit = exec.ok_exit.0.clone();
         spec.task_timeout_ms = exec.task_timeout.as_millis() as u64;
         spec.task_memory = exec.task_memory;
@@ -879,7 +882,8 @@ fn recorded_spools(old: &JobSpec) -> input::Copies {
 /// stdout, in the work directory, are gmr's own.
 fn remove_unrecorded_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
     use crate::task::TaskId;
-    if old.output == wd.default_output() {
+    // Parts filed by key are replaced when their task runs again.
+    if old.output == wd.default_output() || old.by_key.is_some() {
         return Ok(());
     }
     let map_only = old.reducers == 0;
@@ -905,6 +909,25 @@ fn remove_unrecorded_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
         std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
     }
     Ok(())
+}
+
+/// `--output-by-key`'s limit, when it is given: it needs an output
+/// directory.
+fn by_key(output: &OutputArgs) -> Result<Option<u64>> {
+    if !output.output_by_key {
+        return Ok(None);
+    }
+    if output.output.is_none() {
+        return Err(Error::usage(
+            "--output-by-key writes DIR/KEY/part-NNNNN: give the output directory with -o DIR",
+        ));
+    }
+    if output.max_output_keys == 0 {
+        return Err(Error::usage(
+            "--max-output-keys 0 allows no output: give 1 or more",
+        ));
+    }
+    Ok(Some(output.max_output_keys))
 }
 
 /// Refuses to resume a job with another job's settings: its committed
@@ -954,6 +977,9 @@ fn check_resumable(old: &JobSpec, new: &JobSpec) -> Result<()> {
     }
     if old.compress != new.compress {
         diffs.push("--compress".into());
+    }
+    if old.by_key.is_some() != new.by_key.is_some() {
+        diffs.push("--output-by-key".into());
     }
     if old.output != new.output {
         diffs.push(format!("the output (was {})", old.output.display()));

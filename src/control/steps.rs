@@ -80,6 +80,7 @@ fn step_args(job: &RunArgs, k: usize, root: &Path, between: &Path) -> RunArgs {
         a.output.force = true;
         a.intermediate = true;
         a.output.compress = None;
+        a.output.output_by_key = false;
     }
     a
 }

@@ -99,13 +99,11 @@ impl OutputDir {
         let lock = lock_dir(dir)?;
         if !self.own {
             let read = |e| Error::input("cannot read output directory", dir, e);
+            let replaced: std::collections::HashSet<_> =
+                self.replace.iter().filter_map(|r| r.file_name()).collect();
             for entry in fs::read_dir(dir).map_err(read)? {
                 let path = entry.map_err(read)?.path();
-                if !self
-                    .replace
-                    .iter()
-                    .any(|r| r.file_name() == path.file_name())
-                {
+                if !path.file_name().is_some_and(|n| replaced.contains(n)) {
                     return Err(Error::usage(format!(
                         "output directory {} changed since gmr looked at it ({} appeared); nothing was removed: is another job writing it? choose another output directory",
                         dir.display(),
@@ -114,8 +112,25 @@ impl OutputDir {
                 }
             }
         }
+        // A key's directory comes after its parts: removed once empty (one
+        // that is not holds what appeared since, and stays).
         for file in &self.replace {
-            match fs::remove_file(file) {
+            let removed = match fs::symlink_metadata(file) {
+                Ok(m)
+                    if m.is_dir()
+                        && !file
+                            .file_name()
+                            .is_some_and(|n| workdir::is_attempt_name(&n.to_string_lossy())) =>
+                {
+                    fs::remove_dir(file)
+                }
+                Ok(_) => {
+                    crate::files::remove_path(file);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+            match removed {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(Error::input("cannot replace old output", file, e));
                 }
@@ -144,17 +159,34 @@ fn lock_dir(dir: &Path) -> Result<OutputLock> {
 /// a link to an input), naming it: that is no old output of gmr's.
 fn old_output_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let read = |e| Error::input("cannot read output directory", dir, e);
+    let refuse = |name: &Path| {
+        Error::usage(format!(
+            "--force replaces an old output (part-NNNNN files and _SUCCESS, or directories of them from --output-by-key), and {} also holds {}; nothing was removed: choose another output directory, or remove it yourself",
+            dir.display(),
+            name.display()
+        ))
+    };
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(read)? {
         let entry = entry.map_err(read)?;
         let name = entry.file_name();
-        let is_file = entry.file_type().is_ok_and(|t| !t.is_dir());
-        if !is_file || !workdir::is_output_name(&name.to_string_lossy()) {
-            return Err(Error::usage(format!(
-                "--force replaces an old output (part-NNNNN files and _SUCCESS), and {} also holds {}; nothing was removed: choose another output directory, or remove it yourself",
-                dir.display(),
-                Path::new(&name).display()
-            )));
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && !workdir::is_attempt_name(&name.to_string_lossy()) {
+            // A key's directory of an output filed by key: its parts, and
+            // then itself.
+            let sub = entry.path();
+            let read = |e| Error::input("cannot read output directory", &sub, e);
+            for inner in fs::read_dir(&sub).map_err(read)? {
+                let inner = inner.map_err(read)?;
+                let inner_name = inner.file_name();
+                let is_file = inner.file_type().is_ok_and(|t| !t.is_dir());
+                if !is_file || !workdir::is_output_name(&inner_name.to_string_lossy()) {
+                    return Err(refuse(&Path::new(&name).join(&inner_name)));
+                }
+                files.push(inner.path());
+            }
+        } else if !workdir::is_output_name(&name.to_string_lossy()) {
+            return Err(refuse(Path::new(&name)));
         }
         files.push(entry.path());
     }

@@ -19,8 +19,9 @@ use std::path::PathBuf;
 /// version 3 the job's environment; version 4 splits' `codec` (gzip,
 /// zstd, bzip2, xz, by their magic bytes); version 5 the job's order
 /// (`sort_keys`, `total_order`, `cuts`), which a task of an older gmr would
-/// ignore and sort wrongly.
-pub(crate) const FORMAT_VERSION: u32 = 5;
+/// ignore and sort wrongly; version 6 `by_key` (`--output-by-key`), which
+/// it would ignore and write plain parts.
+pub(crate) const FORMAT_VERSION: u32 = 6;
 
 /// A map-only step that runs inside the reducers of the step before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +106,11 @@ pub(crate) struct JobSpec {
     /// `--memfree`: no attempt starts on a host with less available memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) memfree: Option<u64>,
+    /// `--output-by-key`: each part's lines filed by key into
+    /// `output/KEY/part-NNNNN` (`store/keyed.rs`), at most this many keys
+    /// per task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) by_key: Option<u64>,
     /// How output parts are compressed (`--compress`), if they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) compress: Option<Codec>,
@@ -384,6 +390,7 @@ mod tests {
             task_timeout_ms: 0,
             task_memory: None,
             memfree: None,
+            by_key: None,
             compress: None,
             env: vec![("LANG".into(), "C".repeat(1000))],
         };

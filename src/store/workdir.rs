@@ -249,6 +249,12 @@ impl WorkDir {
         self.root.join("reports").join(format!("{task}.json"))
     }
 
+    /// The files a task filed by key (`--output-by-key`): names and sizes,
+    /// written before its report.
+    pub(crate) fn keys_path(&self, task: &str) -> PathBuf {
+        self.root.join("reports").join(format!("{task}.keys.json"))
+    }
+
     /// Where job arrays keep their batches' task lists and scripts, and
     /// their elements' output and exit status.
     pub(crate) fn slurm_dir(&self) -> PathBuf {

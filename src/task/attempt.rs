@@ -6,6 +6,7 @@ use crate::data::codec::{Codec, Encoder};
 use crate::data::linebuf::WRITE_BUFFER;
 use crate::error::TaskError;
 use crate::interrupt::io_failure;
+use crate::store::keyed::{self, KeyedWriter, Refusal};
 use crate::store::resources::Resources;
 use crate::store::workdir::{self, AttemptGuard, WorkDir};
 use crate::task::job::Job;
@@ -222,6 +223,72 @@ pub(super) fn write_part<T>(
     workdir::commit(guard.path(), target)?;
     guard.keep();
     Ok((value, len))
+}
+
+/// Writes output part `p` of the job with `write`: the part file itself
+/// ([`write_part`]), or with `--output-by-key` its lines filed by key
+/// (`store/keyed.rs`) into an attempt directory, moved into the output
+/// directory once whole, its list of files kept as the task's commit
+/// record ([`WorkDir::keys_path`]). Returns `write`'s value and the bytes
+/// written.
+pub(super) fn write_output<T>(
+    at: &Attempt,
+    p: usize,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, TaskError>,
+) -> Result<(T, u64), TaskError> {
+    let spec = &at.job.spec;
+    let target = spec.part_path(p);
+    let durable = at.durable_parts();
+    let Some(limit) = spec.by_key else {
+        return write_part(&target, at, (durable, spec.compress), |out| write(out));
+    };
+    let guard = AttemptGuard::new(workdir::attempt_path(&target, at.attempt));
+    fs::create_dir(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
+    let mut out = KeyedWriter::new(
+        guard.path(),
+        spec.key,
+        b'\n',
+        (limit, spec.max_record),
+        spec.compress,
+        durable,
+    );
+    let refused = |out: &KeyedWriter| {
+        out.refused().map(|why| {
+            TaskError::fatal(match why {
+                Refusal::TooManyKeys(n) => format!(
+                    "{} wrote more than {n} keys with --output-by-key (a directory each); nothing of it is in {}: check the key (the text before the separator, --key-fields), or raise --max-output-keys",
+                    at.name,
+                    spec.output.display()
+                ),
+                Refusal::KeyTooLong(n) => format!(
+                    "{} wrote a line of over {n} bytes without a separator, so no key for --output-by-key; nothing of it is in {}: raise --max-record, or check the separator",
+                    at.name,
+                    spec.output.display()
+                ),
+            })
+        })
+    };
+    let value = match write(&mut out) {
+        Ok(value) => value,
+        Err(e) => return Err(refused(&out).unwrap_or(e)),
+    };
+    if let Some(e) = refused(&out) {
+        return Err(e);
+    }
+    let made = out
+        .finish()
+        .map_err(io_failure("cannot write", guard.path()))?;
+    at.fence()?;
+    if durable {
+        at.fence_output()?;
+    }
+    let file = target.file_name().unwrap_or_default().to_string_lossy();
+    keyed::commit(guard.path(), &spec.output, &file, &made, durable)
+        .map_err(io_failure("cannot commit the keys of", &target))?;
+    let bytes = made.iter().map(|(_, len)| len).sum();
+    let record = at.wd.keys_path(at.name);
+    crate::files::write_json(&record, &made).map_err(|e| TaskError::task(e.to_string()))?;
+    Ok((value, bytes))
 }
 
 /// The Slurm job step or array element this process runs as, from

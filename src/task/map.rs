@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{self};
 use std::io::{self, Write};
 
-use super::attempt::{Attempt, write_part};
+use super::attempt::{Attempt, write_output};
 
 pub(super) struct MapTask<'a> {
     pub(super) at: Attempt<'a>,
@@ -145,29 +145,25 @@ impl MapTask<'_> {
         &self,
         mapper: &Program,
     ) -> Result<(TaskReport, InputCount), TaskError> {
-        let target = self.at.job.spec.part_path(self.index);
-        let durable = self.at.durable_parts();
-        let codec = self.at.job.spec.compress;
-        let ((outcome, records, bytes), part_bytes) =
-            write_part(&target, &self.at, (durable, codec), |out| {
-                let mut counts = (0u64, 0u64, false);
-                let outcome = self.run_mapper(mapper, |output| {
-                    // One mapper's last line is not the next one's first.
-                    let chunk = output.unwrap_or(if counts.2 { b"\n" } else { b"" });
-                    counts.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
-                    counts.1 += chunk.len() as u64;
-                    counts.2 = chunk.last().map_or(counts.2, |&b| b != b'\n');
-                    out.write_all(chunk)
-                })?;
-                // Nor the part's last line the next part's first: parts
-                // are read one after another.
-                if counts.2 {
-                    out.write_all(b"\n")
-                        .map_err(|e| TaskError::io(format!("{e}"), &e))?;
-                    counts.1 += 1;
-                }
-                Ok((outcome, counts.0 + u64::from(counts.2), counts.1))
+        let ((outcome, records, bytes), part_bytes) = write_output(&self.at, self.index, |out| {
+            let mut counts = (0u64, 0u64, false);
+            let outcome = self.run_mapper(mapper, |output| {
+                // One mapper's last line is not the next one's first.
+                let chunk = output.unwrap_or(if counts.2 { b"\n" } else { b"" });
+                counts.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                counts.1 += chunk.len() as u64;
+                counts.2 = chunk.last().map_or(counts.2, |&b| b != b'\n');
+                out.write_all(chunk)
             })?;
+            // Nor the part's last line the next part's first: parts
+            // are read one after another.
+            if counts.2 {
+                out.write_all(b"\n")
+                    .map_err(|e| TaskError::io(format!("{e}"), &e))?;
+                counts.1 += 1;
+            }
+            Ok((outcome, counts.0 + u64::from(counts.2), counts.1))
+        })?;
         let report = TaskReport {
             records_out: records,
             command_records_out: records,

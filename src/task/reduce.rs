@@ -14,7 +14,7 @@ use crate::task::report::TaskReport;
 use std::fs::{self};
 use std::io::Write;
 
-use super::attempt::{Attempt, write_part};
+use super::attempt::{Attempt, write_output, write_part};
 use crate::task::TaskId;
 use crate::task::commit::committed_report;
 use crate::task::map::MapIndex;
@@ -128,7 +128,6 @@ pub(super) fn run_shuffle(at: &Attempt, p: u32) -> Result<TaskReport, TaskError>
 }
 
 pub(super) fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> {
-    let spec = &at.job.spec;
     let reducer = at
         .job
         .reducer
@@ -201,11 +200,7 @@ pub(super) fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> 
             let bytes = done.2;
             (done, bytes)
         }
-        None => {
-            let target = spec.part_path(p as usize);
-            let durable = at.durable_parts();
-            write_part(&target, at, (durable, spec.compress), |out| reduce(out))?
-        }
+        None => write_output(at, p as usize, reduce)?,
     };
     let input = outcome.input;
     // The record check compares the map side's counts with what reducers
