@@ -509,7 +509,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__run)
-            opts="-m -c -R -r -o -q -j -h --mapper --combiner --reducers --reducer --split-size --whole-files --output --force --compress --output-by-key --max-output-keys --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --resume --max-failed-tasks --then --keep-intermediate --help"
+            opts="-m -c -R -r -z -o -q -j -h --mapper --combiner --reducers --reducer --split-size --whole-files --null --output --force --compress --output-by-key --max-output-keys --separator --key-fields --partition-fields --sort-key --total-order --sort-buffer --max-record --one-mapper-per-task --quiet --status-interval --jobs --retries --env --ok-exit --task-timeout --task-memory --memfree --joblog --hosts --identity --known-hosts --global-known-hosts --accept-new-host-keys --remote-gmr --slurm --slurm-args --ssh-timeout --ssh-config --workdir --resume --max-failed-tasks --then --keep-intermediate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -773,7 +773,7 @@ _gmr() {
             return 0
             ;;
         gmr__subcmd__split)
-            opts="-j -h --split-size --whole-files --workdir --jobs --help"
+            opts="-z -j -h --split-size --whole-files --null --workdir --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1904,3 +1904,101 @@ fn output_by_key_files_each_line_under_its_key_and_nothing_outside() {
         "{err}"
     );
 }
+
+#[test]
+fn null_records_hold_newlines_and_tabs_across_splits_reducers_and_stages() {
+    let d = Dir::new();
+    // Records of several lines, keys with newlines, a last one unended.
+    let mut input = Vec::new();
+    for i in 0..600 {
+        let key = match i % 5 {
+            0 => "two\nlines".to_string(),
+            k => format!("k{k}"),
+        };
+        input.extend(format!("{key}\tvalue {i}\nsecond line\twith a tab\0").as_bytes());
+    }
+    input.extend(b"k1\tlast, not ended");
+    d.write("in/records", &input);
+    let gmr = d.path("").join("g");
+    std::os::unix::fs::symlink(gmr_bin(), &gmr).unwrap();
+    // One reducer: the output is sort -z's, byte for byte (the key then
+    // the value order is the whole record's here).
+    let one = d
+        .gmr_run()
+        .arg("-z")
+        .mapper("cat")
+        .reducer("cat")
+        .reducers(1)
+        .split_size("2K")
+        .input("in")
+        .run();
+    let sorted = d.sh("{ cat in/records; printf '\\0'; } | sort -z");
+    assert_eq!(one.ok(), sorted.as_slice());
+    // Three reducers and a mapper of its own: the same records.
+    let three = d
+        .gmr_run()
+        .arg("--null")
+        .mapper("sed -z 's/^/>/'")
+        .reducer("cat")
+        .reducers(3)
+        .split_size("1K")
+        .input("in")
+        .run();
+    let want = d.sh("{ cat in/records; printf '\\0'; } | sed -z 's/^/>/' | sort -z");
+    d.write("three.out", three.ok());
+    let resorted = d.sh("sort -z three.out");
+    assert_eq!(resorted, want);
+    // A built-in reducer counts keys that hold newlines, its output NUL-ended.
+    let counts = d
+        .gmr_run()
+        .arg("-z")
+        .mapper("cat")
+        .reducer("@count")
+        .reducers(2)
+        .split_size("1K")
+        .input("in")
+        .run();
+    let mut got: Vec<&[u8]> = counts.ok().split(|&b| b == 0).collect();
+    assert_eq!(got.pop(), Some(&b""[..]), "ends with NUL");
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            &b"k1\t121"[..],
+            b"k2\t120",
+            b"k3\t120",
+            b"k4\t120",
+            b"two\nlines\t120"
+        ]
+    );
+    // The stages: gmr split -z cuts at NULs and says so to gmr map.
+    let staged =
+        d.sh("./g split -z --split-size 1K in/records | ./g map -m cat -R 1 | ./g reduce -r cat");
+    assert_eq!(staged, sorted);
+    // find -print0: a count of files per directory.
+    for (dir, n) in [("tree/a", 3), ("tree/b b", 2), ("tree/c\nd", 1)] {
+        for i in 0..n {
+            d.write(&format!("{dir}/f{i}"), "x");
+        }
+    }
+    let per_dir =
+        d.sh("find tree -type f -print0 | ./g run -z -q -m 'sed -z \"s|/[^/]*$|\\t1|\"' -r @sum");
+    let mut got: Vec<&[u8]> = per_dir
+        .split(|&b| b == 0)
+        .filter(|r| !r.is_empty())
+        .collect();
+    got.sort();
+    assert_eq!(got, [&b"tree/a\t3"[..], b"tree/b b\t2", b"tree/c\nd\t1"]);
+    // NUL cannot both end records and separate fields.
+    let err = d
+        .gmr_run()
+        .arg("-z")
+        .arg("--separator")
+        .arg("\\0")
+        .mapper("cat")
+        .reducer("cat")
+        .input("in")
+        .run()
+        .fails(2);
+    assert!(err.contains("cannot also separate key and value"), "{err}");
+}

@@ -176,6 +176,20 @@ pub(crate) struct InputArgs {
     /// must see whole
     #[arg(long, help_heading = "Input")]
     pub(crate) whole_files: bool,
+
+    /// Records end in NUL rather than newline, in and out of every stage,
+    /// as with sort -z and xargs -0 (find -print0 lists, records that hold
+    /// newlines): inputs are cut at NULs, commands read and write
+    /// NUL-ended records, and so does the output
+    #[arg(short = 'z', long = "null", help_heading = "Input")]
+    pub(crate) null: bool,
+}
+
+impl InputArgs {
+    /// The byte that ends a record: NUL with `-z`, else `\n`.
+    pub(crate) fn eol(&self) -> u8 {
+        if self.null { 0 } else { b'\n' }
+    }
 }
 
 /// How records split into key and value.

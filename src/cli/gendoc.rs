@@ -104,8 +104,9 @@ const ENVIRONMENT: &[(&str, &str)] = &[
 ];
 
 const RECORD_CONTRACT: &str = "\
-A record is one line of bytes ending in a newline; a last line without one is a record too. \
-Bytes need not be UTF-8, and a split never cuts a record.
+A record is one line of bytes ending in a newline (with -z, bytes ending in NUL, newlines \
+and all); a last line without one is a record too. Bytes need not be UTF-8, and a split never \
+cuts a record.
 The key is the text before the first separator (TAB unless --separator), or before the N-th \
 with --key-fields N; the value is the rest. A line without a separator is all key.
 A record goes to partition XXH3-64(key, seed 0) mod R (of the key's first N fields with \

@@ -241,6 +241,7 @@ fn split_stage(args: SplitArgs) -> Result<()> {
     let plan = SplitPlan {
         id: crate::store::spec::new_job_id(),
         splits: splits.len(),
+        null: args.input.null,
     };
     let sizes = split::planned_sizes(&splits);
     let entries: Vec<Entry> = splits

@@ -98,6 +98,9 @@ pub(crate) struct SplitPlan {
     pub(crate) id: String,
     /// How many split lines the run printed.
     pub(crate) splits: usize,
+    /// `-z`: the records end in NUL, and the splits were cut after one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) null: bool,
 }
 
 impl Entry {

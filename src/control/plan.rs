@@ -344,6 +344,8 @@ impl<'a> MapSide<'a> {
                     Some(n) if n == self.key.key_fields => None,
                     n => n,
                 },
+                // Set by the plan, from the input's flags (-z).
+                eol: b'\n',
             },
             sort_keys: self.key.sort_key.clone(),
             total_order: self.key.total_order,
@@ -435,7 +437,7 @@ fn plan_splits(
                 .clone()
         })
         .collect();
-    let mut splits = split::plan_splits(&files, size_for(&files))?;
+    let mut splits = split::plan_splits(&files, size_for(&files), input.eol())?;
     input::mark_origins(&mut splits, &spools);
     Ok((splits, spools))
 }
@@ -573,6 +575,8 @@ impl<'a> RunPlan<'a> {
         let mut spec = self.side.spec(slots, output)?;
         spec.compress = self.args.output.compress;
         spec.by_key = by_key(&self.args.output)?;
+        spec.key.eol = self.args.input.eol();
+        check_record_end(&spec.key)?;
         spec.intermediate = self.args.intermediate;
         spec.then_map = self.args.then_map.clone();
         let (splits, spools) = match &self.recorded {
@@ -618,6 +622,8 @@ impl<'a> RunPlan<'a> {
 pub(crate) struct MapPlan<'a> {
     side: MapSide<'a>,
     splits: Vec<Split>,
+    /// The records' end, as `gmr split` cut them (`-z`: NUL).
+    eol: u8,
     /// The work directory: `--workdir`, else the one the lines name, else
     /// a new temporary one.
     pub(crate) workdir: WorkDir,
@@ -647,6 +653,10 @@ impl<'a> MapPlan<'a> {
         }
         manifest::check_splits(entries)?;
         splits.sort_by_key(|(i, _)| *i);
+        // Records end as `gmr split -z` cut them.
+        let null = entries
+            .iter()
+            .any(|e| matches!(e, Entry::Split { plan: Some(p), .. } if p.null));
         let (workdir, created) = match (&args.workdir, entries.iter().find_map(Entry::workdir)) {
             (None, Some(dir)) => {
                 let wd = WorkDir::new(dir.clone());
@@ -670,6 +680,7 @@ impl<'a> MapPlan<'a> {
         let plan = MapPlan {
             side,
             splits: splits.into_iter().map(|(_, s)| s).collect(),
+            eol: if null { 0 } else { b'\n' },
             workdir,
             created,
         };
@@ -686,6 +697,8 @@ impl<'a> MapPlan<'a> {
         let wd = &self.workdir;
         let splits = &self.splits;
         let mut spec = self.side.spec(slots, wd.default_output())?;
+        spec.key.eol = self.eol;
+        check_record_end(&spec.key)?;
         // Each file once, with where its last split ends.
         let planned = split::planned_sizes(splits);
         let files: Vec<PathBuf> = planned.keys().map(|p| p.to_path_buf()).collect();
@@ -907,6 +920,17 @@ fn remove_unrecorded_parts(wd: &WorkDir, old: &JobSpec) -> Result<()> {
             continue;
         }
         std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+    }
+    Ok(())
+}
+
+/// Refuses a separator that is also the record end (`--separator '\0'`
+/// with `-z`): no record could have a value.
+fn check_record_end(key: &KeySpec) -> Result<()> {
+    if key.separator == key.eol {
+        return Err(Error::usage(
+            "--separator '\\0' with -z: NUL ends the records, so it cannot also separate key and value; choose another separator (TAB by default)",
+        ));
     }
     Ok(())
 }

@@ -368,10 +368,8 @@ impl Aggregator {
             }
             line.clear();
             match self.builtin {
-                Builtin::Count => {
-                    Acc::Count(slot.acc).write_line(&key, self.key.separator, &mut line)
-                }
-                _ => self.accs[slot.acc as usize].write_line(&key, self.key.separator, &mut line),
+                Builtin::Count => Acc::Count(slot.acc).write_line(&key, self.key, &mut line),
+                _ => self.accs[slot.acc as usize].write_line(&key, self.key, &mut line),
             }
             buffer.push(&line[..line.len() - 1]);
         }

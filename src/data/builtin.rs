@@ -142,10 +142,11 @@ impl Acc {
             }
     }
 
-    /// Appends `key<SEP>result\n` to `out`.
-    pub(crate) fn write_line(&self, key: &[u8], separator: u8, out: &mut Vec<u8>) {
+    /// Appends `key<SEP>result<EOL>` to `out` (the separator and record
+    /// end of `spec`).
+    pub(crate) fn write_line(&self, key: &[u8], spec: KeySpec, out: &mut Vec<u8>) {
         out.extend_from_slice(key);
-        out.push(separator);
+        out.push(spec.separator);
         match self {
             Acc::Count(n) => {
                 let _ = write!(Digits(out), "{n}");
@@ -155,7 +156,7 @@ impl Acc {
             }
             Acc::Extreme { text, .. } => out.extend_from_slice(text),
         }
-        out.push(b'\n');
+        out.push(spec.eol);
     }
 }
 
@@ -192,7 +193,7 @@ impl<'a> Sink<'a> {
         Sink {
             builtin,
             key,
-            lines: LineSplitter::default(),
+            lines: LineSplitter::default().ending(key.eol),
             group: None,
             out: Vec::with_capacity(FLUSH_AT + 4096),
             emit,
@@ -214,7 +215,7 @@ impl<'a> Sink<'a> {
 
     fn close_group(&mut self) {
         if let Some((key, acc)) = self.group.take() {
-            acc.write_line(&key, self.key.separator, &mut self.out);
+            acc.write_line(&key, self.key, &mut self.out);
         }
     }
 

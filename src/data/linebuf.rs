@@ -94,6 +94,8 @@ pub(crate) struct LineBlock<W: Write> {
     block: Vec<u8>,
     /// The block's size.
     size: usize,
+    /// The byte that ends each line (NUL with `-z`).
+    eol: u8,
 }
 
 impl<W: Write> LineBlock<W> {
@@ -108,7 +110,13 @@ impl<W: Write> LineBlock<W> {
             out,
             block: Vec::with_capacity(size),
             size,
+            eol: b'\n',
         }
+    }
+
+    /// The same buffer, ending each line with `eol` rather than `\n`.
+    pub(crate) fn ending(self, eol: u8) -> LineBlock<W> {
+        LineBlock { eol, ..self }
     }
 
     /// Writes `line` and a `\n`.
@@ -119,7 +127,7 @@ impl<W: Write> LineBlock<W> {
             self.write_block()?;
             if n >= self.size {
                 self.out.write_all(line)?;
-                return self.out.write_all(b"\n");
+                return self.out.write_all(&[self.eol]);
             }
         }
         let at = self.block.len();
@@ -128,7 +136,7 @@ impl<W: Write> LineBlock<W> {
         unsafe {
             let dst = self.block.as_mut_ptr().add(at);
             copy_short(dst, line);
-            *dst.add(n) = b'\n';
+            *dst.add(n) = self.eol;
             self.block.set_len(at + n + 1);
         }
         Ok(())

@@ -237,7 +237,7 @@ impl Reader {
         let prev = self.rec;
         let mut moved = false;
         let (start, stop) = loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+            if let Some(i) = memchr::memchr(order.key.eol, &self.buf[self.start..self.end]) {
                 break (self.start, self.start + i);
             }
             // No whole record left: keep the partial one, read more.
@@ -367,7 +367,8 @@ pub(crate) fn merge(
     Ok(count)
 }
 
-/// Merges `runs` into `out` as `\n`-terminated lines; returns the number
+/// Merges `runs` into `out` as lines (ended by the order's `eol`: `\n`,
+/// or NUL with `-z`); returns the number
 /// of records and of bytes written. `out` is written in blocks of `block`
 /// bytes ([`crate::data::linebuf::BLOCK`] for a file,
 /// [`crate::data::linebuf::PIPE_BLOCK`] for a command's input) and needs no
@@ -379,7 +380,7 @@ pub(crate) fn merge_into(
     block: usize,
 ) -> io::Result<(u64, u64)> {
     let mut bytes = 0u64;
-    let mut block = LineBlock::with_size(out, block);
+    let mut block = LineBlock::with_size(out, block).ending(order.key.eol);
     let records = merge(order, runs, |line| {
         bytes += line.len() as u64 + 1;
         block.line(line)

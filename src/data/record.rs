@@ -24,6 +24,17 @@ pub(crate) struct KeySpec {
     /// partition, so one reducer sees all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) partition_fields: Option<u32>,
+    /// The byte that ends a record: `\n`, or NUL with `-z/--null`.
+    #[serde(default = "newline", skip_serializing_if = "is_newline")]
+    pub(crate) eol: u8,
+}
+
+fn newline() -> u8 {
+    b'\n'
+}
+
+fn is_newline(b: &u8) -> bool {
+    *b == b'\n'
 }
 
 impl Default for KeySpec {
@@ -32,6 +43,7 @@ impl Default for KeySpec {
             separator: b'\t',
             key_fields: 1,
             partition_fields: None,
+            eol: b'\n',
         }
     }
 }
@@ -159,6 +171,8 @@ pub(crate) struct LineSplitter {
     /// Bytes fed so far, and where the record in `partial` began.
     fed: u64,
     partial_at: u64,
+    /// The byte that ends a record.
+    eol: u8,
 }
 
 impl Default for LineSplitter {
@@ -206,7 +220,13 @@ impl LineSplitter {
             base: None,
             fed: 0,
             partial_at: 0,
+            eol: b'\n',
         }
+    }
+
+    /// The same splitter, for records that end in `eol` (NUL with `-z`).
+    pub(crate) fn ending(self, eol: u8) -> LineSplitter {
+        LineSplitter { eol, ..self }
     }
 
     /// A splitter of an input file's bytes from byte `start` on, which
@@ -230,7 +250,7 @@ impl LineSplitter {
         let mut at = self.fed;
         self.fed += chunk.len() as u64;
         if !self.partial.is_empty() {
-            let Some(i) = memchr::memchr(b'\n', rest) else {
+            let Some(i) = memchr::memchr(self.eol, rest) else {
                 return Ok(self.keep(rest, at)?);
             };
             self.keep(&rest[..i], at)?;
@@ -240,7 +260,7 @@ impl LineSplitter {
             at += i as u64 + 1;
         }
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', rest) {
+        for end in memchr::memchr_iter(self.eol, rest) {
             let line = &rest[start..end];
             if line.len() > self.max {
                 return Err(self.too_long(at + start as u64).into());
@@ -301,7 +321,7 @@ mod tests {
         let two = KeySpec {
             separator: b',',
             key_fields: 2,
-            partition_fields: None,
+            ..KeySpec::default()
         };
         assert_eq!(two.key(b"a,b,c"), b"a,b");
         assert_eq!(two.key(b"a,b"), b"a,b");

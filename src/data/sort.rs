@@ -529,7 +529,8 @@ impl SortBuffer {
         let mut start = self.line_start;
         // The arena is only read here; entries are collected apart.
         let data = std::mem::take(&mut self.data);
-        for end in memchr::memchr_iter(b'\n', &data[from..]).map(|i| from + i) {
+        let eol = self.order.key.eol;
+        for end in memchr::memchr_iter(eol, &data[from..]).map(|i| from + i) {
             let entry = self.entry(&data[start..end], start);
             self.entries.push(entry);
             longest = longest.max(end - start);
@@ -773,7 +774,7 @@ impl SortBuffer {
         let mut seg_start = offset;
         let mut current = 0u32;
         let mut records = 0u64;
-        let mut block = LineBlock::new(out);
+        let mut block = LineBlock::new(out).ending(self.order.key.eol);
         for (e, line, copies) in self.entries_with_lines() {
             let part = e.part_sep & PARTITION;
             while part != current {

@@ -125,15 +125,16 @@ pub(crate) fn stamp_inputs(files: &[PathBuf]) -> Result<Vec<InputStamp>> {
         .collect()
 }
 
-/// Cuts `files` into splits of about `split_size` bytes each.
-pub(crate) fn plan_splits(files: &[PathBuf], split_size: u64) -> Result<Vec<Split>> {
+/// Cuts `files` into splits of about `split_size` bytes each, each ending
+/// with a record's `eol` (`\n`, or NUL with `-z`) or its file's end.
+pub(crate) fn plan_splits(files: &[PathBuf], split_size: u64, eol: u8) -> Result<Vec<Split>> {
     use rayon::prelude::*;
     let split_size = split_size.max(1);
     // Each file is opened and sniffed; with many files that is most of the
     // planning, done on every core (in the input's order).
     let per_file: Vec<Vec<Split>> = files
         .par_iter()
-        .map(|path| file_splits(path, split_size))
+        .map(|path| file_splits(path, split_size, eol))
         .collect::<Result<_>>()?;
     let mut splits: Vec<Split> = per_file.into_iter().flatten().collect();
     if splits.len() > COMBINE_ABOVE {
@@ -159,9 +160,9 @@ pub(crate) fn whole_files(files: &[PathBuf]) -> Result<Vec<Split>> {
         .collect()
 }
 
-/// The splits of one file: one if it is compressed, else cut after a
-/// newline every `split_size` bytes or so; none if it is empty.
-fn file_splits(path: &Path, split_size: u64) -> Result<Vec<Split>> {
+/// The splits of one file: one if it is compressed, else cut after an
+/// `eol` every `split_size` bytes or so; none if it is empty.
+fn file_splits(path: &Path, split_size: u64, eol: u8) -> Result<Vec<Split>> {
     // Planning 100,000 files takes seconds: Ctrl-C is seen on the way.
     crate::interrupt::check()?;
     let (file, len) = open_input(path)?;
@@ -175,7 +176,7 @@ fn file_splits(path: &Path, split_size: u64) -> Result<Vec<Split>> {
     let mut splits = Vec::new();
     let mut start = 0u64;
     while start < len {
-        let end = cut_after(&file, len, start + split_size)
+        let end = cut_after(&file, len, start + split_size, eol)
             .map_err(|e| Error::input("cannot read input", path, e))?;
         splits.push(Split {
             path: path.to_path_buf(),
@@ -226,9 +227,9 @@ fn combine_small(splits: Vec<Split>, split_size: u64) -> Vec<Split> {
 }
 
 /// The end of a split of `file` (`len` bytes) that should end near
-/// `target`: just past the first `\n` at or after `target - 1`, or the end
-/// of the file. Reads only from there to that newline.
-fn cut_after(file: &File, len: u64, target: u64) -> io::Result<u64> {
+/// `target`: just past the first `eol` at or after `target - 1`, or the end
+/// of the file. Reads only from there to that record end.
+fn cut_after(file: &File, len: u64, target: u64, eol: u8) -> io::Result<u64> {
     if target >= len {
         return Ok(len);
     }
@@ -241,7 +242,7 @@ fn cut_after(file: &File, len: u64, target: u64) -> io::Result<u64> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+        if let Some(i) = memchr::memchr(eol, &buf[..n]) {
             return Ok((pos + i as u64 + 1).min(len));
         }
         pos += n as u64;
@@ -274,21 +275,26 @@ pub(crate) fn total_size(files: &[PathBuf]) -> u64 {
 pub(crate) const FEED_CHUNK: usize = 1 << 20;
 
 /// Writes the bytes of one piece of a split (`more` aside) to the mapper;
-/// returns whether they end with a newline (or are none). The file must be
+/// returns whether they end with `eol` (or are none). The file must be
 /// as `stamps` recorded it when the job was planned, before and after the
 /// feed; a file that changed fails with an [`Unrecoverable`] error naming
 /// it (retrying would read the changed file again).
-pub(crate) fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> io::Result<bool> {
+pub(crate) fn feed(
+    split: &Split,
+    stamps: &[InputStamp],
+    eol: u8,
+    w: &mut dyn Write,
+) -> io::Result<bool> {
     let Some(codec) = split.codec else {
         let mut piece = Piece::open(split, stamps)?;
         let mut buf = Vec::with_capacity(((split.end - split.start) as usize).min(FEED_CHUNK));
-        let mut last = b'\n';
+        let mut last = eol;
         loop {
             buf.clear();
             let n = piece.read_into(&mut buf, FEED_CHUNK)?;
             if n == 0 {
                 piece.finish()?;
-                return Ok(last == b'\n');
+                return Ok(last == eol);
             }
             last = buf[n - 1];
             w.write_all(&buf)?;
@@ -297,7 +303,7 @@ pub(crate) fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> i
     let (file, stamp) = open_checked(split, stamps)?;
     let mut out = LastByte {
         inner: w,
-        last: b'\n',
+        last: eol,
         failed: false,
     };
     decompress(codec, &file, &mut out).map_err(|e| match e {
@@ -312,7 +318,7 @@ pub(crate) fn feed(split: &Split, stamps: &[InputStamp], w: &mut dyn Write) -> i
     })?;
     // A file rewritten while it was fed has a new modification time.
     check_unchanged(&file, split, stamp)?;
-    Ok(out.last == b'\n')
+    Ok(out.last == eol)
 }
 
 /// Opens a split's file and checks that it is as planned.
@@ -558,7 +564,7 @@ mod tests {
         let path = dir.path().join("in");
         fs::write(&path, b"aaaa\nbb\ncccccccccc\nd").unwrap();
         let file = File::open(&path).unwrap();
-        let cut = |target| cut_after(&file, 20, target).unwrap();
+        let cut = |target| cut_after(&file, 20, target, b'\n').unwrap();
         assert_eq!(cut(1), 5);
         assert_eq!(cut(5), 5);
         assert_eq!(cut(6), 8);
@@ -579,7 +585,7 @@ mod tests {
         text.extend_from_slice(b"no newline at the end");
         fs::write(&path, &text).unwrap();
         for size in [1, 7, 100, 4096, 1 << 20] {
-            let splits = plan_splits(std::slice::from_ref(&path), size).unwrap();
+            let splits = plan_splits(std::slice::from_ref(&path), size, b'\n').unwrap();
             let mut pos = 0;
             for s in &splits {
                 assert_eq!(s.start, pos);
@@ -606,7 +612,7 @@ mod tests {
             }
         }
         let size = 1000;
-        let splits = plan_splits(&files, size).unwrap();
+        let splits = plan_splits(&files, size, b'\n').unwrap();
         assert!(splits.len() < 60, "{} splits", splits.len());
         // Every file, in order, whole or cut, exactly once.
         let pieces: Vec<&Split> = splits.iter().flat_map(Split::pieces).collect();

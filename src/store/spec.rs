@@ -19,8 +19,9 @@ use std::path::PathBuf;
 /// version 3 the job's environment; version 4 splits' `codec` (gzip,
 /// zstd, bzip2, xz, by their magic bytes); version 5 the job's order
 /// (`sort_keys`, `total_order`, `cuts`), which a task of an older gmr would
-/// ignore and sort wrongly; version 6 `by_key` (`--output-by-key`), which
-/// it would ignore and write plain parts.
+/// ignore and sort wrongly; version 6 `by_key` (`--output-by-key`) and
+/// `key.eol` (`-z`), which it would ignore and write plain parts, or read
+/// NUL-ended records as lines.
 pub(crate) const FORMAT_VERSION: u32 = 6;
 
 /// A map-only step that runs inside the reducers of the step before it.
@@ -372,11 +373,7 @@ mod tests {
             combiner: None,
             reducer: None,
             reducers: 1,
-            key: KeySpec {
-                separator: b'\t',
-                key_fields: 1,
-                partition_fields: None,
-            },
+            key: KeySpec::default(),
             sort_keys: Vec::new(),
             total_order: false,
             intermediate: false,

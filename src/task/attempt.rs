@@ -247,7 +247,7 @@ pub(super) fn write_output<T>(
     let mut out = KeyedWriter::new(
         guard.path(),
         spec.key,
-        b'\n',
+        spec.key.eol,
         (limit, spec.max_record),
         spec.compress,
         durable,

@@ -53,6 +53,7 @@ impl MapTask<'_> {
     ) -> Result<ChildOutcome, TaskError> {
         let log = self.at.log("mapper");
         let stamps = &self.at.job.spec.inputs;
+        let eol = self.at.job.spec.key.eol;
         // Counted until the mappers are done, not only until their input
         // is in the pipe.
         let mut feeding = self.at.res.feeding();
@@ -68,8 +69,8 @@ impl MapTask<'_> {
                 |w: &mut dyn Write| {
                     let w = &mut Counted::new(w, &mut feeding);
                     for piece in self.split.pieces() {
-                        if !split::feed(piece, stamps, w)? {
-                            w.write_all(b"\n")?;
+                        if !split::feed(piece, stamps, eol, w)? {
+                            w.write_all(&[eol])?;
                         }
                     }
                     Ok(())
@@ -102,7 +103,7 @@ impl MapTask<'_> {
                     &ctx,
                     |w: &mut dyn Write| {
                         let w = &mut Counted::new(w, &mut feeding);
-                        split::feed(piece, stamps, w).map(drop)
+                        split::feed(piece, stamps, eol, w).map(drop)
                     },
                     |chunk| on_output(Some(chunk)),
                 )
@@ -145,20 +146,22 @@ impl MapTask<'_> {
         &self,
         mapper: &Program,
     ) -> Result<(TaskReport, InputCount), TaskError> {
+        let eol = self.at.job.spec.key.eol;
+        let end = [eol];
         let ((outcome, records, bytes), part_bytes) = write_output(&self.at, self.index, |out| {
             let mut counts = (0u64, 0u64, false);
             let outcome = self.run_mapper(mapper, |output| {
                 // One mapper's last line is not the next one's first.
-                let chunk = output.unwrap_or(if counts.2 { b"\n" } else { b"" });
-                counts.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                let chunk = output.unwrap_or(if counts.2 { &end } else { &[] });
+                counts.0 += memchr::memchr_iter(eol, chunk).count() as u64;
                 counts.1 += chunk.len() as u64;
-                counts.2 = chunk.last().map_or(counts.2, |&b| b != b'\n');
+                counts.2 = chunk.last().map_or(counts.2, |&b| b != eol);
                 out.write_all(chunk)
             })?;
             // Nor the part's last line the next part's first: parts
             // are read one after another.
             if counts.2 {
-                out.write_all(b"\n")
+                out.write_all(&end)
                     .map_err(|e| TaskError::io(format!("{e}"), &e))?;
                 counts.1 += 1;
             }
@@ -196,7 +199,7 @@ impl MapTask<'_> {
             self.read_input(&mut sorter)?
         } else {
             let max = at.job.spec.max_record_len();
-            let mut lines = LineSplitter::with_max(max);
+            let mut lines = LineSplitter::with_max(max).ending(at.job.spec.key.eol);
             let mut spill_error = None;
             let outcome = self.run_mapper(mapper, |output| {
                 let Some(chunk) = output else {

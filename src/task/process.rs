@@ -260,6 +260,8 @@ pub(crate) struct InputMeter<'a, W: Write> {
     newlines_taken: u64,
     bytes_taken: u64,
     last: u8,
+    /// The byte that ends a record (NUL with `-z`).
+    eol: u8,
     closed: bool,
     /// Once the command stopped reading, writing fails with
     /// [`stopped_reading`] instead of counting the rest.
@@ -281,16 +283,26 @@ impl<W: Write> InputMeter<'_, W> {
             newlines_taken: 0,
             bytes_taken: 0,
             last: b'\n',
+            eol: b'\n',
             closed: false,
             stop_when_closed: false,
             stopped: false,
         }
     }
 
+    /// The same meter, counting records that end in `eol`.
+    pub(crate) fn ending(self, eol: u8) -> Self {
+        InputMeter {
+            last: eol,
+            eol,
+            ..self
+        }
+    }
+
     /// The counts, the writer closed. A last record without a newline
     /// counts as a record.
     pub(crate) fn finish(self) -> InputCount {
-        let open_record = u64::from(self.last != b'\n');
+        let open_record = u64::from(self.last != self.eol);
         let all_taken = !self.closed && self.bytes_taken == self.bytes;
         InputCount {
             records: self.newlines + open_record,
@@ -381,7 +393,7 @@ impl<W: Write> Write for InputMeter<'_, W> {
             self.stopped = true;
             return Err(stopped_reading());
         }
-        let newlines = memchr::memchr_iter(b'\n', buf).count() as u64;
+        let newlines = memchr::memchr_iter(self.eol, buf).count() as u64;
         self.newlines += newlines;
         self.bytes += buf.len() as u64;
         if let Some(&b) = buf.last() {
@@ -411,7 +423,7 @@ impl<W: Write> Write for InputMeter<'_, W> {
         self.newlines_taken += if done == buf.len() {
             newlines
         } else {
-            memchr::memchr_iter(b'\n', &buf[..done]).count() as u64
+            memchr::memchr_iter(self.eol, &buf[..done]).count() as u64
         };
         self.bytes_taken += done as u64;
         Ok(buf.len())
@@ -655,6 +667,9 @@ pub(crate) struct Child<'a> {
     /// [`InputCount::stopped_early`]. For a feed whose size its caller
     /// knows without reading it.
     pub(crate) stop_feed: bool,
+    /// The byte that ends its input's records, which it is fed (NUL with
+    /// `-z`), for the record counts.
+    pub(crate) eol: u8,
 }
 impl Child<'_> {
     /// The process to start: `words` run directly, or else the command
@@ -764,7 +779,7 @@ impl Child<'_> {
                 let mut meter = InputMeter {
                     pipe: Some((fd, watch)),
                     stop_when_closed: self.stop_feed,
-                    ..InputMeter::new(stdin)
+                    ..InputMeter::new(stdin).ending(self.eol)
                 };
                 let mut w = BufWriter::with_capacity(FEED_BUFFER, &mut meter);
                 let r = feed(&mut w).and_then(|()| w.flush());

@@ -141,13 +141,14 @@ impl Program {
                 timeout: ctx.timeout,
                 memory: ctx.memory,
                 stop_feed: ctx.stop_feed,
+                eol: ctx.key.eol,
             }
             .run(feed, on_stdout),
             Program::Builtin(b) => {
                 let failed =
                     |e: io::Error| TaskError::io(format!("{} {}: {e}", ctx.role, b.name()), &e);
                 let mut sink = Sink::new(*b, ctx.key, &mut on_stdout);
-                let mut meter = InputMeter::new(&mut sink);
+                let mut meter = InputMeter::new(&mut sink).ending(ctx.key.eol);
                 // Feeds write record by record: batch them. A merge's or a
                 // split's blocks are larger, and pass through whole.
                 let mut w =

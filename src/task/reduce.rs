@@ -147,6 +147,7 @@ pub(super) fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> 
         ..at.context("reducer", &env, &log)
     };
     let order = &at.job.order;
+    let eol = order.key.eol;
     // A command gets its input a pipe's worth at a time; a built-in
     // takes large blocks whole.
     let block = match reducer {
@@ -171,9 +172,9 @@ pub(super) fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> 
             let mut lines = (0u64, 0u64, false);
             reducer
                 .run(&ctx, feed, |chunk| {
-                    lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                    lines.0 += memchr::memchr_iter(eol, chunk).count() as u64;
                     lines.1 += chunk.len() as u64;
-                    lines.2 = chunk.last() != Some(&b'\n');
+                    lines.2 = chunk.last() != Some(&eol);
                     out.write_all(chunk)
                 })
                 .map(|outcome| (outcome, lines.0 + u64::from(lines.2), lines.1))
@@ -248,6 +249,7 @@ fn chained(
     out: &mut dyn Write,
 ) -> Result<Reduced, TaskError> {
     let then = at.job.spec.then_map.as_ref().expect("a fused step");
+    let eol = at.job.spec.key.eol;
     // Its stderr is kept apart from the reducer's.
     let log = at.wd.log_path(&format!("{}.mapper", at.name), at.attempt);
     let ctx = Context {
@@ -266,9 +268,9 @@ fn chained(
     };
     let mut lines = (0u64, 0u64, false);
     let mapped = mapper.run(&ctx, feed, |chunk| {
-        lines.0 += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        lines.0 += memchr::memchr_iter(eol, chunk).count() as u64;
         lines.1 += chunk.len() as u64;
-        lines.2 = chunk.last() != Some(&b'\n');
+        lines.2 = chunk.last() != Some(&eol);
         out.write_all(chunk)
     });
     let reduced = reduced.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -47,7 +47,13 @@ pub(crate) fn cut_points(job: &Job, wd: &WorkDir) -> Result<Vec<Vec<u8>>> {
     if reducers < 2 {
         return Ok(Vec::new());
     }
-    let sample = read_sample(&job.spec.splits, &job.spec.inputs, sample_bytes(reducers))?;
+    let eol = job.spec.key.eol;
+    let sample = read_sample(
+        &job.spec.splits,
+        &job.spec.inputs,
+        sample_bytes(reducers),
+        eol,
+    )?;
     let mut env = job.spec.env.clone();
     env.push(("GMR_TASK".into(), "sample".into()));
     let log = wd.sample_log_path();
@@ -65,7 +71,7 @@ pub(crate) fn cut_points(job: &Job, wd: &WorkDir) -> Result<Vec<Vec<u8>>> {
     };
     // Each line's rank and its bytes (with its newline).
     let mut ranks: Vec<(Vec<u8>, u64)> = Vec::new();
-    let mut lines = LineSplitter::with_max(job.spec.max_record_len());
+    let mut lines = LineSplitter::with_max(job.spec.max_record_len()).ending(eol);
     let mut encoded = Vec::new();
     // Every `stride`-th line is kept, doubling as the ranks fill up.
     let (mut stride, mut seen) = (1usize, 0usize);
@@ -130,7 +136,12 @@ fn cuts_by_bytes(ranks: &[(Vec<u8>, u64)], reducers: usize) -> Vec<Vec<u8>> {
 
 /// Whole lines from [`WINDOWS`] windows spread over the input files,
 /// `bytes` at most; all of the input when it is smaller.
-fn read_sample(splits: &[Split], stamps: &[split::InputStamp], bytes: u64) -> Result<Vec<u8>> {
+fn read_sample(
+    splits: &[Split],
+    stamps: &[split::InputStamp],
+    bytes: u64,
+    eol: u8,
+) -> Result<Vec<u8>> {
     // Each file once, whole, in the order of the splits.
     let mut files: Vec<Split> = Vec::new();
     let mut seen: std::collections::HashMap<&std::path::Path, usize> = Default::default();
@@ -170,8 +181,8 @@ fn read_sample(splits: &[Split], stamps: &[split::InputStamp], bytes: u64) -> Re
         if file.codec.is_some() {
             // From its start: as many windows' worth as fall in it.
             let want = window * starts.len() as u64;
-            let bytes = read_window(file, file.start, want, stamps)?;
-            push_lines(&mut sample, &bytes, true);
+            let bytes = read_window(file, file.start, want, stamps, eol)?;
+            push_lines(&mut sample, &bytes, true, eol);
             continue;
         }
         for s in starts {
@@ -181,8 +192,8 @@ fn read_sample(splits: &[Split], stamps: &[split::InputStamp], bytes: u64) -> Re
                 end: (from + window).min(file.end),
                 ..file.clone()
             };
-            let bytes = read_window(&piece, from, window, stamps)?;
-            push_lines(&mut sample, &bytes, from == file.start);
+            let bytes = read_window(&piece, from, window, stamps, eol)?;
+            push_lines(&mut sample, &bytes, from == file.start, eol);
         }
     }
     Ok(sample)
@@ -194,12 +205,13 @@ fn read_window(
     from: u64,
     want: u64,
     stamps: &[split::InputStamp],
+    eol: u8,
 ) -> Result<Vec<u8>> {
     let mut out = Bounded {
         bytes: Vec::new(),
         want: want as usize,
     };
-    match split::feed(piece, stamps, &mut out) {
+    match split::feed(piece, stamps, eol, &mut out) {
         Ok(_) => {}
         // The window is full: the rest is not needed.
         Err(e) if e.kind() == io::ErrorKind::WriteZero && out.bytes.len() >= out.want => {}
@@ -217,12 +229,12 @@ fn read_window(
 
 /// Appends the whole lines of `bytes`: a line cut at either end is
 /// dropped, except at the start of a file (`at_start`), where lines start.
-fn push_lines(sample: &mut Vec<u8>, bytes: &[u8], at_start: bool) {
+fn push_lines(sample: &mut Vec<u8>, bytes: &[u8], at_start: bool, eol: u8) {
     let begin = match at_start {
         true => 0,
-        false => memchr::memchr(b'\n', bytes).map_or(bytes.len(), |i| i + 1),
+        false => memchr::memchr(eol, bytes).map_or(bytes.len(), |i| i + 1),
     };
-    let end = memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
+    let end = memchr::memrchr(eol, bytes).map_or(0, |i| i + 1);
     if begin < end {
         sample.extend_from_slice(&bytes[begin..end]);
     }
@@ -272,8 +284,8 @@ mod tests {
     #[test]
     fn windows_keep_whole_lines() {
         let mut s = Vec::new();
-        push_lines(&mut s, b"ab\ncd\nef", false);
-        push_lines(&mut s, b"gh\nij", true);
+        push_lines(&mut s, b"ab\ncd\nef", false, b'\n');
+        push_lines(&mut s, b"gh\nij", true, b'\n');
         assert_eq!(s, b"cd\ngh\n");
     }
 }

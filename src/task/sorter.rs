@@ -124,7 +124,7 @@ impl<'a> Sorter<'a> {
         let (mut records, mut bytes) = (0u64, 0u64);
         let mut chunk = Vec::new();
         let max = self.max_record;
-        let mut lines = LineSplitter::for_input(max, start);
+        let mut lines = LineSplitter::for_input(max, start).ending(self.buffer.order().key.eol);
         let failed = |e: io::Error| TaskError::io(format!("mapper output: {e}"), &e);
         loop {
             let n = if matches!(self.intake, Intake::Direct) && self.buffer.reads_lines() {
@@ -271,13 +271,14 @@ impl<'a> Sorter<'a> {
         });
         if let Some((combiner, ctx, payoff, distinct)) = combiner {
             let mut combined = SortBuffer::new(self.buffer.order().clone(), self.buffer.reducers());
-            let mut lines = LineSplitter::with_max(self.max_record);
+            let eol = self.buffer.order().key.eol;
+            let mut lines = LineSplitter::with_max(self.max_record).ending(eol);
             let buffer = &self.buffer;
             self.report.combine_in += buffer.len() as u64;
             combiner.run(
                 ctx,
                 |w| {
-                    let mut block = LineBlock::new(w);
+                    let mut block = LineBlock::new(w).ending(eol);
                     buffer.for_each(|l| block.line(l))?;
                     block.flush()
                 },
