@@ -1777,7 +1777,7 @@ fn output_by_key_files_each_line_under_its_key_and_nothing_outside() {
         input.extend(format!("key{}\tagain {i}\n", (i * 31) % 10_000).as_bytes());
     }
     d.write("in/data.txt", &input);
-    let job = |out: &str, extra: &[&str]| {
+    let job_of = |input: &str, out: &str, extra: &[&str]| {
         d.gmr_run()
             .mapper("cat")
             .reducer("cat")
@@ -1785,11 +1785,12 @@ fn output_by_key_files_each_line_under_its_key_and_nothing_outside() {
             .split_size("64K")
             .output(out)
             .args(extra.iter().copied())
-            .input("in")
+            .input(input)
             .run()
     };
+    let job = |out: &str, extra: &[&str]| job_of("in", out, extra);
     job("plain", &[]).ok();
-    job("bykey", &["--output-by-key"]).ok();
+    job("bykey", &["--output-by-key", "--workdir", "wd"]).ok();
     let files = keyed_files(&d.path("bykey"));
     let dirs: std::collections::BTreeSet<&str> = files.iter().map(|f| f.0.as_str()).collect();
     assert_eq!(dirs.len(), 10_006);
@@ -1808,7 +1809,10 @@ fn output_by_key_files_each_line_under_its_key_and_nothing_outside() {
     // beside it.
     assert!(d.path("bykey/_SUCCESS").is_file());
     assert_eq!(names(d.path("bykey")).len(), 10_007);
-    assert_eq!(names(d.path("")), ["bykey", "in", "plain", "state", "tmp"]);
+    assert_eq!(
+        names(d.path("")),
+        ["bykey", "in", "plain", "state", "tmp", "wd"]
+    );
     // Every file holds the lines of one key, in the order of that key's
     // lines in the plain job's part of the same number; together they are
     // the plain output.
@@ -1829,17 +1833,13 @@ fn output_by_key_files_each_line_under_its_key_and_nothing_outside() {
 
     // Run again in the same work directory with --resume: every task's
     // files are in place, nothing runs.
-    job("resumed", &["--output-by-key", "--workdir", "wd"]).ok();
-    let again = job(
-        "resumed",
-        &["--output-by-key", "--workdir", "wd", "--resume"],
-    );
+    let again = job("bykey", &["--output-by-key", "--workdir", "wd", "--resume"]);
     assert!(
         again.stderr().contains("every task reused"),
         "{}",
         again.stderr()
     );
-    assert_eq!(keyed_files(&d.path("resumed")), files);
+    assert_eq!(keyed_files(&d.path("bykey")), files);
 
     // Past the limit of keys per task: the job fails, saying why.
     let err = job("limited", &["--output-by-key", "--max-output-keys", "1000"]).fails(1);
@@ -1852,19 +1852,34 @@ fn output_by_key_files_each_line_under_its_key_and_nothing_outside() {
 
     // --force replaces an output filed by key, by one or the other kind,
     // but not a directory that holds anything else.
-    job("bykey", &["--output-by-key", "--force", "--compress", "gz"]).ok();
-    let gz = keyed_files(&d.path("bykey"));
-    assert_eq!(gz.len(), files.len());
+    d.write("small/data.txt", "k1\ta\nk2\tb\nk1\tc\n");
+    job_of("small", "out", &["--output-by-key"]).ok();
+    let plain = keyed_files(&d.path("out"));
+    job_of(
+        "small",
+        "out",
+        &["--output-by-key", "--force", "--compress", "gz"],
+    )
+    .ok();
+    let gz = keyed_files(&d.path("out"));
+    assert_eq!(gz.len(), plain.len());
     assert!(gz.iter().all(|f| f.1.ends_with(".gz")));
-    job("bykey", &["--force"]).ok();
-    assert_eq!(parts(d.path("bykey")), parts(d.path("plain")));
-    job("limited", &["--force"]).ok();
-    d.write("plain/key1/notes.txt", "mine");
-    let err = job("plain", &["--output-by-key", "--force"]).fails(2);
+    job_of("small", "out", &["--force"]).ok();
+    assert_eq!(
+        names(d.path("out"))
+            .iter()
+            .filter(|n| n.starts_with("part-"))
+            .count(),
+        3
+    );
+    job_of("small", "out", &["--output-by-key", "--force"]).ok();
+    d.write("out/k1/notes.txt", "mine");
+    let err = job_of("small", "out", &["--force"]).fails(2);
     assert!(
         err.contains("notes.txt") && err.contains("nothing was removed"),
         "{err}"
     );
+    assert!(d.path("out/k1/notes.txt").exists());
 
     // A map-only job files its mappers' lines the same way, the last line
     // of a mapper ended.
