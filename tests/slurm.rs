@@ -223,6 +223,47 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         "{err}"
     );
 
+    // --task-memory, as a step and as an array element (which Slurm also
+    // gets --mem for): a mapper over it fails saying so, one under it runs,
+    // and more than the node has is refused by sbatch, saying what to do.
+    d.write("one.txt", "x\n");
+    let alloc =
+        |mb: u32| format!("\"python3 -c 'b = bytearray({mb} * 1024 * 1024); print(len(b))'\"");
+    for (i, launch) in [STEPS, ""].into_iter().enumerate() {
+        let run = |w: String, flags: String| {
+            cluster.sh(
+                &d,
+                &format!("{launch}\"$GMR\" run -q --slurm --workdir {w} -R 0 {flags} one.txt"),
+            )
+        };
+        let out = run(
+            format!("mem{i}a"),
+            format!("--retries 0 --task-memory 100M -m {}", alloc(400)),
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains("over --task-memory 100M"),
+            "{}",
+            text(&out)
+        );
+        let out = run(
+            format!("mem{i}b"),
+            format!("--task-memory 200M -m {}", alloc(40)),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(out.stdout, b"41943040\n");
+    }
+    let out = cluster.sh(
+        &d,
+        "\"$GMR\" run -q --slurm --workdir mem2 -R 0 --task-memory 2G -m cat one.txt",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--task-memory asks Slurm for --mem=2048M per element"),
+        "{}",
+        text(&out)
+    );
+
     // Ctrl-C: gmr stops, and nothing of its steps is left in the queue.
     d.script("slow.sh", "sleep 60\nexec cat");
     let started = Instant::now();

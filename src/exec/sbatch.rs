@@ -348,9 +348,9 @@ impl Arrays {
             .unwrap_or_default()
             .to_string();
         if !out.status.success() || job.is_empty() {
-            return Err(format!(
-                "sbatch failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+            return Err(sbatch_refusal(
+                &String::from_utf8_lossy(&out.stderr),
+                &self.sbatch_args,
             ));
         }
         self.submitted
@@ -709,8 +709,46 @@ impl Drop for ArrayExecutor {
     }
 }
 
+/// What to say when sbatch refused an array: its error lines on one line,
+/// and when it could not give the memory that `--task-memory` asked for
+/// (gmr's `--mem`, the only one among `args`), what to do.
+fn sbatch_refusal(stderr: &str, args: &[String]) -> String {
+    let why = stderr
+        .lines()
+        .map(|l| l.trim().trim_start_matches("sbatch: error: ").trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mems: Vec<&String> = args.iter().filter(|a| a.starts_with("--mem")).collect();
+    let hint = match mems[..] {
+        [mem] if why.to_lowercase().contains("memory") => format!(
+            " (--task-memory asks Slurm for {mem} per element: lower it, or name a partition of larger nodes with --slurm-args)"
+        ),
+        _ => String::new(),
+    };
+    format!("sbatch failed: {why}{hint}")
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_refused_array_says_why_on_one_line_and_names_task_memory() {
+        let stderr = "sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed: Requested node configuration is not available\n";
+        let ours = vec!["--mem=2048M".to_string()];
+        let said = sbatch_refusal(stderr, &ours);
+        assert_eq!(
+            said,
+            "sbatch failed: Memory specification can not be satisfied; Batch job submission failed: Requested node configuration is not available (--task-memory asks Slurm for --mem=2048M per element: lower it, or name a partition of larger nodes with --slurm-args)"
+        );
+        // The user's own --mem in --slurm-args: no word about --task-memory.
+        let both = vec!["--mem=2048M".to_string(), "--mem=1G".to_string()];
+        assert!(!sbatch_refusal(stderr, &both).contains("--task-memory"));
+        assert!(
+            !sbatch_refusal("sbatch: error: invalid partition", &ours).contains("--task-memory")
+        );
+    }
+
     use super::*;
 
     #[test]
