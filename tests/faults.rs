@@ -1445,6 +1445,48 @@ fn a_command_over_task_memory_fails_saying_so_and_one_under_it_runs() {
             .is_some_and(|e| e.contains("over --task-memory 100M"))),
         "{log:?}"
     );
+    // A pipeline of two processes of 60 MB each under 100M: in a memory
+    // cgroup (where gmr can make one) the limit is the command's, and the
+    // kernel's OOM killer is named; with RLIMIT_DATA, where none can be
+    // made (here: /sys/fs/cgroup hidden in a mount namespace of its own),
+    // each process has the limit to itself and the pipeline runs.
+    let pipeline = format!("{} | {}", alloc(60), alloc(60));
+    let run = |wrap: &str, m: &str| {
+        let cmd = format!(
+            "{wrap} {} run -q -R 0 --retries 0 --task-memory 100M -m \"{m}\" in.txt",
+            gmr_bin().display()
+        );
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(d.path(""))
+            .env("TMPDIR", d.path("tmp"))
+            .env("XDG_STATE_HOME", d.path("state"))
+            .output()
+            .unwrap()
+    };
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    if memory_cgroup_available() {
+        let out = run("", &pipeline);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("killed: over --task-memory 100M (the kernel's OOM killer"),
+            "{}",
+            stderr(&out)
+        );
+    } else {
+        eprintln!("no memory cgroup gmr can make here: the cgroup case is not checked");
+    }
+    let hide = "unshare -m sh -c 'mount -t tmpfs none /sys/fs/cgroup && exec \"$0\" \"$@\"'";
+    let out = run(hide, &alloc(400));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("over --task-memory 100M (it could not allocate more)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(hide, &pipeline);
+    assert!(out.status.success(), "{}", stderr(&out));
     // 40 MB under 200 MB runs.
     let out = d
         .gmr_run()
@@ -1490,4 +1532,29 @@ fn a_command_over_task_memory_fails_saying_so_and_one_under_it_runs() {
     d.sh(&format!("kill -INT {}", child.id()));
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// Whether this machine gives gmr a memory cgroup to make cgroups in: v1's
+/// memory hierarchy with a directory for this process, or v2 with the
+/// memory controller for children (as `ls` and `cat` would tell).
+fn memory_cgroup_available() -> bool {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    cgroups.lines().any(|l| {
+        let parts: Vec<&str> = l.splitn(3, ':').collect();
+        match parts[..] {
+            [_, c, path] if c.split(',').any(|c| c == "memory") => {
+                std::path::Path::new("/sys/fs/cgroup/memory")
+                    .join(path.trim_start_matches('/'))
+                    .join("memory.limit_in_bytes")
+                    .exists()
+            }
+            [_, "", path] => std::fs::read_to_string(
+                std::path::Path::new("/sys/fs/cgroup")
+                    .join(path.trim_start_matches('/'))
+                    .join("cgroup.subtree_control"),
+            )
+            .is_ok_and(|t| t.split_whitespace().any(|c| c == "memory")),
+            _ => false,
+        }
+    })
 }

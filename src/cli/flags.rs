@@ -354,10 +354,12 @@ pub(crate) struct ExecArgs {
     #[arg(allow_hyphen_values = true, long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, help_heading = "Reliability")]
     pub(crate) task_timeout: std::time::Duration,
 
-    /// The memory each process of a command (mapper, combiner, reducer) may
-    /// use, with K, M or G suffix (RLIMIT_DATA; with --slurm also srun's and
-    /// sbatch's --mem): over it, allocations fail, and an attempt that fails
-    /// so is reported as over --task-memory and retried
+    /// The memory a command (mapper, combiner, reducer) may use, with K, M
+    /// or G suffix: a memory cgroup of its own where gmr can make one (all
+    /// of a pipeline; past it the kernel kills it), else RLIMIT_DATA on each
+    /// process (allocations fail); with --slurm also srun's and sbatch's
+    /// --mem. An attempt that fails so is reported as over --task-memory
+    /// and retried
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Reliability")]
     pub(crate) task_memory: Option<u64>,
 

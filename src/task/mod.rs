@@ -12,6 +12,7 @@
 //!   the map outputs) into the reducer; its output is part N.
 
 mod attempt;
+pub(crate) mod cgroup;
 mod commit;
 pub(crate) mod job;
 mod map;

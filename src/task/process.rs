@@ -35,6 +35,7 @@
 
 use crate::error::{FailureKind, TaskError};
 use crate::interrupt;
+use crate::task::cgroup::Cgroup;
 use crate::task::report::{Counters, parse_reporter_line};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -674,7 +675,7 @@ pub(crate) struct Child<'a> {
 impl Child<'_> {
     /// The process to start: `words` run directly, or else the command
     /// under `sh -c`.
-    fn command(&self, words: Option<&[&str]>, mark: &str) -> Command {
+    fn command(&self, words: Option<&[&str]>, mark: &str, cgroup: Option<&Cgroup>) -> Command {
         let mut command = match words {
             Some([program, args @ ..]) => {
                 // A relative path is taken from `cwd`: the child changes
@@ -704,13 +705,18 @@ impl Child<'_> {
         // (heap and private mappings), while runtimes that reserve address
         // space up front (the JVM, Go) would fail at start under an
         // address-space limit.
-        let memory = self.memory.map(|bytes| libc::rlimit {
-            rlim_cur: bytes as libc::rlim_t,
-            rlim_max: bytes as libc::rlim_t,
-        });
-        if nofile.is_some() || memory.is_some() {
-            // SAFETY: setrlimit is async-signal-safe, and the closure only
-            // reads copied structs.
+        // Used only where no cgroup holds the limit.
+        let memory = self
+            .memory
+            .filter(|_| cgroup.is_none())
+            .map(|bytes| libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            });
+        let procs = cgroup.map(Cgroup::procs_fd);
+        if nofile.is_some() || memory.is_some() || procs.is_some() {
+            // SAFETY: setrlimit, getpid and write are async-signal-safe,
+            // and the closure only reads copied values.
             unsafe {
                 command.pre_exec(move || {
                     if let Some(limit) = nofile {
@@ -720,6 +726,9 @@ impl Child<'_> {
                         && libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0
                     {
                         return Err(io::Error::last_os_error());
+                    }
+                    if let Some(fd) = procs {
+                        crate::task::cgroup::join(fd)?;
                     }
                     Ok(())
                 });
@@ -753,11 +762,16 @@ impl Child<'_> {
         })?;
         let direct = plain_words(self.command);
         let mark = new_run_mark();
-        let spawned = direct.and_then(|words| self.command(Some(&words), &mark).spawn().ok());
+        // --task-memory: a cgroup of the command's own where one can be
+        // made, which holds every process of a pipeline to the limit.
+        let cgroup = self.memory.and_then(Cgroup::new);
+        let cgroup = cgroup.as_ref();
+        let spawned =
+            direct.and_then(|words| self.command(Some(&words), &mark, cgroup).spawn().ok());
         let mut child = match spawned {
             Some(child) => child,
             None => self
-                .command(None, &mark)
+                .command(None, &mark, cgroup)
                 .spawn()
                 .map_err(|e| TaskError::host(format!("cannot start sh for {}: {e}", self.role)))?,
         };
@@ -856,10 +870,29 @@ impl Child<'_> {
         })?;
         outcome.input = input;
         let ok = status.code().is_some_and(|c| self.ok_exit.contains(&c));
+        // In a cgroup, the kernel says whether its OOM killer struck: a
+        // process killed for the limit fails the run even when the command
+        // exits 0 (a pipeline whose first stage was killed).
+        let oom_killed = cgroup.is_some_and(Cgroup::oom_killed);
+        if ok && oom_killed {
+            return Err(failure(
+                FailureKind::Task,
+                format!(
+                    "a process of {} `{}` was killed: over --task-memory {} (the kernel's OOM killer, in the command's memory cgroup), though the command exited with status {}",
+                    self.role,
+                    self.command,
+                    human_size(self.memory.unwrap_or_default()),
+                    status.code().unwrap_or_default()
+                ),
+            ));
+        }
         if !ok {
             // Under --task-memory, an allocation that failed (or a kill)
             // is said as such: the limit is the likely cause.
-            let memory = self.memory.filter(|_| over_memory(status.signal(), &tail));
+            let memory = self.memory.filter(|_| match cgroup {
+                Some(_) => oom_killed || over_memory(None, &tail),
+                None => over_memory(status.signal(), &tail),
+            });
             let how = match (status.code(), status.signal()) {
                 (Some(127), _) => "exited with status 127 (command not found)".to_string(),
                 (Some(126), _) => "exited with status 126 (not executable)".to_string(),
@@ -871,11 +904,15 @@ impl Child<'_> {
                 (None, Some(sig)) => format!("was killed by signal {sig}"),
                 _ => "failed".to_string(),
             };
-            let memory = memory.map_or(String::new(), |limit| {
-                format!(
+            let memory = memory.map_or(String::new(), |limit| match oom_killed {
+                true => format!(
+                    ": killed: over --task-memory {} (the kernel's OOM killer, in the command's memory cgroup)",
+                    human_size(limit)
+                ),
+                false => format!(
                     ": over --task-memory {} (it could not allocate more)",
                     human_size(limit)
-                )
+                ),
             });
             return Err(failure(
                 FailureKind::Task,
