@@ -259,6 +259,33 @@ fn total_order_example() {
     );
 }
 
+#[test]
+fn by_day_example_files_each_log_line_under_its_day() {
+    let d = Dir::new();
+    d.gmr_run()
+        .quiet()
+        .mapper(ex("byday/map.sh"))
+        .reducers(0)
+        .output("by-day")
+        .arg("--output-by-key")
+        .input(ex("logs"))
+        .run()
+        .ok();
+    // Each day's directory holds that day's log, each line after its day.
+    assert_eq!(
+        names(d.path("by-day")),
+        ["2024-May-01", "2024-May-02", "2024-May-03", "_SUCCESS"]
+    );
+    for day in 1..=3 {
+        let got = parts(d.path(&format!("by-day/2024-May-0{day}")));
+        let want = d.sh(&format!(
+            "sed 's/^/2024-May-0{day}\t/' {}",
+            ex(&format!("logs/access-2024-05-0{day}.log"))
+        ));
+        assert_eq!(got, want, "day {day}");
+    }
+}
+
 /// The shell block of the README's quick tour.
 fn readme_tour() -> String {
     let readme = String::from_utf8(read(repo().join("README.md"))).unwrap();
@@ -315,6 +342,8 @@ fn the_readme_tour_runs_twice_and_leaves_the_repository_alone() {
             "counts.txt",
             "sorted/_SUCCESS",
             "traffic/_SUCCESS",
+            "by-day/_SUCCESS",
+            "by-day/2024-May-01/part-00000",
         ] {
             assert!(d.path(&format!("{s}/{out}")).exists(), "{s}/{out}");
         }
