@@ -400,3 +400,42 @@ fn a_changed_map_only_step_reruns_the_reducers_it_runs_in_not_the_maps() {
     ));
     assert_eq!(parts(d.path("out")), reference);
 }
+
+/// The job's output filed by key (--output-by-key) when its last step is
+/// map-only and runs in the reducers before it: keyed by that step's own
+/// separator (the reduce step's TAB would make a key of each whole line).
+#[test]
+fn a_fused_last_step_files_its_output_by_its_own_key() {
+    let d = Dir::new();
+    d.write("in.txt", "a b a\nc a\n");
+    let steps = d.run(&[
+        "run",
+        "-q",
+        "--output-by-key",
+        "-o",
+        "bykey",
+        "-m",
+        "tr ' ' '\\n'",
+        "-r",
+        "@count",
+        "--then",
+        "-m",
+        "sed 's/\t/,/'",
+        "-R",
+        "0",
+        "--separator",
+        ",",
+        "in.txt",
+    ]);
+    steps.ok();
+    let mut got = Vec::new();
+    for name in names(d.path("bykey")) {
+        if name != "_SUCCESS" {
+            got.push(format!(
+                "{name}: {}",
+                String::from_utf8_lossy(&parts(d.path("bykey").join(&name)))
+            ));
+        }
+    }
+    assert_eq!(got, ["a: a,3\n", "b: b,1\n", "c: c,1\n"]);
+}

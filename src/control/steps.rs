@@ -233,6 +233,12 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
                 before.then_map = Some(ThenMap {
                     mapper: a.map.mapper.clone(),
                     ok_exit: a.exec.ok_exit.0.clone(),
+                    key: Some(crate::data::record::KeySpec {
+                        separator: a.key.separator,
+                        key_fields: a.key.key_fields,
+                        partition_fields: None,
+                        eol: a.input.eol(),
+                    }),
                 });
                 before.output = a.output;
                 before.intermediate = a.intermediate;

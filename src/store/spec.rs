@@ -31,6 +31,10 @@ pub(crate) struct ThenMap {
     pub(crate) mapper: String,
     /// The exit statuses of its mapper that mean success.
     pub(crate) ok_exit: Vec<i32>,
+    /// Its own key (`--separator`, `--key-fields`): what
+    /// `--output-by-key` files its output lines by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<KeySpec>,
 }
 
 /// What a job runs: everything a task needs besides its id.

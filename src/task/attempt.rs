@@ -244,10 +244,16 @@ pub(super) fn write_output<T>(
     };
     let guard = AttemptGuard::new(workdir::attempt_path(&target, at.attempt));
     fs::create_dir(guard.path()).map_err(io_failure("cannot create", guard.path()))?;
+    // A fused map-only step's lines are its mapper's: keyed as it says.
+    let key = spec
+        .then_map
+        .as_ref()
+        .and_then(|t| t.key)
+        .unwrap_or(spec.key);
     let mut out = KeyedWriter::new(
         guard.path(),
-        spec.key,
-        spec.key.eol,
+        key,
+        key.eol,
         (limit, spec.max_record),
         spec.compress,
         durable,
