@@ -31,6 +31,8 @@ Examples:
   gmr run -m ./tok.py -c @sum -r @sum -j 8 --split-size 16M data/
   zcat x.gz | gmr run -m ./map.sh -R 0 -o out/      # map-only, stdin
   gmr run -m ./map.sh -r ./reduce.sh --then -m cat -r 'head -10' -R 1 --sort-key 2,2nr logs/
+  gmr run -m ./map.sh -r @sum -o counts/ --output-by-key big.txt   # counts/WORD/part-NNNNN
+  find data -type f -print0 | gmr run -z -m 'sed -z \"s|/[^/]*$|\\t1|\"' -r @sum | tr '\\0' '\\n'
   gmr run -m ./map.sh -r ./reduce.sh --hosts hosts.txt --workdir shared/w -o shared/out shared/in";
 
 /// `--help` and man page examples.
