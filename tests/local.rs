@@ -1840,6 +1840,16 @@ fn output_by_key_files_each_line_under_its_key_and_nothing_outside() {
         again.stderr()
     );
     assert_eq!(keyed_files(&d.path("bykey")), files);
+    // A task that committed its files but not its report (gmr killed
+    // between the two) runs again and commits over them.
+    std::fs::remove_file(d.path("wd/reports/reduce-00001.json")).unwrap();
+    let again = job("bykey", &["--output-by-key", "--workdir", "wd", "--resume"]);
+    assert!(
+        again.stderr().contains("reusing 2 of 3 tasks"),
+        "{}",
+        again.stderr()
+    );
+    assert_eq!(keyed_files(&d.path("bykey")), files);
 
     // Past the limit of keys per task: the job fails, saying why.
     let err = job("limited", &["--output-by-key", "--max-output-keys", "1000"]).fails(1);

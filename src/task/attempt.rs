@@ -292,8 +292,13 @@ pub(super) fn write_output<T>(
     keyed::commit(guard.path(), &spec.output, &file, &made, durable)
         .map_err(io_failure("cannot commit the keys of", &target))?;
     let bytes = made.iter().map(|(_, len)| len).sum();
+    // Written whole, then renamed over the record of an earlier attempt
+    // that committed its files but not its report (a crash, a backup
+    // attempt that lost): the same files, as this attempt wrote them.
     let record = at.wd.keys_path(at.name);
-    crate::files::write_json(&record, &made).map_err(|e| TaskError::task(e.to_string()))?;
+    let tmp = workdir::attempt_path(&record, at.attempt);
+    crate::files::write_json(&tmp, &made).map_err(|e| TaskError::task(e.to_string()))?;
+    fs::rename(&tmp, &record).map_err(io_failure("cannot commit", &record))?;
     Ok((value, bytes))
 }
 
