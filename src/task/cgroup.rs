@@ -180,26 +180,28 @@ fn own_memory_cgroup() -> Option<(PathBuf, Version)> {
         let dir = Path::new(mount).join(rel.trim_start_matches('/'));
         dir.is_dir().then_some(dir)
     };
-    for line in cgroups.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        if controllers.is_empty()
-            && let Some(dir) = v2.as_ref().and_then(|m| under(m, path))
-            && v2_memory_ready(&dir)
-        {
-            return Some((dir, Version::V2));
-        }
+    // Each line of /proc/self/cgroup: ID:CONTROLLERS:PATH (v2: 0::PATH).
+    let lines: Vec<(&str, &str)> = cgroups
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            parts.next()?;
+            Some((parts.next()?, parts.next()?))
+        })
+        .collect();
+    let v2_dir = lines
+        .iter()
+        .filter(|(controllers, _)| controllers.is_empty())
+        .find_map(|(_, path)| v2.as_ref().and_then(|m| under(m, path)))
+        .filter(|dir| v2_memory_ready(dir));
+    if let Some(dir) = v2_dir {
+        return Some((dir, Version::V2));
     }
-    for line in cgroups.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        if controllers.split(',').any(|c| c == "memory")
-            && let Some(dir) = v1.as_ref().and_then(|m| under(m, path))
-        {
-            return Some((dir, Version::V1));
-        }
-    }
-    None
+    let v1_dir = lines
+        .iter()
+        .filter(|(controllers, _)| controllers.split(',').any(|c| c == "memory"))
+        .find_map(|(_, path)| v1.as_ref().and_then(|m| under(m, path)))?;
+    Some((v1_dir, Version::V1))
 }
 
 /// Whether cgroup v2's `dir` gives its children the memory controller,
