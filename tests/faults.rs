@@ -1449,8 +1449,20 @@ fn a_command_over_task_memory_fails_saying_so_and_one_under_it_runs() {
     // cgroup (where gmr can make one) the limit is the command's, and the
     // kernel's OOM killer is named; with RLIMIT_DATA, where none can be
     // made (here: /sys/fs/cgroup hidden in a mount namespace of its own),
-    // each process has the limit to itself and the pipeline runs.
-    let pipeline = format!("{} | {}", alloc(60), alloc(60));
+    // each process has the limit to itself and the pipeline runs. The
+    // first holds its 60 MB until the second is gone, and the second
+    // allocates only once the first has: both are alive with their memory
+    // together, however the machine schedules them.
+    let first = d.write(
+        "first.py",
+        "import os\nb = bytearray(60 << 20)\nos.write(1, b'ready\\n')\n\
+         try:\n    os.write(1, b'.' * (1 << 20))\nexcept OSError:\n    pass\n",
+    );
+    let second = d.write(
+        "second.py",
+        "import sys\nsys.stdin.readline()\nb = bytearray(60 << 20)\nprint(len(b))\n",
+    );
+    let pipeline = format!("python3 {} | python3 {}", first.display(), second.display());
     let run = |wrap: &str, m: &str| {
         let cmd = format!(
             "{wrap} {} run -q -R 0 --retries 0 --task-memory 100M -m \"{m}\" in.txt",

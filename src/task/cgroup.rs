@@ -52,7 +52,14 @@ impl Cgroup {
                 }
                 Version::V1 => {
                     fs::write(dir.join("memory.limit_in_bytes"), bytes.to_string())?;
-                    let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+                    // Memory and swap together where swap is accounted;
+                    // where it is not, no swapping at all, so that a
+                    // command past the limit is killed, not swapped out.
+                    if fs::write(dir.join("memory.memsw.limit_in_bytes"), bytes.to_string())
+                        .is_err()
+                    {
+                        let _ = fs::write(dir.join("memory.swappiness"), "0");
+                    }
                 }
             }
             fs::OpenOptions::new()
