@@ -1291,6 +1291,34 @@ fn merges_of_more_runs_than_open_files_take_several_passes() {
 }
 
 #[test]
+fn counted_runs_spilled_and_merged_in_passes_give_every_copy() {
+    // A word mapper's lines repeat: map tasks count them and write their
+    // runs counted (`N<SP>line`, docs/contracts.md). Spilled (64K sort
+    // buffer) and merged a few at a time (20 open files), as the reducers
+    // read them, every copy comes out: the output is the sorted map
+    // output, byte for byte.
+    let d = Dir::new();
+    let gmr = gmr_bin().display().to_string();
+    let g = gutenberg();
+    let words = words_map();
+    let want = d.sh(&format!("cat {g}/* | {words} | LC_ALL=C sort"));
+    for (args, w) in [
+        ("--split-size 100M --sort-buffer 64K -j 1", "w1"),
+        ("--split-size 400K -j 2", "w2"),
+    ] {
+        let got = d.sh(&format!(
+            "ulimit -n 20; {gmr} run -q -m {words} -r cat -R 1 {args} --workdir {w} {g}"
+        ));
+        assert!(got == want, "{args}: output differs");
+        let indexes = d.sh(&format!("cat {w}/map/*/index.json"));
+        assert!(
+            String::from_utf8_lossy(&indexes).contains("\"text_bytes\""),
+            "{args}: no run was counted"
+        );
+    }
+}
+
+#[test]
 fn commands_get_the_open_file_limit_gmr_started_with() {
     // gmr raises its own soft limit for merges; mappers and reducers must
     // not inherit that (some programs walk every descriptor up to it).

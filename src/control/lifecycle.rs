@@ -241,7 +241,7 @@ impl<'a> Lifecycle<'a> {
                 return;
             }
             for (size, seg) in sizes.iter_mut().zip(&index.segments) {
-                *size += seg.end - seg.start;
+                *size += seg.text_len();
             }
         }
         if let Some(parts) = output::StdoutParts::take(&sizes) {

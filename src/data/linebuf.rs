@@ -142,6 +142,32 @@ impl<W: Write> LineBlock<W> {
         Ok(())
     }
 
+    /// Writes `line` as a counted record of a run, `N<SP>line` and the
+    /// line's end, for `copies` (N) copies of it; returns the bytes
+    /// written.
+    #[inline]
+    pub(crate) fn counted_line(&mut self, copies: u64, line: &[u8]) -> io::Result<usize> {
+        let mut digits = [0u8; 21];
+        let mut at = digits.len() - 1;
+        digits[at] = b' ';
+        let mut n = copies;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let prefix = &digits[at..];
+        if self.size - self.block.len() <= prefix.len() {
+            self.write_block()?;
+        }
+        extend_short(&mut self.block, prefix);
+        self.line(line)?;
+        Ok(prefix.len() + line.len() + 1)
+    }
+
     fn write_block(&mut self) -> io::Result<()> {
         let r = self.out.write_all(&self.block);
         self.block.clear();

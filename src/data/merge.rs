@@ -3,7 +3,8 @@
 //!
 //! A run is a segment of a runs file (see [`crate::data::sort::Segment`]) or a
 //! whole merged partition; each holds `\n`-terminated records already in
-//! (key, value, line) order.
+//! (key, value, line) order, as lines or counted (`N<SP>line`: N copies of
+//! the line, [`Segment::text_bytes`]).
 //!
 //! A merge holds one open file per run. When there are more runs than the
 //! open-file limit allows (the fan-in, decided once in
@@ -24,6 +25,8 @@ use std::path::{Path, PathBuf};
 pub(crate) struct Run {
     src: Box<dyn Read + Send>,
     buffer: usize,
+    /// Whether its records are counted (`N<SP>line`).
+    counted: bool,
 }
 
 impl Run {
@@ -33,7 +36,13 @@ impl Run {
         Run {
             src: Box::new(src),
             buffer: buffer.max(16),
+            counted: false,
         }
+    }
+
+    /// The same run, its records counted (`N<SP>line`) when `counted`.
+    pub(crate) fn counted(self, counted: bool) -> Run {
+        Run { counted, ..self }
     }
 }
 
@@ -51,7 +60,7 @@ pub(crate) fn run_buffer(runs: usize) -> usize {
 pub(crate) fn open_segment(path: &Path, seg: Segment, buffer: usize) -> io::Result<Run> {
     let mut file = File::open(path).map_err(too_many_files)?;
     file.seek(SeekFrom::Start(seg.start))?;
-    Ok(Run::new(file.take(seg.end - seg.start), buffer))
+    Ok(Run::new(file.take(seg.end - seg.start), buffer).counted(seg.text_bytes.is_some()))
 }
 
 /// Opens a whole file as one run.
@@ -103,19 +112,12 @@ pub(crate) fn narrow(
             .iter()
             .map(|r| r.open(buffer))
             .collect::<io::Result<Vec<Run>>>()?;
-        let (records, end) = merge_into(order, opened, crate::files::create_new(&path)?, BLOCK)?;
+        let segment = merge_runs(order, opened, crate::files::create_new(&path)?, 0)?;
         for r in group.iter().filter(|r| made.contains(&r.path)) {
             let _ = std::fs::remove_file(&r.path);
         }
         made.push(path.clone());
-        runs.push(RunFile {
-            path,
-            segment: Segment {
-                start: 0,
-                end,
-                records,
-            },
-        });
+        runs.push(RunFile { path, segment });
     }
     Ok(runs)
 }
@@ -201,6 +203,10 @@ struct Reader {
     end: usize,
     /// The current record: `buf[rec.0..rec.1]`.
     rec: (usize, usize),
+    /// Whether records are counted (`N<SP>line`).
+    counted: bool,
+    /// How many copies of it the current record stands for.
+    copies: u64,
     fields: Fields,
     /// With sort keys, the record's encoding ([`crate::data::sortkey`]).
     encoded: Vec<u8>,
@@ -220,6 +226,8 @@ impl Reader {
             start: 0,
             end: 0,
             rec: (0, 0),
+            counted: run.counted,
+            copies: 1,
             fields: Fields::default(),
             encoded: Vec::new(),
             prefix: 0,
@@ -267,6 +275,10 @@ impl Reader {
             self.end += n;
         };
         self.start = (stop + 1).min(self.end);
+        let start = match self.counted {
+            true => self.count(start, stop)?,
+            false => start,
+        };
         self.rec = (start, stop);
         // Still in place, the record before can be compared for free.
         if self.has_prev && !moved && self.buf[prev.0..prev.1] == self.buf[start..stop] {
@@ -283,6 +295,33 @@ impl Reader {
             self.prefix = key_prefix(&line[..self.fields.key_end]);
         }
         Ok(Next::Other)
+    }
+}
+
+impl Reader {
+    /// Reads the count of the counted record `buf[start..stop]` into
+    /// `copies`; returns where its line starts.
+    fn count(&mut self, start: usize, stop: usize) -> io::Result<usize> {
+        let digits = self.buf[start..stop]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let line = start + digits + 1;
+        let copies = match self.buf.get(start + digits) {
+            Some(b' ') if digits > 0 && line <= stop => {
+                std::str::from_utf8(&self.buf[start..][..digits])
+                    .ok()
+                    .and_then(|n| n.parse::<u64>().ok())
+            }
+            _ => None,
+        };
+        self.copies = copies.filter(|&n| n > 0).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a record of a counted run has no count (the runs file is damaged)",
+            )
+        })?;
+        Ok(line)
     }
 }
 
@@ -309,8 +348,9 @@ fn before(readers: &[Reader], a: usize, b: usize, encoded: bool) -> bool {
     }
 }
 
-/// Merges `runs` and calls `emit` with each record (without `\n`) in order.
-/// Returns the number of records.
+/// Merges `runs` and calls `emit` with each record (without `\n`) in order,
+/// and how many copies of it to make (more than 1 from counted runs).
+/// Returns the number of records, copies counted.
 ///
 /// A loser tree picks the next record: internal node `n` (1 ≤ n < k) holds
 /// the run that lost the match played there, leaf `k + i` is run `i`, and
@@ -318,7 +358,7 @@ fn before(readers: &[Reader], a: usize, b: usize, encoded: bool) -> bool {
 pub(crate) fn merge(
     order: &Order,
     runs: Vec<Run>,
-    mut emit: impl FnMut(&[u8]) -> io::Result<()>,
+    mut emit: impl FnMut(&[u8], u64) -> io::Result<()>,
 ) -> io::Result<u64> {
     let k = runs.len();
     if k == 0 {
@@ -345,16 +385,18 @@ pub(crate) fn merge(
     let mut winner = if k == 1 { 0 } else { winners[1] };
     let mut count = 0u64;
     while !readers[winner].done {
-        emit(readers[winner].record())?;
-        count += 1;
+        let r = &readers[winner];
+        emit(r.record(), r.copies)?;
+        count += r.copies;
         // Runs repeat records (a word count's map output is `word\t1` over
         // and over): a record equal to the one just emitted goes out at
         // once, without a trip through the tree. Equal lines from other
         // runs may then come after it rather than before, which changes
         // nothing in the output.
         while readers[winner].advance(order)? == Next::Same {
-            emit(readers[winner].record())?;
-            count += 1;
+            let r = &readers[winner];
+            emit(r.record(), r.copies)?;
+            count += r.copies;
         }
         let mut n = (winner + k) / 2;
         while n >= 1 {
@@ -381,12 +423,63 @@ pub(crate) fn merge_into(
 ) -> io::Result<(u64, u64)> {
     let mut bytes = 0u64;
     let mut block = LineBlock::with_size(out, block).ending(order.key.eol);
-    let records = merge(order, runs, |line| {
-        bytes += line.len() as u64 + 1;
-        block.line(line)
+    let records = merge(order, runs, |line, copies| {
+        bytes += (line.len() as u64 + 1) * copies;
+        for _ in 0..copies {
+            block.line(line)?;
+        }
+        Ok(())
     })?;
     block.flush()?;
     Ok((records, bytes))
+}
+
+/// Merges `runs` into `out` as one more run, starting at byte `start` of
+/// its file: counted when any of them is (copies of one line that meet
+/// are counted once), else lines. Returns its segment.
+pub(crate) fn merge_runs(
+    order: &Order,
+    runs: Vec<Run>,
+    out: impl Write,
+    start: u64,
+) -> io::Result<Segment> {
+    if !runs.iter().any(|r| r.counted) {
+        let (records, bytes) = merge_into(order, runs, out, BLOCK)?;
+        return Ok(Segment {
+            start,
+            end: start + bytes,
+            records,
+            text_bytes: None,
+        });
+    }
+    let mut block = LineBlock::new(out).ending(order.key.eol);
+    let (mut written, mut text) = (0u64, 0u64);
+    // The line waiting to be written, and its copies so far.
+    let (mut line, mut copies) = (Vec::new(), 0u64);
+    let records = merge(order, runs, |next, n| {
+        text += (next.len() as u64 + 1) * n;
+        if copies > 0 && next == line.as_slice() {
+            copies += n;
+            return Ok(());
+        }
+        if copies > 0 {
+            written += block.counted_line(copies, &line)? as u64;
+        }
+        line.clear();
+        line.extend_from_slice(next);
+        copies = n;
+        Ok(())
+    })?;
+    if copies > 0 {
+        written += block.counted_line(copies, &line)? as u64;
+    }
+    block.flush()?;
+    Ok(Segment {
+        start,
+        end: start + written,
+        records,
+        text_bytes: Some(text),
+    })
 }
 
 #[cfg(test)]
@@ -411,9 +504,11 @@ mod tests {
             .map(|r| Run::new(io::Cursor::new(r.to_vec()), 4096))
             .collect();
         let mut out = Vec::new();
-        let n = merge(&Order::new(KeySpec::default()), runs, |l| {
-            out.extend_from_slice(l);
-            out.push(b'\n');
+        let n = merge(&Order::new(KeySpec::default()), runs, |l, copies| {
+            for _ in 0..copies {
+                out.extend_from_slice(l);
+                out.push(b'\n');
+            }
             Ok(())
         })
         .unwrap();
@@ -463,6 +558,7 @@ mod tests {
                     start: 5,
                     end: 5 + text.len() as u64,
                     records: 5,
+                    text_bytes: None,
                 },
             });
             all.push(text);
@@ -480,9 +576,11 @@ mod tests {
         assert!(left.len() <= 3, "{} runs left", left.len());
         let runs = left.iter().map(|f| f.open(4096).unwrap()).collect();
         let mut got = Vec::new();
-        merge(&Order::new(KeySpec::default()), runs, |l| {
-            got.extend_from_slice(l);
-            got.push(b'\n');
+        merge(&Order::new(KeySpec::default()), runs, |l, copies| {
+            for _ in 0..copies {
+                got.extend_from_slice(l);
+                got.push(b'\n');
+            }
             Ok(())
         })
         .unwrap();
@@ -554,14 +652,69 @@ mod tests {
                 .map(|t| Run::new(io::Cursor::new(t), buffer))
                 .collect();
             let mut got = Vec::new();
-            let n = merge(&Order::new(spec), runs, |l| {
-                got.extend_from_slice(l);
-                got.push(b'\n');
+            let n = merge(&Order::new(spec), runs, |l, copies| {
+                for _ in 0..copies {
+                    got.extend_from_slice(l);
+                    got.push(b'\n');
+                }
                 Ok(())
             })
             .unwrap();
             assert_eq!(n as usize, all.len(), "round {round}");
             assert!(got == want, "round {round}: k {k}, buffer {buffer}");
+        }
+    }
+
+    /// Counted runs (`N<SP>line`) merge with runs of lines as the copies
+    /// they stand for; merged as a run, copies that meet are counted once.
+    #[test]
+    fn counted_runs_merge_as_their_copies() {
+        let order = Order::new(KeySpec::default());
+        let runs = || {
+            vec![
+                Run::new(io::Cursor::new(b"3 a\t1\n1 b\t1\n".to_vec()), 16).counted(true),
+                Run::new(io::Cursor::new(b"a\t1\nc\n".to_vec()), 16),
+                Run::new(io::Cursor::new(b"1 \n2 a\t1\n12 c\n".to_vec()), 16).counted(true),
+            ]
+        };
+        let mut lines = Vec::new();
+        let n = merge(&order, runs(), |l, copies| {
+            for _ in 0..copies {
+                lines.extend_from_slice(l);
+                lines.push(b'\n');
+            }
+            Ok(())
+        })
+        .unwrap();
+        let want = [
+            &b"\n"[..],
+            &b"a\t1\n".repeat(6),
+            b"b\t1\n",
+            &b"c\n".repeat(13),
+        ]
+        .concat();
+        assert_eq!((n, &lines), (21, &want));
+        let mut out = b"head".to_vec();
+        let seg = merge_runs(&order, runs(), &mut out, 4).unwrap();
+        assert_eq!(&out[4..], b"1 \n6 a\t1\n1 b\t1\n13 c\n");
+        assert_eq!(
+            seg,
+            Segment {
+                start: 4,
+                end: out.len() as u64,
+                records: 21,
+                text_bytes: Some(want.len() as u64),
+            }
+        );
+        // Runs of lines alone stay lines.
+        let mut out = Vec::new();
+        let seg = merge_runs(&order, vec![runs().swap_remove(1)], &mut out, 0).unwrap();
+        assert_eq!((&out[..], seg.text_bytes), (&b"a\t1\nc\n"[..], None));
+        // A record without its count is an error, not a line.
+        for damaged in [&b"a\t1\n"[..], b"x a\n", b"0 a\n", b"12"] {
+            let run = Run::new(io::Cursor::new(damaged.to_vec()), 16).counted(true);
+            let err = merge(&order, vec![run], |_, _| Ok(())).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{damaged:?}");
         }
     }
 

@@ -362,6 +362,20 @@ pub(crate) struct Segment {
     pub(crate) end: u64,
     /// Records in it.
     pub(crate) records: u64,
+    /// Present when its records are stored counted, each as `N<SP>line`
+    /// (N copies of the line, in decimal; [`crate::data::merge`] reads
+    /// them): the bytes of its records written out as lines. A word
+    /// count's map output is mostly copies of a few distinct lines; its
+    /// runs hold each once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) text_bytes: Option<u64>,
+}
+
+impl Segment {
+    /// Bytes of its records as lines (what a reducer is fed).
+    pub(crate) fn text_len(&self) -> u64 {
+        self.text_bytes.unwrap_or(self.end - self.start)
+    }
 }
 
 /// Sort buffers given back by finished map tasks, for the next task in
@@ -766,42 +780,59 @@ impl SortBuffer {
         Ok(())
     }
 
-    /// Writes the (sorted) records as lines and returns each partition's
-    /// segment of what was written, starting at byte `offset`.
+    /// Writes the (sorted) records and returns each partition's segment of
+    /// what was written, starting at byte `offset`: as lines, or counted
+    /// (`N<SP>line`, see [`Segment::text_bytes`]) when an entry stands for
+    /// several copies of its line.
     pub(crate) fn write_runs(&self, out: &mut impl Write, offset: u64) -> io::Result<Vec<Segment>> {
+        let counted = self.records != self.entries.len();
         let mut segments = vec![Segment::default(); self.reducers as usize];
         let mut pos = offset;
         let mut seg_start = offset;
         let mut current = 0u32;
-        let mut records = 0u64;
+        let (mut records, mut text) = (0u64, 0u64);
         let mut block = LineBlock::new(out).ending(self.order.key.eol);
-        for (e, line, copies) in self.entries_with_lines() {
-            let part = e.part_sep & PARTITION;
-            while part != current {
-                segments[current as usize] = Segment {
-                    start: seg_start,
-                    end: pos,
-                    records,
-                };
-                current += 1;
-                seg_start = pos;
-                records = 0;
-            }
-            for _ in 0..copies {
-                block.line(line)?;
-            }
-            pos += (line.len() as u64 + 1) * copies;
-            records += copies;
-        }
-        while (current as usize) < segments.len() {
+        let mut close = |current: u32, seg_start: u64, pos: u64, records: u64, text: u64| {
             segments[current as usize] = Segment {
                 start: seg_start,
                 end: pos,
                 records,
+                text_bytes: counted.then_some(text),
             };
+        };
+        // Counted, the copies of a line in several entries (pushed one by
+        // one before the task began counting lines, or over u32::MAX) are
+        // written once: the line waiting, and its copies so far.
+        let mut waiting: (&[u8], u64) = (&[], 0);
+        for (e, line, copies) in self.entries_with_lines() {
+            let part = e.part_sep & PARTITION;
+            if counted && (part != current || line != waiting.0) && waiting.1 > 0 {
+                pos += block.counted_line(waiting.1, waiting.0)? as u64;
+                waiting.1 = 0;
+            }
+            while part != current {
+                close(current, seg_start, pos, records, text);
+                current += 1;
+                seg_start = pos;
+                (records, text) = (0, 0);
+            }
+            if counted {
+                waiting = (line, waiting.1 + copies);
+            } else {
+                block.line(line)?;
+                pos += line.len() as u64 + 1;
+            }
+            text += (line.len() as u64 + 1) * copies;
+            records += copies;
+        }
+        if waiting.1 > 0 {
+            pos += block.counted_line(waiting.1, waiting.0)? as u64;
+        }
+        while (current as usize) < self.reducers as usize {
+            close(current, seg_start, pos, records, text);
             current += 1;
             seg_start = pos;
-            records = 0;
+            (records, text) = (0, 0);
         }
         block.into_inner()?;
         Ok(segments)
@@ -1076,10 +1107,26 @@ mod tests {
             "copies share entries"
         );
         assert_eq!(grouped.len(), lines.len());
+        // The runs as lines, read back through a merge of each segment,
+        // and each segment's records and bytes as lines.
         let written = |b: &mut SortBuffer| {
             b.sort();
-            let mut out = Vec::new();
+            let mut out = vec![b'x'; 5];
             let segs = b.write_runs(&mut out, 5).unwrap();
+            let mut lines = Vec::new();
+            for seg in &segs {
+                let bytes = out[seg.start as usize..seg.end as usize].to_vec();
+                let run = crate::data::merge::Run::new(std::io::Cursor::new(bytes), 4096)
+                    .counted(seg.text_bytes.is_some());
+                crate::data::merge::merge(b.order(), vec![run], |l, copies| {
+                    for _ in 0..copies {
+                        lines.extend_from_slice(l);
+                        lines.push(b'\n');
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            }
             let mut each = Vec::new();
             b.for_each(|l| {
                 each.extend_from_slice(l);
@@ -1087,12 +1134,16 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-            assert_eq!(each, out, "for_each and write_runs agree");
-            (out, segs)
+            assert_eq!(each, lines, "for_each and write_runs agree");
+            let sizes: Vec<(u64, u64)> = segs.iter().map(|s| (s.records, s.text_len())).collect();
+            (lines, sizes, segs.iter().all(|s| s.text_bytes.is_some()))
         };
+        let (grouped, plain) = (written(&mut grouped), written(&mut plain));
+        assert!(grouped.0 == plain.0, "output differs");
+        assert_eq!(grouped.1, plain.1);
         assert!(
-            written(&mut grouped) == written(&mut plain),
-            "output differs"
+            grouped.2 && !plain.2,
+            "copies are written counted, lines as lines"
         );
     }
 

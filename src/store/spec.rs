@@ -21,8 +21,9 @@ use std::path::PathBuf;
 /// (`sort_keys`, `total_order`, `cuts`), which a task of an older gmr would
 /// ignore and sort wrongly; version 6 `by_key` (`--output-by-key`) and
 /// `key.eol` (`-z`), which it would ignore and write plain parts, or read
-/// NUL-ended records as lines.
-pub(crate) const FORMAT_VERSION: u32 = 6;
+/// NUL-ended records as lines; version 7 counted runs (a segment's
+/// `text_bytes`), which it would read as lines with a count in front.
+pub(crate) const FORMAT_VERSION: u32 = 7;
 
 /// A map-only step that runs inside the reducers of the step before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -234,7 +234,7 @@ impl MapTask<'_> {
         crate::files::write_private(&index_path, &crate::files::json_bytes(&index))
             .map_err(io_failure("cannot write", &index_path))?;
         report.records_out = index.segments.iter().map(|s| s.records).sum();
-        report.bytes_out = index.segments.last().map_or(0, |s| s.end);
+        report.bytes_out = index.segments.iter().map(|s| s.text_len()).sum();
         report.counters = outcome.counters;
         report.status = outcome.status;
         at.fence()?;

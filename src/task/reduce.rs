@@ -84,7 +84,7 @@ pub(super) fn partition_runs(
     }
     let size = files.iter().fold((0, 0), |(records, bytes), f| {
         let seg = f.segment;
-        (records + seg.records, bytes + (seg.end - seg.start))
+        (records + seg.records, bytes + seg.text_len())
     });
     let mut scratch = None;
     if files.len() > at.res.fan_in {

@@ -6,7 +6,7 @@
 //! per partition (docs/contracts.md §6).
 
 use crate::data::aggregate::{self, Aggregator};
-use crate::data::linebuf::{BLOCK, LineBlock, WRITE_BUFFER};
+use crate::data::linebuf::{LineBlock, WRITE_BUFFER};
 use crate::data::merge::{self, RunFile};
 use crate::data::record::{LineSplitter, TooLong};
 use crate::data::sort::{Segment, SortBuffer};
@@ -378,16 +378,10 @@ impl<'a> Sorter<'a> {
             for path in &opened.intermediate {
                 let _ = fs::remove_file(path);
             }
-            let start = pos;
-            let (records, bytes) =
-                merge::merge_into(self.buffer.order(), opened.runs, &mut out, BLOCK)
-                    .map_err(io_failure("cannot merge spills into", &out_path))?;
-            pos += bytes;
-            segments.push(Segment {
-                start,
-                end: pos,
-                records,
-            });
+            let segment = merge::merge_runs(self.buffer.order(), opened.runs, &mut out, pos)
+                .map_err(io_failure("cannot merge spills into", &out_path))?;
+            pos = segment.end;
+            segments.push(segment);
         }
         let out = out
             .into_inner()
