@@ -425,10 +425,10 @@ pub(crate) fn merge_into(
     let mut block = LineBlock::with_size(out, block).ending(order.key.eol);
     let records = merge(order, runs, |line, copies| {
         bytes += (line.len() as u64 + 1) * copies;
-        for _ in 0..copies {
-            block.line(line)?;
+        if copies == 1 {
+            return block.line(line);
         }
-        Ok(())
+        (0..copies).try_for_each(|_| block.line(line))
     })?;
     block.flush()?;
     Ok((records, bytes))
