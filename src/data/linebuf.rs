@@ -34,6 +34,26 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// Asks the kernel to back the 2 MiB-aligned pages within `len` bytes at
+/// `start` with huge pages (`madvise(MADV_HUGEPAGE)`, where transparent
+/// huge pages are enabled for those who ask): a hint, which changes
+/// nothing when refused. Call it before the memory is first touched.
+pub(crate) fn huge_pages(start: *mut u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    let (from, to) = (
+        (start as usize).next_multiple_of(HUGE),
+        (start as usize + len) & !(HUGE - 1),
+    );
+    #[cfg(target_os = "linux")]
+    if to > from {
+        // SAFETY: advice on whole pages of an allocation the caller owns;
+        // MADV_HUGEPAGE changes neither its contents nor its validity.
+        unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (from, to);
+}
+
 /// Copies `src` to `dst` with at most two loads and two stores of a fixed
 /// size for lengths up to 32 (overlapping when the length is between two
 /// sizes), which the compiler inlines, instead of calling `memcpy`.

@@ -21,7 +21,7 @@
 //! function, over an array far larger than the cache; a radix pass costs a
 //! count and a move, and the buckets that remain fit in the cache.
 
-use crate::data::linebuf::{LineBlock, extend_short, prefetch};
+use crate::data::linebuf::{LineBlock, extend_short, huge_pages, prefetch};
 use crate::data::order::Order;
 use crate::data::record::{cmp_bytes, key_prefix};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
@@ -630,12 +630,22 @@ impl SortBuffer {
     /// made a task's resident memory about 1.4 times its sort buffer.
     pub(crate) fn with_capacity(order: Order, reducers: u32, bytes: usize) -> SortBuffer {
         assert!(reducers <= MAX_PARTITIONS, "{reducers} partitions");
+        let mut data: Vec<u8> = Vec::with_capacity(bytes);
+        let mut entries: Vec<Entry> = Vec::with_capacity(bytes / ENTRY_BYTES);
+        // The sort moves entries between buckets anywhere in the buffer and
+        // reads lines anywhere in the arena: on huge pages, where the
+        // kernel grants them, those accesses miss the TLB far less.
+        huge_pages(data.as_mut_ptr(), data.capacity());
+        huge_pages(
+            entries.as_mut_ptr().cast(),
+            entries.capacity() * size_of::<Entry>(),
+        );
         SortBuffer {
             order,
             encoded: Vec::new(),
             reducers,
-            data: Vec::with_capacity(bytes),
-            entries: Vec::with_capacity(bytes / ENTRY_BYTES),
+            data,
+            entries,
             records: 0,
             line_start: 0,
         }
