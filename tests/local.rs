@@ -1269,14 +1269,37 @@ fn merges_of_more_runs_than_open_files_take_several_passes() {
         sorted_lines(&d.sh(&format!("cat {g}/*"))),
         "every line once"
     );
-    for (args, w) in [
-        ("--split-size 16K -j 2", "w1"),
-        ("--split-size 100M --sort-buffer 64K -j 1", "w2"),
+    // A word mapper's lines repeat: map tasks count them and write their
+    // runs counted (`N<SP>line`, docs/contracts.md §4), spilled, narrowed
+    // and merged as such; every copy comes out, as `sort` orders them.
+    let words = words_map();
+    let want_words = d.sh(&format!("cat {g}/* | {words} | LC_ALL=C sort"));
+    for (mapper, args, w, want) in [
+        ("cat", "--split-size 16K -j 2", "w1", &want),
+        (
+            "cat",
+            "--split-size 100M --sort-buffer 64K -j 1",
+            "w2",
+            &want,
+        ),
+        (
+            &words,
+            "--split-size 100M --sort-buffer 64K -j 1",
+            "w3",
+            &want_words,
+        ),
+        (&words, "--split-size 400K -j 2", "w4", &want_words),
     ] {
         let got = d.sh(&format!(
-            "ulimit -n 20; {gmr} run -q -m cat -r cat -R 1 {args} --workdir {w} {g}"
+            "ulimit -n 20; {gmr} run -q -m {mapper} -r cat -R 1 {args} --workdir {w} {g}"
         ));
-        assert!(got == want, "{args}: output differs");
+        assert!(&got == want, "-m {mapper} {args}: output differs");
+        let indexes = d.sh(&format!("cat {w}/map/*/index.json"));
+        assert_eq!(
+            String::from_utf8_lossy(&indexes).contains("\"text_bytes\""),
+            mapper != "cat",
+            "-m {mapper} {args}: runs counted only where lines repeat"
+        );
         let left = d.sh(&format!(
             "find {w} -type f | grep -v -e /reports/ -e /logs/ -e /index.json -e /out$ -e /job.json -e /report.json -e /report.html -e /status.json -e /attempts.jsonl -e /output/part- || true"
         ));
@@ -1286,34 +1309,6 @@ fn merges_of_more_runs_than_open_files_take_several_passes() {
             String::from_utf8_lossy(&scratch),
             "",
             "{args}: scratch left"
-        );
-    }
-}
-
-#[test]
-fn counted_runs_spilled_and_merged_in_passes_give_every_copy() {
-    // A word mapper's lines repeat: map tasks count them and write their
-    // runs counted (`N<SP>line`, docs/contracts.md). Spilled (64K sort
-    // buffer) and merged a few at a time (20 open files), as the reducers
-    // read them, every copy comes out: the output is the sorted map
-    // output, byte for byte.
-    let d = Dir::new();
-    let gmr = gmr_bin().display().to_string();
-    let g = gutenberg();
-    let words = words_map();
-    let want = d.sh(&format!("cat {g}/* | {words} | LC_ALL=C sort"));
-    for (args, w) in [
-        ("--split-size 100M --sort-buffer 64K -j 1", "w1"),
-        ("--split-size 400K -j 2", "w2"),
-    ] {
-        let got = d.sh(&format!(
-            "ulimit -n 20; {gmr} run -q -m {words} -r cat -R 1 {args} --workdir {w} {g}"
-        ));
-        assert!(got == want, "{args}: output differs");
-        let indexes = d.sh(&format!("cat {w}/map/*/index.json"));
-        assert!(
-            String::from_utf8_lossy(&indexes).contains("\"text_bytes\""),
-            "{args}: no run was counted"
         );
     }
 }

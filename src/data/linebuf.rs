@@ -54,6 +54,20 @@ pub(crate) fn huge_pages(start: *mut u8, len: usize) {
     let _ = (from, to);
 }
 
+/// `n` in decimal, written at the end of `buf`: no allocation, so that
+/// it may run between fork and exec.
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// Copies `src` to `dst` with at most two loads and two stores of a fixed
 /// size for lengths up to 32 (overlapping when the length is between two
 /// sizes), which the compiler inlines, instead of calling `memcpy`.
@@ -167,25 +181,15 @@ impl<W: Write> LineBlock<W> {
     /// written.
     #[inline]
     pub(crate) fn counted_line(&mut self, copies: u64, line: &[u8]) -> io::Result<usize> {
-        let mut digits = [0u8; 21];
-        let mut at = digits.len() - 1;
-        digits[at] = b' ';
-        let mut n = copies;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let prefix = &digits[at..];
-        if self.size - self.block.len() <= prefix.len() {
+        let mut digits = [0u8; 20];
+        let count = decimal(copies, &mut digits);
+        if self.size - self.block.len() <= count.len() + 1 {
             self.write_block()?;
         }
-        extend_short(&mut self.block, prefix);
+        extend_short(&mut self.block, count);
+        self.block.push(b' ');
         self.line(line)?;
-        Ok(prefix.len() + line.len() + 1)
+        Ok(count.len() + 1 + line.len() + 1)
     }
 
     fn write_block(&mut self) -> io::Result<()> {

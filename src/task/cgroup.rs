@@ -134,20 +134,10 @@ pub(crate) fn join(fd: RawFd) -> io::Result<()> {
     // SAFETY: getpid and write are async-signal-safe; the buffer is ours.
     let pid = unsafe { libc::getpid() };
     let mut digits = [0u8; 20];
-    let mut n = pid as u64;
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let len = digits.len() - at;
+    let pid = crate::data::linebuf::decimal(pid as u64, &mut digits);
     // SAFETY: as above.
-    let wrote = unsafe { libc::write(fd, digits[at..].as_ptr().cast(), len) };
-    if wrote != len as isize {
+    let wrote = unsafe { libc::write(fd, pid.as_ptr().cast(), pid.len()) };
+    if wrote != pid.len() as isize {
         return Err(io::Error::last_os_error());
     }
     Ok(())
