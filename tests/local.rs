@@ -1982,6 +1982,27 @@ fn null_records_hold_newlines_and_tabs_across_splits_reducers_and_stages() {
         .run();
     let sorted = d.sh("{ cat in/records; printf '\\0'; } | sort -z");
     assert_eq!(one.ok(), sorted.as_slice());
+    // Records that repeat are counted and their runs stored counted
+    // (`N<SP>record`, NUL-ended): spilled and merged, every copy is back.
+    let kinds = ["a\nb\t1", "x\ty", "", "multi\nline\nrecord", "k\t1\n2"];
+    let repeated: Vec<u8> = (0..40_000)
+        .flat_map(|i| [kinds[i * 7 % 5].as_bytes(), b"\0"].concat())
+        .collect();
+    d.write("repeated", &repeated);
+    let out = d
+        .gmr_run()
+        .arg("-z")
+        .mapper("cat")
+        .reducer("cat")
+        .reducers(1)
+        .arg("--sort-buffer")
+        .arg("64K")
+        .workdir("wz")
+        .input("repeated")
+        .run();
+    assert_eq!(out.ok(), d.sh("sort -z repeated").as_slice());
+    let index = d.sh("cat wz/map/*/index.json");
+    assert!(String::from_utf8_lossy(&index).contains("text_bytes"));
     // Three reducers and a mapper of its own: the same records.
     let three = d
         .gmr_run()
