@@ -176,22 +176,6 @@ impl<W: Write> LineBlock<W> {
         Ok(())
     }
 
-    /// Writes `line` as a counted record of a run, `N<SP>line` and the
-    /// line's end, for `copies` (N) copies of it; returns the bytes
-    /// written.
-    #[inline]
-    pub(crate) fn counted_line(&mut self, copies: u64, line: &[u8]) -> io::Result<usize> {
-        let mut digits = [0u8; 20];
-        let count = decimal(copies, &mut digits);
-        if self.size - self.block.len() <= count.len() + 1 {
-            self.write_block()?;
-        }
-        extend_short(&mut self.block, count);
-        self.block.push(b' ');
-        self.line(line)?;
-        Ok(count.len() + 1 + line.len() + 1)
-    }
-
     fn write_block(&mut self) -> io::Result<()> {
         let r = self.out.write_all(&self.block);
         self.block.clear();
@@ -208,6 +192,84 @@ impl<W: Write> LineBlock<W> {
     pub(crate) fn into_inner(mut self) -> io::Result<W> {
         self.write_block()?;
         Ok(self.out)
+    }
+}
+
+/// Writes the records of sorted runs: as lines, or counted (`N<SP>line`
+/// and the line's end, N copies of the line; see
+/// [`crate::data::sort::Segment::text_bytes`]), where copies of one line
+/// that meet are written once.
+pub(crate) struct RunWriter<W: Write> {
+    block: LineBlock<W>,
+    counted: bool,
+    /// The line waiting to be written (counted), and its copies so far.
+    line: Vec<u8>,
+    copies: u64,
+    /// Bytes written so far, the line waiting aside.
+    written: u64,
+}
+
+impl<W: Write> RunWriter<W> {
+    /// Runs into `block`, counted when `counted`.
+    pub(crate) fn new(block: LineBlock<W>, counted: bool) -> RunWriter<W> {
+        RunWriter {
+            block,
+            counted,
+            line: Vec::new(),
+            copies: 0,
+            written: 0,
+        }
+    }
+
+    /// Writes `copies` copies of `line` (one, unless counted).
+    #[inline]
+    pub(crate) fn push(&mut self, line: &[u8], copies: u64) -> io::Result<()> {
+        if !self.counted {
+            self.written += (line.len() as u64 + 1) * copies;
+            return (0..copies).try_for_each(|_| self.block.line(line));
+        }
+        if self.copies > 0 && line == self.line.as_slice() {
+            self.copies += copies;
+            return Ok(());
+        }
+        self.write_waiting()?;
+        self.line.clear();
+        self.line.extend_from_slice(line);
+        self.copies = copies;
+        Ok(())
+    }
+
+    /// Bytes written, the line waiting included (it is written now: the
+    /// next record starts a new one).
+    pub(crate) fn written(&mut self) -> io::Result<u64> {
+        self.write_waiting()?;
+        Ok(self.written)
+    }
+
+    /// Writes what is left and flushes the writer.
+    pub(crate) fn finish(mut self) -> io::Result<W> {
+        self.write_waiting()?;
+        let mut out = self.block.into_inner()?;
+        out.flush()?;
+        Ok(out)
+    }
+
+    fn write_waiting(&mut self) -> io::Result<()> {
+        if self.copies == 0 {
+            return Ok(());
+        }
+        let mut digits = [0u8; 20];
+        let count = decimal(self.copies, &mut digits);
+        let block = &mut self.block;
+        if block.size - block.block.len() <= count.len() + 1 {
+            block.write_block()?;
+        }
+        extend_short(&mut block.block, count);
+        block.block.push(b' ');
+        block.line(&self.line)?;
+        self.written += (count.len() + 1 + self.line.len() + 1) as u64;
+        self.copies = 0;
+        Ok(())
     }
 }
 

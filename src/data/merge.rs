@@ -12,7 +12,7 @@
 //! intermediate files, as many passes as it takes; [`open_narrowed`] does
 //! both steps for a merge.
 
-use crate::data::linebuf::{BLOCK, LineBlock};
+use crate::data::linebuf::{LineBlock, RunWriter};
 use crate::data::order::Order;
 use crate::data::record::{Fields, compare, key_prefix};
 use crate::data::sort::Segment;
@@ -296,32 +296,33 @@ impl Reader {
         }
         Ok(Next::Other)
     }
-}
 
-impl Reader {
     /// Reads the count of the counted record `buf[start..stop]` into
     /// `copies`; returns where its line starts.
     fn count(&mut self, start: usize, stop: usize) -> io::Result<usize> {
-        let digits = self.buf[start..stop]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let line = start + digits + 1;
-        let copies = match self.buf.get(start + digits) {
-            Some(b' ') if digits > 0 && line <= stop => {
-                std::str::from_utf8(&self.buf[start..][..digits])
-                    .ok()
-                    .and_then(|n| n.parse::<u64>().ok())
+        let mut copies = 0u64;
+        for (i, &b) in self.buf[start..stop].iter().enumerate() {
+            match b {
+                b'0'..=b'9' => {
+                    match copies
+                        .checked_mul(10)
+                        .and_then(|c| c.checked_add(u64::from(b - b'0')))
+                    {
+                        Some(c) => copies = c,
+                        None => break,
+                    }
+                }
+                b' ' if copies > 0 => {
+                    self.copies = copies;
+                    return Ok(start + i + 1);
+                }
+                _ => break,
             }
-            _ => None,
-        };
-        self.copies = copies.filter(|&n| n > 0).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "a record of a counted run has no count (the runs file is damaged)",
-            )
-        })?;
-        Ok(line)
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a record of a counted run has no count (the runs file is damaged)",
+        ))
     }
 }
 
@@ -443,42 +444,20 @@ pub(crate) fn merge_runs(
     out: impl Write,
     start: u64,
 ) -> io::Result<Segment> {
-    if !runs.iter().any(|r| r.counted) {
-        let (records, bytes) = merge_into(order, runs, out, BLOCK)?;
-        return Ok(Segment {
-            start,
-            end: start + bytes,
-            records,
-            text_bytes: None,
-        });
-    }
-    let mut block = LineBlock::new(out).ending(order.key.eol);
-    let (mut written, mut text) = (0u64, 0u64);
-    // The line waiting to be written, and its copies so far.
-    let (mut line, mut copies) = (Vec::new(), 0u64);
-    let records = merge(order, runs, |next, n| {
-        text += (next.len() as u64 + 1) * n;
-        if copies > 0 && next == line.as_slice() {
-            copies += n;
-            return Ok(());
-        }
-        if copies > 0 {
-            written += block.counted_line(copies, &line)? as u64;
-        }
-        line.clear();
-        line.extend_from_slice(next);
-        copies = n;
-        Ok(())
+    let counted = runs.iter().any(|r| r.counted);
+    let mut out = RunWriter::new(LineBlock::new(out).ending(order.key.eol), counted);
+    let mut text = 0u64;
+    let records = merge(order, runs, |line, copies| {
+        text += (line.len() as u64 + 1) * copies;
+        out.push(line, copies)
     })?;
-    if copies > 0 {
-        written += block.counted_line(copies, &line)? as u64;
-    }
-    block.flush()?;
+    let written = out.written()?;
+    out.finish()?;
     Ok(Segment {
         start,
         end: start + written,
         records,
-        text_bytes: Some(text),
+        text_bytes: counted.then_some(text),
     })
 }
 

@@ -21,7 +21,7 @@
 //! function, over an array far larger than the cache; a radix pass costs a
 //! count and a move, and the buckets that remain fit in the cache.
 
-use crate::data::linebuf::{LineBlock, extend_short, huge_pages, prefetch};
+use crate::data::linebuf::{LineBlock, RunWriter, extend_short, huge_pages, prefetch};
 use crate::data::order::Order;
 use crate::data::record::{cmp_bytes, key_prefix};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
@@ -795,56 +795,32 @@ impl SortBuffer {
     /// (`N<SP>line`, see [`Segment::text_bytes`]) when an entry stands for
     /// several copies of its line.
     pub(crate) fn write_runs(&self, out: &mut impl Write, offset: u64) -> io::Result<Vec<Segment>> {
-        let counted = self.records != self.entries.len();
-        let mut segments = vec![Segment::default(); self.reducers as usize];
-        let mut pos = offset;
-        let mut seg_start = offset;
-        let mut current = 0u32;
-        let (mut records, mut text) = (0u64, 0u64);
-        let mut block = LineBlock::new(out).ending(self.order.key.eol);
-        let mut close = |current: u32, seg_start: u64, pos: u64, records: u64, text: u64| {
-            segments[current as usize] = Segment {
-                start: seg_start,
-                end: pos,
-                records,
-                text_bytes: counted.then_some(text),
-            };
-        };
         // Counted, the copies of a line in several entries (pushed one by
         // one before the task began counting lines, or over u32::MAX) are
-        // written once: the line waiting, and its copies so far.
-        let mut waiting: (&[u8], u64) = (&[], 0);
-        for (e, line, copies) in self.entries_with_lines() {
-            let part = e.part_sep & PARTITION;
-            if counted && (part != current || line != waiting.0) && waiting.1 > 0 {
-                pos += block.counted_line(waiting.1, waiting.0)? as u64;
-                waiting.1 = 0;
+        // written once.
+        let counted = self.records != self.entries.len();
+        let mut runs = RunWriter::new(LineBlock::new(out).ending(self.order.key.eol), counted);
+        let mut segments = Vec::with_capacity(self.reducers as usize);
+        let (mut start, mut records, mut text) = (offset, 0u64, 0u64);
+        let mut entries = self.entries_with_lines().peekable();
+        for part in 0..self.reducers {
+            while let Some((_, line, copies)) =
+                entries.next_if(|(e, _, _)| e.part_sep & PARTITION == part)
+            {
+                runs.push(line, copies)?;
+                text += (line.len() as u64 + 1) * copies;
+                records += copies;
             }
-            while part != current {
-                close(current, seg_start, pos, records, text);
-                current += 1;
-                seg_start = pos;
-                (records, text) = (0, 0);
-            }
-            if counted {
-                waiting = (line, waiting.1 + copies);
-            } else {
-                block.line(line)?;
-                pos += line.len() as u64 + 1;
-            }
-            text += (line.len() as u64 + 1) * copies;
-            records += copies;
+            let end = offset + runs.written()?;
+            segments.push(Segment {
+                start,
+                end,
+                records,
+                text_bytes: counted.then_some(text),
+            });
+            (start, records, text) = (end, 0, 0);
         }
-        if waiting.1 > 0 {
-            pos += block.counted_line(waiting.1, waiting.0)? as u64;
-        }
-        while (current as usize) < self.reducers as usize {
-            close(current, seg_start, pos, records, text);
-            current += 1;
-            seg_start = pos;
-            (records, text) = (0, 0);
-        }
-        block.into_inner()?;
+        runs.finish()?;
         Ok(segments)
     }
 
