@@ -173,10 +173,11 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
     );
 
     // A job of two steps (gmr's --then), each step's tasks Slurm steps:
-    // what the same job gives here.
+    // what the same job gives here. Step 2's mapper runs in step 1's
+    // reducers.
     let top = |launch: &str, slurm: &str| {
         format!(
-            "{launch}\"$GMR\" run -q {slurm} -m {} -r {} -R 3 --then -m cat -r 'head -10' -R 1 --sort-key 2,2nr {books}",
+            "{launch}\"$GMR\" run -q {slurm} -m {} -r {} --then -m 'awk 1' -r 'head -10' -R 1 --sort-key 2,2nr {books}",
             words_map(),
             sum_reduce()
         )
@@ -193,6 +194,10 @@ fn jobs_run_as_steps_of_a_slurm_allocation() {
         "{log}"
     );
     assert!(d.path("w7/step-2/report.json").exists());
+    assert!(
+        d.path("w7/step-1/logs/reduce-00000.mapper.1.stderr")
+            .exists()
+    );
 
     // A step cancelled under its task counts against the node, not the
     // task: with --retries 0 the job still succeeds.

@@ -1812,4 +1812,34 @@ fn a_job_of_several_steps_runs_on_the_hosts_as_it_runs_here() {
         .collect();
     assert!(hosts_used.iter().any(|h| h != "local"), "{hosts_used:?}");
     assert!(d.path("w/step-3/report.json").exists());
+    // The mapper of a later step with reducers runs in the reducers
+    // before it, on the hosts as here.
+    let two = |more: Vec<String>| {
+        let mut args: Vec<String> = ["run", "-q", "-m", &words_map(), "-r", &sum_reduce()]
+            .map(String::from)
+            .to_vec();
+        args.extend(more);
+        args.extend(
+            [
+                "--then",
+                "-m",
+                "awk -F'\\t' '$2 > 2 {print $2}'",
+                "-r",
+                "@count",
+                "-R",
+                "2",
+            ]
+            .map(String::from),
+        );
+        args.push(gutenberg());
+        let all: Vec<&str> = args.iter().map(String::as_str).collect();
+        d.run(&all)
+    };
+    let local = two(vec![]).ok().to_vec();
+    assert!(!local.is_empty());
+    assert_eq!(two(c.args(&c.path("hosts.txt"), "w2")).ok(), local);
+    assert!(
+        d.path("w2/step-1/logs/reduce-00000.mapper.1.stderr")
+            .exists()
+    );
 }

@@ -439,3 +439,135 @@ fn a_fused_last_step_files_its_output_by_its_own_key() {
     }
     assert_eq!(got, ["a: a,3\n", "b: b,1\n", "c: c,1\n"]);
 }
+
+/// The mapper of a step with reducers, after a step with its default
+/// reducers, runs inside them, on each partition as it is made; the
+/// step's own map tasks read its output. The output is the separate
+/// jobs', byte for byte; a change to that mapper reruns the reducers it
+/// runs in, not the maps before them; with the output between the steps
+/// kept, the mapper runs in map tasks of its own.
+#[test]
+fn a_later_steps_mapper_runs_in_the_reducers_before_it() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let (m1, _) = logging_steps(&d);
+    // How many words are seen each number of times, over `least` times.
+    let m2 = d.script(
+        "m2.sh",
+        "echo \"$GMR_TASK\" >> step2.log\nexec awk -F'\\t' -v least=\"$1\" '$2 > least {print $2}'",
+    );
+    let m2 = |least: u32| format!("{} {least}", m2.display());
+    let job = |resume: bool, least: u32| {
+        let r = d.gmr_run().quiet();
+        let r = if resume { r.arg("--resume") } else { r };
+        r.mapper(&m1)
+            .reducer(sum_reduce())
+            .workdir("w")
+            .output("out")
+            .args(["--then", "-m", &m2(least), "-r", "@count", "-R", "2"])
+            .input(&corpus)
+            .run()
+    };
+    let reference = |least: u32| {
+        d.sh(&format!(
+            "cat {corpus}/* | {} | LC_ALL=C sort | {} | awk -F'\\t' '$2 > {least} {{print $2}}' \
+             | LC_ALL=C sort | uniq -c | awk '{{print $2 \"\\t\" $1}}'",
+            words_map(),
+            sum_reduce()
+        ))
+    };
+    let tasks = || String::from_utf8(read(d.path("step2.log"))).unwrap();
+    job(false, 3).ok();
+    assert!(
+        !tasks().is_empty() && tasks().lines().all(|t| t.starts_with("reduce-")),
+        "{}",
+        tasks()
+    );
+    assert_eq!(
+        sorted_lines(&parts(d.path("out"))),
+        sorted_lines(&reference(3))
+    );
+    let status = String::from_utf8(d.run(&["status", "w"]).ok().to_vec()).unwrap();
+    assert!(
+        status.contains("  step 2  done ") && status.contains("(its mapper in step 1's reducers)"),
+        "{status}"
+    );
+    // The same as two jobs, part for part.
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &m1,
+        "-r",
+        &sum_reduce(),
+        "-o",
+        "s1",
+        &corpus,
+    ])
+    .ok();
+    d.run(&[
+        "run",
+        "-q",
+        "-m",
+        &m2(3),
+        "-r",
+        "@count",
+        "-R",
+        "2",
+        "-o",
+        "s2",
+        "s1",
+    ])
+    .ok();
+    for part in ["part-00000", "part-00001"] {
+        assert_eq!(
+            read(d.path("out").join(part)),
+            read(d.path("s2").join(part)),
+            "{part}"
+        );
+    }
+    // Step 2's mapper changed: step 1's reducers run again, its maps not.
+    let starts = count_lines(&read(d.path("step1.log")));
+    job(true, 10).ok();
+    assert_eq!(
+        count_lines(&read(d.path("step1.log"))),
+        starts,
+        "step 1's mappers ran again"
+    );
+    assert_eq!(
+        sorted_lines(&parts(d.path("out"))),
+        sorted_lines(&reference(10))
+    );
+    // The output between the steps kept: it is step 1's, and step 2's
+    // mapper runs in its own map tasks.
+    std::fs::remove_file(d.path("step2.log")).unwrap();
+    d.gmr_run()
+        .quiet()
+        .mapper(&m1)
+        .reducer(sum_reduce())
+        .output("kept")
+        .args(["--keep-intermediate", "between"])
+        .args(["--then", "-m", &m2(3), "-r", "@count", "-R", "2"])
+        .input(&corpus)
+        .run()
+        .ok();
+    assert!(
+        tasks().lines().all(|t| t.starts_with("map-")),
+        "{}",
+        tasks()
+    );
+    assert_eq!(parts(d.path("between/step-1")), parts(d.path("s1")));
+    assert_eq!(parts(d.path("kept")), parts(d.path("s2")));
+    // A failing mapper there names the step it runs in and its own.
+    d.write("in", "a b\n");
+    let err = d
+        .run(&[
+            "run", "-m", "cat", "-r", "cat", "--then", "-m", "false", "-r", "cat", "in",
+        ])
+        .fails(1);
+    assert!(
+        err.contains("\ngmr: step 1 of 2 (-m cat -r cat, then step 2's mapper): task reduce-")
+            && err.contains("mapper `false` exited with status 1"),
+        "{err}"
+    );
+}

@@ -556,8 +556,9 @@ pub(crate) struct RunArgs {
     #[arg(skip)]
     pub(crate) intermediate: bool,
 
-    /// Set by a job of several steps: the map-only step after this one,
-    /// run inside this one's reducers.
+    /// Set by a job of several steps: the mapper of the step after this
+    /// one (a map-only step, or one with reducers whose map tasks then
+    /// read its output), run inside this one's reducers.
     #[arg(skip)]
     pub(crate) then_map: Option<crate::store::spec::ThenMap>,
 }

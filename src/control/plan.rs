@@ -589,8 +589,8 @@ impl<'a> RunPlan<'a> {
         spec.splits = match &self.recorded {
             Some(old) => {
                 check_resumable(old, &spec)?;
-                // The map-only step fused into the reducers changed: the
-                // map tasks stand, every reduce task runs again.
+                // The next step's mapper fused into the reducers changed:
+                // the map tasks stand, every reduce task runs again.
                 if old.then_map != spec.then_map {
                     for p in 0..old.reducers {
                         let task = crate::task::TaskId::Reduce(p).to_string();

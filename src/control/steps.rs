@@ -5,6 +5,14 @@
 //! job's output. `WORKDIR/steps.json` records each step's flags, so that
 //! `--resume` reuses what committed in the steps that did not change and
 //! runs again a step whose flags changed and every step after it.
+//!
+//! Steps fuse where the work allows (docs/guide.md, "Jobs of several
+//! steps"): a map-only step after a step with reducers runs inside them
+//! (its mapper reads their output through a pipe, and its output is their
+//! parts); the mapper of a step with reducers after a step with reducers
+//! runs inside those too, so that it starts on each partition as it is
+//! made, and the step's own map tasks read its output with `cat`, which
+//! starts no process.
 
 use crate::cli::flags::RunArgs;
 use crate::error::{Error, Result};
@@ -41,6 +49,10 @@ pub(crate) struct Step {
     /// (it has no work directory of its own).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) fused: bool,
+    /// A step with reducers whose mapper runs inside the reducers of the
+    /// step before; its own map tasks read that mapper's output.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) mapper_fused: bool,
 }
 
 /// The file that lists the steps.
@@ -113,6 +125,7 @@ fn describe(a: &RunArgs) -> Step {
         commands,
         flags: format!("{:?}", (&a.map, &a.reduce, &a.key, &a.exec.ok_exit)),
         fused: false,
+        mapper_fused: false,
     }
 }
 
@@ -168,9 +181,13 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
     let mut steps = Steps {
         steps: all.iter().map(describe).collect(),
     };
-    // A map-only step after a reduce step runs inside its reducers.
+    // A map-only step after a reduce step runs inside its reducers; so
+    // does the mapper of a step with reducers, where nothing keeps the
+    // step before's own output.
+    let kept = args.keep_intermediate.is_some();
     for k in 1..n {
         steps.steps[k].fused = fuses(&all[k - 1], &all[k]) && !steps.steps[k - 1].fused;
+        steps.steps[k].mapper_fused = !kept && fuses_mapper(&all[k - 1], &all[k]);
     }
     // The first step that changed runs again, and so does every one after
     // it: its output, their input, is not the one they committed on.
@@ -225,11 +242,12 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
         );
     }
     let mut runs: Vec<(usize, RunArgs)> = Vec::new();
-    for (k, a) in all.into_iter().enumerate() {
+    for (k, mut a) in all.into_iter().enumerate() {
+        let step = &steps.steps[k];
         match runs.last_mut() {
             // The fused step's mapper reads the reducers' output, and its
             // output is theirs.
-            Some((_, before)) if steps.steps[k].fused => {
+            Some((_, before)) if step.fused => {
                 before.then_map = Some(ThenMap {
                     mapper: a.map.mapper.clone(),
                     ok_exit: a.exec.ok_exit.0.clone(),
@@ -243,6 +261,16 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
                 before.output = a.output;
                 before.intermediate = a.intermediate;
             }
+            // The step's mapper makes the reducers' output before it, which
+            // its map tasks take as it is.
+            Some((_, before)) if step.mapper_fused => {
+                before.then_map = Some(ThenMap {
+                    mapper: std::mem::replace(&mut a.map.mapper, "cat".into()),
+                    ok_exit: a.exec.ok_exit.0.clone(),
+                    key: None,
+                });
+                runs.push((k, a));
+            }
             _ => runs.push((k, a)),
         }
     }
@@ -252,16 +280,31 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
         a.resume =
             args.resume && k < changed && WorkDir::new(step_dir(&root, k + 1)).spec_path().exists();
         // "step 2 of 3 (-m A -r B)", or with the step in its reducers
-        // "steps 2 and 3 of 3 (-m A -r B, then -m C -R 0)".
-        let which = match fused {
-            true => format!(
+        // "steps 2 and 3 of 3 (-m A -r B, then -m C -R 0)", or with the
+        // next step's mapper in its reducers "step 2 of 3 (-m A -r B, then
+        // step 3's mapper)", and that step "step 3 of 3 (-m C -r D, its
+        // mapper in step 2's reducers)".
+        let mapper_after = steps.steps.get(k + 1).is_some_and(|s| s.mapper_fused);
+        let which = match (fused, mapper_after) {
+            (true, _) => format!(
                 "steps {} and {} of {n} ({}, then {})",
                 k + 1,
                 k + 2,
                 step.commands,
                 steps.steps[k + 1].commands
             ),
-            false => format!("step {} of {n} ({})", k + 1, step.commands),
+            (false, true) => format!(
+                "step {} of {n} ({}, then step {}'s mapper)",
+                k + 1,
+                step.commands,
+                k + 2
+            ),
+            (false, false) if step.mapper_fused => format!(
+                "step {} of {n} ({}, its mapper in step {k}'s reducers)",
+                k + 1,
+                step.commands
+            ),
+            (false, false) => format!("step {} of {n} ({})", k + 1, step.commands),
         };
         if !quiet {
             eprintln!("gmr: {which}");
@@ -273,10 +316,17 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
             }
         }
         if k > 0 && !quiet && is_empty_output(&between.join(format!("step-{k}"))) {
-            eprintln!(
-                "gmr: step {k} wrote no records: step {} runs on nothing",
-                k + 1
-            );
+            match step.mapper_fused {
+                true => eprintln!(
+                    "gmr: step {}'s mapper, in step {k}'s reducers, wrote no records: step {} runs on nothing",
+                    k + 1,
+                    k + 1
+                ),
+                false => eprintln!(
+                    "gmr: step {k} wrote no records: step {} runs on nothing",
+                    k + 1
+                ),
+            }
         }
         run_step(
             a,
@@ -369,9 +419,10 @@ pub(crate) fn report_page(wd: &WorkDir) -> Result<String> {
         .steps
         .into_iter()
         .enumerate()
-        .map(|(k, s)| match s.fused {
-            true => format!("{} (in step {k}'s reducers)", s.commands),
-            false => s.commands,
+        .map(|(k, s)| match (s.fused, s.mapper_fused) {
+            (true, _) => format!("{} (in step {k}'s reducers)", s.commands),
+            (false, true) => format!("{} (its mapper in step {k}'s reducers)", s.commands),
+            (false, false) => s.commands,
         })
         .zip(docs)
         .collect();
@@ -382,6 +433,23 @@ pub(crate) fn report_page(wd: &WorkDir) -> Result<String> {
 /// map-only, and `a` is not.
 fn fuses(a: &RunArgs, b: &RunArgs) -> bool {
     a.map.reducers != Some(0) && b.map.reducers == Some(0)
+}
+
+/// Whether the mapper of step `b`, which has reducers, runs inside the
+/// reducers of step `a` before it: `a` has its default reducers (one per
+/// slot: the mapper runs on as many as a map phase would), `b`'s mapper
+/// is a command (`cat` needs no process), and `b` does not sample its
+/// mapper's output for cut points (`--total-order`: the sample would be
+/// of another input).
+fn fuses_mapper(a: &RunArgs, b: &RunArgs) -> bool {
+    use crate::task::program::Program;
+    a.map.reducers.is_none()
+        && b.map.reducers != Some(0)
+        && !b.key.total_order
+        && matches!(
+            Program::parse_flag(&b.map.mapper, "-m"),
+            Ok(Program::Shell(_))
+        )
 }
 
 /// What `gmr status` shows of a job of several steps in `wd`: a line per
@@ -422,7 +490,11 @@ pub(crate) fn status(wd: &WorkDir, json: bool) -> Result<(JobStatus, String)> {
             (Some(d), _) => d.state.map_or("unknown", State::name).to_string(),
             (None, _) => "not started".into(),
         };
-        let _ = writeln!(t, "  step {}  {state:<12} {}", k + 1, s.commands);
+        let whose = match s.mapper_fused {
+            true => format!(" (its mapper in step {k}'s reducers)"),
+            false => String::new(),
+        };
+        let _ = writeln!(t, "  step {}  {state:<12} {}{whose}", k + 1, s.commands);
     }
     if let Some(i) = current {
         let _ = writeln!(t, "step {} of {n}:", i + 1);

@@ -25,7 +25,9 @@ use std::path::PathBuf;
 /// `text_bytes`), which it would read as lines with a count in front.
 pub(crate) const FORMAT_VERSION: u32 = 7;
 
-/// A map-only step that runs inside the reducers of the step before it.
+/// The mapper of a later step that runs inside the reducers of the step
+/// before it: of a map-only step, or of a step with reducers whose map
+/// tasks then read its output with `cat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ThenMap {
     /// Its mapper.
@@ -79,9 +81,10 @@ pub(crate) struct JobSpec {
     /// synced to disk, as the work directory's own files are not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) intermediate: bool,
-    /// A map-only step fused into this job's reducers (`--then -m CMD -R
-    /// 0` after a reduce step): each reducer's output goes through this
-    /// mapper, whose output is the part.
+    /// The next step's mapper fused into this job's reducers (`--then -m
+    /// CMD -R 0` after a reduce step, or `--then -m CMD -r CMD2` after one
+    /// with its default reducers): each reducer's output goes through
+    /// this mapper, whose output is the part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) then_map: Option<ThenMap>,
     /// The cut points of a total order, ascending, in hex: the ranks (see

@@ -186,8 +186,8 @@ pub(super) fn run_reduce(at: &Attempt, p: u32) -> Result<TaskReport, TaskError> 
             e
         })
     };
-    // A map-only step fused into the reducers: the reducer's output is
-    // its mapper's input, and the mapper's output is the part.
+    // The next step's mapper fused into the reducers: the reducer's
+    // output is its input, and its output is the part.
     let reduce = |out: &mut dyn Write| match &at.job.then_mapper {
         None => reduce_into(out),
         Some(mapper) => chained(at, p, &env, mapper, reduce_into, out),
