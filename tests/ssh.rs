@@ -1758,24 +1758,23 @@ fn workers_die_with_a_killed_coordinator() {
 fn a_job_of_several_steps_runs_on_the_hosts_as_it_runs_here() {
     let c = Cluster::start(2);
     let d = Dir::new();
+    // `gmr run -q` with `first` (step 1), the placement `more`, `then`
+    // (the later steps) and the books.
+    let job = |first: &[&str], more: Vec<String>, then: &[&str]| {
+        let (map, reduce) = (words_map(), sum_reduce());
+        let mut args: Vec<&str> = vec!["run", "-q", "-m", &map, "-r", &reduce];
+        args.extend(first);
+        args.extend(more.iter().map(String::as_str));
+        args.extend(then);
+        let books = gutenberg();
+        args.push(&books);
+        d.run(&args)
+    };
     let steps = |more: Vec<String>| {
-        let mut args: Vec<String> = [
-            "run",
-            "-q",
-            "-m",
-            &words_map(),
-            "-r",
-            &sum_reduce(),
-            "-R",
-            "3",
-            "--joblog",
-            "log.jsonl",
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(more);
-        args.extend(
-            [
+        job(
+            &["-R", "3", "--joblog", "log.jsonl"],
+            more,
+            &[
                 "--then",
                 "-m",
                 "awk -F'\\t' '$2 > 2'",
@@ -1790,12 +1789,8 @@ fn a_job_of_several_steps_runs_on_the_hosts_as_it_runs_here() {
                 "1",
                 "--sort-key",
                 "2,2nr",
-            ]
-            .map(String::from),
-        );
-        args.push(gutenberg());
-        let all: Vec<&str> = args.iter().map(String::as_str).collect();
-        d.run(&all)
+            ],
+        )
     };
     let local = steps(vec![]).ok().to_vec();
     assert_eq!(local.iter().filter(|&&b| b == b'\n').count(), 10);
@@ -1814,30 +1809,19 @@ fn a_job_of_several_steps_runs_on_the_hosts_as_it_runs_here() {
     assert!(d.path("w/step-3/report.json").exists());
     // The mapper of a later step with reducers runs in the reducers
     // before it, on the hosts as here.
-    let two = |more: Vec<String>| {
-        let mut args: Vec<String> = ["run", "-q", "-m", &words_map(), "-r", &sum_reduce()]
-            .map(String::from)
-            .to_vec();
-        args.extend(more);
-        args.extend(
-            [
-                "--then",
-                "-m",
-                "awk -F'\\t' '$2 > 2 {print $2}'",
-                "-r",
-                "@count",
-                "-R",
-                "2",
-            ]
-            .map(String::from),
-        );
-        args.push(gutenberg());
-        let all: Vec<&str> = args.iter().map(String::as_str).collect();
-        d.run(&all)
-    };
-    let local = two(vec![]).ok().to_vec();
+    let then = [
+        "--then",
+        "-m",
+        "awk -F'\\t' '$2 > 2 {print $2}'",
+        "-r",
+        "@count",
+        "-R",
+        "2",
+    ];
+    let local = job(&[], vec![], &then).ok().to_vec();
     assert!(!local.is_empty());
-    assert_eq!(two(c.args(&c.path("hosts.txt"), "w2")).ok(), local);
+    let remote = job(&[], c.args(&c.path("hosts.txt"), "w2"), &then);
+    assert_eq!(remote.ok(), local);
     assert!(
         d.path("w2/step-1/logs/reduce-00000.mapper.1.stderr")
             .exists()
