@@ -285,26 +285,24 @@ pub(crate) fn run(args: RunArgs, run_step: &dyn Fn(RunArgs, StepOf) -> Result<()
         // step 3's mapper)", and that step "step 3 of 3 (-m C -r D, its
         // mapper in step 2's reducers)".
         let mapper_after = steps.steps.get(k + 1).is_some_and(|s| s.mapper_fused);
-        let which = match (fused, mapper_after) {
-            (true, _) => format!(
+        let which = match fused {
+            true => format!(
                 "steps {} and {} of {n} ({}, then {})",
                 k + 1,
                 k + 2,
                 step.commands,
                 steps.steps[k + 1].commands
             ),
-            (false, true) => format!(
-                "step {} of {n} ({}, then step {}'s mapper)",
-                k + 1,
-                step.commands,
-                k + 2
-            ),
-            (false, false) if step.mapper_fused => format!(
-                "step {} of {n} ({}, its mapper in step {k}'s reducers)",
-                k + 1,
-                step.commands
-            ),
-            (false, false) => format!("step {} of {n} ({})", k + 1, step.commands),
+            false => {
+                let mut which = format!("step {} of {n} ({}", k + 1, step.commands);
+                if step.mapper_fused {
+                    which.push_str(&format!(", its mapper in step {k}'s reducers"));
+                }
+                if mapper_after {
+                    which.push_str(&format!(", then step {}'s mapper", k + 2));
+                }
+                which + ")"
+            }
         };
         if !quiet {
             eprintln!("gmr: {which}");
