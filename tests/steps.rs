@@ -570,4 +570,28 @@ fn a_later_steps_mapper_runs_in_the_reducers_before_it() {
             && err.contains("mapper `false` exited with status 1"),
         "{err}"
     );
+    // One that is not there is a usage error before any task runs, as a
+    // step's own mapper is, wherever it runs.
+    for then in [["-r", "cat"], ["-R", "0"]] {
+        let err = d
+            .run(
+                &[
+                    &[
+                        "run",
+                        "-m",
+                        "cat",
+                        "-r",
+                        "cat",
+                        "--then",
+                        "-m",
+                        "./no-such-mapper",
+                    ][..],
+                    &then,
+                    &["in"],
+                ]
+                .concat(),
+            )
+            .fails(2);
+        assert!(err.contains("mapper `./no-such-mapper` not found"), "{err}");
+    }
 }

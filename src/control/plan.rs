@@ -579,6 +579,11 @@ impl<'a> RunPlan<'a> {
         check_record_end(&spec.key)?;
         spec.intermediate = self.args.intermediate;
         spec.then_map = self.args.then_map.clone();
+        // A later step's mapper, run in this step's reducers, is checked
+        // as the step's own commands are: before any task runs.
+        if let Some(then) = &spec.then_map {
+            Program::parse_flag(&then.mapper, "-m")?.check("mapper", &spec.cwd)?;
+        }
         let (splits, spools) = match &self.recorded {
             // The recorded plan, not a new one (below), with the copies it
             // decompressed.

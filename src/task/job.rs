@@ -156,10 +156,6 @@ impl Job {
         if let Some(r) = &self.reducer {
             r.check("reducer", cwd)?;
         }
-        // A later step's mapper, run in this step's reducers.
-        if let Some(m) = &self.then_mapper {
-            m.check("mapper", cwd)?;
-        }
         Ok(())
     }
 }
