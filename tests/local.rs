@@ -2071,3 +2071,56 @@ fn null_records_hold_newlines_and_tabs_across_splits_reducers_and_stages() {
         .fails(2);
     assert!(err.contains("cannot also separate key and value"), "{err}");
 }
+
+/// A phase hands out its largest tasks first, so that it does not end on
+/// one large task while the other slots idle: map tasks by their split's
+/// bytes, reduce tasks by their partition's. With one slot the job log
+/// shows the order; the output is what it always is.
+#[test]
+fn the_largest_tasks_run_first() {
+    let d = Dir::new();
+    d.write("in/a", &"a\n".repeat(1500));
+    d.write("in/b", &"b\n".repeat(500));
+    d.write("in/c", &"c\n".repeat(1000));
+    // Keys of three partitions, one far larger than the others.
+    d.write("in/d", &(0..2000).map(|i| format!("k{}\n", i % 7)).collect::<String>());
+    let out = d
+        .gmr_run()
+        .quiet()
+        .mapper("cat")
+        .reducer("cat")
+        .reducers(3)
+        .jobs(1)
+        .split_size("3000")
+        .joblog("log.jsonl")
+        .output("out")
+        .input("in")
+        .run();
+    out.ok();
+    let log = joblog(d.path("log.jsonl"));
+    let ran = |kind: &str| -> Vec<(String, u64)> {
+        log.iter()
+            .filter(|l| l["task"].as_str().unwrap().starts_with(kind))
+            .map(|l| {
+                let size = match kind {
+                    "map" => l["bytes_in"].as_u64().unwrap(),
+                    _ => l["bytes_out"].as_u64().unwrap(),
+                };
+                (l["task"].as_str().unwrap().to_string(), size)
+            })
+            .collect()
+    };
+    for kind in ["map", "reduce"] {
+        let got = ran(kind);
+        let mut want = got.clone();
+        // By size, largest first; ties by task.
+        want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(got, want, "{kind}");
+        // Not in task order: the check above could not fail otherwise.
+        let mut by_task = got.clone();
+        by_task.sort();
+        assert_ne!(got, by_task, "{kind}: sizes in task order");
+    }
+    let reference = d.sh("cat in/* | LC_ALL=C sort");
+    assert_eq!(sorted_lines(&parts(d.path("out"))), sorted_lines(&reference));
+}

@@ -29,6 +29,7 @@ use crate::task::job::{Combiner, Job};
 use crate::task::program::Program;
 use crate::task::report::{Counters, TaskReport, add_counters};
 use crate::task::{self, TaskId};
+use std::collections::HashMap;
 use std::fs;
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -180,10 +181,11 @@ impl<'a> Lifecycle<'a> {
     pub(crate) fn map(&mut self) -> Result<Vec<TaskReport>> {
         let splits = &self.job.spec.splits;
         let tasks: Vec<TaskId> = (0..splits.len()).map(TaskId::Map).collect();
-        let bytes = splits.iter().map(Split::len).sum();
+        let sizes: Vec<u64> = splits.iter().map(Split::len).collect();
+        let bytes = sizes.iter().sum();
         // What an earlier run skipped is tried again.
         crate::files::remove_path(&self.wd.skipped_dir());
-        let (reports, totals, skipped) = self.phase("map", &tasks, Some(bytes))?;
+        let (reports, totals, skipped) = self.phase("map", &tasks, Some(bytes), Some(&sizes))?;
         self.skip(skipped)?;
         // The map phase is over: the sort buffers' memory is better left to
         // the merges and reducers.
@@ -196,7 +198,8 @@ impl<'a> Lifecycle<'a> {
     /// Runs the shuffle phase: each partition merged into one file.
     pub(crate) fn shuffle(&mut self) -> Result<Vec<TaskReport>> {
         let tasks: Vec<TaskId> = (0..self.job.spec.reducers).map(TaskId::Shuffle).collect();
-        let (reports, _, _) = self.phase("shuffle", &tasks, None)?;
+        let sizes = self.partition_sizes();
+        let (reports, _, _) = self.phase("shuffle", &tasks, None, sizes.as_deref())?;
         Ok(reports)
     }
 
@@ -214,7 +217,8 @@ impl<'a> Lifecycle<'a> {
             self.map = Some(map);
         }
         let tasks: Vec<TaskId> = (0..self.job.spec.reducers).map(TaskId::Reduce).collect();
-        let (reports, totals, _) = self.phase("reduce", &tasks, None)?;
+        let sizes = self.partition_sizes();
+        let (reports, totals, _) = self.phase("reduce", &tasks, None, sizes.as_deref())?;
         self.add_counters(&reports);
         self.reduce = Some(totals);
         Ok(reports)
@@ -231,22 +235,32 @@ impl<'a> Lifecycle<'a> {
         if !self.local || !identity || spec.compress.is_some() || spec.reducers == 0 {
             return;
         }
+        let Some(sizes) = self.partition_sizes() else {
+            return;
+        };
+        if let Some(parts) = output::StdoutParts::take(&sizes) {
+            let _ = self.res.stdout_parts.set(parts);
+        }
+    }
+
+    /// The bytes of each partition as the reducers get them (copies of
+    /// counted lines expanded), from the map tasks' indexes; `None` when
+    /// one cannot be read or is another job's (a skipped map task has
+    /// none).
+    fn partition_sizes(&self) -> Option<Vec<u64>> {
+        let spec = &self.job.spec;
         let mut sizes = vec![0u64; spec.reducers as usize];
         for i in 0..spec.splits.len() {
             let index = WorkDir::map_index(&self.wd.map_dir(i));
-            let Ok(index) = crate::files::read_json::<task::MapIndex>(&index) else {
-                return;
-            };
+            let index = crate::files::read_json::<task::MapIndex>(&index).ok()?;
             if index.job != spec.job || index.segments.len() != sizes.len() {
-                return;
+                return None;
             }
             for (size, seg) in sizes.iter_mut().zip(&index.segments) {
                 *size += seg.text_len();
             }
         }
-        if let Some(parts) = output::StdoutParts::take(&sizes) {
-            let _ = self.res.stdout_parts.set(parts);
-        }
+        Some(sizes)
     }
 
     fn add_counters(&mut self, reports: &[TaskReport]) {
@@ -257,12 +271,14 @@ impl<'a> Lifecycle<'a> {
 
     /// Runs a phase's tasks with a progress display, retries and the job
     /// log; a task that committed in an earlier run is reused when
-    /// resuming.
+    /// resuming. The largest tasks (by `sizes`, one per task, where known)
+    /// are handed out first; the reports are in the order of `tasks`.
     fn phase(
         &self,
         name: &'static str,
         tasks: &[TaskId],
         bytes: Option<u64>,
+        sizes: Option<&[u64]>,
     ) -> Result<(Vec<TaskReport>, PhaseTotals, Vec<Skipped>)> {
         let started = Instant::now();
         let reused: Vec<Option<TaskReport>> = tasks
@@ -280,6 +296,14 @@ impl<'a> Lifecycle<'a> {
             .filter(|(_, r)| r.is_none())
             .map(|(t, _)| *t)
             .collect();
+        let order = match sizes {
+            Some(sizes) => {
+                let size: HashMap<TaskId, u64> =
+                    tasks.iter().copied().zip(sizes.iter().copied()).collect();
+                largest_first(&pending, |t| size.get(&t).copied().unwrap_or(0))
+            }
+            None => pending.clone(),
+        };
         let reused_reports: Vec<&TaskReport> = reused.iter().flatten().collect();
         if self.options.resume && !self.options.quiet {
             eprintln!(
@@ -311,7 +335,7 @@ impl<'a> Lifecycle<'a> {
             let progress = &progress;
             scope.spawn(move || self.watch(stopped, progress));
             let outcome =
-                coordinator::run_phase(self.exec.as_ref(), &pending, policy, &Observers(observers));
+                coordinator::run_phase(self.exec.as_ref(), &order, policy, &Observers(observers));
             drop(stop);
             outcome
         });
@@ -319,14 +343,20 @@ impl<'a> Lifecycle<'a> {
         let outcome = outcome.inspect_err(|e| self.tracker.failed(e))?;
         let skipped: std::collections::HashSet<TaskId> =
             outcome.skipped.iter().map(|s| s.task).collect();
-        let mut fresh = outcome.reports.into_iter();
+        // The reports of the tasks done, in the order they were handed out.
+        let mut fresh: HashMap<TaskId, TaskReport> = order
+            .iter()
+            .filter(|t| !skipped.contains(t))
+            .copied()
+            .zip(outcome.reports)
+            .collect();
         let reports: Vec<TaskReport> = tasks
             .iter()
             .zip(reused)
             .filter_map(|(task, r)| match r {
                 Some(r) => Some(r),
                 None if skipped.contains(task) => None,
-                None => Some(fresh.next().expect("one report per task done")),
+                None => Some(fresh.remove(task).expect("one report per task done")),
             })
             .collect();
         let mut totals = PhaseTotals {
@@ -711,4 +741,14 @@ fn small_files_hint(job: &Job) -> Option<String> {
              mapper, which is much faster"
         )
     })
+}
+
+/// `tasks` in the order a phase hands them out: the largest first (ties
+/// in their order), so that the phase does not end with one large task
+/// running while the other slots idle (the longest-processing-time rule).
+/// Which task runs when changes nothing in the output.
+fn largest_first(tasks: &[TaskId], size: impl Fn(TaskId) -> u64) -> Vec<TaskId> {
+    let mut order = tasks.to_vec();
+    order.sort_by_key(|&t| std::cmp::Reverse(size(t)));
+    order
 }
