@@ -2082,8 +2082,13 @@ fn the_largest_tasks_run_first() {
     d.write("in/a", &"a\n".repeat(1500));
     d.write("in/b", &"b\n".repeat(500));
     d.write("in/c", &"c\n".repeat(1000));
-    // Keys of three partitions, one far larger than the others.
-    d.write("in/d", &(0..2000).map(|i| format!("k{}\n", i % 7)).collect::<String>());
+    // Seven more keys, over the three partitions unevenly.
+    d.write(
+        "in/d",
+        &(0..2000)
+            .map(|i| format!("k{}\n", i % 7))
+            .collect::<String>(),
+    );
     let out = d
         .gmr_run()
         .quiet()
@@ -2122,5 +2127,8 @@ fn the_largest_tasks_run_first() {
         assert_ne!(got, by_task, "{kind}: sizes in task order");
     }
     let reference = d.sh("cat in/* | LC_ALL=C sort");
-    assert_eq!(sorted_lines(&parts(d.path("out"))), sorted_lines(&reference));
+    assert_eq!(
+        sorted_lines(&parts(d.path("out"))),
+        sorted_lines(&reference)
+    );
 }
