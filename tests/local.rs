@@ -2079,13 +2079,13 @@ fn null_records_hold_newlines_and_tabs_across_splits_reducers_and_stages() {
 #[test]
 fn the_largest_tasks_run_first() {
     let d = Dir::new();
-    d.write("in/a", &"a\n".repeat(1500));
-    d.write("in/b", &"b\n".repeat(500));
-    d.write("in/c", &"c\n".repeat(1000));
+    d.write("in/a", "a\n".repeat(1500));
+    d.write("in/b", "b\n".repeat(500));
+    d.write("in/c", "c\n".repeat(1000));
     // Seven more keys, over the three partitions unevenly.
     d.write(
         "in/d",
-        &(0..2000)
+        (0..2000)
             .map(|i| format!("k{}\n", i % 7))
             .collect::<String>(),
     );
