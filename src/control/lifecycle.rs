@@ -94,6 +94,9 @@ pub(crate) struct Lifecycle<'a> {
     history: Option<Entry>,
     /// Map tasks skipped after their retries (`--max-failed-tasks`).
     skipped: Vec<SkippedTask>,
+    /// Each partition's bytes, read once the map side is done
+    /// ([`Lifecycle::partition_sizes`]).
+    partition_sizes: std::sync::OnceLock<Option<Vec<u64>>>,
 }
 
 impl<'a> Lifecycle<'a> {
@@ -157,6 +160,7 @@ impl<'a> Lifecycle<'a> {
             local,
             history: None,
             skipped: Vec::new(),
+            partition_sizes: std::sync::OnceLock::new(),
         })
     }
 
@@ -198,8 +202,7 @@ impl<'a> Lifecycle<'a> {
     /// Runs the shuffle phase: each partition merged into one file.
     pub(crate) fn shuffle(&mut self) -> Result<Vec<TaskReport>> {
         let tasks: Vec<TaskId> = (0..self.job.spec.reducers).map(TaskId::Shuffle).collect();
-        let sizes = self.partition_sizes();
-        let (reports, _, _) = self.phase("shuffle", &tasks, None, sizes.as_deref())?;
+        let (reports, _, _) = self.phase("shuffle", &tasks, None, self.partition_sizes())?;
         Ok(reports)
     }
 
@@ -217,8 +220,7 @@ impl<'a> Lifecycle<'a> {
             self.map = Some(map);
         }
         let tasks: Vec<TaskId> = (0..self.job.spec.reducers).map(TaskId::Reduce).collect();
-        let sizes = self.partition_sizes();
-        let (reports, totals, _) = self.phase("reduce", &tasks, None, sizes.as_deref())?;
+        let (reports, totals, _) = self.phase("reduce", &tasks, None, self.partition_sizes())?;
         self.add_counters(&reports);
         self.reduce = Some(totals);
         Ok(reports)
@@ -238,16 +240,22 @@ impl<'a> Lifecycle<'a> {
         let Some(sizes) = self.partition_sizes() else {
             return;
         };
-        if let Some(parts) = output::StdoutParts::take(&sizes) {
+        if let Some(parts) = output::StdoutParts::take(sizes) {
             let _ = self.res.stdout_parts.set(parts);
         }
     }
 
     /// The bytes of each partition as the reducers get them (copies of
-    /// counted lines expanded), from the map tasks' indexes; `None` when
-    /// one cannot be read or is another job's (a skipped map task has
-    /// none).
-    fn partition_sizes(&self) -> Option<Vec<u64>> {
+    /// counted lines expanded), from the map tasks' indexes, read once;
+    /// `None` when one cannot be read or is another job's (a skipped map
+    /// task has none). Only once the map side is done.
+    fn partition_sizes(&self) -> Option<&[u64]> {
+        self.partition_sizes
+            .get_or_init(|| self.read_partition_sizes())
+            .as_deref()
+    }
+
+    fn read_partition_sizes(&self) -> Option<Vec<u64>> {
         let spec = &self.job.spec;
         let mut sizes = vec![0u64; spec.reducers as usize];
         for i in 0..spec.splits.len() {
