@@ -167,7 +167,7 @@ pub(crate) struct InputArgs {
     #[arg(value_name = "INPUT")]
     pub(crate) inputs: Vec<PathBuf>,
 
-    /// Bytes per split, with K, M or G suffix (default: input size / (2 x jobs), between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)
+    /// Bytes per split, with K, M or G suffix (default: input size / jobs, one task per job, or / (2 x jobs) when files of uneven sizes would leave jobs idle; between 1M and 64M); past 64 splits, files under half a split share map tasks (a mapper each, unless --one-mapper-per-task)
     #[arg(allow_negative_numbers = true, long, value_name = "SIZE", value_parser = parse_size, help_heading = "Input")]
     pub(crate) split_size: Option<u64>,
 

@@ -434,7 +434,7 @@ fn plan_splits(
     let size_for = |files: &[PathBuf]| {
         input
             .split_size
-            .unwrap_or_else(|| split::default_split_size(split::total_size(files), slots))
+            .unwrap_or_else(|| split::default_split_size(&split::file_sizes(files), slots))
     };
     // Without a work directory (`gmr split` of files) nothing is copied:
     // a compressed file is one split.
