@@ -2081,57 +2081,6 @@ fn null_records_hold_newlines_and_tabs_across_splits_reducers_and_stages() {
 /// one large task while the other slots idle: map tasks by their split's
 /// bytes, reduce tasks by their partition's. With one slot the job log
 /// shows the order; the output is what it always is.
-/// Without `-R`, a job has two reduce partitions per slot (one with a
-/// single slot), partitioned exactly as `-R` with that number would.
-#[test]
-fn default_reducers_are_twice_the_slots() {
-    let d = Dir::new();
-    d.write(
-        "in/words",
-        (0..3000)
-            .map(|i| format!("w{}\n", i % 101))
-            .collect::<String>(),
-    );
-    let run = |out: &str, jobs: usize, reducers: Option<u32>| {
-        let mut b = d
-            .gmr_run()
-            .quiet()
-            .mapper("cat")
-            .reducer("uniq -c")
-            .jobs(jobs)
-            .output(out)
-            .input("in");
-        if let Some(r) = reducers {
-            b = b.reducers(r);
-        }
-        b.run().ok();
-        names(d.path(out))
-            .into_iter()
-            .filter(|n| n.starts_with("part-"))
-            .collect::<Vec<_>>()
-    };
-    let default = run("out-default", 3, None);
-    assert_eq!(default.len(), 6, "{default:?}");
-    let six = run("out-six", 3, Some(6));
-    assert_eq!(default, six);
-    for name in &default {
-        assert_eq!(
-            fs::read(d.path("out-default").join(name)).unwrap(),
-            fs::read(d.path("out-six").join(name)).unwrap(),
-            "{name}"
-        );
-    }
-    assert_eq!(run("out-one", 1, None), ["part-00000"]);
-    let reference = d.sh("LC_ALL=C sort in/words | uniq -c");
-    for out in ["out-default", "out-one"] {
-        assert_eq!(
-            sorted_lines(&parts(d.path(out))),
-            sorted_lines(&reference),
-            "{out}"
-        );
-    }
-}
-
 #[test]
 fn the_largest_tasks_run_first() {
     let d = Dir::new();

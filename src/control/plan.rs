@@ -16,7 +16,6 @@ use crate::cli::flags::{
 };
 use crate::control::manifest::{self, Entry};
 use crate::data::record::KeySpec;
-use crate::data::sort::MAX_PARTITIONS;
 use crate::data::split::{self, Split};
 use crate::error::{Error, Result};
 use crate::exec::hosts::{self, HostEntry};
@@ -329,7 +328,7 @@ impl<'a> MapSide<'a> {
             mapper: self.map.mapper.clone(),
             combiner: self.map.combiner.clone(),
             reducer: self.reducer.map(str::to_string),
-            reducers: self.map.reducers.unwrap_or(default_reducers(slots.total)),
+            reducers: self.map.reducers.unwrap_or(slots.total as u32),
             key: KeySpec {
                 separator: self.key.separator,
                 key_fields: self.key.key_fields,
@@ -407,20 +406,6 @@ impl<'a> MapSide<'a> {
 /// decompressed into `spool_dir` first, and its copy split instead
 /// ([`input::spool_compressed`]); returns the splits and each such file
 /// with its copy.
-/// The default number of reduce partitions: two per task slot (one for a
-/// single slot). A hash spreads keys unevenly: with one partition per slot
-/// the reduce phase ended on its largest partition while the other slots
-/// idled (a Python word count on two slots: 1.4 s of a 9.8 s job). With
-/// two per slot, handed out largest first, the slots end within a small
-/// partition of each other.
-pub(crate) fn default_reducers(slots: usize) -> u32 {
-    if slots <= 1 {
-        1
-    } else {
-        slots.saturating_mul(2).min(MAX_PARTITIONS as usize) as u32
-    }
-}
-
 fn plan_splits(
     files: &[PathBuf],
     input: &InputArgs,
