@@ -214,7 +214,11 @@ impl Aggregator {
         };
         let batch = &mut self.filling;
         let at = batch.lines.len() as u32;
-        batch.lines.extend_from_slice(needed);
+        // Most records of a word count need nothing copied: not even a
+        // call that copies nothing.
+        if !needed.is_empty() {
+            batch.lines.extend_from_slice(needed);
+        }
         let copied = (at, needed.len() as u32);
         batch.records.push(Pending {
             hash,
@@ -269,6 +273,10 @@ impl Aggregator {
                     || self.arena[slot.tail as usize..][..key_len - INLINE]
                         == line[INLINE..key_len])
             {
+                if self.builtin == Builtin::Count {
+                    self.slots[i].acc += 1;
+                    return Ok(());
+                }
                 return self.accumulate(i, line, p);
             }
             i = (i + 1) & mask;
