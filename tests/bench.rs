@@ -27,4 +27,7 @@ fn bench_smoke_run_agrees() {
     assert!(out.status.success(), "bench failed:\n{text}");
     assert_eq!(text.matches("outputs agree").count(), 3, "{text}");
     assert!(text.contains("== targets"), "{text}");
+    // The awk word count's programs ran alone and side by side.
+    assert!(text.contains("limit share"), "{text}");
+    assert!(text.contains("side share"), "{text}");
 }
