@@ -273,6 +273,8 @@ impl Aggregator {
                     || self.arena[slot.tail as usize..][..key_len - INLINE]
                         == line[INLINE..key_len])
             {
+                // A count, the common case, is added here: through
+                // `accumulate` (not inlined) it cost a call per record.
                 if self.builtin == Builtin::Count {
                     self.slots[i].acc += 1;
                     return Ok(());
