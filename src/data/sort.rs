@@ -23,7 +23,7 @@
 
 use crate::data::linebuf::{LineBlock, RunWriter, extend_short, huge_pages, prefetch};
 use crate::data::order::Order;
-use crate::data::record::{cmp_bytes, key_prefix};
+use crate::data::record::{cmp_bytes, key_prefix, record_ends};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -544,7 +544,7 @@ impl SortBuffer {
         // The arena is only read here; entries are collected apart.
         let data = std::mem::take(&mut self.data);
         let eol = self.order.key.eol;
-        for end in memchr::memchr_iter(eol, &data[from..]).map(|i| from + i) {
+        for end in record_ends(&data[from..], eol).map(|i| from + i) {
             let entry = self.entry(&data[start..end], start);
             self.entries.push(entry);
             longest = longest.max(end - start);

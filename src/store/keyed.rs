@@ -18,7 +18,7 @@
 //! cut there and ends in `%%` and 16 hex digits of the key's hash.
 
 use crate::data::codec::{Codec, Encoder};
-use crate::data::record::KeySpec;
+use crate::data::record::{KeySpec, record_ends};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -334,7 +334,7 @@ impl Write for KeyedWriter {
         // Whole lines: a run of lines of one key is one write.
         let mut run: Option<(usize, usize)> = None; // (file, start)
         let mut start = 0;
-        for e in memchr::memchr_iter(self.eol, buf) {
+        for e in record_ends(buf, self.eol) {
             let line = &buf[start..e];
             let end = self.key.fields(line).key_end;
             let i = self.file_of(&line[..end])?;
