@@ -359,6 +359,18 @@ impl LineSplitter {
         chunk: &[u8],
         mut f: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.feed_within(chunk, |bytes, len| f(&bytes[..len]))
+    }
+
+    /// [`LineSplitter::feed`], calling `f(bytes, len)`: the record is
+    /// `bytes[..len]`, and `bytes` goes on to the end of what was fed, so
+    /// that a reader may load a record's first bytes in whole words.
+    #[inline]
+    pub(crate) fn feed_within<E: From<TooLong>>(
+        &mut self,
+        chunk: &[u8],
+        mut f: impl FnMut(&[u8], usize) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut rest = chunk;
         // Where `rest` begins in the stream.
         let mut at = self.fed;
@@ -368,18 +380,18 @@ impl LineSplitter {
                 return Ok(self.keep(rest, at)?);
             };
             self.keep(&rest[..i], at)?;
-            f(&self.partial)?;
+            f(&self.partial, self.partial.len())?;
             self.partial.clear();
             rest = &rest[i + 1..];
             at += i as u64 + 1;
         }
         let mut start = 0;
         for end in record_ends(rest, self.eol) {
-            let line = &rest[start..end];
-            if line.len() > self.max {
+            let len = end - start;
+            if len > self.max {
                 return Err(self.too_long(at + start as u64).into());
             }
-            f(line)?;
+            f(&rest[start..], len)?;
             start = end + 1;
         }
         Ok(self.keep(&rest[start..], at + start as u64)?)

@@ -206,7 +206,7 @@ impl MapTask<'_> {
                     // A mapper's last line, if it had no newline.
                     return lines.finish(|line| sorter.push(line));
                 };
-                lines.feed(chunk, |line| sorter.push(line))?;
+                lines.feed_within(chunk, |bytes, len| sorter.push_within(bytes, len))?;
                 sorter.spill_if_full().map_err(|e| {
                     let msg = e.message.clone();
                     spill_error = Some(e);
