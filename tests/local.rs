@@ -861,6 +861,27 @@ fn output_directory_holds_parts_and_success_marker() {
     }
 }
 
+/// Without -R a job has two partitions per slot (docs/guide.md), so that
+/// the one that draws the heavy keys does not hold up the reduce phase;
+/// the records are the same whatever the count.
+#[test]
+fn default_reducers_are_two_per_slot() {
+    let d = Dir::new();
+    let corpus = gutenberg();
+    let reference = sorted_lines(&d.word_count_reference(&corpus));
+    for (jobs, parts_made) in [(1, 2), (3, 6)] {
+        let out = format!("out{jobs}");
+        d.word_count(&["-j", &jobs.to_string(), "-o", &out, &corpus])
+            .ok();
+        let names = names(d.path(&out));
+        let want: Vec<String> = std::iter::once("_SUCCESS".to_string())
+            .chain((0..parts_made).map(|p| format!("part-{p:05}")))
+            .collect();
+        assert_eq!(names, want, "-j {jobs}");
+        assert_eq!(sorted_lines(&parts(d.path(&out))), reference, "-j {jobs}");
+    }
+}
+
 #[test]
 fn directories_skip_hidden_and_underscore_files() {
     let d = Dir::new();

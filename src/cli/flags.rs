@@ -246,7 +246,8 @@ pub(crate) struct MapperArgs {
     #[arg(short = 'c', long, value_name = "CMD", value_hint = clap::ValueHint::CommandString, help_heading = "Job")]
     pub(crate) combiner: Option<String>,
 
-    /// Number of reduce partitions (default: the number of jobs, at most
+    /// Number of reduce partitions (default: two per job slot, so that a
+    /// partition with a heavy key does not hold up the others; at most
     /// 1048576); 0 makes a map-only job whose mapper output is the output,
     /// order kept
     #[arg(allow_negative_numbers = true, short = 'R', long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=crate::data::sort::MAX_PARTITIONS as i64), help_heading = "Job")]

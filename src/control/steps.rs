@@ -434,8 +434,8 @@ fn fuses(a: &RunArgs, b: &RunArgs) -> bool {
 }
 
 /// Whether the mapper of step `b`, which has reducers, runs inside the
-/// reducers of step `a` before it: `a` has its default reducers (one per
-/// slot: the mapper runs on as many as a map phase would), `b`'s mapper
+/// reducers of step `a` before it: `a` has its default reducers (two per
+/// slot: the mapper runs on at least as many as a map phase would), `b`'s mapper
 /// is a command (`cat` needs no process), and `b` does not sample its
 /// mapper's output for cut points (`--total-order`: the sample would be
 /// of another input).
